@@ -1,0 +1,205 @@
+/*
+ * api.c - the public API (matdiff.h): md_compile runs the whole pipeline,
+ *   parse -> shapes -> reverse mode -> simplify -> emit C -> libtcc,
+ * and md_eval / md_grad call the result. The compilation's context (its
+ * DAG) stays alive with the function, for the tape oracle and for names.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "api.h"
+
+// The front half of the pipeline, shared by md_compile and the CLI.
+bool md_front(Ctx *c) {
+  if (!parse_program(c) || !shape_program(c))
+    return false;
+  diff_program(c, ast_num(c, 1));
+  if (c->failed)
+    return ctx_error(c, (Loc){-1, -1}, "internal error: differentiation failed");
+  simp_program(c);
+  for (int i = 0; i < c->nvars; i++)
+    if (c->vars[i].wrt && !c->grads[i])
+      return ctx_error(c, (Loc){-1, -1}, "internal error: no gradient for '%s'", c->vars[i].name);
+  return !c->failed;
+}
+
+md_function *md_compile(const char *source, const char *filename, md_error *err) {
+  diag_clear(err);
+  if (!source) {
+    diag_plain(err, "no source");
+    return NULL;
+  }
+  md_function *f = calloc(1, sizeof *f);
+  char *src = f ? strdup(source) : NULL;
+  if (!src) {
+    free(f);
+    diag_plain(err, "out of memory");
+    return NULL;
+  }
+  f->src = src;
+  f->file = filename ? strdup(filename) : NULL;
+  if (filename && !f->file) {
+    diag_plain(err, "out of memory");
+    md_free(f);
+    return NULL;
+  }
+  Ctx *c = &f->ctx;
+  ctx_init(c, src, (long)strlen(src), f->file, err);
+  if (!md_front(c)) {
+    md_free(f);
+    return NULL;
+  }
+  f->formulas = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->nvars + 1));
+  for (int i = 0; f->formulas && i < c->nvars; i++)
+    if (c->vars[i].wrt)
+      f->formulas[i] = print_str(c, c->grads[i]);
+  Buf code = {0};
+  EmitOpts o = {.name = "md_fn", .jit = true};
+  if (!f->formulas || !emit_c(c, &o, &code)) {
+    buf_free(&code);
+    diag_plain(err, "out of memory");
+    md_free(f);
+    return NULL;
+  }
+  f->csrc = code.s;
+  if (!jit_compile(&f->jit, f->csrc, o.name, err)) {
+    md_free(f);
+    return NULL;
+  }
+  diag_clear(err);
+  c->err = NULL;  // the caller's md_error is not ours to keep
+  return f;
+}
+
+void md_free(md_function *f) {
+  if (!f)
+    return;
+  jit_free(&f->jit);
+  ctx_free(&f->ctx);
+  free(f->csrc);
+  free(f->ws);
+  free(f->wsdims);
+  free(f->file);
+  free(f->src);
+  free(f);
+}
+
+int md_num_inputs(const md_function *f) { return f ? f->ctx.nvars : 0; }
+int md_num_dims(const md_function *f) { return f ? f->ctx.ndims : 0; }
+
+const char *md_input_name(const md_function *f, int i) {
+  return f && i >= 0 && i < f->ctx.nvars ? f->ctx.vars[i].name : NULL;
+}
+
+const char *md_dim_name(const md_function *f, int i) {
+  return f && i >= 0 && i < f->ctx.ndims ? f->ctx.dims[i] : NULL;
+}
+
+const char *md_output_name(const md_function *f) { return f ? f->ctx.outname : NULL; }
+
+int md_input_is_wrt(const md_function *f, int i) {
+  return f && i >= 0 && i < f->ctx.nvars && f->ctx.vars[i].wrt;
+}
+
+const char *md_grad_formula(const md_function *f, int i) {
+  return md_input_is_wrt(f, i) ? f->formulas[i] : NULL;
+}
+
+const char *md_c_source(const md_function *f) { return f ? f->csrc : NULL; }
+
+static long size_of(Dim d, const long *dims) {
+  if (d.sym < 0)
+    return d.n;
+  return dims ? dims[d.sym] : -1;
+}
+
+long md_input_rows(const md_function *f, int i, const long *dims) {
+  return f && i >= 0 && i < f->ctx.nvars ? size_of(f->ctx.vars[i].shape.r, dims) : -1;
+}
+
+long md_input_cols(const md_function *f, int i, const long *dims) {
+  return f && i >= 0 && i < f->ctx.nvars ? size_of(f->ctx.vars[i].shape.c, dims) : -1;
+}
+
+// The workspace is kept between calls and sized again only when the sizes
+// change.
+static void *workspace(md_function *f, const long *dims, md_error *err) {
+  int nd = f->ctx.ndims;
+  for (int i = 0; i < nd; i++)
+    if (dims[i] < 1) {
+      diag_plain(err, "size %s must be positive, not %ld", f->ctx.dims[i], dims[i]);
+      return NULL;
+    }
+  if (f->ws && (nd == 0 || !memcmp(f->wsdims, dims, sizeof *dims * (size_t)nd)))
+    return f->ws;
+  long bytes = f->jit.ws_size(dims);
+  void *ws = malloc(bytes > 0 ? (size_t)bytes : 1);
+  long *d = malloc(sizeof *d * (size_t)(nd ? nd : 1));
+  if (!ws || !d || bytes < 0) {
+    free(ws);
+    free(d);
+    diag_plain(err, "out of memory: the workspace needs %ld bytes", bytes);
+    return NULL;
+  }
+  if (nd)
+    memcpy(d, dims, sizeof *d * (size_t)nd);
+  free(f->ws);
+  free(f->wsdims);
+  f->ws = ws;
+  f->wsdims = d;
+  return ws;
+}
+
+static bool check_call(md_function *f, const long *dims, const double *const *inputs,
+                       md_error *err) {
+  diag_clear(err);
+  if (!f) {
+    diag_plain(err, "no function");
+    return false;
+  }
+  if (f->ctx.ndims && !dims) {
+    diag_plain(err, "the sizes are missing: %s needs %d", f->ctx.outname, f->ctx.ndims);
+    return false;
+  }
+  for (int i = 0; i < f->ctx.nvars; i++)
+    if (!inputs || !inputs[i]) {
+      diag_plain(err, "input '%s' is missing", f->ctx.vars[i].name);
+      return false;
+    }
+  return true;
+}
+
+int md_eval(md_function *f, const long *dims, const double *const *inputs, double *out,
+            md_error *err) {
+  if (!check_call(f, dims, inputs, err))
+    return -1;
+  void *ws = workspace(f, dims, err);
+  if (!ws)
+    return -1;
+  double y = f->jit.eval(dims, inputs, ws);
+  if (out)
+    *out = y;
+  return 0;
+}
+
+int md_grad(md_function *f, const long *dims, const double *const *inputs, double *out,
+            double *const *grads, md_error *err) {
+  if (!check_call(f, dims, inputs, err))
+    return -1;
+  void *ws = workspace(f, dims, err);
+  if (!ws)
+    return -1;
+  // Entries for inputs without a gradient are never read; an absent array
+  // means no gradients at all.
+  double **g = calloc((size_t)f->ctx.nvars + 1, sizeof *g);
+  if (!g) {
+    diag_plain(err, "out of memory");
+    return -1;
+  }
+  for (int i = 0; grads && i < f->ctx.nvars; i++)
+    g[i] = grads[i];
+  double y = f->jit.grad(dims, inputs, g, ws);
+  free(g);
+  if (out)
+    *out = y;
+  return 0;
+}

@@ -1,0 +1,21 @@
+/* api.h - what md_function holds, for the CLI and the tests' white-box use. */
+#ifndef MD_API_H
+#define MD_API_H
+
+#include "jit.h"
+#include "md.h"
+
+struct md_function {
+  Ctx ctx;           /* the compilation: DAG, names, gradients */
+  char *src, *file;  /* copies of what md_compile was given */
+  char **formulas;   /* per variable: the printed gradient, NULL if not wrt */
+  char *csrc;        /* the emitted C */
+  Jit jit;
+  void *ws;          /* the workspace of the last call ... */
+  long *wsdims;      /* ... and the sizes it was made for */
+};
+
+/* parse, shapes, differentiate, simplify: the front half of md_compile. */
+bool md_front(Ctx *c);
+
+#endif

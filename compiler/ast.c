@@ -1,0 +1,116 @@
+/*
+ * ast.c - the hash-consed expression DAG. Every node is made by intern():
+ * a node equal to an existing one (same op, operands, value and shape) is
+ * that node. Equal subexpressions are therefore one pointer, which gives
+ * common-subexpression elimination, memoised rewriting and emitting each
+ * shared value once for free.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "md.h"
+
+const char *const op_spelling[OP_COUNT] = {
+#define OP(name, spelling, arity, prec) spelling,
+#include "ops.h"
+#undef OP
+};
+const int op_arity[OP_COUNT] = {
+#define OP(name, spelling, arity, prec) arity,
+#include "ops.h"
+#undef OP
+};
+const int op_prec[OP_COUNT] = {
+#define OP(name, spelling, arity, prec) prec,
+#include "ops.h"
+#undef OP
+};
+
+static uint64_t mix(uint64_t h, uint64_t v) {
+  h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+  return h;
+}
+
+static uint64_t hash_node(const Node *n) {
+  uint64_t bits;
+  memcpy(&bits, &n->num, sizeof bits);
+  uint64_t h = mix(n->op, (uintptr_t)n->a);
+  h = mix(h, (uintptr_t)n->b);
+  h = mix(h, bits);
+  h = mix(h, (uint64_t)n->k);
+  h = mix(h, (uint64_t)n->shape.r.sym * 31 + (uint64_t)n->shape.r.n);
+  h = mix(h, (uint64_t)n->shape.c.sym * 31 + (uint64_t)n->shape.c.n);
+  return h;
+}
+
+static bool same_node(const Node *x, const Node *y) {
+  return x->op == y->op && x->a == y->a && x->b == y->b && x->k == y->k &&
+         memcmp(&x->num, &y->num, sizeof x->num) == 0 && shape_eq(x->shape, y->shape);
+}
+
+static bool grow(Ctx *c) {
+  int size = c->tabsize ? c->tabsize * 2 : 1024;
+  Node **t = arena_alloc(&c->arena, sizeof(Node *) * (size_t)size);
+  if (!t)
+    return false;
+  for (int i = 0; i < c->tabsize; i++)
+    for (Node *n = c->table[i], *next; n; n = next) {
+      next = n->next;
+      size_t h = hash_node(n) & (size_t)(size - 1);
+      n->next = t[h];
+      t[h] = n;
+    }
+  c->table = t;
+  c->tabsize = size;
+  return true;
+}
+
+// The one way nodes come to exist. Returns NULL only when memory runs out,
+// which the caller reports.
+static Node *intern(Ctx *c, const Node *key) {
+  if (c->nnodes >= c->tabsize && !grow(c))
+    return NULL;
+  size_t h = hash_node(key) & (size_t)(c->tabsize - 1);
+  for (Node *n = c->table[h]; n; n = n->next)
+    if (same_node(n, key))
+      return n;
+  Node *n = arena_alloc(&c->arena, sizeof *n);
+  if (!n)
+    return NULL;
+  *n = *key;
+  n->id = c->nnodes++;
+  n->next = c->table[h];
+  c->table[h] = n;
+  return n;
+}
+
+Node *ast_num(Ctx *c, double v) {
+  if (v == 0)
+    v = 0;  // one zero: -0.0 and 0.0 intern to the same node
+  Node key = {.op = OP_NUM, .num = v, .shape = shape_scalar()};
+  return intern(c, &key);
+}
+
+Node *ast_var(Ctx *c, int index) {
+  Node key = {.op = OP_VAR, .k = index, .shape = c->vars[index].shape};
+  return intern(c, &key);
+}
+
+Node *ast_fill(Ctx *c, Op op, Shape s) {
+  if (shape_is_scalar(s))
+    return ast_num(c, op == OP_ONES ? 1 : 0);
+  Node key = {.op = op, .shape = s};
+  return intern(c, &key);
+}
+
+Node *ast_op(Ctx *c, Op op, Node *a, Node *b) {
+  if (!a || (op_arity[op] == 2 && !b))
+    return NULL;
+  char msg[8];
+  Node key = {.op = op, .a = a, .b = b};
+  if (!shape_check(c, op, a->shape, b ? b->shape : a->shape, &key.shape, msg, sizeof msg))
+    return NULL;  // a rule built an ill-shaped node: a bug, reported by the caller
+  return intern(c, &key);
+}
+
+bool ast_is_num(const Node *n, double v) { return n && n->op == OP_NUM && n->num == v; }

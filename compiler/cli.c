@@ -1,0 +1,758 @@
+/*
+ * cli.c - the matdiff command. Each verb is the pipeline, or part of it:
+ *
+ *   diff     parse -> shapes -> reverse mode -> simplify -> print
+ *   compile  ... -> emit C to a file
+ *   eval     ... -> emit C -> libtcc -> call it on data
+ *   check    eval, held against the tape and finite differences
+ *   config   the flags a C program needs to build against matdiff
+ *
+ * Source errors print as file:line:col: error: message, the source line
+ * and a caret; every error exits 1.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "api.h"
+#include "dataio.h"
+#include "matdiff_rt.h"
+
+#ifndef MD_BLAS_LIBS
+#define MD_BLAS_LIBS "-lopenblas"
+#endif
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("matdiff: error: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  return 1;
+}
+
+static int report(const md_error *err) {
+  fprintf(stderr, "%s\n", err->diag[0] ? err->diag : err->message);
+  return 1;
+}
+
+// The whole file; NUL bytes are an error at their position, since the
+// rest of matdiff takes sources as C strings.
+static char *read_source(const char *path, long *len, md_error *err) {
+  diag_clear(err);
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    diag_plain(err, "%s: %s", path, strerror(errno));
+    snprintf(err->diag, sizeof err->diag, "%s: error: %s", path, strerror(errno));
+    return NULL;
+  }
+  Buf b = {0};
+  char chunk[65536];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+    size_t at = b.len;
+    buf_puts(&b, "");  // make sure b.s exists
+    if (b.oom)
+      break;
+    char *s = realloc(b.s, b.len + n + 1);
+    if (!s) {
+      b.oom = true;
+      break;
+    }
+    memcpy(s + at, chunk, n);
+    b.s = s;
+    b.len += n;
+    b.cap = b.len + 1;
+    b.s[b.len] = '\0';
+  }
+  fclose(f);
+  if (b.oom) {
+    buf_free(&b);
+    diag_plain(err, "%s: out of memory", path);
+    return NULL;
+  }
+  if (!b.s)
+    buf_puts(&b, "");
+  char *nul = memchr(b.s, '\0', b.len);
+  if (nul) {
+    diag_error(err, path, b.s, (long)b.len, (Loc){(int)(nul - b.s), (int)(nul - b.s) + 1},
+               "the source contains a NUL byte");
+    buf_free(&b);
+    return NULL;
+  }
+  *len = (long)b.len;
+  return b.s;
+}
+
+/* ---- diff and compile --------------------------------------------------- */
+
+static const char diff_help[] =
+    "usage: matdiff diff FILE\n"
+    "Print d(output)/d(var) for each wrt variable, in the input language.\n";
+
+static int cmd_diff(int argc, char **argv) {
+  if (argc != 1)
+    return fail("diff takes one FILE\n%s", diff_help);
+  md_error err;
+  long len;
+  char *src = read_source(argv[0], &len, &err);
+  if (!src)
+    return report(&err);
+  Ctx c;
+  ctx_init(&c, src, len, argv[0], &err);
+  int rc = 0;
+  if (!md_front(&c)) {
+    rc = report(&err);
+  } else {
+    for (int i = 0; i < c.nvars; i++)
+      if (c.vars[i].wrt) {
+        char *s = print_str(&c, c.grads[i]);
+        printf("d%s/d%s = %s\n", c.outname, c.vars[i].name, s ? s : "?");
+      }
+  }
+  ctx_free(&c);
+  free(src);
+  return rc;
+}
+
+static const char compile_help[] =
+    "usage: matdiff compile FILE [-o OUT.c] [--name P]\n"
+    "Write C99 for the value, P(...), and the gradients, P_grad(...), which ADDS\n"
+    "each gradient into its buffer (NULL skips it). P defaults to FILE's base name.\n";
+
+// A C identifier from a file's base name: seed.expr -> seed.
+static char *default_name(const char *path) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  size_t n = strcspn(base, ".");
+  char *s = malloc(n + 2);
+  if (!s)
+    return NULL;
+  size_t k = 0;
+  if (n == 0 || (base[0] >= '0' && base[0] <= '9'))
+    s[k++] = 'f';
+  for (size_t i = 0; i < n; i++) {
+    char ch = base[i];
+    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+    s[k++] = ok ? ch : '_';
+  }
+  s[k] = '\0';
+  return s;
+}
+
+static bool is_ident(const char *s) {
+  if (!*s || (*s >= '0' && *s <= '9'))
+    return false;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+          *s == '_'))
+      return false;
+  return true;
+}
+
+static int cmd_compile(int argc, char **argv) {
+  const char *file = NULL, *out = NULL, *name = NULL;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "-o") && i + 1 < argc)
+      out = argv[++i];
+    else if (!strcmp(argv[i], "--name") && i + 1 < argc)
+      name = argv[++i];
+    else if (argv[i][0] == '-' && argv[i][1])
+      return fail("compile: unknown option '%s'\n%s", argv[i], compile_help);
+    else if (!file)
+      file = argv[i];
+    else
+      return fail("compile takes one FILE\n%s", compile_help);
+  }
+  if (!file)
+    return fail("compile needs a FILE\n%s", compile_help);
+  if (name && !is_ident(name))
+    return fail("--name '%s' is not a C identifier", name);
+  md_error err;
+  long len;
+  char *src = read_source(file, &len, &err);
+  if (!src)
+    return report(&err);
+  char *defname = name ? NULL : default_name(file);
+  Ctx c;
+  ctx_init(&c, src, len, file, &err);
+  Buf code = {0};
+  EmitOpts o = {.name = name ? name : defname, .jit = false};
+  int rc = 0;
+  if (!o.name)
+    rc = fail("out of memory");
+  else if (!md_front(&c))
+    rc = report(&err);
+  else if (!emit_c(&c, &o, &code))
+    rc = fail("out of memory");
+  else if (!out)
+    fputs(code.s, stdout);
+  else {
+    FILE *f = fopen(out, "w");
+    if (!f || fputs(code.s, f) < 0 || fclose(f) != 0)
+      rc = fail("cannot write %s: %s", out, strerror(errno));
+  }
+  buf_free(&code);
+  ctx_free(&c);
+  free(defname);
+  free(src);
+  return rc;
+}
+
+/* ---- config ------------------------------------------------------------- */
+
+static const char config_help[] =
+    "usage: matdiff config --cflags | --libs | --jit-libs\n"
+    "  --cflags    flags to compile C that includes matdiff.h or matdiff_rt.h\n"
+    "  --libs      libraries for C emitted by 'matdiff compile' (the runtime)\n"
+    "  --jit-libs  libraries for programs that call md_compile (the JIT)\n";
+
+// The directory holding the running binary (build/), and the source tree
+// above it.
+static bool self_dir(char *dir, size_t n) {
+  ssize_t k = readlink("/proc/self/exe", dir, n - 1);
+  if (k <= 0)
+    return false;
+  dir[k] = '\0';
+  char *slash = strrchr(dir, '/');
+  if (!slash)
+    return false;
+  *slash = '\0';
+  return true;
+}
+
+static int cmd_config(int argc, char **argv) {
+  char dir[PATH_MAX];
+  if (!self_dir(dir, sizeof dir))
+    return fail("cannot find where matdiff is installed");
+  int rc = argc ? 0 : fail("config needs an option\n%s", config_help);
+  for (int i = 0; i < argc && rc == 0; i++) {
+    if (!strcmp(argv[i], "--cflags"))
+      printf("-I%s/../compiler -I%s/../runtime\n", dir, dir);
+    else if (!strcmp(argv[i], "--libs"))
+      printf("-L%s -lmatdiff_rt %s -lm\n", dir, MD_BLAS_LIBS);
+    else if (!strcmp(argv[i], "--jit-libs"))
+      printf("-L%s -lmatdiff -lmatdiff_rt -ltcc %s -ldl -lm -lpthread\n", dir, MD_BLAS_LIBS);
+    else
+      rc = fail("config: unknown option '%s'\n%s", argv[i], config_help);
+  }
+  return rc;
+}
+
+/* ---- eval and check: inputs -------------------------------------------- */
+
+typedef struct Inputs {
+  md_function *f;
+  int n, nd;
+  long *dims;        /* -1 while unbound */
+  const char **dimfrom; /* what bound each size, for messages */
+  double **data;
+  bool *given;
+} Inputs;
+
+static void inputs_free(Inputs *in) {
+  for (int i = 0; i < in->n; i++)
+    free(in->data ? in->data[i] : NULL);
+  free(in->data);
+  free(in->given);
+  free(in->dims);
+  free(in->dimfrom);
+}
+
+static bool inputs_init(Inputs *in, md_function *f) {
+  memset(in, 0, sizeof *in);
+  in->f = f;
+  in->n = md_num_inputs(f);
+  in->nd = md_num_dims(f);
+  in->dims = malloc(sizeof *in->dims * (size_t)(in->nd + 1));
+  in->dimfrom = calloc((size_t)in->nd + 1, sizeof *in->dimfrom);
+  in->data = calloc((size_t)in->n + 1, sizeof *in->data);
+  in->given = calloc((size_t)in->n + 1, sizeof *in->given);
+  if (!in->dims || !in->dimfrom || !in->data || !in->given)
+    return false;
+  for (int i = 0; i < in->nd; i++)
+    in->dims[i] = -1;
+  return true;
+}
+
+static int find_dim(Inputs *in, const char *name) {
+  for (int i = 0; i < in->nd; i++)
+    if (!strcmp(md_dim_name(in->f, i), name))
+      return i;
+  return -1;
+}
+
+static int find_input(Inputs *in, const char *name) {
+  for (int i = 0; i < in->n; i++)
+    if (!strcmp(md_input_name(in->f, i), name))
+      return i;
+  return -1;
+}
+
+static bool bind(Inputs *in, Dim d, long v, const char *from) {
+  if (d.sym < 0) {
+    if (d.n != v) {
+      fail("%s has %ld where %ld is declared", from, v, d.n);
+      return false;
+    }
+    return true;
+  }
+  if (in->dims[d.sym] >= 0 && in->dims[d.sym] != v) {
+    fail("size %s is %ld from %s but %ld from %s", md_dim_name(in->f, d.sym), in->dims[d.sym],
+         in->dimfrom[d.sym], v, from);
+    return false;
+  }
+  in->dims[d.sym] = v;
+  in->dimfrom[d.sym] = from;
+  return true;
+}
+
+// NAME=PATH: read it and bind the sizes its shape gives.
+static bool load_input(Inputs *in, const char *arg) {
+  const char *eq = strchr(arg, '=');
+  char name[256];
+  size_t n = (size_t)(eq - arg);
+  if (n >= sizeof name) {
+    fail("input name too long in '%s'", arg);
+    return false;
+  }
+  memcpy(name, arg, n);
+  name[n] = '\0';
+  int i = find_input(in, name);
+  if (i < 0) {
+    fail("'%s' is not an input of %s", name, in->f->ctx.file);
+    return false;
+  }
+  if (in->given[i]) {
+    fail("input '%s' is given twice", name);
+    return false;
+  }
+  const char *path = eq + 1;
+  io_matrix m;
+  md_error err;
+  if (io_read_matrix(path, &m, &err) != 0) {
+    report(&err);
+    return false;
+  }
+  Var *v = &in->f->ctx.vars[i];
+  // A vector may be written on one line.
+  if (v->vector && m.rows == 1) {
+    m.rows = m.cols;
+    m.cols = 1;
+  }
+  char what[300];
+  snprintf(what, sizeof what, "%s (%s, %ld×%ld)", path, name, m.rows, m.cols);
+  bool ok = bind(in, v->shape.r, m.rows, what) && bind(in, v->shape.c, m.cols, what);
+  if (!ok) {
+    free(m.data);
+    return false;
+  }
+  in->data[i] = m.data;
+  in->given[i] = true;
+  return true;
+}
+
+static bool parse_dim(Inputs *in, const char *arg) {
+  const char *eq = strchr(arg, '=');
+  char name[256];
+  if (!eq || (size_t)(eq - arg) >= sizeof name) {
+    fail("--dim takes D=N, not '%s'", arg);
+    return false;
+  }
+  memcpy(name, arg, (size_t)(eq - arg));
+  name[eq - arg] = '\0';
+  int d = find_dim(in, name);
+  if (d < 0) {
+    fail("--dim %s: '%s' is not a size of %s", arg, name, in->f->ctx.file);
+    return false;
+  }
+  char *end;
+  errno = 0;
+  long v = strtol(eq + 1, &end, 10);
+  if (errno || *end || end == eq + 1 || v < 1 || v > 100000000) {
+    fail("--dim %s: the size must be a whole number from 1 to 100000000", arg);
+    return false;
+  }
+  return bind(in, (Dim){.sym = d}, v, "--dim");
+}
+
+// Sizes of input I under the bound dims; false if its element count
+// overflows.
+static bool input_len(Inputs *in, int i, long *len) {
+  long r = md_input_rows(in->f, i, in->dims), c = md_input_cols(in->f, i, in->dims);
+  if (r < 1 || c < 1 || r > LONG_MAX / 8 / c)
+    return false;
+  *len = r * c;
+  return true;
+}
+
+// Inputs not given come from the seeded normal generator, in declaration
+// order, so the same seed gives the same numbers.
+static bool fill_random(Inputs *in, io_rng *rng) {
+  for (int d = 0; d < in->nd; d++)
+    if (in->dims[d] < 0) {
+      fail("size %s is not bound: give an input that has it, or --dim %s=N",
+           md_dim_name(in->f, d), md_dim_name(in->f, d));
+      return false;
+    }
+  for (int i = 0; i < in->n; i++) {
+    if (in->given[i])
+      continue;
+    long len;
+    if (!input_len(in, i, &len) || !(in->data[i] = malloc(sizeof(double) * (size_t)len))) {
+      fail("input %s is too large", md_input_name(in->f, i));
+      return false;
+    }
+    for (long k = 0; k < len; k++)
+      in->data[i][k] = io_rng_normal(rng);
+  }
+  return true;
+}
+
+static md_function *compile_file(const char *path) {
+  md_error err;
+  long len;
+  char *src = read_source(path, &len, &err);
+  if (!src) {
+    report(&err);
+    return NULL;
+  }
+  md_function *f = md_compile(src, path, &err);
+  free(src);
+  if (!f)
+    report(&err);
+  return f;
+}
+
+static bool parse_seed(const char *s, unsigned long long *seed) {
+  char *end;
+  errno = 0;
+  *seed = strtoull(s, &end, 10);
+  if (errno || *end || end == s) {
+    fail("--seed takes a whole number, not '%s'", s);
+    return false;
+  }
+  return true;
+}
+
+/* ---- eval --------------------------------------------------------------- */
+
+static const char eval_help[] =
+    "usage: matdiff eval FILE [NAME=PATH ...] [--dim D=N ...] [--seed S] [--grad] [--out DIR]\n"
+    "Evaluate FILE's output, and with --grad its gradients, through the JIT.\n"
+    "  NAME=PATH   a text matrix for input NAME (one row per line)\n"
+    "  --dim D=N   bind the symbolic size D\n"
+    "  --seed S    seed for the standard-normal inputs not given (default 1)\n"
+    "  --grad      also print each gradient\n"
+    "  --out DIR   also write DIR/OUT.txt and DIR/dOUT_dVAR.txt, 17 digits\n";
+
+static bool write_out(const char *dir, const char *name, const double *x, long r, long c) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/%s.txt", dir, name);
+  md_error err;
+  if (io_write_matrix(path, x, r, c, &err) != 0) {
+    report(&err);
+    return false;
+  }
+  return true;
+}
+
+static int run_eval(Inputs *in, bool grad, const char *out) {
+  md_function *f = in->f;
+  const char *y = md_output_name(f);
+  double value;
+  md_error err;
+  double **g = calloc((size_t)in->n + 1, sizeof *g);
+  int rc = g ? 0 : fail("out of memory");
+  for (int i = 0; rc == 0 && grad && i < in->n; i++) {
+    long len;
+    if (md_input_is_wrt(f, i) && (!input_len(in, i, &len) || !(g[i] = calloc((size_t)len, sizeof(double)))))
+      rc = fail("out of memory");
+  }
+  if (rc == 0 && (grad ? md_grad(f, in->dims, (const double *const *)in->data, &value, g, &err)
+                       : md_eval(f, in->dims, (const double *const *)in->data, &value, &err)) != 0)
+    rc = report(&err);
+  if (rc == 0 && out && mkdir(out, 0777) != 0 && errno != EEXIST)
+    rc = fail("cannot create %s: %s", out, strerror(errno));
+  if (rc == 0) {
+    io_print_matrix(stdout, y, &value, 1, 1);
+    if (out && !write_out(out, y, &value, 1, 1))
+      rc = 1;
+  }
+  for (int i = 0; rc == 0 && grad && i < in->n; i++) {
+    if (!g[i])
+      continue;
+    long r = md_input_rows(f, i, in->dims), c = md_input_cols(f, i, in->dims);
+    char label[600];
+    snprintf(label, sizeof label, "d%s/d%s", y, md_input_name(f, i));
+    io_print_matrix(stdout, label, g[i], r, c);
+    snprintf(label, sizeof label, "d%s_d%s", y, md_input_name(f, i));
+    if (out && !write_out(out, label, g[i], r, c))
+      rc = 1;
+  }
+  for (int i = 0; g && i < in->n; i++)
+    free(g[i]);
+  free(g);
+  return rc;
+}
+
+static int cmd_eval(int argc, char **argv) {
+  const char *file = NULL, *out = NULL;
+  bool grad = false;
+  unsigned long long seed = 1;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--grad"))
+      grad = true;
+    else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
+      if (!parse_seed(argv[++i], &seed))
+        return 1;
+    } else if ((!strcmp(argv[i], "--out") || !strcmp(argv[i], "--dim")) && i + 1 < argc)
+      i++;
+    else if (argv[i][0] == '-')
+      return fail("eval: unknown or incomplete option '%s'\n%s", argv[i], eval_help);
+    else if (!strchr(argv[i], '=') && !file)
+      file = argv[i];
+    else if (!strchr(argv[i], '='))
+      return fail("eval takes one FILE; '%s' is not NAME=PATH\n%s", argv[i], eval_help);
+  }
+  if (!file)
+    return fail("eval needs a FILE\n%s", eval_help);
+  md_function *f = compile_file(file);
+  if (!f)
+    return 1;
+  Inputs in;
+  int rc = inputs_init(&in, f) ? 0 : fail("out of memory");
+  for (int i = 0; rc == 0 && i < argc; i++) {
+    if (!strcmp(argv[i], "--out"))
+      out = argv[++i];
+    else if (!strcmp(argv[i], "--dim"))
+      rc = parse_dim(&in, argv[++i]) ? 0 : 1;
+    else if (!strcmp(argv[i], "--seed"))
+      i++;
+    else if (strchr(argv[i], '=') && argv[i][0] != '-')
+      rc = load_input(&in, argv[i]) ? 0 : 1;
+  }
+  io_rng rng;
+  io_rng_seed(&rng, seed);
+  if (rc == 0)
+    rc = fill_random(&in, &rng) ? run_eval(&in, grad, out) : 1;
+  inputs_free(&in);
+  md_free(f);
+  return rc;
+}
+
+/* ---- check -------------------------------------------------------------- */
+
+static const char check_help[] =
+    "usage: matdiff check FILE [--seed S] [--trials T] [--dim D=N ...]\n"
+    "Evaluate FILE at random inputs and compare the JIT-compiled symbolic gradient\n"
+    "with the runtime's tape and with central finite differences. Prints the\n"
+    "largest relative disagreement for each variable; exits 1 if any is too large.\n";
+
+/* Tolerances. The tape computes the same quantity in a different order of
+   operations: they agree to rounding, so 1e-9 relative is generous. Central
+   differences with step h = 1e-6*max(1,|x|) carry an O(h^2) truncation and
+   an O(eps/h) rounding error: about 1e-8 relative on well-scaled inputs, so
+   1e-5 leaves room for curvature without hiding real mistakes, which are
+   O(1). */
+#define TOL_TAPE 1e-9
+#define TOL_FD 1e-5
+
+static double rel_err(const double *a, const double *b, long n) {
+  double diff = 0, scale = 0;
+  for (long i = 0; i < n; i++) {
+    double d = fabs(a[i] - b[i]);
+    diff = d > diff || isnan(d) ? d : diff;
+    scale = fmax(scale, fabs(b[i]));
+  }
+  return diff / fmax(scale, 1e-300 + (scale == 0));
+}
+
+// Central differences, one input element at a time.
+static bool finite_diff(Inputs *in, int i, long len, double *fd) {
+  for (long k = 0; k < len; k++) {
+    double x = in->data[i][k], h = 1e-6 * fmax(1, fabs(x)), fp, fm;
+    md_error err;
+    in->data[i][k] = x + h;
+    int r1 = md_eval(in->f, in->dims, (const double *const *)in->data, &fp, &err);
+    in->data[i][k] = x - h;
+    int r2 = md_eval(in->f, in->dims, (const double *const *)in->data, &fm, &err);
+    in->data[i][k] = x;
+    if (r1 || r2) {
+      report(&err);
+      return false;
+    }
+    fd[k] = (fp - fm) / (2 * h);
+  }
+  return true;
+}
+
+// One trial: returns 0 if all agree, 1 if not, -1 on error.
+static int trial(Inputs *in, double *worst_tape, double *worst_fd) {
+  md_function *f = in->f;
+  int bad = 0;
+  double y;
+  md_error err;
+  double **g = calloc((size_t)in->n + 1, sizeof *g);
+  mdrt_tape *t = mdrt_tape_new();
+  int *leaves = calloc((size_t)in->n + 1, sizeof *leaves);
+  if (!g || !t || !leaves) {
+    bad = -1;
+    goto done;
+  }
+  for (int i = 0; i < in->n; i++) {
+    long len;
+    if (md_input_is_wrt(f, i) && input_len(in, i, &len) && !(g[i] = calloc((size_t)len, sizeof(double))))
+      bad = -1;
+  }
+  if (bad || md_grad(f, in->dims, (const double *const *)in->data, &y, g, &err) != 0) {
+    if (!bad)
+      report(&err);
+    bad = -1;
+    goto done;
+  }
+  int out = tape_record(&f->ctx, t, in->dims, (const double *const *)in->data, leaves);
+  if (out < 0 || mdrt_tape_backward(t, out, NULL) != 0) {
+    fail("the tape failed: %s", mdrt_tape_error(t));
+    bad = -1;
+    goto done;
+  }
+  double ty = mdrt_tape_value(t, out)[0];
+  if (fabs(ty - y) > TOL_TAPE * fmax(1, fabs(ty))) {
+    printf("  value: JIT %.17g, tape %.17g\n", y, ty);
+    bad = 1;
+  }
+  for (int i = 0; i < in->n; i++) {
+    long len;
+    if (!g[i] || !input_len(in, i, &len))
+      continue;
+    double *fd = malloc(sizeof *fd * (size_t)len);
+    if (!fd || !finite_diff(in, i, len, fd)) {
+      free(fd);
+      bad = -1;
+      goto done;
+    }
+    double et = rel_err(g[i], mdrt_tape_grad(t, leaves[i]), len);
+    double ef = rel_err(g[i], fd, len);
+    free(fd);
+    worst_tape[i] = isnan(et) || et > worst_tape[i] ? et : worst_tape[i];
+    worst_fd[i] = isnan(ef) || ef > worst_fd[i] ? ef : worst_fd[i];
+    if (!(et <= TOL_TAPE) || !(ef <= TOL_FD))
+      bad = bad ? bad : 1;
+  }
+done:
+  for (int i = 0; g && i < in->n; i++)
+    free(g[i]);
+  free(g);
+  free(leaves);
+  mdrt_tape_free(t);
+  return bad;
+}
+
+static int cmd_check(int argc, char **argv) {
+  const char *file = NULL;
+  unsigned long long seed = 1, trials = 1;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
+      if (!parse_seed(argv[++i], &seed))
+        return 1;
+    } else if (!strcmp(argv[i], "--trials") && i + 1 < argc) {
+      if (!parse_seed(argv[++i], &trials) || trials < 1 || trials > 1000000)
+        return fail("--trials takes a whole number from 1 to 1000000");
+    } else if (!strcmp(argv[i], "--dim") && i + 1 < argc)
+      i++;
+    else if (argv[i][0] == '-' || file)
+      return fail("check: unexpected '%s'\n%s", argv[i], check_help);
+    else
+      file = argv[i];
+  }
+  if (!file)
+    return fail("check needs a FILE\n%s", check_help);
+  md_function *f = compile_file(file);
+  if (!f)
+    return 1;
+  int n = md_num_inputs(f);
+  double *wt = calloc((size_t)n + 1, sizeof *wt), *wf = calloc((size_t)n + 1, sizeof *wf);
+  int rc = wt && wf ? 0 : fail("out of memory");
+  io_rng rng;
+  io_rng_seed(&rng, seed);
+  for (unsigned long long k = 0; rc == 0 && k < trials; k++) {
+    Inputs in;
+    rc = inputs_init(&in, f) ? 0 : fail("out of memory");
+    for (int i = 0; rc == 0 && i < argc; i++)
+      if (!strcmp(argv[i], "--dim"))
+        rc = parse_dim(&in, argv[++i]) ? 0 : 1;
+    // Free sizes get a random value from 1 to 6.
+    for (int d = 0; rc == 0 && d < in.nd; d++)
+      if (in.dims[d] < 0)
+        in.dims[d] = 1 + (long)(io_rng_uniform(&rng) * 6);
+    if (rc == 0)
+      rc = fill_random(&in, &rng) ? 0 : 1;
+    if (rc == 0) {
+      int r = trial(&in, wt, wf);
+      rc = r < 0 ? 1 : rc;
+      if (r > 0)
+        rc = 2;
+    }
+    inputs_free(&in);
+  }
+  if (rc != 1) {
+    printf("check %s: %llu trial%s, seed %llu\n", file, trials, trials == 1 ? "" : "s", seed);
+    for (int i = 0; i < n; i++)
+      if (md_input_is_wrt(f, i))
+        printf("  d%s/d%s: tape %.1e, finite differences %.1e\n", md_output_name(f),
+               md_input_name(f, i), wt[i], wf[i]);
+    printf(rc == 0 ? "ok: symbolic, tape and finite differences agree\n"
+                   : "FAILED: the symbolic gradient disagrees (tolerances: tape %g, finite differences %g)\n",
+           TOL_TAPE, TOL_FD);
+  }
+  free(wt);
+  free(wf);
+  md_free(f);
+  return rc ? 1 : 0;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static const char usage[] =
+    "usage: matdiff VERB [ARGS]\n"
+    "  diff FILE                 print the gradients as formulas\n"
+    "  compile FILE [-o OUT.c]   write C for the value and the gradients\n"
+    "  eval FILE [NAME=PATH...]  evaluate through the JIT (--grad for gradients)\n"
+    "  check FILE                compare the gradients with the tape and finite differences\n"
+    "  config --cflags|--libs|--jit-libs\n"
+    "  --version, --help; VERB --help for a verb's options\n";
+
+static const struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *help;
+} verbs[] = {
+    {"diff", cmd_diff, diff_help},     {"compile", cmd_compile, compile_help},
+    {"eval", cmd_eval, eval_help},     {"check", cmd_check, check_help},
+    {"config", cmd_config, config_help},
+};
+
+int main(int argc, char **argv) {
+  if (argc < 2)
+    return fputs(usage, stderr), 1;
+  if (!strcmp(argv[1], "--version"))
+    return printf("matdiff %s\n", MATDIFF_VERSION), 0;
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))
+    return fputs(usage, stdout), 0;
+  for (size_t i = 0; i < sizeof verbs / sizeof *verbs; i++) {
+    if (strcmp(argv[1], verbs[i].name))
+      continue;
+    for (int k = 2; k < argc; k++)
+      if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h"))
+        return fputs(verbs[i].help, stdout), 0;
+    return verbs[i].run(argc - 2, argv + 2);
+  }
+  return fail("unknown verb '%s'\n%s", argv[1], usage);
+}

@@ -1,0 +1,331 @@
+/*
+ * dataio.c - the CLI's data layer. Reading slurps the whole file and keeps
+ * it as the "source" of every diagnostic, so a bad number is reported like
+ * a bad token in an .expr file: file:line:col, the line, a caret under the
+ * token. Writing uses %.17g, which strtod reads back to the same double.
+ * Printing follows the seed notebook's PyTorch output so the two can be
+ * compared by eye. The generator is xoshiro256** with a normal sampler that
+ * avoids libm's log, so a seed means the same numbers everywhere.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "dataio.h"
+#include "diag.h"
+
+/* ---- reading ------------------------------------------------------------ */
+
+// Loc offsets are ints, so a data file must be shorter than INT_MAX bytes.
+#define MAX_TEXT ((size_t)INT_MAX)
+
+// Quote at most this many bytes of a bad token in a message.
+#define MAX_QUOTE 40
+
+typedef struct Reader {
+  const char *file;   /* the path, for diagnostics */
+  const char *src;    /* the whole file, NUL-terminated, no NUL inside */
+  long len;
+  md_error *err;
+  double *data;       /* the numbers read so far, row-major */
+  long n, cap;
+  long rows, cols;    /* cols is set by the first row; the others must match */
+} Reader;
+
+// Read the whole file at PATH into a NUL-terminated buffer.
+static char *slurp(const char *path, long *len, md_error *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    diag_plain(err, "cannot read '%s': %s", path, strerror(errno));
+    return NULL;
+  }
+  char *buf = NULL;
+  size_t n = 0, cap = 0, got;
+  do {
+    if (cap - n < 2) {
+      if (cap == MAX_TEXT) {
+        diag_plain(err, "'%s' is too large (2 GiB at most)", path);
+        goto fail;
+      }
+      size_t want = !cap ? 4096 : cap > MAX_TEXT / 2 ? MAX_TEXT : 2 * cap;
+      char *p = realloc(buf, want);
+      if (!p) {
+        diag_plain(err, "out of memory reading '%s'", path);
+        goto fail;
+      }
+      buf = p;
+      cap = want;
+    }
+    got = fread(buf + n, 1, cap - n - 1, f);
+    n += got;
+  } while (got > 0);
+  if (ferror(f)) {
+    diag_plain(err, "cannot read '%s': %s", path, strerror(errno));
+    goto fail;
+  }
+  fclose(f);
+  buf[n] = '\0';
+  *len = (long)n;
+  return buf;
+fail:
+  fclose(f);
+  free(buf);
+  return NULL;
+}
+
+__attribute__((format(printf, 4, 5)))
+static int fail(Reader *R, long begin, long end, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  diag_verror(R->err, R->file, R->src, R->len, (Loc){(int)begin, (int)end}, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+static int is_sep(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f' || c == ',';
+}
+
+static int ends_token(char c) {
+  return is_sep(c) || c == '#' || c == '\n' || c == '\0';
+}
+
+static int push(Reader *R, double v) {
+  if (R->n == R->cap) {
+    long cap = R->cap ? 2 * R->cap : 64;
+    double *p = (size_t)cap <= SIZE_MAX / sizeof *p ? realloc(R->data, cap * sizeof *p) : NULL;
+    if (!p) {
+      diag_plain(R->err, "out of memory reading '%s'", R->file);
+      return -1;
+    }
+    R->data = p;
+    R->cap = cap;
+  }
+  R->data[R->n++] = v;
+  return 0;
+}
+
+// The token src[begin, end) as one number. strtod stops at every separator,
+// so a token is a number exactly when strtod consumes all of it.
+static int read_number(Reader *R, long begin, long end) {
+  const char *tok = R->src + begin;
+  int n = (int)(end - begin), shown = n > MAX_QUOTE ? MAX_QUOTE - 3 : n;
+  const char *more = n > MAX_QUOTE ? "..." : "";
+  char *stop;
+  errno = 0;
+  double v = strtod(tok, &stop);
+  if (stop != R->src + end)
+    return fail(R, begin, end, "'%.*s%s' is not a number", shown, tok, more);
+  if (isnan(v) || (isinf(v) && errno != ERANGE))
+    return fail(R, begin, end, "'%.*s%s' is not a finite number", shown, tok, more);
+  // Overflow, or underflow all the way to zero. A subnormal result is kept:
+  // it is exact enough, and %.17g of a subnormal must read back.
+  if (errno == ERANGE && (isinf(v) || v == 0))
+    return fail(R, begin, end, "'%.*s%s' is out of range for a double", shown, tok, more);
+  return push(R, v);
+}
+
+static int end_row(Reader *R, long count, long begin, long end) {
+  if (R->rows == 0)
+    R->cols = count;
+  else if (count != R->cols)
+    return fail(R, begin, end, "row %ld has %ld number%s, expected %ld", R->rows + 1, count,
+                count == 1 ? "" : "s", R->cols);
+  R->rows++;
+  return 0;
+}
+
+// One line from *POS, which is left at the start of the next line. A line
+// with no numbers (blank, or only a comment) is not a row.
+static int read_line(Reader *R, long *pos) {
+  const char *s = R->src;
+  long p = *pos, first = -1, last = -1, count = 0;
+  while (p < R->len && s[p] != '\n' && s[p] != '#') {
+    if (is_sep(s[p])) {
+      p++;
+      continue;
+    }
+    long begin = p;
+    while (!ends_token(s[p]))
+      p++;
+    if (read_number(R, begin, p) < 0)
+      return -1;
+    if (first < 0)
+      first = begin;
+    last = p;
+    count++;
+  }
+  while (p < R->len && s[p] != '\n')
+    p++;
+  *pos = p + 1;
+  return count ? end_row(R, count, first, last) : 0;
+}
+
+static int read_text(Reader *R) {
+  const char *nul = memchr(R->src, '\0', R->len);
+  if (nul)
+    return fail(R, nul - R->src, nul - R->src + 1, "NUL byte: this is not a text file");
+  long pos = R->len >= 3 && !memcmp(R->src, "\xEF\xBB\xBF", 3) ? 3 : 0;   // UTF-8 BOM
+  while (pos < R->len)
+    if (read_line(R, &pos) < 0)
+      return -1;
+  if (R->rows == 0)
+    return fail(R, 0, 0, "the file has no numbers");
+  return 0;
+}
+
+int io_read_matrix(const char *path, io_matrix *m, md_error *err) {
+  diag_clear(err);
+  *m = (io_matrix){NULL, 0, 0};
+  Reader R = {.file = path, .err = err};
+  char *text = slurp(path, &R.len, err);
+  if (!text)
+    return -1;
+  R.src = text;
+  int rc = read_text(&R);
+  free(text);
+  if (rc < 0) {
+    free(R.data);
+    return -1;
+  }
+  *m = (io_matrix){R.data, R.rows, R.cols};
+  return 0;
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+static int write_rows(FILE *f, const double *data, long rows, long cols) {
+  for (long i = 0; i < rows; i++)
+    for (long j = 0; j < cols; j++)
+      if (fprintf(f, "%.17g%c", data[i * cols + j], j + 1 < cols ? ' ' : '\n') < 0)
+        return -1;
+  return 0;
+}
+
+int io_write_matrix(const char *path, const double *data, long rows, long cols, md_error *err) {
+  diag_clear(err);
+  if (rows < 1 || cols < 1) {
+    diag_plain(err, "cannot write an empty %ld x %ld matrix to '%s'", rows, cols, path);
+    return -1;
+  }
+  FILE *f = fopen(path, "w");
+  if (!f) {
+    diag_plain(err, "cannot write '%s': %s", path, strerror(errno));
+    return -1;
+  }
+  int rc = write_rows(f, data, rows, cols);
+  int saved = errno;
+  if (fclose(f) != 0 && rc == 0) {
+    rc = -1;
+    saved = errno;
+  }
+  if (rc < 0)
+    diag_plain(err, "cannot write '%s': %s", path, strerror(saved));
+  return rc;
+}
+
+/* ---- printing ----------------------------------------------------------- */
+
+// PyTorch's layout: every entry right-aligned to the widest one,
+//   [[ -5.5354,   2.2788],
+//    [  7.0786, -20.8719]]
+void io_print_matrix(FILE *f, const char *label, const double *data, long rows, long cols) {
+  if (label)
+    fprintf(f, "%s =%s", label, rows == 1 && cols == 1 ? " " : "\n");
+  if (rows < 1 || cols < 1) {
+    fprintf(f, "[]\n");
+    return;
+  }
+  if (rows == 1 && cols == 1) {
+    fprintf(f, "%.4f\n", data[0]);
+    return;
+  }
+  int width = 0;
+  for (long k = 0; k < rows * cols; k++) {
+    int w = snprintf(NULL, 0, "%.4f", data[k]);
+    if (w > width)
+      width = w;
+  }
+  for (long i = 0; i < rows; i++) {
+    fputs(i == 0 ? "[[" : " [", f);
+    for (long j = 0; j < cols; j++)
+      fprintf(f, "%s%*.4f", j ? ", " : "", width, data[i * cols + j]);
+    fputs(i + 1 < rows ? "],\n" : "]]\n", f);
+  }
+}
+
+/* ---- random numbers ----------------------------------------------------- */
+
+_Static_assert(ULLONG_MAX == 0xFFFFFFFFFFFFFFFFULL, "io_rng needs a 64-bit unsigned long long");
+
+// The normal sampler must round the same on every platform: no fused
+// multiply-add. GCC in ISO mode (-std=c11) does not contract; clang must be told.
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+static unsigned long long splitmix64(unsigned long long *x) {
+  unsigned long long z = (*x += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+static unsigned long long rotl(unsigned long long x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
+
+static unsigned long long xoshiro_next(io_rng *r) {
+  unsigned long long *s = r->s;
+  unsigned long long result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = rotl(s[3], 45);
+  return result;
+}
+
+// splitmix64 is a bijection of its counter, so the four words are never all zero.
+void io_rng_seed(io_rng *r, unsigned long long seed) {
+  for (int i = 0; i < 4; i++)
+    r->s[i] = splitmix64(&seed);
+}
+
+double io_rng_uniform(io_rng *r) {
+  return (double)(xoshiro_next(r) >> 11) * 0x1.0p-53;
+}
+
+// ln x for a finite x > 0 from frexp, +, -, *, / only, which IEEE-754 rounds
+// the same everywhere (libm's log may differ in the last bit between systems).
+// x = m*2^e with m in [sqrt(1/2), sqrt(2)); ln m = 2 atanh(t), t = (m-1)/(m+1),
+// |t| < 0.172, and atanh(t)/t = 1 + t^2/3 + t^4/5 + ... is below an ulp by t^22.
+// It is within 3 ulps of glibc's log, plenty for sampling.
+static double portable_log(double x) {
+  const double ln2_hi = 0x1.62e42feep-1, ln2_lo = 0x1.a39ef35793c76p-33;  // fdlibm's split
+  int e;
+  double m = frexp(x, &e);
+  if (m < 0.70710678118654752440) {
+    m *= 2;
+    e--;
+  }
+  double t = (m - 1) / (m + 1), t2 = t * t, p = 1.0 / 23;
+  for (int k = 21; k >= 1; k -= 2)
+    p = p * t2 + 1.0 / k;
+  return e * ln2_hi + (2 * t * p + e * ln2_lo);
+}
+
+// Marsaglia's polar method. It yields two deviates; io_rng has no room to
+// keep the second, so it is dropped.
+double io_rng_normal(io_rng *r) {
+  for (;;) {
+    double u = 2 * io_rng_uniform(r) - 1, v = 2 * io_rng_uniform(r) - 1;
+    double s = u * u + v * v;
+    if (s > 0 && s < 1)
+      return u * sqrt(-2 * portable_log(s) / s);
+  }
+}

@@ -1,0 +1,49 @@
+/*
+ * dataio.h - the CLI's data layer: matrices in and out of text files,
+ * matrices printed the way the seed notebook's PyTorch prints tensors, and a
+ * seeded normal generator for random inputs.
+ *
+ * The text format is one row per line, numbers separated by whitespace
+ * and/or commas, '#' to end of line a comment, blank lines ignored. A file of
+ * one number per line is an n x 1 column, all numbers on one line is 1 x n,
+ * a scalar is one number. Numbers are read with strtod, so LC_NUMERIC must
+ * be "C" (matdiff never calls setlocale).
+ */
+#ifndef MD_DATAIO_H
+#define MD_DATAIO_H
+
+#include <stdio.h>
+#include "matdiff.h"
+
+typedef struct io_matrix {
+  double *data;     /* rows*cols doubles, row-major, malloc'd: release with free() */
+  long rows, cols;
+} io_matrix;
+
+/* Read the text matrix at PATH into *M. Returns 0, or -1 with *ERR filled
+   (file:line:col, the line and a caret for errors in the text) and *M
+   empty ({NULL, 0, 0}). ERR is cleared first. */
+int io_read_matrix(const char *path, io_matrix *m, md_error *err);
+
+/* Write ROWS x COLS row-major doubles to PATH with %.17g, one row per line,
+   numbers separated by one space, so that io_read_matrix gives back the same
+   bits. Non-finite values are written as printf spells them ("nan", "inf"),
+   which io_read_matrix then rejects. Returns 0, or -1 with *ERR filled. */
+int io_write_matrix(const char *path, const double *data, long rows, long cols, md_error *err);
+
+/* Print "LABEL =" and the matrix as PyTorch prints a tensor: 4 decimals,
+   right-aligned to one common width. A 1x1 matrix prints as "LABEL = v". */
+void io_print_matrix(FILE *f, const char *label, const double *data, long rows, long cols);
+
+/* xoshiro256** seeded through splitmix64. The stream depends only on the
+   seed: the normal deviates use a log computed here, not libm's, so the same
+   seed gives the same bits on every IEEE-754 platform. */
+typedef struct io_rng {
+  unsigned long long s[4];
+} io_rng;
+
+void io_rng_seed(io_rng *r, unsigned long long seed);
+double io_rng_uniform(io_rng *r);   /* [0, 1), 53 random bits */
+double io_rng_normal(io_rng *r);    /* standard normal, Marsaglia's polar method */
+
+#endif

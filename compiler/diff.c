@@ -1,0 +1,153 @@
+/*
+ * diff.c - symbolic reverse mode. The output's adjoint is the seed; the
+ * DAG is walked once in reverse topological order (decreasing node id),
+ * and each node hands its adjoint G to its operands through the one rule
+ * for its op below. Adjoints are DAG nodes too: the result is one
+ * expression per wrt variable, which simplify.c then cleans up.
+ */
+#include <stdlib.h>
+#include "md.h"
+
+typedef struct Diff {
+  Ctx *c;
+  Node **adj;        /* by node id: the adjoint so far, NULL for none */
+} Diff;
+
+static Node *op(Diff *d, Op o, Node *a, Node *b) { return ast_op(d->c, o, a, b); }
+static Node *num(Diff *d, double v) { return ast_num(d->c, v); }
+
+// A broadcast operand's gradient is summed back to its own shape: the one
+// place this happens. (A scalar added to a matrix receives sum(G).)
+static Node *unbroadcast(Diff *d, Node *g, Shape to) {
+  if (!g || shape_eq(g->shape, to))
+    return g;
+  if (shape_is_scalar(to))
+    return op(d, OP_SUM, g, NULL);
+  return NULL;  // cannot happen: shape.c only broadcasts scalars
+}
+
+static void add(Diff *d, Node *n, Node *g) {
+  g = unbroadcast(d, g, n->shape);
+  if (!g) {
+    d->c->failed = true;
+    return;
+  }
+  d->adj[n->id] = d->adj[n->id] ? op(d, OP_ADD, d->adj[n->id], g) : g;
+}
+
+static bool is_scalar(const Node *n) { return shape_is_scalar(n->shape); }
+
+// sum(A .* B), the derivative of a scaling by a scalar.
+static Node *dot(Diff *d, Node *a, Node *b) { return op(d, OP_SUM, op(d, OP_EMUL, a, b), NULL); }
+
+/* The rules: node N = op(A, B) with adjoint G. */
+static void rule(Diff *d, Node *n, Node *g) {
+  Node *a = n->a, *b = n->b;
+  switch (n->op) {
+  case OP_NUM:
+  case OP_VAR:
+  case OP_ZEROS:
+  case OP_ONES:
+    break;
+  case OP_ADD:  /* C = A + B:  dA += G,  dB += G */
+    add(d, a, g);
+    add(d, b, g);
+    break;
+  case OP_SUB:  /* C = A - B:  dA += G,  dB += -G */
+    add(d, a, g);
+    add(d, b, op(d, OP_MUL, num(d, -1), g));
+    break;
+  case OP_MUL:
+    if (is_scalar(a) && !is_scalar(b)) {
+      /* C = s*B:  ds += sum(G.*B),  dB += s*G */
+      add(d, a, dot(d, g, b));
+      add(d, b, op(d, OP_MUL, a, g));
+    } else if (is_scalar(b) && !is_scalar(a)) {
+      /* C = A*s:  dA += G*s,  ds += sum(G.*A) */
+      add(d, a, op(d, OP_MUL, g, b));
+      add(d, b, dot(d, g, a));
+    } else if (is_scalar(a)) {
+      /* c = a*b (scalars):  da += g*b,  db += a*g */
+      add(d, a, op(d, OP_MUL, g, b));
+      add(d, b, op(d, OP_MUL, a, g));
+    } else {
+      /* C = A*B:  dA += G*B',  dB += A'*G */
+      add(d, a, op(d, OP_MUL, g, op(d, OP_TRANS, b, NULL)));
+      add(d, b, op(d, OP_MUL, op(d, OP_TRANS, a, NULL), g));
+    }
+    break;
+  case OP_DIV:  /* C = A/s:  dA += G/s,  ds += -sum(G.*A)/s^2 */
+    add(d, a, op(d, OP_DIV, g, b));
+    add(d, b, op(d, OP_DIV, op(d, OP_MUL, num(d, -1), is_scalar(a) ? op(d, OP_MUL, g, a) : dot(d, g, a)),
+                 op(d, OP_POW, b, num(d, 2))));
+    break;
+  case OP_EMUL: /* C = A.*B:  dA += G.*B,  dB += G.*A */
+    add(d, a, op(d, OP_EMUL, g, b));
+    add(d, b, op(d, OP_EMUL, g, a));
+    break;
+  case OP_EDIV: /* C = A./B:  dA += G./B,  dB += -G.*A./B.^2 */
+    add(d, a, op(d, OP_EDIV, g, b));
+    add(d, b, op(d, OP_MUL, num(d, -1),
+                 op(d, OP_EDIV, op(d, OP_EMUL, g, a), op(d, OP_EPOW, b, num(d, 2)))));
+    break;
+  case OP_POW:  /* c = a^p:  da += g*p*a^(p-1),  dp += g*log(a)*a^p */
+  case OP_EPOW: /* C = A.^P: dA += G.*P.*A.^(P-1),  dP += G.*log(A).*A.^P */
+    if (n->op == OP_POW) {
+      add(d, a, op(d, OP_MUL, g, op(d, OP_MUL, b, op(d, OP_POW, a, op(d, OP_SUB, b, num(d, 1))))));
+      if (b->op != OP_NUM)
+        add(d, b, op(d, OP_MUL, g, op(d, OP_MUL, op(d, OP_LOG, a, NULL), n)));
+    } else {
+      add(d, a, op(d, OP_EMUL, g, op(d, OP_EMUL, b, op(d, OP_EPOW, a, op(d, OP_SUB, b, num(d, 1))))));
+      if (b->op != OP_NUM)
+        add(d, b, op(d, OP_EMUL, g, op(d, OP_EMUL, op(d, OP_LOG, a, NULL), n)));
+    }
+    break;
+  case OP_TRANS: /* C = A':  dA += G' */
+    add(d, a, op(d, OP_TRANS, g, NULL));
+    break;
+  case OP_SUM:   /* c = sum(A):  dA += g*ones */
+    add(d, a, is_scalar(a) ? g : op(d, OP_MUL, g, ast_fill(d->c, OP_ONES, a->shape)));
+    break;
+  case OP_NORM:  /* c = ||A||:  dA += (g/||A||)*A */
+    add(d, a, op(d, OP_MUL, op(d, OP_DIV, g, n), a));
+    break;
+  case OP_NORMSQ: /* c = ||A||^2:  dA += 2*g*A */
+    add(d, a, op(d, OP_MUL, op(d, OP_MUL, num(d, 2), g), a));
+    break;
+  case OP_EXP:   /* C = exp(A):  dA += G.*exp(A) */
+    add(d, a, op(d, OP_EMUL, g, n));
+    break;
+  case OP_LOG:   /* C = log(A):  dA += G./A */
+    add(d, a, op(d, OP_EDIV, g, a));
+    break;
+  case OP_COUNT:
+    break;
+  }
+}
+
+void diff_program(Ctx *c, Node *seed) {
+  Diff d = {.c = c};
+  int n = c->nnodes;
+  d.adj = arena_alloc(&c->arena, sizeof(Node *) * (size_t)n);
+  Node **byid = arena_alloc(&c->arena, sizeof(Node *) * (size_t)n);
+  c->grads = arena_alloc(&c->arena, sizeof(Node *) * (size_t)(c->nvars ? c->nvars : 1));
+  if (!d.adj || !byid || !c->grads) {
+    ctx_error(c, (Loc){-1, -1}, "out of memory");
+    return;
+  }
+  for (int i = 0; i < c->tabsize; i++)
+    for (Node *p = c->table[i]; p; p = p->next)
+      if (p->id < n)
+        byid[p->id] = p;
+  // A node has an adjoint only if the output depends on it; those are
+  // visited in decreasing id order, a topological order of the DAG.
+  d.adj[c->out->id] = seed;
+  for (int i = c->out->id; i >= 0; i--)
+    if (d.adj[i])
+      rule(&d, byid[i], d.adj[i]);
+  for (int i = 0; i < c->nvars; i++)
+    if (c->vars[i].wrt) {
+      Node *v = c->vars[i].node;
+      c->grads[i] = v->id < n && d.adj[v->id] ? d.adj[v->id] : ast_fill(c, OP_ZEROS, v->shape);
+    }
+}

@@ -1,0 +1,19 @@
+/* jit.h - libtcc behind three entry points (see jit.c). */
+#ifndef MD_JIT_H
+#define MD_JIT_H
+
+#include <stdbool.h>
+#include "diag.h"
+
+typedef struct Jit {
+  struct TCCState *state;
+  long (*ws_size)(const long *dims);
+  double (*eval)(const long *dims, const double *const *in, void *ws);
+  double (*grad)(const long *dims, const double *const *in, double *const *g, void *ws);
+} Jit;
+
+/* Compile CSRC (emitted with EmitOpts.jit and name PREFIX). */
+bool jit_compile(Jit *j, const char *csrc, const char *prefix, md_error *err);
+void jit_free(Jit *j);
+
+#endif

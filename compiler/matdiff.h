@@ -1,0 +1,59 @@
+/*
+ * matdiff.h - the public C API of matdiff: compile a matrix-calculus
+ * expression in process (parse, differentiate, emit C, libtcc) and call
+ * the value and gradient functions it yields.
+ *
+ * Every call reports failure through an md_error and never prints or exits.
+ * An md_function is independent of every other one: several may live at
+ * once and several threads may compile at once.
+ */
+#ifndef MATDIFF_H
+#define MATDIFF_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MATDIFF_VERSION "0.1.0"
+
+typedef struct md_error {
+  int line, col;          /* 1-based source position; 0 when not about the source */
+  char message[512];      /* the message alone, e.g. "undeclared variable 'Q'" */
+  char diag[1024];        /* the full diagnostic: file:line:col: error: message,
+                             the source line and a caret (extension) */
+} md_error;
+
+typedef struct md_function md_function;
+
+/* Parse, differentiate, emit and JIT-compile SOURCE. FILENAME is used only in
+   diagnostics (NULL means "<input>"). Returns NULL with *ERR filled on error. */
+md_function *md_compile(const char *source, const char *filename, md_error *err);
+void md_free(md_function *f);
+
+int md_num_inputs(const md_function *f);               /* declared variables, declaration order */
+const char *md_input_name(const md_function *f, int i);
+int md_num_dims(const md_function *f);                 /* symbolic sizes, order of first appearance */
+const char *md_dim_name(const md_function *f, int i);
+
+/* Extensions: shapes and differentiation targets. */
+const char *md_output_name(const md_function *f);
+long md_input_rows(const md_function *f, int i, const long *dims);  /* -1 if a dim is unbound */
+long md_input_cols(const md_function *f, int i, const long *dims);
+int md_input_is_wrt(const md_function *f, int i);     /* has a gradient */
+const char *md_grad_formula(const md_function *f, int i); /* "2*(X*W + b)*W'", NULL if not wrt */
+const char *md_c_source(const md_function *f);         /* the C that was JIT-compiled */
+
+/* Value of the (scalar) output. DIMS holds one value per symbolic size,
+   INPUTS one row-major buffer per declared variable. 0 on success, -1 on error. */
+int md_eval(md_function *f, const long *dims, const double *const *inputs, double *out,
+            md_error *err);
+/* Value and gradients: ADDS d(out)/d(input i) into grads[i], as PyTorch's
+   .grad accumulates. NULL entries (and inputs not in wrt) are skipped, with
+   the work only they need. */
+int md_grad(md_function *f, const long *dims, const double *const *inputs, double *out,
+            double *const *grads, md_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,254 @@
+/*
+ * md.h - the compiler's internal header: the data structures every stage
+ * shares and, file by file, the functions each stage exports.
+ *
+ * The pipeline (see md_compile in api.c and main in cli.c):
+ *   parser.y/lexer.l  source text -> statements holding expression trees
+ *   shape.c           trees -> hash-consed DAG (ast.c), sizes checked
+ *   diff.c            DAG -> one adjoint DAG per wrt variable (reverse mode)
+ *   simplify.c        rewrite rules to a fixpoint
+ *   print.c           DAG -> text in the input language
+ *   emit_c.c          DAG -> C source
+ *   jit.c             C source -> machine code with libtcc
+ *
+ * Memory: everything a compilation makes lives in one Arena and is freed
+ * with it in one call. Long-lived results (md_function) own plain mallocs.
+ */
+#ifndef MD_H
+#define MD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include "diag.h"
+#include "matdiff.h"
+
+/* ---- arena.c ----------------------------------------------------------- */
+
+typedef struct Chunk Chunk;
+typedef struct Arena {
+  Chunk *head;
+} Arena;
+
+void *arena_alloc(Arena *a, size_t n);          /* zeroed; aborts never: NULL on OOM */
+char *arena_strdup(Arena *a, const char *s);
+char *arena_strndup(Arena *a, const char *s, size_t n);
+char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void arena_free(Arena *a);
+
+/* A growable string, allocated with malloc. */
+typedef struct Buf {
+  char *s;
+  size_t len, cap;
+  bool oom;          /* an allocation failed; the text is truncated */
+} Buf;
+void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_puts(Buf *b, const char *s);
+void buf_free(Buf *b);
+
+/* ---- shapes ------------------------------------------------------------ */
+
+/* A size: a literal (sym < 0, n >= 1) or a symbolic size (sym = index into
+   Ctx.dims). */
+typedef struct Dim {
+  int sym;
+  long n;
+} Dim;
+
+typedef struct Shape {
+  Dim r, c;
+} Shape;
+
+/* ---- operations -------------------------------------------------------- */
+
+enum { PREC_ADD = 1, PREC_MUL, PREC_UNARY, PREC_POW, PREC_POST, PREC_ATOM };
+
+typedef enum Op {
+#define OP(name, spelling, arity, prec) OP_##name,
+#include "ops.h"
+#undef OP
+  OP_COUNT
+} Op;
+
+extern const char *const op_spelling[OP_COUNT];
+extern const int op_arity[OP_COUNT];
+extern const int op_prec[OP_COUNT];
+
+/* ---- the hash-consed DAG (ast.c) --------------------------------------- */
+
+/* Nodes are built only through ast_* functions, which intern them: two
+   equal nodes are the same pointer. */
+typedef struct Node Node;
+struct Node {
+  Op op;
+  Node *a, *b;       /* operands, NULL past the arity */
+  double num;        /* OP_NUM: the value */
+  long k;            /* OP_VAR: variable index */
+  Shape shape;
+  int id;            /* creation order, so operands always have smaller ids */
+  Node *next;        /* hash chain */
+};
+
+/* ---- the parse tree (parser.y) ----------------------------------------- */
+
+typedef enum ExprKind {
+  EX_NUM,    /* num */
+  EX_NAME,   /* name */
+  EX_CALL,   /* name(args...) */
+  EX_NORM,   /* ||a||, with sub = 0 (none), 'F', '2' or '1' */
+  EX_NEG,    /* -a */
+  EX_TRANS,  /* a' */
+  EX_BINARY, /* a op b, op one of + - * / .* ./ ^ .^ */
+} ExprKind;
+
+typedef struct Expr Expr;
+struct Expr {
+  ExprKind kind;
+  Op op;             /* EX_BINARY */
+  Loc loc;           /* the operator, name or number; the whole call for EX_CALL */
+  Expr *a, *b;
+  Expr **args;       /* EX_CALL */
+  int nargs;
+  char *name;
+  double num;
+  int sub;           /* EX_NORM */
+};
+
+typedef enum StmtKind { ST_DECL, ST_WRT, ST_ASSIGN } StmtKind;
+
+typedef struct DimSpec {
+  char *name;        /* NULL for a literal */
+  long n;
+  Loc loc;
+} DimSpec;
+
+typedef struct Stmt Stmt;
+struct Stmt {
+  StmtKind kind;
+  Loc loc;           /* the name (DECL, ASSIGN) or the keyword (WRT) */
+  char *name;        /* DECL, ASSIGN */
+  char *type;        /* DECL: scalar, vector or matrix */
+  Loc typeloc;
+  DimSpec dims[2];
+  int ndims;
+  char **names;      /* WRT */
+  Loc *nameloc;
+  int nnames;
+  Expr *expr;        /* ASSIGN */
+  Stmt *next;
+};
+
+/* ---- a compilation ----------------------------------------------------- */
+
+typedef struct Var {
+  char *name;
+  Shape shape;
+  bool vector;       /* declared vector(...), so printed and read as one */
+  bool wrt;
+  Node *node;
+  Loc loc;
+} Var;
+
+typedef struct Let {
+  char *name;
+  Node *node;
+} Let;
+
+typedef struct Ctx {
+  Arena arena;
+  const char *file, *src;
+  long len;
+  md_error *err;
+  bool failed;
+
+  Node **table;      /* intern table, open hashing */
+  int tabsize, nnodes;
+
+  Var *vars;
+  int nvars;
+  char **dims;       /* symbolic size names, order of first appearance */
+  int ndims;
+  Let *lets;         /* named intermediates and the output */
+  int nlets;
+
+  Stmt *stmts, *last_stmt;
+  int lexpos;        /* the scanner's byte offset */
+  char *outname;
+  Node *out;
+  Node **grads;      /* per variable: simplified d(out)/d(var), NULL if not wrt */
+} Ctx;
+
+void ctx_init(Ctx *c, const char *src, long len, const char *file, md_error *err);
+void ctx_free(Ctx *c);
+bool ctx_error(Ctx *c, Loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- parser.y ---------------------------------------------------------- */
+
+/* Parse the whole source into c->stmts. false with the error reported. */
+bool parse_program(Ctx *c);
+Expr *expr_new(Ctx *c, ExprKind kind, Loc loc);
+
+/* ---- ast.c ------------------------------------------------------------- */
+
+Node *ast_num(Ctx *c, double v);
+Node *ast_var(Ctx *c, int index);
+Node *ast_fill(Ctx *c, Op op, Shape s);               /* OP_ZEROS or OP_ONES */
+/* Any operation on well-shaped operands (the caller has checked with
+   shape_check). */
+Node *ast_op(Ctx *c, Op op, Node *a, Node *b);
+bool ast_is_num(const Node *n, double v);
+
+/* ---- shape.c ----------------------------------------------------------- */
+
+bool dim_eq(Dim a, Dim b);
+bool shape_eq(Shape a, Shape b);
+bool shape_is_scalar(Shape s);
+Shape shape_scalar(void);
+char *shape_str(Ctx *c, Shape s);                    /* "(n×k)" or "scalar" */
+char *dim_str(Ctx *c, Dim d);
+/* The result shape of OP on A and B, or NULL and an error message in MSG. */
+bool shape_check(Ctx *c, Op op, Shape a, Shape b, Shape *out, char *msg, size_t n);
+/* Statements -> DAG: declarations, wrt, assignments, with every size
+   checked. Sets c->vars, c->dims, c->out. */
+bool shape_program(Ctx *c);
+
+/* ---- diff.c ------------------------------------------------------------ */
+
+/* Reverse mode: fills c->grads[i] for every wrt variable, with SEED the
+   adjoint of the output (ast_num(1) for a scalar output). */
+void diff_program(Ctx *c, Node *seed);
+
+/* ---- simplify.c -------------------------------------------------------- */
+
+/* Simplify every gradient in c->grads. */
+void simp_program(Ctx *c);
+
+/* ---- print.c ----------------------------------------------------------- */
+
+void print_node(Ctx *c, Buf *b, const Node *n);
+char *print_str(Ctx *c, const Node *n);              /* arena string */
+char *print_num(char *buf, size_t n, double v);      /* shortest round-trip text */
+
+/* ---- emit_c.c ---------------------------------------------------------- */
+
+typedef struct EmitOpts {
+  const char *name;  /* function name prefix P */
+  bool jit;          /* prepend no #include; add array-form entry points */
+} EmitOpts;
+/* The whole C file for the compilation. false on allocation failure. */
+bool emit_c(Ctx *c, const EmitOpts *o, Buf *out);
+
+/* ---- tape.c (compiler side) -------------------------------------------- */
+
+struct mdrt_tape;
+/* Record the primal DAG on a runtime tape with one leaf per variable.
+   Returns the output's handle, or -1 with the tape's error. LEAVES gets the
+   leaf handle of each variable. */
+int tape_record(Ctx *c, struct mdrt_tape *t, const long *dims, const double *const *inputs,
+                int *leaves);
+
+/* ---- dims -------------------------------------------------------------- */
+
+long dim_value(Dim d, const long *dims);
+
+#endif

@@ -1,0 +1,238 @@
+/*
+ * simplify.c - a list of rewrite rules, applied bottom-up to a fixpoint.
+ * Results are memoised by node id, which hash-consing makes exact. The
+ * rules aim at the form a person writes on paper: no 1*, no + 0, no (A')',
+ * scalar factors in front, constants folded, like terms collected.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "md.h"
+
+typedef struct Simp {
+  Ctx *c;
+  Node **memo;       /* by node id */
+  int cap;
+} Simp;
+
+static bool scalar(const Node *n) { return shape_is_scalar(n->shape); }
+static bool is_num(const Node *n) { return n->op == OP_NUM; }
+static bool is_zero(const Node *n) { return ast_is_num(n, 0) || n->op == OP_ZEROS; }
+static bool is_one(const Node *n) { return ast_is_num(n, 1); }
+static Node *mk(Simp *s, Op op, Node *a, Node *b) { return ast_op(s->c, op, a, b); }
+static Node *num(Simp *s, double v) { return ast_num(s->c, v); }
+static Node *zeros(Simp *s, Shape sh) { return ast_fill(s->c, OP_ZEROS, sh); }
+
+// Fold only finite results: NaN and infinities stay symbolic so that the
+// emitted code computes them where and when the user's inputs say.
+static Node *fold(Simp *s, Op op, double x, double y) {
+  double v;
+  switch (op) {
+  case OP_ADD: v = x + y; break;
+  case OP_SUB: v = x - y; break;
+  case OP_MUL:
+  case OP_EMUL: v = x * y; break;
+  case OP_DIV:
+  case OP_EDIV: v = x / y; break;
+  case OP_POW:
+  case OP_EPOW: v = pow(x, y); break;
+  default: return NULL;
+  }
+  return isfinite(v) ? num(s, v) : NULL;
+}
+
+// c*A -> (c, A); A -> (1, A): the numeric factor of a term.
+static double coef(const Node *n, const Node **rest) {
+  if (n->op == OP_MUL && is_num(n->a) && !is_num(n->b)) {
+    *rest = n->b;
+    return n->a->num;
+  }
+  *rest = n;
+  return 1;
+}
+
+static Node *scaled(Simp *s, double k, Node *a) { return mk(s, OP_MUL, num(s, k), a); }
+
+static Node *rw_mul(Simp *s, Node *n, Node *a, Node *b) {
+  if (is_num(a) && is_num(b))                       /* c1*c2 -> c */
+    return fold(s, OP_MUL, a->num, b->num);
+  if (is_one(a) && shape_eq(b->shape, n->shape))    /* 1*A -> A */
+    return b;
+  if (is_one(b) && shape_eq(a->shape, n->shape))    /* A*1 -> A */
+    return a;
+  if (is_zero(a) || is_zero(b))                     /* 0*A -> 0 */
+    return zeros(s, n->shape);
+  if (scalar(b) && (!scalar(a) || (is_num(b) && !is_num(a))))
+    return mk(s, OP_MUL, b, a);                     /* A*s -> s*A */
+  if (scalar(a) && b->op == OP_MUL && scalar(b->a)) /* s*(t*A) -> (s*t)*A */
+    return mk(s, OP_MUL, mk(s, OP_MUL, a, b->a), b->b);
+  if (!scalar(b) && a->op == OP_MUL && scalar(a->a) && !scalar(a->b))
+    return mk(s, OP_MUL, a->a, mk(s, OP_MUL, a->b, b)); /* (s*A)*B -> s*(A*B) */
+  if (!scalar(a) && b->op == OP_MUL && scalar(b->a))
+    return mk(s, OP_MUL, b->a, mk(s, OP_MUL, a, b->b)); /* A*(s*B) -> s*(A*B) */
+  return NULL;
+}
+
+static Node *rw_add(Simp *s, Node *n, Node *a, Node *b) {
+  if (is_num(a) && is_num(b))
+    return fold(s, OP_ADD, a->num, b->num);
+  if (is_zero(a) && shape_eq(b->shape, n->shape))   /* 0 + A -> A */
+    return b;
+  if (is_zero(b) && shape_eq(a->shape, n->shape))   /* A + 0 -> A */
+    return a;
+  const Node *ra, *rb;
+  double ka = coef(a, &ra), kb = coef(b, &rb);
+  if (ra == rb)                                     /* s*A + t*A -> (s+t)*A */
+    return scaled(s, ka + kb, (Node *)ra);
+  if (kb < 0)                                       /* A + (-c)*B -> A - c*B */
+    return mk(s, OP_SUB, a, scaled(s, -kb, (Node *)rb));
+  if (ka < 0)                                       /* (-c)*A + B -> B - c*A */
+    return mk(s, OP_SUB, b, scaled(s, -ka, (Node *)ra));
+  return NULL;
+}
+
+static Node *rw_sub(Simp *s, Node *n, Node *a, Node *b) {
+  if (is_num(a) && is_num(b))
+    return fold(s, OP_SUB, a->num, b->num);
+  if (is_zero(b) && shape_eq(a->shape, n->shape))   /* A - 0 -> A */
+    return a;
+  if (is_zero(a) && shape_eq(b->shape, n->shape))   /* 0 - A -> -A */
+    return scaled(s, -1, b);
+  const Node *ra, *rb;
+  double ka = coef(a, &ra), kb = coef(b, &rb);
+  if (ra == rb)                                     /* s*A - t*A -> (s-t)*A */
+    return scaled(s, ka - kb, (Node *)ra);
+  if (kb < 0)                                       /* A - (-c)*B -> A + c*B */
+    return mk(s, OP_ADD, a, scaled(s, -kb, (Node *)rb));
+  return NULL;
+}
+
+static Node *rw_emul(Simp *s, Node *n, Node *a, Node *b) {
+  if (is_num(a) && is_num(b))
+    return fold(s, n->op, a->num, b->num);
+  if (n->op == OP_EMUL && (scalar(a) || scalar(b)))
+    return mk(s, OP_MUL, a, b);                     /* s.*A -> s*A */
+  if (n->op == OP_EDIV && scalar(b))
+    return mk(s, OP_DIV, a, b);                     /* A./s -> A/s */
+  if (n->op == OP_EMUL && a->op == OP_ONES)         /* ones.*A -> A */
+    return b;
+  if (n->op == OP_EMUL && b->op == OP_ONES)
+    return a;
+  if (n->op == OP_EMUL && a->op == OP_MUL && scalar(a->a))
+    return mk(s, OP_MUL, a->a, mk(s, OP_EMUL, a->b, b)); /* (s*A).*B -> s*(A.*B) */
+  if (n->op == OP_EMUL && b->op == OP_MUL && scalar(b->a))
+    return mk(s, OP_MUL, b->a, mk(s, OP_EMUL, a, b->b)); /* A.*(s*B) -> s*(A.*B) */
+  if (is_zero(a))
+    return zeros(s, n->shape);
+  return NULL;
+}
+
+static Node *rw_div(Simp *s, Node *n, Node *a, Node *b) {
+  (void)n;
+  if (is_num(a) && is_num(b))
+    return fold(s, OP_DIV, a->num, b->num);
+  if (is_one(b))                                    /* A/1 -> A */
+    return a;
+  if (is_zero(a))
+    return zeros(s, n->shape);
+  if (a->op == OP_MUL && is_num(a->a) && is_num(b) && b->num != 0)
+    return scaled(s, a->a->num / b->num, a->b);     /* (c*A)/d -> (c/d)*A */
+  return NULL;
+}
+
+static Node *rw_pow(Simp *s, Node *n, Node *a, Node *b) {
+  if (is_num(a) && is_num(b))
+    return fold(s, n->op, a->num, b->num);
+  if (is_one(b))                                    /* A^1 -> A */
+    return a;
+  if (ast_is_num(b, 0))                             /* A^0 -> 1 */
+    return ast_fill(s->c, OP_ONES, n->shape);
+  return NULL;
+}
+
+static Node *rw_trans(Simp *s, Node *n, Node *a) {
+  if (scalar(a))                                    /* s' -> s */
+    return a;
+  if (a->op == OP_TRANS)                            /* (A')' -> A */
+    return a->a;
+  if (a->op == OP_ZEROS || a->op == OP_ONES)
+    return ast_fill(s->c, a->op, n->shape);
+  if (a->op == OP_MUL && scalar(a->a))              /* (s*A)' -> s*A' */
+    return mk(s, OP_MUL, a->a, mk(s, OP_TRANS, a->b, NULL));
+  if (a->op == OP_MUL)                              /* (A*B)' -> B'*A' */
+    return mk(s, OP_MUL, mk(s, OP_TRANS, a->b, NULL), mk(s, OP_TRANS, a->a, NULL));
+  return NULL;
+}
+
+static Node *rw_sum(Simp *s, Node *n, Node *a) {
+  (void)n;
+  if (scalar(a))                                    /* sum(s) -> s */
+    return a;
+  if (a->op == OP_MUL && scalar(a->a))              /* sum(s*A) -> s*sum(A) */
+    return mk(s, OP_MUL, a->a, mk(s, OP_SUM, a->b, NULL));
+  return NULL;
+}
+
+// One rewrite at the top of N (whose operands are already simplified), or
+// NULL when no rule applies.
+static Node *rewrite(Simp *s, Node *n) {
+  Node *a = n->a, *b = n->b;
+  switch (n->op) {
+  case OP_MUL: return rw_mul(s, n, a, b);
+  case OP_ADD: return rw_add(s, n, a, b);
+  case OP_SUB: return rw_sub(s, n, a, b);
+  case OP_EMUL:
+  case OP_EDIV: return rw_emul(s, n, a, b);
+  case OP_DIV: return rw_div(s, n, a, b);
+  case OP_POW:
+  case OP_EPOW: return rw_pow(s, n, a, b);
+  case OP_TRANS: return rw_trans(s, n, a);
+  case OP_SUM: return rw_sum(s, n, a);
+  default: return NULL;
+  }
+}
+
+static bool reserve(Simp *s, int id) {
+  if (id < s->cap)
+    return true;
+  int cap = s->cap ? s->cap : 256;
+  while (cap <= id)
+    cap *= 2;
+  Node **m = realloc(s->memo, sizeof *m * (size_t)cap);
+  if (!m)
+    return false;
+  memset(m + s->cap, 0, sizeof *m * (size_t)(cap - s->cap));
+  s->memo = m;
+  s->cap = cap;
+  return true;
+}
+
+static Node *simp(Simp *s, Node *n) {
+  if (!n || !reserve(s, n->id))
+    return NULL;
+  if (s->memo[n->id])
+    return s->memo[n->id];
+  Node *a = n->a ? simp(s, n->a) : NULL;
+  Node *b = n->b ? simp(s, n->b) : NULL;
+  if ((n->a && !a) || (n->b && !b))
+    return NULL;
+  Node *m = (a == n->a && b == n->b) ? n : mk(s, n->op, a, b);
+  if (!m)
+    return NULL;
+  Node *r = rewrite(s, m);
+  r = r ? simp(s, r) : m;
+  if (r && reserve(s, m->id)) {
+    s->memo[n->id] = r;
+    s->memo[m->id] = r;
+  }
+  return r;
+}
+
+void simp_program(Ctx *c) {
+  Simp s = {.c = c};
+  for (int i = 0; i < c->nvars; i++)
+    if (c->grads[i] && !(c->grads[i] = simp(&s, c->grads[i])))
+      ctx_error(c, (Loc){-1, -1}, "internal error: simplifying d%s/d%s failed", c->outname,
+                c->vars[i].name);
+  free(s.memo);
+}

@@ -1,0 +1,88 @@
+/*
+ * tape.c - the bridge from the primal DAG to the runtime's tape, the
+ * independent oracle. It records the value's operations numerically, one
+ * tape operation per DAG node, and never looks at a symbolic derivative:
+ * the tape's own backward pass then gives gradients to hold the emitted
+ * code against.
+ */
+#include <stdlib.h>
+#include "matdiff_rt.h"
+#include "md.h"
+
+static int record(Ctx *c, mdrt_tape *t, Node *n, const long *dims, int *h) {
+  int a = n->a ? h[n->a->id] : -1, b = n->b ? h[n->b->id] : -1;
+  long r = dim_value(n->shape.r, dims), cols = dim_value(n->shape.c, dims);
+  (void)c;
+  switch (n->op) {
+  case OP_NUM: return mdrt_tape_const(t, 1, 1, &n->num);
+  case OP_ZEROS: return mdrt_tape_const(t, r, cols, NULL);
+  case OP_ONES: {
+    double *ones = malloc(sizeof *ones * (size_t)(r * cols));
+    if (!ones)
+      return -1;
+    for (long i = 0; i < r * cols; i++)
+      ones[i] = 1;
+    int k = mdrt_tape_const(t, r, cols, ones);
+    free(ones);
+    return k;
+  }
+  case OP_ADD: return mdrt_tape_binary(t, MDRT_ADD, a, b);
+  case OP_SUB: return mdrt_tape_binary(t, MDRT_SUB, a, b);
+  case OP_MUL:
+    if (shape_is_scalar(n->a->shape) || shape_is_scalar(n->b->shape))
+      return mdrt_tape_binary(t, MDRT_EMUL, a, b);
+    return mdrt_tape_binary(t, MDRT_MATMUL, a, b);
+  case OP_DIV:
+  case OP_EDIV: return mdrt_tape_binary(t, MDRT_EDIV, a, b);
+  case OP_EMUL: return mdrt_tape_binary(t, MDRT_EMUL, a, b);
+  case OP_POW:
+  case OP_EPOW: return mdrt_tape_binary(t, MDRT_EPOW, a, b);
+  case OP_TRANS: return mdrt_tape_unary(t, MDRT_TRANSPOSE, a, 0);
+  case OP_SUM: return mdrt_tape_unary(t, MDRT_SUM, a, 0);
+  case OP_NORM: return mdrt_tape_unary(t, MDRT_NORM2, a, 0);
+  case OP_NORMSQ: return mdrt_tape_unary(t, MDRT_SUMSQ, a, 0);
+  case OP_EXP: return mdrt_tape_unary(t, MDRT_EXP, a, 0);
+  case OP_LOG: return mdrt_tape_unary(t, MDRT_LOG, a, 0);
+  case OP_VAR:
+  case OP_COUNT: break;
+  }
+  return -1;
+}
+
+int tape_record(Ctx *c, mdrt_tape *t, const long *dims, const double *const *inputs, int *leaves) {
+  int n = c->out->id + 1;
+  int *h = malloc(sizeof *h * (size_t)n);
+  char *need = calloc((size_t)n, 1);
+  Node **byid = calloc((size_t)n, sizeof *byid);
+  int out = -1;
+  if (!h || !need || !byid)
+    goto done;
+  for (int i = 0; i < c->nvars; i++) {
+    Var *v = &c->vars[i];
+    leaves[i] = mdrt_tape_leaf(t, dim_value(v->shape.r, dims), dim_value(v->shape.c, dims), inputs[i]);
+    if (leaves[i] < 0)
+      goto done;
+    if (v->node->id < n)
+      h[v->node->id] = leaves[i];
+  }
+  for (int i = 0; i < c->tabsize; i++)
+    for (Node *p = c->table[i]; p; p = p->next)
+      if (p->id < n)
+        byid[p->id] = p;
+  need[c->out->id] = 1;
+  for (int i = n - 1; i >= 0; i--)
+    if (need[i] && byid[i]->a) {
+      need[byid[i]->a->id] = 1;
+      if (byid[i]->b)
+        need[byid[i]->b->id] = 1;
+    }
+  for (int i = 0; i < n; i++)
+    if (need[i] && byid[i]->op != OP_VAR && (h[i] = record(c, t, byid[i], dims, h)) < 0)
+      goto done;
+  out = h[c->out->id];
+done:
+  free(h);
+  free(need);
+  free(byid);
+  return out;
+}
