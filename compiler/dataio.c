@@ -35,7 +35,27 @@ typedef struct Reader {
   long rows, cols;    /* cols is set by the first row; the others must match */
 } Reader;
 
-// Read the whole file at PATH into a NUL-terminated buffer.
+// Make room in *BUF (N bytes used of *CAP) for one more byte and the NUL.
+static int make_room(char **buf, size_t n, size_t *cap, const char *path, md_error *err) {
+  if (*cap - n >= 2)
+    return 0;
+  if (*cap == MAX_TEXT) {
+    diag_plain(err, "'%s' is too large (2 GiB at most)", path);
+    return -1;
+  }
+  size_t want = !*cap ? 4096 : *cap > MAX_TEXT / 2 ? MAX_TEXT : 2 * *cap;
+  char *p = realloc(*buf, want);
+  if (!p) {
+    diag_plain(err, "out of memory reading '%s'", path);
+    return -1;
+  }
+  *buf = p;
+  *cap = want;
+  return 0;
+}
+
+// Read the whole file at PATH into a NUL-terminated buffer. Reading to EOF
+// rather than trusting a size also works for pipes such as /dev/stdin.
 static char *slurp(const char *path, long *len, md_error *err) {
   FILE *f = fopen(path, "rb");
   if (!f) {
@@ -45,32 +65,20 @@ static char *slurp(const char *path, long *len, md_error *err) {
   char *buf = NULL;
   size_t n = 0, cap = 0, got;
   do {
-    if (cap - n < 2) {
-      if (cap == MAX_TEXT) {
-        diag_plain(err, "'%s' is too large (2 GiB at most)", path);
-        goto fail;
-      }
-      size_t want = !cap ? 4096 : cap > MAX_TEXT / 2 ? MAX_TEXT : 2 * cap;
-      char *p = realloc(buf, want);
-      if (!p) {
-        diag_plain(err, "out of memory reading '%s'", path);
-        goto fail;
-      }
-      buf = p;
-      cap = want;
-    }
+    if (make_room(&buf, n, &cap, path, err) < 0)
+      goto error;
     got = fread(buf + n, 1, cap - n - 1, f);
     n += got;
   } while (got > 0);
   if (ferror(f)) {
     diag_plain(err, "cannot read '%s': %s", path, strerror(errno));
-    goto fail;
+    goto error;
   }
   fclose(f);
   buf[n] = '\0';
   *len = (long)n;
   return buf;
-fail:
+error:
   fclose(f);
   free(buf);
   return NULL;

@@ -112,6 +112,7 @@ struct Expr {
   char *name;
   double num;
   int sub;           /* EX_NORM */
+  Expr *next, *last; /* argument lists while parsing */
 };
 
 typedef enum StmtKind { ST_DECL, ST_WRT, ST_ASSIGN } StmtKind;

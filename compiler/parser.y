@@ -239,14 +239,15 @@ static Expr *norm(Ctx *c, Loc loc, Expr *a, int sub) {
   return e;
 }
 
-// Arguments are collected as a chain through ->b, then laid out as an array.
+// Arguments are collected as a chain through ->next, then laid out as an
+// array. The chain's head keeps its tail in ->last.
 static Expr *arg_push(Expr *list, Expr *e) {
-  if (!list)
+  if (!list) {
+    e->last = e;
     return e;
-  Expr *p = list;
-  while (p->b)
-    p = p->b;
-  p->b = e;
+  }
+  list->last->next = e;
+  list->last = e;
   return list;
 }
 
@@ -255,17 +256,14 @@ static Expr *call(Ctx *c, Loc loc, char *name, Expr *args) {
   if (!e)
     return NULL;
   e->name = name;
-  for (Expr *p = args; p; p = p->b)
+  for (Expr *p = args; p; p = p->next)
     e->nargs++;
   e->args = arena_alloc(&c->arena, sizeof(Expr *) * (size_t)(e->nargs ? e->nargs : 1));
   if (!e->args)
     return NULL;
   int i = 0;
-  for (Expr *p = args, *next; p; p = next) {
-    next = p->b;
-    p->b = NULL;
+  for (Expr *p = args; p; p = p->next)
     e->args[i++] = p;
-  }
   return e;
 }
 
