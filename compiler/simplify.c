@@ -64,6 +64,8 @@ static Node *rw_mul(Simp *s, Node *n, Node *a, Node *b) {
     return zeros(s, n->shape);
   if (scalar(b) && (!scalar(a) || (is_num(b) && !is_num(a))))
     return mk(s, OP_MUL, b, a);                     /* A*s -> s*A */
+  if (a->op == OP_DIV && ast_is_num(a->a, 1))       /* (1/t)*A -> A/t */
+    return mk(s, OP_DIV, b, a->b);
   if (scalar(a) && b->op == OP_MUL && scalar(b->a)) /* s*(t*A) -> (s*t)*A */
     return mk(s, OP_MUL, mk(s, OP_MUL, a, b->a), b->b);
   if (!scalar(b) && a->op == OP_MUL && scalar(a->a) && !scalar(a->b))
@@ -159,6 +161,8 @@ static Node *rw_trans(Simp *s, Node *n, Node *a) {
     return ast_fill(s->c, a->op, n->shape);
   if (a->op == OP_MUL && scalar(a->a))              /* (s*A)' -> s*A' */
     return mk(s, OP_MUL, a->a, mk(s, OP_TRANS, a->b, NULL));
+  if (a->op == OP_DIV)                              /* (A/s)' -> A'/s */
+    return mk(s, OP_DIV, mk(s, OP_TRANS, a->a, NULL), a->b);
   if (a->op == OP_MUL)                              /* (A*B)' -> B'*A' */
     return mk(s, OP_MUL, mk(s, OP_TRANS, a->b, NULL), mk(s, OP_TRANS, a->a, NULL));
   return NULL;
