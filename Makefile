@@ -22,7 +22,7 @@ ALL_CFLAGS := -std=c11 $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -MMD -MP \
               -Icompiler -Iruntime -I$(B) $(BLAS_CFLAGS)
 LIBS    := -ltcc $(BLAS_LIBS) -ldl -lm -lpthread
 
-RT_SRCS := runtime/kernels.c runtime/tape.c
+RT_SRCS := runtime/kernels.c runtime/functions.c runtime/tape.c
 LIB_SRCS := compiler/arena.c compiler/ctx.c compiler/diag.c compiler/ast.c \
             compiler/shape.c compiler/diff.c compiler/simplify.c compiler/print.c \
             compiler/emit_c.c compiler/tape.c compiler/jit.c compiler/api.c \

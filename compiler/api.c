@@ -12,7 +12,8 @@
 bool md_front(Ctx *c) {
   if (!parse_program(c) || !shape_program(c))
     return false;
-  diff_program(c, ast_num(c, 1));
+  Shape out = c->out->shape;
+  diff_program(c, shape_is_scalar(out) ? ast_num(c, 1) : ast_seed(c, out));
   if (c->failed)
     return ctx_error(c, (Loc){-1, -1}, "internal error: differentiation failed");
   simp_program(c);
@@ -168,28 +169,40 @@ static bool check_call(md_function *f, const long *dims, const double *const *in
   return true;
 }
 
+long md_output_rows(const md_function *f, const long *dims) {
+  return f ? size_of(f->ctx.out->shape.r, dims) : -1;
+}
+
+long md_output_cols(const md_function *f, const long *dims) {
+  return f ? size_of(f->ctx.out->shape.c, dims) : -1;
+}
+
 int md_eval(md_function *f, const long *dims, const double *const *inputs, double *out,
             md_error *err) {
   if (!check_call(f, dims, inputs, err))
     return -1;
+  if (!out) {
+    diag_plain(err, "no buffer for the output");
+    return -1;
+  }
   void *ws = workspace(f, dims, err);
   if (!ws)
     return -1;
-  double y = f->jit.eval(dims, inputs, ws);
-  if (out)
-    *out = y;
+  const char *why = f->jit.eval(dims, inputs, out, ws);
+  if (why) {
+    diag_plain(err, "%s", why);
+    return -1;
+  }
   return 0;
 }
 
-int md_grad(md_function *f, const long *dims, const double *const *inputs, double *out,
-            double *const *grads, md_error *err) {
-  if (!check_call(f, dims, inputs, err))
-    return -1;
+// The gradient entry takes an array with one entry per input; inputs
+// without a gradient are never read, and an absent array means none.
+static int backward(md_function *f, const long *dims, const double *const *inputs,
+                    const double *seed, double *out, double *const *grads, md_error *err) {
   void *ws = workspace(f, dims, err);
   if (!ws)
     return -1;
-  // Entries for inputs without a gradient are never read; an absent array
-  // means no gradients at all.
   double **g = calloc((size_t)f->ctx.nvars + 1, sizeof *g);
   if (!g) {
     diag_plain(err, "out of memory");
@@ -197,9 +210,84 @@ int md_grad(md_function *f, const long *dims, const double *const *inputs, doubl
   }
   for (int i = 0; grads && i < f->ctx.nvars; i++)
     g[i] = grads[i];
-  double y = f->jit.grad(dims, inputs, g, ws);
+  double y;
+  bool scalar = shape_is_scalar(f->ctx.out->shape);
+  const char *why = f->jit.grad(dims, inputs, seed, out ? out : scalar ? &y : NULL, g, ws);
   free(g);
-  if (out)
-    *out = y;
+  if (why) {
+    diag_plain(err, "%s", why);
+    return -1;
+  }
   return 0;
+}
+
+// A seed of all ones, for md_grad on a non-scalar output.
+static double *ones(md_function *f, const long *dims, md_error *err) {
+  long r = md_output_rows(f, dims), c = md_output_cols(f, dims);
+  double *s = r > 0 && c > 0 ? malloc(sizeof *s * (size_t)(r * c)) : NULL;
+  if (!s)
+    diag_plain(err, "out of memory");
+  for (long i = 0; s && i < r * c; i++)
+    s[i] = 1;
+  return s;
+}
+
+static bool dims_ok(md_function *f, const long *dims, md_error *err) {
+  for (int i = 0; i < f->ctx.ndims; i++)
+    if (dims[i] < 1) {
+      diag_plain(err, "size %s must be positive, not %ld", f->ctx.dims[i], dims[i]);
+      return false;
+    }
+  return true;
+}
+
+int md_grad(md_function *f, const long *dims, const double *const *inputs, double *out,
+            double *const *grads, md_error *err) {
+  if (!check_call(f, dims, inputs, err))
+    return -1;
+  if (shape_is_scalar(f->ctx.out->shape))
+    return backward(f, dims, inputs, NULL, out, grads, err);
+  if (!dims_ok(f, dims, err))
+    return -1;
+  double *seed = ones(f, dims, err);
+  int rc = seed ? backward(f, dims, inputs, seed, out, grads, err) : -1;
+  free(seed);
+  return rc;
+}
+
+int md_vjp(md_function *f, const long *dims, const double *const *inputs, const double *seed,
+           double *out, double *const *grads, md_error *err) {
+  if (!check_call(f, dims, inputs, err))
+    return -1;
+  if (!seed) {
+    diag_plain(err, "no seed");
+    return -1;
+  }
+  if (!shape_is_scalar(f->ctx.out->shape))
+    return backward(f, dims, inputs, seed, out, grads, err);
+  if (!dims_ok(f, dims, err))
+    return -1;
+  // A scalar output's gradient scaled by the seed: computed into scratch
+  // buffers, then added.
+  int n = f->ctx.nvars, rc = 0;
+  double **g = calloc((size_t)n + 1, sizeof *g);
+  long *len = calloc((size_t)n + 1, sizeof *len);
+  rc = g && len ? 0 : -1;
+  for (int i = 0; rc == 0 && grads && i < n; i++) {
+    len[i] = md_input_rows(f, i, dims) * md_input_cols(f, i, dims);
+    if (grads[i] && f->ctx.vars[i].wrt && !(g[i] = calloc((size_t)len[i], sizeof(double))))
+      rc = -1;
+  }
+  if (rc)
+    diag_plain(err, "out of memory");
+  else
+    rc = backward(f, dims, inputs, NULL, out, g, err);
+  for (int i = 0; rc == 0 && grads && i < n; i++)
+    for (long k = 0; g[i] && k < len[i]; k++)
+      grads[i][k] += seed[0] * g[i][k];
+  for (int i = 0; g && i < n; i++)
+    free(g[i]);
+  free(g);
+  free(len);
+  return rc;
 }

@@ -11,17 +11,22 @@
 #include "md.h"
 
 const char *const op_spelling[OP_COUNT] = {
-#define OP(name, spelling, arity, prec) spelling,
+#define OP(name, spelling, arity, prec, cfn) spelling,
 #include "ops.h"
 #undef OP
 };
 const int op_arity[OP_COUNT] = {
-#define OP(name, spelling, arity, prec) arity,
+#define OP(name, spelling, arity, prec, cfn) arity,
 #include "ops.h"
 #undef OP
 };
 const int op_prec[OP_COUNT] = {
-#define OP(name, spelling, arity, prec) prec,
+#define OP(name, spelling, arity, prec, cfn) prec,
+#include "ops.h"
+#undef OP
+};
+const char *const op_cfunc[OP_COUNT] = {
+#define OP(name, spelling, arity, prec, cfn) cfn,
 #include "ops.h"
 #undef OP
 };
@@ -98,18 +103,32 @@ Node *ast_var(Ctx *c, int index) {
 
 Node *ast_fill(Ctx *c, Op op, Shape s) {
   if (shape_is_scalar(s))
-    return ast_num(c, op == OP_ONES ? 1 : 0);
+    return ast_num(c, op == OP_ZEROS ? 0 : 1);
   Node key = {.op = op, .shape = s};
   return intern(c, &key);
 }
 
-Node *ast_op(Ctx *c, Op op, Node *a, Node *b) {
+Node *ast_opk(Ctx *c, Op op, Node *a, Node *b, long k) {
   if (!a || (op_arity[op] == 2 && !b))
     return NULL;
   char msg[8];
-  Node key = {.op = op, .a = a, .b = b};
-  if (!shape_check(c, op, a->shape, b ? b->shape : a->shape, &key.shape, msg, sizeof msg))
+  Node key = {.op = op, .a = a, .b = b, .k = k};
+  if (!shape_check(c, op, a->shape, b ? b->shape : a->shape, k, &key.shape, msg, sizeof msg))
     return NULL;  // a rule built an ill-shaped node: a bug, reported by the caller
+  return intern(c, &key);
+}
+
+Node *ast_op(Ctx *c, Op op, Node *a, Node *b) { return ast_opk(c, op, a, b, 0); }
+
+Node *ast_dim(Ctx *c, Dim d) {
+  if (d.sym < 0)
+    return ast_num(c, (double)d.n);
+  Node key = {.op = OP_DIM, .k = d.sym, .shape = shape_scalar()};
+  return intern(c, &key);
+}
+
+Node *ast_seed(Ctx *c, Shape s) {
+  Node key = {.op = OP_SEED, .shape = s};
   return intern(c, &key);
 }
 

@@ -17,13 +17,21 @@ static Node *op(Diff *d, Op o, Node *a, Node *b) { return ast_op(d->c, o, a, b);
 static Node *num(Diff *d, double v) { return ast_num(d->c, v); }
 
 // A broadcast operand's gradient is summed back to its own shape: the one
-// place this happens. (A scalar added to a matrix receives sum(G).)
+// place this happens. A scalar added to a matrix receives sum(G), a 1 x m
+// row sum(G, 1), an n x 1 column sum(G, 2).
 static Node *unbroadcast(Diff *d, Node *g, Shape to) {
   if (!g || shape_eq(g->shape, to))
     return g;
   if (shape_is_scalar(to))
     return op(d, OP_SUM, g, NULL);
-  return NULL;  // cannot happen: shape.c only broadcasts scalars
+  return ast_opk(d->c, OP_SUM, g, NULL, shape_is_column(to) ? 2 : 1);
+}
+
+// G spread over SHAPE: the other direction of unbroadcast.
+static Node *spread(Diff *d, Node *g, Shape shape) {
+  if (!g || shape_eq(g->shape, shape))
+    return g;
+  return op(d, shape_is_scalar(g->shape) ? OP_MUL : OP_EMUL, g, ast_fill(d->c, OP_ONES, shape));
 }
 
 static void add(Diff *d, Node *n, Node *g) {
@@ -46,8 +54,11 @@ static void rule(Diff *d, Node *n, Node *g) {
   switch (n->op) {
   case OP_NUM:
   case OP_VAR:
+  case OP_DIM:
+  case OP_SEED:
   case OP_ZEROS:
   case OP_ONES:
+  case OP_EYE:
     break;
   case OP_ADD:  /* C = A + B:  dA += G,  dB += G */
     add(d, a, g);
@@ -105,8 +116,8 @@ static void rule(Diff *d, Node *n, Node *g) {
   case OP_TRANS: /* C = A':  dA += G' */
     add(d, a, op(d, OP_TRANS, g, NULL));
     break;
-  case OP_SUM:   /* c = sum(A):  dA += g*ones */
-    add(d, a, is_scalar(a) ? g : op(d, OP_MUL, g, ast_fill(d->c, OP_ONES, a->shape)));
+  case OP_SUM:   /* c = sum(A, k):  dA += G spread back over A's shape */
+    add(d, a, spread(d, g, a->shape));
     break;
   case OP_NORM:  /* c = ||A||:  dA += (g/||A||)*A */
     add(d, a, op(d, OP_MUL, op(d, OP_DIV, g, n), a));
@@ -114,11 +125,74 @@ static void rule(Diff *d, Node *n, Node *g) {
   case OP_NORMSQ: /* c = ||A||^2:  dA += 2*g*A */
     add(d, a, op(d, OP_MUL, op(d, OP_MUL, num(d, 2), g), a));
     break;
+  case OP_LSE:   /* c = logsumexp(A, k):  dA += G .* exp(A - c), spread */
+    add(d, a, op(d, OP_EMUL, spread(d, g, a->shape), op(d, OP_EXP, op(d, OP_SUB, a, n), NULL)));
+    break;
+  case OP_SOFTMAX: /* S = softmax(A, 2):  dA += S .* (G - sum(G .* S, 2)) */
+    add(d, a, op(d, OP_EMUL, n, op(d, OP_SUB, g, ast_opk(d->c, OP_SUM, op(d, OP_EMUL, g, n), NULL, 2))));
+    break;
+  case OP_TR:    /* c = tr(A):  dA += g*eye */
+    add(d, a, op(d, OP_MUL, g, ast_fill(d->c, OP_EYE, a->shape)));
+    break;
+  case OP_DET:   /* c = det(A):  dA += g*det(A)*inv(A)' */
+    add(d, a, op(d, OP_MUL, op(d, OP_MUL, g, n), op(d, OP_TRANS, op(d, OP_INV, a, NULL), NULL)));
+    break;
+  case OP_LOGDET: /* c = log|det A|:  dA += g*inv(A)' */
+    add(d, a, op(d, OP_MUL, g, op(d, OP_TRANS, op(d, OP_INV, a, NULL), NULL)));
+    break;
+  case OP_INV: { /* C = inv(A):  dA += -C'*G*C' */
+    Node *ct = op(d, OP_TRANS, n, NULL);
+    add(d, a, op(d, OP_MUL, num(d, -1), op(d, OP_MUL, op(d, OP_MUL, ct, g), ct)));
+    break;
+  }
+  case OP_DIAGM: /* C = diag(v):  dv += diag(G) */
+    add(d, a, op(d, OP_DIAGV, g, NULL));
+    break;
+  case OP_DIAGV: /* c = diag(A):  dA += diag(G) */
+    add(d, a, op(d, OP_DIAGM, g, NULL));
+    break;
   case OP_EXP:   /* C = exp(A):  dA += G.*exp(A) */
     add(d, a, op(d, OP_EMUL, g, n));
     break;
   case OP_LOG:   /* C = log(A):  dA += G./A */
     add(d, a, op(d, OP_EDIV, g, a));
+    break;
+  case OP_SQRT:  /* C = sqrt(A):  dA += G./(2*sqrt(A)) */
+    add(d, a, op(d, OP_EDIV, g, op(d, OP_MUL, num(d, 2), n)));
+    break;
+  case OP_SIN:   /* dA += G.*cos(A) */
+    add(d, a, op(d, OP_EMUL, g, op(d, OP_COS, a, NULL)));
+    break;
+  case OP_COS:   /* dA += -G.*sin(A) */
+    add(d, a, op(d, OP_MUL, num(d, -1), op(d, OP_EMUL, g, op(d, OP_SIN, a, NULL))));
+    break;
+  case OP_TAN:   /* dA += G.*(1 + tan(A).^2) */
+    add(d, a, op(d, OP_EMUL, g, op(d, OP_ADD, num(d, 1), op(d, OP_EPOW, n, num(d, 2)))));
+    break;
+  case OP_TANH:  /* dA += G.*(1 - tanh(A).^2) */
+    add(d, a, op(d, OP_EMUL, g, op(d, OP_SUB, num(d, 1), op(d, OP_EPOW, n, num(d, 2)))));
+    break;
+  case OP_SIGMOID: /* dA += G.*sigmoid(A).*(1 - sigmoid(A)) */
+    add(d, a, op(d, OP_EMUL, g, op(d, OP_EMUL, n, op(d, OP_SUB, num(d, 1), n))));
+    break;
+  case OP_RELU:  /* dA += G.*sign(relu(A)): the step, 0 at 0 */
+    add(d, a, op(d, OP_EMUL, g, op(d, OP_SIGN, n, NULL)));
+    break;
+  case OP_SOFTPLUS: /* dA += G.*sigmoid(A) */
+    add(d, a, op(d, OP_EMUL, g, op(d, OP_SIGMOID, a, NULL)));
+    break;
+  case OP_ABS:   /* dA += G.*sign(A): 0 at 0 */
+    add(d, a, op(d, OP_EMUL, g, op(d, OP_SIGN, a, NULL)));
+    break;
+  case OP_SIGN:  /* constant almost everywhere: nothing */
+    break;
+  case OP_ASIN:  /* dA += G./sqrt(1 - A.^2) */
+  case OP_ACOS:  /* dA += -G./sqrt(1 - A.^2) */
+    add(d, a, op(d, OP_MUL, num(d, n->op == OP_ASIN ? 1 : -1),
+                 op(d, OP_EDIV, g, op(d, OP_SQRT, op(d, OP_SUB, num(d, 1), op(d, OP_EPOW, a, num(d, 2))), NULL))));
+    break;
+  case OP_ATAN:  /* dA += G./(1 + A.^2) */
+    add(d, a, op(d, OP_EDIV, g, op(d, OP_ADD, num(d, 1), op(d, OP_EPOW, a, num(d, 2)))));
     break;
   case OP_COUNT:
     break;

@@ -10,12 +10,14 @@
  *   - every other matrix value is a temporary in one workspace, every
  *     scalar a local double, each commented with the expression it holds;
  *   - work needed only by some gradients sits under `if (dX || ...)`, so
- *     a NULL gradient buffer skips it.
+ *     a NULL gradient buffer skips it;
+ *   - the kernels that can fail (a singular matrix) make the function
+ *     return their message; the public wrappers turn it into NaN or -1.
  *
  * The emitter first plans (which nodes get a buffer, which are fused into
  * their user, which products are absorbed into a sum), then prints.
  */
-#include <ctype.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include "md.h"
@@ -27,7 +29,7 @@ typedef enum Kind {
   K_INLINE,   /* an elementwise value used once: fused into its user's loop */
   K_TERM,     /* a sum used once, absorbed into its user's list of terms */
   K_GEMM,     /* a product absorbed as a term: gemm into the user's buffer */
-  K_ROOT,     /* a gradient used only as such: written straight into its buffer */
+  K_ROOT,     /* a root used only as such: written straight into its buffer */
   K_SCALAR,   /* a local double */
   K_BUFFER,   /* a temporary in the workspace */
 } Kind;
@@ -48,6 +50,8 @@ typedef struct Emit {
   char **pname;       /* C parameter names of the inputs */
   char **gname;       /* C parameter names of the gradients */
   char **dname;       /* C names of the symbolic sizes */
+  char *outp, *seedp; /* C names of the output and seed parameters */
+  bool matrix_out;    /* the output is not a scalar */
   char **taken;       /* every C name in use */
   int ntaken, captaken;
   int nfixed;         /* names taken before any body: functions, params */
@@ -59,7 +63,8 @@ static const char *const reserved[] = {
     "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
     "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef",
     "union", "unsigned", "void", "volatile", "while", "_Bool", "_Complex", "_Imaginary",
-    "i", "j", "v", "ws", "pow", "exp", "log", "sqrt", "fabs", "NULL", "main", "NAN",
+    "i", "j", "v", "y", "ws", "ws_", "pow", "exp", "log", "sqrt", "fabs", "sin", "cos", "tan",
+    "tanh", "asin", "acos", "atan", "NULL", "main", "NAN",
 };
 
 static bool is_taken(Emit *e, const char *s) {
@@ -98,23 +103,32 @@ static char *claim(Emit *e, const char *want) {
 
 static bool scalar(const Node *n) { return shape_is_scalar(n->shape); }
 
-// Is N an elementwise operation on matrices (so it can be fused)?
+static bool is_product(const Node *n) {
+  return n->op == OP_MUL && !scalar(n->a) && !scalar(n->b);
+}
+
+// Can N be computed element by element from its operands' elements, so
+// that it fuses into a loop? (DIAGM and DIAGV map indices; they fuse too.)
 static bool elementwise(const Node *n) {
   if (scalar(n))
     return false;
+  if (op_cfunc[n->op])
+    return true;
   switch (n->op) {
   case OP_ADD: case OP_SUB: case OP_EMUL: case OP_EDIV: case OP_EPOW: case OP_DIV:
-  case OP_EXP: case OP_LOG:
+  case OP_DIAGM: case OP_DIAGV:
     return true;
   case OP_MUL:
-    return scalar(n->a) || scalar(n->b);
+    return !is_product(n);
   default:
     return false;
   }
 }
 
-static bool is_product(const Node *n) {
-  return n->op == OP_MUL && !scalar(n->a) && !scalar(n->b);
+// Operations that call a runtime kernel on plain (untransposed) buffers.
+static bool kernel(const Node *n) {
+  return n->op == OP_INV || n->op == OP_DET || n->op == OP_LOGDET || n->op == OP_SOFTMAX ||
+         (n->op == OP_LSE && !scalar(n->a));
 }
 
 // A sum whose terms all have its shape: plan_terms and collect expand it.
@@ -134,9 +148,8 @@ static Node *strip(Node *n, bool *trans) {
 
 /* ---- planning ----------------------------------------------------------- */
 
-// Mark what ROOT needs: uses and masks, walking down by decreasing id.
+// Mark what ROOT needs, walking down by decreasing id.
 static void need(Emit *e, Node *root, unsigned long long bit) {
-  e->uses[root->id]++;
   char *seen = calloc((size_t)e->n, 1);
   if (!seen) {
     e->c->failed = true;
@@ -172,8 +185,8 @@ static void count_uses(Emit *e) {
   }
 }
 
-// Uses seen through transposes: a value read through a transpose used
-// twice is used twice.
+// Uses seen through transposes: a value read through a transpose that is
+// used twice is used twice.
 static int eff_uses(Emit *e, Node *n) {
   Node *u = e->user[n->id];
   if (e->uses[n->id] == 1 && u && u->op == OP_TRANS)
@@ -194,53 +207,61 @@ static bool gemm_term(Emit *e, Node *t, Node **prod, Node **alpha) {
   return true;
 }
 
+// A gemm operand must be in memory; a transpose of it is a flag.
 static void force_buffer(Emit *e, Node *n) {
   bool tr;
   n = strip(n, &tr);
-  if (n->op != OP_VAR)
+  if (n->op != OP_VAR && n->op != OP_SEED)
+    e->kind[n->id] = K_BUFFER;
+}
+
+// A kernel's operand must be in memory as it is, untransposed.
+static void force_plain(Emit *e, Node *n) {
+  if (n->op != OP_VAR && n->op != OP_SEED && !scalar(n))
     e->kind[n->id] = K_BUFFER;
 }
 
 // The terms of N, a sum being written into a buffer: sums used once are
 // flattened, and products among the terms are marked for gemm.
 static void plan_terms(Emit *e, Node *n) {
-  if (flat_sum(n)) {
-    Node *ops[2] = {n->a, n->b};
-    for (int k = 0; k < 2; k++) {
-      Node *t = ops[k];
-      if ((t->op == OP_ADD || t->op == OP_SUB) && e->uses[t->id] == 1 && e->kind[t->id] != K_BUFFER) {
-        e->kind[t->id] = K_TERM;
-        plan_terms(e, t);
-        continue;
-      }
-      Node *prod, *alpha;
-      if (e->uses[t->id] == 1 && gemm_term(e, t, &prod, &alpha) && e->kind[t->id] != K_BUFFER) {
-        e->kind[t->id] = K_GEMM;
-        if (alpha)
-          e->kind[prod->id] = K_GEMM;
-        force_buffer(e, prod->a);
-        force_buffer(e, prod->b);
-      }
+  Node *prod, *alpha;
+  if (!flat_sum(n)) {
+    if (gemm_term(e, n, &prod, &alpha)) {
+      if (alpha)
+        e->kind[prod->id] = K_GEMM;
+      force_buffer(e, prod->a);
+      force_buffer(e, prod->b);
     }
     return;
   }
-  Node *prod, *alpha;
-  if (gemm_term(e, n, &prod, &alpha)) {
-    if (alpha)
-      e->kind[prod->id] = K_GEMM;
-    force_buffer(e, prod->a);
-    force_buffer(e, prod->b);
+  Node *ops[2] = {n->a, n->b};
+  for (int k = 0; k < 2; k++) {
+    Node *t = ops[k];
+    if (e->uses[t->id] != 1 || e->kind[t->id] == K_BUFFER)
+      continue;
+    if (t->op == OP_ADD || t->op == OP_SUB) {
+      e->kind[t->id] = K_TERM;
+      plan_terms(e, t);
+    } else if (gemm_term(e, t, &prod, &alpha)) {
+      e->kind[t->id] = K_GEMM;
+      if (alpha)
+        e->kind[prod->id] = K_GEMM;
+      force_buffer(e, prod->a);
+      force_buffer(e, prod->b);
+    }
   }
 }
 
 // Decide each needed node's kind, parents before operands (by decreasing
 // id), since a parent decides whether its operand is fused or absorbed.
 static void plan(Emit *e, Node **roots, int nroots) {
-  // Roots 1.. are gradients: one used by nothing else is written straight
-  // into its buffer.
-  for (int r = 1; r < nroots; r++) {
+  // A matrix root used by nothing else is written straight into its
+  // destination (the output, or a gradient by adding into it).
+  for (int r = 0; r < nroots; r++) {
     Node *g = roots[r];
-    if (!scalar(g) && e->uses[g->id] == 1 && g->op != OP_VAR && g->op != OP_TRANS) {
+    Op op = g->op;
+    if (!scalar(g) && e->uses[g->id] == 1 && op != OP_VAR && op != OP_SEED && op != OP_TRANS &&
+        op != OP_ZEROS && op != OP_ONES && op != OP_EYE && !(r > 0 && (kernel(g) || op == OP_SUM))) {
       e->kind[g->id] = K_ROOT;
       plan_terms(e, g);
     }
@@ -248,18 +269,20 @@ static void plan(Emit *e, Node **roots, int nroots) {
   for (int i = e->n - 1; i >= 0; i--) {
     Node *p = e->byid[i];
     Kind k = e->kind[i];
-    if (k == K_NONE || k == K_TERM || k == K_GEMM || k == K_ROOT)
+    if (k == K_NONE || k == K_TERM || k == K_GEMM)
       continue;
-    if (p->op == OP_NUM || p->op == OP_VAR)
-      k = K_LEAF;
-    else if ((p->op == OP_ZEROS || p->op == OP_ONES) && k != K_BUFFER)
+    if (k == K_ROOT)
+      ;
+    else if (p->op == OP_NUM || p->op == OP_VAR || p->op == OP_DIM || p->op == OP_SEED)
       k = K_LEAF;
     else if (scalar(p))
       k = K_SCALAR;
-    else if (p->op == OP_TRANS)
-      k = K_VIEW;
     else if (k == K_BUFFER)
       ;
+    else if (p->op == OP_ZEROS || p->op == OP_ONES || p->op == OP_EYE)
+      k = K_LEAF;
+    else if (p->op == OP_TRANS)
+      k = K_VIEW;
     else if (elementwise(p) && eff_uses(e, p) == 1)
       k = K_INLINE;
     else
@@ -267,10 +290,12 @@ static void plan(Emit *e, Node **roots, int nroots) {
     e->kind[i] = k;
     if (k == K_BUFFER)
       plan_terms(e, p);
-    if (is_product(p) && k == K_BUFFER) {
+    if (is_product(p) && (k == K_BUFFER || k == K_ROOT)) {
       force_buffer(e, p->a);
       force_buffer(e, p->b);
     }
+    if (kernel(p))
+      force_plain(e, p->a);
   }
 }
 
@@ -298,20 +323,31 @@ static char *numc(Emit *e, double v) {
   return arena_printf(&e->c->arena, v < 0 ? "(%s%s)" : "%s%s", buf, dot ? "" : ".0");
 }
 
-// The C expression for element (ri, ci) of N; FLAT means one index i runs
-// over N's elements in row-major order.
+static bool is_one(Dim d) { return d.sym < 0 && d.n == 1; }
+
 static char *elem_op(Emit *e, Node *n, const char *ri, const char *ci, bool flat);
 
+// The C expression for element (ri, ci) of N; FLAT means one index i runs
+// over N's elements in row-major order. An operand with a size-1 dimension
+// reads index 0 there: that is broadcasting.
 static char *elem(Emit *e, Node *n, const char *ri, const char *ci, bool flat) {
   Arena *A = &e->c->arena;
   if (n->op == OP_NUM)
     return numc(e, n->num);
+  if (n->op == OP_DIM)
+    return arena_printf(A, "(double)%s", e->dname[n->k]);
   if (scalar(n))
-    return n->op == OP_VAR ? arena_printf(A, "%s[0]", e->cname[n->id]) : e->cname[n->id];
-  if (n->op == OP_VAR || e->kind[n->id] == K_BUFFER) {
+    return n->op == OP_VAR || n->op == OP_SEED ? arena_printf(A, "%s[0]", e->cname[n->id])
+                                               : e->cname[n->id];
+  if (n->op == OP_VAR || n->op == OP_SEED || e->kind[n->id] == K_BUFFER) {
+    const char *name = e->cname[n->id];
     if (flat)
-      return arena_printf(A, "%s[i]", e->cname[n->id]);
-    return arena_printf(A, "%s[%s*%s + %s]", e->cname[n->id], ri, dimc(e, n->shape.c), ci);
+      return arena_printf(A, "%s[i]", name);
+    if (is_one(n->shape.c))
+      return arena_printf(A, "%s[%s]", name, ri);
+    if (is_one(n->shape.r))
+      return arena_printf(A, "%s[%s]", name, ci);
+    return arena_printf(A, "%s[%s*%s + %s]", name, ri, dimc(e, n->shape.c), ci);
   }
   return elem_op(e, n, ri, ci, flat);
 }
@@ -319,36 +355,52 @@ static char *elem(Emit *e, Node *n, const char *ri, const char *ci, bool flat) {
 // Element (ri, ci) of N computed from its operands.
 static char *elem_op(Emit *e, Node *n, const char *ri, const char *ci, bool flat) {
   Arena *A = &e->c->arena;
-  if (n->op == OP_ZEROS || n->op == OP_ONES)
-    return n->op == OP_ZEROS ? "0.0" : "1.0";
-  if (n->op == OP_TRANS)
-    return elem(e, n->a, ci, ri, flat);
-  char *a = n->a ? elem(e, n->a, ri, ci, flat) : NULL;
-  char *b = n->b ? elem(e, n->b, ri, ci, flat) : NULL;
+  switch (n->op) {
+  case OP_ZEROS: return "0.0";
+  case OP_ONES: return "1.0";
+  case OP_EYE: return arena_printf(A, "(%s == %s ? 1.0 : 0.0)", ri, ci);
+  case OP_TRANS: return elem(e, n->a, ci, ri, flat);
+  case OP_DIAGM:
+    return arena_printf(A, "(%s == %s ? %s : 0.0)", ri, ci, elem(e, n->a, ri, "0", false));
+  case OP_DIAGV: return elem(e, n->a, ri, ri, false);
+  default: break;
+  }
+  // Broadcast operands see index 0 along their size-1 dimensions.
+  char *a = NULL, *b = NULL;
+  if (n->a)
+    a = elem(e, n->a, is_one(n->a->shape.r) ? "0" : ri, is_one(n->a->shape.c) ? "0" : ci, flat);
+  if (n->b)
+    b = elem(e, n->b, is_one(n->b->shape.r) ? "0" : ri, is_one(n->b->shape.c) ? "0" : ci, flat);
+  if (op_cfunc[n->op])
+    return arena_printf(A, "%s(%s)", op_cfunc[n->op], a);
   switch (n->op) {
   case OP_ADD: return arena_printf(A, "(%s + %s)", a, b);
   case OP_SUB: return arena_printf(A, "(%s - %s)", a, b);
   case OP_MUL:
-  case OP_EMUL: return arena_printf(A, "%s*%s", a, b);
+  case OP_EMUL: return arena_printf(A, "(%s*%s)", a, b);
   case OP_DIV:
-  case OP_EDIV: return arena_printf(A, "%s/%s", a, b);
+  case OP_EDIV: return arena_printf(A, "(%s/%s)", a, b);
+  case OP_POW:
   case OP_EPOW: return arena_printf(A, "pow(%s, %s)", a, b);
-  case OP_EXP: return arena_printf(A, "exp(%s)", a);
-  case OP_LOG: return arena_printf(A, "log(%s)", a);
   default: return "0.0 /* unreachable */";
   }
 }
 
-// Does reading N elementwise need row and column indices (a transpose in
-// the fused tree), or does one flat index do?
-static bool needs_2d(Emit *e, Node *n, bool top) {
-  if (scalar(n) || n->op == OP_VAR || e->kind[n->id] == K_LEAF)
+// Does reading N elementwise over SHAPE need row and column indices (a
+// transpose, a broadcast, an index map), or does one flat index do?
+static bool needs_2d(Emit *e, Node *n, Shape shape, bool top) {
+  if (scalar(n))
     return false;
+  if (!shape_eq(n->shape, shape))
+    return true;
+  Op op = n->op;
+  if (op == OP_VAR || op == OP_SEED || op == OP_ZEROS || op == OP_ONES)
+    return false;
+  if (op == OP_EYE || op == OP_TRANS || op == OP_DIAGM || op == OP_DIAGV)
+    return true;
   if (e->kind[n->id] == K_BUFFER && !top)
     return false;
-  if (n->op == OP_TRANS)
-    return true;
-  return (n->a && needs_2d(e, n->a, false)) || (n->b && needs_2d(e, n->b, false));
+  return (n->a && needs_2d(e, n->a, shape, false)) || (n->b && needs_2d(e, n->b, shape, false));
 }
 
 static void indent(Emit *e, int depth) {
@@ -356,28 +408,55 @@ static void indent(Emit *e, int depth) {
     buf_puts(e->o, "  ");
 }
 
+static void line(Emit *e, int depth, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void line(Emit *e, int depth, const char *fmt, ...) {
+  indent(e, depth);
+  va_list ap;
+  va_start(ap, fmt);
+  char tmp[1];
+  int n = vsnprintf(tmp, 1, fmt, ap);
+  va_end(ap);
+  char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+  if (s) {
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    buf_puts(e->o, s);
+    free(s);
+  }
+  buf_puts(e->o, "\n");
+}
+
+// "/* t3 = X*W + b */". Printed formulas never hold "*/": no '/' follows '*'.
 static void comment(Emit *e, int depth, const char *lhs, Node *n) {
   char *s = print_str(e->c, n);
   if (!s)
     return;
-  size_t len = strlen(s);
-  indent(e, depth);
-  if (len > 72)
-    buf_printf(e->o, "/* %s = %.69s... */\n", lhs, s);
+  if (strlen(s) > 72)
+    line(e, depth, "/* %s = %.69s... */", lhs, s);
   else
-    buf_printf(e->o, "/* %s = %s */\n", lhs, s);
-  // A comment must not end early: "*/" cannot appear in printed formulas,
-  // which have no '/' after '*'.
+    line(e, depth, "/* %s = %s */", lhs, s);
 }
 
-// DST (shape of N) op= the elementwise terms of N; OP is "=" or "+=".
-// SIGNS[i] gives each term's sign.
+// for (i) [for (j)] DST[..] OP RHS(i, j), over SHAPE.
+static void for_each(Emit *e, int depth, Shape s, bool two, const char *dst, const char *op,
+                     const char *rhs) {
+  if (two) {
+    line(e, depth, "for (long i = 0; i < %s; i++)", dimc(e, s.r));
+    line(e, depth + 1, "for (long j = 0; j < %s; j++)", dimc(e, s.c));
+    line(e, depth + 2, "%s[i*%s + j] %s %s;", dst, dimc(e, s.c), op, rhs);
+  } else {
+    line(e, depth, "for (long i = 0; i < %s; i++)", lenc(e, s));
+    line(e, depth + 1, "%s[i] %s %s;", dst, op, rhs);
+  }
+}
+
+// DST (of TOP's shape) OP the elementwise TERMS with their SIGNS.
 static void loop(Emit *e, int depth, const char *dst, Node *top, Node **terms, int *signs, int nt,
                  const char *op) {
-  Shape s = top->shape;
   bool two = false;
   for (int t = 0; t < nt; t++)
-    two |= needs_2d(e, terms[t], terms[t] == top);
+    two |= needs_2d(e, terms[t], top->shape, terms[t] == top);
   Buf rhs = {0};
   for (int t = 0; t < nt; t++) {
     char *x = terms[t] == top ? elem_op(e, terms[t], "i", "j", !two) : elem(e, terms[t], "i", "j", !two);
@@ -386,14 +465,7 @@ static void loop(Emit *e, int depth, const char *dst, Node *top, Node **terms, i
     else
       buf_printf(&rhs, " %s %s", signs[t] < 0 ? "-" : "+", x);
   }
-  indent(e, depth);
-  if (two)
-    buf_printf(e->o, "for (long i = 0; i < %s; i++)\n", dimc(e, s.r)), indent(e, depth + 1),
-        buf_printf(e->o, "for (long j = 0; j < %s; j++)\n", dimc(e, s.c)), indent(e, depth + 2),
-        buf_printf(e->o, "%s[i*%s + j] %s %s;\n", dst, dimc(e, s.c), op, rhs.s ? rhs.s : "0.0");
-  else
-    buf_printf(e->o, "for (long i = 0; i < %s; i++)\n", lenc(e, s)), indent(e, depth + 1),
-        buf_printf(e->o, "%s[i] %s %s;\n", dst, op, rhs.s ? rhs.s : "0.0");
+  for_each(e, depth, top->shape, two, dst, op, rhs.s ? rhs.s : "0.0");
   buf_free(&rhs);
 }
 
@@ -437,39 +509,32 @@ static void gemm(Emit *e, int depth, const char *dst, Node *t, int sign, bool ac
   char *al = alpha ? elem(e, alpha, "0", "0", true) : "1.0";
   if (sign < 0)
     al = arena_printf(&e->c->arena, "-%s", al);
-  indent(e, depth);
-  buf_printf(e->o, "mdrt_gemm(%d, %d, %s, %s, %s, %s, %s, %s, %s, %s);\n", ta, tb,
-             dimc(e, prod->shape.r), dimc(e, prod->shape.c), dimc(e, prod->a->shape.c), al,
-             e->cname[a->id], e->cname[b->id], accumulate ? "1.0" : "0.0", dst);
+  line(e, depth, "mdrt_gemm(%d, %d, %s, %s, %s, %s, %s, %s, %s, %s);", ta, tb,
+       dimc(e, prod->shape.r), dimc(e, prod->shape.c), dimc(e, prod->a->shape.c), al,
+       e->cname[a->id], e->cname[b->id], accumulate ? "1.0" : "0.0", dst);
 }
 
-// Write (OP "=") or add (OP "+=") the matrix N into DST.
-static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accumulate) {
-  int cap = count_terms(e, n, true);
-  Node **terms = calloc((size_t)cap, sizeof *terms);
-  int *signs = calloc((size_t)cap, sizeof *signs);
-  if (!terms || !signs) {
-    free(terms);
-    free(signs);
+// Write (or with ACCUMULATE, add) the sum of terms N into DST: the
+// elementwise terms in one loop, then each product through gemm.
+static void write_sum(Emit *e, int depth, const char *dst, Node *n, bool accumulate) {
+  int cap = count_terms(e, n, true), nt = 0, new = 0;
+  Node **terms = calloc((size_t)cap, sizeof *terms), **ew = calloc((size_t)cap, sizeof *ew);
+  int *signs = calloc((size_t)cap, sizeof *signs), *ews = calloc((size_t)cap, sizeof *ews);
+  if (!terms || !ew || !signs || !ews) {
     e->c->failed = true;
-    return;
+    goto done;
   }
-  int nt = 0;
   collect(e, n, true, 1, terms, signs, &nt, cap);
-  // Elementwise terms first, in one loop; then each product through gemm.
-  Node **ew = calloc((size_t)cap, sizeof *ew);
-  int *ews = calloc((size_t)cap, sizeof *ews);
-  int new = 0;
-  for (int t = 0; ew && ews && t < nt; t++)
+  for (int t = 0; t < nt; t++)
     if (!is_gemm(e, terms[t], n)) {
       ew[new] = terms[t];
       ews[new++] = signs[t];
     }
   bool written = accumulate;
   if (new == 1 && ews[0] > 0 && !accumulate && ew[0] != n &&
-      (ew[0]->op == OP_VAR || e->kind[ew[0]->id] == K_BUFFER)) {
-    indent(e, depth);
-    buf_printf(e->o, "mdrt_copy(%s, %s, %s);\n", lenc(e, n->shape), e->cname[ew[0]->id], dst);
+      (ew[0]->op == OP_VAR || ew[0]->op == OP_SEED || e->kind[ew[0]->id] == K_BUFFER) &&
+      shape_eq(ew[0]->shape, n->shape)) {
+    line(e, depth, "mdrt_copy(%s, %s, %s);", lenc(e, n->shape), e->cname[ew[0]->id], dst);
     written = true;
   } else if (new > 0) {
     loop(e, depth, dst, n, ew, ews, new, accumulate ? "+=" : "=");
@@ -480,153 +545,247 @@ static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accu
       gemm(e, depth, dst, terms[t], signs[t], written);
       written = true;
     }
+done:
   free(terms);
   free(signs);
   free(ew);
   free(ews);
 }
 
+// sum(A, 1) or sum(A, 2) into DST, fused with A's loop.
+static void write_sum_axis(Emit *e, int depth, const char *dst, Node *n) {
+  Node *a = n->a;
+  bool cols = n->k == 1;
+  line(e, depth, "for (long i = 0; i < %s; i++)", lenc(e, n->shape));
+  line(e, depth + 1, "%s[i] = 0;", dst);
+  line(e, depth, "for (long i = 0; i < %s; i++)", dimc(e, a->shape.r));
+  line(e, depth + 1, "for (long j = 0; j < %s; j++)", dimc(e, a->shape.c));
+  line(e, depth + 2, "%s[%s] += %s;", dst, cols ? "j" : "i", elem(e, a, "i", "j", false));
+}
+
+// A kernel that can fail returns its message from the generated function.
+static void check(Emit *e, int depth, const char *call, const char *what) {
+  line(e, depth, "if (%s)", call);
+  line(e, depth + 1, "return \"%s: the matrix is singular\";", what);
+}
+
+// Write the matrix N into DST (or add it in, with ACCUMULATE).
+static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accumulate) {
+  Node *a = n->a;
+  const char *src = a ? e->cname[a->id] : NULL;
+  switch (accumulate ? OP_COUNT : n->op) {
+  case OP_SUM:
+    write_sum_axis(e, depth, dst, n);
+    return;
+  case OP_INV:
+    check(e, depth, arena_printf(&e->c->arena, "mdrt_lu_inv(%s, %s, %s, 0)", dimc(e, a->shape.r), src, dst),
+          "inv");
+    return;
+  case OP_SOFTMAX:
+    line(e, depth, "mdrt_softmax_rows(%s, %s, %s, %s);", dimc(e, a->shape.r), dimc(e, a->shape.c), src, dst);
+    return;
+  case OP_LSE:
+    line(e, depth, "mdrt_logsumexp_rows(%s, %s, %s, %s);", dimc(e, a->shape.r), dimc(e, a->shape.c), src, dst);
+    return;
+  default:
+    break;
+  }
+  Kind k = e->kind[n->id];
+  if (accumulate && (k == K_BUFFER || n->op == OP_VAR || n->op == OP_SEED)) {
+    line(e, depth, "mdrt_axpby(%s, 1.0, %s, 1.0, %s);", lenc(e, n->shape), e->cname[n->id], dst);
+    return;
+  }
+  write_sum(e, depth, dst, n, accumulate);
+}
+
 // A reduction of A to a scalar, into the local double DST.
 static void reduce(Emit *e, int depth, const char *dst, Node *n) {
   bool tr;
   Node *a = strip(n->a, &tr);  // a full reduction does not care about order
-  bool plain = a->op == OP_VAR || e->kind[a->id] == K_BUFFER;
-  const char *sq = n->op == OP_SUM ? "mdrt_sum" : "mdrt_sumsq";
-  indent(e, depth);
-  if (plain) {
-    buf_printf(e->o, "%s = %s%s(%s, %s)%s;\n", dst, n->op == OP_NORM ? "sqrt(" : "", sq,
-               lenc(e, a->shape), e->cname[a->id], n->op == OP_NORM ? ")" : "");
+  bool norm = n->op == OP_NORM;
+  if (a->op == OP_VAR || a->op == OP_SEED || e->kind[a->id] == K_BUFFER) {
+    line(e, depth, "%s = %s%s(%s, %s)%s;", dst, norm ? "sqrt(" : "",
+         n->op == OP_SUM ? "mdrt_sum" : "mdrt_sumsq", lenc(e, a->shape), e->cname[a->id],
+         norm ? ")" : "");
     return;
   }
-  bool two = needs_2d(e, a, false);
+  bool two = needs_2d(e, a, a->shape, false);
   char *x = elem(e, a, "i", "j", !two);
-  buf_printf(e->o, "%s = 0;\n", dst);
-  indent(e, depth);
-  if (two)
-    buf_printf(e->o, "for (long i = 0; i < %s; i++)\n", dimc(e, a->shape.r)), indent(e, depth + 1),
-        buf_printf(e->o, "for (long j = 0; j < %s; j++) {\n", dimc(e, a->shape.c));
-  else
-    buf_printf(e->o, "for (long i = 0; i < %s; i++) {\n", lenc(e, a->shape));
-  indent(e, depth + 1 + two);
-  if (n->op == OP_SUM)
-    buf_printf(e->o, "%s += %s;\n", dst, x);
-  else
-    buf_printf(e->o, "double v = %s;\n", x), indent(e, depth + 1 + two),
-        buf_printf(e->o, "%s += v*v;\n", dst);
-  indent(e, depth + two);
-  buf_puts(e->o, "}\n");
-  if (n->op == OP_NORM) {
-    indent(e, depth);
-    buf_printf(e->o, "%s = sqrt(%s);\n", dst, dst);
+  line(e, depth, "%s = 0;", dst);
+  if (two) {
+    line(e, depth, "for (long i = 0; i < %s; i++)", dimc(e, a->shape.r));
+    line(e, depth + 1, "for (long j = 0; j < %s; j++) {", dimc(e, a->shape.c));
+  } else {
+    line(e, depth, "for (long i = 0; i < %s; i++) {", lenc(e, a->shape));
   }
+  if (n->op == OP_SUM) {
+    line(e, depth + 1 + two, "%s += %s;", dst, x);
+  } else {
+    line(e, depth + 1 + two, "double v = %s;", x);
+    line(e, depth + 1 + two, "%s += v*v;", dst);
+  }
+  line(e, depth + two, "}");
+  if (norm)
+    line(e, depth, "%s = sqrt(%s);", dst, dst);
 }
 
 static void scalar_op(Emit *e, int depth, Node *n) {
+  Arena *A = &e->c->arena;
   const char *dst = e->cname[n->id];
-  if (n->op == OP_SUM || n->op == OP_NORM || n->op == OP_NORMSQ) {
-    if (scalar(n->a)) {
-      char *a = elem(e, n->a, "0", "0", true);
-      indent(e, depth);
-      if (n->op == OP_SUM)
-        buf_printf(e->o, "%s = %s;\n", dst, a);
-      else if (n->op == OP_NORM)
-        buf_printf(e->o, "%s = fabs(%s);\n", dst, a);
-      else
-        buf_printf(e->o, "%s = %s*%s;\n", dst, a, a);
+  Node *an = n->a;
+  if (an && !scalar(an)) {
+    const char *src = e->cname[an->id];
+    const char *sz = dimc(e, an->shape.r);
+    switch (n->op) {
+    case OP_SUM:
+    case OP_NORM:
+    case OP_NORMSQ:
+      reduce(e, depth, dst, n);
       return;
+    case OP_LSE:
+      line(e, depth, "%s = mdrt_logsumexp(%s, %s);", dst, lenc(e, an->shape), src);
+      return;
+    case OP_TR:
+      line(e, depth, "%s = 0;", dst);
+      line(e, depth, "for (long i = 0; i < %s; i++)", sz);
+      line(e, depth + 1, "%s += %s;", dst, elem(e, an, "i", "i", false));
+      return;
+    case OP_DET:
+      check(e, depth, arena_printf(A, "mdrt_lu_inv(%s, %s, 0, &%s)", sz, src, dst), "det");
+      return;
+    case OP_LOGDET:
+      check(e, depth, arena_printf(A, "mdrt_logdet(%s, %s, &%s)", sz, src, dst), "logdet");
+      return;
+    case OP_MUL:  /* a row times a column: a dot product */
+      line(e, depth, "%s = 0;", dst);
+      line(e, depth, "for (long i = 0; i < %s; i++)", dimc(e, an->shape.c));
+      line(e, depth + 1, "%s += %s*%s;", dst, elem(e, an, "0", "i", false), elem(e, n->b, "i", "0", false));
+      return;
+    default:
+      break;
     }
-    reduce(e, depth, dst, n);
+  }
+  char *a = an ? elem(e, an, "0", "0", true) : NULL;
+  char *b = n->b ? elem(e, n->b, "0", "0", true) : NULL;
+  if (op_cfunc[n->op]) {
+    line(e, depth, "%s = %s(%s);", dst, op_cfunc[n->op], a);
     return;
   }
-  char *a = n->a ? elem(e, n->a, "0", "0", true) : NULL;
-  char *b = n->b ? elem(e, n->b, "0", "0", true) : NULL;
-  indent(e, depth);
   switch (n->op) {
-  case OP_ADD: buf_printf(e->o, "%s = %s + %s;\n", dst, a, b); break;
-  case OP_SUB: buf_printf(e->o, "%s = %s - %s;\n", dst, a, b); break;
+  case OP_ADD: line(e, depth, "%s = %s + %s;", dst, a, b); break;
+  case OP_SUB: line(e, depth, "%s = %s - %s;", dst, a, b); break;
   case OP_MUL:
-  case OP_EMUL: buf_printf(e->o, "%s = %s*%s;\n", dst, a, b); break;
+  case OP_EMUL: line(e, depth, "%s = %s*%s;", dst, a, b); break;
   case OP_DIV:
-  case OP_EDIV: buf_printf(e->o, "%s = %s/%s;\n", dst, a, b); break;
+  case OP_EDIV: line(e, depth, "%s = %s/%s;", dst, a, b); break;
   case OP_POW:
-  case OP_EPOW: buf_printf(e->o, "%s = pow(%s, %s);\n", dst, a, b); break;
-  case OP_TRANS: buf_printf(e->o, "%s = %s;\n", dst, a); break;
-  case OP_EXP: buf_printf(e->o, "%s = exp(%s);\n", dst, a); break;
-  case OP_LOG: buf_printf(e->o, "%s = log(%s);\n", dst, a); break;
-  default: buf_printf(e->o, "%s = 0; /* unreachable */\n", dst); break;
+  case OP_EPOW: line(e, depth, "%s = pow(%s, %s);", dst, a, b); break;
+  case OP_NORM: line(e, depth, "%s = fabs(%s);", dst, a); break;
+  case OP_NORMSQ: line(e, depth, "%s = %s*%s;", dst, a, a); break;
+  case OP_LSE:   /* of a scalar: itself */
+  case OP_SUM:
+  case OP_TRANS:
+  case OP_TR:
+  case OP_DET:
+  case OP_DIAGM:
+  case OP_DIAGV: line(e, depth, "%s = %s;", dst, a); break;
+  case OP_SOFTMAX: line(e, depth, "%s = 1.0;", dst); break;
+  case OP_INV: line(e, depth, "%s = 1.0/%s;", dst, a); break;
+  case OP_LOGDET: line(e, depth, "%s = log(fabs(%s));", dst, a); break;
+  default: line(e, depth, "%s = 0; /* unreachable */", dst); break;
   }
 }
 
 /* ---- functions ---------------------------------------------------------- */
 
-static void params(Emit *e, bool grads) {
+typedef enum Sig {
+  SIG_VALUE,     /* the value: dims, inputs, out */
+  SIG_GRAD,      /* the gradients: dims, inputs, [seed,] out, grads */
+} Sig;
+
+static void sep(Buf *o, bool *first) {
+  if (!*first)
+    buf_puts(o, ", ");
+  *first = false;
+}
+
+// The parameter list of the generated functions. PUBLIC drops the out
+// parameter where the public API has none (a scalar output is returned;
+// the VJP does not give the value).
+static void params(Emit *e, Sig sig, bool public, bool ws) {
   Ctx *c = e->c;
   bool first = true;
-  for (int i = 0; i < c->ndims; i++, first = false)
-    buf_printf(e->o, "%slong %s", first ? "" : ", ", e->dname[i]);
-  for (int i = 0; i < c->nvars; i++, first = false)
-    buf_printf(e->o, "%sconst double *%s", first ? "" : ", ", e->pname[i]);
-  if (grads)
+  for (int i = 0; i < c->ndims; i++)
+    sep(e->o, &first), buf_printf(e->o, "long %s", e->dname[i]);
+  for (int i = 0; i < c->nvars; i++)
+    sep(e->o, &first), buf_printf(e->o, "const double *%s", e->pname[i]);
+  if (sig == SIG_GRAD && e->matrix_out)
+    sep(e->o, &first), buf_printf(e->o, "const double *%s", e->seedp);
+  if (!public || (sig == SIG_VALUE && e->matrix_out))
+    sep(e->o, &first), buf_printf(e->o, "double *%s", e->outp);
+  if (sig == SIG_GRAD)
     for (int i = 0; i < c->nvars; i++)
       if (c->vars[i].wrt)
-        buf_printf(e->o, "%sdouble *%s", first ? "" : ", ", e->gname[i]), first = false;
+        sep(e->o, &first), buf_printf(e->o, "double *%s", e->gname[i]);
+  if (ws)
+    sep(e->o, &first), buf_puts(e->o, "void *ws_");
   if (first)
     buf_puts(e->o, "void");
 }
 
-static void args(Emit *e, bool grads, const char *dims, const char *in, const char *g) {
+// The arguments matching params(e, sig, false, true), from the names used
+// inside a public wrapper.
+static void call_args(Emit *e, Sig sig, const char *out) {
   Ctx *c = e->c;
   bool first = true;
-  for (int i = 0; i < c->ndims; i++, first = false)
-    buf_printf(e->o, "%s%s[%d]", first ? "" : ", ", dims, i);
-  for (int i = 0; i < c->nvars; i++, first = false)
-    buf_printf(e->o, "%s%s[%d]", first ? "" : ", ", in, i);
-  if (grads)
+  for (int i = 0; i < c->ndims; i++)
+    sep(e->o, &first), buf_puts(e->o, e->dname[i]);
+  for (int i = 0; i < c->nvars; i++)
+    sep(e->o, &first), buf_puts(e->o, e->pname[i]);
+  if (sig == SIG_GRAD && e->matrix_out)
+    sep(e->o, &first), buf_puts(e->o, e->seedp);
+  sep(e->o, &first), buf_puts(e->o, out);
+  if (sig == SIG_GRAD)
     for (int i = 0; i < c->nvars; i++)
       if (c->vars[i].wrt)
-        buf_printf(e->o, "%s%s[%d]", first ? "" : ", ", g, i), first = false;
+        sep(e->o, &first), buf_puts(e->o, e->gname[i]);
+  sep(e->o, &first), buf_puts(e->o, "ws");
 }
 
 static void guard_open(Emit *e, unsigned long long m) {
-  buf_puts(e->o, "  if (");
-  bool first = true;
+  Buf cond = {0};
   for (int i = 0; i < e->c->nvars && i < 63; i++)
-    if (m & (1ull << i)) {
-      buf_printf(e->o, "%s%s", first ? "" : " || ", e->gname[i]);
-      first = false;
-    }
-  buf_puts(e->o, ") {\n");
+    if (m & (1ull << i))
+      buf_printf(&cond, "%s%s", cond.len ? " || " : "", e->gname[i]);
+  line(e, 1, "if (%s) {", cond.s ? cond.s : "1");
+  buf_free(&cond);
 }
 
-// Plan and print one function body: the value, and with GRADS the
-// accumulation into each gradient buffer. Returns the workspace size as a
-// C expression in doubles.
-static char *body(Emit *e, bool grads, bool print) {
+// Plan one body: the value, and with GRADS the gradients. Returns the
+// workspace size as a C expression in doubles.
+static char *plan_body(Emit *e, bool grads, Node **roots, int *nroots) {
   Ctx *c = e->c;
   int n = e->n;
   memset(e->uses, 0, sizeof *e->uses * (size_t)n);
   memset(e->mask, 0, sizeof *e->mask * (size_t)n);
   memset(e->kind, 0, sizeof *e->kind * (size_t)n);
   memset(e->user, 0, sizeof *e->user * (size_t)n);
+  memset(e->cname, 0, sizeof *e->cname * (size_t)n);
   e->ntaken = e->nfixed;
   e->ntemps = 0;
-  Node **roots = arena_alloc(&c->arena, sizeof *roots * (size_t)(c->nvars + 1));
-  if (!roots)
-    return NULL;
   roots[0] = c->out;
   need(e, c->out, ALL_ROOTS);
-  int nroots = 1;
+  *nroots = 1;
   if (grads)
     for (int i = 0; i < c->nvars; i++)
-      if (c->vars[i].wrt && c->grads[i]) {
-        roots[nroots++] = c->grads[i];
+      if (c->vars[i].wrt) {
+        roots[(*nroots)++] = c->grads[i];
         need(e, c->grads[i], c->nvars > 63 ? ALL_ROOTS : 1ull << i);
       }
-  memset(e->uses, 0, sizeof *e->uses * (size_t)n);
-  for (int r = 0; r < nroots; r++)
+  for (int r = 0; r < *nroots; r++)
     e->uses[roots[r]->id]++;
   count_uses(e);
-  plan(e, roots, nroots);
+  plan(e, roots, *nroots);
 
   // Names: buffers and scalars get t1, t2, ... in order.
   Buf ws = {0};
@@ -635,46 +794,50 @@ static char *body(Emit *e, bool grads, bool print) {
     Node *p = e->byid[i];
     if (p->op == OP_VAR)
       e->cname[i] = e->pname[p->k];
+    else if (p->op == OP_SEED)
+      e->cname[i] = e->seedp;
     else if (e->kind[i] == K_BUFFER || e->kind[i] == K_SCALAR)
       e->cname[i] = claim(e, arena_printf(&c->arena, "t%d", ++e->ntemps));
     if (e->kind[i] == K_BUFFER && p->op != OP_VAR)
       buf_printf(&ws, " + %s", lenc(e, p->shape));
   }
-  char *size = arena_strdup(&c->arena, ws.s);
+  char *size = ws.s ? arena_strdup(&c->arena, ws.s) : NULL;
   buf_free(&ws);
-  if (!print)
-    return size;
+  return size;
+}
 
+// Print one body, planned by plan_body.
+static void print_body(Emit *e, bool grads, Node **roots, int nroots) {
+  Ctx *c = e->c;
+  int n = e->n;
   // Declarations: workspace pointers and scalars.
   const char *prev = NULL;
   Shape prevshape = shape_scalar();
   for (int i = 0; i < n; i++) {
     if (e->kind[i] == K_BUFFER && e->byid[i]->op != OP_VAR) {
       if (prev)
-        buf_printf(e->o, "  double *%s = %s + %s;\n", e->cname[i], prev, lenc(e, prevshape));
+        line(e, 1, "double *%s = %s + %s;", e->cname[i], prev, lenc(e, prevshape));
       else
-        buf_printf(e->o, "  double *%s = ws;\n", e->cname[i]);
+        line(e, 1, "double *%s = ws;", e->cname[i]);
       prev = e->cname[i];
       prevshape = e->byid[i]->shape;
     } else if (e->kind[i] == K_SCALAR) {
-      buf_printf(e->o, "  double %s = 0;\n", e->cname[i]);
+      line(e, 1, "double %s = 0;", e->cname[i]);
     }
   }
   if (!prev)
-    buf_puts(e->o, "  (void)ws;\n");
+    line(e, 1, "(void)ws;");
 
   // The code, in id order, grouped under guards by the roots that need it.
   unsigned long long open = ALL_ROOTS;
   for (int i = 0; i < n; i++) {
     Kind k = e->kind[i];
-    if (k != K_BUFFER && k != K_SCALAR)
-      continue;
     Node *p = e->byid[i];
-    if (p->op == OP_VAR)
+    if ((k != K_BUFFER && k != K_SCALAR) || p->op == OP_VAR)
       continue;
     if (e->mask[i] != open) {
       if (open != ALL_ROOTS)
-        buf_puts(e->o, "  }\n");
+        line(e, 1, "}");
       open = e->mask[i];
       if (open != ALL_ROOTS)
         guard_open(e, open);
@@ -687,63 +850,139 @@ static char *body(Emit *e, bool grads, bool print) {
       write_matrix(e, depth, e->cname[i], p, false);
   }
   if (open != ALL_ROOTS)
-    buf_puts(e->o, "  }\n");
+    line(e, 1, "}");
 
-  if (grads)
-    for (int i = 0; i < c->nvars; i++) {
-      Node *g = c->grads[i];
-      if (!c->vars[i].wrt || !g)
-        continue;
-      buf_printf(e->o, "  if (%s) {\n", e->gname[i]);
-      char *lhs = arena_printf(&c->arena, "d%s/d%s", c->outname, c->vars[i].name);
-      comment(e, 2, lhs, g);
-      if (g->op == OP_ZEROS || ast_is_num(g, 0))
-        buf_puts(e->o, "    /* nothing to add */\n");
-      else if (scalar(g))
-        buf_printf(e->o, "    %s[0] += %s;\n", e->gname[i], elem(e, g, "0", "0", true));
-      else if (e->kind[g->id] == K_BUFFER || g->op == OP_VAR)
-        buf_printf(e->o, "    mdrt_axpby(%s, 1.0, %s, 1.0, %s);\n", lenc(e, g->shape),
-                   e->cname[g->id], e->gname[i]);
-      else
-        write_matrix(e, 2, e->gname[i], g, true);
-      buf_puts(e->o, "  }\n");
-    }
-  buf_printf(e->o, "  return %s;\n", elem(e, c->out, "0", "0", true));
+  for (int r = 1; r < nroots; r++) {
+    // Root r is the gradient of the r-th wrt variable.
+    int i = 0;
+    for (int k = 0, seen = 0; k < c->nvars; k++)
+      if (c->vars[k].wrt && ++seen == r)
+        i = k;
+    Node *g = roots[r];
+    line(e, 1, "if (%s) {", e->gname[i]);
+    comment(e, 2, arena_printf(&c->arena, "d%s/d%s", c->outname, c->vars[i].name), g);
+    if (g->op == OP_ZEROS || ast_is_num(g, 0))
+      line(e, 2, "/* nothing to add */");
+    else if (scalar(g))
+      line(e, 2, "%s[0] += %s;", e->gname[i], elem(e, g, "0", "0", true));
+    else
+      write_matrix(e, 2, e->gname[i], g, true);
+    line(e, 1, "}");
+  }
+  Node *out = c->out;
+  if (!e->matrix_out) {
+    line(e, 1, "%s[0] = %s;", e->outp, elem(e, out, "0", "0", true));
+  } else {
+    if (grads)
+      line(e, 1, "if (%s) {", e->outp);
+    comment(e, 1 + grads, c->outname, out);
+    if (e->kind[out->id] == K_BUFFER || out->op == OP_VAR || out->op == OP_SEED)
+      line(e, 1 + grads, "mdrt_copy(%s, %s, %s);", lenc(e, out->shape), e->cname[out->id], e->outp);
+    else
+      write_matrix(e, 1 + grads, e->outp, out, false);
+    if (grads)
+      line(e, 1, "}");
+  }
+  line(e, 1, "return 0;");
+}
+
+// The static function that does the work, returning NULL or a message.
+static char *impl(Emit *e, bool grads, bool print) {
+  Node **roots = arena_alloc(&e->c->arena, sizeof *roots * (size_t)(e->c->nvars + 1));
+  int nroots;
+  if (!roots)
+    return NULL;
+  char *size = plan_body(e, grads, roots, &nroots);
+  if (!print)
+    return size;
+  buf_printf(e->o, "static const char *%s_%s(", e->opts->name, grads ? "backward" : "forward");
+  params(e, grads ? SIG_GRAD : SIG_VALUE, false, true);
+  buf_puts(e->o, ") {\n  double *ws = ws_;\n");
+  print_body(e, grads, roots, nroots);
+  buf_puts(e->o, "}\n\n");
   return size;
 }
 
-static void prototype(Emit *e, const char *suffix, bool grads, bool ws) {
-  buf_printf(e->o, "double %s%s(", e->opts->name, suffix);
-  params(e, grads);
-  if (ws)
-    buf_puts(e->o, ", void *ws_");
-  buf_puts(e->o, ")");
-}
-
-static void function(Emit *e, bool grads) {
-  const char *suffix = grads ? "_grad" : "";
-  // The _ws form does the work in a caller's workspace.
-  prototype(e, grads ? "_grad_ws" : "_ws", grads, true);
-  buf_puts(e->o, " {\n  double *ws = ws_;\n");
-  body(e, grads, true);
-  buf_puts(e->o, "}\n\n");
-  // The plain form allocates the workspace once per call.
-  prototype(e, suffix, grads, false);
-  buf_printf(e->o, " {\n  double *ws = mdrt_alloc(%s_workspace_size(", e->opts->name);
+static void dims_args(Emit *e) {
   for (int i = 0; i < e->c->ndims; i++)
     buf_printf(e->o, "%s%s", i ? ", " : "", e->dname[i]);
-  buf_printf(e->o, "));\n  if (!ws)\n    return 0.0/0.0;\n  double y = %s%s_ws(", e->opts->name,
-             grads ? "_grad" : "");
+}
+
+// The public functions around one impl: P_ws / P_grad_ws (or P_vjp_ws) in
+// a caller's workspace, and P / P_grad (P_vjp) allocating it.
+static void wrappers(Emit *e, bool grads) {
+  const char *P = e->opts->name;
+  Sig sig = grads ? SIG_GRAD : SIG_VALUE;
+  const char *suffix = !grads ? "" : e->matrix_out ? "_vjp" : "_grad";
+  const char *impl_name = grads ? "backward" : "forward";
+  // A scalar output is returned (NaN on error); otherwise 0 or -1.
+  const char *type = e->matrix_out ? "int" : "double";
+  bool has_out = !e->matrix_out || !grads;
+  const char *out = !e->matrix_out ? "&y" : grads ? "0" : e->outp;
+  buf_printf(e->o, "%s %s%s_ws(", type, P, suffix);
+  params(e, sig, true, true);
+  buf_printf(e->o, ") {\n  double *ws = ws_;\n");
+  if (!e->matrix_out)
+    buf_printf(e->o, "  double y;\n  if (%s_%s(", P, impl_name), call_args(e, sig, out),
+        buf_puts(e->o, "))\n    return 0.0/0.0;\n  return y;\n}\n\n");
+  else
+    buf_printf(e->o, "  return %s_%s(", P, impl_name), call_args(e, sig, out),
+        buf_puts(e->o, ") ? -1 : 0;\n}\n\n");
+  (void)has_out;
+  buf_printf(e->o, "%s %s%s(", type, P, suffix);
+  params(e, sig, true, false);
+  buf_printf(e->o, ") {\n  void *ws = mdrt_alloc(%s_workspace_size(", P);
+  dims_args(e);
+  buf_printf(e->o, "));\n  if (!ws)\n    return %s;\n  %s y = %s%s_ws(", e->matrix_out ? "-1" : "0.0/0.0",
+             type, P, suffix);
+  Ctx *c = e->c;
   bool first = true;
-  for (int i = 0; i < e->c->ndims; i++, first = false)
-    buf_printf(e->o, "%s%s", first ? "" : ", ", e->dname[i]);
-  for (int i = 0; i < e->c->nvars; i++, first = false)
-    buf_printf(e->o, "%s%s", first ? "" : ", ", e->pname[i]);
+  for (int i = 0; i < c->ndims; i++)
+    sep(e->o, &first), buf_puts(e->o, e->dname[i]);
+  for (int i = 0; i < c->nvars; i++)
+    sep(e->o, &first), buf_puts(e->o, e->pname[i]);
+  if (grads && e->matrix_out)
+    sep(e->o, &first), buf_puts(e->o, e->seedp);
+  if (!grads && e->matrix_out)
+    sep(e->o, &first), buf_puts(e->o, e->outp);
   if (grads)
-    for (int i = 0; i < e->c->nvars; i++)
-      if (e->c->vars[i].wrt)
-        buf_printf(e->o, "%s%s", first ? "" : ", ", e->gname[i]), first = false;
-  buf_printf(e->o, "%sws);\n  mdrt_free(ws);\n  return y;\n}\n\n", first ? "" : ", ");
+    for (int i = 0; i < c->nvars; i++)
+      if (c->vars[i].wrt)
+        sep(e->o, &first), buf_puts(e->o, e->gname[i]);
+  sep(e->o, &first), buf_puts(e->o, "ws");
+  buf_puts(e->o, ");\n  mdrt_free(ws);\n  return y;\n}\n\n");
+}
+
+// Array-form entry points for md_eval and md_grad, which call any arity.
+static void jit_entries(Emit *e) {
+  Ctx *c = e->c;
+  const char *P = e->opts->name;
+  buf_printf(e->o, "long %s_entry_ws(const long *d) {\n  (void)d;\n  return %s_workspace_size(", P, P);
+  for (int i = 0; i < c->ndims; i++)
+    buf_printf(e->o, "%sd[%d]", i ? ", " : "", i);
+  buf_puts(e->o, ");\n}\n\n");
+  for (int g = 0; g < 2; g++) {
+    if (g)
+      buf_printf(e->o, "const char *%s_entry_grad(const long *d, const double *const *in, const double *seed, "
+                       "double *out, double *const *g, void *ws) {\n  (void)d; (void)in; (void)seed; (void)g;\n"
+                       "  return %s_backward(", P, P);
+    else
+      buf_printf(e->o, "const char *%s_entry_eval(const long *d, const double *const *in, double *out, void *ws) {\n"
+                       "  (void)d; (void)in;\n  return %s_forward(", P, P);
+    bool first = true;
+    for (int i = 0; i < c->ndims; i++)
+      sep(e->o, &first), buf_printf(e->o, "d[%d]", i);
+    for (int i = 0; i < c->nvars; i++)
+      sep(e->o, &first), buf_printf(e->o, "in[%d]", i);
+    if (g && e->matrix_out)
+      sep(e->o, &first), buf_puts(e->o, "seed");
+    sep(e->o, &first), buf_puts(e->o, "out");
+    if (g)
+      for (int i = 0; i < c->nvars; i++)
+        if (c->vars[i].wrt)
+          sep(e->o, &first), buf_printf(e->o, "g[%d]", i);
+    buf_puts(e->o, ", ws);\n}\n\n");
+  }
 }
 
 static bool setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
@@ -751,12 +990,12 @@ static bool setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
   e->c = c;
   e->o = out;
   e->opts = o;
-  claim(e, o->name);
-  claim(e, arena_printf(&c->arena, "%s_grad", o->name));
-  claim(e, arena_printf(&c->arena, "%s_ws", o->name));
-  claim(e, arena_printf(&c->arena, "%s_grad_ws", o->name));
-  claim(e, arena_printf(&c->arena, "%s_workspace_size", o->name));
-  claim(e, "y");
+  e->matrix_out = !shape_is_scalar(c->out->shape);
+  static const char *const suffixes[] = {"", "_ws", "_grad", "_grad_ws", "_vjp", "_vjp_ws",
+                                         "_workspace_size", "_forward", "_backward",
+                                         "_entry_ws", "_entry_eval", "_entry_grad"};
+  for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++)
+    claim(e, arena_printf(&c->arena, "%s%s", o->name, suffixes[i]));
   e->dname = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->ndims + 1));
   e->pname = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->nvars + 1));
   e->gname = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->nvars + 1));
@@ -766,6 +1005,8 @@ static bool setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
     e->dname[i] = claim(e, c->dims[i]);
   for (int i = 0; i < c->nvars; i++)
     e->pname[i] = claim(e, c->vars[i].name);
+  e->seedp = e->matrix_out ? claim(e, "seed") : NULL;
+  e->outp = claim(e, "out");
   for (int i = 0; i < c->nvars; i++)
     if (c->vars[i].wrt)
       e->gname[i] = claim(e, arena_printf(&c->arena, "d%s", c->vars[i].name));
@@ -789,17 +1030,26 @@ static bool setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
 
 static void header(Emit *e) {
   Ctx *c = e->c;
+  const char *P = e->opts->name;
   buf_printf(e->o, "/*\n * Generated by matdiff %s from %s. Do not edit.\n *\n", MATDIFF_VERSION, c->file);
   char *out = print_str(c, c->out);
   buf_printf(e->o, " *   %s = %s\n", c->outname, out ? out : "?");
   for (int i = 0; i < c->nvars; i++)
-    if (c->vars[i].wrt && c->grads[i]) {
+    if (c->vars[i].wrt) {
       char *g = print_str(c, c->grads[i]);
-      buf_printf(e->o, " *   d%s/d%s = %s\n", c->outname, c->vars[i].name, g ? g : "?");
+      buf_printf(e->o, " *   %s%s/d%s = %s\n", e->matrix_out ? "G'*d" : "d", c->outname,
+                 c->vars[i].name, g ? g : "?");
     }
-  buf_puts(e->o, " *\n * Matrices are row-major doubles; a scalar is passed as a pointer to one\n"
-                 " * double. P_grad returns the value and ADDS each gradient into its buffer;\n"
-                 " * a NULL buffer skips that gradient and the work only it needs.\n */\n");
+  buf_puts(e->o, " *\n * Matrices are row-major doubles; a scalar is passed as a pointer to one double.\n");
+  if (e->matrix_out)
+    buf_printf(e->o, " * %s writes the output into out and returns 0, or -1 on error (a singular\n"
+                     " * matrix). %s_vjp ADDS seed'*J, the vector-Jacobian product, into each\n"
+                     " * gradient buffer; a NULL buffer skips that gradient and the work only it needs.\n */\n",
+               P, P);
+  else
+    buf_printf(e->o, " * %s returns the value, NaN on error (a singular matrix). %s_grad returns\n"
+                     " * the value and ADDS each gradient into its buffer; a NULL buffer skips that\n"
+                     " * gradient and the work only it needs.\n */\n", P, P);
 }
 
 bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
@@ -809,13 +1059,15 @@ bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
   header(&e);
   if (o->jit)
     buf_puts(out, "double pow(double, double);\ndouble exp(double);\ndouble log(double);\n"
-                  "double sqrt(double);\ndouble fabs(double);\n\n");
+                  "double sqrt(double);\ndouble fabs(double);\ndouble sin(double);\n"
+                  "double cos(double);\ndouble tan(double);\ndouble tanh(double);\n"
+                  "double asin(double);\ndouble acos(double);\ndouble atan(double);\n\n");
   else
     buf_puts(out, "#include <math.h>\n#include \"matdiff_rt.h\"\n\n");
 
   // The workspace holds the temporaries of the larger of the two bodies.
-  char *wv = body(&e, false, false);
-  char *wg = body(&e, true, false);
+  char *wv = impl(&e, false, false);
+  char *wg = impl(&e, true, false);
   buf_printf(out, "long %s_workspace_size(", o->name);
   for (int i = 0; i < c->ndims; i++)
     buf_printf(out, "%slong %s", i ? ", " : "", e.dname[i]);
@@ -826,26 +1078,12 @@ bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
     buf_printf(out, "  (void)%s;\n", e.dname[i]);
   buf_printf(out, "  long v = %s, g = %s;\n  return (long)sizeof(double) * (v > g ? v : g);\n}\n\n",
              wv ? wv : "0", wg ? wg : "0");
-  (void)wv;
 
-  function(&e, false);
-  function(&e, true);
-
-  if (o->jit) {
-    // Array-form entry points, so md_eval and md_grad can call any arity.
-    buf_printf(out, "long %s_entry_ws(const long *d) { (void)d; return %s_workspace_size(",
-               o->name, o->name);
-    for (int i = 0; i < c->ndims; i++)
-      buf_printf(out, "%sd[%d]", i ? ", " : "", i);
-    buf_printf(out, "); }\n");
-    buf_printf(out, "double %s_entry_eval(const long *d, const double *const *in, void *ws) {\n"
-                    "  (void)d; (void)in;\n  return %s_ws(", o->name, o->name);
-    args(&e, false, "d", "in", "g");
-    buf_printf(out, "%sws);\n}\n", c->ndims + c->nvars ? ", " : "");
-    buf_printf(out, "double %s_entry_grad(const long *d, const double *const *in, double *const *g, void *ws) {\n"
-                    "  (void)d; (void)in; (void)g;\n  return %s_grad_ws(", o->name, o->name);
-    args(&e, true, "d", "in", "g");
-    buf_printf(out, "%sws);\n}\n", c->ndims + c->nvars ? ", " : "");
-  }
+  impl(&e, false, true);
+  impl(&e, true, true);
+  wrappers(&e, false);
+  wrappers(&e, true);
+  if (o->jit)
+    jit_entries(&e);
   return !out->oom && !c->failed;
 }

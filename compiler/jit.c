@@ -30,9 +30,18 @@ static const struct {
     {"mdrt_axpby_t", (const void *)mdrt_axpby_t}, {"mdrt_sum", (const void *)mdrt_sum},
     {"mdrt_sumsq", (const void *)mdrt_sumsq}, {"mdrt_dot", (const void *)mdrt_dot},
     {"mdrt_alloc", (const void *)mdrt_alloc}, {"mdrt_free", (const void *)mdrt_free},
+    {"mdrt_lu_inv", (const void *)mdrt_lu_inv}, {"mdrt_logdet", (const void *)mdrt_logdet},
+    {"mdrt_logsumexp", (const void *)mdrt_logsumexp},
+    {"mdrt_logsumexp_rows", (const void *)mdrt_logsumexp_rows},
+    {"mdrt_softmax_rows", (const void *)mdrt_softmax_rows},
+    {"mdrt_sigmoid", (const void *)mdrt_sigmoid}, {"mdrt_softplus", (const void *)mdrt_softplus},
+    {"mdrt_relu", (const void *)mdrt_relu},   {"mdrt_sign", (const void *)mdrt_sign},
     {"pow", (const void *)pow},               {"exp", (const void *)exp},
     {"log", (const void *)log},               {"sqrt", (const void *)sqrt},
-    {"fabs", (const void *)fabs},
+    {"fabs", (const void *)fabs},             {"sin", (const void *)sin},
+    {"cos", (const void *)cos},               {"tan", (const void *)tan},
+    {"tanh", (const void *)tanh},             {"asin", (const void *)asin},
+    {"acos", (const void *)acos},             {"atan", (const void *)atan},
 };
 
 // libtcc reports through a callback; keep its first message.
@@ -69,10 +78,11 @@ bool jit_compile(Jit *j, const char *csrc, const char *prefix, md_error *err) {
     snprintf(name, sizeof name, "%s_entry_ws", prefix);
     j->ws_size = (long (*)(const long *))tcc_get_symbol(s, name);
     snprintf(name, sizeof name, "%s_entry_eval", prefix);
-    j->eval = (double (*)(const long *, const double *const *, void *))tcc_get_symbol(s, name);
-    snprintf(name, sizeof name, "%s_entry_grad", prefix);
-    j->grad = (double (*)(const long *, const double *const *, double *const *, void *))
+    j->eval = (const char *(*)(const long *, const double *const *, double *, void *))
         tcc_get_symbol(s, name);
+    snprintf(name, sizeof name, "%s_entry_grad", prefix);
+    j->grad = (const char *(*)(const long *, const double *const *, const double *, double *,
+                               double *const *, void *))tcc_get_symbol(s, name);
     ok = j->ws_size && j->eval && j->grad;
   }
   if (!ok) {

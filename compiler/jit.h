@@ -8,8 +8,10 @@
 typedef struct Jit {
   struct TCCState *state;
   long (*ws_size)(const long *dims);
-  double (*eval)(const long *dims, const double *const *in, void *ws);
-  double (*grad)(const long *dims, const double *const *in, double *const *g, void *ws);
+  /* Both return NULL, or a message such as "inv: the matrix is singular". */
+  const char *(*eval)(const long *dims, const double *const *in, double *out, void *ws);
+  const char *(*grad)(const long *dims, const double *const *in, const double *seed, double *out,
+                      double *const *g, void *ws);
 } Jit;
 
 /* Compile CSRC (emitted with EmitOpts.jit and name PREFIX). */

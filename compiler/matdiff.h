@@ -43,15 +43,25 @@ int md_input_is_wrt(const md_function *f, int i);     /* has a gradient */
 const char *md_grad_formula(const md_function *f, int i); /* "2*(X*W + b)*W'", NULL if not wrt */
 const char *md_c_source(const md_function *f);         /* the C that was JIT-compiled */
 
-/* Value of the (scalar) output. DIMS holds one value per symbolic size,
-   INPUTS one row-major buffer per declared variable. 0 on success, -1 on error. */
+long md_output_rows(const md_function *f, const long *dims);  /* -1 if a dim is unbound */
+long md_output_cols(const md_function *f, const long *dims);
+
+/* The value of the output into OUT (one double for a scalar output, else
+   rows*cols, row-major). DIMS holds one value per symbolic size, INPUTS one
+   row-major buffer per declared variable (a scalar: a pointer to one
+   double). 0 on success, -1 on error (a bad size, a singular matrix). */
 int md_eval(md_function *f, const long *dims, const double *const *inputs, double *out,
             md_error *err);
-/* Value and gradients: ADDS d(out)/d(input i) into grads[i], as PyTorch's
-   .grad accumulates. NULL entries (and inputs not in wrt) are skipped, with
-   the work only they need. */
+/* The value into OUT (may be NULL) and the gradients: ADDS d(out)/d(input i)
+   into grads[i], as PyTorch's .grad accumulates. NULL entries (and inputs
+   not in wrt) are skipped, with the work only they need. For a non-scalar
+   output this is the vector-Jacobian product with a seed of all ones. */
 int md_grad(md_function *f, const long *dims, const double *const *inputs, double *out,
             double *const *grads, md_error *err);
+/* The vector-Jacobian product: ADDS seed'*J into grads[i], where SEED has
+   the output's shape (for a scalar output, one double scaling the gradient). */
+int md_vjp(md_function *f, const long *dims, const double *const *inputs, const double *seed,
+           double *out, double *const *grads, md_error *err);
 
 #ifdef __cplusplus
 }

@@ -64,7 +64,7 @@ typedef struct Shape {
 enum { PREC_ADD = 1, PREC_MUL, PREC_UNARY, PREC_POW, PREC_POST, PREC_ATOM };
 
 typedef enum Op {
-#define OP(name, spelling, arity, prec) OP_##name,
+#define OP(name, spelling, arity, prec, cfn) OP_##name,
 #include "ops.h"
 #undef OP
   OP_COUNT
@@ -73,6 +73,7 @@ typedef enum Op {
 extern const char *const op_spelling[OP_COUNT];
 extern const int op_arity[OP_COUNT];
 extern const int op_prec[OP_COUNT];
+extern const char *const op_cfunc[OP_COUNT];  /* elementwise functions: the C function */
 
 /* ---- the hash-consed DAG (ast.c) --------------------------------------- */
 
@@ -83,7 +84,8 @@ struct Node {
   Op op;
   Node *a, *b;       /* operands, NULL past the arity */
   double num;        /* OP_NUM: the value */
-  long k;            /* OP_VAR: variable index */
+  long k;            /* OP_VAR: variable index; OP_DIM: size index; OP_SUM,
+                        OP_LSE, OP_SOFTMAX: the dimension (0 for all) */
   Shape shape;
   int id;            /* creation order, so operands always have smaller ids */
   Node *next;        /* hash chain */
@@ -193,10 +195,14 @@ Expr *expr_new(Ctx *c, ExprKind kind, Loc loc);
 
 Node *ast_num(Ctx *c, double v);
 Node *ast_var(Ctx *c, int index);
-Node *ast_fill(Ctx *c, Op op, Shape s);               /* OP_ZEROS or OP_ONES */
+Node *ast_fill(Ctx *c, Op op, Shape s);               /* OP_ZEROS, OP_ONES or OP_EYE */
+Node *ast_dim(Ctx *c, Dim d);                         /* a size as a scalar */
+Node *ast_seed(Ctx *c, Shape s);                      /* G, the adjoint of the output */
 /* Any operation on well-shaped operands (the caller has checked with
-   shape_check). */
+   shape_check); NULL if they are not. K is the op's integer attribute
+   (OP_SUM, OP_LSE, OP_SOFTMAX: the dimension). */
 Node *ast_op(Ctx *c, Op op, Node *a, Node *b);
+Node *ast_opk(Ctx *c, Op op, Node *a, Node *b, long k);
 bool ast_is_num(const Node *n, double v);
 
 /* ---- shape.c ----------------------------------------------------------- */
@@ -208,7 +214,9 @@ Shape shape_scalar(void);
 char *shape_str(Ctx *c, Shape s);                    /* "(n×k)" or "scalar" */
 char *dim_str(Ctx *c, Dim d);
 /* The result shape of OP on A and B, or NULL and an error message in MSG. */
-bool shape_check(Ctx *c, Op op, Shape a, Shape b, Shape *out, char *msg, size_t n);
+bool shape_check(Ctx *c, Op op, Shape a, Shape b, long k, Shape *out, char *msg, size_t n);
+bool shape_is_square(Shape s);
+bool shape_is_column(Shape s);                       /* n x 1 */
 /* Statements -> DAG: declarations, wrt, assignments, with every size
    checked. Sets c->vars, c->dims, c->out. */
 bool shape_program(Ctx *c);

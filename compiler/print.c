@@ -79,15 +79,26 @@ static void print(Ctx *c, Buf *b, const Node *n) {
   case OP_VAR:
     buf_puts(b, c->vars[n->k].name);
     return;
+  case OP_DIM:
+    buf_puts(b, c->dims[n->k]);
+    return;
+  case OP_SEED:
+    buf_puts(b, "G");
+    return;
   case OP_ZEROS:
   case OP_ONES:
     buf_puts(b, op_spelling[n->op]);
     shape_args(c, b, n);
     return;
+  case OP_EYE:
+    buf_printf(b, "eye(%s)", dim_str(c, n->shape.r));
+    return;
   case OP_MUL:
     if (n->a->op == OP_NUM && n->a->num == -1) {
       buf_puts(b, "-");
-      operand(c, b, n->b, prec(n->b) < PREC_UNARY || (n->b->op == OP_NUM && n->b->num < 0));
+      // -(A*B) is -A*B, but -(A + B) keeps its parentheses.
+      operand(c, b, n->b, prec(n->b) < PREC_MUL || (n->b->op == OP_NUM && n->b->num < 0) ||
+                              (prec(n->b) == PREC_MUL && n->b->op == OP_MUL && n->b->a->op == OP_NUM));
       return;
     }
     binary(c, b, n);
@@ -115,6 +126,9 @@ static void print(Ctx *c, Buf *b, const Node *n) {
   }
   buf_printf(b, "%s(", op_spelling[n->op]);
   print(c, b, n->a);
+  // The dimension of sum(A, 1), logsumexp(A, 2), softmax(A, 2).
+  if ((n->op == OP_SUM || n->op == OP_LSE || n->op == OP_SOFTMAX) && n->k)
+    buf_printf(b, ", %ld", n->k);
   buf_puts(b, ")");
 }
 

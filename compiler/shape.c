@@ -32,6 +32,12 @@ char *shape_str(Ctx *c, Shape s) {
   return arena_printf(&c->arena, "(%s×%s)", dim_str(c, s.r), dim_str(c, s.c));
 }
 
+bool shape_is_square(Shape s) { return dim_eq(s.r, s.c); }
+
+bool shape_is_column(Shape s) { return dim_eq(s.c, lit(1)); }
+
+static bool is_row(Shape s) { return dim_eq(s.r, lit(1)); }
+
 static const char *verb(Op op) {
   switch (op) {
   case OP_ADD: return "add";
@@ -43,32 +49,45 @@ static const char *verb(Op op) {
   }
 }
 
-// Elementwise operands fit when their shapes are equal or one is a scalar.
-static bool elementwise(Shape a, Shape b, Shape *out) {
+// Elementwise operands fit when their shapes are equal, when one is a
+// scalar, or when one is a 1 x m row against n x m (it repeats over the
+// rows) or an n x 1 column against n x m (it repeats over the columns).
+static bool broadcast(Shape a, Shape b, Shape *out) {
   if (shape_eq(a, b) || shape_is_scalar(b))
     *out = a;
   else if (shape_is_scalar(a))
     *out = b;
+  else if ((is_row(a) && dim_eq(a.c, b.c)) || (shape_is_column(a) && dim_eq(a.r, b.r)))
+    *out = b;
+  else if ((is_row(b) && dim_eq(b.c, a.c)) || (shape_is_column(b) && dim_eq(b.r, a.r)))
+    *out = a;
   else
     return false;
   return true;
 }
 
-bool shape_check(Ctx *c, Op op, Shape a, Shape b, Shape *out, char *msg, size_t n) {
+static bool square(Ctx *c, Op op, Shape a, char *msg, size_t n) {
+  if (shape_is_square(a))
+    return true;
+  snprintf(msg, n, "%s needs a square matrix, not %s", op_spelling[op], shape_str(c, a));
+  return false;
+}
+
+bool shape_check(Ctx *c, Op op, Shape a, Shape b, long k, Shape *out, char *msg, size_t n) {
   switch (op) {
   case OP_ADD:
   case OP_SUB:
   case OP_EMUL:
   case OP_EDIV:
   case OP_EPOW:
-    if (elementwise(a, b, out))
+    if (broadcast(a, b, out))
       return true;
-    snprintf(msg, n, "cannot %s %s and %s: shapes differ", verb(op), shape_str(c, a),
-             shape_str(c, b));
+    snprintf(msg, n, "cannot %s %s and %s: the shapes differ and neither broadcasts", verb(op),
+             shape_str(c, a), shape_str(c, b));
     return false;
   case OP_MUL:
     if (shape_is_scalar(a) || shape_is_scalar(b))
-      return elementwise(a, b, out);
+      return broadcast(a, b, out);
     if (dim_eq(a.c, b.r)) {
       *out = (Shape){a.r, b.c};
       return true;
@@ -100,18 +119,51 @@ bool shape_check(Ctx *c, Op op, Shape a, Shape b, Shape *out, char *msg, size_t 
     *out = (Shape){a.c, a.r};
     return true;
   case OP_SUM:
+  case OP_LSE:
+  case OP_SOFTMAX:
+    if (op == OP_SOFTMAX)
+      *out = a;
+    else if (k == 0)
+      *out = shape_scalar();
+    else
+      *out = k == 1 ? (Shape){lit(1), a.c} : (Shape){a.r, lit(1)};
+    return k == 0 || k == 2 || (k == 1 && op == OP_SUM);
   case OP_NORM:
   case OP_NORMSQ:
     *out = shape_scalar();
     return true;
-  case OP_EXP:
-  case OP_LOG:
+  case OP_TR:
+  case OP_DET:
+  case OP_LOGDET:
+    *out = shape_scalar();
+    return square(c, op, a, msg, n);
+  case OP_INV:
+    *out = a;
+    return square(c, op, a, msg, n);
+  case OP_DIAGM:
+    *out = (Shape){a.r, a.r};
+    if (shape_is_column(a))
+      return true;
+    snprintf(msg, n, "diag needs a column vector or a square matrix, not %s", shape_str(c, a));
+    return false;
+  case OP_DIAGV:
+    *out = (Shape){a.r, lit(1)};
+    if (shape_is_square(a))
+      return true;
+    snprintf(msg, n, "diag needs a column vector or a square matrix, not %s", shape_str(c, a));
+    return false;
+  case OP_EXP: case OP_LOG: case OP_SQRT: case OP_SIN: case OP_COS: case OP_TAN:
+  case OP_TANH: case OP_SIGMOID: case OP_RELU: case OP_SOFTPLUS: case OP_ABS:
+  case OP_SIGN: case OP_ASIN: case OP_ACOS: case OP_ATAN:
     *out = a;
     return true;
   case OP_NUM:
   case OP_VAR:
+  case OP_DIM:
+  case OP_SEED:
   case OP_ZEROS:
   case OP_ONES:
+  case OP_EYE:
   case OP_COUNT:
     break;
   }
@@ -156,42 +208,200 @@ static Node *oom(Ctx *c, Loc loc) {
   return NULL;
 }
 
-static Node *binary(Ctx *c, Op op, Node *a, Node *b, Loc loc) {
+static Node *make(Ctx *c, Op op, Node *a, Node *b, long k, Loc loc) {
   char msg[400];
   Shape s;
-  if (!shape_check(c, op, a->shape, b->shape, &s, msg, sizeof msg)) {
+  if (!shape_check(c, op, a->shape, b ? b->shape : a->shape, k, &s, msg, sizeof msg)) {
     ctx_error(c, loc, "%s", msg);
     return NULL;
   }
+  Node *n = ast_opk(c, op, a, b, k);
+  return n ? n : oom(c, loc);
+}
+
+// A^k for a square matrix and a whole literal k >= 0, by repeated squaring:
+// A^4 is (A*A)*(A*A), with A*A one shared node.
+static Node *matrix_power(Ctx *c, Node *a, Node *b, Loc loc) {
+  if (!shape_is_square(a->shape)) {
+    ctx_error(c, loc, "^ needs a scalar or a square matrix as its base, not %s; use .^ for an "
+              "elementwise power", shape_str(c, a->shape));
+    return NULL;
+  }
+  if (b->op != OP_NUM || b->num < 0 || b->num != floor(b->num) || b->num > 1e6) {
+    ctx_error(c, loc, "the power of the matrix %s must be a whole number literal from 0 to 1000000, "
+              "as in A^2", shape_str(c, a->shape));
+    return NULL;
+  }
+  Node *r = NULL, *p = a;
+  for (long k = (long)b->num; k > 0 && p; k >>= 1) {
+    if (k & 1)
+      r = r ? make(c, OP_MUL, r, p, 0, loc) : p;
+    if (k > 1)
+      p = make(c, OP_MUL, p, p, 0, loc);
+  }
+  return r ? r : ast_fill(c, OP_EYE, a->shape);
+}
+
+static Node *binary(Ctx *c, Op op, Node *a, Node *b, Loc loc) {
+  if (op == OP_POW && !shape_is_scalar(a->shape) && shape_is_scalar(b->shape))
+    return matrix_power(c, a, b, loc);
   // ||e||^2 is kept whole: its derivative is 2*e, with no square root.
   if ((op == OP_POW || op == OP_EPOW) && a->op == OP_NORM && ast_is_num(b, 2))
-    return ast_op(c, OP_NORMSQ, a->a, NULL);
-  Node *n = ast_op(c, op, a, b);
-  return n ? n : oom(c, loc);
+    return make(c, OP_NORMSQ, a->a, NULL, 0, loc);
+  return make(c, op, a, b, 0, loc);
 }
 
 static Node *lower(Ctx *c, Expr *e);
 
+// A size argument, as in eye(n) or ones(n, 3): a declared size or a whole
+// number.
+static bool size_arg(Ctx *c, Expr *e, Dim *d) {
+  if (e->kind == EX_NUM && e->num >= 1 && e->num <= 1e9 && e->num == floor(e->num)) {
+    *d = lit((long)e->num);
+    return true;
+  }
+  if (e->kind == EX_NAME) {
+    int i = find_dim(c, e->name);
+    if (i >= 0) {
+      *d = (Dim){.sym = i};
+      return true;
+    }
+  }
+  return ctx_error(c, e->loc, "expected a size: a whole number or a size declared in a type, "
+                   "like n in matrix(n, m)");
+}
+
+// The dimension argument of sum(A, 1) and friends.
+static bool dim_arg(Ctx *c, Expr *e, const char *f, long *k) {
+  if (e->kind == EX_NUM && (e->num == 1 || e->num == 2)) {
+    *k = (long)e->num;
+    return true;
+  }
+  return ctx_error(c, e->loc, "the dimension argument of %s must be 1 (down the columns) or 2 "
+                   "(along the rows)", f);
+}
+
+// The number of elements a mean divides by, as a scalar expression.
+static Node *count(Ctx *c, Shape s, long k) {
+  Node *r = ast_dim(c, s.r), *cols = ast_dim(c, s.c);
+  if (k == 1)
+    return r;
+  if (k == 2)
+    return cols;
+  if (r->op == OP_NUM && cols->op == OP_NUM)
+    return ast_num(c, r->num * cols->num);
+  return ast_op(c, OP_MUL, r, cols);
+}
+
+typedef enum Form {
+  F_UNARY,    /* f(A) */
+  F_REDUCE,   /* f(A) or f(A, dim) */
+  F_SIZES,    /* f(n) or f(n, m) */
+  F_OTHER,    /* handled by name in call() */
+} Form;
+
+static const struct Func {
+  const char *name;
+  Op op;
+  Form form;
+} funcs[] = {
+    {"sum", OP_SUM, F_REDUCE},        {"mean", OP_SUM, F_REDUCE},
+    {"logsumexp", OP_LSE, F_REDUCE},  {"softmax", OP_SOFTMAX, F_REDUCE},
+    {"tr", OP_TR, F_UNARY},           {"det", OP_DET, F_UNARY},
+    {"logdet", OP_LOGDET, F_UNARY},   {"inv", OP_INV, F_UNARY},
+    {"diag", OP_DIAGM, F_OTHER},      {"dot", OP_SUM, F_OTHER},
+    {"norm1", OP_ABS, F_OTHER},       {"norm2", OP_NORM, F_UNARY},
+    {"eye", OP_EYE, F_SIZES},         {"ones", OP_ONES, F_SIZES},
+    {"zeros", OP_ZEROS, F_SIZES},
+#define OP(name, spelling, arity, prec, cfn) {cfn ? spelling : NULL, OP_##name, F_UNARY},
+#include "ops.h"
+#undef OP
+};
+
+static Node *sizes(Ctx *c, Expr *e, const struct Func *f) {
+  int max = f->op == OP_EYE ? 1 : 2;
+  if (e->nargs < 1 || e->nargs > max) {
+    ctx_error(c, e->loc, max == 1 ? "%s takes 1 size, as in %s(n)" : "%s takes 1 or 2 sizes, as in %s(n, m)",
+              f->name, f->name);
+    return NULL;
+  }
+  Dim r, cols = lit(1);
+  if (!size_arg(c, e->args[0], &r) || (e->nargs == 2 && !size_arg(c, e->args[1], &cols)))
+    return NULL;
+  Node *n = ast_fill(c, f->op, (Shape){r, f->op == OP_EYE ? r : cols});
+  return n ? n : oom(c, e->loc);
+}
+
+static Node *reduce(Ctx *c, Expr *e, const struct Func *f, Node *a) {
+  long k = 0;
+  if (e->nargs == 2 && !dim_arg(c, e->args[1], f->name, &k))
+    return NULL;
+  bool mean = !strcmp(f->name, "mean");
+  if (f->op == OP_SOFTMAX && k == 0) {
+    // softmax(A): over all elements, exp(A - logsumexp(A)).
+    Node *lse = make(c, OP_LSE, a, NULL, 0, e->loc);
+    Node *d = lse ? make(c, OP_SUB, a, lse, 0, e->loc) : NULL;
+    return d ? make(c, OP_EXP, d, NULL, 0, e->loc) : NULL;
+  }
+  if (f->op != OP_SUM && k == 1) {
+    // Down the columns is along the rows of the transpose.
+    Node *t = make(c, OP_TRANS, a, NULL, 0, e->loc);
+    Node *r = t ? make(c, f->op, t, NULL, 2, e->loc) : NULL;
+    return r ? make(c, OP_TRANS, r, NULL, 0, e->loc) : NULL;
+  }
+  Node *n = make(c, f->op, a, NULL, k, e->loc);
+  if (n && mean)
+    n = make(c, OP_DIV, n, count(c, a->shape, k), 0, e->loc);
+  return n;
+}
+
 static Node *call(Ctx *c, Expr *e) {
-  static const struct {
-    const char *name;
-    Op op;
-  } funcs[] = {{"sum", OP_SUM}, {"exp", OP_EXP}, {"log", OP_LOG}};
-  for (size_t i = 0; i < sizeof funcs / sizeof *funcs; i++) {
-    if (strcmp(funcs[i].name, e->name))
-      continue;
-    if (e->nargs != 1) {
-      ctx_error(c, e->loc, "%s takes 1 argument, not %d", e->name, e->nargs);
+  const struct Func *f = NULL;
+  for (size_t i = 0; i < sizeof funcs / sizeof *funcs && !f; i++)
+    if (funcs[i].name && !strcmp(funcs[i].name, e->name))
+      f = &funcs[i];
+  if (!f) {
+    ctx_error(c, e->loc, "unknown function '%s'", e->name);
+    return NULL;
+  }
+  if (f->form == F_SIZES)
+    return sizes(c, e, f);
+  int min = 1, max = f->form == F_REDUCE ? 2 : !strcmp(f->name, "dot") ? 2 : 1;
+  if (!strcmp(f->name, "dot"))
+    min = 2;
+  if (e->nargs < min || e->nargs > max) {
+    if (min == max)
+      ctx_error(c, e->loc, "%s takes %d argument%s, not %d", f->name, min, min == 1 ? "" : "s", e->nargs);
+    else
+      ctx_error(c, e->loc, "%s takes 1 or 2 arguments, as in %s(A) or %s(A, 2), not %d", f->name,
+                f->name, f->name, e->nargs);
+    return NULL;
+  }
+  Node *a = lower(c, e->args[0]);
+  if (!a)
+    return NULL;
+  if (f->form == F_REDUCE)
+    return reduce(c, e, f, a);
+  if (!strcmp(f->name, "dot")) {
+    Node *b = lower(c, e->args[1]);
+    if (!b)
+      return NULL;
+    if (!shape_eq(a->shape, b->shape)) {
+      ctx_error(c, e->loc, "dot needs two operands of one shape, not %s and %s", shape_str(c, a->shape),
+                shape_str(c, b->shape));
       return NULL;
     }
-    Node *a = lower(c, e->args[0]);
-    if (!a)
-      return NULL;
-    Node *n = ast_op(c, funcs[i].op, a, NULL);
-    return n ? n : oom(c, e->loc);
+    Node *p = make(c, OP_EMUL, a, b, 0, e->loc);
+    return p ? make(c, OP_SUM, p, NULL, 0, e->loc) : NULL;
   }
-  ctx_error(c, e->loc, "unknown function '%s'", e->name);
-  return NULL;
+  if (!strcmp(f->name, "norm1")) {
+    Node *p = make(c, OP_ABS, a, NULL, 0, e->loc);
+    return p ? make(c, OP_SUM, p, NULL, 0, e->loc) : NULL;
+  }
+  if (!strcmp(f->name, "diag"))
+    return shape_is_scalar(a->shape) ? a
+           : make(c, shape_is_column(a->shape) ? OP_DIAGM : OP_DIAGV, a, NULL, 0, e->loc);
+  return make(c, f->op, a, NULL, 0, e->loc);
 }
 
 static Node *name(Ctx *c, Expr *e) {
@@ -201,26 +411,25 @@ static Node *name(Ctx *c, Expr *e) {
   Node *n = find_let(c, e->name);
   if (n)
     return n;
-  if (find_dim(c, e->name) >= 0)
-    ctx_error(c, e->loc, "'%s' is a size, not a variable", e->name);
-  else
-    ctx_error(c, e->loc, "undeclared variable '%s'", e->name);
+  int d = find_dim(c, e->name);
+  if (d >= 0)
+    return (n = ast_dim(c, (Dim){.sym = d})) ? n : oom(c, e->loc);
+  ctx_error(c, e->loc, "undeclared variable '%s'", e->name);
   return NULL;
 }
 
 static Node *norm(Ctx *c, Expr *e, Node *a) {
-  bool vector = dim_eq(a->shape.c, lit(1)) || dim_eq(a->shape.r, lit(1));
+  bool vector = shape_is_column(a->shape) || is_row(a->shape);
   if (e->sub == '2' && !vector) {
     ctx_error(c, e->loc, "||A||_2 of the matrix %s would be the spectral norm, which matdiff does not "
               "have; use ||A||_F for the Frobenius norm", shape_str(c, a->shape));
     return NULL;
   }
   if (e->sub == '1') {
-    ctx_error(c, e->loc, "||e||_1 is not supported yet");
-    return NULL;
+    Node *p = make(c, OP_ABS, a, NULL, 0, e->loc);
+    return p ? make(c, OP_SUM, p, NULL, 0, e->loc) : NULL;
   }
-  Node *n = ast_op(c, OP_NORM, a, NULL);
-  return n ? n : oom(c, e->loc);
+  return make(c, OP_NORM, a, NULL, 0, e->loc);
 }
 
 static Node *lower(Ctx *c, Expr *e) {
@@ -237,9 +446,7 @@ static Node *lower(Ctx *c, Expr *e) {
   case EX_NEG:
     return (a = lower(c, e->a)) ? binary(c, OP_MUL, ast_num(c, -1), a, e->loc) : NULL;
   case EX_TRANS:
-    if (!(a = lower(c, e->a)))
-      return NULL;
-    return (a = ast_op(c, OP_TRANS, a, NULL)) ? a : oom(c, e->loc);
+    return (a = lower(c, e->a)) ? make(c, OP_TRANS, a, NULL, 0, e->loc) : NULL;
   case EX_BINARY:
     if (!(a = lower(c, e->a)) || !(b = lower(c, e->b)))
       return NULL;
@@ -254,6 +461,8 @@ static bool dim(Ctx *c, DimSpec *d, Dim *out) {
     return true;
   }
   int i = find_dim(c, d->name);
+  if (i < 0 && find_var(c, d->name) >= 0)
+    return ctx_error(c, d->loc, "'%s' is a variable, not a size", d->name);
   if (i < 0) {
     char **dims = push(c, c->dims, c->ndims, sizeof *dims);
     if (!dims)
@@ -269,6 +478,8 @@ static bool dim(Ctx *c, DimSpec *d, Dim *out) {
 static bool declare(Ctx *c, Stmt *s) {
   if (find_var(c, s->name) >= 0 || find_let(c, s->name))
     return ctx_error(c, s->loc, "'%s' is already declared", s->name);
+  if (find_dim(c, s->name) >= 0)
+    return ctx_error(c, s->loc, "'%s' is already a size", s->name);
   static const struct {
     const char *type;
     int ndims;
@@ -315,6 +526,8 @@ static bool assign(Ctx *c, Stmt *s) {
     return ctx_error(c, s->loc, "cannot assign to the input '%s'", s->name);
   if (find_let(c, s->name))
     return ctx_error(c, s->loc, "'%s' is already assigned", s->name);
+  if (find_dim(c, s->name) >= 0)
+    return ctx_error(c, s->loc, "cannot assign to the size '%s'", s->name);
   Node *n = lower(c, s->expr);
   if (!n)
     return false;
@@ -342,9 +555,6 @@ bool shape_program(Ctx *c) {
   if (!last)
     return ctx_error(c, (Loc){(int)c->len, (int)c->len},
                      "no output: end with an assignment such as 'y = ||X*W + b||_F^2'");
-  if (!shape_is_scalar(c->out->shape))
-    return ctx_error(c, last->loc, "the output '%s' is %s, not a scalar; reduce it with sum(...) or a norm",
-                     last->name, shape_str(c, c->out->shape));
   if (!any_wrt)
     for (int i = 0; i < c->nvars; i++)
       c->vars[i].wrt = true;

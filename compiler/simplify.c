@@ -53,6 +53,8 @@ static double coef(const Node *n, const Node **rest) {
 
 static Node *scaled(Simp *s, double k, Node *a) { return mk(s, OP_MUL, num(s, k), a); }
 
+static bool is_product(const Node *n) { return n->op == OP_MUL && !scalar(n->a) && !scalar(n->b); }
+
 static Node *rw_mul(Simp *s, Node *n, Node *a, Node *b) {
   if (is_num(a) && is_num(b))                       /* c1*c2 -> c */
     return fold(s, OP_MUL, a->num, b->num);
@@ -66,6 +68,10 @@ static Node *rw_mul(Simp *s, Node *n, Node *a, Node *b) {
     return mk(s, OP_MUL, b, a);                     /* A*s -> s*A */
   if (a->op == OP_DIV && ast_is_num(a->a, 1))       /* (1/t)*A -> A/t */
     return mk(s, OP_DIV, b, a->b);
+  if (a->op == OP_EYE && !scalar(b))                /* eye*A -> A */
+    return b;
+  if (b->op == OP_EYE && !scalar(a))                /* A*eye -> A */
+    return a;
   if (scalar(a) && b->op == OP_MUL && scalar(b->a)) /* s*(t*A) -> (s*t)*A */
     return mk(s, OP_MUL, mk(s, OP_MUL, a, b->a), b->b);
   if (!scalar(b) && a->op == OP_MUL && scalar(a->a) && !scalar(a->b))
@@ -88,6 +94,10 @@ static Node *rw_add(Simp *s, Node *n, Node *a, Node *b) {
     return scaled(s, ka + kb, (Node *)ra);
   if (kb < 0)                                       /* A + (-c)*B -> A - c*B */
     return mk(s, OP_SUB, a, scaled(s, -kb, (Node *)rb));
+  if (is_product(a) && is_product(b) && a->b == b->b && shape_eq(a->a->shape, b->a->shape))
+    return mk(s, OP_MUL, mk(s, OP_ADD, a->a, b->a), a->b); /* A*X + B*X -> (A + B)*X */
+  if (is_product(a) && is_product(b) && a->a == b->a && shape_eq(a->b->shape, b->b->shape))
+    return mk(s, OP_MUL, a->a, mk(s, OP_ADD, a->b, b->b)); /* X*A + X*B -> X*(A + B) */
   if (ka < 0)                                       /* (-c)*A + B -> B - c*A */
     return mk(s, OP_SUB, b, scaled(s, -ka, (Node *)ra));
   return NULL;
@@ -116,9 +126,9 @@ static Node *rw_emul(Simp *s, Node *n, Node *a, Node *b) {
     return mk(s, OP_MUL, a, b);                     /* s.*A -> s*A */
   if (n->op == OP_EDIV && scalar(b))
     return mk(s, OP_DIV, a, b);                     /* A./s -> A/s */
-  if (n->op == OP_EMUL && a->op == OP_ONES)         /* ones.*A -> A */
-    return b;
-  if (n->op == OP_EMUL && b->op == OP_ONES)
+  if (n->op == OP_EMUL && a->op == OP_ONES && shape_eq(b->shape, n->shape))
+    return b;                                       /* ones.*A -> A */
+  if (n->op == OP_EMUL && b->op == OP_ONES && shape_eq(a->shape, n->shape))
     return a;
   if (n->op == OP_EMUL && a->op == OP_MUL && scalar(a->a))
     return mk(s, OP_MUL, a->a, mk(s, OP_EMUL, a->b, b)); /* (s*A).*B -> s*(A.*B) */
@@ -157,8 +167,8 @@ static Node *rw_trans(Simp *s, Node *n, Node *a) {
     return a;
   if (a->op == OP_TRANS)                            /* (A')' -> A */
     return a->a;
-  if (a->op == OP_ZEROS || a->op == OP_ONES)
-    return ast_fill(s->c, a->op, n->shape);
+  if (a->op == OP_ZEROS || a->op == OP_ONES || a->op == OP_EYE)
+    return ast_fill(s->c, a->op, n->shape);         /* eye' -> eye */
   if (a->op == OP_MUL && scalar(a->a))              /* (s*A)' -> s*A' */
     return mk(s, OP_MUL, a->a, mk(s, OP_TRANS, a->b, NULL));
   if (a->op == OP_DIV)                              /* (A/s)' -> A'/s */
@@ -169,11 +179,18 @@ static Node *rw_trans(Simp *s, Node *n, Node *a) {
 }
 
 static Node *rw_sum(Simp *s, Node *n, Node *a) {
-  (void)n;
-  if (scalar(a))                                    /* sum(s) -> s */
-    return a;
+  if (shape_eq(a->shape, n->shape))                 /* sum(A) of one element, or along */
+    return a;                                       /* a dimension of size 1 -> A */
   if (a->op == OP_MUL && scalar(a->a))              /* sum(s*A) -> s*sum(A) */
-    return mk(s, OP_MUL, a->a, mk(s, OP_SUM, a->b, NULL));
+    return mk(s, OP_MUL, a->a, ast_opk(s->c, OP_SUM, a->b, NULL, n->k));
+  return NULL;
+}
+
+static Node *rw_diag(Simp *s, Node *n, Node *a) {
+  (void)s;
+  if ((n->op == OP_DIAGV && a->op == OP_DIAGM) || (n->op == OP_DIAGM && a->op == OP_DIAGV &&
+                                                    a->a->op == OP_DIAGM))
+    return a->a;                                    /* diag(diag(v)) -> v */
   return NULL;
 }
 
@@ -192,6 +209,8 @@ static Node *rewrite(Simp *s, Node *n) {
   case OP_EPOW: return rw_pow(s, n, a, b);
   case OP_TRANS: return rw_trans(s, n, a);
   case OP_SUM: return rw_sum(s, n, a);
+  case OP_DIAGM:
+  case OP_DIAGV: return rw_diag(s, n, a);
   default: return NULL;
   }
 }
@@ -220,7 +239,7 @@ static Node *simp(Simp *s, Node *n) {
   Node *b = n->b ? simp(s, n->b) : NULL;
   if ((n->a && !a) || (n->b && !b))
     return NULL;
-  Node *m = (a == n->a && b == n->b) ? n : mk(s, n->op, a, b);
+  Node *m = (a == n->a && b == n->b) ? n : ast_opk(s->c, n->op, a, b, n->k);
   if (!m)
     return NULL;
   Node *r = rewrite(s, m);

@@ -16,14 +16,19 @@ static int record(Ctx *c, mdrt_tape *t, Node *n, const long *dims, int *h) {
   switch (n->op) {
   case OP_NUM: return mdrt_tape_const(t, 1, 1, &n->num);
   case OP_ZEROS: return mdrt_tape_const(t, r, cols, NULL);
-  case OP_ONES: {
-    double *ones = malloc(sizeof *ones * (size_t)(r * cols));
-    if (!ones)
+  case OP_DIM: {
+    double v = (double)dims[n->k];
+    return mdrt_tape_const(t, 1, 1, &v);
+  }
+  case OP_ONES:
+  case OP_EYE: {
+    double *m = calloc((size_t)(r * cols), sizeof *m);
+    if (!m)
       return -1;
     for (long i = 0; i < r * cols; i++)
-      ones[i] = 1;
-    int k = mdrt_tape_const(t, r, cols, ones);
-    free(ones);
+      m[i] = n->op == OP_ONES || i / cols == i % cols;
+    int k = mdrt_tape_const(t, r, cols, m);
+    free(m);
     return k;
   }
   case OP_ADD: return mdrt_tape_binary(t, MDRT_ADD, a, b);
@@ -38,11 +43,33 @@ static int record(Ctx *c, mdrt_tape *t, Node *n, const long *dims, int *h) {
   case OP_POW:
   case OP_EPOW: return mdrt_tape_binary(t, MDRT_EPOW, a, b);
   case OP_TRANS: return mdrt_tape_unary(t, MDRT_TRANSPOSE, a, 0);
-  case OP_SUM: return mdrt_tape_unary(t, MDRT_SUM, a, 0);
+  case OP_SUM: return mdrt_tape_unary(t, MDRT_SUM, a, n->k);
   case OP_NORM: return mdrt_tape_unary(t, MDRT_NORM2, a, 0);
   case OP_NORMSQ: return mdrt_tape_unary(t, MDRT_SUMSQ, a, 0);
+  case OP_LSE: return mdrt_tape_unary(t, MDRT_LOGSUMEXP, a, n->k);
+  case OP_SOFTMAX: return mdrt_tape_unary(t, MDRT_SOFTMAX, a, n->k);
+  case OP_TR: return mdrt_tape_unary(t, MDRT_TRACE, a, 0);
+  case OP_DET: return mdrt_tape_unary(t, MDRT_DET, a, 0);
+  case OP_LOGDET: return mdrt_tape_unary(t, MDRT_LOGDET, a, 0);
+  case OP_INV: return mdrt_tape_unary(t, MDRT_INV, a, 0);
+  case OP_DIAGM:
+  case OP_DIAGV: return mdrt_tape_unary(t, MDRT_DIAG, a, 0);
   case OP_EXP: return mdrt_tape_unary(t, MDRT_EXP, a, 0);
   case OP_LOG: return mdrt_tape_unary(t, MDRT_LOG, a, 0);
+  case OP_SQRT: return mdrt_tape_unary(t, MDRT_SQRT, a, 0);
+  case OP_SIN: return mdrt_tape_unary(t, MDRT_SIN, a, 0);
+  case OP_COS: return mdrt_tape_unary(t, MDRT_COS, a, 0);
+  case OP_TAN: return mdrt_tape_unary(t, MDRT_TAN, a, 0);
+  case OP_TANH: return mdrt_tape_unary(t, MDRT_TANH, a, 0);
+  case OP_SIGMOID: return mdrt_tape_unary(t, MDRT_SIGMOID, a, 0);
+  case OP_RELU: return mdrt_tape_unary(t, MDRT_RELU, a, 0);
+  case OP_SOFTPLUS: return mdrt_tape_unary(t, MDRT_SOFTPLUS, a, 0);
+  case OP_ABS: return mdrt_tape_unary(t, MDRT_ABS, a, 0);
+  case OP_SIGN: return mdrt_tape_unary(t, MDRT_SIGN, a, 0);
+  case OP_ASIN: return mdrt_tape_unary(t, MDRT_ASIN, a, 0);
+  case OP_ACOS: return mdrt_tape_unary(t, MDRT_ACOS, a, 0);
+  case OP_ATAN: return mdrt_tape_unary(t, MDRT_ATAN, a, 0);
+  case OP_SEED:  /* not part of any value: the seed goes to mdrt_tape_backward */
   case OP_VAR:
   case OP_COUNT: break;
   }
