@@ -68,6 +68,8 @@ static Node *rw_mul(Simp *s, Node *n, Node *a, Node *b) {
     return mk(s, OP_MUL, b, a);                     /* A*s -> s*A */
   if (a->op == OP_DIV && ast_is_num(a->a, 1))       /* (1/t)*A -> A/t */
     return mk(s, OP_DIV, b, a->b);
+  if (a->op == OP_ONES && b->op == OP_ONES)         /* ones(n, k)*ones(k, m) -> k*ones(n, m) */
+    return mk(s, OP_MUL, ast_dim(s->c, a->shape.c), ast_fill(s->c, OP_ONES, n->shape));
   if (a->op == OP_EYE && !scalar(b))                /* eye*A -> A */
     return b;
   if (b->op == OP_EYE && !scalar(a))                /* A*eye -> A */
@@ -81,6 +83,56 @@ static Node *rw_mul(Simp *s, Node *n, Node *a, Node *b) {
   return NULL;
 }
 
+/* Like terms across a whole sum: a + b - a -> b, A + 2*A + B -> 3*A + B. */
+typedef struct Term {
+  double k;
+  Node *t;
+} Term;
+
+enum { MAX_TERMS = 64 };
+
+static void flatten(Node *n, double sign, Term *ts, int *nt) {
+  if ((n->op == OP_ADD || n->op == OP_SUB) && *nt < MAX_TERMS - 1) {
+    flatten(n->a, sign, ts, nt);
+    flatten(n->b, n->op == OP_SUB ? -sign : sign, ts, nt);
+    return;
+  }
+  const Node *rest;
+  double k = coef(n, &rest);
+  ts[(*nt)++] = (Term){sign * k, (Node *)rest};
+}
+
+static Node *collect_terms(Simp *s, Node *n) {
+  Term ts[MAX_TERMS];
+  int nt = 0, out = 0;
+  flatten(n, 1, ts, &nt);
+  bool merged = false;
+  for (int i = 0; i < nt; i++) {
+    int j = 0;
+    while (j < out && ts[j].t != ts[i].t)
+      j++;
+    if (j < out) {
+      ts[j].k += ts[i].k;
+      merged = true;
+    } else {
+      ts[out++] = ts[i];
+    }
+  }
+  if (!merged)
+    return NULL;
+  Node *r = NULL;
+  for (int i = 0; i < out; i++) {
+    if (ts[i].k == 0)
+      continue;
+    Node *t = ts[i].k == 1 ? ts[i].t : scaled(s, ts[i].k, ts[i].t);
+    r = r ? mk(s, OP_ADD, r, t) : t;
+  }
+  if (!r)
+    return zeros(s, n->shape);
+  // Dropping a cancelled term may lose a broadcast: keep the shape.
+  return r && shape_eq(r->shape, n->shape) ? r : NULL;
+}
+
 static Node *rw_add(Simp *s, Node *n, Node *a, Node *b) {
   if (is_num(a) && is_num(b))
     return fold(s, OP_ADD, a->num, b->num);
@@ -92,6 +144,9 @@ static Node *rw_add(Simp *s, Node *n, Node *a, Node *b) {
   double ka = coef(a, &ra), kb = coef(b, &rb);
   if (ra == rb)                                     /* s*A + t*A -> (s+t)*A */
     return scaled(s, ka + kb, (Node *)ra);
+  Node *r = collect_terms(s, n);
+  if (r)
+    return r;
   if (kb < 0)                                       /* A + (-c)*B -> A - c*B */
     return mk(s, OP_SUB, a, scaled(s, -kb, (Node *)rb));
   if (is_product(a) && is_product(b) && a->b == b->b && shape_eq(a->a->shape, b->a->shape))
@@ -114,6 +169,9 @@ static Node *rw_sub(Simp *s, Node *n, Node *a, Node *b) {
   double ka = coef(a, &ra), kb = coef(b, &rb);
   if (ra == rb)                                     /* s*A - t*A -> (s-t)*A */
     return scaled(s, ka - kb, (Node *)ra);
+  Node *r = collect_terms(s, n);
+  if (r)
+    return r;
   if (kb < 0)                                       /* A - (-c)*B -> A + c*B */
     return mk(s, OP_ADD, a, scaled(s, -kb, (Node *)rb));
   return NULL;
@@ -126,6 +184,14 @@ static Node *rw_emul(Simp *s, Node *n, Node *a, Node *b) {
     return mk(s, OP_MUL, a, b);                     /* s.*A -> s*A */
   if (n->op == OP_EDIV && scalar(b))
     return mk(s, OP_DIV, a, b);                     /* A./s -> A/s */
+  if (n->op == OP_EDIV && a->op == OP_ONES && shape_eq(b->shape, n->shape))
+    return mk(s, OP_EDIV, num(s, 1), b);            /* ones./A -> 1./A */
+  if (n->op == OP_EMUL && a->op == OP_ONES && b->op == OP_ONES)
+    return ast_fill(s->c, OP_ONES, n->shape);       /* ones.*ones -> ones */
+  if (n->op == OP_EMUL && a->op == OP_DIV)          /* (A/s).*B -> (A.*B)/s */
+    return mk(s, OP_DIV, mk(s, OP_EMUL, a->a, b), a->b);
+  if (n->op == OP_EMUL && b->op == OP_DIV)          /* A.*(B/s) -> (A.*B)/s */
+    return mk(s, OP_DIV, mk(s, OP_EMUL, a, b->a), b->b);
   if (n->op == OP_EMUL && a->op == OP_ONES && shape_eq(b->shape, n->shape))
     return b;                                       /* ones.*A -> A */
   if (n->op == OP_EMUL && b->op == OP_ONES && shape_eq(a->shape, n->shape))
@@ -171,6 +237,8 @@ static Node *rw_trans(Simp *s, Node *n, Node *a) {
     return ast_fill(s->c, a->op, n->shape);         /* eye' -> eye */
   if (a->op == OP_MUL && scalar(a->a))              /* (s*A)' -> s*A' */
     return mk(s, OP_MUL, a->a, mk(s, OP_TRANS, a->b, NULL));
+  if (a->op == OP_DIAGM)                            /* diag(v)' -> diag(v) */
+    return a;
   if (a->op == OP_DIV)                              /* (A/s)' -> A'/s */
     return mk(s, OP_DIV, mk(s, OP_TRANS, a->a, NULL), a->b);
   if (a->op == OP_MUL)                              /* (A*B)' -> B'*A' */
@@ -183,6 +251,9 @@ static Node *rw_sum(Simp *s, Node *n, Node *a) {
     return a;                                       /* a dimension of size 1 -> A */
   if (a->op == OP_MUL && scalar(a->a))              /* sum(s*A) -> s*sum(A) */
     return mk(s, OP_MUL, a->a, ast_opk(s->c, OP_SUM, a->b, NULL, n->k));
+  if (a->op == OP_ONES && n->k)                     /* sum(ones(n, m), 1) -> n*ones(1, m) */
+    return mk(s, OP_MUL, ast_dim(s->c, n->k == 1 ? a->shape.r : a->shape.c),
+              ast_fill(s->c, OP_ONES, n->shape));
   return NULL;
 }
 

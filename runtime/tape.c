@@ -1,0 +1,884 @@
+/*
+ * tape.c - reverse-mode AD on a tape, the numeric oracle that matdiff's
+ * symbolic derivatives are checked against.
+ *
+ * It is written to be plainly right rather than fast. Every op is evaluated
+ * at once into a fresh dense buffer. Handles are numbered in creation order,
+ * which is already a topological order, so mdrt_tape_backward is a single
+ * walk from the output down to handle 0 that applies each op's
+ * vector-Jacobian rule (micrograd's shape). The rules sit side by side in
+ * the "backward" section, each under its math. Broadcasting is undone in
+ * one place only, unbroadcast_add.
+ *
+ * A tape owns its memory and its error message and there is no global
+ * state, so separate tapes may be used from separate threads. Nothing here
+ * prints or exits: failures return -1 and leave a message on the tape.
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "matdiff_rt.h"
+
+typedef enum { KIND_LEAF, KIND_CONST, KIND_OP } Kind;
+
+typedef struct {
+  Kind kind;
+  mdrt_op op;      /* KIND_OP only */
+  int a, b;        /* operand handles; b is -1 for unary ops */
+  long k;          /* the unary op's parameter: axis or power */
+  long rows, cols;
+  double *val;
+  double *grad;    /* leaves only: the sum over backward passes */
+  int needs_grad;  /* a leaf lies at or below, so backward must visit */
+} Node;
+
+struct mdrt_tape {
+  Node *nodes;
+  int len, cap;
+  char err[160];
+};
+
+static const char *const op_names[] = {
+  [MDRT_NEG] = "neg",         [MDRT_TRANSPOSE] = "transpose", [MDRT_SUM] = "sum",
+  [MDRT_MEAN] = "mean",       [MDRT_SUMSQ] = "sumsq",         [MDRT_NORM2] = "norm2",
+  [MDRT_NORM1] = "norm1",     [MDRT_EXP] = "exp",             [MDRT_LOG] = "log",
+  [MDRT_SQRT] = "sqrt",       [MDRT_SIN] = "sin",             [MDRT_COS] = "cos",
+  [MDRT_TAN] = "tan",         [MDRT_TANH] = "tanh",           [MDRT_SIGMOID] = "sigmoid",
+  [MDRT_RELU] = "relu",       [MDRT_SOFTPLUS] = "softplus",   [MDRT_ABS] = "abs",
+  [MDRT_SIGN] = "sign",       [MDRT_ASIN] = "asin",           [MDRT_ACOS] = "acos",
+  [MDRT_ATAN] = "atan",       [MDRT_LOGSUMEXP] = "logsumexp", [MDRT_SOFTMAX] = "softmax",
+  [MDRT_TRACE] = "trace",     [MDRT_DET] = "det",             [MDRT_LOGDET] = "logdet",
+  [MDRT_INV] = "inv",         [MDRT_DIAG] = "diag",           [MDRT_MPOW] = "mpow",
+  [MDRT_ADD] = "add",         [MDRT_SUB] = "sub",             [MDRT_EMUL] = "emul",
+  [MDRT_EDIV] = "ediv",       [MDRT_EPOW] = "epow",           [MDRT_MATMUL] = "matmul",
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+__attribute__((format(printf, 2, 3)))
+static int fail(mdrt_tape *t, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(t->err, sizeof t->err, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+static long numel(const Node *n) {
+  return n->rows * n->cols;
+}
+
+// Sizes whose buffer fits in memory's address range.
+static int size_ok(long r, long c) {
+  return r >= 0 && c >= 0 && (c == 0 || r <= LONG_MAX / (long)sizeof(double) / c);
+}
+
+// One byte at least, so that NULL always means out of memory.
+static double *new_buf(long n) {
+  return malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+}
+
+static double *new_zeros(long n) {
+  return calloc((size_t)(n > 0 ? n : 1), sizeof(double));
+}
+
+static const Node *node(const mdrt_tape *t, int h) {
+  return t && h >= 0 && h < t->len ? &t->nodes[h] : NULL;
+}
+
+static int bad_handle(mdrt_tape *t, int h) {
+  return fail(t, "bad handle %d (the tape holds %d values)", h, t->len);
+}
+
+// Element (i,j) of an r x c operand broadcast against a larger shape: a
+// size-1 dimension repeats its only index.
+static long bidx(long r, long c, long i, long j) {
+  return (r == 1 ? 0 : i) * c + (c == 1 ? 0 : j);
+}
+
+// dst (r x c) += D (R x C) summed over the dimensions that dst broadcast
+// along. The gradient of every broadcast operand comes through here, and
+// so does the forward pass of sum.
+static void unbroadcast_add(const double *D, long R, long C, double scale, double *dst,
+                            long r, long c) {
+  for (long i = 0; i < R; i++)
+    for (long j = 0; j < C; j++)
+      dst[bidx(r, c, i, j)] += scale * D[i * C + j];
+}
+
+// The adjoint of unbroadcast_add: dst (R x C) += src (r x c) repeated.
+static void broadcast_add(const double *src, long r, long c, double scale, double *dst,
+                          long R, long C) {
+  for (long i = 0; i < R; i++)
+    for (long j = 0; j < C; j++)
+      dst[i * C + j] += scale * src[bidx(r, c, i, j)];
+}
+
+static void identity(long n, double *Y) {
+  mdrt_fill(n * n, 0.0, Y);
+  for (long i = 0; i < n; i++)
+    Y[i * n + i] = 1.0;
+}
+
+/* ---- the tape ----------------------------------------------------------- */
+
+mdrt_tape *mdrt_tape_new(void) {
+  mdrt_tape *t = calloc(1, sizeof *t);
+  return t;
+}
+
+void mdrt_tape_free(mdrt_tape *t) {
+  if (!t)
+    return;
+  for (int h = 0; h < t->len; h++) {
+    free(t->nodes[h].val);
+    free(t->nodes[h].grad);
+  }
+  free(t->nodes);
+  free(t);
+}
+
+// Append N, taking over its buffers (freed here on failure).
+static int push(mdrt_tape *t, Node n) {
+  if (t->len == t->cap) {
+    int cap = t->cap ? t->cap * 2 : 16;
+    Node *nodes = t->cap <= INT_MAX / 2 ? realloc(t->nodes, (size_t)cap * sizeof *nodes) : NULL;
+    if (!nodes) {
+      free(n.val);
+      free(n.grad);
+      return fail(t, "tape: out of memory");
+    }
+    t->nodes = nodes;
+    t->cap = cap;
+  }
+  t->nodes[t->len] = n;
+  return t->len++;
+}
+
+static int add_input(mdrt_tape *t, Kind kind, long rows, long cols, const double *data) {
+  const char *what = kind == KIND_LEAF ? "leaf" : "const";
+  if (!t)
+    return -1;
+  if (!size_ok(rows, cols))
+    return fail(t, "%s: bad size %ldx%ld", what, rows, cols);
+  if (!data && rows * cols > 0 && kind == KIND_LEAF)
+    return fail(t, "leaf: data is NULL");
+  Node n = {.kind = kind, .a = -1, .b = -1, .rows = rows, .cols = cols,
+            .needs_grad = kind == KIND_LEAF};
+  n.val = data ? new_buf(rows * cols) : new_zeros(rows * cols);
+  n.grad = kind == KIND_LEAF ? new_zeros(rows * cols) : NULL;
+  if (!n.val || (kind == KIND_LEAF && !n.grad)) {
+    free(n.val);
+    free(n.grad);
+    return fail(t, "%s: out of memory", what);
+  }
+  if (data)
+    mdrt_copy(rows * cols, data, n.val);
+  return push(t, n);
+}
+
+int mdrt_tape_leaf(mdrt_tape *t, long rows, long cols, const double *data) {
+  return add_input(t, KIND_LEAF, rows, cols, data);
+}
+
+int mdrt_tape_const(mdrt_tape *t, long rows, long cols, const double *data) {
+  return add_input(t, KIND_CONST, rows, cols, data);
+}
+
+/* ---- elementwise functions ---------------------------------------------- */
+
+// Each entry is f and its derivative, given both x and y = f(x) so that the
+// rule can reuse the value (exp, tanh, sigmoid).
+typedef struct {
+  double (*f)(double x);
+  double (*df)(double x, double y);
+} Elementwise;
+
+// exp(-|x|) never overflows, and 1 + it never cancels: stable for any x.
+static double sigmoid(double x) {
+  double z = exp(-fabs(x));
+  return x >= 0 ? 1.0 / (1.0 + z) : z / (1.0 + z);
+}
+
+// log(1 + e^x) = max(x,0) + log1p(e^-|x|): neither term overflows.
+static double softplus(double x) {
+  return fmax(x, 0.0) + log1p(exp(-fabs(x)));
+}
+
+// NaN goes through; the comparisons alone would turn it into 0.
+static double relu(double x) {
+  return x > 0 ? x : isnan(x) ? x : 0.0;
+}
+
+static double sign(double x) {
+  return x > 0 ? 1.0 : x < 0 ? -1.0 : isnan(x) ? x : 0.0;
+}
+
+static double d_exp(double x, double y) { (void)x; return y; }               /* e^x */
+static double d_log(double x, double y) { (void)y; return 1.0 / x; }         /* 1/x */
+static double d_sqrt(double x, double y) { (void)x; return 0.5 / y; }        /* 1/(2 sqrt x) */
+static double d_sin(double x, double y) { (void)y; return cos(x); }          /* cos x */
+static double d_cos(double x, double y) { (void)y; return -sin(x); }         /* -sin x */
+static double d_tan(double x, double y) { (void)x; return 1.0 + y * y; }     /* 1 + tan^2 x */
+static double d_tanh(double x, double y) { (void)x; return 1.0 - y * y; }    /* 1 - tanh^2 x */
+static double d_sigmoid(double x, double y) { (void)x; return y * (1.0 - y); } /* s (1 - s) */
+static double d_relu(double x, double y) { (void)y; return x > 0 ? 1.0 : 0.0; } /* [x > 0] */
+static double d_softplus(double x, double y) { (void)y; return sigmoid(x); } /* sigmoid x */
+static double d_abs(double x, double y) { (void)y; return sign(x); }         /* sign x, 0 at 0 */
+static double d_sign(double x, double y) { (void)x; (void)y; return 0.0; }   /* 0 */
+static double d_asin(double x, double y) { (void)y; return 1.0 / sqrt(1.0 - x * x); }
+static double d_acos(double x, double y) { (void)y; return -1.0 / sqrt(1.0 - x * x); }
+static double d_atan(double x, double y) { (void)y; return 1.0 / (1.0 + x * x); }
+
+static const Elementwise elementwise[] = {
+  [MDRT_EXP] = {exp, d_exp},          [MDRT_LOG] = {log, d_log},
+  [MDRT_SQRT] = {sqrt, d_sqrt},       [MDRT_SIN] = {sin, d_sin},
+  [MDRT_COS] = {cos, d_cos},          [MDRT_TAN] = {tan, d_tan},
+  [MDRT_TANH] = {tanh, d_tanh},       [MDRT_SIGMOID] = {sigmoid, d_sigmoid},
+  [MDRT_RELU] = {relu, d_relu},       [MDRT_SOFTPLUS] = {softplus, d_softplus},
+  [MDRT_ABS] = {fabs, d_abs},         [MDRT_SIGN] = {sign, d_sign},
+  [MDRT_ASIN] = {asin, d_asin},       [MDRT_ACOS] = {acos, d_acos},
+  [MDRT_ATAN] = {atan, d_atan},
+};
+
+static const Elementwise *elementwise_of(mdrt_op op) {
+  size_t i = (size_t)op;
+  return i < sizeof elementwise / sizeof *elementwise && elementwise[i].f ? &elementwise[i]
+                                                                           : NULL;
+}
+
+// Binary elementwise ops: f(a, b) and its two partials given a, b, y.
+typedef struct {
+  double (*f)(double a, double b);
+  double (*da)(double a, double b, double y);
+  double (*db)(double a, double b, double y);
+} Binary;
+
+static double add(double a, double b) { return a + b; }
+static double sub(double a, double b) { return a - b; }
+static double mul(double a, double b) { return a * b; }
+static double quo(double a, double b) { return a / b; }
+
+static double one(double a, double b, double y) { (void)a; (void)b; (void)y; return 1.0; }
+static double minus_one(double a, double b, double y) { (void)a; (void)b; (void)y; return -1.0; }
+static double take_b(double a, double b, double y) { (void)a; (void)y; return b; }
+static double take_a(double a, double b, double y) { (void)b; (void)y; return a; }
+/* y = a/b: dy/da = 1/b, dy/db = -a/b^2 = -y/b */
+static double d_quo_a(double a, double b, double y) { (void)a; (void)y; return 1.0 / b; }
+static double d_quo_b(double a, double b, double y) { (void)a; return -y / b; }
+
+/* y = a^b: dy/da = b a^(b-1), taken as 0 when b = 0 (a^0 is constant even
+   at a = 0, where the formula gives 0*inf) */
+static double d_pow_a(double a, double b, double y) {
+  (void)y;
+  return b == 0.0 ? 0.0 : b * pow(a, b - 1.0);
+}
+
+/* y = a^b: dy/db = a^b log a, taken as 0 at a = 0, b >= 0 (where 0^b is
+   constant in b), NaN for a < 0 where a^b is not differentiable in b */
+static double d_pow_b(double a, double b, double y) {
+  return a == 0.0 && b >= 0.0 ? 0.0 : y * log(a);
+}
+
+static const Binary binary[] = {
+  [MDRT_ADD] = {add, one, one},        [MDRT_SUB] = {sub, one, minus_one},
+  [MDRT_EMUL] = {mul, take_b, take_a}, [MDRT_EDIV] = {quo, d_quo_a, d_quo_b},
+  [MDRT_EPOW] = {pow, d_pow_a, d_pow_b},
+};
+
+/* ---- shapes ------------------------------------------------------------- */
+
+static int takes_k(mdrt_op op) {
+  return op == MDRT_SUM || op == MDRT_MEAN || op == MDRT_LOGSUMEXP || op == MDRT_SOFTMAX ||
+         op == MDRT_MPOW;
+}
+
+static int need_square(mdrt_tape *t, mdrt_op op, const Node *a) {
+  if (a->rows == a->cols)
+    return 0;
+  return fail(t, "%s: matrix is %ldx%ld, not square", op_names[op], a->rows, a->cols);
+}
+
+// Checks K and the operand; sets the result shape *R x *C.
+static int unary_shape(mdrt_tape *t, mdrt_op op, const Node *a, long k, long *r, long *c) {
+  const char *name = op_names[op];
+  *r = a->rows;
+  *c = a->cols;
+  if (!takes_k(op) && k != 0)
+    return fail(t, "%s: takes no k, but k is %ld", name, k);
+  switch (op) {
+  case MDRT_TRANSPOSE:
+    *r = a->cols, *c = a->rows;
+    return 0;
+  case MDRT_SUM:
+  case MDRT_MEAN:
+    if (k < 0 || k > 2)
+      return fail(t, "%s: k must be 0, 1 or 2, not %ld", name, k);
+    *r = k == 2 ? a->rows : 1, *c = k == 1 ? a->cols : 1;
+    return 0;
+  case MDRT_SUMSQ:
+  case MDRT_NORM2:
+  case MDRT_NORM1:
+    *r = *c = 1;
+    return 0;
+  case MDRT_LOGSUMEXP:
+    if (k != 0 && k != 2)
+      return fail(t, "logsumexp: k must be 0 or 2, not %ld", k);
+    *r = k == 2 ? a->rows : 1, *c = 1;
+    return 0;
+  case MDRT_SOFTMAX:
+    return k == 2 ? 0 : fail(t, "softmax: k must be 2, not %ld", k);
+  case MDRT_TRACE:
+  case MDRT_DET:
+  case MDRT_LOGDET:
+    *r = *c = 1;
+    return need_square(t, op, a);
+  case MDRT_INV:
+    return need_square(t, op, a);
+  case MDRT_MPOW:
+    if (k < 0)
+      return fail(t, "mpow: power must be >= 0, not %ld", k);
+    return need_square(t, op, a);
+  case MDRT_DIAG:
+    if (a->cols == 1)  // a vector (or a 1x1) becomes a diagonal matrix
+      *c = a->rows;
+    else if (a->rows == a->cols)
+      *c = 1;
+    else
+      return fail(t, "diag: needs a column vector or a square matrix, not %ldx%ld",
+                  a->rows, a->cols);
+    return 0;
+  default:
+    return 0;  // neg and the elementwise functions keep the shape
+  }
+}
+
+// Does an r x c operand broadcast to R x C?
+static int fits(long r, long c, long R, long C) {
+  return (r == R || r == 1) && (c == C || c == 1);
+}
+
+// One operand fixes the result shape and the other fits it; a row against
+// a column (outer broadcasting) is not one of the cases and is refused.
+static int binary_shape(mdrt_tape *t, mdrt_op op, const Node *a, const Node *b, long *r,
+                        long *c) {
+  if (op == MDRT_MATMUL) {
+    if (a->cols != b->rows)
+      return fail(t, "matmul: inner sizes %ld and %ld differ", a->cols, b->rows);
+    *r = a->rows, *c = b->cols;
+    return 0;
+  }
+  const Node *big = fits(b->rows, b->cols, a->rows, a->cols)   ? a
+                    : fits(a->rows, a->cols, b->rows, b->cols) ? b
+                                                               : NULL;
+  if (!big)
+    return fail(t, "%s: shapes %ldx%ld and %ldx%ld do not broadcast", op_names[op], a->rows,
+                a->cols, b->rows, b->cols);
+  *r = big->rows, *c = big->cols;
+  return 0;
+}
+
+/* ---- forward ------------------------------------------------------------ */
+
+// The groups that logsumexp and softmax reduce over, as the rows of a
+// *GR x *GC view: the whole matrix for k = 0, each row for k = 2.
+static void groups(const Node *a, long k, long *gr, long *gc) {
+  *gr = k == 0 ? 1 : a->rows;
+  *gc = k == 0 ? numel(a) : a->cols;
+}
+
+// The shift that keeps exp(x - m) in range: the row's max, unless that is
+// infinite (or the row empty), where subtracting it would give NaN.
+static double row_max(long n, const double *x) {
+  double m = -INFINITY;
+  for (long j = 0; j < n; j++)
+    m = x[j] > m ? x[j] : m;
+  return isfinite(m) ? m : 0.0;
+}
+
+static void logsumexp_rows(long gr, long gc, const double *x, double *y) {
+  for (long i = 0; i < gr; i++) {
+    const double *row = x + i * gc;
+    double m = row_max(gc, row), s = 0.0;
+    for (long j = 0; j < gc; j++)
+      s += exp(row[j] - m);
+    y[i] = m + log(s);
+  }
+}
+
+static void softmax_rows(long gr, long gc, const double *x, double *y) {
+  for (long i = 0; i < gr; i++) {
+    const double *row = x + i * gc;
+    double m = row_max(gc, row), s = 0.0;
+    for (long j = 0; j < gc; j++) {
+      y[i * gc + j] = exp(row[j] - m);
+      s += y[i * gc + j];
+    }
+    for (long j = 0; j < gc; j++)
+      y[i * gc + j] /= s;
+  }
+}
+
+// Y = X^k by repeated squaring: about 2 log2(k) products rather than k.
+static int mpow(long n, const double *X, long k, double *Y) {
+  double *buf = new_buf(2 * n * n);
+  if (!buf)
+    return -1;
+  double *base = buf, *tmp = buf + n * n;
+  identity(n, Y);
+  mdrt_copy(n * n, X, base);
+  while (k > 0) {
+    if (k & 1) {
+      mdrt_gemm(0, 0, n, n, n, 1.0, Y, base, 0.0, tmp);
+      mdrt_copy(n * n, tmp, Y);
+    }
+    k >>= 1;
+    if (k) {
+      mdrt_gemm(0, 0, n, n, n, 1.0, base, base, 0.0, tmp);
+      double *swap = base;
+      base = tmp, tmp = swap;
+    }
+  }
+  free(buf);
+  return 0;
+}
+
+// The LU-based ops: det, logdet, inv, with their failures.
+static int forward_lu(mdrt_tape *t, mdrt_op op, const Node *a, double *y) {
+  int rc = op == MDRT_DET      ? mdrt_lu_inv(a->rows, a->val, NULL, y)
+           : op == MDRT_LOGDET ? mdrt_logdet(a->rows, a->val, y)
+                               : mdrt_lu_inv(a->rows, a->val, y, NULL);
+  if (rc == -2)
+    return fail(t, "%s: out of memory", op_names[op]);
+  // det of a singular matrix is a fine value: 0 (or NaN for non-finite input)
+  if (rc == -1 && op != MDRT_DET)
+    return fail(t, "%s: matrix is singular", op_names[op]);
+  return 0;
+}
+
+static void diag(const Node *a, double *y) {
+  long n = a->rows;
+  if (a->cols == 1) {
+    mdrt_fill(n * n, 0.0, y);
+    for (long i = 0; i < n; i++)
+      y[i * n + i] = a->val[i];
+  } else {
+    for (long i = 0; i < n; i++)
+      y[i] = a->val[i * n + i];
+  }
+}
+
+static double trace(long n, const double *x) {
+  double s = 0.0;
+  for (long i = 0; i < n; i++)
+    s += x[i * n + i];
+  return s;
+}
+
+static double norm1(long n, const double *x) {
+  double s = 0.0;
+  for (long i = 0; i < n; i++)
+    s += fabs(x[i]);
+  return s;
+}
+
+// Y's value from its operand A; Y's shape and k are already set.
+static int forward_unary(mdrt_tape *t, Node *y, const Node *a) {
+  const Elementwise *e = elementwise_of(y->op);
+  long n = numel(a), gr, gc;
+  if (e) {
+    for (long i = 0; i < n; i++)
+      y->val[i] = e->f(a->val[i]);
+    return 0;
+  }
+  switch (y->op) {
+  case MDRT_NEG:
+    mdrt_axpby(n, -1.0, a->val, 0.0, y->val);
+    return 0;
+  case MDRT_TRANSPOSE:
+    mdrt_axpby_t(a->cols, a->rows, 1.0, a->val, 0.0, y->val);
+    return 0;
+  case MDRT_SUM:
+  case MDRT_MEAN: {
+    long count = y->k == 0 ? n : y->k == 1 ? a->rows : a->cols;
+    double scale = y->op == MDRT_MEAN ? 1.0 / (double)count : 1.0;
+    mdrt_fill(numel(y), 0.0, y->val);
+    unbroadcast_add(a->val, a->rows, a->cols, scale, y->val, y->rows, y->cols);
+    return 0;
+  }
+  case MDRT_SUMSQ:  y->val[0] = mdrt_sumsq(n, a->val); return 0;
+  case MDRT_NORM2:  y->val[0] = sqrt(mdrt_sumsq(n, a->val)); return 0;
+  case MDRT_NORM1:  y->val[0] = norm1(n, a->val); return 0;
+  case MDRT_TRACE:  y->val[0] = trace(a->rows, a->val); return 0;
+  case MDRT_LOGSUMEXP:
+    groups(a, y->k, &gr, &gc);
+    logsumexp_rows(gr, gc, a->val, y->val);
+    return 0;
+  case MDRT_SOFTMAX:
+    groups(a, y->k, &gr, &gc);
+    softmax_rows(gr, gc, a->val, y->val);
+    return 0;
+  case MDRT_DIAG: diag(a, y->val); return 0;
+  case MDRT_DET:
+  case MDRT_LOGDET:
+  case MDRT_INV:
+    return forward_lu(t, y->op, a, y->val);
+  case MDRT_MPOW:
+    return mpow(a->rows, a->val, y->k, y->val) ? fail(t, "mpow: out of memory") : 0;
+  default:
+    return fail(t, "%s: not a unary op", op_names[y->op]);
+  }
+}
+
+static void forward_binary(Node *y, const Node *a, const Node *b) {
+  if (y->op == MDRT_MATMUL) {
+    mdrt_gemm(0, 0, a->rows, b->cols, a->cols, 1.0, a->val, b->val, 0.0, y->val);
+    return;
+  }
+  const Binary *f = &binary[y->op];
+  for (long i = 0; i < y->rows; i++)
+    for (long j = 0; j < y->cols; j++)
+      y->val[i * y->cols + j] = f->f(a->val[bidx(a->rows, a->cols, i, j)],
+                                     b->val[bidx(b->rows, b->cols, i, j)]);
+}
+
+static int valid_op(mdrt_op op) {
+  return (int)op >= 0 && (int)op <= (int)MDRT_MATMUL;
+}
+
+static int is_binary(mdrt_op op) {
+  return (int)op >= (int)MDRT_ADD;
+}
+
+// A buffer for Y's value, once its shape is known.
+static int alloc_value(mdrt_tape *t, Node *y) {
+  if (!size_ok(y->rows, y->cols))
+    return fail(t, "%s: a %ldx%ld result is too large", op_names[y->op], y->rows, y->cols);
+  if (!(y->val = new_buf(numel(y))))
+    return fail(t, "%s: out of memory", op_names[y->op]);
+  return 0;
+}
+
+int mdrt_tape_unary(mdrt_tape *t, mdrt_op op, int a, long k) {
+  if (!t)
+    return -1;
+  if (!valid_op(op) || is_binary(op))
+    return fail(t, "unary: %d is not a unary op", (int)op);
+  const Node *x = node(t, a);
+  if (!x)
+    return bad_handle(t, a);
+  Node y = {.kind = KIND_OP, .op = op, .a = a, .b = -1, .k = k, .needs_grad = x->needs_grad};
+  if (unary_shape(t, op, x, k, &y.rows, &y.cols))
+    return -1;
+  if (alloc_value(t, &y))
+    return -1;
+  if (forward_unary(t, &y, x)) {
+    free(y.val);
+    return -1;
+  }
+  return push(t, y);
+}
+
+int mdrt_tape_binary(mdrt_tape *t, mdrt_op op, int a, int b) {
+  if (!t)
+    return -1;
+  if (!valid_op(op) || !is_binary(op))
+    return fail(t, "binary: %d is not a binary op", (int)op);
+  const Node *x = node(t, a), *z = node(t, b);
+  if (!x || !z)
+    return bad_handle(t, x ? b : a);
+  Node y = {.kind = KIND_OP, .op = op, .a = a, .b = b,
+            .needs_grad = x->needs_grad || z->needs_grad};
+  if (binary_shape(t, op, x, z, &y.rows, &y.cols))
+    return -1;
+  if (alloc_value(t, &y))
+    return -1;
+  forward_binary(&y, x, z);
+  return push(t, y);
+}
+
+/* ---- backward: one vector-Jacobian rule per op -------------------------- */
+
+// In every rule G is the output's adjoint, d* the operands' adjoints (NULL
+// when no leaf lies below that operand) and y the output. Rules add.
+
+/* y = f(x) elementwise: dx += G .* f'(x) */
+static void back_elementwise(const Elementwise *e, const Node *y, const Node *x,
+                             const double *G, double *dx) {
+  for (long i = 0; i < numel(x); i++)
+    dx[i] += G[i] * e->df(x->val[i], y->val[i]);
+}
+
+/* y = sum of x along k (or mean, count = elements per sum):
+   dx += G broadcast back along the summed axes / count */
+static void back_sum(const Node *y, const Node *x, const double *G, double *dx) {
+  long count = y->k == 0 ? numel(x) : y->k == 1 ? x->rows : x->cols;
+  double scale = y->op == MDRT_MEAN ? 1.0 / (double)count : 1.0;
+  broadcast_add(G, y->rows, y->cols, scale, dx, x->rows, x->cols);
+}
+
+/* y = sum x.^2: dx += 2 g x;  y = ||x||: dx += g x / y (0 at x = 0);
+   y = sum |x|: dx += g sign(x) */
+static void back_norms(const Node *y, const Node *x, const double *G, double *dx) {
+  double g = G[0], y0 = y->val[0];
+  for (long i = 0; i < numel(x); i++) {
+    double xi = x->val[i];
+    dx[i] += y->op == MDRT_SUMSQ   ? 2.0 * g * xi
+             : y->op == MDRT_NORM2 ? (y0 > 0 ? g * xi / y0 : 0.0)
+                                   : g * sign(xi);
+  }
+}
+
+/* y_i = log sum_j exp x_ij over each group i: dx_ij += g_i exp(x_ij - y_i),
+   the group's softmax, which is at most 1 and cannot overflow */
+static void back_logsumexp(const Node *y, const Node *x, const double *G, double *dx) {
+  long gr, gc;
+  groups(x, y->k, &gr, &gc);
+  for (long i = 0; i < gr; i++)
+    for (long j = 0; j < gc; j++)
+      dx[i * gc + j] += G[i] * exp(x->val[i * gc + j] - y->val[i]);
+}
+
+/* Y = softmax of each row of X: dX_i += Y_i .* (G_i - <G_i, Y_i>) */
+static void back_softmax(const Node *y, const double *G, double *dx) {
+  long c = y->cols;
+  for (long i = 0; i < y->rows; i++) {
+    const double *yi = y->val + i * c, *gi = G + i * c;
+    double s = mdrt_dot(c, gi, yi);
+    for (long j = 0; j < c; j++)
+      dx[i * c + j] += yi[j] * (gi[j] - s);
+  }
+}
+
+/* y = det X: dX += g y inv(X)';  y = log|det X|: dX += g inv(X)'.
+   At a singular X, det's gradient (the adjugate) exists but inv(X) does
+   not; that is reported rather than turned into NaN. */
+static int back_det(mdrt_tape *t, const Node *y, const Node *x, const double *G, double *dx) {
+  long n = x->rows;
+  double *inv = new_buf(n * n);
+  int rc = inv ? mdrt_lu_inv(n, x->val, inv, NULL) : -2;
+  if (rc == 0) {
+    double scale = y->op == MDRT_DET ? G[0] * y->val[0] : G[0];
+    mdrt_axpby_t(n, n, scale, inv, 1.0, dx);
+  }
+  free(inv);
+  if (rc == -1)
+    return fail(t, "%s: gradient needs an invertible matrix", op_names[y->op]);
+  return rc ? fail(t, "backward: out of memory") : 0;
+}
+
+/* Y = inv X: dX += -Y' G Y' */
+static int back_inv(mdrt_tape *t, const Node *y, const double *G, double *dx) {
+  long n = y->rows;
+  double *tmp = new_buf(n * n);
+  if (!tmp)
+    return fail(t, "backward: out of memory");
+  mdrt_gemm(1, 0, n, n, n, 1.0, y->val, G, 0.0, tmp);
+  mdrt_gemm(0, 1, n, n, n, -1.0, tmp, y->val, 1.0, dx);
+  free(tmp);
+  return 0;
+}
+
+/* Y = X^k: dX += sum_{i<k} (X')^i G (X')^(k-1-i). That sum is the top-right
+   block of [X' G; 0 X']^k, so the forward power computes it in log2(k)
+   products. */
+static int back_mpow(mdrt_tape *t, const Node *y, const Node *x, const double *G, double *dx) {
+  long n = x->rows, m = 2 * n;
+  double *M = new_zeros(2 * m * m);
+  if (!M)
+    return fail(t, "backward: out of memory");
+  double *P = M + m * m;
+  for (long i = 0; i < n; i++)
+    for (long j = 0; j < n; j++) {
+      M[i * m + j] = M[(i + n) * m + j + n] = x->val[j * n + i];
+      M[i * m + j + n] = G[i * n + j];
+    }
+  int rc = mpow(m, M, y->k, P);
+  for (long i = 0; rc == 0 && i < n; i++)
+    for (long j = 0; j < n; j++)
+      dx[i * n + j] += P[i * m + j + n];
+  free(M);
+  return rc ? fail(t, "backward: out of memory") : 0;
+}
+
+/* y = tr X: dX += g I;  Y = diag(x) (vector to matrix): dx_i += G_ii;
+   y = diag(X) (matrix to vector): dX_ii += g_i */
+static void back_diagonal(const Node *y, const Node *x, const double *G, double *dx) {
+  long n = x->rows;
+  for (long i = 0; i < n; i++) {
+    if (y->op == MDRT_TRACE)
+      dx[i * n + i] += G[0];
+    else if (x->cols == 1)
+      dx[i] += G[i * n + i];
+    else
+      dx[i * n + i] += G[i];
+  }
+}
+
+static int back_unary(mdrt_tape *t, const Node *y, const double *G, double *dx) {
+  const Node *x = &t->nodes[y->a];
+  const Elementwise *e = elementwise_of(y->op);
+  if (e) {
+    back_elementwise(e, y, x, G, dx);
+    return 0;
+  }
+  switch (y->op) {
+  /* y = -x: dx -= G */
+  case MDRT_NEG: mdrt_axpby(numel(x), -1.0, G, 1.0, dx); return 0;
+  /* Y = X': dX += G' */
+  case MDRT_TRANSPOSE: mdrt_axpby_t(x->rows, x->cols, 1.0, G, 1.0, dx); return 0;
+  case MDRT_SUM:
+  case MDRT_MEAN: back_sum(y, x, G, dx); return 0;
+  case MDRT_SUMSQ:
+  case MDRT_NORM2:
+  case MDRT_NORM1: back_norms(y, x, G, dx); return 0;
+  case MDRT_LOGSUMEXP: back_logsumexp(y, x, G, dx); return 0;
+  case MDRT_SOFTMAX: back_softmax(y, G, dx); return 0;
+  case MDRT_TRACE:
+  case MDRT_DIAG: back_diagonal(y, x, G, dx); return 0;
+  case MDRT_DET:
+  case MDRT_LOGDET: return back_det(t, y, x, G, dx);
+  case MDRT_INV: return back_inv(t, y, G, dx);
+  case MDRT_MPOW: return back_mpow(t, y, x, G, dx);
+  default: return fail(t, "%s: no backward rule", op_names[y->op]);
+  }
+}
+
+/* C = A*B: dA += G*B', dB += A'*G */
+static void back_matmul(const Node *a, const Node *b, const double *G, double *da,
+                        double *db) {
+  long r = a->rows, k = a->cols, c = b->cols;
+  if (da)
+    mdrt_gemm(0, 1, r, k, c, 1.0, G, b->val, 1.0, da);
+  if (db)
+    mdrt_gemm(1, 0, k, c, r, 1.0, a->val, G, 1.0, db);
+}
+
+/* y = f(a, b) with broadcasting: da += unbroadcast(G .* df/da), and so for
+   b. D holds G .* df/d(operand) at the output's full shape. */
+static void back_broadcast(const Node *y, const Node *a, const Node *b, const double *G,
+                           double *D, double *da, double *db) {
+  const Binary *f = &binary[y->op];
+  for (int side = 0; side < 2; side++) {
+    const Node *w = side ? b : a;
+    double *dw = side ? db : da;
+    if (!dw)
+      continue;
+    for (long i = 0; i < y->rows; i++)
+      for (long j = 0; j < y->cols; j++) {
+        long o = i * y->cols + j;
+        double av = a->val[bidx(a->rows, a->cols, i, j)];
+        double bv = b->val[bidx(b->rows, b->cols, i, j)];
+        D[o] = G[o] * (side ? f->db : f->da)(av, bv, y->val[o]);
+      }
+    unbroadcast_add(D, y->rows, y->cols, 1.0, dw, w->rows, w->cols);
+  }
+}
+
+static int back_binary(mdrt_tape *t, const Node *y, const double *G, double *da, double *db) {
+  const Node *a = &t->nodes[y->a], *b = &t->nodes[y->b];
+  if (y->op == MDRT_MATMUL) {
+    back_matmul(a, b, G, da, db);
+    return 0;
+  }
+  double *D = new_buf(numel(y));
+  if (!D)
+    return fail(t, "backward: out of memory");
+  back_broadcast(y, a, b, G, D, da, db);
+  free(D);
+  return 0;
+}
+
+/* ---- the reverse walk --------------------------------------------------- */
+
+// The adjoint of handle H, zero when first asked for; NULL when no leaf lies
+// below H (nothing to propagate) or when memory runs out (with the error).
+static double *adjoint(mdrt_tape *t, double **adj, int h, int *rc) {
+  if (!t->nodes[h].needs_grad)
+    return NULL;
+  if (!adj[h] && !(adj[h] = new_zeros(numel(&t->nodes[h]))))
+    *rc = fail(t, "backward: out of memory");
+  return adj[h];
+}
+
+// Apply handle H's rule if it is an op with an adjoint, then drop that
+// adjoint: every use of H comes after H, so it is complete and spent.
+static int visit(mdrt_tape *t, double **adj, int h) {
+  const Node *y = &t->nodes[h];
+  if (y->kind != KIND_OP || !adj[h])
+    return 0;
+  int rc = 0;
+  double *da = adjoint(t, adj, y->a, &rc);
+  double *db = y->b >= 0 ? adjoint(t, adj, y->b, &rc) : NULL;
+  if (rc == 0)
+    rc = y->b >= 0 ? back_binary(t, y, adj[h], da, db) : back_unary(t, y, adj[h], da);
+  free(adj[h]);
+  adj[h] = NULL;
+  return rc;
+}
+
+// Leaf gradients change only once the whole walk has succeeded, so a
+// failed backward pass leaves them as they were.
+int mdrt_tape_backward(mdrt_tape *t, int out, const double *seed) {
+  if (!t)
+    return -1;
+  const Node *o = node(t, out);
+  if (!o)
+    return bad_handle(t, out);
+  if (!o->needs_grad)
+    return 0;
+  double **adj = calloc((size_t)out + 1, sizeof *adj);
+  if (!adj || !(adj[out] = new_buf(numel(o)))) {
+    free(adj);
+    return fail(t, "backward: out of memory");
+  }
+  if (seed)
+    mdrt_copy(numel(o), seed, adj[out]);
+  else
+    mdrt_fill(numel(o), 1.0, adj[out]);
+  int rc = 0;
+  for (int h = out; h >= 0 && rc == 0; h--)
+    rc = visit(t, adj, h);
+  for (int h = 0; h <= out; h++) {
+    Node *n = &t->nodes[h];
+    if (rc == 0 && adj[h] && n->kind == KIND_LEAF)
+      mdrt_axpby(numel(n), 1.0, adj[h], 1.0, n->grad);
+    free(adj[h]);
+  }
+  free(adj);
+  return rc;
+}
+
+void mdrt_tape_zero_grad(mdrt_tape *t) {
+  for (int h = 0; t && h < t->len; h++)
+    if (t->nodes[h].kind == KIND_LEAF)
+      mdrt_fill(numel(&t->nodes[h]), 0.0, t->nodes[h].grad);
+}
+
+/* ---- accessors: -1 or NULL for a bad handle ----------------------------- */
+
+long mdrt_tape_rows(const mdrt_tape *t, int h) {
+  const Node *n = node(t, h);
+  return n ? n->rows : -1;
+}
+
+long mdrt_tape_cols(const mdrt_tape *t, int h) {
+  const Node *n = node(t, h);
+  return n ? n->cols : -1;
+}
+
+const double *mdrt_tape_value(const mdrt_tape *t, int h) {
+  const Node *n = node(t, h);
+  return n ? n->val : NULL;
+}
+
+const double *mdrt_tape_grad(const mdrt_tape *t, int h) {
+  const Node *n = node(t, h);
+  return n ? n->grad : NULL;
+}
+
+const char *mdrt_tape_error(const mdrt_tape *t) {
+  return t ? t->err : "no tape";
+}

@@ -1,0 +1,748 @@
+/*
+ * test_runtime.c - unit tests of the runtime (runtime/kernels.c and
+ * runtime/tape.c): gemm in all four transpose combinations against a naive
+ * triple loop, the vector and LU kernels, every tape op's value on a hand
+ * example and its gradient against central finite differences, the
+ * broadcast and accumulation semantics of backward, the errors, and the
+ * numerically delicate cases (softplus(700), logsumexp of [1000 1000]).
+ *
+ * The tape is matdiff's oracle, so its own gradients are checked only
+ * against finite differences, never against the symbolic side.
+ */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include "matdiff_rt.h"
+
+/* ---- shared helpers ----------------------------------------------------- */
+
+// splitmix64: deterministic across platforms, unlike rand().
+typedef struct {
+  uint64_t s;
+} Rng;
+
+static uint64_t next_u64(Rng *g) {
+  uint64_t z = (g->s += 0x9E3779B97F4A7C15u);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+  return z ^ (z >> 31);
+}
+
+static double uniform(Rng *g, double lo, double hi) {
+  return lo + (hi - lo) * (double)(next_u64(g) >> 11) * 0x1.0p-53;
+}
+
+// FNV-1a, to give every named case its own reproducible stream.
+static uint64_t hash(const char *s) {
+  uint64_t h = 1469598103934665603u;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211u;
+  return h;
+}
+
+static int near(double got, double want, double tol) {
+  return fabs(got - want) <= tol * fmax(1.0, fabs(want));
+}
+
+static void expect_values(const mdrt_tape *t, int h, long r, long c, const double *want) {
+  cr_assert_geq(h, 0, "op failed: %s", mdrt_tape_error(t));
+  cr_assert_eq(mdrt_tape_rows(t, h), r, "rows: got %ld, want %ld", mdrt_tape_rows(t, h), r);
+  cr_assert_eq(mdrt_tape_cols(t, h), c, "cols: got %ld, want %ld", mdrt_tape_cols(t, h), c);
+  const double *v = mdrt_tape_value(t, h);
+  for (long i = 0; i < r * c; i++)
+    cr_expect(near(v[i], want[i], 1e-12), "element %ld: got %.17g, want %.17g", i, v[i],
+              want[i]);
+}
+
+static void expect_grad(const mdrt_tape *t, int h, long n, const double *want) {
+  const double *g = mdrt_tape_grad(t, h);
+  cr_assert_not_null(g, "handle %d has no gradient", h);
+  for (long i = 0; i < n; i++)
+    cr_expect(near(g[i], want[i], 1e-12), "grad %ld: got %.17g, want %.17g", i, g[i],
+              want[i]);
+}
+
+static void expect_error(const mdrt_tape *t, int h, const char *want) {
+  cr_expect_eq(h, -1, "expected failure \"%s\", got handle %d", want, h);
+  cr_expect(strstr(mdrt_tape_error(t), want), "error \"%s\" lacks \"%s\"", mdrt_tape_error(t),
+            want);
+}
+
+/* ---- kernels: gemm ------------------------------------------------------ */
+
+// C = alpha*op(A)*op(B) + beta*C, straight from the definition.
+static void naive_gemm(int ta, int tb, long m, long n, long k, double alpha, const double *A,
+                       const double *B, double beta, double *C) {
+  for (long i = 0; i < m; i++)
+    for (long j = 0; j < n; j++) {
+      double s = 0.0;
+      for (long p = 0; p < k; p++)
+        s += (ta ? A[p * m + i] : A[i * k + p]) * (tb ? B[j * k + p] : B[p * n + j]);
+      C[i * n + j] = alpha * s + (beta == 0.0 ? 0.0 : beta * C[i * n + j]);
+    }
+}
+
+// Every flag combination and beta in {0, 1}; with beta 0, C starts as NaN,
+// which must not leak into the result.
+static void check_gemm(long m, long n, long k) {
+  Rng g = {(uint64_t)(m * 10007 + n * 101 + k)};
+  double *A = calloc((size_t)(m * k), sizeof(double));
+  double *B = calloc((size_t)(k * n), sizeof(double));
+  double *C = calloc((size_t)(m * n), sizeof(double));
+  double *D = calloc((size_t)(m * n), sizeof(double));
+  cr_assert(A && B && C && D);
+  for (long i = 0; i < m * k; i++)
+    A[i] = uniform(&g, -1, 1);
+  for (long i = 0; i < k * n; i++)
+    B[i] = uniform(&g, -1, 1);
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++)
+      for (int beta = 0; beta < 2; beta++) {
+        for (long i = 0; i < m * n; i++)
+          C[i] = D[i] = beta ? uniform(&g, -1, 1) : NAN;
+        mdrt_gemm(ta, tb, m, n, k, 1.5, A, B, beta, C);
+        naive_gemm(ta, tb, m, n, k, 1.5, A, B, beta, D);
+        for (long i = 0; i < m * n; i++)
+          cr_expect(near(C[i], D[i], 1e-12), "%ldx%ldx%ld ta=%d tb=%d beta=%d [%ld]: %g vs %g",
+                    m, n, k, ta, tb, beta, i, C[i], D[i]);
+      }
+  free(A);
+  free(B);
+  free(C);
+  free(D);
+}
+
+Test(kernels, gemm_transposes) {
+  check_gemm(5, 7, 3);
+  check_gemm(1, 1, 1);
+  check_gemm(4, 1, 6);
+  check_gemm(70, 67, 130);  // crosses the portable kernel's 64-wide tiles
+}
+
+Test(kernels, gemm_empty_sizes) {
+  double C[6] = {NAN, NAN, NAN, NAN, NAN, NAN}, A[1] = {NAN}, B[1] = {NAN};
+  mdrt_gemm(0, 0, 2, 3, 0, 1.0, A, B, 0.0, C);  // k = 0, beta = 0: zeros
+  for (int i = 0; i < 6; i++)
+    cr_expect_eq(C[i], 0.0);
+  double D[4] = {1, 2, 3, 4};
+  mdrt_gemm(1, 1, 2, 2, 0, 1.0, A, B, 2.0, D);  // k = 0: D = 2 D
+  cr_expect(D[0] == 2 && D[1] == 4 && D[2] == 6 && D[3] == 8);
+  mdrt_gemm(0, 0, 0, 2, 2, 1.0, A, B, 0.0, D);  // m = 0: nothing to write
+  mdrt_gemm(0, 0, 2, 0, 2, 1.0, A, B, 0.0, D);  // n = 0: likewise
+  cr_expect(D[0] == 2 && D[3] == 8);
+}
+
+/* ---- kernels: vectors, workspace, LU ------------------------------------ */
+
+Test(kernels, vector_ops) {
+  double x[3] = {1, -2, 3}, y[3] = {NAN, NAN, NAN};
+  mdrt_axpby(3, 2.0, x, 0.0, y);  // b = 0: y is output only
+  cr_expect(y[0] == 2 && y[1] == -4 && y[2] == 6);
+  mdrt_axpby(3, 1.0, x, -1.0, y);
+  cr_expect(y[0] == -1 && y[1] == 2 && y[2] == -3);
+  mdrt_copy(3, x, y);
+  cr_expect(y[0] == 1 && y[1] == -2 && y[2] == 3);
+  mdrt_fill(3, 7.0, y);
+  cr_expect(y[0] == 7 && y[1] == 7 && y[2] == 7);
+  cr_expect_eq(mdrt_sum(3, x), 2.0);
+  cr_expect_eq(mdrt_sumsq(3, x), 14.0);
+  cr_expect_eq(mdrt_dot(3, x, y), 14.0);
+  cr_expect_eq(mdrt_sum(0, NULL), 0.0);
+}
+
+Test(kernels, axpby_t) {
+  double X[6] = {1, 2, 3, 4, 5, 6};  // 2 x 3, so Y is 3 x 2
+  double Y[6] = {NAN, NAN, NAN, NAN, NAN, NAN};
+  mdrt_axpby_t(3, 2, 1.0, X, 0.0, Y);
+  double want[6] = {1, 4, 2, 5, 3, 6};
+  for (int i = 0; i < 6; i++)
+    cr_expect_eq(Y[i], want[i]);
+  mdrt_axpby_t(3, 2, 2.0, X, -1.0, Y);  // Y = 2 X' - X' = X'
+  for (int i = 0; i < 6; i++)
+    cr_expect_eq(Y[i], want[i]);
+}
+
+Test(kernels, alloc) {
+  void *p = mdrt_alloc(0);
+  cr_expect_not_null(p, "0 bytes must still give a pointer");
+  mdrt_free(p);
+  cr_expect_null(mdrt_alloc(-1));
+  double *q = mdrt_alloc(4 * sizeof(double));
+  cr_assert_not_null(q);
+  q[3] = 1.0;
+  mdrt_free(q);
+  mdrt_free(NULL);
+}
+
+Test(kernels, lu_inverse_and_det) {
+  double A[9] = {0, 2, 1, 1, 1, 0, 3, 0, 1};  // a zero first pivot forces a swap
+  double inv[9], det, ld, P[9];
+  cr_assert_eq(mdrt_lu_inv(3, A, inv, &det), 0);
+  cr_expect(near(det, -5.0, 1e-14), "det %.17g", det);
+  mdrt_gemm(0, 0, 3, 3, 3, 1.0, A, inv, 0.0, P);
+  for (int i = 0; i < 9; i++)
+    cr_expect(near(P[i], i % 4 == 0 ? 1.0 : 0.0, 1e-14), "A*inv(A) [%d] = %g", i, P[i]);
+  cr_assert_eq(mdrt_logdet(3, A, &ld), 0);
+  cr_expect(near(ld, log(5.0), 1e-14));
+  double B[9];
+  memcpy(B, A, sizeof B);
+  cr_assert_eq(mdrt_lu_inv(3, B, B, NULL), 0);  // in place
+  for (int i = 0; i < 9; i++)
+    cr_expect(near(B[i], inv[i], 1e-15));
+  cr_expect_eq(mdrt_lu_inv(0, NULL, NULL, &det), 0);
+  cr_expect_eq(det, 1.0);
+}
+
+Test(kernels, lu_singular) {
+  double S[4] = {1, 2, 2, 4}, out[4], det = -1, ld;
+  cr_expect_eq(mdrt_lu_inv(2, S, out, &det), -1);
+  cr_expect_eq(det, 0.0);
+  cr_expect_eq(mdrt_logdet(2, S, &ld), -1);
+  double N[4] = {1, NAN, 0, 1};
+  cr_expect_eq(mdrt_lu_inv(2, N, NULL, &det), -1);
+  cr_expect(isnan(det));
+  double I[4] = {INFINITY, 0, 0, 1};
+  cr_expect_eq(mdrt_logdet(2, I, &ld), -1);
+}
+
+/* ---- tape: values ------------------------------------------------------- */
+
+static const double X23[6] = {1, 2, 3, 4, 5, 6};  // [1 2 3; 4 5 6]
+
+Test(tape_values, reductions) {
+  mdrt_tape *t = mdrt_tape_new();
+  int x = mdrt_tape_leaf(t, 2, 3, X23);
+  expect_values(t, mdrt_tape_unary(t, MDRT_SUM, x, 0), 1, 1, (double[]){21});
+  expect_values(t, mdrt_tape_unary(t, MDRT_SUM, x, 1), 1, 3, (double[]){5, 7, 9});
+  expect_values(t, mdrt_tape_unary(t, MDRT_SUM, x, 2), 2, 1, (double[]){6, 15});
+  expect_values(t, mdrt_tape_unary(t, MDRT_MEAN, x, 0), 1, 1, (double[]){3.5});
+  expect_values(t, mdrt_tape_unary(t, MDRT_MEAN, x, 1), 1, 3, (double[]){2.5, 3.5, 4.5});
+  expect_values(t, mdrt_tape_unary(t, MDRT_MEAN, x, 2), 2, 1, (double[]){2, 5});
+  expect_values(t, mdrt_tape_unary(t, MDRT_SUMSQ, x, 0), 1, 1, (double[]){91});
+  expect_values(t, mdrt_tape_unary(t, MDRT_NORM2, x, 0), 1, 1, (double[]){sqrt(91.0)});
+  int n = mdrt_tape_unary(t, MDRT_NEG, x, 0);
+  expect_values(t, n, 2, 3, (double[]){-1, -2, -3, -4, -5, -6});
+  expect_values(t, mdrt_tape_unary(t, MDRT_NORM1, n, 0), 1, 1, (double[]){21});
+  expect_values(t, mdrt_tape_unary(t, MDRT_TRANSPOSE, x, 0), 3, 2,
+                (double[]){1, 4, 2, 5, 3, 6});
+  mdrt_tape_free(t);
+}
+
+Test(tape_values, linear_algebra) {
+  mdrt_tape *t = mdrt_tape_new();
+  int a = mdrt_tape_leaf(t, 2, 2, (double[]){1, 2, 3, 4});
+  expect_values(t, mdrt_tape_unary(t, MDRT_TRACE, a, 0), 1, 1, (double[]){5});
+  expect_values(t, mdrt_tape_unary(t, MDRT_DET, a, 0), 1, 1, (double[]){-2});
+  expect_values(t, mdrt_tape_unary(t, MDRT_LOGDET, a, 0), 1, 1, (double[]){log(2.0)});
+  expect_values(t, mdrt_tape_unary(t, MDRT_INV, a, 0), 2, 2, (double[]){-2, 1, 1.5, -0.5});
+  expect_values(t, mdrt_tape_unary(t, MDRT_DIAG, a, 0), 2, 1, (double[]){1, 4});
+  int v = mdrt_tape_leaf(t, 2, 1, (double[]){7, 8});
+  expect_values(t, mdrt_tape_unary(t, MDRT_DIAG, v, 0), 2, 2, (double[]){7, 0, 0, 8});
+  expect_values(t, mdrt_tape_binary(t, MDRT_MATMUL, a, v), 2, 1, (double[]){23, 53});
+  int f = mdrt_tape_leaf(t, 2, 2, (double[]){1, 1, 1, 0});
+  expect_values(t, mdrt_tape_unary(t, MDRT_MPOW, f, 10), 2, 2, (double[]){89, 55, 55, 34});
+  expect_values(t, mdrt_tape_unary(t, MDRT_MPOW, f, 1), 2, 2, (double[]){1, 1, 1, 0});
+  expect_values(t, mdrt_tape_unary(t, MDRT_MPOW, f, 0), 2, 2, (double[]){1, 0, 0, 1});
+  mdrt_tape_free(t);
+}
+
+Test(tape_values, elementwise) {
+  static const struct {
+    mdrt_op op;
+    double (*f)(double);
+  } fs[] = {{MDRT_EXP, exp},   {MDRT_LOG, log},   {MDRT_SQRT, sqrt}, {MDRT_SIN, sin},
+            {MDRT_COS, cos},   {MDRT_TAN, tan},   {MDRT_TANH, tanh}, {MDRT_ASIN, asin},
+            {MDRT_ACOS, acos}, {MDRT_ATAN, atan}, {MDRT_ABS, fabs}};
+  double x[3] = {0.25, 0.5, 0.75};
+  mdrt_tape *t = mdrt_tape_new();
+  int h = mdrt_tape_leaf(t, 1, 3, x);
+  for (size_t i = 0; i < sizeof fs / sizeof fs[0]; i++)
+    expect_values(t, mdrt_tape_unary(t, fs[i].op, h, 0), 1, 3,
+                  (double[]){fs[i].f(x[0]), fs[i].f(x[1]), fs[i].f(x[2])});
+  int s = mdrt_tape_leaf(t, 1, 3, (double[]){-0.75, 0.0, 2.0});
+  expect_values(t, mdrt_tape_unary(t, MDRT_RELU, s, 0), 1, 3, (double[]){0, 0, 2});
+  expect_values(t, mdrt_tape_unary(t, MDRT_ABS, s, 0), 1, 3, (double[]){0.75, 0, 2});
+  expect_values(t, mdrt_tape_unary(t, MDRT_SIGN, s, 0), 1, 3, (double[]){-1, 0, 1});
+  expect_values(t, mdrt_tape_unary(t, MDRT_SIGMOID, s, 0), 1, 3,
+                (double[]){1 / (1 + exp(0.75)), 0.5, 1 / (1 + exp(-2.0))});
+  expect_values(t, mdrt_tape_unary(t, MDRT_SOFTPLUS, s, 0), 1, 3,
+                (double[]){log(1 + exp(-0.75)), log(2.0), log(1 + exp(2.0))});
+  mdrt_tape_free(t);
+}
+
+Test(tape_values, broadcasting) {
+  mdrt_tape *t = mdrt_tape_new();
+  int x = mdrt_tape_leaf(t, 2, 3, X23);
+  int row = mdrt_tape_const(t, 1, 3, (double[]){10, 20, 30});
+  int col = mdrt_tape_const(t, 2, 1, (double[]){1, 2});
+  int two = mdrt_tape_const(t, 1, 1, (double[]){2});
+  expect_values(t, mdrt_tape_binary(t, MDRT_ADD, x, row), 2, 3,
+                (double[]){11, 22, 33, 14, 25, 36});
+  expect_values(t, mdrt_tape_binary(t, MDRT_SUB, row, x), 2, 3,
+                (double[]){9, 18, 27, 6, 15, 24});
+  expect_values(t, mdrt_tape_binary(t, MDRT_EMUL, col, x), 2, 3,
+                (double[]){1, 2, 3, 8, 10, 12});
+  expect_values(t, mdrt_tape_binary(t, MDRT_EDIV, x, two), 2, 3,
+                (double[]){0.5, 1, 1.5, 2, 2.5, 3});
+  expect_values(t, mdrt_tape_binary(t, MDRT_EPOW, two, x), 2, 3,
+                (double[]){2, 4, 8, 16, 32, 64});
+  expect_values(t, mdrt_tape_binary(t, MDRT_EPOW, x, two), 2, 3,
+                (double[]){1, 4, 9, 16, 25, 36});
+  expect_values(t, mdrt_tape_binary(t, MDRT_SUB, x, x), 2, 3, (double[]){0, 0, 0, 0, 0, 0});
+  mdrt_tape_free(t);
+}
+
+Test(tape_values, softmax_logsumexp) {
+  mdrt_tape *t = mdrt_tape_new();
+  int x = mdrt_tape_leaf(t, 2, 2, (double[]){0, log(3.0), 1000, 1000});
+  expect_values(t, mdrt_tape_unary(t, MDRT_LOGSUMEXP, x, 2), 2, 1,
+                (double[]){log(4.0), 1000 + log(2.0)});
+  expect_values(t, mdrt_tape_unary(t, MDRT_SOFTMAX, x, 2), 2, 2,
+                (double[]){0.25, 0.75, 0.5, 0.5});
+  int y = mdrt_tape_leaf(t, 1, 2, (double[]){1000, 1000});
+  expect_values(t, mdrt_tape_unary(t, MDRT_LOGSUMEXP, y, 0), 1, 1, (double[]){1000 + log(2.0)});
+  mdrt_tape_free(t);
+}
+
+/* ---- tape: gradients against finite differences ------------------------- */
+
+// Where each input is drawn from, so that every function is smooth there.
+typedef enum {
+  ANY,      /* (-2, 2) */
+  POS,      /* (0.5, 2): log, sqrt, a base of .^ */
+  UNIT,     /* (-0.9, 0.9): asin, acos, tan, matrix powers */
+  AWAY,     /* +-(0.2, 2): away from the kinks of relu, abs, sign, norm1 */
+  DIAGDOM,  /* (-1, 1) plus +-(n+1) on the diagonal, signs alternating */
+} Domain;
+
+enum { MAXN = 64 };  // the most elements of any input or output
+
+typedef struct {
+  int n;
+  long r[3], c[3];
+  Domain dom[3];
+} Inputs;
+
+typedef int (*Build)(mdrt_tape *t, const int *leaf, const void *ctx);
+
+static void draw(Rng *g, Domain d, long r, long c, double *x) {
+  for (long i = 0; i < r * c; i++) {
+    double s = next_u64(g) & 1 ? 1.0 : -1.0;
+    x[i] = d == POS    ? uniform(g, 0.5, 2)
+           : d == UNIT ? uniform(g, -0.9, 0.9)
+           : d == AWAY ? s * uniform(g, 0.2, 2)
+           : d == ANY  ? uniform(g, -2, 2)
+                       : uniform(g, -1, 1);
+  }
+  for (long i = 0; d == DIAGDOM && i < r && i < c; i++)
+    x[i * c + i] += (i % 2 ? -1.0 : 1.0) * (double)(r + 1);
+}
+
+static mdrt_tape *record(const Inputs *in, double x[][MAXN], Build build, const void *ctx,
+                         int *out) {
+  mdrt_tape *t = mdrt_tape_new();
+  cr_assert_not_null(t);
+  int leaf[3];
+  for (int i = 0; i < in->n; i++)
+    leaf[i] = mdrt_tape_leaf(t, in->r[i], in->c[i], x[i]);
+  *out = build(t, leaf, ctx);
+  cr_assert_geq(*out, 0, "recording failed: %s", mdrt_tape_error(t));
+  cr_assert_leq(mdrt_tape_rows(t, *out) * mdrt_tape_cols(t, *out), MAXN);
+  return t;
+}
+
+// sum(W .* y): the scalar whose finite differences the gradient must match.
+static double weighted(const Inputs *in, double x[][MAXN], Build build, const void *ctx,
+                       const double *W) {
+  int y;
+  mdrt_tape *t = record(in, x, build, ctx, &y);
+  const double *v = mdrt_tape_value(t, y);
+  double f = 0.0;
+  for (long i = 0; i < mdrt_tape_rows(t, y) * mdrt_tape_cols(t, y); i++)
+    f += W[i] * v[i];
+  mdrt_tape_free(t);
+  return f;
+}
+
+// Backward with a random seed W against central differences of sum(W .* y),
+// with step h = 1e-6 max(1, |x|) and relative tolerance 1e-6.
+static void check_gradient(const char *name, const Inputs *in, Build build, const void *ctx) {
+  Rng g = {hash(name)};
+  double x[3][MAXN], grad[3][MAXN], W[MAXN];
+  for (int i = 0; i < in->n; i++)
+    draw(&g, in->dom[i], in->r[i], in->c[i], x[i]);
+  for (int i = 0; i < MAXN; i++)
+    W[i] = uniform(&g, -1, 1);
+  int y;
+  mdrt_tape *t = record(in, x, build, ctx, &y);
+  cr_assert_eq(mdrt_tape_backward(t, y, W), 0, "%s: %s", name, mdrt_tape_error(t));
+  for (int i = 0; i < in->n; i++)
+    memcpy(grad[i], mdrt_tape_grad(t, i), sizeof(double) * (size_t)(in->r[i] * in->c[i]));
+  mdrt_tape_free(t);
+  for (int i = 0; i < in->n; i++)
+    for (long e = 0; e < in->r[i] * in->c[i]; e++) {
+      double x0 = x[i][e], h = 1e-6 * fmax(1.0, fabs(x0));
+      double xp = x[i][e] = x0 + h, fp = weighted(in, x, build, ctx, W);
+      double xm = x[i][e] = x0 - h, fm = weighted(in, x, build, ctx, W);
+      x[i][e] = x0;
+      double fd = (fp - fm) / (xp - xm);
+      cr_expect(near(grad[i][e], fd, 1e-6), "%s: input %d element %ld: tape %.12g, fd %.12g",
+                name, i, e, grad[i][e], fd);
+    }
+}
+
+// One op on one or two leaves. Names are arrays, not pointers: Criterion
+// runs each parameter in a fresh process, where the parent's pointers into
+// static data need not hold.
+typedef struct {
+  char name[48];
+  mdrt_op op;
+  long k;
+  Inputs in;
+} OpCase;
+
+static int build_op(mdrt_tape *t, const int *leaf, const void *ctx) {
+  const OpCase *c = ctx;
+  return c->in.n == 1 ? mdrt_tape_unary(t, c->op, leaf[0], c->k)
+                      : mdrt_tape_binary(t, c->op, leaf[0], leaf[1]);
+}
+
+#define UNARY(name, op, k, r, c, dom) {name, op, k, {1, {r}, {c}, {dom}}}
+
+ParameterizedTestParameters(grad, unary) {
+  static OpCase cases[] = {
+    UNARY("neg", MDRT_NEG, 0, 3, 4, ANY),
+    UNARY("transpose", MDRT_TRANSPOSE, 0, 3, 4, ANY),
+    UNARY("sum k=0", MDRT_SUM, 0, 3, 4, ANY),
+    UNARY("sum k=1", MDRT_SUM, 1, 3, 4, ANY),
+    UNARY("sum k=2", MDRT_SUM, 2, 3, 4, ANY),
+    UNARY("mean k=0", MDRT_MEAN, 0, 3, 4, ANY),
+    UNARY("mean k=1", MDRT_MEAN, 1, 3, 4, ANY),
+    UNARY("mean k=2", MDRT_MEAN, 2, 3, 4, ANY),
+    UNARY("sumsq", MDRT_SUMSQ, 0, 3, 4, ANY),
+    UNARY("norm2", MDRT_NORM2, 0, 3, 4, ANY),
+    UNARY("norm1", MDRT_NORM1, 0, 3, 4, AWAY),
+    UNARY("exp", MDRT_EXP, 0, 3, 4, ANY),
+    UNARY("log", MDRT_LOG, 0, 3, 4, POS),
+    UNARY("sqrt", MDRT_SQRT, 0, 3, 4, POS),
+    UNARY("sin", MDRT_SIN, 0, 3, 4, ANY),
+    UNARY("cos", MDRT_COS, 0, 3, 4, ANY),
+    UNARY("tan", MDRT_TAN, 0, 3, 4, UNIT),
+    UNARY("tanh", MDRT_TANH, 0, 3, 4, ANY),
+    UNARY("sigmoid", MDRT_SIGMOID, 0, 3, 4, ANY),
+    UNARY("relu", MDRT_RELU, 0, 3, 4, AWAY),
+    UNARY("softplus", MDRT_SOFTPLUS, 0, 3, 4, ANY),
+    UNARY("abs", MDRT_ABS, 0, 3, 4, AWAY),
+    UNARY("sign", MDRT_SIGN, 0, 3, 4, AWAY),
+    UNARY("asin", MDRT_ASIN, 0, 3, 4, UNIT),
+    UNARY("acos", MDRT_ACOS, 0, 3, 4, UNIT),
+    UNARY("atan", MDRT_ATAN, 0, 3, 4, ANY),
+    UNARY("logsumexp k=0", MDRT_LOGSUMEXP, 0, 3, 4, ANY),
+    UNARY("logsumexp k=2", MDRT_LOGSUMEXP, 2, 3, 4, ANY),
+    UNARY("softmax k=2", MDRT_SOFTMAX, 2, 3, 4, ANY),
+    UNARY("trace", MDRT_TRACE, 0, 4, 4, ANY),
+    UNARY("det 3x3", MDRT_DET, 0, 3, 3, DIAGDOM),  // det < 0
+    UNARY("det 4x4", MDRT_DET, 0, 4, 4, DIAGDOM),
+    UNARY("logdet 3x3", MDRT_LOGDET, 0, 3, 3, DIAGDOM),
+    UNARY("logdet 4x4", MDRT_LOGDET, 0, 4, 4, DIAGDOM),
+    UNARY("inv", MDRT_INV, 0, 4, 4, DIAGDOM),
+    UNARY("diag of a vector", MDRT_DIAG, 0, 4, 1, ANY),
+    UNARY("diag of a matrix", MDRT_DIAG, 0, 4, 4, ANY),
+    UNARY("diag of a scalar", MDRT_DIAG, 0, 1, 1, ANY),
+    UNARY("mpow k=0", MDRT_MPOW, 0, 3, 3, UNIT),
+    UNARY("mpow k=1", MDRT_MPOW, 1, 3, 3, UNIT),
+    UNARY("mpow k=2", MDRT_MPOW, 2, 3, 3, UNIT),
+    UNARY("mpow k=3", MDRT_MPOW, 3, 3, 3, UNIT),
+    UNARY("mpow k=7", MDRT_MPOW, 7, 3, 3, UNIT),
+    UNARY("sum of a scalar", MDRT_SUM, 1, 1, 1, ANY),
+  };
+  return cr_make_param_array(OpCase, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(OpCase *c, grad, unary) {
+  check_gradient(c->name, &c->in, build_op, c);
+}
+
+// Each broadcasting op over every pair of shapes that may meet.
+typedef struct {
+  char name[8];
+  mdrt_op op;
+  Domain da, db;
+} BinaryCase;
+
+ParameterizedTestParameters(grad, broadcasting) {
+  static BinaryCase cases[] = {
+    {"add", MDRT_ADD, ANY, ANY},   {"sub", MDRT_SUB, ANY, ANY},
+    {"emul", MDRT_EMUL, ANY, ANY}, {"ediv", MDRT_EDIV, ANY, AWAY},
+    {"epow", MDRT_EPOW, POS, ANY},
+  };
+  return cr_make_param_array(BinaryCase, cases, sizeof cases / sizeof cases[0]);
+}
+
+ParameterizedTest(BinaryCase *b, grad, broadcasting) {
+  static const long shapes[][4] = {{3, 4, 3, 4}, {3, 4, 1, 4}, {1, 4, 3, 4}, {3, 4, 3, 1},
+                                   {3, 1, 3, 4}, {1, 1, 3, 4}, {3, 4, 1, 1}, {1, 1, 1, 1}};
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    const long *sh = shapes[s];
+    OpCase c = {"", b->op, 0, {2, {sh[0], sh[2]}, {sh[1], sh[3]}, {b->da, b->db}}};
+    snprintf(c.name, sizeof c.name, "%s %ldx%ld %ldx%ld", b->name, sh[0], sh[1], sh[2], sh[3]);
+    check_gradient(c.name, &c.in, build_op, &c);
+  }
+}
+
+Test(grad, matmul) {
+  static const long shapes[][3] = {{3, 2, 4}, {1, 3, 1}, {4, 1, 3}, {1, 1, 3}, {3, 3, 3}};
+  for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    const long *sh = shapes[s];
+    OpCase c = {"", MDRT_MATMUL, 0, {2, {sh[0], sh[1]}, {sh[1], sh[2]}, {ANY, ANY}}};
+    snprintf(c.name, sizeof c.name, "matmul %ldx%ld * %ldx%ld", sh[0], sh[1], sh[1], sh[2]);
+    check_gradient(c.name, &c.in, build_op, &c);
+  }
+}
+
+// logsumexp(tanh(W*x + b)) * norm2(W) + x'*x: chains, fan-out and a leaf
+// used on both sides of one op.
+static int build_chain(mdrt_tape *t, const int *leaf, const void *ctx) {
+  (void)ctx;
+  int w = leaf[0], x = leaf[1], b = leaf[2];
+  int z = mdrt_tape_binary(t, MDRT_ADD, mdrt_tape_binary(t, MDRT_MATMUL, w, x), b);
+  int l = mdrt_tape_unary(t, MDRT_LOGSUMEXP, mdrt_tape_unary(t, MDRT_TANH, z, 0), 0);
+  int p = mdrt_tape_binary(t, MDRT_EMUL, l, mdrt_tape_unary(t, MDRT_NORM2, w, 0));
+  int xx = mdrt_tape_binary(t, MDRT_MATMUL, mdrt_tape_unary(t, MDRT_TRANSPOSE, x, 0), x);
+  return mdrt_tape_binary(t, MDRT_ADD, p, xx);
+}
+
+Test(grad, chain) {
+  Inputs in = {3, {3, 4, 3}, {4, 1, 1}, {ANY, ANY, ANY}};
+  check_gradient("chain", &in, build_chain, NULL);
+}
+
+// inv(A) * diag(v) - A^3 .* (A ./ 4): matrix ops feeding each other.
+static int build_matrix_chain(mdrt_tape *t, const int *leaf, const void *ctx) {
+  (void)ctx;
+  int a = leaf[0], v = leaf[1];
+  int four = mdrt_tape_const(t, 1, 1, (double[]){4});
+  int left = mdrt_tape_binary(t, MDRT_MATMUL, mdrt_tape_unary(t, MDRT_INV, a, 0),
+                              mdrt_tape_unary(t, MDRT_DIAG, v, 0));
+  int right = mdrt_tape_binary(t, MDRT_EMUL, mdrt_tape_unary(t, MDRT_MPOW, a, 3),
+                               mdrt_tape_binary(t, MDRT_EDIV, a, four));
+  return mdrt_tape_binary(t, MDRT_SUB, left, right);
+}
+
+Test(grad, matrix_chain) {
+  Inputs in = {2, {3, 3}, {3, 1}, {DIAGDOM, ANY}};
+  check_gradient("matrix chain", &in, build_matrix_chain, NULL);
+}
+
+/* ---- tape: backward semantics ------------------------------------------- */
+
+// A bias row added to every row of X: its gradient is the column sums of
+// the seed, on either side of the add. Likewise a column, and a scalar.
+Test(tape, broadcast_bias_gradient) {
+  Rng g = {42};
+  double X[12], S[12];
+  for (int i = 0; i < 12; i++)
+    X[i] = uniform(&g, -1, 1), S[i] = uniform(&g, -1, 1);
+  double colsum[4] = {0}, rowsum[3] = {0}, total = 0;
+  for (int i = 0; i < 3; i++)
+    for (int j = 0; j < 4; j++)
+      colsum[j] += S[i * 4 + j], rowsum[i] += S[i * 4 + j], total += S[i * 4 + j];
+  for (int side = 0; side < 2; side++) {
+    mdrt_tape *t = mdrt_tape_new();
+    int x = mdrt_tape_const(t, 3, 4, X);
+    int row = mdrt_tape_leaf(t, 1, 4, (double[]){1, 2, 3, 4});
+    int col = mdrt_tape_leaf(t, 3, 1, (double[]){5, 6, 7});
+    int one = mdrt_tape_leaf(t, 1, 1, (double[]){8});
+    int y = x;
+    for (int b = row; b <= one; b++)
+      y = side ? mdrt_tape_binary(t, MDRT_ADD, b, y) : mdrt_tape_binary(t, MDRT_ADD, y, b);
+    cr_assert_eq(mdrt_tape_backward(t, y, S), 0, "%s", mdrt_tape_error(t));
+    expect_grad(t, row, 4, colsum);
+    expect_grad(t, col, 3, rowsum);
+    expect_grad(t, one, 1, &total);
+    cr_expect_null(mdrt_tape_grad(t, x), "a constant has no gradient");
+    cr_expect_null(mdrt_tape_grad(t, y), "an op has no gradient");
+    mdrt_tape_free(t);
+  }
+}
+
+// A notebook session replayed: y1 = (w*x + b)^2 at w=2, x=1, b=3, then
+// y2 = w*x + b on the same leaves without zeroing, then after zeroing.
+Test(tape, notebook_replay) {
+  mdrt_tape *t = mdrt_tape_new();
+  int w = mdrt_tape_leaf(t, 1, 1, (double[]){2});
+  int x = mdrt_tape_leaf(t, 1, 1, (double[]){1});
+  int b = mdrt_tape_leaf(t, 1, 1, (double[]){3});
+  int two = mdrt_tape_const(t, 1, 1, (double[]){2});
+  int s = mdrt_tape_binary(t, MDRT_ADD, mdrt_tape_binary(t, MDRT_MATMUL, w, x), b);
+  int y1 = mdrt_tape_binary(t, MDRT_EPOW, s, two);
+  expect_values(t, y1, 1, 1, (double[]){25});
+  cr_assert_eq(mdrt_tape_backward(t, y1, NULL), 0);
+  expect_grad(t, w, 1, (double[]){10});
+  expect_grad(t, x, 1, (double[]){20});
+  expect_grad(t, b, 1, (double[]){10});
+
+  int y2 = mdrt_tape_binary(t, MDRT_ADD, mdrt_tape_binary(t, MDRT_MATMUL, w, x), b);
+  cr_assert_eq(mdrt_tape_backward(t, y2, NULL), 0);
+  expect_grad(t, w, 1, (double[]){11});
+  expect_grad(t, x, 1, (double[]){22});
+  expect_grad(t, b, 1, (double[]){11});
+
+  mdrt_tape_zero_grad(t);
+  cr_assert_eq(mdrt_tape_backward(t, y2, NULL), 0);
+  expect_grad(t, w, 1, (double[]){1});
+  expect_grad(t, x, 1, (double[]){2});
+  expect_grad(t, b, 1, (double[]){1});
+  cr_expect_null(mdrt_tape_grad(t, two));
+  mdrt_tape_free(t);
+}
+
+Test(tape, leaf_used_twice) {
+  mdrt_tape *t = mdrt_tape_new();
+  int x = mdrt_tape_leaf(t, 1, 3, (double[]){1, -2, 3});
+  int y = mdrt_tape_binary(t, MDRT_EMUL, x, x);
+  cr_assert_eq(mdrt_tape_backward(t, y, NULL), 0);
+  expect_grad(t, x, 3, (double[]){2, -4, 6});
+  cr_assert_eq(mdrt_tape_backward(t, x, (double[]){1, 1, 1}), 0);  // out may be a leaf
+  expect_grad(t, x, 3, (double[]){3, -3, 7});
+  mdrt_tape_free(t);
+}
+
+// Subgradient 0 at the kinks, as the header promises.
+Test(tape, kinks_take_zero) {
+  mdrt_op ops[] = {MDRT_RELU, MDRT_ABS, MDRT_SIGN, MDRT_NORM1};
+  for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+    mdrt_tape *t = mdrt_tape_new();
+    int x = mdrt_tape_leaf(t, 1, 2, (double[]){0, 0});
+    int y = mdrt_tape_unary(t, ops[i], x, 0);
+    cr_assert_eq(mdrt_tape_backward(t, y, NULL), 0);
+    expect_grad(t, x, 2, (double[]){0, 0});
+    mdrt_tape_free(t);
+  }
+  mdrt_tape *t = mdrt_tape_new();  // norm2 at 0 likewise
+  int x = mdrt_tape_leaf(t, 2, 1, (double[]){0, 0});
+  cr_assert_eq(mdrt_tape_backward(t, mdrt_tape_unary(t, MDRT_NORM2, x, 0), NULL), 0);
+  expect_grad(t, x, 2, (double[]){0, 0});
+  mdrt_tape_free(t);
+}
+
+Test(tape, constants_only) {
+  mdrt_tape *t = mdrt_tape_new();
+  int c = mdrt_tape_const(t, 2, 2, NULL);
+  expect_values(t, c, 2, 2, (double[]){0, 0, 0, 0});
+  int y = mdrt_tape_unary(t, MDRT_EXP, c, 0);
+  cr_expect_eq(mdrt_tape_backward(t, y, NULL), 0, "nothing to do is not an error");
+  cr_expect_null(mdrt_tape_grad(t, c));
+  mdrt_tape_free(t);
+}
+
+Test(tape, empty_matrices) {
+  mdrt_tape *t = mdrt_tape_new();
+  int a = mdrt_tape_leaf(t, 2, 0, NULL), b = mdrt_tape_leaf(t, 0, 3, NULL);
+  int p = mdrt_tape_binary(t, MDRT_MATMUL, a, b);
+  expect_values(t, p, 2, 3, (double[]){0, 0, 0, 0, 0, 0});
+  int s = mdrt_tape_unary(t, MDRT_SUM, b, 0);
+  expect_values(t, s, 1, 1, (double[]){0});
+  cr_expect_eq(mdrt_tape_backward(t, p, NULL), 0);
+  cr_expect_eq(mdrt_tape_backward(t, s, NULL), 0);
+  mdrt_tape_free(t);
+}
+
+Test(tape, separate_tapes_are_independent) {
+  mdrt_tape *t = mdrt_tape_new(), *u = mdrt_tape_new();
+  int x = mdrt_tape_leaf(t, 1, 1, (double[]){3});
+  cr_expect_eq(mdrt_tape_unary(u, MDRT_NEG, x, 0), -1, "u has no handle 0");
+  cr_expect_str_eq(mdrt_tape_error(t), "");
+  cr_expect_eq(mdrt_tape_unary(t, MDRT_NEG, x, 0), 1);
+  mdrt_tape_free(t);
+  mdrt_tape_free(u);
+  mdrt_tape_free(NULL);
+}
+
+/* ---- tape: errors ------------------------------------------------------- */
+
+Test(tape_errors, shapes_and_arguments) {
+  mdrt_tape *t = mdrt_tape_new();
+  cr_expect_str_eq(mdrt_tape_error(t), "");
+  int a = mdrt_tape_leaf(t, 2, 3, X23), b = mdrt_tape_leaf(t, 4, 2, NULL);
+  expect_error(t, b, "leaf: data is NULL");
+  b = mdrt_tape_const(t, 4, 2, NULL);
+  expect_error(t, mdrt_tape_binary(t, MDRT_MATMUL, a, b), "matmul: inner sizes 3 and 4 differ");
+  int row = mdrt_tape_const(t, 1, 3, NULL), col = mdrt_tape_const(t, 2, 1, NULL);
+  expect_error(t, mdrt_tape_binary(t, MDRT_ADD, row, col),
+               "add: shapes 1x3 and 2x1 do not broadcast");
+  expect_error(t, mdrt_tape_binary(t, MDRT_EMUL, a, b), "emul: shapes 2x3 and 4x2");
+  expect_error(t, mdrt_tape_unary(t, MDRT_TRACE, a, 0), "trace: matrix is 2x3, not square");
+  expect_error(t, mdrt_tape_unary(t, MDRT_INV, a, 0), "not square");
+  expect_error(t, mdrt_tape_unary(t, MDRT_MPOW, a, 2), "not square");
+  expect_error(t, mdrt_tape_unary(t, MDRT_DIAG, a, 0), "diag: needs a column vector or a square");
+  expect_error(t, mdrt_tape_unary(t, MDRT_DIAG, row, 0), "diag");
+  expect_error(t, mdrt_tape_unary(t, MDRT_SUM, a, 3), "sum: k must be 0, 1 or 2, not 3");
+  expect_error(t, mdrt_tape_unary(t, MDRT_LOGSUMEXP, a, 1), "logsumexp: k must be 0 or 2");
+  expect_error(t, mdrt_tape_unary(t, MDRT_SOFTMAX, a, 0), "softmax: k must be 2");
+  expect_error(t, mdrt_tape_unary(t, MDRT_NEG, a, 1), "neg: takes no k");
+  expect_error(t, mdrt_tape_unary(t, MDRT_MPOW, mdrt_tape_const(t, 2, 2, NULL), -1),
+               "mpow: power must be >= 0, not -1");
+  expect_error(t, mdrt_tape_unary(t, MDRT_NEG, 99, 0), "bad handle 99");
+  expect_error(t, mdrt_tape_unary(t, MDRT_NEG, -1, 0), "bad handle -1");
+  expect_error(t, mdrt_tape_binary(t, MDRT_ADD, a, 99), "bad handle 99");
+  expect_error(t, mdrt_tape_unary(t, MDRT_ADD, a, 0), "not a unary op");
+  expect_error(t, mdrt_tape_binary(t, MDRT_EXP, a, a), "not a binary op");
+  expect_error(t, mdrt_tape_unary(t, (mdrt_op)1000, a, 0), "not a unary op");
+  expect_error(t, mdrt_tape_leaf(t, -1, 2, X23), "leaf: bad size -1x2");
+  int tall = mdrt_tape_const(t, 1L << 40, 0, NULL), wide = mdrt_tape_const(t, 0, 1L << 40, NULL);
+  expect_error(t, mdrt_tape_binary(t, MDRT_MATMUL, tall, wide), "matmul: a 1099511627776x");
+  cr_expect_eq(mdrt_tape_backward(t, 99, NULL), -1);
+  cr_expect_eq(mdrt_tape_rows(t, 99), -1);
+  cr_expect_null(mdrt_tape_value(t, 99));
+  // Failures add no value: the next handle follows the last good one.
+  int n = mdrt_tape_unary(t, MDRT_NEG, a, 0);
+  cr_expect_eq(n, wide + 1, "got handle %d after %d", n, wide);
+  mdrt_tape_free(t);
+}
+
+Test(tape_errors, singular_matrices) {
+  mdrt_tape *t = mdrt_tape_new();
+  int s = mdrt_tape_leaf(t, 2, 2, (double[]){1, 2, 2, 4});
+  expect_error(t, mdrt_tape_unary(t, MDRT_INV, s, 0), "inv: matrix is singular");
+  expect_error(t, mdrt_tape_unary(t, MDRT_LOGDET, s, 0), "logdet: matrix is singular");
+  int d = mdrt_tape_unary(t, MDRT_DET, s, 0);  // a value, 0, but no gradient
+  expect_values(t, d, 1, 1, (double[]){0});
+  int y = mdrt_tape_binary(t, MDRT_ADD, d, mdrt_tape_unary(t, MDRT_SUM, s, 0));
+  cr_expect_eq(mdrt_tape_backward(t, y, NULL), -1);
+  cr_expect(strstr(mdrt_tape_error(t), "det: gradient needs an invertible matrix"), "%s",
+            mdrt_tape_error(t));
+  expect_grad(t, s, 4, (double[]){0, 0, 0, 0});  // a failed pass adds nothing
+  mdrt_tape_free(t);
+}
+
+/* ---- tape: large arguments ---------------------------------------------- */
+
+Test(tape, stable_at_large_arguments) {
+  mdrt_tape *t = mdrt_tape_new();
+  int x = mdrt_tape_leaf(t, 1, 4, (double[]){700, -700, 1000, -1000});
+  int sp = mdrt_tape_unary(t, MDRT_SOFTPLUS, x, 0), sg = mdrt_tape_unary(t, MDRT_SIGMOID, x, 0);
+  expect_values(t, sp, 1, 4, (double[]){700, exp(-700.0), 1000, 0});
+  expect_values(t, sg, 1, 4, (double[]){1, exp(-700.0), 1, 0});
+  cr_expect(mdrt_tape_value(t, sp)[1] > 0 && mdrt_tape_value(t, sg)[1] > 0,
+            "exp(-700) is a normal double, not 0");
+  cr_assert_eq(mdrt_tape_backward(t, sp, NULL), 0);
+  cr_assert_eq(mdrt_tape_backward(t, sg, NULL), 0);
+  const double *g = mdrt_tape_grad(t, x);
+  for (int i = 0; i < 4; i++)
+    cr_expect(isfinite(g[i]), "grad %d is %g", i, g[i]);
+  expect_grad(t, x, 4, (double[]){1, 2 * exp(-700.0), 1, 0});
+
+  int z = mdrt_tape_leaf(t, 1, 2, (double[]){1000, 1000});
+  int l = mdrt_tape_unary(t, MDRT_LOGSUMEXP, z, 0);
+  expect_values(t, l, 1, 1, (double[]){1000 + log(2.0)});
+  cr_assert_eq(mdrt_tape_backward(t, l, NULL), 0);
+  expect_grad(t, z, 2, (double[]){0.5, 0.5});
+  int m = mdrt_tape_leaf(t, 1, 2, (double[]){-1000, 0});
+  expect_values(t, mdrt_tape_unary(t, MDRT_SOFTMAX, m, 2), 1, 2, (double[]){0, 1});
+  expect_values(t, mdrt_tape_unary(t, MDRT_LOGSUMEXP, m, 2), 1, 1, (double[]){0});
+  mdrt_tape_free(t);
+}
