@@ -466,25 +466,29 @@ static bool write_out(const char *dir, const char *name, const double *x, long r
 static int run_eval(Inputs *in, bool grad, const char *out) {
   md_function *f = in->f;
   const char *y = md_output_name(f);
-  double value;
+  long yr = md_output_rows(f, in->dims), yc = md_output_cols(f, in->dims);
   md_error err;
   double **g = calloc((size_t)in->n + 1, sizeof *g);
-  int rc = g ? 0 : fail("out of memory");
+  double *value = calloc((size_t)(yr * yc), sizeof *value);
+  int rc = g && value ? 0 : fail("out of memory");
   for (int i = 0; rc == 0 && grad && i < in->n; i++) {
     long len;
     if (md_input_is_wrt(f, i) && (!input_len(in, i, &len) || !(g[i] = calloc((size_t)len, sizeof(double)))))
       rc = fail("out of memory");
   }
-  if (rc == 0 && (grad ? md_grad(f, in->dims, (const double *const *)in->data, &value, g, &err)
-                       : md_eval(f, in->dims, (const double *const *)in->data, &value, &err)) != 0)
+  if (rc == 0 && (grad ? md_grad(f, in->dims, (const double *const *)in->data, value, g, &err)
+                       : md_eval(f, in->dims, (const double *const *)in->data, value, &err)) != 0)
     rc = report(&err);
   if (rc == 0 && out && mkdir(out, 0777) != 0 && errno != EEXIST)
     rc = fail("cannot create %s: %s", out, strerror(errno));
   if (rc == 0) {
-    io_print_matrix(stdout, y, &value, 1, 1);
-    if (out && !write_out(out, y, &value, 1, 1))
+    io_print_matrix(stdout, y, value, yr, yc);
+    if (out && !write_out(out, y, value, yr, yc))
       rc = 1;
   }
+  if (rc == 0 && grad && yr * yc > 1)
+    printf("# %s is %ld×%ld, not a scalar: each gradient below is the vector-Jacobian\n"
+           "# product G'*J with a seed G of all ones, the gradient of sum(%s)\n", y, yr, yc, y);
   for (int i = 0; rc == 0 && grad && i < in->n; i++) {
     if (!g[i])
       continue;
@@ -499,6 +503,7 @@ static int run_eval(Inputs *in, bool grad, const char *out) {
   for (int i = 0; g && i < in->n; i++)
     free(g[i]);
   free(g);
+  free(value);
   return rc;
 }
 
@@ -574,58 +579,80 @@ static double rel_err(const double *a, const double *b, long n) {
   return diff / fmax(scale, 1e-300 + (scale == 0));
 }
 
-// Central differences, one input element at a time.
-static bool finite_diff(Inputs *in, int i, long len, double *fd) {
+// The scalar the check differentiates: the output itself, or <seed, output>
+// for a matrix output.
+static bool scalarize(Inputs *in, const double *seed, double *out, long len, double *v) {
+  md_error err;
+  if (md_eval(in->f, in->dims, (const double *const *)in->data, out, &err) != 0) {
+    report(&err);
+    return false;
+  }
+  *v = 0;
+  for (long k = 0; k < len; k++)
+    *v += (seed ? seed[k] : 1) * out[k];
+  return true;
+}
+
+// Central differences, one input element at a time, with the step scaled
+// to the element's magnitude.
+static bool finite_diff(Inputs *in, int i, long len, const double *seed, double *scratch,
+                        long outlen, double *fd) {
   for (long k = 0; k < len; k++) {
     double x = in->data[i][k], h = 1e-6 * fmax(1, fabs(x)), fp, fm;
-    md_error err;
     in->data[i][k] = x + h;
-    int r1 = md_eval(in->f, in->dims, (const double *const *)in->data, &fp, &err);
+    bool ok = scalarize(in, seed, scratch, outlen, &fp);
     in->data[i][k] = x - h;
-    int r2 = md_eval(in->f, in->dims, (const double *const *)in->data, &fm, &err);
+    ok = ok && scalarize(in, seed, scratch, outlen, &fm);
     in->data[i][k] = x;
-    if (r1 || r2) {
-      report(&err);
+    if (!ok)
       return false;
-    }
     fd[k] = (fp - fm) / (2 * h);
   }
   return true;
 }
 
-// One trial: returns 0 if all agree, 1 if not, -1 on error.
-static int trial(Inputs *in, double *worst_tape, double *worst_fd) {
+// One trial: returns 0 if all agree, 1 if not, -1 on error. A matrix
+// output is checked through a random seed: the VJP against the tape's
+// backward pass from that seed and against differences of <seed, output>.
+static int trial(Inputs *in, io_rng *rng, double *worst_tape, double *worst_fd) {
   md_function *f = in->f;
   int bad = 0;
-  double y;
   md_error err;
+  long outlen = md_output_rows(f, in->dims) * md_output_cols(f, in->dims);
+  bool matrix = outlen > 1 || !shape_is_scalar(f->ctx.out->shape);
   double **g = calloc((size_t)in->n + 1, sizeof *g);
+  double *value = calloc((size_t)outlen, sizeof *value), *scratch = calloc((size_t)outlen, sizeof *scratch);
+  double *seed = matrix ? calloc((size_t)outlen, sizeof *seed) : NULL;
   mdrt_tape *t = mdrt_tape_new();
   int *leaves = calloc((size_t)in->n + 1, sizeof *leaves);
-  if (!g || !t || !leaves) {
+  if (!g || !value || !scratch || (matrix && !seed) || !t || !leaves) {
     bad = -1;
     goto done;
   }
+  for (long k = 0; matrix && k < outlen; k++)
+    seed[k] = io_rng_normal(rng);
   for (int i = 0; i < in->n; i++) {
     long len;
     if (md_input_is_wrt(f, i) && input_len(in, i, &len) && !(g[i] = calloc((size_t)len, sizeof(double))))
       bad = -1;
   }
-  if (bad || md_grad(f, in->dims, (const double *const *)in->data, &y, g, &err) != 0) {
+  const double *const *inputs = (const double *const *)in->data;
+  if (bad || (matrix ? md_vjp(f, in->dims, inputs, seed, value, g, &err)
+                     : md_grad(f, in->dims, inputs, value, g, &err)) != 0) {
     if (!bad)
       report(&err);
     bad = -1;
     goto done;
   }
-  int out = tape_record(&f->ctx, t, in->dims, (const double *const *)in->data, leaves);
-  if (out < 0 || mdrt_tape_backward(t, out, NULL) != 0) {
+  int out = tape_record(&f->ctx, t, in->dims, inputs, leaves);
+  if (out < 0 || mdrt_tape_backward(t, out, seed) != 0) {
     fail("the tape failed: %s", mdrt_tape_error(t));
     bad = -1;
     goto done;
   }
-  double ty = mdrt_tape_value(t, out)[0];
-  if (fabs(ty - y) > TOL_TAPE * fmax(1, fabs(ty))) {
-    printf("  value: JIT %.17g, tape %.17g\n", y, ty);
+  double ev = rel_err(value, mdrt_tape_value(t, out), outlen);
+  if (!(ev <= TOL_TAPE)) {
+    printf("  value: JIT and tape differ by %.1e\n", ev);
     bad = 1;
   }
   for (int i = 0; i < in->n; i++) {
@@ -633,7 +660,7 @@ static int trial(Inputs *in, double *worst_tape, double *worst_fd) {
     if (!g[i] || !input_len(in, i, &len))
       continue;
     double *fd = malloc(sizeof *fd * (size_t)len);
-    if (!fd || !finite_diff(in, i, len, fd)) {
+    if (!fd || !finite_diff(in, i, len, seed, scratch, outlen, fd)) {
       free(fd);
       bad = -1;
       goto done;
@@ -650,6 +677,9 @@ done:
   for (int i = 0; g && i < in->n; i++)
     free(g[i]);
   free(g);
+  free(value);
+  free(scratch);
+  free(seed);
   free(leaves);
   mdrt_tape_free(t);
   return bad;
@@ -695,7 +725,7 @@ static int cmd_check(int argc, char **argv) {
     if (rc == 0)
       rc = fill_random(&in, &rng) ? 0 : 1;
     if (rc == 0) {
-      int r = trial(&in, wt, wf);
+      int r = trial(&in, &rng, wt, wf);
       rc = r < 0 ? 1 : rc;
       if (r > 0)
         rc = 2;
@@ -706,7 +736,8 @@ static int cmd_check(int argc, char **argv) {
     printf("check %s: %llu trial%s, seed %llu\n", file, trials, trials == 1 ? "" : "s", seed);
     for (int i = 0; i < n; i++)
       if (md_input_is_wrt(f, i))
-        printf("  d%s/d%s: tape %.1e, finite differences %.1e\n", md_output_name(f),
+        printf("  %sd%s/d%s: tape %.1e, finite differences %.1e\n",
+               shape_is_scalar(f->ctx.out->shape) ? "" : "G'*", md_output_name(f),
                md_input_name(f, i), wt[i], wf[i]);
     printf(rc == 0 ? "ok: symbolic, tape and finite differences agree\n"
                    : "FAILED: the symbolic gradient disagrees (tolerances: tape %g, finite differences %g)\n",

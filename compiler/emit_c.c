@@ -381,7 +381,11 @@ static char *elem_op(Emit *e, Node *n, const char *ri, const char *ci, bool flat
   case OP_DIV:
   case OP_EDIV: return arena_printf(A, "(%s/%s)", a, b);
   case OP_POW:
-  case OP_EPOW: return arena_printf(A, "pow(%s, %s)", a, b);
+  case OP_EPOW:
+    // A square of a value in memory is a product, cheaper than pow().
+    if (ast_is_num(n->b, 2) && !strpbrk(a, "(+-*/"))
+      return arena_printf(A, "(%s*%s)", a, a);
+    return arena_printf(A, "pow(%s, %s)", a, b);
   default: return "0.0 /* unreachable */";
   }
 }
