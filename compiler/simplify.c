@@ -13,6 +13,10 @@ typedef struct Simp {
   Ctx *c;
   Node **memo;       /* by node id */
   int cap;
+  long budget;       /* rewrites left: a guard against two rules undoing each
+                        other forever; every rewrite keeps the meaning, so
+                        stopping early is safe, only less simple */
+  int depth;         /* of simp()'s recursion, bounded for the stack's sake */
 } Simp;
 
 static bool scalar(const Node *n) { return shape_is_scalar(n->shape); }
@@ -66,8 +70,16 @@ static Node *rw_mul(Simp *s, Node *n, Node *a, Node *b) {
     return zeros(s, n->shape);
   if (scalar(b) && (!scalar(a) || (is_num(b) && !is_num(a))))
     return mk(s, OP_MUL, b, a);                     /* A*s -> s*A */
+  if (is_num(a) && b->op == OP_DIV && is_num(b->a)) /* c*(d/t) -> (c*d)/t */
+    return mk(s, OP_DIV, num(s, a->num * b->a->num), b->b);
   if (a->op == OP_DIV && ast_is_num(a->a, 1))       /* (1/t)*A -> A/t */
     return mk(s, OP_DIV, b, a->b);
+  if (a->op == OP_DIV && is_num(a->a) && !is_num(b)) /* (c/t)*A -> (c*A)/t */
+    return mk(s, OP_DIV, scaled(s, a->a->num, b), a->b);
+  if (!scalar(a) && b->op == OP_DIV && !scalar(b))  /* A*(B/t) -> (A*B)/t */
+    return mk(s, OP_DIV, mk(s, OP_MUL, a, b->a), b->b);
+  if (a->op == OP_DIV && !scalar(a) && !scalar(b))  /* (A/t)*B -> (A*B)/t */
+    return mk(s, OP_DIV, mk(s, OP_MUL, a->a, b), a->b);
   if (a->op == OP_ONES && b->op == OP_ONES)         /* ones(n, k)*ones(k, m) -> k*ones(n, m) */
     return mk(s, OP_MUL, ast_dim(s->c, a->shape.c), ast_fill(s->c, OP_ONES, n->shape));
   if (a->op == OP_EYE && !scalar(b))                /* eye*A -> A */
@@ -147,6 +159,8 @@ static Node *rw_add(Simp *s, Node *n, Node *a, Node *b) {
   Node *r = collect_terms(s, n);
   if (r)
     return r;
+  if (a->op == OP_DIV && b->op == OP_DIV && a->b == b->b)
+    return mk(s, OP_DIV, mk(s, OP_ADD, a->a, b->a), a->b); /* A/t + B/t -> (A + B)/t */
   if (kb < 0)                                       /* A + (-c)*B -> A - c*B */
     return mk(s, OP_SUB, a, scaled(s, -kb, (Node *)rb));
   if (is_product(a) && is_product(b) && a->b == b->b && shape_eq(a->a->shape, b->a->shape))
@@ -172,6 +186,8 @@ static Node *rw_sub(Simp *s, Node *n, Node *a, Node *b) {
   Node *r = collect_terms(s, n);
   if (r)
     return r;
+  if (a->op == OP_DIV && b->op == OP_DIV && a->b == b->b)
+    return mk(s, OP_DIV, mk(s, OP_SUB, a->a, b->a), a->b); /* A/t - B/t -> (A - B)/t */
   if (kb < 0)                                       /* A - (-c)*B -> A + c*B */
     return mk(s, OP_ADD, a, scaled(s, -kb, (Node *)rb));
   return NULL;
@@ -251,6 +267,8 @@ static Node *rw_sum(Simp *s, Node *n, Node *a) {
     return a;                                       /* a dimension of size 1 -> A */
   if (a->op == OP_MUL && scalar(a->a))              /* sum(s*A) -> s*sum(A) */
     return mk(s, OP_MUL, a->a, ast_opk(s->c, OP_SUM, a->b, NULL, n->k));
+  if (a->op == OP_DIV)                              /* sum(A/t) -> sum(A)/t */
+    return mk(s, OP_DIV, ast_opk(s->c, OP_SUM, a->a, NULL, n->k), a->b);
   if (a->op == OP_ONES && n->k)                     /* sum(ones(n, m), 1) -> n*ones(1, m) */
     return mk(s, OP_MUL, ast_dim(s->c, n->k == 1 ? a->shape.r : a->shape.c),
               ast_fill(s->c, OP_ONES, n->shape));
@@ -313,8 +331,15 @@ static Node *simp(Simp *s, Node *n) {
   Node *m = (a == n->a && b == n->b) ? n : ast_opk(s->c, n->op, a, b, n->k);
   if (!m)
     return NULL;
-  Node *r = rewrite(s, m);
-  r = r ? simp(s, r) : m;
+  Node *r = s->budget > 0 && s->depth < 2000 ? rewrite(s, m) : NULL;
+  if (r) {
+    s->budget--;
+    s->depth++;
+    r = simp(s, r);
+    s->depth--;
+  } else {
+    r = m;
+  }
   if (r && reserve(s, m->id)) {
     s->memo[n->id] = r;
     s->memo[m->id] = r;
@@ -323,7 +348,7 @@ static Node *simp(Simp *s, Node *n) {
 }
 
 void simp_program(Ctx *c) {
-  Simp s = {.c = c};
+  Simp s = {.c = c, .budget = 1000000};
   for (int i = 0; i < c->nvars; i++)
     if (c->grads[i] && !(c->grads[i] = simp(&s, c->grads[i])))
       ctx_error(c, (Loc){-1, -1}, "internal error: simplifying d%s/d%s failed", c->outname,
