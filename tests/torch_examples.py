@@ -1,0 +1,402 @@
+#!/usr/bin/python3
+"""torch_examples.py - every example's loss and gradients against PyTorch.
+
+Usage: tests/torch_examples.py MATDIFF_BINARY [EXAMPLE...]
+
+EXAMPLE is a name such as `ridge` (or examples/ridge.expr); the default is
+every examples/*.expr this script has a PyTorch version of. For each one it
+
+  - draws inputs with a fixed numpy seed (per example, so a subset run sees
+    the same numbers as a full one) at small sizes, a different size for each
+    symbolic dimension, with data in the loss's domain (0/1 labels, one-hot
+    rows, a positive penalty), and writes them as text with 17 significant
+    digits, which read back to the same doubles;
+  - runs `MATDIFF_BINARY eval examples/NAME.expr VAR=PATH ... --grad --out DIR`;
+  - recomputes the loss with float64 PyTorch autograd from the text files,
+    written the way one would in PyTorch (binary_cross_entropy_with_logits,
+    cross_entropy, MultivariateNormal.log_prob, ...), not as a copy of the
+    .expr formula;
+  - compares the value and the gradient of every `wrt` variable of the .expr
+    file (every input when there is no `wrt`) at 1e-9 relative error,
+    max|a - b| / max(1, max|b|), b being PyTorch's.
+
+It prints one line per quantity, a max-error line per example and last
+`N passed, M failed`; it exits 1 on any failure, including matdiff failing,
+matdiff writing a gradient that is not expected or the .expr declaring other
+inputs than the PyTorch version uses. An examples/*.expr with no PyTorch
+version is reported as skipped, not failed. An unknown EXAMPLE is a usage
+error (exit 2).
+
+Needs Debian's /usr/bin/python3, which has torch; the pyenv python3 on PATH
+does not.
+"""
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zlib
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES_DIR = os.path.join(ROOT, "examples")
+TOLERANCE = 1e-9
+SEED = 20240601
+
+
+# ---- matdiff's text format (as in torch_seed.py) ---------------------------
+
+def read_matrix(path):
+    """Read matdiff's text format: rows per line, numbers split by whitespace
+    and/or commas, '#' comments, blank lines ignored."""
+    rows = []
+    with open(path) as f:
+        for line in f:
+            fields = [t for t in re.split(r"[\s,]+", line.split("#", 1)[0]) if t]
+            if fields:
+                rows.append([float(t) for t in fields])
+    if not rows or any(len(r) != len(rows[0]) for r in rows):
+        raise ValueError("%s: empty or ragged matrix" % path)
+    return np.array(rows, dtype=np.float64)
+
+
+def write_matrix(path, a):
+    """A 2-D array, one row per line, 17 significant digits (exact doubles).
+    A vector (n x 1) is one number per line, a scalar (1 x 1) one number."""
+    with open(path, "w") as f:
+        for row in a:
+            f.write(" ".join("%.17g" % v for v in row) + "\n")
+
+
+def find_binary(arg):
+    """An absolute path to the binary, so it can run from the repository root."""
+    if os.sep in arg:
+        return os.path.abspath(arg)
+    return shutil.which(arg) or os.path.abspath(arg)
+
+
+# ---- what a .expr file declares -------------------------------------------
+
+DECL = re.compile(r"^([A-Za-z_]\w*)\s*:\s*(scalar|vector|matrix)\s*(?:\((.*)\))?$")
+WRT = re.compile(r"^wrt\s+(.*)$")
+ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=(?!=)")
+
+
+def parse_expr(path):
+    """(inputs, wrt, output): inputs as [(name, kind, [size, ...])] in
+    declaration order, sizes as ints or symbolic names; wrt the variables
+    differentiated (every input when the file has no `wrt`); output the name
+    of the last assignment."""
+    with open(path) as f:
+        text = f.read()
+    lines, pending = [], ""
+    for line in text.split("\n"):
+        line = line.split("#", 1)[0].rstrip()
+        if line.endswith("..."):
+            pending += line[:-3] + " "
+            continue
+        lines.append(pending + line)
+        pending = ""
+    lines.append(pending)
+    inputs, wrt, output = [], None, None
+    for line in lines:
+        for stmt in line.split(";"):
+            stmt = stmt.strip()
+            m = DECL.match(stmt)
+            if m:
+                name, kind, args = m.group(1), m.group(2), m.group(3) or ""
+                sizes = [s.strip() for s in args.split(",") if s.strip()]
+                sizes = [int(s) if s.isdigit() else s for s in sizes]
+                inputs.append((name, kind, sizes))
+                continue
+            m = WRT.match(stmt)
+            if m:
+                wrt = (wrt or []) + [v.strip() for v in m.group(1).split(",") if v.strip()]
+                continue
+            m = ASSIGN.match(stmt)
+            if m:
+                output = m.group(1)
+    if wrt is None:
+        wrt = [name for name, _, _ in inputs]
+    return inputs, wrt, output
+
+
+def matdiff_shape(kind, sizes, dims):
+    """The 2-D shape matdiff reads and writes: a vector(n) is n x 1, a scalar 1 x 1."""
+    bound = [s if isinstance(s, int) else dims[s] for s in sizes]
+    if kind == "scalar":
+        return (1, 1)
+    if kind == "vector":
+        return (bound[0], 1)
+    return (bound[0], bound[1])
+
+
+def torch_shape(kind, shape):
+    """How PyTorch code holds the same input: a 0-d scalar, a 1-D vector."""
+    if kind == "scalar":
+        return ()
+    if kind == "vector":
+        return (shape[0],)
+    return shape
+
+
+# ---- inputs in each loss's domain -------------------------------------------
+
+def normal(rng, shape):
+    return rng.standard_normal(shape)
+
+
+def positive(rng, shape):
+    """A penalty such as lambda: positive, with all 17 digits in use."""
+    return rng.uniform(0.25, 2.0, size=shape)
+
+
+def labels01(rng, shape):
+    """Labels in {0, 1}, both present."""
+    n = shape[0]
+    return rng.permutation(np.arange(n) % 2).astype(np.float64).reshape(shape)
+
+
+def one_hot(rng, shape):
+    """One-hot rows, every class present when there are at least as many rows."""
+    n, k = shape
+    return np.eye(k)[rng.permutation(np.arange(n) % k)]
+
+
+# ---- the losses, in PyTorch --------------------------------------------------
+# Each takes a dict of float64 tensors (scalars 0-d, vectors 1-D, matrices
+# 2-D) and returns the loss as a 0-d tensor.
+
+def seed_loss(t):
+    return torch.linalg.matrix_norm(t["X"] @ t["W"] + t["b"], ord="fro") ** 2
+
+
+def least_squares_loss(t):
+    return torch.linalg.vector_norm(t["A"] @ t["x"] - t["b"]) ** 2
+
+
+def ridge_loss(t):
+    return (F.mse_loss(t["X"] @ t["w"], t["y"], reduction="sum")
+            + t["lambda"] * t["w"].square().sum())
+
+
+def logistic_loss(t):
+    return F.binary_cross_entropy_with_logits(t["X"] @ t["w"] + t["b"], t["y"])
+
+
+def softmax_regression_loss(t):
+    logits = t["X"] @ t["W"] + t["b"]
+    return F.cross_entropy(logits, t["Y"].argmax(dim=1))
+
+
+def mlp_loss(t):
+    hidden = torch.tanh(F.linear(t["X"], t["W1"].T, t["b1"]))
+    logits = F.linear(hidden, t["W2"].T, t["b2"])
+    return F.cross_entropy(logits, t["Y"])        # probability (one-hot) targets
+
+
+def gaussian_nll_loss(t):
+    n, d = t["X"].shape
+    sigma = t["L"] @ t["L"].T + torch.eye(d, dtype=torch.float64)
+    dist = torch.distributions.MultivariateNormal(t["mu"], covariance_matrix=sigma)
+    # The .expr leaves out the constant n*d/2*log(2*pi).
+    return -dist.log_prob(t["X"]).sum() - n * d / 2 * math.log(2 * math.pi)
+
+
+def factorisation_loss(t):
+    U, V = t["U"], t["V"]
+    return (F.mse_loss(U @ V.T, t["R"], reduction="sum")
+            + t["lambda"] * (torch.linalg.matrix_norm(U) ** 2
+                             + torch.linalg.matrix_norm(V) ** 2))
+
+
+# name: (symbolic sizes, {input: generator}, loss). The inputs must be exactly
+# those the .expr declares; the sizes differ from each other so a transposed
+# or misbound dimension cannot go unnoticed.
+EXAMPLES = {
+    "seed": ({},
+             {"X": normal, "W": normal, "b": normal},
+             seed_loss),
+    "least_squares": ({"m": 7, "n": 4},
+                      {"A": normal, "x": normal, "b": normal},
+                      least_squares_loss),
+    "ridge": ({"n": 7, "d": 4},
+              {"X": normal, "w": normal, "y": normal, "lambda": positive},
+              ridge_loss),
+    "logistic": ({"n": 9, "d": 4},
+                 {"X": normal, "w": normal, "b": normal, "y": labels01},
+                 logistic_loss),
+    "softmax_regression": ({"n": 8, "d": 5, "k": 3},
+                           {"X": normal, "W": normal, "b": normal, "Y": one_hot},
+                           softmax_regression_loss),
+    "mlp": ({"n": 8, "d": 5, "h": 6, "k": 3},
+            {"X": normal, "W1": normal, "b1": normal, "W2": normal, "b2": normal,
+             "Y": one_hot},
+            mlp_loss),
+    "gaussian_nll": ({"n": 7, "d": 4},
+                     {"X": normal, "mu": normal, "L": normal},
+                     gaussian_nll_loss),
+    "factorisation": ({"m": 6, "n": 5, "k": 3},
+                      {"R": normal, "U": normal, "V": normal, "lambda": positive},
+                      factorisation_loss),
+}
+
+
+# ---- one example --------------------------------------------------------------
+
+class Tally:
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def add(self, ok):
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+        return ok
+
+
+def fail(tally, example, message):
+    print("FAIL %s: %s" % (example, message.rstrip()))
+    tally.add(False)
+
+
+def compare(example, name, path, want):
+    """One result line for quantity NAME; (passed, relative error or None)."""
+    label = "%s %s" % (example, name)
+    try:
+        got = read_matrix(path)
+    except (OSError, ValueError) as e:
+        print("FAIL %-30s cannot read matdiff's result: %s" % (label, e))
+        return False, None
+    if got.shape != want.shape:
+        print("FAIL %-30s shape %dx%d, expected %dx%d" % ((label,) + got.shape + want.shape))
+        return False, None
+    err = float(np.max(np.abs(got - want)) / max(1.0, np.max(np.abs(want))))
+    ok = bool(err <= TOLERANCE)     # a NaN fails
+    print("%s %-30s %dx%d  relative error %.3g (tolerance %g)"
+          % ("ok  " if ok else "FAIL", label, want.shape[0], want.shape[1], err, TOLERANCE))
+    return ok, err
+
+
+def run_example(binary, example, tally):
+    dims, generators, loss_fn = EXAMPLES[example]
+    expr = "examples/%s.expr" % example
+    inputs, wrt, output = parse_expr(os.path.join(ROOT, expr))
+    declared = [name for name, _, _ in inputs]
+    if sorted(declared) != sorted(generators):
+        fail(tally, example, "%s declares inputs %s, the PyTorch version uses %s; "
+             "update tests/torch_examples.py" % (expr, ", ".join(declared),
+                                                 ", ".join(generators)))
+        return
+    if output is None:
+        fail(tally, example, "%s has no assignment" % expr)
+        return
+    unbound = sorted({s for _, _, sizes in inputs for s in sizes
+                      if not isinstance(s, int) and s not in dims})
+    if unbound:
+        fail(tally, example, "no size for %s in tests/torch_examples.py" % ", ".join(unbound))
+        return
+
+    rng = np.random.default_rng([SEED, zlib.crc32(example.encode())])
+    with tempfile.TemporaryDirectory(prefix="torch_examples.%s." % example) as tmp:
+        indir, outdir = os.path.join(tmp, "in"), os.path.join(tmp, "out")
+        os.mkdir(indir)
+        os.mkdir(outdir)
+
+        # Write the inputs, then read them back: matdiff and PyTorch see the
+        # same doubles.
+        shapes, kinds, leaves, args = {}, {}, {}, []
+        for name, kind, sizes in inputs:
+            shape = matdiff_shape(kind, sizes, dims)
+            path = os.path.join(indir, name + ".txt")
+            write_matrix(path, generators[name](rng, shape))
+            data = read_matrix(path)
+            if data.shape != shape:
+                data = data.reshape(shape)
+            shapes[name], kinds[name] = shape, kind
+            leaves[name] = torch.tensor(data.reshape(torch_shape(kind, shape)),
+                                        dtype=torch.float64, requires_grad=name in wrt)
+            args.append("%s=%s" % (name, path))
+
+        value = loss_fn(leaves)
+        value.backward()
+        want = {output: value.detach().numpy().reshape(1, 1)}
+        files = {output: output + ".txt"}
+        order = [output]
+        for var in wrt:
+            q = "d%s/d%s" % (output, var)
+            grad = leaves[var].grad
+            want[q] = (np.zeros(shapes[var]) if grad is None
+                       else grad.numpy().reshape(shapes[var]))
+            files[q] = "d%s_d%s.txt" % (output, var)
+            order.append(q)
+
+        cmd = [binary, "eval", expr] + args + ["--grad", "--out", outdir]
+        try:
+            p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            fail(tally, example, "cannot run %s: %s" % (" ".join(cmd), e))
+            return
+        if p.returncode != 0:
+            fail(tally, example, "%s exited with %d\n%s%s"
+                 % (" ".join(cmd), p.returncode, p.stdout, p.stderr))
+            return
+
+        worst = 0.0
+        for q in order:
+            ok, err = compare(example, q, os.path.join(outdir, files[q]), want[q])
+            tally.add(ok)
+            worst = max(worst, err) if err is not None else float("inf")
+        extra = sorted(set(os.listdir(outdir)) - set(files.values()))
+        if extra:
+            fail(tally, example, "matdiff wrote files no wrt variable explains: %s"
+                 % ", ".join(extra))
+        print("     %-30s max relative error %.3g" % (example + ":", worst))
+
+
+def example_name(arg):
+    """`ridge`, `ridge.expr` or `examples/ridge.expr` -> `ridge`."""
+    base = os.path.basename(arg)
+    return base[:-5] if base.endswith(".expr") else base
+
+
+def main(argv):
+    if len(argv) < 2 or argv[1] in ("-h", "--help"):
+        sys.stderr.write("usage: %s MATDIFF_BINARY [EXAMPLE...]\n" % argv[0])
+        return 2
+    binary = find_binary(argv[1])
+    present = sorted(f[:-5] for f in os.listdir(EXAMPLES_DIR) if f.endswith(".expr"))
+    if len(argv) > 2:
+        names = [example_name(a) for a in argv[2:]]
+        unknown = [n for n in names if n not in EXAMPLES or n not in present]
+        if unknown:
+            for n in unknown:
+                sys.stderr.write("%s: unknown example '%s' (known: %s)\n"
+                                 % (argv[0], n, ", ".join(sorted(set(EXAMPLES) & set(present)))))
+            return 2
+    else:
+        names = [n for n in present if n in EXAMPLES]
+        for n in present:
+            if n not in EXAMPLES:
+                print("skipped %s: examples/%s.expr has no PyTorch version in "
+                      "tests/torch_examples.py" % (n, n))
+        for n in sorted(set(EXAMPLES) - set(present)):
+            print("skipped %s: examples/%s.expr does not exist" % (n, n))
+
+    torch.set_grad_enabled(True)
+    tally = Tally()
+    for n in names:
+        run_example(binary, n, tally)
+    print("%d passed, %d failed" % (tally.passed, tally.failed))
+    return 1 if tally.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
