@@ -392,9 +392,26 @@ static bool input_len(Inputs *in, int i, long *len) {
   return true;
 }
 
-// Inputs not given come from the seeded normal generator, in declaration
-// order, so the same seed gives the same numbers.
-static bool fill_random(Inputs *in, io_rng *rng) {
+/* How `check` draws inputs: standard normal first; if the function is not
+   finite there (log or sqrt of a negative, arcsin beyond 1, a singular
+   matrix), smaller numbers, then positive ones. */
+typedef enum Dist { DIST_NORMAL, DIST_SMALL, DIST_POSITIVE, DIST_COUNT } Dist;
+static const char *const dist_name[DIST_COUNT] = {"standard normal", "uniform in [-0.5, 0.5]",
+                                                  "uniform in [0.1, 0.9]"};
+
+static double draw(io_rng *rng, Dist d) {
+  switch (d) {
+  case DIST_SMALL: return io_rng_uniform(rng) - 0.5;
+  case DIST_POSITIVE: return 0.1 + 0.8 * io_rng_uniform(rng);
+  default: return io_rng_normal(rng);
+  }
+}
+
+// Inputs not given come from the seeded generator, in declaration order,
+// so the same seed gives the same numbers. For `check` (WELL), square
+// matrices also get their size added to the diagonal, so that they are
+// well conditioned where the function inverts them.
+static bool fill_dist(Inputs *in, io_rng *rng, Dist dist, bool well) {
   for (int d = 0; d < in->nd; d++)
     if (in->dims[d] < 0) {
       fail("size %s is not bound: give an input that has it, or --dim %s=N",
@@ -410,9 +427,43 @@ static bool fill_random(Inputs *in, io_rng *rng) {
       return false;
     }
     for (long k = 0; k < len; k++)
-      in->data[i][k] = io_rng_normal(rng);
+      in->data[i][k] = draw(rng, dist);
+    long r = md_input_rows(in->f, i, in->dims), c = md_input_cols(in->f, i, in->dims);
+    for (long k = 0; well && r == c && r > 1 && k < r; k++)
+      in->data[i][k * c + k] += (double)r;
   }
   return true;
+}
+
+static bool fill_random(Inputs *in, io_rng *rng) { return fill_dist(in, rng, DIST_NORMAL, false); }
+
+// Inputs for a check trial: the first distribution at which the function
+// evaluates to finite numbers.
+static bool check_inputs(Inputs *in, io_rng *rng, Dist *used) {
+  long len = md_output_rows(in->f, in->dims) * md_output_cols(in->f, in->dims);
+  double *out = malloc(sizeof *out * (size_t)(len > 0 ? len : 1));
+  if (!out)
+    return fail("out of memory"), false;
+  for (Dist d = 0; d < DIST_COUNT; d++) {
+    for (int i = 0; i < in->n; i++)
+      if (!in->given[i]) {
+        free(in->data[i]);
+        in->data[i] = NULL;
+      }
+    if (!fill_dist(in, rng, d, true))
+      break;
+    md_error err;
+    bool finite = md_eval(in->f, in->dims, (const double *const *)in->data, out, &err) == 0;
+    for (long k = 0; finite && k < len; k++)
+      finite = isfinite(out[k]);
+    if (finite || d == DIST_COUNT - 1) {
+      *used = d;
+      free(out);
+      return true;
+    }
+  }
+  free(out);
+  return false;
 }
 
 static md_function *compile_file(const char *path) {
@@ -725,8 +776,12 @@ static int cmd_check(int argc, char **argv) {
     for (int d = 0; rc == 0 && d < in.nd; d++)
       if (in.dims[d] < 0)
         in.dims[d] = 1 + (long)(io_rng_uniform(&rng) * 6);
+    Dist used = DIST_NORMAL;
     if (rc == 0)
-      rc = fill_random(&in, &rng) ? 0 : 1;
+      rc = check_inputs(&in, &rng, &used) ? 0 : 1;
+    if (rc == 0 && used != DIST_NORMAL)
+      printf("  trial %llu: not finite at standard normal inputs; inputs %s\n", k + 1,
+             dist_name[used]);
     if (rc == 0) {
       int r = trial(&in, &rng, wt, wf);
       rc = r < 0 ? 1 : rc;
