@@ -9,8 +9,15 @@
 
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
-B       := build
 V       ?= 0
+SAN     ?= 0
+B       := build
+
+# SAN=1: everything built with AddressSanitizer and UBSan, in build/san.
+ifeq ($(SAN),1)
+B       := build/san
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+endif
 Q       := $(if $(filter 1,$(V)),,@)
 
 BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
@@ -18,7 +25,7 @@ BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS := -std=c11 $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -MMD -MP \
+ALL_CFLAGS := -std=c11 $(WARN) $(CFLAGS) $(SAN_FLAGS) -D_POSIX_C_SOURCE=200809L -MMD -MP \
               -Icompiler -Iruntime -I$(B) $(BLAS_CFLAGS)
 LIBS    := -ltcc $(BLAS_LIBS) -ldl -lm -lpthread
 
@@ -34,12 +41,14 @@ RT_OBJS  := $(RT_SRCS:%.c=$(B)/%.o)
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o $(B)/rt_header.o
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/%.o)
 
-TESTS    := test_runtime test_dataio test_front test_grad test_aot
+TESTS    := test_runtime test_dataio test_front test_grad test_aot test_cookbook
 TEST_BINS := $(TESTS:%=$(B)/tests/%)
 
 # Debian packages: the build needs these, the tests the rest.
 BUILD_PKGS := gcc make flex bison tcc libtcc-dev libopenblas-dev pkg-config
 TEST_PKGS  := libcriterion-dev valgrind python3-numpy python3-torch
+# `make fuzz` also needs clang and its libFuzzer and sanitizer runtimes.
+FUZZ_PKGS  := clang libclang-rt-14-dev
 
 all: $(B)/matdiff $(B)/libmatdiff.a $(B)/libmatdiff_rt.a
 
@@ -53,7 +62,7 @@ $(B)/libmatdiff.a: $(LIB_OBJS)
 
 $(B)/matdiff: $(CLI_OBJS) $(B)/libmatdiff.a $(B)/libmatdiff_rt.a
 	@echo "  LD      $@"
-	$(Q)$(CC) $(CFLAGS) -o $@ $(CLI_OBJS) $(B)/libmatdiff.a $(B)/libmatdiff_rt.a $(LIBS)
+	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $(CLI_OBJS) $(B)/libmatdiff.a $(B)/libmatdiff_rt.a $(LIBS)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -89,7 +98,7 @@ $(B)/rt_header.c: runtime/matdiff_rt.h
 	  sed 's/\\/\\\\/g; s/"/\\"/g; s/^/  "/; s/$$/\\n"/' $<; echo ';'; } > $@
 $(B)/rt_header.o: $(B)/rt_header.c
 	@echo "  CC      $<"
-	$(Q)$(CC) -std=c11 -c $< -o $@
+	$(Q)$(CC) -std=c11 $(SAN_FLAGS) -c $< -o $@
 
 # The CLI prints the BLAS flags it was built with (matdiff config).
 $(B)/compiler/cli.o: ALL_CFLAGS += -DMD_BLAS_LIBS='"$(BLAS_LIBS)"'
@@ -114,11 +123,13 @@ test: deps all $(TEST_BINS) $(B)/practice
 	@echo "== examples/practice"; $(B)/practice > /dev/null
 	@echo "== matdiff check on every example"
 	@for f in examples/*.expr; do $(B)/matdiff check $$f || exit 1; done
+ifneq ($(SAN),1)
 	@echo "== valgrind: matdiff eval --grad on the seed"
 	@$(VALGRIND) $(B)/matdiff eval examples/seed.expr $(SEED_ARGS) --grad > /dev/null
+endif
 	@echo "== PyTorch, the third oracle"
 	@if $(PYTHON) -c "import torch" 2>/dev/null; then \
-	  $(PYTHON) tests/torch_seed.py $(B)/matdiff; \
+	  $(PYTHON) tests/torch_seed.py $(B)/matdiff && $(PYTHON) tests/torch_examples.py $(B)/matdiff; \
 	else echo "skipped: $(PYTHON) cannot import torch (apt-get install python3-torch)"; fi
 
 demo: deps all
@@ -128,8 +139,12 @@ demo: deps all
 	@echo "== build/matdiff eval examples/seed.expr X=... W=... b=... --grad"
 	@$(B)/matdiff eval examples/seed.expr $(SEED_ARGS) --grad
 
-deps:
-	@missing=""; for p in $(BUILD_PKGS) $(TEST_PKGS); do \
+# One recipe, two lists: `deps` for the build and the tests, `fuzz-deps` for
+# the build and the fuzzer.
+deps: PKGS = $(BUILD_PKGS) $(TEST_PKGS)
+fuzz-deps: PKGS = $(BUILD_PKGS) $(FUZZ_PKGS)
+deps fuzz-deps:
+	@missing=""; for p in $(PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -142,8 +157,68 @@ deps:
 	  fi; \
 	fi
 
+# ---- fuzzing --------------------------------------------------------------
+#
+#   make fuzz [FUZZ_SECONDS=N] [FUZZ_JIT=0] [FUZZ_ARGS=...]
+#                      libFuzzer, ASan and UBSan on tests/fuzz/fuzz_md.c, one job
+#   make fuzz-regress  every input in tests/fuzz/regress/ through that binary
+#
+# The library is built again with clang and the sanitizers into build/fuzz/,
+# from the same sources and the same generated parser and lexer; the normal
+# build is untouched. The fuzzer keeps what it finds in build/fuzz/corpus/,
+# reads the seeds in tests/fuzz/corpus/, and writes crashes, leaks and
+# timeouts to build/fuzz/artifacts/. FUZZ_JIT=0 leaves out md_compile's libtcc
+# step and the calls (see fuzz_md.c).
+FZ          := $(B)/fuzz
+FUZZ_CC     ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_JIT    ?= 1
+FUZZ_ARGS   ?=
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=c11 $(WARN) -g -O1 $(FUZZ_SAN) -D_POSIX_C_SOURCE=200809L -MMD -MP \
+               -Icompiler -Iruntime -I$(B) $(BLAS_CFLAGS)
+FUZZ_OBJS   := $(RT_SRCS:%.c=$(FZ)/%.o) $(LIB_SRCS:%.c=$(FZ)/%.o) \
+               $(FZ)/parser.o $(FZ)/lexer.o $(FZ)/rt_header.o
+FUZZ_RUN    := OPENBLAS_NUM_THREADS=1 MD_FUZZ_JIT=$(FUZZ_JIT) \
+               ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
+
+$(FZ)/%.o: %.c | $(B)/parser.h $(B)/lexer.h
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC  $<"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FZ)/parser.o: $(B)/parser.c $(B)/lexer.h
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC  $<"
+	$(Q)$(FUZZ_CC) $(filter-out -Wmissing-prototypes -Wshadow,$(FUZZ_CFLAGS)) -Wno-unused-function \
+	  -fsanitize=fuzzer-no-link -c $< -o $@
+$(FZ)/lexer.o: $(B)/lexer.c $(B)/parser.h
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC  $<"
+	$(Q)$(FUZZ_CC) $(filter-out -Wmissing-prototypes -Wshadow,$(FUZZ_CFLAGS)) -Wno-unused-function \
+	  -fsanitize=fuzzer-no-link -c $< -o $@
+$(FZ)/rt_header.o: $(B)/rt_header.c
+	@mkdir -p $(dir $@)
+	@echo "  FUZZCC  $<"
+	$(Q)$(FUZZ_CC) -std=c11 -c $< -o $@
+
+$(FZ)/fuzz_md: tests/fuzz/fuzz_md.c tests/fuzz/fuzz_one.h $(FUZZ_OBJS)
+	@echo "  FUZZLD  $@"
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(LIBS)
+
+fuzz: fuzz-deps $(FZ)/fuzz_md
+	@mkdir -p $(FZ)/corpus $(FZ)/artifacts
+	@echo "== libFuzzer for $(FUZZ_SECONDS)s, JIT $(if $(filter 0,$(FUZZ_JIT)),off,on)"
+	$(FUZZ_RUN) $(FZ)/fuzz_md $(FZ)/corpus tests/fuzz/corpus \
+	  -dict=tests/fuzz/matdiff.dict -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
+	  -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -artifact_prefix=$(FZ)/artifacts/ $(FUZZ_ARGS)
+
+fuzz-regress: fuzz-deps $(FZ)/fuzz_md
+	@echo "== tests/fuzz/regress through $(FZ)/fuzz_md"
+	$(FUZZ_RUN) $(FZ)/fuzz_md tests/fuzz/regress/*
+
 clean:
 	rm -rf $(B)
 
-.PHONY: all test demo deps clean
+.PHONY: all test demo deps clean fuzz fuzz-deps fuzz-regress
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

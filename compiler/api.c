@@ -4,6 +4,7 @@
  * and md_eval / md_grad call the result. The compilation's context (its
  * DAG) stays alive with the function, for the tape oracle and for names.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include "api.h"
@@ -121,6 +122,24 @@ long md_input_cols(const md_function *f, int i, const long *dims) {
   return f && i >= 0 && i < f->ctx.nvars ? size_of(f->ctx.vars[i].shape.c, dims) : -1;
 }
 
+// Would any value's size, or the workspace (a sum of them, in bytes),
+// overflow a long? The emitted code computes them without checking, so
+// the sizes are checked here first, for every node of the DAG.
+static bool sizes_fit(md_function *f, const long *dims, md_error *err) {
+  const long limit = LONG_MAX / 16;
+  long total = 0;
+  for (int i = 0; i < f->ctx.tabsize; i++)
+    for (Node *p = f->ctx.table[i]; p; p = p->next) {
+      long r = dim_value(p->shape.r, dims), c = dim_value(p->shape.c, dims);
+      if (r > limit / c || (total += r * c) > limit / (long)sizeof(double)) {
+        diag_plain(err, "the sizes are too large: a %ld×%ld value (%s×%s) and the workspace overflow",
+                   r, c, dim_str(&f->ctx, p->shape.r), dim_str(&f->ctx, p->shape.c));
+        return false;
+      }
+    }
+  return true;
+}
+
 // The workspace is kept between calls and sized again only when the sizes
 // change.
 static void *workspace(md_function *f, const long *dims, md_error *err) {
@@ -132,6 +151,8 @@ static void *workspace(md_function *f, const long *dims, md_error *err) {
     }
   if (f->ws && (nd == 0 || !memcmp(f->wsdims, dims, sizeof *dims * (size_t)nd)))
     return f->ws;
+  if (!sizes_fit(f, dims, err))
+    return NULL;
   long bytes = f->jit.ws_size(dims);
   void *ws = malloc(bytes > 0 ? (size_t)bytes : 1);
   long *d = malloc(sizeof *d * (size_t)(nd ? nd : 1));

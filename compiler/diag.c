@@ -2,6 +2,7 @@
  * diag.c - turns a byte range into file:line:col, the source line and a
  * caret underline, the way GCC prints them, so editors can jump there.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include "diag.h"
@@ -13,13 +14,32 @@ void diag_clear(md_error *err) {
   err->message[0] = err->diag[0] = '\0';
 }
 
+// The length of the valid UTF-8 sequence at P (at most N bytes), or 0.
+static int utf8_len(const unsigned char *p, long n) {
+  int k = p[0] < 0x80 ? 1 : p[0] >= 0xC2 && p[0] <= 0xDF ? 2 : p[0] >= 0xE0 && p[0] <= 0xEF ? 3
+          : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4 : 0;
+  if (k == 0 || k > n)
+    return 0;
+  for (int i = 1; i < k; i++)
+    if ((p[i] & 0xC0) != 0x80)
+      return 0;
+  return k;
+}
+
 // Copy at most N-1 bytes of the line into BUF, replacing tabs and control
-// bytes by spaces so that the caret below lines up.
+// bytes by spaces, so that the caret below lines up, and bytes that are not
+// UTF-8 by '?', so that the terminal shows what the column counts.
 static void copy_line(char *buf, size_t n, const char *p, long len) {
   size_t i = 0;
-  for (; i + 1 < n && i < (size_t)len && p[i] != '\n'; i++) {
+  while (i + 1 < n && i < (size_t)len && p[i] != '\n') {
     unsigned char c = p[i];
-    buf[i] = (c < 32 || c == 127) ? ' ' : (char)c;
+    int k = utf8_len((const unsigned char *)p + i, len - (long)i);
+    if (k > 1 && i + (size_t)k < n) {
+      memcpy(buf + i, p + i, (size_t)k);
+      i += (size_t)k;
+      continue;
+    }
+    buf[i++] = k == 0 ? '?' : (c < 32 || c == 127) ? ' ' : (char)c;
   }
   buf[i] = '\0';
 }
@@ -54,11 +74,25 @@ void diag_verror(md_error *err, const char *file, const char *src, long len, Loc
   err->line = line;
   err->col = col;
 
+  // A long line is shown as a window around the error, so the caret stays
+  // under it: "..." and the 80 bytes before it, then what follows.
+  long from = bol;
+  bool cut = loc.begin - bol > 100;
+  if (cut) {
+    from = loc.begin - 80;
+    while (from < loc.begin && ((unsigned char)src[from] & 0xC0) == 0x80)
+      from++;
+  }
   char text[256];
-  copy_line(text, sizeof text, src + bol, len - bol);
+  size_t t = 0;
+  if (cut)
+    memcpy(text, "...", 3), t = 3;
+  copy_line(text + t, sizeof text - t, src + from, len - from);
   char under[256];
   size_t u = 0;
-  for (long i = bol; i < loc.begin && u + 1 < sizeof under; i++)
+  for (; u < t; u++)
+    under[u] = ' ';
+  for (long i = from; i < loc.begin && u + 1 < sizeof under; i++)
     if (((unsigned char)src[i] & 0xC0) != 0x80)
       under[u++] = ' ';
   if (u + 1 < sizeof under)

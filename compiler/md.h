@@ -114,6 +114,7 @@ struct Expr {
   char *name;
   double num;
   int sub;           /* EX_NORM */
+  int depth;         /* of the tree below, this node included */
   Expr *next, *last; /* argument lists while parsing */
 };
 
@@ -142,6 +143,11 @@ struct Stmt {
 };
 
 /* ---- a compilation ----------------------------------------------------- */
+
+/* Limits, each reported as an error at its place rather than met as a crash:
+   every stage after the parser recurses over expressions. */
+#define MD_MAX_DEPTH 1000        /* nesting of one expression */
+#define MD_MAX_EXPRS 1000000     /* operations in one source */
 
 typedef struct Var {
   char *name;
@@ -176,6 +182,7 @@ typedef struct Ctx {
 
   Stmt *stmts, *last_stmt;
   int lexpos;        /* the scanner's byte offset */
+  int nexprs;        /* parse-tree nodes made so far */
   char *outname;
   Node *out;
   Node **grads;      /* per variable: simplified d(out)/d(var), NULL if not wrt */

@@ -189,14 +189,39 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, Ctx *c, yyscan_t scann
 
 static void yyerror(Loc *loc, Ctx *c, yyscan_t scanner, const char *msg) {
   (void)scanner;
-  ctx_error(c, *loc, "%s", msg);
+  // Bison's stack holds a few entries per level of nesting.
+  if (!strcmp(msg, "memory exhausted"))
+    ctx_error(c, *loc, "the expression is nested too deeply");
+  else
+    ctx_error(c, *loc, "%s", msg);
 }
 
 Expr *expr_new(Ctx *c, ExprKind kind, Loc loc) {
+  if (++c->nexprs > MD_MAX_EXPRS) {
+    ctx_error(c, loc, "the source is too large: more than %d operations", MD_MAX_EXPRS);
+    return NULL;
+  }
   Expr *e = arena_alloc(&c->arena, sizeof *e);
   if (e) {
     e->kind = kind;
     e->loc = loc;
+    e->depth = 1;
+  }
+  return e;
+}
+
+// Every later stage walks expressions recursively, so their depth is
+// bounded here, where it can be reported at its place.
+static Expr *deepen(Ctx *c, Expr *e, const Expr *a, const Expr *b) {
+  if (!e)
+    return NULL;
+  int d = a ? a->depth : 0;
+  if (b && b->depth > d)
+    d = b->depth;
+  e->depth = d + 1;
+  if (e->depth > MD_MAX_DEPTH) {
+    ctx_error(c, e->loc, "the expression is nested too deeply: more than %d levels", MD_MAX_DEPTH);
+    return NULL;
   }
   return e;
 }
@@ -205,7 +230,7 @@ static Expr *unary(Ctx *c, ExprKind kind, Loc loc, Expr *a) {
   Expr *e = expr_new(c, kind, loc);
   if (e)
     e->a = a;
-  return e;
+  return deepen(c, e, a, NULL);
 }
 
 static Expr *binop(Ctx *c, Op op, Loc loc, Expr *a, Expr *b) {
@@ -215,7 +240,7 @@ static Expr *binop(Ctx *c, Op op, Loc loc, Expr *a, Expr *b) {
     e->a = a;
     e->b = b;
   }
-  return e;
+  return deepen(c, e, a, b);
 }
 
 static Expr *leaf_num(Ctx *c, Loc loc, double v) {
@@ -262,8 +287,11 @@ static Expr *call(Ctx *c, Loc loc, char *name, Expr *args) {
   if (!e->args)
     return NULL;
   int i = 0;
-  for (Expr *p = args; p; p = p->next)
+  for (Expr *p = args; p; p = p->next) {
     e->args[i++] = p;
+    if (!deepen(c, e, p, NULL))
+      return NULL;
+  }
   return e;
 }
 
