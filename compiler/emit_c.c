@@ -47,6 +47,8 @@ typedef struct Emit {
   unsigned long long *mask; /* the roots that need each node */
   Kind *kind;
   char **cname;       /* C name of a buffer, scalar or input */
+  Node **alias;       /* a buffer whose memory this buffer reuses, or NULL */
+  int *lastuse;       /* for buffers: the last statement reading it */
   char **pname;       /* C parameter names of the inputs */
   char **gname;       /* C parameter names of the gradients */
   char **dname;       /* C names of the symbolic sizes */
@@ -194,19 +196,6 @@ static int eff_uses(Emit *e, Node *n) {
   return e->uses[n->id];
 }
 
-// A product absorbed as a term of the sum being built: alpha*op(A)*op(B).
-static bool gemm_term(Emit *e, Node *t, Node **prod, Node **alpha) {
-  *alpha = NULL;
-  if (t->op == OP_MUL && scalar(t->a) && is_product(t->b) && e->uses[t->b->id] == 1) {
-    *alpha = t->a;
-    t = t->b;
-  }
-  if (!is_product(t))
-    return false;
-  *prod = t;
-  return true;
-}
-
 // A gemm operand must be in memory; a transpose of it is a flag.
 static void force_buffer(Emit *e, Node *n) {
   bool tr;
@@ -221,17 +210,48 @@ static void force_plain(Emit *e, Node *n) {
     e->kind[n->id] = K_BUFFER;
 }
 
+/* A product that gemm computes whole, alpha*op(A)*op(B): the product P
+   itself, s*P or P/t (s and t scalars), or (s*P)/t, where each inner node
+   is used only here. */
+typedef struct Gemm {
+  Node *prod;        /* the product */
+  Node *mul, *div;   /* the scalar factor and divisor of alpha, or NULL */
+  Node *inner[2];    /* the nodes between the term and the product */
+  int ninner;
+} Gemm;
+
+static bool gemm_form(Emit *e, Node *t, Gemm *g) {
+  memset(g, 0, sizeof *g);
+  if (t->op == OP_DIV && !scalar(t->a) && (t->a == t || e->uses[t->a->id] == 1)) {
+    g->div = t->b;
+    t = g->inner[g->ninner++] = t->a;
+  }
+  if (t->op == OP_MUL && scalar(t->a) && is_product(t->b) && e->uses[t->b->id] == 1) {
+    g->mul = t->a;
+    t = g->inner[g->ninner++] = t->b;
+  }
+  g->prod = t;
+  return is_product(t);
+}
+
+// Plan term T as a gemm: the nodes inside are absorbed, the operands must
+// be in memory.
+static bool gemm_term(Emit *e, Node *t) {
+  Gemm g;
+  if (!gemm_form(e, t, &g))
+    return false;
+  for (int i = 0; i < g.ninner; i++)
+    e->kind[g.inner[i]->id] = K_GEMM;
+  force_buffer(e, g.prod->a);
+  force_buffer(e, g.prod->b);
+  return true;
+}
+
 // The terms of N, a sum being written into a buffer: sums used once are
 // flattened, and products among the terms are marked for gemm.
 static void plan_terms(Emit *e, Node *n) {
-  Node *prod, *alpha;
   if (!flat_sum(n)) {
-    if (gemm_term(e, n, &prod, &alpha)) {
-      if (alpha)
-        e->kind[prod->id] = K_GEMM;
-      force_buffer(e, prod->a);
-      force_buffer(e, prod->b);
-    }
+    gemm_term(e, n);
     return;
   }
   Node *ops[2] = {n->a, n->b};
@@ -242,12 +262,8 @@ static void plan_terms(Emit *e, Node *n) {
     if (t->op == OP_ADD || t->op == OP_SUB) {
       e->kind[t->id] = K_TERM;
       plan_terms(e, t);
-    } else if (gemm_term(e, t, &prod, &alpha)) {
+    } else if (gemm_term(e, t)) {
       e->kind[t->id] = K_GEMM;
-      if (alpha)
-        e->kind[prod->id] = K_GEMM;
-      force_buffer(e, prod->a);
-      force_buffer(e, prod->b);
     }
   }
 }
@@ -400,6 +416,9 @@ static bool needs_2d(Emit *e, Node *n, Shape shape, bool top) {
   Op op = n->op;
   if (op == OP_VAR || op == OP_SEED || op == OP_ZEROS || op == OP_ONES)
     return false;
+  // A vector and its transpose lie the same way in memory.
+  if (op == OP_TRANS && (is_one(n->a->shape.r) || is_one(n->a->shape.c)))
+    return needs_2d(e, n->a, n->a->shape, false);
   if (op == OP_EYE || op == OP_TRANS || op == OP_DIAGM || op == OP_DIAGV)
     return true;
   if (e->kind[n->id] == K_BUFFER && !top)
@@ -494,23 +513,26 @@ static int count_terms(Emit *e, Node *n, bool top) {
 
 // Is term T of the sum TOP written by gemm?
 static bool is_gemm(Emit *e, Node *t, Node *top) {
+  Gemm g;
   if (e->kind[t->id] == K_GEMM)
     return true;
-  if (t != top)
+  if (t != top || !gemm_form(e, t, &g))
     return false;
-  return is_product(t) || (t->op == OP_MUL && scalar(t->a) && is_product(t->b) &&
-                           e->kind[t->b->id] == K_GEMM);
+  for (int i = 0; i < g.ninner; i++)
+    if (e->kind[g.inner[i]->id] != K_GEMM)
+      return false;
+  return true;
 }
 
 static void gemm(Emit *e, int depth, const char *dst, Node *t, int sign, bool accumulate) {
-  Node *prod = t, *alpha = NULL;
-  if (t->op == OP_MUL && scalar(t->a) && !scalar(t->b)) {
-    alpha = t->a;
-    prod = t->b;
-  }
+  Gemm g;
+  gemm_form(e, t, &g);
+  Node *prod = g.prod;
   bool ta, tb;
   Node *a = strip(prod->a, &ta), *b = strip(prod->b, &tb);
-  char *al = alpha ? elem(e, alpha, "0", "0", true) : "1.0";
+  char *al = g.mul ? elem(e, g.mul, "0", "0", true) : "1.0";
+  if (g.div)
+    al = arena_printf(&e->c->arena, "%s/%s", al, elem(e, g.div, "0", "0", true));
   if (sign < 0)
     al = arena_printf(&e->c->arena, "-%s", al);
   line(e, depth, "mdrt_gemm(%d, %d, %s, %s, %s, %s, %s, %s, %s, %s);", ta, tb,
@@ -765,6 +787,80 @@ static void guard_open(Emit *e, unsigned long long m) {
   buf_free(&cond);
 }
 
+/* ---- workspace ---------------------------------------------------------- */
+
+static bool is_buffer(Emit *e, const Node *n) {
+  return e->kind[n->id] == K_BUFFER && n->op != OP_VAR && n->op != OP_SEED;
+}
+
+// Mark statement S as reading the buffers N's code reads: the buffers met
+// below N through values that have no memory of their own.
+static void reads(Emit *e, Node *n, int s, bool top) {
+  if (!top && is_buffer(e, n)) {
+    e->lastuse[n->id] = s;
+    return;
+  }
+  Kind k = e->kind[n->id];
+  if (!top && (k == K_SCALAR || k == K_LEAF || n->op == OP_VAR))
+    return;
+  if (n->a)
+    reads(e, n->a, s, false);
+  if (n->b)
+    reads(e, n->b, s, false);
+}
+
+// Give each buffer its memory: a buffer may take over the memory of one of
+// the same shape whose last reader came before it (a transposed or gemm
+// read of a buffer being written is never safe, so "before" is strict).
+// Statements are numbered in the order print_body emits them: the nodes in
+// id order, then the gradients, then the output. Returns the workspace
+// size in doubles, as C.
+static char *share_memory(Emit *e, Node **roots, int nroots) {
+  int n = e->n, s = 0;
+  for (int i = 0; i < n; i++)
+    e->lastuse[i] = -1;
+  for (int i = 0; i < n; i++)
+    if (is_buffer(e, e->byid[i]) || e->kind[i] == K_SCALAR)
+      reads(e, e->byid[i], s++, true);
+  for (int r = 1; r <= nroots; r++) {
+    Node *g = roots[r % nroots];  // the gradients, then the output
+    reads(e, g, s++, !is_buffer(e, g));
+  }
+  Buf ws = {0};
+  buf_puts(&ws, "0");
+  s = 0;
+  for (int i = 0; i < n; i++) {
+    Node *p = e->byid[i];
+    e->alias[i] = NULL;
+    if (!is_buffer(e, p) && e->kind[i] != K_SCALAR)
+      continue;
+    int here = s++;
+    if (!is_buffer(e, p))
+      continue;
+    // The earliest-defined free buffer of this shape, following each chain
+    // of reuse to the buffer that owns the memory.
+    for (int j = 0; j < i && !e->alias[i]; j++) {
+      Node *q = e->byid[j];
+      if (!is_buffer(e, q) || e->alias[j] || !shape_eq(q->shape, p->shape))
+        continue;
+      int last = e->lastuse[j];
+      for (int k = j + 1; k < i; k++)  // its memory's later tenants
+        if (e->alias[k] == q)
+          last = last > e->lastuse[k] ? last : e->lastuse[k];
+      bool tenant_after = false;
+      for (int k = j + 1; k < i; k++)
+        tenant_after |= e->alias[k] == q && e->lastuse[k] >= here;
+      if (last < here && !tenant_after)
+        e->alias[i] = q;
+    }
+    if (!e->alias[i])
+      buf_printf(&ws, " + %s", lenc(e, p->shape));
+  }
+  char *size = ws.s ? arena_strdup(&e->c->arena, ws.s) : NULL;
+  buf_free(&ws);
+  return size;
+}
+
 // Plan one body: the value, and with GRADS the gradients. Returns the
 // workspace size as a C expression in doubles.
 static char *plan_body(Emit *e, bool grads, Node **roots, int *nroots) {
@@ -792,8 +888,6 @@ static char *plan_body(Emit *e, bool grads, Node **roots, int *nroots) {
   plan(e, roots, *nroots);
 
   // Names: buffers and scalars get t1, t2, ... in order.
-  Buf ws = {0};
-  buf_puts(&ws, "0");
   for (int i = 0; i < n; i++) {
     Node *p = e->byid[i];
     if (p->op == OP_VAR)
@@ -802,12 +896,8 @@ static char *plan_body(Emit *e, bool grads, Node **roots, int *nroots) {
       e->cname[i] = e->seedp;
     else if (e->kind[i] == K_BUFFER || e->kind[i] == K_SCALAR)
       e->cname[i] = claim(e, arena_printf(&c->arena, "t%d", ++e->ntemps));
-    if (e->kind[i] == K_BUFFER && p->op != OP_VAR)
-      buf_printf(&ws, " + %s", lenc(e, p->shape));
   }
-  char *size = ws.s ? arena_strdup(&c->arena, ws.s) : NULL;
-  buf_free(&ws);
-  return size;
+  return share_memory(e, roots, *nroots);
 }
 
 // Print one body, planned by plan_body.
@@ -818,7 +908,10 @@ static void print_body(Emit *e, bool grads, Node **roots, int nroots) {
   const char *prev = NULL;
   Shape prevshape = shape_scalar();
   for (int i = 0; i < n; i++) {
-    if (e->kind[i] == K_BUFFER && e->byid[i]->op != OP_VAR) {
+    if (is_buffer(e, e->byid[i]) && e->alias[i]) {
+      line(e, 1, "double *%s = %s;  /* %s's memory, no longer needed */", e->cname[i],
+           e->cname[e->alias[i]->id], e->cname[e->alias[i]->id]);
+    } else if (is_buffer(e, e->byid[i])) {
       if (prev)
         line(e, 1, "double *%s = %s + %s;", e->cname[i], prev, lenc(e, prevshape));
       else
@@ -1022,8 +1115,11 @@ static bool setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
   e->kind = arena_alloc(&c->arena, sizeof(Kind) * (size_t)e->n);
   e->cname = arena_alloc(&c->arena, sizeof(char *) * (size_t)e->n);
   e->user = arena_alloc(&c->arena, sizeof(Node *) * (size_t)e->n);
+  e->alias = arena_alloc(&c->arena, sizeof(Node *) * (size_t)e->n);
+  e->lastuse = arena_alloc(&c->arena, sizeof(int) * (size_t)e->n);
   e->nfixed = e->ntaken;
-  if (!e->byid || !e->uses || !e->mask || !e->kind || !e->cname || !e->user)
+  if (!e->byid || !e->uses || !e->mask || !e->kind || !e->cname || !e->user || !e->alias ||
+      !e->lastuse)
     return false;
   for (int i = 0; i < c->tabsize; i++)
     for (Node *p = c->table[i]; p; p = p->next)
