@@ -108,6 +108,15 @@ const char *md_grad_formula(const md_function *f, int i) {
 
 const char *md_c_source(const md_function *f) { return f ? f->csrc : NULL; }
 
+double md_flops(md_function *f, const long *dims, int grad) {
+  if (!f || (f->ctx.ndims && !dims))
+    return -1;
+  for (int i = 0; i < f->ctx.ndims; i++)
+    if (dims[i] < 1)
+      return -1;
+  return emit_flops(&f->ctx, grad != 0, dims);
+}
+
 static long size_of(Dim d, const long *dims) {
   if (d.sym < 0)
     return d.n;

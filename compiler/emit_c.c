@@ -17,6 +17,7 @@
  * The emitter first plans (which nodes get a buffer, which are fused into
  * their user, which products are absorbed into a sum), then prints.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,6 +313,12 @@ static void plan(Emit *e, Node **roots, int nroots) {
     }
     if (kernel(p))
       force_plain(e, p->a);
+    // tr(P*Q) is sum(P.*Q'): the product itself is never formed.
+    if (p->op == OP_TR && is_product(p->a) && e->uses[p->a->id] == 1) {
+      e->kind[p->a->id] = K_GEMM;
+      force_buffer(e, p->a->a);
+      force_buffer(e, p->a->b);
+    }
   }
 }
 
@@ -674,7 +681,13 @@ static void scalar_op(Emit *e, int depth, Node *n) {
     case OP_TR:
       line(e, depth, "%s = 0;", dst);
       line(e, depth, "for (long i = 0; i < %s; i++)", sz);
-      line(e, depth + 1, "%s += %s;", dst, elem(e, an, "i", "i", false));
+      if (e->kind[an->id] == K_GEMM) {  /* tr(P*Q) = sum of P(i,j)*Q(j,i) */
+        line(e, depth + 1, "for (long j = 0; j < %s; j++)", dimc(e, an->a->shape.c));
+        line(e, depth + 2, "%s += %s*%s;", dst, elem(e, an->a, "i", "j", false),
+             elem(e, an->b, "j", "i", false));
+      } else {
+        line(e, depth + 1, "%s += %s;", dst, elem(e, an, "i", "i", false));
+      }
       return;
     case OP_DET:
       check(e, depth, arena_printf(A, "mdrt_lu_inv(%s, %s, 0, &%s)", sz, src, dst), "det");
@@ -1150,6 +1163,108 @@ static void header(Emit *e) {
     buf_printf(e->o, " * %s returns the value, NaN on error (a singular matrix). %s_grad returns\n"
                      " * the value and ADDS each gradient into its buffer; a NULL buffer skips that\n"
                      " * gradient and the work only it needs.\n */\n", P, P);
+}
+
+/* ---- operation counts -------------------------------------------------- */
+
+/* The arithmetic the emitted code does at given sizes: one per +, -, *, /
+   or function applied to an element, 2mnk per gemm, LU's 2n^3/3 (and 2n^3
+   for an inverse), 3 per element for logsumexp and softmax. Copies count
+   nothing. This is what `matdiff cost` prints and what the cheap-gradient
+   bound of reverse mode (gradient <= 4 x value) is checked against. */
+
+static double elems(Shape s, const long *dims) {
+  return (double)dim_value(s.r, dims) * (double)dim_value(s.c, dims);
+}
+
+// Operations per element of N's fused loop.
+static double fused_ops(Emit *e, Node *n, bool top) {
+  if (!top && (is_buffer(e, n) || scalar(n) || e->kind[n->id] == K_LEAF || n->op == OP_VAR ||
+               n->op == OP_SEED))
+    return 0;
+  double k = n->op == OP_TRANS || n->op == OP_DIAGM || n->op == OP_DIAGV ? 0 : 1;
+  return k + (n->a ? fused_ops(e, n->a, false) : 0) + (n->b ? fused_ops(e, n->b, false) : 0);
+}
+
+static double matrix_cost(Emit *e, Node *n, bool accumulate, const long *dims) {
+  double len = elems(n->shape, dims);
+  if (!accumulate && n->op == OP_SUM)
+    return elems(n->a->shape, dims) * (1 + fused_ops(e, n->a, false));
+  if (!accumulate && n->op == OP_INV)
+    return 2 * pow((double)dim_value(n->shape.r, dims), 3);
+  if (!accumulate && (n->op == OP_SOFTMAX || n->op == OP_LSE))
+    return 3 * elems(n->a->shape, dims);
+  if (accumulate && (is_buffer(e, n) || n->op == OP_VAR || n->op == OP_SEED))
+    return 2 * len;
+  int cap = count_terms(e, n, true), nt = 0;
+  Node **terms = calloc((size_t)cap, sizeof *terms);
+  int *signs = calloc((size_t)cap, sizeof *signs);
+  double cost = 0;
+  int ew = 0;
+  if (terms && signs)
+    collect(e, n, true, 1, terms, signs, &nt, cap);
+  for (int t = 0; t < nt; t++) {
+    Gemm g;
+    if (is_gemm(e, terms[t], n) && gemm_form(e, terms[t], &g)) {
+      cost += 2 * len * (double)dim_value(g.prod->a->shape.c, dims);
+    } else {
+      cost += len * fused_ops(e, terms[t], terms[t] == n);
+      ew++;
+    }
+  }
+  cost += len * ((ew > 1 ? ew - 1 : 0) + (accumulate && ew ? 1 : 0));
+  free(terms);
+  free(signs);
+  return cost;
+}
+
+static double scalar_cost(Emit *e, Node *n, const long *dims) {
+  Node *a = n->a;
+  if (!a || scalar(a))
+    return 1;
+  double len = elems(a->shape, dims), r = (double)dim_value(a->shape.r, dims);
+  switch (n->op) {
+  case OP_SUM: return len * (1 + fused_ops(e, strip(a, &(bool){0}), false));
+  case OP_NORM:
+  case OP_NORMSQ: return len * (2 + fused_ops(e, strip(a, &(bool){0}), false));
+  case OP_LSE: return 3 * len;
+  case OP_TR: return e->kind[a->id] == K_GEMM ? 2 * r * (double)dim_value(a->a->shape.c, dims) : r;
+  case OP_DET:
+  case OP_LOGDET: return 2 * r * r * r / 3;
+  case OP_MUL: return 2 * (double)dim_value(a->shape.c, dims);
+  default: return 1;
+  }
+}
+
+double emit_flops(Ctx *c, bool grads, const long *dims) {
+  Emit e;
+  Buf sink = {0};
+  EmitOpts o = {.name = "f"};
+  if (!setup(&e, c, &o, &sink))
+    return -1;
+  Node **roots = arena_alloc(&c->arena, sizeof *roots * (size_t)(c->nvars + 1));
+  int nroots;
+  if (!roots || !plan_body(&e, grads, roots, &nroots))
+    return -1;
+  double cost = 0;
+  for (int i = 0; i < e.n; i++) {
+    Node *p = e.byid[i];
+    if (e.kind[i] == K_SCALAR)
+      cost += scalar_cost(&e, p, dims);
+    else if (is_buffer(&e, p))
+      cost += matrix_cost(&e, p, false, dims);
+  }
+  for (int r = 1; r < nroots; r++) {
+    Node *g = roots[r];
+    if (g->op != OP_ZEROS && !scalar(g))
+      cost += matrix_cost(&e, g, true, dims);
+    else if (scalar(g))
+      cost += 1;
+  }
+  if (e.matrix_out && !is_buffer(&e, c->out) && c->out->op != OP_VAR)
+    cost += matrix_cost(&e, c->out, false, dims);
+  buf_free(&sink);
+  return cost;
 }
 
 bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {

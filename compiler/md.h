@@ -253,6 +253,9 @@ typedef struct EmitOpts {
 } EmitOpts;
 /* The whole C file for the compilation. false on allocation failure. */
 bool emit_c(Ctx *c, const EmitOpts *o, Buf *out);
+/* The arithmetic operations the emitted value (GRADS false) or value and
+   gradients (GRADS true) perform at the sizes DIMS; -1 on failure. */
+double emit_flops(Ctx *c, bool grads, const long *dims);
 
 /* ---- tape.c (compiler side) -------------------------------------------- */
 

@@ -1,0 +1,59 @@
+/*
+ * test_cost.c - the cheap-gradient bound of reverse mode: computing the
+ * value and every gradient costs at most about 4 times the value alone
+ * (Griewank and Walther, "Evaluating Derivatives", ch. 4). It holds for
+ * every example at several sizes, counting the operations of the emitted
+ * code (md_flops).
+ */
+#include <criterion/criterion.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "matdiff.h"
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "rb");
+  cr_assert(f, "cannot open %s", path);
+  char *s = calloc(1, 1 << 20);
+  size_t n = fread(s, 1, (1 << 20) - 1, f);
+  fclose(f);
+  s[n] = '\0';
+  return s;
+}
+
+static void check_file(const char *path) {
+  char *src = slurp(path);
+  md_error err;
+  md_function *f = md_compile(src, path, &err);
+  cr_assert(f, "%s", err.diag);
+  static const long sizes[] = {3, 20, 200};
+  for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++) {
+    long dims[16];
+    for (int d = 0; d < md_num_dims(f) && d < 16; d++)
+      dims[d] = sizes[s] + d;  // distinct sizes, so that no product is square by accident
+    double v = md_flops(f, dims, 0), g = md_flops(f, dims, 1);
+    cr_assert(v > 0 && g >= v, "%s: value %g, gradients %g", path, v, g);
+    cr_expect(g <= 4 * v, "%s at size %ld: gradients cost %.2f times the value", path, sizes[s], g / v);
+  }
+  md_free(f);
+  free(src);
+}
+
+Test(cost, every_example_within_the_cheap_gradient_bound) {
+  glob_t g;
+  cr_assert_eq(glob(MD_SRC_DIR "/examples/*.expr", 0, NULL, &g), 0);
+  cr_assert(g.gl_pathc >= 8);
+  for (size_t i = 0; i < g.gl_pathc; i++)
+    check_file(g.gl_pathv[i]);
+  globfree(&g);
+}
+
+Test(cost, a_product_costs_2mnk) {
+  md_error err;
+  md_function *f = md_compile("A : matrix(m, k); B : matrix(k, n)\ny = sum(A*B)\n", "p", &err);
+  cr_assert(f, "%s", err.diag);
+  long dims[] = {7, 5, 3};  // m, k, n: first appearance
+  // A*B: 2*m*k*n; sum: m*n.
+  cr_assert_float_eq(md_flops(f, dims, 0), 2.0 * 7 * 5 * 3 + 7 * 3, 1e-9);
+  md_free(f);
+}
