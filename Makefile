@@ -42,7 +42,7 @@ RT_SRCS := runtime/kernels.c runtime/functions.c runtime/tape.c
 LIB_SRCS := compiler/arena.c compiler/ctx.c compiler/diag.c compiler/ast.c \
             compiler/shape.c compiler/diff.c compiler/simplify.c compiler/print.c \
             compiler/emit_c.c compiler/tape.c compiler/jit.c compiler/api.c \
-            compiler/dataio.c
+            compiler/dataio.c compiler/graph.c
 GEN_SRCS := $(B)/parser.c $(B)/lexer.c
 CLI_SRCS := compiler/cli.c
 
@@ -147,6 +147,9 @@ demo: deps all
 	@echo
 	@echo "== build/matdiff eval examples/seed.expr X=... W=... b=... --grad"
 	@$(B)/matdiff eval examples/seed.expr $(SEED_ARGS) --grad
+	@if command -v dot >/dev/null; then \
+	  $(B)/matdiff graph examples/seed.expr --grad | dot -Tsvg -o $(B)/seed.svg && \
+	  echo && echo "== the expression DAG and its gradients: $(B)/seed.svg"; fi
 
 # One recipe, two lists: `deps` for the build and the tests, `fuzz-deps` for
 # the build and the fuzzer.

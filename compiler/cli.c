@@ -93,32 +93,120 @@ static char *read_source(const char *path, long *len, md_error *err) {
 /* ---- diff and compile --------------------------------------------------- */
 
 static const char diff_help[] =
-    "usage: matdiff diff FILE\n"
-    "Print d(output)/d(var) for each wrt variable, in the input language.\n";
+    "usage: matdiff diff FILE [--latex [--standalone]]\n"
+    "Print d(output)/d(var) for each wrt variable, in the input language (it parses\n"
+    "again), or with --latex as LaTeX; --standalone wraps it in a document.\n";
+
+// The front half of the pipeline on a file, for diff and graph.
+static bool front_file(const char *path, Ctx *c, char **src, md_error *err) {
+  long len;
+  *src = read_source(path, &len, err);
+  if (!*src)
+    return report(err), false;
+  ctx_init(c, *src, len, path, err);
+  if (!md_front(c))
+    return report(err), false;
+  return true;
+}
+
+static void print_latex_diff(Ctx *c, bool standalone) {
+  if (standalone)
+    puts("\\documentclass{article}\n\\usepackage{amsmath,amssymb}\n\\begin{document}\n"
+         "\\begin{align*}");
+  bool first = true;
+  for (int i = 0; i < c->nvars; i++) {
+    if (!c->vars[i].wrt)
+      continue;
+    Buf b = {0};
+    if (standalone && !first)
+      buf_puts(&b, " \\\\\n");
+    buf_puts(&b, "\\frac{\\partial ");
+    latex_name(&b, c->outname);
+    buf_puts(&b, "}{\\partial ");
+    latex_name(&b, c->vars[i].name);
+    buf_puts(&b, standalone ? "} &= " : "} = ");
+    print_latex(c, &b, c->grads[i]);
+    fputs(b.s ? b.s : "", stdout);
+    if (!standalone)
+      putchar('\n');
+    buf_free(&b);
+    first = false;
+  }
+  if (standalone)
+    puts("\n\\end{align*}\n\\end{document}");
+}
 
 static int cmd_diff(int argc, char **argv) {
-  if (argc != 1)
-    return fail("diff takes one FILE\n%s", diff_help);
-  md_error err;
-  long len;
-  char *src = read_source(argv[0], &len, &err);
-  if (!src)
-    return report(&err);
-  Ctx c;
-  ctx_init(&c, src, len, argv[0], &err);
-  int rc = 0;
-  if (!md_front(&c)) {
-    rc = report(&err);
-  } else {
-    for (int i = 0; i < c.nvars; i++)
-      if (c.vars[i].wrt) {
-        char *s = print_str(&c, c.grads[i]);
-        printf("d%s/d%s = %s\n", c.outname, c.vars[i].name, s ? s : "?");
-      }
+  const char *file = NULL;
+  bool latex = false, standalone = false;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--latex"))
+      latex = true;
+    else if (!strcmp(argv[i], "--standalone"))
+      standalone = true;
+    else if (argv[i][0] == '-' || file)
+      return fail("diff: unexpected '%s'\n%s", argv[i], diff_help);
+    else
+      file = argv[i];
   }
-  ctx_free(&c);
+  if (!file)
+    return fail("diff needs a FILE\n%s", diff_help);
+  if (standalone && !latex)
+    return fail("diff: --standalone goes with --latex");
+  md_error err;
+  char *src = NULL;
+  Ctx c;
+  bool ok = front_file(file, &c, &src, &err);
+  if (ok && latex)
+    print_latex_diff(&c, standalone);
+  for (int i = 0; ok && !latex && i < c.nvars; i++)
+    if (c.vars[i].wrt) {
+      char *g = print_str(&c, c.grads[i]);
+      printf("d%s/d%s = %s\n", c.outname, c.vars[i].name, g ? g : "?");
+    }
+  if (src)
+    ctx_free(&c);
   free(src);
-  return rc;
+  return ok ? 0 : 1;
+}
+
+static const char graph_help[] =
+    "usage: matdiff graph FILE [--grad]\n"
+    "Print the expression DAG as Graphviz dot (render with: dot -Tsvg), with --grad\n"
+    "also the gradients' adjoint DAG. Nodes show their operation and shape; a\n"
+    "shared node is drawn once.\n";
+
+static int cmd_graph(int argc, char **argv) {
+  const char *file = NULL;
+  bool grads = false;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--grad"))
+      grads = true;
+    else if (argv[i][0] == '-' || file)
+      return fail("graph: unexpected '%s'\n%s", argv[i], graph_help);
+    else
+      file = argv[i];
+  }
+  if (!file)
+    return fail("graph needs a FILE\n%s", graph_help);
+  md_error err;
+  char *src = NULL;
+  Ctx c;
+  bool ok = front_file(file, &c, &src, &err);
+  if (ok) {
+    Buf b = {0};
+    graph_dot(&c, &b, grads);
+    ok = !b.oom;
+    if (ok)
+      fputs(b.s, stdout);
+    else
+      fail("out of memory");
+    buf_free(&b);
+  }
+  if (src)
+    ctx_free(&c);
+  free(src);
+  return ok ? 0 : 1;
 }
 
 static const char compile_help[] =
@@ -852,7 +940,8 @@ static int cmd_cost(int argc, char **argv) {
 
 static const char usage[] =
     "usage: matdiff VERB [ARGS]\n"
-    "  diff FILE                 print the gradients as formulas\n"
+    "  diff FILE [--latex]       print the gradients as formulas (or as LaTeX)\n"
+    "  graph FILE [--grad]       print the expression DAG as Graphviz dot\n"
     "  compile FILE [-o OUT.c]   write C for the value and the gradients\n"
     "  eval FILE [NAME=PATH...]  evaluate through the JIT (--grad for gradients)\n"
     "  check FILE                compare the gradients with the tape and finite differences\n"
@@ -866,6 +955,7 @@ static const struct {
   const char *help;
 } verbs[] = {
     {"diff", cmd_diff, diff_help},     {"compile", cmd_compile, compile_help},
+    {"graph", cmd_graph, graph_help},
     {"eval", cmd_eval, eval_help},     {"check", cmd_check, check_help},
     {"config", cmd_config, config_help},   {"cost", cmd_cost, cost_help},
 };

@@ -244,6 +244,14 @@ void simp_program(Ctx *c);
 void print_node(Ctx *c, Buf *b, const Node *n);
 char *print_str(Ctx *c, const Node *n);              /* arena string */
 char *print_num(char *buf, size_t n, double v);      /* shortest round-trip text */
+void print_latex(Ctx *c, Buf *b, const Node *n);     /* the same, as LaTeX */
+void latex_name(Buf *b, const char *name);           /* lambda -> \lambda, W1 -> W_{1} */
+
+/* ---- graph.c ----------------------------------------------------------- */
+
+/* The DAG as Graphviz dot: the value's nodes, and with GRADS the adjoint
+   DAG of every gradient too; a shared node is drawn once. */
+void graph_dot(Ctx *c, Buf *b, bool grads);
 
 /* ---- emit_c.c ---------------------------------------------------------- */
 

@@ -141,3 +141,191 @@ char *print_str(Ctx *c, const Node *n) {
   buf_free(&b);
   return s;
 }
+
+/* ---- LaTeX -------------------------------------------------------------- */
+
+/* The same DAG as LaTeX, for papers: products by juxtaposition, \odot for
+   .*, X^\top, X^{-1}, \operatorname{tr}, \log\det, \|A\|_F. Names become
+   symbols where they look like them: lambda -> \lambda, W1 -> W_{1}. */
+
+static const char *const greek[] = {
+    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa",
+    "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi",
+    "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi",
+    "Psi", "Omega",
+};
+
+void latex_name(Buf *b, const char *name) {
+  size_t n = strlen(name), stem = n;
+  while (stem > 0 && name[stem - 1] >= '0' && name[stem - 1] <= '9')
+    stem--;
+  if (stem == 0)
+    stem = n;
+  const char *us = memchr(name, '_', stem);
+  if (us) {
+    stem = (size_t)(us - name);
+  }
+  bool gr = false;
+  for (size_t i = 0; i < sizeof greek / sizeof *greek; i++)
+    if (strlen(greek[i]) == stem && !strncmp(greek[i], name, stem))
+      gr = true;
+  if (gr)
+    buf_printf(b, "\\%.*s", (int)stem, name);
+  else if (stem == 1)
+    buf_printf(b, "%.*s", (int)stem, name);
+  else
+    buf_printf(b, "\\mathrm{%.*s}", (int)stem, name);
+  const char *sub = name + stem + (us ? 1 : 0);
+  if (*sub) {
+    buf_puts(b, "_{");
+    for (; *sub; sub++)
+      buf_printf(b, *sub == '_' ? "\\_" : "%c", *sub);
+    buf_puts(b, "}");
+  }
+}
+
+static void latex(Ctx *c, Buf *b, const Node *n);
+
+static void latex_group(Ctx *c, Buf *b, const Node *n, bool paren) {
+  if (paren)
+    buf_puts(b, "\\left( ");
+  latex(c, b, n);
+  if (paren)
+    buf_puts(b, " \\right)");
+}
+
+static void latex_dim(Ctx *c, Buf *b, Dim d) {
+  if (d.sym >= 0)
+    latex_name(b, c->dims[d.sym]);
+  else
+    buf_printf(b, "%ld", d.n);
+}
+
+static const char *latex_func(Op op) {
+  switch (op) {
+  case OP_EXP: return "\\exp";
+  case OP_LOG: return "\\log";
+  case OP_SIN: return "\\sin";
+  case OP_COS: return "\\cos";
+  case OP_TAN: return "\\tan";
+  case OP_TANH: return "\\tanh";
+  case OP_ASIN: return "\\arcsin";
+  case OP_ACOS: return "\\arccos";
+  case OP_ATAN: return "\\arctan";
+  case OP_SIGMOID: return "\\sigma";
+  case OP_DET: return "\\det";
+  case OP_LOGDET: return "\\log\\det";
+  case OP_TR: return "\\operatorname{tr}";
+  case OP_DIAGM:
+  case OP_DIAGV: return "\\operatorname{diag}";
+  default: return NULL;
+  }
+}
+
+static void latex(Ctx *c, Buf *b, const Node *n) {
+  char num[32];
+  const Node *l = n->a, *r = n->b;
+  switch (n->op) {
+  case OP_NUM:
+    buf_puts(b, print_num(num, sizeof num, n->num));
+    return;
+  case OP_VAR:
+    latex_name(b, c->vars[n->k].name);
+    return;
+  case OP_DIM:
+    latex_name(b, c->dims[n->k]);
+    return;
+  case OP_SEED:
+    buf_puts(b, "G");
+    return;
+  case OP_ZEROS:
+    buf_puts(b, "0");
+    return;
+  case OP_ONES:
+  case OP_EYE:
+    buf_puts(b, n->op == OP_ONES ? "\\mathbf{1}_{" : "I_{");
+    latex_dim(c, b, n->shape.r);
+    if (n->op == OP_ONES && !(n->shape.c.sym < 0 && n->shape.c.n == 1))
+      buf_puts(b, " \\times "), latex_dim(c, b, n->shape.c);
+    buf_puts(b, "}");
+    return;
+  case OP_ADD:
+  case OP_SUB:
+    latex_group(c, b, l, false);
+    buf_puts(b, n->op == OP_ADD ? " + " : " - ");
+    latex_group(c, b, r, n->op == OP_SUB && prec(r) <= PREC_ADD);
+    return;
+  case OP_MUL:
+    if (l->op == OP_NUM && l->num == -1) {
+      buf_puts(b, "-");
+      latex_group(c, b, r, prec(r) <= PREC_ADD);
+      return;
+    }
+    latex_group(c, b, l, prec(l) <= PREC_ADD);
+    buf_puts(b, l->op == OP_NUM && (r->op == OP_NUM || prec(r) == PREC_UNARY) ? " \\cdot " : " ");
+    latex_group(c, b, r, prec(r) <= PREC_ADD || prec(r) == PREC_UNARY);
+    return;
+  case OP_EMUL:
+  case OP_EDIV:
+    latex_group(c, b, l, prec(l) <= PREC_ADD);
+    buf_puts(b, n->op == OP_EMUL ? " \\odot " : " \\oslash ");
+    latex_group(c, b, r, prec(r) <= PREC_MUL);
+    return;
+  case OP_DIV:
+    buf_puts(b, "\\frac{");
+    latex(c, b, l);
+    buf_puts(b, "}{");
+    latex(c, b, r);
+    buf_puts(b, "}");
+    return;
+  case OP_POW:
+  case OP_EPOW:
+    latex_group(c, b, l, prec(l) < PREC_ATOM || l->op == OP_TRANS);
+    buf_puts(b, n->op == OP_POW ? "^{" : "^{\\circ ");
+    latex(c, b, r);
+    buf_puts(b, "}");
+    return;
+  case OP_TRANS:
+    latex_group(c, b, l, prec(l) < PREC_ATOM || l->op == OP_INV);
+    buf_puts(b, "^\\top");
+    return;
+  case OP_INV:
+    latex_group(c, b, l, prec(l) < PREC_ATOM || l->op == OP_TRANS);
+    buf_puts(b, "^{-1}");
+    return;
+  case OP_NORM:
+  case OP_NORMSQ: {
+    bool vector = shape_is_scalar(l->shape) || (l->shape.c.sym < 0 && l->shape.c.n == 1);
+    buf_puts(b, "\\left\\| ");
+    latex(c, b, l);
+    buf_puts(b, vector ? " \\right\\|" : " \\right\\|_F");
+    if (n->op == OP_NORMSQ)
+      buf_puts(b, "^2");
+    return;
+  }
+  case OP_SQRT:
+    buf_puts(b, "\\sqrt{");
+    latex(c, b, l);
+    buf_puts(b, "}");
+    return;
+  case OP_ABS:
+    buf_puts(b, "\\left| ");
+    latex(c, b, l);
+    buf_puts(b, " \\right|");
+    return;
+  default:
+    break;
+  }
+  const char *f = latex_func(n->op);
+  if (f)
+    buf_printf(b, "%s", f);
+  else
+    buf_printf(b, "\\operatorname{%s}", op_spelling[n->op]);
+  if ((n->op == OP_SUM || n->op == OP_LSE || n->op == OP_SOFTMAX) && n->k)
+    buf_printf(b, "_{%ld}", n->k);
+  buf_puts(b, "\\left( ");
+  latex(c, b, l);
+  buf_puts(b, " \\right)");
+}
+
+void print_latex(Ctx *c, Buf *b, const Node *n) { latex(c, b, n); }
