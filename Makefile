@@ -38,7 +38,7 @@ ALL_CFLAGS := -std=c11 $(WARN) $(CFLAGS) $(SAN_FLAGS) -D_POSIX_C_SOURCE=200809L 
               -Icompiler -Iruntime -I$(B) $(BLAS_CFLAGS)
 LIBS    := -ltcc $(BLAS_LIBS) -ldl -lm -lpthread
 
-RT_SRCS := runtime/kernels.c runtime/functions.c runtime/tape.c
+RT_SRCS := runtime/kernels.c runtime/functions.c runtime/float.c runtime/tape.c
 LIB_SRCS := compiler/arena.c compiler/ctx.c compiler/diag.c compiler/ast.c \
             compiler/shape.c compiler/diff.c compiler/simplify.c compiler/print.c \
             compiler/emit_c.c compiler/tape.c compiler/jit.c compiler/api.c \
@@ -47,7 +47,7 @@ GEN_SRCS := $(B)/parser.c $(B)/lexer.c
 CLI_SRCS := compiler/cli.c
 
 RT_OBJS  := $(RT_SRCS:%.c=$(B)/%.o)
-LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o $(B)/rt_header.o
+LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o $(B)/rt_header.o $(B)/rt_standalone.o
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/%.o)
 
 TESTS    := test_runtime test_dataio test_front test_grad test_aot test_cookbook test_cost
@@ -105,6 +105,14 @@ $(B)/rt_header.c: runtime/matdiff_rt.h
 	@echo "  GEN     $@"
 	$(Q){ echo 'const char md_rt_header[] ='; \
 	  sed 's/\\/\\\\/g; s/"/\\"/g; s/^/  "/; s/$$/\\n"/' $<; echo ';'; } > $@
+$(B)/rt_standalone.c: runtime/standalone.c
+	@mkdir -p $(B)
+	@echo "  GEN     $@"
+	$(Q){ echo 'const char md_rt_standalone[] ='; \
+	  sed 's/\\/\\\\/g; s/"/\\"/g; s/^/  "/; s/$$/\\n"/' $<; echo ';'; } > $@
+$(B)/rt_standalone.o: $(B)/rt_standalone.c
+	@echo "  CC      $<"
+	$(Q)$(CC) -std=c11 $(SAN_FLAGS) -c $< -o $@
 $(B)/rt_header.o: $(B)/rt_header.c
 	@echo "  CC      $<"
 	$(Q)$(CC) -std=c11 $(SAN_FLAGS) -c $< -o $@

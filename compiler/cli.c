@@ -210,9 +210,11 @@ static int cmd_graph(int argc, char **argv) {
 }
 
 static const char compile_help[] =
-    "usage: matdiff compile FILE [-o OUT.c] [--name P]\n"
+    "usage: matdiff compile FILE [-o OUT.c] [--name P] [--standalone] [--float]\n"
     "Write C99 for the value, P(...), and the gradients, P_grad(...), which ADDS\n"
-    "each gradient into its buffer (NULL skips it). P defaults to FILE's base name.\n";
+    "each gradient into its buffer (NULL skips it). P defaults to FILE's base name.\n"
+    "  --standalone  inline the kernels as plain loops: the file needs only libm\n"
+    "  --float       single precision (runtime-linked: the runtime's _f kernels)\n";
 
 // A C identifier from a file's base name: seed.expr -> seed.
 static char *default_name(const char *path) {
@@ -246,11 +248,16 @@ static bool is_ident(const char *s) {
 
 static int cmd_compile(int argc, char **argv) {
   const char *file = NULL, *out = NULL, *name = NULL;
+  bool standalone = false, flt = false;
   for (int i = 0; i < argc; i++) {
     if (!strcmp(argv[i], "-o") && i + 1 < argc)
       out = argv[++i];
     else if (!strcmp(argv[i], "--name") && i + 1 < argc)
       name = argv[++i];
+    else if (!strcmp(argv[i], "--standalone"))
+      standalone = true;
+    else if (!strcmp(argv[i], "--float"))
+      flt = true;
     else if (argv[i][0] == '-' && argv[i][1])
       return fail("compile: unknown option '%s'\n%s", argv[i], compile_help);
     else if (!file)
@@ -271,7 +278,7 @@ static int cmd_compile(int argc, char **argv) {
   Ctx c;
   ctx_init(&c, src, len, file, &err);
   Buf code = {0};
-  EmitOpts o = {.name = name ? name : defname, .jit = false};
+  EmitOpts o = {.name = name ? name : defname, .standalone = standalone, .flt = flt};
   int rc = 0;
   if (!o.name)
     rc = fail("out of memory");

@@ -1153,7 +1153,8 @@ static void header(Emit *e) {
       buf_printf(e->o, " *   %s%s/d%s = %s\n", e->matrix_out ? "G'*d" : "d", c->outname,
                  c->vars[i].name, g ? g : "?");
     }
-  buf_puts(e->o, " *\n * Matrices are row-major doubles; a scalar is passed as a pointer to one double.\n");
+  buf_printf(e->o, " *\n * Matrices are row-major %ss; a scalar is passed as a pointer to one %s.\n",
+             e->opts->flt ? "float" : "double", e->opts->flt ? "float" : "double");
   if (e->matrix_out)
     buf_printf(e->o, " * %s writes the output into out and returns 0, or -1 on error (a singular\n"
                      " * matrix). %s_vjp ADDS seed'*J, the vector-Jacobian product, into each\n"
@@ -1267,7 +1268,71 @@ double emit_flops(Ctx *c, bool grads, const long *dims) {
   return cost;
 }
 
+/* --float: the same program in single precision. The emitter writes double;
+   this turns the finished text's tokens, outside comments and strings,
+   into float: the type, each floating literal (2.0 -> 2.0f), each libm
+   function (exp -> expf) and each runtime kernel (mdrt_gemm -> mdrt_gemm_f;
+   the allocator is the same for both). */
+static bool is_ident_char(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
+}
+
+static void to_float(const char *s, Buf *out) {
+  static const char *const libm[] = {"exp", "log", "sqrt", "fabs", "pow", "sin", "cos", "tan",
+                                     "tanh", "asin", "acos", "atan", "log1p", "fmax"};
+  while (*s) {
+    const char *start = s;
+    if (s[0] == '/' && s[1] == '*') {
+      const char *end = strstr(s + 2, "*/");
+      s = end ? end + 2 : s + strlen(s);
+    } else if (s[0] == '/' && s[1] == '/') {
+      s += strcspn(s, "\n");
+    } else if (*s == '"') {
+      for (s++; *s && *s != '"'; s++)
+        if (*s == '\\' && s[1])
+          s++;
+      if (*s)
+        s++;
+    } else if (is_ident_char(*s) && !(*s >= '0' && *s <= '9')) {
+      while (is_ident_char(*s))
+        s++;
+      size_t n = (size_t)(s - start);
+      bool math = false;
+      for (size_t i = 0; i < sizeof libm / sizeof *libm; i++)
+        math |= strlen(libm[i]) == n && !strncmp(libm[i], start, n);
+      if (n == 6 && !strncmp(start, "double", 6))
+        buf_puts(out, "float");
+      else
+        buf_printf(out, "%.*s%s", (int)n, start,
+                   math ? "f"
+                   : n > 5 && !strncmp(start, "mdrt_", 5) && strncmp(start, "mdrt_alloc", n) &&
+                           strncmp(start, "mdrt_free", n) ? "_f" : "");
+      continue;
+    } else if ((*s >= '0' && *s <= '9') || (*s == '.' && s[1] >= '0' && s[1] <= '9')) {
+      bool real = false;
+      while ((*s >= '0' && *s <= '9') || *s == '.' || *s == 'e' || *s == 'E' ||
+             ((*s == '+' || *s == '-') && (s[-1] == 'e' || s[-1] == 'E')))
+        real |= *s == '.' || *s == 'e' || *s == 'E', s++;
+      buf_printf(out, "%.*s%s", (int)(s - start), start, real ? "f" : "");
+      continue;
+    } else {
+      s++;
+    }
+    buf_printf(out, "%.*s", (int)(s - start), start);
+  }
+}
+
 bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
+  if (o->flt && !o->jit) {
+    EmitOpts d = *o;
+    d.flt = false;
+    Buf tmp = {0};
+    bool ok = emit_c(c, &d, &tmp);
+    if (ok)
+      to_float(tmp.s, out);
+    buf_free(&tmp);
+    return ok && !out->oom;
+  }
   Emit e;
   if (!setup(&e, c, o, out))
     return false;
@@ -1277,6 +1342,10 @@ bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
                   "double sqrt(double);\ndouble fabs(double);\ndouble sin(double);\n"
                   "double cos(double);\ndouble tan(double);\ndouble tanh(double);\n"
                   "double asin(double);\ndouble acos(double);\ndouble atan(double);\n\n");
+  else if (o->standalone)
+    buf_printf(out, "#include <math.h>\n#include <stdlib.h>\n\n"
+                    "/* The runtime's kernels, as plain loops (matdiff's runtime/standalone.c). */\n"
+                    "%s\n", md_rt_standalone);
   else
     buf_puts(out, "#include <math.h>\n#include \"matdiff_rt.h\"\n\n");
 

@@ -258,7 +258,11 @@ void graph_dot(Ctx *c, Buf *b, bool grads);
 typedef struct EmitOpts {
   const char *name;  /* function name prefix P */
   bool jit;          /* prepend no #include; add array-form entry points */
+  bool standalone;   /* the runtime's kernels inlined: needs only libm */
+  bool flt;          /* single precision */
 } EmitOpts;
+
+extern const char md_rt_standalone[];  /* runtime/standalone.c, built in */
 /* The whole C file for the compilation. false on allocation failure. */
 bool emit_c(Ctx *c, const EmitOpts *o, Buf *out);
 /* The arithmetic operations the emitted value (GRADS false) or value and

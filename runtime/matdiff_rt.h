@@ -55,6 +55,26 @@ double mdrt_softplus(double x);
 double mdrt_relu(double x);
 double mdrt_sign(double x);
 
+/* Single precision (float.c), for `matdiff compile --float`: each means
+   what the function without _f means. */
+void mdrt_gemm_f(int transa, int transb, long m, long n, long k, float alpha, const float *A,
+                 const float *B, float beta, float *C);
+void mdrt_copy_f(long n, const float *x, float *y);
+void mdrt_fill_f(long n, float v, float *y);
+void mdrt_axpby_f(long n, float a, const float *x, float b, float *y);
+float mdrt_sum_f(long n, const float *x);
+float mdrt_sumsq_f(long n, const float *x);
+float mdrt_dot_f(long n, const float *x, const float *y);
+int mdrt_lu_inv_f(long n, const float *A, float *out, float *det);
+int mdrt_logdet_f(long n, const float *A, float *out);
+float mdrt_logsumexp_f(long n, const float *x);
+void mdrt_logsumexp_rows_f(long n, long m, const float *A, float *out);
+void mdrt_softmax_rows_f(long n, long m, const float *A, float *out);
+float mdrt_sigmoid_f(float x);
+float mdrt_softplus_f(float x);
+float mdrt_relu_f(float x);
+float mdrt_sign_f(float x);
+
 /* Workspace for emitted code: one allocation per call, freed by mdrt_free. */
 void *mdrt_alloc(long nbytes);                /* NULL on failure or nbytes < 0 */
 void mdrt_free(void *p);
