@@ -306,7 +306,9 @@ static const char config_help[] =
     "usage: matdiff config --cflags | --libs | --jit-libs\n"
     "  --cflags    flags to compile C that includes matdiff.h or matdiff_rt.h\n"
     "  --libs      libraries for C emitted by 'matdiff compile' (the runtime)\n"
-    "  --jit-libs  libraries for programs that call md_compile (the JIT)\n";
+    "  --jit-libs  libraries for programs that call md_compile (the JIT)\n"
+    "Installed as PREFIX/bin/matdiff, the paths are PREFIX/include and PREFIX/lib;\n"
+    "run from a source tree's build/, they are that tree's compiler/, runtime/ and build/.\n";
 
 // The directory holding the running binary (build/), and the source tree
 // above it.
@@ -323,17 +325,31 @@ static bool self_dir(char *dir, size_t n) {
 }
 
 static int cmd_config(int argc, char **argv) {
-  char dir[PATH_MAX];
+  char dir[PATH_MAX], header[PATH_MAX + 32], cflags[2 * PATH_MAX + 32], libdir[PATH_MAX + 8];
   if (!self_dir(dir, sizeof dir))
     return fail("cannot find where matdiff is installed");
+  // `make install` puts the binary in PREFIX/bin and the headers in
+  // PREFIX/include; a source tree has no include/ next to build/.
+  int k = snprintf(header, sizeof header, "%s/../include/matdiff.h", dir);
+  bool installed = k > 0 && (size_t)k < sizeof header && access(header, R_OK) == 0;
+  if (installed) {
+    char *slash = strrchr(dir, '/');  // PREFIX/bin -> PREFIX
+    if (slash)
+      *slash = '\0';
+    snprintf(cflags, sizeof cflags, "-I%s/include", dir);
+    snprintf(libdir, sizeof libdir, "%s/lib", dir);
+  } else {
+    snprintf(cflags, sizeof cflags, "-I%s/../compiler -I%s/../runtime", dir, dir);
+    snprintf(libdir, sizeof libdir, "%s", dir);
+  }
   int rc = argc ? 0 : fail("config needs an option\n%s", config_help);
   for (int i = 0; i < argc && rc == 0; i++) {
     if (!strcmp(argv[i], "--cflags"))
-      printf("-I%s/../compiler -I%s/../runtime\n", dir, dir);
+      printf("%s\n", cflags);
     else if (!strcmp(argv[i], "--libs"))
-      printf("-L%s -lmatdiff_rt %s -lm\n", dir, MD_BLAS_LIBS);
+      printf("-L%s -lmatdiff_rt %s -lm\n", libdir, MD_BLAS_LIBS);
     else if (!strcmp(argv[i], "--jit-libs"))
-      printf("-L%s -lmatdiff -lmatdiff_rt -ltcc %s -ldl -lm -lpthread\n", dir, MD_BLAS_LIBS);
+      printf("-L%s -lmatdiff -lmatdiff_rt -ltcc %s -ldl -lm -lpthread\n", libdir, MD_BLAS_LIBS);
     else
       rc = fail("config: unknown option '%s'\n%s", argv[i], config_help);
   }
@@ -532,26 +548,40 @@ static bool fill_dist(Inputs *in, io_rng *rng, Dist dist, bool well) {
 
 static bool fill_random(Inputs *in, io_rng *rng) { return fill_dist(in, rng, DIST_NORMAL, false); }
 
+// Does the function invert a matrix (inv, det, logdet)? Its square inputs
+// are then best made well conditioned.
+static bool inverts(md_function *f) {
+  for (int i = 0; i < f->ctx.tabsize; i++)
+    for (Node *p = f->ctx.table[i]; p; p = p->next)
+      if (p->op == OP_INV || p->op == OP_DET || p->op == OP_LOGDET)
+        return true;
+  return false;
+}
+
 // Inputs for a check trial: the first distribution at which the function
-// evaluates to finite numbers.
+// evaluates to finite numbers; square matrices with their size added to
+// the diagonal first if the function inverts one, else last.
 static bool check_inputs(Inputs *in, io_rng *rng, Dist *used) {
   long len = md_output_rows(in->f, in->dims) * md_output_cols(in->f, in->dims);
   double *out = malloc(sizeof *out * (size_t)(len > 0 ? len : 1));
   if (!out)
     return fail("out of memory"), false;
-  for (Dist d = 0; d < DIST_COUNT; d++) {
+  bool well_first = inverts(in->f);
+  for (int attempt = 0; attempt < 2 * DIST_COUNT; attempt++) {
+    Dist d = (Dist)(attempt % DIST_COUNT);
+    bool well = attempt < DIST_COUNT ? well_first : !well_first;
     for (int i = 0; i < in->n; i++)
       if (!in->given[i]) {
         free(in->data[i]);
         in->data[i] = NULL;
       }
-    if (!fill_dist(in, rng, d, true))
+    if (!fill_dist(in, rng, d, well))
       break;
     md_error err;
     bool finite = md_eval(in->f, in->dims, (const double *const *)in->data, out, &err) == 0;
     for (long k = 0; finite && k < len; k++)
       finite = isfinite(out[k]);
-    if (finite || d == DIST_COUNT - 1) {
+    if (finite || attempt == 2 * DIST_COUNT - 1) {
       *used = d;
       free(out);
       return true;

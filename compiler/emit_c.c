@@ -106,6 +106,10 @@ static char *claim(Emit *e, const char *want) {
 
 static bool scalar(const Node *n) { return shape_is_scalar(n->shape); }
 
+static bool is_ident(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
+}
+
 static bool is_product(const Node *n) {
   return n->op == OP_MUL && !scalar(n->a) && !scalar(n->b);
 }
@@ -996,6 +1000,17 @@ static void print_body(Emit *e, bool grads, Node **roots, int nroots) {
   line(e, 1, "return 0;");
 }
 
+// (void)NAME; when the C text BODY never mentions NAME.
+static void unused(Emit *e, const char *body, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = body; p && (p = strstr(p, name)); p += n) {
+    bool before = p > body && is_ident(p[-1]), after = is_ident(p[n]);
+    if (!before && !after)
+      return;
+  }
+  line(e, 1, "(void)%s;", name);
+}
+
 // The static function that does the work, returning NULL or a message.
 static char *impl(Emit *e, bool grads, bool print) {
   Node **roots = arena_alloc(&e->c->arena, sizeof *roots * (size_t)(e->c->nvars + 1));
@@ -1008,7 +1023,25 @@ static char *impl(Emit *e, bool grads, bool print) {
   buf_printf(e->o, "static const char *%s_%s(", e->opts->name, grads ? "backward" : "forward");
   params(e, grads ? SIG_GRAD : SIG_VALUE, false, true);
   buf_puts(e->o, ") {\n  double *ws = ws_;\n");
+  // The body first, to see which parameters it leaves unused: those are
+  // cast to void, so the file compiles with -Wall -Wextra -Werror.
+  Buf *o = e->o, body = {0};
+  e->o = &body;
   print_body(e, grads, roots, nroots);
+  e->o = o;
+  Ctx *c = e->c;
+  for (int i = 0; i < c->ndims; i++)
+    unused(e, body.s, e->dname[i]);
+  for (int i = 0; i < c->nvars; i++) {
+    unused(e, body.s, e->pname[i]);
+    if (grads && c->vars[i].wrt)
+      unused(e, body.s, e->gname[i]);
+  }
+  if (grads && e->matrix_out)
+    unused(e, body.s, e->seedp);
+  buf_puts(o, body.s ? body.s : "");
+  o->oom |= body.oom;
+  buf_free(&body);
   buf_puts(e->o, "}\n\n");
   return size;
 }
@@ -1273,10 +1306,6 @@ double emit_flops(Ctx *c, bool grads, const long *dims) {
    into float: the type, each floating literal (2.0 -> 2.0f), each libm
    function (exp -> expf) and each runtime kernel (mdrt_gemm -> mdrt_gemm_f;
    the allocator is the same for both). */
-static bool is_ident_char(char ch) {
-  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
-}
-
 static void to_float(const char *s, Buf *out) {
   static const char *const libm[] = {"exp", "log", "sqrt", "fabs", "pow", "sin", "cos", "tan",
                                      "tanh", "asin", "acos", "atan", "log1p", "fmax"};
@@ -1293,8 +1322,8 @@ static void to_float(const char *s, Buf *out) {
           s++;
       if (*s)
         s++;
-    } else if (is_ident_char(*s) && !(*s >= '0' && *s <= '9')) {
-      while (is_ident_char(*s))
+    } else if (is_ident(*s) && !(*s >= '0' && *s <= '9')) {
+      while (is_ident(*s))
         s++;
       size_t n = (size_t)(s - start);
       bool math = false;
