@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include "api.h"
 #include "dataio.h"
+#include "npy.h"
 #include "matdiff_rt.h"
 
 #ifndef MD_BLAS_LIBS
@@ -308,7 +309,8 @@ static const char config_help[] =
     "  --libs      libraries for C emitted by 'matdiff compile' (the runtime)\n"
     "  --jit-libs  libraries for programs that call md_compile (the JIT)\n"
     "Installed as PREFIX/bin/matdiff, the paths are PREFIX/include and PREFIX/lib;\n"
-    "run from a source tree's build/, they are that tree's compiler/, runtime/ and build/.\n";
+    "run from a source tree's build/ (or build/san/...), they are that tree's\n"
+    "compiler/ and runtime/, and the directory that holds the binary.\n";
 
 // The directory holding the running binary (build/), and the source tree
 // above it.
@@ -325,21 +327,34 @@ static bool self_dir(char *dir, size_t n) {
 }
 
 static int cmd_config(int argc, char **argv) {
-  char dir[PATH_MAX], header[PATH_MAX + 32], cflags[2 * PATH_MAX + 32], libdir[PATH_MAX + 8];
+  char dir[PATH_MAX], root[PATH_MAX + 8], probe[PATH_MAX + 32];
+  char cflags[2 * PATH_MAX + 64], libdir[PATH_MAX + 16];
   if (!self_dir(dir, sizeof dir))
     return fail("cannot find where matdiff is installed");
-  // `make install` puts the binary in PREFIX/bin and the headers in
-  // PREFIX/include; a source tree has no include/ next to build/.
-  int k = snprintf(header, sizeof header, "%s/../include/matdiff.h", dir);
-  bool installed = k > 0 && (size_t)k < sizeof header && access(header, R_OK) == 0;
-  if (installed) {
-    char *slash = strrchr(dir, '/');  // PREFIX/bin -> PREFIX
-    if (slash)
-      *slash = '\0';
-    snprintf(cflags, sizeof cflags, "-I%s/include", dir);
-    snprintf(libdir, sizeof libdir, "%s/lib", dir);
+  // Installed by `make install`: PREFIX/bin/matdiff, the headers in
+  // PREFIX/include, the libraries in PREFIX/lib. In a source tree:
+  // build/matdiff (or build/san/, build/noblas/...) with the libraries next
+  // to it, and the headers in compiler/ and runtime/ of the nearest
+  // directory above that has compiler/matdiff.h.
+  strcpy(root, dir);
+  char *slash = strrchr(root, '/');
+  if (slash)
+    *slash = '\0';
+  snprintf(probe, sizeof probe, "%s/include/matdiff.h", root);
+  if (access(probe, R_OK) == 0) {
+    snprintf(cflags, sizeof cflags, "-I%s/include", root);
+    snprintf(libdir, sizeof libdir, "%s/lib", root);
   } else {
-    snprintf(cflags, sizeof cflags, "-I%s/../compiler -I%s/../runtime", dir, dir);
+    bool found = false;
+    for (int up = 0; up < 3 && slash && !found; up++) {
+      snprintf(probe, sizeof probe, "%s/compiler/matdiff.h", root);
+      found = access(probe, R_OK) == 0;
+      if (!found && (slash = strrchr(root, '/')))
+        *slash = '\0';
+    }
+    if (!found)  // the layout build/ has always had
+      snprintf(root, sizeof root, "%s/..", dir);
+    snprintf(cflags, sizeof cflags, "-I%s/compiler -I%s/runtime", root, root);
     snprintf(libdir, sizeof libdir, "%s", dir);
   }
   int rc = argc ? 0 : fail("config needs an option\n%s", config_help);
@@ -447,7 +462,8 @@ static bool load_input(Inputs *in, const char *arg) {
   const char *path = eq + 1;
   io_matrix m;
   md_error err;
-  if (io_read_matrix(path, &m, &err) != 0) {
+  // A .npy file is known by its magic bytes, whatever its name.
+  if ((npy_is_npy(path) ? npy_read(path, &m, &err) : io_read_matrix(path, &m, &err)) != 0) {
     report(&err);
     return false;
   }
@@ -620,26 +636,30 @@ static bool parse_seed(const char *s, unsigned long long *seed) {
 /* ---- eval --------------------------------------------------------------- */
 
 static const char eval_help[] =
-    "usage: matdiff eval FILE [NAME=PATH ...] [--dim D=N ...] [--seed S] [--grad] [--out DIR]\n"
+    "usage: matdiff eval FILE [NAME=PATH ...] [--dim D=N ...] [--seed S] [--grad]\n"
+    "                   [--out DIR [--format txt|npy]]\n"
     "Evaluate FILE's output, and with --grad its gradients, through the JIT.\n"
-    "  NAME=PATH   a text matrix for input NAME (one row per line)\n"
-    "  --dim D=N   bind the symbolic size D\n"
-    "  --seed S    seed for the standard-normal inputs not given (default 1)\n"
-    "  --grad      also print each gradient\n"
-    "  --out DIR   also write DIR/OUT.txt and DIR/dOUT_dVAR.txt, 17 digits\n";
+    "  NAME=PATH     input NAME from a text matrix (one row per line) or a NumPy .npy\n"
+    "                file (float64 or float32, C or Fortran order, 0-d, 1-d or 2-d)\n"
+    "  --dim D=N     bind the symbolic size D\n"
+    "  --seed S      seed for the standard-normal inputs not given (default 1)\n"
+    "  --grad        also print each gradient\n"
+    "  --out DIR     also write DIR/OUT.txt and DIR/dOUT_dVAR.txt, 17 digits\n"
+    "  --format npy  write float64 .npy files there instead\n";
 
-static bool write_out(const char *dir, const char *name, const double *x, long r, long c) {
+static bool write_out(const char *dir, const char *name, const double *x, long r, long c,
+                      bool npy, bool vector) {
   char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/%s.txt", dir, name);
+  snprintf(path, sizeof path, "%s/%s.%s", dir, name, npy ? "npy" : "txt");
   md_error err;
-  if (io_write_matrix(path, x, r, c, &err) != 0) {
+  if ((npy ? npy_write(path, x, r, c, vector, &err) : io_write_matrix(path, x, r, c, &err)) != 0) {
     report(&err);
     return false;
   }
   return true;
 }
 
-static int run_eval(Inputs *in, bool grad, const char *out) {
+static int run_eval(Inputs *in, bool grad, const char *out, bool npy) {
   md_function *f = in->f;
   const char *y = md_output_name(f);
   long yr = md_output_rows(f, in->dims), yc = md_output_cols(f, in->dims);
@@ -659,7 +679,7 @@ static int run_eval(Inputs *in, bool grad, const char *out) {
     rc = fail("cannot create %s: %s", out, strerror(errno));
   if (rc == 0) {
     io_print_matrix(stdout, y, value, yr, yc);
-    if (out && !write_out(out, y, value, yr, yc))
+    if (out && !write_out(out, y, value, yr, yc, npy, false))
       rc = 1;
   }
   if (rc == 0 && grad && yr * yc > 1)
@@ -673,7 +693,7 @@ static int run_eval(Inputs *in, bool grad, const char *out) {
     snprintf(label, sizeof label, "d%s/d%s", y, md_input_name(f, i));
     io_print_matrix(stdout, label, g[i], r, c);
     snprintf(label, sizeof label, "d%s_d%s", y, md_input_name(f, i));
-    if (out && !write_out(out, label, g[i], r, c))
+    if (out && !write_out(out, label, g[i], r, c, npy, f->ctx.vars[i].vector))
       rc = 1;
   }
   for (int i = 0; g && i < in->n; i++)
@@ -685,11 +705,16 @@ static int run_eval(Inputs *in, bool grad, const char *out) {
 
 static int cmd_eval(int argc, char **argv) {
   const char *file = NULL, *out = NULL;
-  bool grad = false;
+  bool grad = false, npy = false;
   unsigned long long seed = 1;
   for (int i = 0; i < argc; i++) {
     if (!strcmp(argv[i], "--grad"))
       grad = true;
+    else if (!strcmp(argv[i], "--format") && i + 1 < argc) {
+      npy = !strcmp(argv[++i], "npy");
+      if (!npy && strcmp(argv[i], "txt"))
+        return fail("--format takes txt or npy, not '%s'", argv[i]);
+    }
     else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
       if (!parse_seed(argv[++i], &seed))
         return 1;
@@ -714,7 +739,7 @@ static int cmd_eval(int argc, char **argv) {
       out = argv[++i];
     else if (!strcmp(argv[i], "--dim"))
       rc = parse_dim(&in, argv[++i]) ? 0 : 1;
-    else if (!strcmp(argv[i], "--seed"))
+    else if (!strcmp(argv[i], "--seed") || !strcmp(argv[i], "--format"))
       i++;
     else if (strchr(argv[i], '=') && argv[i][0] != '-')
       rc = load_input(&in, argv[i]) ? 0 : 1;
@@ -722,7 +747,7 @@ static int cmd_eval(int argc, char **argv) {
   io_rng rng;
   io_rng_seed(&rng, seed);
   if (rc == 0)
-    rc = fill_random(&in, &rng) ? run_eval(&in, grad, out) : 1;
+    rc = fill_random(&in, &rng) ? run_eval(&in, grad, out, npy) : 1;
   inputs_free(&in);
   md_free(f);
   return rc;
