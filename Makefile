@@ -4,6 +4,10 @@
 #   make demo     the notebook's loss: formulas, value and gradients
 #   make test     every test (Criterion suites, examples, PyTorch, valgrind)
 #   make deps     install the Debian packages the build needs
+#   make bench    time matdiff against hand-written CBLAS and PyTorch (bench/)
+#   make install  PREFIX=/usr/local DESTDIR=: CLI, headers, static and shared
+#                 libraries, pkg-config files, man page; make uninstall removes them
+#   make train    build examples/train against matdiff and train for a moment
 #
 # Quiet by default; V=1 shows full commands.
 
@@ -42,7 +46,7 @@ RT_SRCS := runtime/kernels.c runtime/functions.c runtime/float.c runtime/tape.c
 LIB_SRCS := compiler/arena.c compiler/ctx.c compiler/diag.c compiler/ast.c \
             compiler/shape.c compiler/diff.c compiler/simplify.c compiler/print.c \
             compiler/emit_c.c compiler/tape.c compiler/jit.c compiler/api.c \
-            compiler/dataio.c compiler/graph.c
+            compiler/dataio.c compiler/graph.c compiler/npy.c
 GEN_SRCS := $(B)/parser.c $(B)/lexer.c
 CLI_SRCS := compiler/cli.c
 
@@ -50,7 +54,7 @@ RT_OBJS  := $(RT_SRCS:%.c=$(B)/%.o)
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o $(B)/rt_header.o $(B)/rt_standalone.o
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/%.o)
 
-TESTS    := test_runtime test_dataio test_front test_grad test_aot test_cookbook test_cost
+TESTS    := test_runtime test_dataio test_npy test_front test_grad test_aot test_cookbook test_cost test_random
 TEST_BINS := $(TESTS:%=$(B)/tests/%)
 
 # Debian packages: the build needs these, the tests the rest.
@@ -58,6 +62,8 @@ BUILD_PKGS := gcc make flex bison tcc libtcc-dev libopenblas-dev pkg-config
 TEST_PKGS  := libcriterion-dev valgrind python3-numpy python3-torch
 # `make fuzz` also needs clang and its libFuzzer and sanitizer runtimes.
 FUZZ_PKGS  := clang libclang-rt-14-dev
+# `make bench` also needs gnuplot for its plot (and the tests' python3-torch).
+BENCH_PKGS := gnuplot-nox
 
 all: $(B)/matdiff $(B)/libmatdiff.a $(B)/libmatdiff_rt.a
 
@@ -148,6 +154,11 @@ endif
 	@if $(PYTHON) -c "import torch" 2>/dev/null; then \
 	  $(PYTHON) tests/torch_seed.py $(B)/matdiff && $(PYTHON) tests/torch_examples.py $(B)/matdiff; \
 	else echo "skipped: $(PYTHON) cannot import torch (apt-get install python3-torch)"; fi
+	@$(MAKE) --no-print-directory train
+ifneq ($(SAN),1)
+	@echo "== make install into a temporary DESTDIR, pkg-config, make uninstall"
+	@MAKE="$(MAKE)" bash tests/install_test.sh
+endif
 
 demo: deps all
 	@echo "== build/matdiff diff examples/seed.expr"
@@ -159,11 +170,12 @@ demo: deps all
 	  $(B)/matdiff graph examples/seed.expr --grad | dot -Tsvg -o $(B)/seed.svg && \
 	  echo && echo "== the expression DAG and its gradients: $(B)/seed.svg"; fi
 
-# One recipe, two lists: `deps` for the build and the tests, `fuzz-deps` for
-# the build and the fuzzer.
+# One recipe, three lists: `deps` for the build and the tests, `fuzz-deps` for
+# the build and the fuzzer, `bench-deps` for the build and the benchmark.
 deps: PKGS = $(BUILD_PKGS) $(TEST_PKGS)
 fuzz-deps: PKGS = $(BUILD_PKGS) $(FUZZ_PKGS)
-deps fuzz-deps:
+bench-deps: PKGS = $(BUILD_PKGS) $(TEST_PKGS) $(BENCH_PKGS)
+deps fuzz-deps bench-deps:
 	@missing=""; for p in $(PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -179,7 +191,7 @@ deps fuzz-deps:
 
 # ---- fuzzing --------------------------------------------------------------
 #
-#   make fuzz [FUZZ_SECONDS=N] [FUZZ_JIT=0] [FUZZ_ARGS=...]
+#   make fuzz [FUZZ_SECONDS=N] [FUZZ_JIT=0] [FUZZ_KEEP_GOING=1] [FUZZ_ARGS=...]
 #                      libFuzzer, ASan and UBSan on tests/fuzz/fuzz_md.c, one job
 #   make fuzz-regress  every input in tests/fuzz/regress/ through that binary
 #
@@ -187,12 +199,15 @@ deps fuzz-deps:
 # from the same sources and the same generated parser and lexer; the normal
 # build is untouched. The fuzzer keeps what it finds in build/fuzz/corpus/,
 # reads the seeds in tests/fuzz/corpus/, and writes crashes, leaks and
-# timeouts to build/fuzz/artifacts/. FUZZ_JIT=0 leaves out md_compile's libtcc
-# step and the calls (see fuzz_md.c).
+# timeouts to build/fuzz/artifacts/. It stops at the first of those, unless
+# FUZZ_KEEP_GOING=1: then one forked worker at a time runs, and a crash,
+# timeout or out-of-memory is saved and the fuzzing goes on. FUZZ_JIT=0 leaves
+# out md_compile's libtcc step and the calls (see fuzz_md.c).
 FZ          := $(B)/fuzz
 FUZZ_CC     ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_JIT    ?= 1
+FUZZ_KEEP_GOING ?= 0
 FUZZ_ARGS   ?=
 # UBSan may recover, so that tests/fuzz/ubsan.supp can skip a known open bug;
 # any other report halts (halt_on_error=1).
@@ -201,30 +216,22 @@ FUZZ_SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 $(WARN) -Wno-unknown-warning-option -g -O1 $(FUZZ_SAN) \
                -D_POSIX_C_SOURCE=200809L -MMD -MP \
                -Icompiler -Iruntime -I$(B) $(BLAS_CFLAGS)
-FUZZ_OBJS   := $(RT_SRCS:%.c=$(FZ)/%.o) $(LIB_SRCS:%.c=$(FZ)/%.o) \
-               $(FZ)/parser.o $(FZ)/lexer.o $(FZ)/rt_header.o
+FUZZ_OBJS   := $(patsubst $(B)/%,$(FZ)/%,$(RT_OBJS) $(LIB_OBJS))
 FUZZ_RUN    := OPENBLAS_NUM_THREADS=1 MD_FUZZ_JIT=$(FUZZ_JIT) \
                ASAN_OPTIONS=detect_leaks=1 \
                UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$(abspath tests/fuzz/ubsan.supp)
 
-$(FZ)/%.o: %.c | $(B)/parser.h $(B)/lexer.h
+$(FZ)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  FUZZCC  $<"
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
-$(FZ)/parser.o: $(B)/parser.c $(B)/lexer.h
+# The generated sources: the parser, the lexer, the runtime as strings.
+$(FZ)/%.o: $(B)/%.c
 	@mkdir -p $(dir $@)
 	@echo "  FUZZCC  $<"
 	$(Q)$(FUZZ_CC) $(filter-out -Wmissing-prototypes -Wshadow,$(FUZZ_CFLAGS)) -Wno-unused-function \
 	  -fsanitize=fuzzer-no-link -c $< -o $@
-$(FZ)/lexer.o: $(B)/lexer.c $(B)/parser.h
-	@mkdir -p $(dir $@)
-	@echo "  FUZZCC  $<"
-	$(Q)$(FUZZ_CC) $(filter-out -Wmissing-prototypes -Wshadow,$(FUZZ_CFLAGS)) -Wno-unused-function \
-	  -fsanitize=fuzzer-no-link -c $< -o $@
-$(FZ)/rt_header.o: $(B)/rt_header.c
-	@mkdir -p $(dir $@)
-	@echo "  FUZZCC  $<"
-	$(Q)$(FUZZ_CC) -std=c11 -c $< -o $@
+$(FUZZ_OBJS): | $(B)/parser.h $(B)/lexer.h
 
 $(FZ)/fuzz_md: tests/fuzz/fuzz_md.c tests/fuzz/fuzz_one.h $(FUZZ_OBJS)
 	@echo "  FUZZLD  $@"
@@ -236,11 +243,210 @@ fuzz: fuzz-deps $(FZ)/fuzz_md
 	$(FUZZ_RUN) $(FZ)/fuzz_md $(FZ)/corpus tests/fuzz/corpus \
 	  -dict=tests/fuzz/matdiff.dict -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
 	  -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	  -artifact_prefix=$(FZ)/artifacts/ $(FUZZ_ARGS)
+	  -artifact_prefix=$(FZ)/artifacts/ \
+	  $(if $(filter 1,$(FUZZ_KEEP_GOING)),-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1) \
+	  $(FUZZ_ARGS)
 
 fuzz-regress: fuzz-deps $(FZ)/fuzz_md
 	@echo "== tests/fuzz/regress through $(FZ)/fuzz_md"
 	$(FUZZ_RUN) $(FZ)/fuzz_md tests/fuzz/regress/*
+
+# ---- shared libraries, install and uninstall -------------------------------
+#
+#   make shared      build/pic/libmatdiff.so and build/pic/libmatdiff_rt.so
+#   make install     [PREFIX=/usr/local] [DESTDIR=]: the CLI, both headers, the
+#                    static and shared libraries, pkg-config files, the man page
+#   make uninstall   removes exactly the files install wrote (INSTALL_FILES)
+#
+# The shared libraries are built from a second, -fPIC set of objects in
+# build/pic/, so the static libraries and the CLI are unchanged. Each exports
+# only its public API: md_* from matdiff.h, mdrt_* from matdiff_rt.h.
+# libmatdiff.so needs libmatdiff_rt.so and carries libtcc inside it, hidden:
+# Debian has no libtcc.so, and its libtcc.a is not -fPIC (see
+# compiler/tcc_so.c for how it fits in a shared library anyway).
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+# tests/install_test.sh links a program with -static: OpenBLAS's archive
+# needs gfortran's.
+TEST_PKGS  += libgfortran-12-dev
+BINDIR     ?= $(PREFIX)/bin
+INCLUDEDIR ?= $(PREFIX)/include
+LIBDIR     ?= $(PREFIX)/lib
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MANDIR     ?= $(PREFIX)/share/man
+
+MD_VERSION := $(shell sed -n 's/^\#define MATDIFF_VERSION "\(.*\)"$$/\1/p' compiler/matdiff.h)
+MD_SOMAJOR := $(firstword $(subst ., ,$(MD_VERSION)))
+PIC        := $(B)/pic
+PIC_CFLAGS := -fPIC -fno-semantic-interposition
+PIC_RT_OBJS  := $(patsubst $(B)/%,$(PIC)/%,$(RT_OBJS))
+PIC_LIB_OBJS := $(patsubst $(B)/%,$(PIC)/%,$(LIB_OBJS)) $(PIC)/compiler/tcc_so.o
+SO_RT      := $(PIC)/libmatdiff_rt.so.$(MD_VERSION)
+SO_LIB     := $(PIC)/libmatdiff.so.$(MD_VERSION)
+TCC_A      := $(shell $(CC) -print-file-name=libtcc.a)
+
+# Every file install writes, without DESTDIR; uninstall removes these.
+INSTALL_SO := $(foreach l,libmatdiff libmatdiff_rt,\
+                $(LIBDIR)/$(l).so $(LIBDIR)/$(l).so.$(MD_SOMAJOR) $(LIBDIR)/$(l).so.$(MD_VERSION))
+INSTALL_FILES := $(BINDIR)/matdiff $(INCLUDEDIR)/matdiff.h $(INCLUDEDIR)/matdiff_rt.h \
+                 $(LIBDIR)/libmatdiff.a $(LIBDIR)/libmatdiff_rt.a $(INSTALL_SO) \
+                 $(PKGCONFIGDIR)/matdiff.pc $(PKGCONFIGDIR)/matdiff-rt.pc \
+                 $(MANDIR)/man1/matdiff.1
+
+# matdiff-rt.pc names BLAS through its own .pc when there is one, so that
+# `pkg-config --static` also lists what a static OpenBLAS needs (gfortran).
+PC_BLAS_REQUIRES := $(if $(BLAS_LIBS),$(shell pkg-config --exists openblas 2>/dev/null && echo openblas))
+PC_BLAS_LIBS     := $(if $(PC_BLAS_REQUIRES),,$(BLAS_LIBS))
+PC_SUBST = -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(MD_VERSION)|' \
+           -e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|' \
+           -e 's|@INCLUDEDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))|' \
+           -e 's|@BLAS_REQUIRES@|$(PC_BLAS_REQUIRES)|' -e 's|@BLAS_LIBS@ *|$(if $(PC_BLAS_LIBS),$(PC_BLAS_LIBS) )|' \
+           -e '/^Requires.private: *$$/d'
+
+shared: $(PIC)/libmatdiff.so $(PIC)/libmatdiff_rt.so
+
+$(PIC)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  PICCC   $<"
+	$(Q)$(CC) $(ALL_CFLAGS) $(PIC_CFLAGS) -c $< -o $@
+# The generated sources: the parser, the lexer, the runtime as strings.
+$(PIC)/%.o: $(B)/%.c
+	@mkdir -p $(dir $@)
+	@echo "  PICCC   $<"
+	$(Q)$(CC) $(GEN_CFLAGS) $(PIC_CFLAGS) -c $< -o $@
+$(PIC_LIB_OBJS): | $(B)/parser.h $(B)/lexer.h
+
+# Version scripts: the public names, read from the public headers.
+$(PIC)/matdiff.map: compiler/matdiff.h
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	$(Q){ echo 'MATDIFF_$(MD_SOMAJOR) { global:'; \
+	  grep -o '\bmd_[a-z0-9_]*(' $< | tr -d '(' | sort -u | sed 's/$$/;/'; \
+	  echo 'local: *; };'; } > $@
+$(PIC)/matdiff_rt.map: runtime/matdiff_rt.h
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	$(Q)echo 'MATDIFF_RT_$(MD_SOMAJOR) { global: mdrt_*; local: *; };' > $@
+
+# libtcc.a with stdout, stderr and environ renamed (compiler/tcc_so.c).
+$(PIC)/libtcc_so.a: $(TCC_A)
+	@mkdir -p $(dir $@)
+	@echo "  OBJCOPY $@"
+	$(Q)objcopy --redefine-sym stdout=mdtcc_stdout --redefine-sym stderr=mdtcc_stderr \
+	  --redefine-sym environ=mdtcc_environ $< $@
+
+$(SO_RT): $(PIC_RT_OBJS) $(PIC)/matdiff_rt.map
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -shared -o $@ $(PIC_RT_OBJS) \
+	  -Wl,-soname,libmatdiff_rt.so.$(MD_SOMAJOR) -Wl,--version-script=$(PIC)/matdiff_rt.map \
+	  -Wl,-z,defs -Wl,--as-needed $(BLAS_LIBS) -lm
+
+$(SO_LIB): $(PIC_LIB_OBJS) $(PIC)/matdiff.map $(PIC)/libtcc_so.a $(PIC)/libmatdiff_rt.so
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -shared -o $@ $(PIC_LIB_OBJS) $(PIC)/libtcc_so.a \
+	  -Wl,-soname,libmatdiff.so.$(MD_SOMAJOR) -Wl,--version-script=$(PIC)/matdiff.map \
+	  -Wl,--exclude-libs,ALL -Wl,-z,defs -Wl,--as-needed -L$(PIC) -lmatdiff_rt -ldl -lm -lpthread
+
+# The links a linker and a loader look for: libX.so -> libX.so.0 -> libX.so.0.1.0.
+$(PIC)/%.so: $(PIC)/%.so.$(MD_VERSION)
+	$(Q)ln -sf $(notdir $<) $@.$(MD_SOMAJOR) && ln -sf $(notdir $@).$(MD_SOMAJOR) $@
+
+install: all shared
+	@echo "  INSTALL $(DESTDIR)$(PREFIX)"
+	$(Q)install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) \
+	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1
+	$(Q)install -m 755 $(B)/matdiff $(DESTDIR)$(BINDIR)/matdiff
+	$(Q)install -m 644 compiler/matdiff.h runtime/matdiff_rt.h $(DESTDIR)$(INCLUDEDIR)/
+	$(Q)install -m 644 $(B)/libmatdiff.a $(B)/libmatdiff_rt.a $(DESTDIR)$(LIBDIR)/
+	$(Q)for l in libmatdiff libmatdiff_rt; do \
+	  install -m 755 $(PIC)/$$l.so.$(MD_VERSION) $(DESTDIR)$(LIBDIR)/ && \
+	  ln -sf $$l.so.$(MD_VERSION) $(DESTDIR)$(LIBDIR)/$$l.so.$(MD_SOMAJOR) && \
+	  ln -sf $$l.so.$(MD_SOMAJOR) $(DESTDIR)$(LIBDIR)/$$l.so || exit 1; done
+	$(Q)sed $(PC_SUBST) compiler/matdiff.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/matdiff.pc
+	$(Q)sed $(PC_SUBST) runtime/matdiff-rt.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/matdiff-rt.pc
+	$(Q)chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/matdiff.pc $(DESTDIR)$(PKGCONFIGDIR)/matdiff-rt.pc
+	$(Q)install -m 644 docs/matdiff.1 $(DESTDIR)$(MANDIR)/man1/matdiff.1
+	$(Q)$(LDCONFIG_IF_LIVE)
+
+uninstall:
+	@echo "  RM      $(addprefix $(DESTDIR),$(INSTALL_FILES))"
+	$(Q)rm -f $(addprefix $(DESTDIR),$(INSTALL_FILES))
+	$(Q)$(LDCONFIG_IF_LIVE)
+
+# A live install (no DESTDIR) by root refreshes the loader's cache, so that
+# /usr/local/lib/libmatdiff.so.0 is found at once.
+LDCONFIG_IF_LIVE = if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; \
+                   then ldconfig; fi
+
+# ---- examples/train: matdiff in a user's build -----------------------------
+#
+#   make train    builds examples/train (a .expr -> .c -> binary rule, as a
+#                 user's Makefile would have it) and trains for a moment
+
+train: all
+	@echo "== examples/train: logistic regression, gradients from matdiff compile"
+	$(Q)$(MAKE) --no-print-directory $(if $(Q),-s) -C examples/train MATDIFF=$(abspath $(B)/matdiff) \
+	  OUT=$(abspath $(B)/train) CFLAGS="$(CFLAGS) $(SAN_FLAGS)" WARN="-Wall -Wextra -pedantic -Werror" run
+
+.PHONY: shared install uninstall train
+
+# ---- benchmarks -------------------------------------------------------------
+#
+#   make bench    bench/results.md and bench/results.png: the notebook's loss,
+#                 logistic regression and the MLP, each as emitted C (AOT),
+#                 through the JIT, on the tape, hand-written against CBLAS and
+#                 in PyTorch, one thread; and md_compile's latency
+#
+# The emitted C is built the way a user builds it: .expr -> .c with
+# `matdiff compile`, then cc -O2, the same flags as the hand-written baseline.
+BB          := $(B)/bench
+BENCH_OPT   := -O2 -g
+BENCH_ENV   := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+BENCH_AOT   := $(BB)/aot_seed_sym.o $(BB)/aot_logistic.o $(BB)/aot_mlp.o
+BENCH_OBJS  := $(BB)/bench.o $(BB)/hand.o $(BENCH_AOT)
+
+$(BB)/aot_%.c: bench/%.expr $(B)/matdiff
+	@mkdir -p $(dir $@)
+	@echo "  MATDIFF $<"
+	$(Q)$(B)/matdiff compile $< -o $@ --name $*
+$(BB)/aot_%.c: examples/%.expr $(B)/matdiff
+	@mkdir -p $(dir $@)
+	@echo "  MATDIFF $<"
+	$(Q)$(B)/matdiff compile $< -o $@ --name $*
+.PRECIOUS: $(BB)/aot_%.c
+$(BB)/aot_%.o: $(BB)/aot_%.c
+	@echo "  CC      $<"
+	$(Q)$(CC) -std=c99 $(BENCH_OPT) -Wall -Wextra -pedantic -Iruntime $(BLAS_CFLAGS) -c $< -o $@
+$(BB)/hand.o: bench/hand.c bench/hand.h
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) -std=c11 $(WARN) $(BENCH_OPT) $(BLAS_CFLAGS) -c $< -o $@
+$(BB)/bench.o: bench/bench.c bench/hand.h | $(B)/parser.h $(B)/lexer.h
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -Ibench -c $< -o $@
+$(BB)/bench: $(BENCH_OBJS) $(B)/libmatdiff.a $(B)/libmatdiff_rt.a
+	@echo "  LD      $@"
+	$(Q)$(CC) $(CFLAGS) -o $@ $(BENCH_OBJS) $(B)/libmatdiff.a $(B)/libmatdiff_rt.a $(LIBS)
+
+bench: bench-deps all $(BB)/bench
+	@echo "== $(BB)/bench: matdiff and hand-written CBLAS (a few minutes)"
+	$(Q)$(BENCH_ENV) $(BB)/bench $(BB)
+	@echo "== bench/torch_bench.py: PyTorch on the same inputs"
+	$(Q)$(BENCH_ENV) $(PYTHON) bench/torch_bench.py $(BB)
+	$(Q)$(PYTHON) bench/report.py $(BB) bench/results.md "$(CC) -std=c99 $(BENCH_OPT)"
+	$(Q)gnuplot -e "datafile='$(BB)/seed.dat'; outfile='bench/results.png'" bench/results.gp
+	@echo "== wrote bench/results.md and bench/results.png"
+
+.PHONY: bench bench-deps
+
+# make soak [N=100000] [SEED=S]: N random programs through every oracle of
+# tests/test_random.c, on every core, from seed S (default: from the clock);
+# prints the throughput, and shrinks and saves failures to tests/regress/.
+soak: all $(B)/tests/test_random
+	@MD_RANDOM_N=$(or $(N),100000) MD_RANDOM_SEED=$(or $(SEED),$$(($$(date +%s) * 1000000))) \
+	  $(B)/tests/test_random --filter 'random/expressions'
+.PHONY: soak
 
 clean:
 	rm -rf $(B)

@@ -1,0 +1,1196 @@
+/*
+ * test_random.c - random programs through every oracle (issue #4), in the
+ * manner of Csmith: tests/gen.c writes a random, well-shaped, in-domain
+ * .expr program for each 64-bit seed, and each one is held against
+ *
+ *   1. the JIT: md_compile, md_eval, and md_grad (md_vjp with a random seed
+ *      G for a matrix output, and for a scalar one half the time);
+ *   2. the tape: tape_record + mdrt_tape_backward from the same seed, which
+ *      evaluates the program numerically and never sees a derivative;
+ *   3. central finite differences of md_eval in one random direction v
+ *      over all the wrt inputs together: (F(x + tv) - F(x - tv))/2t against
+ *      <grad, v>, with F the output or <G, output>;
+ *
+ * and, beside those: the value against gen.c's own interpreter (which
+ * shares no code with matdiff, so it also catches parser and lowering
+ * mistakes that the tape, built from the same DAG, would share); a second
+ * md_grad into the same buffers, which must add (with one buffer NULL); the
+ * printed derivatives (md_grad_formula), compiled again as programs and
+ * evaluated; and on every 50th program the AOT path: `matdiff compile`,
+ * the system compiler with every warning an error, a generated driver.
+ *
+ * Sizes are bound to 1..5 and inputs drawn from [-1, 1], both from hashes
+ * of the seed and the name, so a program and its shrunk forms see the
+ * same numbers (and tests/regress/SEED.expr replays exactly).
+ *
+ *   MD_RANDOM_N=2000      programs to run (make soak N=... sets it)
+ *   MD_RANDOM_SEED=1      the first seed; program i has seed SEED + i
+ *   MD_RANDOM_JOBS        worker processes (default: the online CPUs)
+ *   MD_RANDOM_AOT=50      the AOT path on every Nth program (0: never)
+ *   MD_RANDOM_SHRINK=6    failures to shrink and save, at most
+ *   MD_RANDOM_SAVE=1      write the shrunk cases to tests/regress/ (0: print only)
+ *   MD_RANDOM_SHOW=1      print every program before running it
+ *   MD_RANDOM_SKIP=print,aot,ref,accum
+ *                         leave those oracles out (while a known bug floods one)
+ *
+ * A failure prints the seed and the shrunk program, ready to save as an
+ * .expr file, and saves it as tests/regress/SEED.expr; Test(random,
+ * regressions) replays every file there on every run.
+ */
+#define _DEFAULT_SOURCE  /* MAP_ANONYMOUS, mkdtemp */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "api.h"
+#include "gen.h"
+#include "matdiff_rt.h"
+
+/* The Makefile builds each test from its one .c file, so the generator is
+   compiled in here. */
+#include "gen.c"
+
+#define MATDIFF MD_BUILD_DIR "/matdiff"
+#define REGRESS_DIR MD_SRC_DIR "/tests/regress"
+
+/* Tolerances, all as max|a - b| / max(1, max|b|): relative where numbers
+   are large, absolute where they are small (a quantity that is 0 in exact
+   arithmetic is rounding noise in every method).
+   - Values and gradients, JIT against the tape, the interpreter and the
+     printed formulas: the same mathematics in a different order of
+     operations, so they agree to rounding. The inputs are O(1) and gen.c
+     keeps every intermediate bounded (SQUASH_AT), so rounding stays far
+     below 1e-9 even through cancellation; real mistakes are O(1).
+   - AOT against the JIT: the same C through gcc and libtcc; only libm and
+     instruction selection may differ.
+   - Finite differences: central differences with Richardson extrapolation,
+     d = (4 D(t/2) - D(t))/3, have truncation error O(t^4) and rounding
+     error about eps*|F|/t. The comparison allows TOL_FD of the larger of
+     |<g, v>| and sum |g_i v_i| (the scale before cancellation), plus
+     64 eps |F|/t, and tries steps t = 1e-3, 1e-4, 1e-5 and 1e-6: a
+     correct gradient agrees at one of them even with a kink nearby or
+     strong curvature, while a wrong one, off by O(1), agrees at none. */
+#define TOL_VALUE 1e-9
+#define TOL_AOT 1e-10
+#define TOL_FD 1e-6
+#define TIMEOUT 60        /* seconds for one program, AOT included */
+#define MAXIN 24
+#define PRINT_MAX 4000    /* characters of a printed derivative worth compiling again */
+
+/* What went wrong, one bit per oracle. */
+enum {
+  K_CRASH = 1 << 0,    /* a signal in the compiler or the calls */
+  K_HANG = 1 << 1,     /* no answer in TIMEOUT seconds */
+  K_COMPILE = 1 << 2,  /* md_compile rejected a well-formed program */
+  K_CALL = 1 << 3,     /* md_eval, md_grad, md_vjp or the tape reported an error */
+  K_REF = 1 << 4,      /* the JIT's value against the reference interpreter */
+  K_VALUE = 1 << 5,    /* md_eval against the value md_grad/md_vjp returns */
+  K_TAPEVAL = 1 << 6,  /* the JIT's value against the tape's */
+  K_TAPE = 1 << 7,     /* the JIT's gradient against the tape's */
+  K_FD = 1 << 8,       /* the JIT's gradient against finite differences */
+  K_ACCUM = 1 << 9,    /* a second md_grad did not add (or a NULL buffer changed others) */
+  K_PRINT = 1 << 10,   /* a printed derivative does not compile or disagrees */
+  K_AOT = 1 << 11,     /* matdiff compile + cc + driver: an error, or numbers that differ */
+  K_WARN = 1 << 12,    /* the emitted C builds, but not warning-free */
+  K_COUNT = 13
+};
+
+static const char *const kind_name[K_COUNT] = {
+    "crash", "hang", "compile error", "call error", "value vs interpreter", "value: eval vs grad",
+    "value vs tape", "gradient vs tape", "gradient vs finite differences", "accumulation",
+    "printed derivative", "AOT", "AOT build warnings"};
+
+/* Which oracles to run beyond the three. */
+enum { O_REF = 1, O_PRINT = 2, O_AOT = 4, O_ACCUM = 8 };
+
+typedef struct Report {
+  unsigned kinds;
+  char msg[1024];      /* the first failure's detail, then the others' */
+  int fd_steps;        /* finite-difference steps tried beyond the first */
+  int print_skipped;   /* printed derivatives too long to check */
+} Report;
+
+static void flag(Report *r, unsigned kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void flag(Report *r, unsigned kind, const char *fmt, ...) {
+  if (r->kinds & kind)
+    return;
+  r->kinds |= kind;
+  size_t n = strlen(r->msg);
+  if (n + 8 >= sizeof r->msg)
+    return;
+  if (n)
+    r->msg[n++] = '\n', r->msg[n] = 0;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(r->msg + n, sizeof r->msg - n, fmt, ap);
+  va_end(ap);
+}
+
+static double rel_err(const double *a, const double *b, long n) {
+  double d = 0, s = 1;
+  for (long i = 0; i < n; i++) {
+    double x = fabs(a[i] - b[i]);
+    d = x > d || isnan(x) ? x : d;
+    s = fmax(s, fabs(b[i]));
+  }
+  return isnan(d) ? INFINITY : d / s;
+}
+
+static char *slurp(const char *file) {
+  FILE *f = fopen(file, "rb");
+  if (!f)
+    return NULL;
+  Out o = {0};
+  put(&o, "%s", "");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf - 1, f)) > 0) {
+    buf[n] = 0;
+    put(&o, "%s", buf);
+  }
+  fclose(f);
+  return o.s;
+}
+
+static bool spit(const char *file, const char *text) {
+  FILE *f = fopen(file, "w");
+  if (!f)
+    return false;
+  fputs(text, f);
+  return fclose(f) == 0;
+}
+
+/* ---- one program: the data ------------------------------------------------ */
+
+// N numbers in [-1, 1] from the seed and a tag: the same for the same name.
+static double *data(uint64_t seed, const char *kind, const char *name, long n) {
+  char tag[64];
+  snprintf(tag, sizeof tag, "%s:%s", kind, name);
+  uint64_t s = gen_hash(seed, tag);
+  double *v = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+  if (!v)
+    abort();
+  for (long i = 0; i < n; i++)
+    v[i] = gen_uniform(&s, -1, 1);
+  return v;
+}
+
+static long size_of_dim(uint64_t seed, const char *name) {
+  char tag[64];
+  snprintf(tag, sizeof tag, "dim:%s", name);
+  return 1 + (long)(gen_hash(seed, tag) % GEN_MAX_SIZE);
+}
+
+typedef struct Prob {
+  md_function *f;
+  uint64_t seed;
+  int n, nd;
+  long dims[GEN_MAX_DIMS + 8];
+  long len[MAXIN];
+  double *in[MAXIN];
+  double *g[MAXIN];  /* the JIT's gradient (seed-weighted), NULL if not wrt */
+  long outlen;
+  bool matrix;       /* the output is not symbolically 1x1: md_vjp with G */
+  bool vjp;          /* md_vjp even so, with the scalar seed s */
+  double s;          /* the scalar seed (1 for md_grad) */
+  double *G;         /* the seed of a matrix output */
+  double *val;       /* md_eval's value */
+} Prob;
+
+static void prob_free(Prob *p) {
+  for (int i = 0; i < p->n; i++) {
+    free(p->in[i]);
+    free(p->g[i]);
+  }
+  free(p->G);
+  free(p->val);
+}
+
+// <w, out> at the inputs in P->in: the scalar the gradients differentiate.
+static bool weighted_value(Prob *p, double *F, double *Fabs) {
+  md_error err;
+  double *out = malloc(sizeof(double) * (size_t)p->outlen);
+  if (!out)
+    abort();
+  int rc = md_eval(p->f, p->dims, (const double *const *)p->in, out, &err);
+  *F = 0;
+  if (Fabs)
+    *Fabs = 0;
+  for (long k = 0; rc == 0 && k < p->outlen; k++) {
+    double w = p->matrix ? p->G[k] : p->s;
+    *F += w * out[k];
+    if (Fabs)
+      *Fabs += fabs(w * out[k]);
+  }
+  free(out);
+  return rc == 0;
+}
+
+// Every wrt input to BASE + T*V (T = 0 puts them back exactly).
+static void move_to(Prob *p, double **base, double **v, double t) {
+  for (int i = 0; i < p->n; i++)
+    for (long k = 0; v[i] && k < p->len[i]; k++)
+      p->in[i][k] = base[i][k] + t * v[i][k];
+}
+
+/* ---- the oracles --------------------------------------------------------- */
+
+static void check_tape(Prob *p, Report *r) {
+  mdrt_tape *t = mdrt_tape_new();
+  int leaves[MAXIN];
+  if (!t)
+    abort();
+  int h = tape_record(&p->f->ctx, t, p->dims, (const double *const *)p->in, leaves);
+  const double *seed = p->matrix ? p->G : p->vjp ? &p->s : NULL;
+  if (h < 0 || mdrt_tape_backward(t, h, seed) != 0) {
+    flag(r, K_CALL, "the tape failed: %s", mdrt_tape_error(t));
+    mdrt_tape_free(t);
+    return;
+  }
+  if (mdrt_tape_rows(t, h) * mdrt_tape_cols(t, h) != p->outlen) {
+    flag(r, K_TAPEVAL, "the tape's output is %ldx%ld, the JIT's has %ld elements", mdrt_tape_rows(t, h),
+         mdrt_tape_cols(t, h), p->outlen);
+  } else {
+    double e = rel_err(p->val, mdrt_tape_value(t, h), p->outlen);
+    if (!(e <= TOL_VALUE))
+      flag(r, K_TAPEVAL, "value: JIT %.17g, tape %.17g (first element; off by %.2g)", p->val[0],
+           mdrt_tape_value(t, h)[0], e);
+  }
+  for (int i = 0; i < p->n; i++) {
+    if (!p->g[i])
+      continue;
+    const double *tg = mdrt_tape_grad(t, leaves[i]);
+    double e = rel_err(p->g[i], tg, p->len[i]);
+    if (!(e <= TOL_VALUE)) {
+      long worst = 0;
+      for (long k = 1; k < p->len[i]; k++)
+        if (fabs(p->g[i][k] - tg[k]) > fabs(p->g[i][worst] - tg[worst]) || isnan(p->g[i][k]))
+          worst = k;
+      flag(r, K_TAPE, "d%s/d%s: JIT and tape differ by %.2g (element %ld: JIT %.17g, tape %.17g)",
+           md_output_name(p->f), md_input_name(p->f, i), e, worst, p->g[i][worst], tg[worst]);
+    }
+  }
+  mdrt_tape_free(t);
+}
+
+static void check_ref(Prob *p, const GProg *prog, Report *r) {
+  long pdims[GEN_MAX_DIMS] = {0};
+  const double *pin[GEN_MAX_INPUTS] = {0};
+  for (int d = 0; d < prog->ndims; d++) {
+    pdims[d] = 1;
+    for (int k = 0; k < p->nd; k++)
+      if (!strcmp(md_dim_name(p->f, k), prog->dimname[d]))
+        pdims[d] = p->dims[k];
+  }
+  for (int i = 0; i < prog->ninputs; i++)
+    for (int k = 0; k < p->n; k++)
+      if (!strcmp(md_input_name(p->f, k), prog->in[i].name))
+        pin[i] = p->in[k];
+  for (int i = 0; i < prog->ninputs; i++)
+    if (!pin[i]) {
+      flag(r, K_REF, "input %s is not an input of the compiled function", prog->in[i].name);
+      return;
+    }
+  double *ref;
+  long rr, rc;
+  if (gen_eval(prog, pdims, pin, &ref, &rr, &rc) != 0) {
+    flag(r, K_REF, "the interpreter found a singular matrix");
+  } else if (rr * rc != p->outlen) {
+    flag(r, K_REF, "the interpreter's output is %ldx%ld, the JIT's has %ld elements", rr, rc, p->outlen);
+  } else {
+    double e = rel_err(p->val, ref, p->outlen);
+    if (!(e <= TOL_VALUE))
+      flag(r, K_REF, "value: JIT %.17g, interpreter %.17g (first element; off by %.2g)", p->val[0], ref[0], e);
+  }
+  free(ref);
+}
+
+static void check_fd(Prob *p, Report *r) {
+  double *v[MAXIN] = {0}, *base[MAXIN] = {0}, D = 0, S = 0, F0, Fabs;
+  for (int i = 0; i < p->n; i++)
+    if (p->g[i]) {
+      v[i] = data(p->seed, "dir", md_input_name(p->f, i), p->len[i]);
+      base[i] = malloc(sizeof(double) * (size_t)p->len[i]);
+      if (!base[i])
+        abort();
+      memcpy(base[i], p->in[i], sizeof(double) * (size_t)p->len[i]);
+      for (long k = 0; k < p->len[i]; k++) {
+        D += p->g[i][k] * v[i][k];
+        S += fabs(p->g[i][k] * v[i][k]);
+      }
+    }
+  if (!weighted_value(p, &F0, &Fabs)) {
+    flag(r, K_CALL, "md_eval failed at the unperturbed point");
+    goto done;
+  }
+  static const double steps[] = {1e-3, 1e-4, 1e-5, 1e-6};
+  double best = INFINITY, best_d = NAN, best_t = 0;
+  for (int k = 0; k < 4; k++) {
+    double t = steps[k], fp, fm, fp2, fm2;
+    bool ok = true;
+    move_to(p, base, v, t), ok &= weighted_value(p, &fp, NULL);
+    move_to(p, base, v, -t), ok &= weighted_value(p, &fm, NULL);
+    move_to(p, base, v, t / 2), ok &= weighted_value(p, &fp2, NULL);
+    move_to(p, base, v, -t / 2), ok &= weighted_value(p, &fm2, NULL);
+    move_to(p, base, v, 0);
+    if (!ok)
+      continue;
+    double d1 = (fp - fm) / (2 * t), d2 = (fp2 - fm2) / t, d = (4 * d2 - d1) / 3;
+    double err = fabs(d - D), allow = TOL_FD * fmax(1, fmax(fabs(D), S)) + 64 * DBL_EPSILON * fmax(1, Fabs) / t;
+    if (err / allow < best)
+      best = err / allow, best_d = d, best_t = t;
+    if (err <= allow)
+      break;
+    r->fd_steps++;
+  }
+  if (!(best <= 1))
+    flag(r, K_FD, "<grad, v> = %.17g from the JIT, %.17g from finite differences (step %g; %.3g times "
+         "the tolerance at best)", D, best_d, best_t, best);
+done:
+  for (int i = 0; i < p->n; i++) {
+    free(v[i]);
+    free(base[i]);
+  }
+}
+
+// The gradient call again into the same buffers: it must add. One buffer
+// is NULL when there are two or more: that skips it and nothing else.
+static void check_accum(Prob *p, Report *r) {
+  double *g2[MAXIN] = {0};
+  int nw = 0, skip = -1;
+  for (int i = 0; i < p->n; i++)
+    nw += p->g[i] != NULL;
+  if (nw >= 2)
+    for (int i = 0, k = 0; i < p->n; i++)
+      if (p->g[i] && k++ == (int)(p->seed % (uint64_t)nw))
+        skip = i;
+  for (int i = 0; i < p->n; i++)
+    if (p->g[i] && i != skip) {
+      g2[i] = malloc(sizeof(double) * (size_t)p->len[i]);
+      if (!g2[i])
+        abort();
+      memcpy(g2[i], p->g[i], sizeof(double) * (size_t)p->len[i]);
+    }
+  md_error err;
+  const double *const *in = (const double *const *)p->in;
+  int rc = p->matrix ? md_vjp(p->f, p->dims, in, p->G, NULL, g2, &err)
+           : p->vjp  ? md_vjp(p->f, p->dims, in, &p->s, NULL, g2, &err)
+                     : md_grad(p->f, p->dims, in, NULL, g2, &err);
+  if (rc != 0)
+    flag(r, K_ACCUM, "the second gradient call failed: %s", err.message);
+  for (int i = 0; rc == 0 && i < p->n; i++) {
+    if (!g2[i])
+      continue;
+    double *twice = malloc(sizeof(double) * (size_t)p->len[i]);
+    if (!twice)
+      abort();
+    for (long k = 0; k < p->len[i]; k++)
+      twice[k] = 2 * p->g[i][k];
+    double e = rel_err(g2[i], twice, p->len[i]);
+    if (!(e <= TOL_VALUE))
+      flag(r, K_ACCUM, "d%s/d%s: a second call into the same buffer%s did not add (off by %.2g)",
+           md_output_name(p->f), md_input_name(p->f, i), skip >= 0 ? " (another one NULL)" : "", e);
+    free(twice);
+  }
+  for (int i = 0; i < p->n; i++)
+    free(g2[i]);
+}
+
+static void put_shape(Out *o, const Ctx *c, Shape s) {
+  if (shape_is_scalar(s)) {
+    put(o, "scalar");
+    return;
+  }
+  put(o, "matrix(");
+  if (s.r.sym >= 0)
+    put(o, "%s, ", c->dims[s.r.sym]);
+  else
+    put(o, "%ld, ", s.r.n);
+  if (s.c.sym >= 0)
+    put(o, "%s)", c->dims[s.c.sym]);
+  else
+    put(o, "%ld)", s.c.n);
+}
+
+// Each printed derivative, compiled as a program of its own over the same
+// declarations (and G), must evaluate to the gradient.
+static void check_print(Prob *p, Report *r) {
+  const Ctx *c = &p->f->ctx;
+  for (int i = 0; i < p->n; i++) {
+    if (!p->g[i])
+      continue;
+    const char *formula = md_grad_formula(p->f, i);
+    // Printed derivatives grow with the program (shared subexpressions are
+    // printed again each time); past this size compiling them costs more
+    // than it finds.
+    if (formula && strlen(formula) > PRINT_MAX) {
+      r->print_skipped++;
+      continue;
+    }
+    Out o = {0};
+    for (int v = 0; v < c->nvars; v++) {
+      put(&o, "%s : ", c->vars[v].name);
+      put_shape(&o, c, c->vars[v].shape);
+      put(&o, "\n");
+    }
+    if (p->matrix) {
+      put(&o, "G : ");
+      put_shape(&o, c, c->out->shape);
+      put(&o, "\n");
+    }
+    // Only the value is wanted: one unused wrt input spares differentiating it.
+    put(&o, "unused__ : scalar\nwrt unused__\nderivative__ = %s\n", formula ? formula : "(null)");
+    md_error err;
+    md_function *h = md_compile(o.s, "derivative.expr", &err);
+    if (!h) {
+      flag(r, K_PRINT, "d%s/d%s = %s does not compile: %s", md_output_name(p->f), md_input_name(p->f, i),
+           formula ? formula : "(null)", err.message);
+      free(o.s);
+      continue;
+    }
+    long dims[GEN_MAX_DIMS + 8] = {0};
+    for (int d = 0; d < md_num_dims(h); d++)
+      for (int k = 0; k < p->nd; k++)
+        if (!strcmp(md_dim_name(h, d), md_dim_name(p->f, k)))
+          dims[d] = p->dims[k];
+    const double *in[MAXIN + 1];
+    static const double zero = 0;
+    for (int v = 0; v < md_num_inputs(h); v++) {
+      in[v] = !strcmp(md_input_name(h, v), "G") ? p->G : &zero;
+      for (int k = 0; k < p->n; k++)
+        if (!strcmp(md_input_name(h, v), md_input_name(p->f, k)))
+          in[v] = p->in[k];
+    }
+    long len = md_output_rows(h, dims) * md_output_cols(h, dims);
+    if (len != p->len[i]) {
+      flag(r, K_PRINT, "d%s/d%s = %s has %ld elements, %s has %ld", md_output_name(p->f), md_input_name(p->f, i),
+           formula, len, md_input_name(p->f, i), p->len[i]);
+    } else {
+      double *got = malloc(sizeof(double) * (size_t)len);
+      if (!got)
+        abort();
+      if (md_eval(h, dims, in, got, &err) != 0) {
+        flag(r, K_PRINT, "d%s/d%s = %s fails to evaluate: %s", md_output_name(p->f), md_input_name(p->f, i),
+             formula, err.message);
+      } else {
+        for (long k = 0; k < len; k++)
+          got[k] *= p->matrix ? 1 : p->s;
+        double e = rel_err(got, p->g[i], len);
+        if (!(e <= TOL_VALUE))
+          flag(r, K_PRINT, "d%s/d%s = %s evaluates to %.17g where the JIT has %.17g (off by %.2g)",
+               md_output_name(p->f), md_input_name(p->f, i), formula, got[0], p->g[i][0], e);
+      }
+      free(got);
+    }
+    md_free(h);
+    free(o.s);
+  }
+}
+
+/* ---- the AOT path ---------------------------------------------------------- */
+
+static int run(const char *cmd) {
+  int rc = system(cmd);
+  return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
+}
+
+// The numbers after "TAG " on the line of OUT that starts with it.
+static bool numbers(const char *out, const char *tag, double *v, long n) {
+  size_t tl = strlen(tag);
+  for (const char *q = out; q && *q; q = strchr(q, '\n') ? strchr(q, '\n') + 1 : NULL) {
+    if (strncmp(q, tag, tl) || q[tl] != ' ')
+      continue;
+    const char *s = q + tl;
+    for (long i = 0; i < n; i++) {
+      char *end;
+      v[i] = strtod(s, &end);
+      if (end == s)
+        return false;
+      s = end;
+    }
+    return true;
+  }
+  return false;
+}
+
+// The arguments of f (sizes, inputs) or of f_grad/f_vjp (and the seed and
+// gradient buffers); MORE when the caller adds one after these.
+static void list_args(Out *o, Prob *p, bool types, bool grads, bool more) {
+  bool first = true;
+  for (int d = 0; d < p->nd; d++, first = false)
+    if (types)
+      put(o, "%slong d%d", first ? "" : ", ", d);
+    else
+      put(o, "%s%ldL", first ? "" : ", ", p->dims[d]);
+  for (int i = 0; i < p->n; i++, first = false)
+    put(o, types ? "%sconst double *a%d" : "%sin%d", first ? "" : ", ", i);
+  if (grads) {
+    if (p->matrix)
+      put(o, types ? "%sconst double *seed" : "%sseedv", first ? "" : ", "), first = false;
+    for (int i = 0; i < p->n; i++)
+      if (p->g[i])
+        put(o, types ? "%sdouble *g%d" : "%sgr%d", first ? "" : ", ", i), first = false;
+  }
+  if (first && types && !more)
+    put(o, "void");
+  if (!first && more)
+    put(o, ", ");
+}
+
+static char *driver(Prob *p) {
+  Out o = {0};
+  put(&o, "#include <stdio.h>\n\n");
+  put(&o, p->matrix ? "int f(" : "double f(");
+  list_args(&o, p, true, false, p->matrix);
+  if (p->matrix)
+    put(&o, "double *out");
+  put(&o, ");\n%s", p->matrix ? "int f_vjp(" : "double f_grad(");
+  list_args(&o, p, true, true, false);
+  put(&o, ");\n\n");
+  for (int i = 0; i < p->n; i++) {
+    put(&o, "static const double in%d[] = {", i);
+    for (long k = 0; k < p->len[i]; k++)
+      put(&o, "%s%.17g", k ? ", " : "", p->in[i][k]);
+    put(&o, "};\n");
+    if (p->g[i])
+      put(&o, "static double gr%d[%ld];\n", i, p->len[i]);
+  }
+  if (p->matrix) {
+    put(&o, "static const double seedv[] = {");
+    for (long k = 0; k < p->outlen; k++)
+      put(&o, "%s%.17g", k ? ", " : "", p->G[k]);
+    put(&o, "};\nstatic double out[%ld];\n", p->outlen);
+  }
+  put(&o, "\nstatic void show(const char *tag, const double *v, long n) {\n"
+          "  printf(\"%%s\", tag);\n  for (long i = 0; i < n; i++)\n    printf(\" %%.17g\", v[i]);\n"
+          "  printf(\"\\n\");\n}\n\nint main(void) {\n");
+  if (p->matrix) {
+    put(&o, "  if (f(");
+    list_args(&o, p, false, false, true);
+    put(&o, "out) != 0)\n    return 2;\n  show(\"value\", out, %ldL);\n  if (f_vjp(", p->outlen);
+    list_args(&o, p, false, true, false);
+    put(&o, ") != 0)\n    return 3;\n");
+  } else {
+    put(&o, "  double y = f(");
+    list_args(&o, p, false, false, false);
+    put(&o, ");\n  show(\"value\", &y, 1);\n  y = f_grad(");
+    list_args(&o, p, false, true, false);
+    put(&o, ");\n  show(\"grad_value\", &y, 1);\n");
+  }
+  for (int i = 0; i < p->n; i++)
+    if (p->g[i])
+      put(&o, "  show(\"grad%d\", gr%d, %ldL);\n", i, i, p->len[i]);
+  put(&o, "  return 0;\n}\n");
+  return o.s;
+}
+
+// `matdiff config --cflags` and `--libs`, asked once.
+static const char *config(int which) {
+  static char flags[2][1024];
+  if (!flags[which][0]) {
+    FILE *f = popen(which ? MATDIFF " config --libs" : MATDIFF " config --cflags", "r");
+    if (f) {
+      if (!fgets(flags[which], sizeof flags[which], f))
+        flags[which][0] = 0;
+      pclose(f);
+    }
+    flags[which][strcspn(flags[which], "\n")] = 0;
+  }
+  return flags[which];
+}
+
+static void check_aot(Prob *p, const char *src, Report *r) {
+  char dir[] = "/tmp/test_random.XXXXXX", path[4][300], cmd[4096];
+  if (!mkdtemp(dir)) {
+    flag(r, K_AOT, "mkdtemp: %s", strerror(errno));
+    return;
+  }
+  static const char *const names[] = {"f.expr", "f.c", "driver.c", "prog"};
+  for (int k = 0; k < 4; k++)
+    snprintf(path[k], sizeof path[k], "%s/%s", dir, names[k]);
+  char *drv = driver(p), *log = NULL, *out = NULL;
+  spit(path[0], src);
+  spit(path[2], drv);
+  snprintf(cmd, sizeof cmd, "%s compile %s -o %s --name f >%s/log 2>&1", MATDIFF, path[0], path[1], dir);
+  if (run(cmd) != 0) {
+    snprintf(cmd, sizeof cmd, "%s/log", dir);
+    log = slurp(cmd);
+    flag(r, K_AOT, "matdiff compile failed: %s", log ? log : "");
+    goto done;
+  }
+  // The documented flags but -Werror: a warning is a failure of its own
+  // (K_WARN), and the numbers are still compared.
+  snprintf(cmd, sizeof cmd, "cc -std=c99 -Wall -Wextra -pedantic %s %s %s %s -o %s >%s/log 2>&1", config(0),
+           path[1], path[2], config(1), path[3], dir);
+  int rc = run(cmd);
+  snprintf(cmd, sizeof cmd, "%s/log", dir);
+  log = slurp(cmd);
+  if (rc != 0) {
+    flag(r, K_AOT, "the emitted C does not build: %.300s", log ? log : "");
+    goto done;
+  }
+  if (log && *log) {
+    // Only the first diagnostic, without the temporary directory's name.
+    char *first = strstr(log, "warning: ");
+    first = first ? first : strstr(log, "error: ") ? strstr(log, "error: ") : log;
+    flag(r, K_WARN, "the emitted C does not build warning-free with -Wall -Wextra -pedantic: %.*s",
+         (int)strcspn(first, "\n"), first);
+  }
+  snprintf(cmd, sizeof cmd, "%s >%s/out 2>&1", path[3], dir);
+  rc = run(cmd);
+  snprintf(cmd, sizeof cmd, "%s/out", dir);
+  out = slurp(cmd);
+  if (rc != 0) {
+    flag(r, K_AOT, "the driver exited with %d: %.200s", rc, out ? out : "");
+    goto done;
+  }
+  double *v = malloc(sizeof(double) * (size_t)(p->outlen + 1));
+  if (!v)
+    abort();
+  if (!numbers(out, "value", v, p->outlen))
+    flag(r, K_AOT, "no value in the driver's output");
+  else if (!(rel_err(v, p->val, p->outlen) <= TOL_AOT))
+    flag(r, K_AOT, "value: AOT %.17g, JIT %.17g", v[0], p->val[0]);
+  free(v);
+  for (int i = 0; i < p->n; i++) {
+    if (!p->g[i])
+      continue;
+    char tag[32];
+    snprintf(tag, sizeof tag, "grad%d", i);
+    double *gv = malloc(sizeof(double) * (size_t)p->len[i]);
+    if (!gv)
+      abort();
+    if (!numbers(out, tag, gv, p->len[i])) {
+      flag(r, K_AOT, "no %s in the driver's output", tag);
+    } else {
+      for (long k = 0; k < p->len[i]; k++)
+        gv[k] *= p->matrix ? 1 : p->s;
+      double e = rel_err(gv, p->g[i], p->len[i]);
+      if (!(e <= TOL_AOT))
+        flag(r, K_AOT, "d%s/d%s: AOT and JIT differ by %.2g", md_output_name(p->f), md_input_name(p->f, i), e);
+    }
+    free(gv);
+  }
+done:
+  free(drv);
+  free(log);
+  free(out);
+  if (!getenv("MD_TEST_KEEP")) {
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    run(cmd);
+  }
+}
+
+/* ---- one program: all of it ------------------------------------------------ */
+
+// Run SRC at the data of SEED through the oracles; PROG (if not NULL) is its
+// tree, for the interpreter. Returns the failure kinds.
+static unsigned check_source(const char *src, uint64_t seed, const GProg *prog, unsigned what, Report *r) {
+  memset(r, 0, sizeof *r);
+  md_error err;
+  Prob p = {.seed = seed};
+  p.f = md_compile(src, "random.expr", &err);
+  if (!p.f) {
+    flag(r, K_COMPILE, "md_compile: %s", err.diag);
+    return r->kinds;
+  }
+  p.n = md_num_inputs(p.f);
+  p.nd = md_num_dims(p.f);
+  if (p.n > MAXIN || p.nd > GEN_MAX_DIMS + 8) {
+    flag(r, K_CALL, "too many inputs for this test");
+    md_free(p.f);
+    return r->kinds;
+  }
+  for (int d = 0; d < p.nd; d++)
+    p.dims[d] = size_of_dim(seed, md_dim_name(p.f, d));
+  for (int i = 0; i < p.n; i++) {
+    p.len[i] = md_input_rows(p.f, i, p.dims) * md_input_cols(p.f, i, p.dims);
+    p.in[i] = data(seed, "in", md_input_name(p.f, i), p.len[i]);
+    if (md_input_is_wrt(p.f, i) && !(p.g[i] = calloc((size_t)p.len[i], sizeof(double))))
+      abort();
+  }
+  p.outlen = md_output_rows(p.f, p.dims) * md_output_cols(p.f, p.dims);
+  p.matrix = !shape_is_scalar(p.f->ctx.out->shape);
+  p.vjp = gen_hash(seed, "vjp") & 1;
+  p.s = p.matrix || !p.vjp ? 1 : 0.5 + 1.5 * (double)(gen_hash(seed, "s") % 1000) / 1000;
+  p.G = p.matrix ? data(seed, "G", "", p.outlen) : NULL;
+  p.val = calloc((size_t)p.outlen, sizeof(double));
+  double *gout = calloc((size_t)p.outlen, sizeof(double));
+  if (!p.val || !gout)
+    abort();
+  const double *const *in = (const double *const *)p.in;
+  if (md_eval(p.f, p.dims, in, p.val, &err) != 0) {
+    flag(r, K_CALL, "md_eval: %s", err.message);
+    goto done;
+  }
+  int rc = p.matrix ? md_vjp(p.f, p.dims, in, p.G, gout, p.g, &err)
+           : p.vjp  ? md_vjp(p.f, p.dims, in, &p.s, gout, p.g, &err)
+                    : md_grad(p.f, p.dims, in, gout, p.g, &err);
+  if (rc != 0) {
+    flag(r, K_CALL, "%s: %s", p.matrix || p.vjp ? "md_vjp" : "md_grad", err.message);
+    goto done;
+  }
+  double e = rel_err(gout, p.val, p.outlen);
+  if (!(e <= TOL_VALUE))
+    flag(r, K_VALUE, "md_eval gives %.17g, %s %.17g (first element; off by %.2g)", p.val[0],
+         p.matrix || p.vjp ? "md_vjp" : "md_grad", gout[0], e);
+  check_tape(&p, r);
+  if (prog && (what & O_REF))
+    check_ref(&p, prog, r);
+  check_fd(&p, r);
+  if (what & O_ACCUM)
+    check_accum(&p, r);
+  if (what & O_PRINT)
+    check_print(&p, r);
+  if (what & O_AOT)
+    check_aot(&p, src, r);
+done:
+  free(gout);
+  prob_free(&p);
+  md_free(p.f);
+  return r->kinds;
+}
+
+/* ---- configuration and the shared record of a run ---------------------------- */
+
+static long env_long(const char *name, long def) {
+  const char *s = getenv(name);
+  return s && *s ? strtol(s, NULL, 0) : def;
+}
+
+static uint64_t env_u64(const char *name, uint64_t def) {
+  const char *s = getenv(name);
+  return s && *s ? strtoull(s, NULL, 0) : def;
+}
+
+#define MAXW 64
+#define MAXFAIL 4096
+
+typedef struct Fail {
+  uint64_t seed;
+  unsigned kinds;
+  char msg[512];
+} Fail;
+
+typedef struct Worker {
+  volatile long current;   /* the index being run, -1 when done */
+  volatile long done;
+  volatile long matrix, aot, nodes, fd_steps, print_skipped;
+} Worker;
+
+typedef struct Shared {
+  Worker w[MAXW];
+  volatile long nfail;
+  Fail fail[MAXFAIL];
+} Shared;
+
+typedef struct Config {
+  long n, jobs, aot_every, shrink;
+  unsigned skip;       /* O_* left out */
+  uint64_t seed;
+  bool save, show;
+} Config;
+
+static void record(Shared *sh, uint64_t seed, unsigned kinds, const char *msg) {
+  long k = __atomic_fetch_add(&sh->nfail, 1, __ATOMIC_SEQ_CST);
+  if (k >= MAXFAIL)
+    return;
+  sh->fail[k].seed = seed;
+  sh->fail[k].kinds = kinds;
+  size_t n = strlen(msg) < sizeof sh->fail[k].msg ? strlen(msg) : sizeof sh->fail[k].msg - 1;
+  memcpy(sh->fail[k].msg, msg, n);
+  sh->fail[k].msg[n] = 0;
+}
+
+static unsigned oracles(const Config *cf, long index) {
+  unsigned what = O_REF | O_PRINT | O_ACCUM;
+  if (cf->aot_every > 0 && index % cf->aot_every == cf->aot_every - 1)
+    what |= O_AOT;
+  return what & ~cf->skip;
+}
+
+// A worker process: programs FROM, FROM + jobs, ... It never returns.
+static void worker(Shared *sh, const Config *cf, int w, long from) {
+  for (long i = from; i < cf->n; i += cf->jobs) {
+    sh->w[w].current = i;
+    alarm(TIMEOUT);
+    GProg p;
+    uint64_t seed = cf->seed + (uint64_t)i;
+    gen_program(&p, seed);
+    char *src = gen_source(&p);
+    if (cf->show)
+      fprintf(stderr, "---- seed %llu\n%s", (unsigned long long)seed, src);
+    Report r;
+    unsigned what = oracles(cf, i);
+    if (check_source(src, seed, &p, what, &r))
+      record(sh, seed, r.kinds, r.msg);
+    sh->w[w].matrix += !is_scalar(N(&p, p.let[p.nlets - 1].root)->r, N(&p, p.let[p.nlets - 1].root)->c);
+    sh->w[w].aot += (what & O_AOT) != 0;
+    sh->w[w].nodes += gen_size(&p);
+    sh->w[w].fd_steps += r.fd_steps > 0;
+    sh->w[w].print_skipped += r.print_skipped;
+    sh->w[w].done++;
+    free(src);
+    gen_free(&p);
+  }
+  alarm(0);
+  sh->w[w].current = -1;
+  fflush(stderr);
+  _exit(0);
+}
+
+static pid_t spawn(Shared *sh, const Config *cf, int w, long from) {
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid == 0)
+    worker(sh, cf, w, from);
+  return pid;
+}
+
+static double now(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (double)tv.tv_sec + (double)tv.tv_usec * 1e-6;
+}
+
+/* ---- shrinking ----------------------------------------------------------- */
+
+typedef struct Target {
+  unsigned kind, what;
+} Target;
+
+// Does Q still fail with the target kind? Run in a child, so that a crash
+// or a hang in one candidate is an answer, not the end of the test.
+static bool still_fails(const GProg *q, void *arg) {
+  const Target *t = arg;
+  char *src = gen_source(q);
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid == 0) {
+    alarm(TIMEOUT);
+    Report r;
+    unsigned k = check_source(src, q->seed, q, t->what, &r);
+    _exit(k & t->kind ? 1 : 0);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  free(src);
+  if (t->kind == K_HANG)
+    return WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM;
+  if (t->kind == K_CRASH)
+    return WIFSIGNALED(st) && WTERMSIG(st) != SIGALRM;
+  return WIFEXITED(st) && WEXITSTATUS(st) == 1;
+}
+
+// The kind a failure is shrunk for: the first in the order of K_*.
+static unsigned primary(unsigned kinds) {
+  for (int k = 0; k < K_COUNT; k++)
+    if (kinds & (1u << k))
+      return 1u << k;
+  return 0;
+}
+
+static void kinds_str(unsigned kinds, char *buf, size_t n) {
+  buf[0] = 0;
+  for (int k = 0; k < K_COUNT; k++)
+    if (kinds & (1u << k))
+      snprintf(buf + strlen(buf), n - strlen(buf), "%s%s", buf[0] ? ", " : "", kind_name[k]);
+}
+
+// Comment every line of TEXT with "# ".
+static void put_comment(Out *o, const char *text) {
+  for (const char *s = text; *s;) {
+    const char *e = strchr(s, '\n');
+    size_t len = e ? (size_t)(e - s) : strlen(s);
+    put(o, "#   %.*s\n", (int)len, s);
+    s += len + (e ? 1 : 0);
+  }
+}
+
+// The text of a regression file, the source stripped of comments and blank
+// lines, for recognising one that is already saved.
+static char *essence(const char *src) {
+  Out o = {0};
+  put(&o, "%s", "");
+  for (const char *s = src; *s;) {
+    const char *e = strchr(s, '\n');
+    size_t len = e ? (size_t)(e - s) : strlen(s);
+    if (len && s[0] != '#')
+      put(&o, "%.*s\n", (int)len, s);
+    s += len + (e ? 1 : 0);
+  }
+  return o.s;
+}
+
+static bool already_saved(const char *src) {
+  DIR *d = opendir(REGRESS_DIR);
+  if (!d)
+    return false;
+  char *mine = essence(src);
+  bool found = false;
+  for (struct dirent *de; !found && (de = readdir(d));) {
+    size_t n = strlen(de->d_name);
+    if (n < 6 || strcmp(de->d_name + n - 5, ".expr"))
+      continue;
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", REGRESS_DIR, de->d_name);
+    char *text = slurp(path);
+    char *theirs = text ? essence(text) : NULL;
+    found = theirs && !strcmp(theirs, mine);
+    free(text);
+    free(theirs);
+  }
+  closedir(d);
+  free(mine);
+  return found;
+}
+
+// Shrink failure F, print it, and save it to tests/regress/SEED.expr.
+static void shrink_and_save(const Config *cf, const Fail *f) {
+  GProg p;
+  gen_program(&p, f->seed);
+  int before = gen_size(&p);
+  Target t = {primary(f->kinds), O_REF | O_ACCUM};
+  if (t.kind == K_PRINT)
+    t.what |= O_PRINT;
+  if (t.kind & (K_AOT | K_WARN | K_CRASH | K_HANG))
+    t.what |= O_PRINT | O_AOT;
+  int tries = gen_shrink(&p, still_fails, &t, 3000);
+  char *src = gen_source(&p);
+  // The shrunk program's own report, for the file's header.
+  Report r = {0};
+  fflush(stderr);
+  int fds[2];
+  if (pipe(fds) == 0) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      close(fds[0]);
+      alarm(TIMEOUT);
+      check_source(src, p.seed, &p, t.what, &r);
+      if (write(fds[1], &r, sizeof r) != (ssize_t)sizeof r)
+        _exit(1);
+      _exit(0);
+    }
+    close(fds[1]);
+    if (read(fds[0], &r, sizeof r) != (ssize_t)sizeof r)
+      snprintf(r.msg, sizeof r.msg, "%s", t.kind == K_HANG ? "no answer within the time limit" : "it crashes");
+    close(fds[0]);
+    waitpid(pid, NULL, 0);
+  }
+  char kinds[256];
+  kinds_str(r.kinds ? r.kinds : t.kind, kinds, sizeof kinds);
+  Out o = {0};
+  put(&o, "# Found by tests/test_random.c from seed %llu and shrunk (%d to %d, %d tries).\n"
+          "# Replayed by Test(random, regressions) at the data of that seed. It failed with:\n"
+          "#   %s\n", (unsigned long long)p.seed, before, gen_size(&p), tries, kinds);
+  put_comment(&o, r.msg[0] ? r.msg : f->msg);
+  put(&o, "%s", src);
+  char path[600];
+  snprintf(path, sizeof path, "%s/%llu.expr", REGRESS_DIR, (unsigned long long)p.seed);
+  bool dup = already_saved(src);
+  bool saved = cf->save && !dup && spit(path, o.s);
+  fprintf(stderr, "\n%s\n---- %s\n%s----\n", f->msg,
+          saved ? path : dup ? "(the same program is already in tests/regress)" : "(not saved)", o.s);
+  free(o.s);
+  free(src);
+  gen_free(&p);
+}
+
+/* ---- the tests ------------------------------------------------------------- */
+
+Test(random, expressions, .timeout = 0) {
+  Config cf = {
+      .n = env_long("MD_RANDOM_N", 2000),
+      .seed = env_u64("MD_RANDOM_SEED", 1),
+      .jobs = env_long("MD_RANDOM_JOBS", sysconf(_SC_NPROCESSORS_ONLN)),
+      .aot_every = env_long("MD_RANDOM_AOT", 50),
+      .shrink = env_long("MD_RANDOM_SHRINK", 6),
+      .save = env_long("MD_RANDOM_SAVE", 1) != 0,
+      .show = env_long("MD_RANDOM_SHOW", 0) != 0,
+  };
+  cf.jobs = cf.jobs < 1 ? 1 : cf.jobs > MAXW ? MAXW : cf.jobs;
+  const char *skip = getenv("MD_RANDOM_SKIP");
+  static const char *const oracle_names[] = {"ref", "print", "aot", "accum"};
+  for (int k = 0; skip && k < 4; k++)
+    if (strstr(skip, oracle_names[k]))
+      cf.skip |= 1u << k;
+  Shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  cr_assert(sh != MAP_FAILED, "mmap: %s", strerror(errno));
+  memset(sh, 0, sizeof *sh);
+  double t0 = now();
+  pid_t pids[MAXW];
+  for (int w = 0; w < cf.jobs; w++) {
+    sh->w[w].current = w;
+    pids[w] = spawn(sh, &cf, w, w);
+    cr_assert(pids[w] > 0, "fork: %s", strerror(errno));
+  }
+  // A worker that dies takes its current program with it: that program
+  // crashed (or hung, if the alarm killed it); the rest of its share goes
+  // on in a new worker.
+  for (int live = (int)cf.jobs; live > 0;) {
+    int st;
+    pid_t pid = wait(&st);
+    if (pid < 0)
+      break;
+    int w = 0;
+    while (w < cf.jobs && pids[w] != pid)
+      w++;
+    if (w == cf.jobs)
+      continue;
+    long cur = sh->w[w].current;
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && cur < 0) {
+      live--;
+      continue;
+    }
+    bool hang = WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM;
+    char msg[200];
+    snprintf(msg, sizeof msg, "seed %llu: %s", (unsigned long long)(cf.seed + (uint64_t)cur),
+             hang ? "no answer within the time limit" : WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "the worker exited");
+    record(sh, cf.seed + (uint64_t)cur, hang ? K_HANG : K_CRASH, msg);
+    sh->w[w].done++;
+    if (cur + cf.jobs < cf.n) {
+      sh->w[w].current = cur + cf.jobs;
+      pids[w] = spawn(sh, &cf, w, cur + cf.jobs);
+    } else {
+      live--;
+    }
+  }
+  double secs = now() - t0;
+  struct rusage ru;
+  getrusage(RUSAGE_CHILDREN, &ru);
+  double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+               (double)ru.ru_stime.tv_usec * 1e-6;
+  long done = 0, matrix = 0, aot = 0, nodes = 0, fds = 0, pskip = 0;
+  for (int w = 0; w < cf.jobs; w++) {
+    done += sh->w[w].done;
+    matrix += sh->w[w].matrix;
+    aot += sh->w[w].aot;
+    nodes += sh->w[w].nodes;
+    fds += sh->w[w].fd_steps;
+    pskip += sh->w[w].print_skipped;
+  }
+  long nfail = sh->nfail < MAXFAIL ? sh->nfail : MAXFAIL;
+  long per_kind[K_COUNT] = {0};
+  for (long k = 0; k < nfail; k++)
+    for (int b = 0; b < K_COUNT; b++)
+      per_kind[b] += (sh->fail[k].kinds >> b) & 1;
+  fprintf(stderr,
+          "random: %ld programs (seeds %llu..%llu) in %.1f s: %.1f programs/s on %ld workers "
+          "(%.1f CPU s, %.1f programs per CPU second)\n"
+          "random: %ld with a matrix output, %ld through the AOT path, %.1f nodes on average, "
+          "%ld needed a second finite-difference step, %ld printed derivatives too long to check\n"
+          "random: exclusions: GEN_HOSTILE_NAMES=%d\n"
+          "random: %ld failed\n",
+          done, (unsigned long long)cf.seed, (unsigned long long)(cf.seed + (uint64_t)cf.n - 1), secs,
+          (double)done / secs, cf.jobs, cpu, (double)done / fmax(cpu, 1e-9), matrix, aot, done ? (double)nodes / (double)done : 0.0, fds, pskip,
+          GEN_HOSTILE_NAMES, nfail);
+  for (int b = 0; b < K_COUNT; b++)
+    if (per_kind[b])
+      fprintf(stderr, "random:   %5ld %s\n", per_kind[b], kind_name[b]);
+  // Shrink a few: one per combination of kinds first, then the earliest seeds.
+  bool *chosen = calloc((size_t)nfail + 1, sizeof *chosen);
+  long nshrunk = 0;
+  for (int pass = 0; pass < 2 && nshrunk < cf.shrink; pass++)
+    for (long k = 0; k < nfail && nshrunk < cf.shrink; k++) {
+      bool novel = true;
+      for (long j = 0; j < nfail && pass == 0; j++)
+        if (chosen[j] && primary(sh->fail[j].kinds) == primary(sh->fail[k].kinds))
+          novel = false;
+      if (chosen[k] || !novel)
+        continue;
+      chosen[k] = true;
+      nshrunk++;
+    }
+  long listed = 0;
+  for (long k = 0; k < nfail; k++) {
+    if (chosen[k]) {
+      shrink_and_save(&cf, &sh->fail[k]);
+    } else if (listed++ >= 40) {
+      continue;
+    } else {
+      char kinds[256];
+      kinds_str(sh->fail[k].kinds, kinds, sizeof kinds);
+      fprintf(stderr, "random: seed %llu also failed: %s\n  %s\n", (unsigned long long)sh->fail[k].seed, kinds,
+              sh->fail[k].msg);
+    }
+  }
+  if (listed > 40)
+    fprintf(stderr, "random: and %ld more\n", listed - 40);
+  free(chosen);
+  munmap(sh, sizeof *sh);
+  cr_expect_eq(nfail, 0, "%ld of %ld random programs failed (seeds and shrunk programs above)", nfail, done);
+}
+
+// Every tests/regress/*.expr, through the same oracles, at the data of the
+// seed in its name and at two more.
+Test(random, regressions, .timeout = 0) {
+  DIR *d = opendir(REGRESS_DIR);
+  cr_assert_not_null(d, "cannot open %s: %s", REGRESS_DIR, strerror(errno));
+  int files = 0, failed = 0;
+  for (struct dirent *de; (de = readdir(d));) {
+    size_t n = strlen(de->d_name);
+    if (n < 6 || strcmp(de->d_name + n - 5, ".expr"))
+      continue;
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", REGRESS_DIR, de->d_name);
+    char *src = slurp(path);
+    cr_assert_not_null(src, "cannot read %s", path);
+    char *end;
+    uint64_t seed = strtoull(de->d_name, &end, 10);
+    if (end == de->d_name || *end != '.')
+      seed = gen_hash(0, de->d_name);
+    files++;
+    for (int trial = 0; trial < 3; trial++) {
+      char tag[32];
+      snprintf(tag, sizeof tag, "trial %d", trial);
+      uint64_t s = trial ? gen_hash(seed, tag) : seed;
+      int fds[2];
+      cr_assert_eq(pipe(fds), 0);
+      fflush(stderr);
+      pid_t pid = fork();
+      if (pid == 0) {
+        close(fds[0]);
+        alarm(TIMEOUT);
+        Report r;
+        check_source(src, s, NULL, O_PRINT | O_ACCUM | (trial == 0 ? O_AOT : 0), &r);
+        if (write(fds[1], &r, sizeof r) != (ssize_t)sizeof r)
+          _exit(1);
+        _exit(0);
+      }
+      close(fds[1]);
+      Report r = {0};
+      int st;
+      if (read(fds[0], &r, sizeof r) != (ssize_t)sizeof r) {
+        r.kinds = K_CRASH;
+        snprintf(r.msg, sizeof r.msg, "the check died (a crash or a hang)");
+      }
+      close(fds[0]);
+      waitpid(pid, &st, 0);
+      if (r.kinds) {
+        char kinds[256];
+        kinds_str(r.kinds, kinds, sizeof kinds);
+        fprintf(stderr, "regress: %s at the data of seed %llu: %s\n%s\n", path, (unsigned long long)s, kinds, r.msg);
+        failed++;
+        break;
+      }
+    }
+    free(src);
+  }
+  closedir(d);
+  fprintf(stderr, "regress: %d files replayed, %d failed\n", files, failed);
+  cr_expect_eq(failed, 0, "%d of the %d programs in tests/regress fail", failed, files);
+}
