@@ -79,6 +79,18 @@ void mdrt_gemm(int transa, int transb, long m, long n, long k, double alpha,
 #ifndef MDRT_NO_BLAS
   // CBLAS takes int sizes; anything larger goes through the loops below.
   if (m <= INT_MAX && n <= INT_MAX && k <= INT_MAX) {
+    // A matrix times a vector is gemv, which BLAS does faster than a gemm
+    // of one column: C (m x 1) = alpha*op(A)*b, or C (1 x n) = alpha*a*op(B).
+    if (n == 1) {
+      cblas_dgemv(CblasRowMajor, transa ? CblasTrans : CblasNoTrans, (int)(transa ? k : m),
+                  (int)(transa ? m : k), alpha, A, (int)(transa ? m : k), B, 1, beta, C, 1);
+      return;
+    }
+    if (m == 1) {
+      cblas_dgemv(CblasRowMajor, transb ? CblasNoTrans : CblasTrans, (int)(transb ? n : k),
+                  (int)(transb ? k : n), alpha, B, (int)(transb ? k : n), A, 1, beta, C, 1);
+      return;
+    }
     cblas_dgemm(CblasRowMajor, transa ? CblasTrans : CblasNoTrans,
                 transb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, alpha, A,
                 (int)(transa ? m : k), B, (int)(transb ? k : n), beta, C, (int)n);

@@ -122,6 +122,15 @@ Test(kernels, gemm_transposes) {
   check_gemm(70, 67, 130);  // crosses the portable kernel's 64-wide tiles
 }
 
+// One row or one column: mdrt_gemm hands these to gemv.
+Test(kernels, gemm_vector_shapes) {
+  check_gemm(1, 5, 3);
+  check_gemm(4, 1, 3);
+  check_gemm(1, 1, 4);
+  check_gemm(3, 1, 1);
+  check_gemm(1, 4, 1);
+}
+
 Test(kernels, gemm_empty_sizes) {
   double C[6] = {NAN, NAN, NAN, NAN, NAN, NAN}, A[1] = {NAN}, B[1] = {NAN};
   mdrt_gemm(0, 0, 2, 3, 0, 1.0, A, B, 0.0, C);  // k = 0, beta = 0: zeros
