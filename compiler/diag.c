@@ -31,7 +31,8 @@ static int utf8_len(const unsigned char *p, long n) {
 // UTF-8 by '?', so that the terminal shows what the column counts.
 static void copy_line(char *buf, size_t n, const char *p, long len) {
   size_t i = 0;
-  while (i + 1 < n && i < (size_t)len && p[i] != '\n') {
+  while (i + 1 < n && i < (size_t)len && p[i] != '\n' &&
+         !(p[i] == '\r' && (i + 1 == (size_t)len || p[i + 1] == '\n'))) {
     unsigned char c = p[i];
     int k = utf8_len((const unsigned char *)p + i, len - (long)i);
     if (k > 1 && i + (size_t)k < n) {

@@ -44,6 +44,7 @@ static void add_stmt(Ctx *c, Stmt *s);
 
 %define api.pure full
 %define parse.error custom
+%define parse.lac full
 %locations
 %parse-param {Ctx *c} {yyscan_t scanner}
 %lex-param {yyscan_t scanner}
@@ -174,14 +175,37 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, Ctx *c, yyscan_t scann
   if (got == YYSYMBOL_LEXERROR)
     return 0;  // the lexer already said what was wrong
   char msg[400];
-  int n = snprintf(msg, sizeof msg, "unexpected %s", token_text(got));
-  yysymbol_kind_t exp[5];
-  int ne = yypcontext_expected_tokens(ctx, exp, 5);
-  if (ne > 0 && ne <= 4) {
+  Loc at = *yypcontext_location(ctx);
+  int n;
+  // A name, a number or a symbol is quoted as written: "unexpected 'exp'".
+  if (got != YYSYMBOL_YYEOF && got != YYSYMBOL_NEWLINE && at.begin >= 0 && at.end > at.begin &&
+      at.end - at.begin <= 40)
+    n = snprintf(msg, sizeof msg, "unexpected '%.*s'", at.end - at.begin, c->src + at.begin);
+  else
+    n = snprintf(msg, sizeof msg, "unexpected %s", token_text(got));
+  // The expected tokens, with the operators said once: "expected ')', ','
+  // or an operator".
+  yysymbol_kind_t exp[YYNTOKENS];
+  int ne = yypcontext_expected_tokens(ctx, exp, YYNTOKENS), nw = 0;
+  const char *words[8];
+  bool op = false;
+  for (int i = 0; i < ne; i++) {
+    const char *name = yysymbol_name(exp[i]);
+    if (exp[i] == YYSYMBOL_EMUL || exp[i] == YYSYMBOL_EDIV || exp[i] == YYSYMBOL_EPOW ||
+        (strlen(name) >= 3 && name[0] == '\'' && strchr("+-*/^\\", name[1])))
+      op = true;
+    else if (nw < 6)
+      words[nw++] = token_text(exp[i]);
+    else
+      nw = 99;
+  }
+  if (op && nw < 6)
+    words[nw++] = "an operator";
+  if (ne > 0 && nw <= 6) {
     n += snprintf(msg + n, sizeof msg - (size_t)n, ", expected ");
-    for (int i = 0; i < ne; i++)
+    for (int i = 0; i < nw; i++)
       n += snprintf(msg + n, sizeof msg - (size_t)n, "%s%s",
-                    i == 0 ? "" : i == ne - 1 ? " or " : ", ", token_text(exp[i]));
+                    i == 0 ? "" : i == nw - 1 ? " or " : ", ", words[i]);
   }
   ctx_error(c, *yypcontext_location(ctx), "%s", msg);
   return 0;

@@ -82,8 +82,12 @@ bool shape_check(Ctx *c, Op op, Shape a, Shape b, long k, Shape *out, char *msg,
   case OP_EPOW:
     if (broadcast(a, b, out))
       return true;
-    snprintf(msg, n, "cannot %s %s and %s: the shapes differ and neither broadcasts", verb(op),
-             shape_str(c, a), shape_str(c, b));
+    if (op == OP_EPOW)
+      snprintf(msg, n, "cannot raise %s elementwise to the power %s: the shapes differ and neither "
+               "broadcasts", shape_str(c, a), shape_str(c, b));
+    else
+      snprintf(msg, n, "cannot %s %s and %s: the shapes differ and neither broadcasts", verb(op),
+               shape_str(c, a), shape_str(c, b));
     return false;
   case OP_MUL:
     if (shape_is_scalar(a) || shape_is_scalar(b))
@@ -552,8 +556,16 @@ bool shape_program(Ctx *c) {
     if (s->kind == ST_ASSIGN)
       last = s;
   }
+  // No assignment: the error points at the start of the last line that
+  // holds anything.
+  long end = c->len;
+  while (end > 0 && (c->src[end - 1] == '\n' || c->src[end - 1] == '\r' || c->src[end - 1] == ' '))
+    end--;
+  long bol = end;
+  while (bol > 0 && c->src[bol - 1] != '\n')
+    bol--;
   if (!last)
-    return ctx_error(c, (Loc){(int)c->len, (int)c->len},
+    return ctx_error(c, (Loc){(int)bol, (int)bol},
                      "no output: end with an assignment such as 'y = ||X*W + b||_F^2'");
   if (!any_wrt)
     for (int i = 0; i < c->nvars; i++)
