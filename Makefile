@@ -54,7 +54,7 @@ RT_OBJS  := $(RT_SRCS:%.c=$(B)/%.o)
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o $(B)/rt_header.o $(B)/rt_standalone.o
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/%.o)
 
-TESTS    := test_runtime test_dataio test_npy test_front test_grad test_aot test_cookbook test_cost test_random
+TESTS    := test_runtime test_dataio test_npy test_front test_grad test_aot test_cookbook test_cost test_random test_fuzz_regress
 TEST_BINS := $(TESTS:%=$(B)/tests/%)
 
 # Debian packages: the build needs these, the tests the rest.
@@ -191,7 +191,7 @@ deps fuzz-deps bench-deps:
 
 # ---- fuzzing --------------------------------------------------------------
 #
-#   make fuzz [FUZZ_SECONDS=N] [FUZZ_JIT=0] [FUZZ_KEEP_GOING=1] [FUZZ_ARGS=...]
+#   make fuzz [FUZZ_SECONDS=N] [FUZZ_JIT=0] [FUZZ_KEEP_GOING=0] [FUZZ_ARGS=...]
 #                      libFuzzer, ASan and UBSan on tests/fuzz/fuzz_md.c, one job
 #   make fuzz-regress  every input in tests/fuzz/regress/ through that binary
 #
@@ -199,15 +199,17 @@ deps fuzz-deps bench-deps:
 # from the same sources and the same generated parser and lexer; the normal
 # build is untouched. The fuzzer keeps what it finds in build/fuzz/corpus/,
 # reads the seeds in tests/fuzz/corpus/, and writes crashes, leaks and
-# timeouts to build/fuzz/artifacts/. It stops at the first of those, unless
-# FUZZ_KEEP_GOING=1: then one forked worker at a time runs, and a crash,
-# timeout or out-of-memory is saved and the fuzzing goes on. FUZZ_JIT=0 leaves
-# out md_compile's libtcc step and the calls (see fuzz_md.c).
+# timeouts to build/fuzz/artifacts/, and `make fuzz` fails if it wrote a new
+# one there. One forked worker at a time runs the fuzzer, so that a crash,
+# timeout or out-of-memory is saved and the fuzzing goes on (a seed that
+# trips an open bug would otherwise end every run at once); FUZZ_KEEP_GOING=0
+# stops at the first instead. FUZZ_JIT=0 leaves out md_compile's libtcc step
+# and the calls (see fuzz_md.c).
 FZ          := $(B)/fuzz
 FUZZ_CC     ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_JIT    ?= 1
-FUZZ_KEEP_GOING ?= 0
+FUZZ_KEEP_GOING ?= 1
 FUZZ_ARGS   ?=
 # UBSan may recover, so that tests/fuzz/ubsan.supp can skip a known open bug;
 # any other report halts (halt_on_error=1).
@@ -217,9 +219,9 @@ FUZZ_CFLAGS := -std=c11 $(WARN) -Wno-unknown-warning-option -g -O1 $(FUZZ_SAN) \
                -D_POSIX_C_SOURCE=200809L -MMD -MP \
                -Icompiler -Iruntime -I$(B) $(BLAS_CFLAGS)
 FUZZ_OBJS   := $(patsubst $(B)/%,$(FZ)/%,$(RT_OBJS) $(LIB_OBJS))
-FUZZ_RUN    := OPENBLAS_NUM_THREADS=1 MD_FUZZ_JIT=$(FUZZ_JIT) \
-               ASAN_OPTIONS=detect_leaks=1 \
-               UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$(abspath tests/fuzz/ubsan.supp)
+FUZZ_ENV    := OPENBLAS_NUM_THREADS=1 MD_FUZZ_JIT=$(FUZZ_JIT) ASAN_OPTIONS=detect_leaks=1 \
+               UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+FUZZ_RUN    := $(FUZZ_ENV):suppressions=$(abspath tests/fuzz/ubsan.supp)
 
 $(FZ)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -239,17 +241,29 @@ $(FZ)/fuzz_md: tests/fuzz/fuzz_md.c tests/fuzz/fuzz_one.h $(FUZZ_OBJS)
 
 fuzz: fuzz-deps $(FZ)/fuzz_md
 	@mkdir -p $(FZ)/corpus $(FZ)/artifacts
+	@LC_ALL=C ls $(FZ)/artifacts > $(FZ)/artifacts.before
 	@echo "== libFuzzer for $(FUZZ_SECONDS)s, JIT $(if $(filter 0,$(FUZZ_JIT)),off,on)"
 	$(FUZZ_RUN) $(FZ)/fuzz_md $(FZ)/corpus tests/fuzz/corpus \
 	  -dict=tests/fuzz/matdiff.dict -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
-	  -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	  -artifact_prefix=$(FZ)/artifacts/ \
+	  -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(FZ)/artifacts/ \
 	  $(if $(filter 1,$(FUZZ_KEEP_GOING)),-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1) \
 	  $(FUZZ_ARGS)
+	@LC_ALL=C ls $(FZ)/artifacts | LC_ALL=C comm -13 $(FZ)/artifacts.before - > $(FZ)/artifacts.new; \
+	if [ -s $(FZ)/artifacts.new ]; then echo "== new in $(FZ)/artifacts/ (tests/fuzz/README.md" \
+	  "says what to do with them):"; sed 's/^/  /' $(FZ)/artifacts.new; exit 1; \
+	else echo "== nothing new in $(FZ)/artifacts/"; fi
 
+# Each file on its own, with no workaround (MD_FUZZ_STRICT=1); the failures
+# are listed at the end.
 fuzz-regress: fuzz-deps $(FZ)/fuzz_md
 	@echo "== tests/fuzz/regress through $(FZ)/fuzz_md"
-	$(FUZZ_RUN) $(FZ)/fuzz_md tests/fuzz/regress/*
+	@failed=""; for f in tests/fuzz/regress/*.expr; do \
+	  if $(FUZZ_ENV) MD_FUZZ_STRICT=1 $(FZ)/fuzz_md -timeout=30 -rss_limit_mb=2048 $$f \
+	       > $(FZ)/regress.log 2>&1; then echo "  ok      $$f"; \
+	  else echo "  FAILED  $$f: $$(grep -m1 -E 'ERROR|SUMMARY|fuzz_one:|runtime error' $(FZ)/regress.log)"; \
+	    failed="$$failed $$f"; fi; \
+	done; \
+	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi
 
 # ---- shared libraries, install and uninstall -------------------------------
 #

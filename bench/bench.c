@@ -21,7 +21,7 @@
  *
  *   bench [OUT] [--quick]      OUT defaults to build/bench; --quick times
  *                              briefly (for trying the harness, not results)
- *   bench --compile-only [OUT] only md_compile (OUT/c.tsv then lacks timings)
+ *   bench --compile-only [OUT] only md_compile; --cases-only: only the cases
  *   bench --gen FAMILY K       print a generated program (see gen_wide)
  *   bench --compile FAMILY K [N]  md_compile it N times (to profile)
  */
@@ -767,12 +767,14 @@ static int compile_main(const char *family, int K, int n) {
 
 int main(int argc, char **argv) {
   const char *out = "build/bench";
-  bool quick = false, compile_only = false;
+  bool quick = false, compile_only = false, cases_only = false;
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--quick"))
       quick = true;
     else if (!strcmp(argv[i], "--compile-only"))
       compile_only = true;
+    else if (!strcmp(argv[i], "--cases-only"))
+      cases_only = true;
     else if (!strcmp(argv[i], "--gen") && i + 2 < argc)
       return gen_main(argv[i + 1], atoi(argv[i + 2]));
     else if (!strcmp(argv[i], "--compile") && i + 2 < argc)
@@ -834,12 +836,14 @@ int main(int argc, char **argv) {
   }
   fclose(manifest);
 
-  printf("== md_compile\n");
-  compile_seed(tsv, quick ? 0.1 : 0.6);
-  for (size_t i = 0; i < sizeof families / sizeof *families; i++)
-    for (int j = 0; families[i].targets[j]; j++)
-      if (!compile_size(tsv, &families[i], families[i].targets[j], timeout))
-        break;  // larger sizes would fare no better
+  if (!cases_only) {
+    printf("== md_compile\n");
+    compile_seed(tsv, quick ? 0.1 : 0.6);
+    for (size_t i = 0; i < sizeof families / sizeof *families; i++)
+      for (int j = 0; families[i].targets[j]; j++)
+        if (!compile_size(tsv, &families[i], families[i].targets[j], timeout))
+          break;  // larger sizes would fare no better
+  }
   loadavg(tsv, "loadavg_end");
   fclose(tsv);
   for (int k = SEED; k <= MLP; k++)

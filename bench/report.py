@@ -108,9 +108,9 @@ def main():
         meta.get("torch", "not run"), meta.get("torch_threads", "?"), meta.get("numpy", "?")))
     w("| compilers | emitted C and hand.c: `%s`; harness: %s |" % (aot_cc, meta.get("harness_cc", "?")))
     w("| matdiff | %s, commit %s |" % (meta.get("matdiff", "?"), git_describe()))
-    w("| load average (1, 5, 15 min) | %s at the start, %s at the end |" % (
+    w("| load average (1, 5, 15 min) | C: %s at the start, %s at the end; PyTorch: %s at its start |" % (
         " ".join(meta.get("loadavg_start", "?").split()[:3]),
-        " ".join(meta.get("loadavg_end", "?").split()[:3])))
+        " ".join(meta.get("loadavg_end", "?").split()[:3]), meta.get("loadavg_torch", "?")))
     w("")
 
     w("## Value and every gradient, one thread\n")
@@ -153,6 +153,10 @@ def main():
 
     time_table(cpu, "### CPU time per call (median)")
     time_table(wall, "### Wall time per call (median)")
+    w("Wall time counts the spells when the scheduler runs other processes. The C columns run "
+      "in interleaved rounds, so their ratios share the machine's load; PyTorch runs afterwards "
+      "in its own process, so when the load changed in between (see the load averages) its wall "
+      "ratio says little. Use the CPU-time table.\n")
 
     w("### Agreement and repetitions\n")
     w("Largest difference from the hand-written baseline over the value and every gradient, "

@@ -128,6 +128,7 @@ def main():
         f.write("meta\ttorch\t%s\n" % torch.__version__)
         f.write("meta\ttorch_threads\t%d\n" % torch.get_num_threads())
         f.write("meta\tnumpy\t%s\n" % np.__version__)
+        f.write("meta\tloadavg_torch\t%.2f %.2f %.2f\n" % os.getloadavg())
         for cid, case in cases.items():
             cpu, wall, samples, batch, err = run_case(indir, case)
             f.write("time\t%s\ttorch\t%.9g\t%.9g\t%d\t%d\t%.3g\n" % (cid, cpu, wall, samples, batch, err))

@@ -50,10 +50,9 @@ md_function *md_compile(const char *source, const char *filename, md_error *err)
     md_free(f);
     return NULL;
   }
+  // Formulas are printed when asked for: a printed tree may be far larger
+  // than its DAG.
   f->formulas = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->nvars + 1));
-  for (int i = 0; f->formulas && i < c->nvars; i++)
-    if (c->vars[i].wrt)
-      f->formulas[i] = print_str(c, c->grads[i]);
   Buf code = {0};
   EmitOpts o = {.name = "md_fn", .jit = true};
   if (!f->formulas || !emit_c(c, &o, &code)) {
@@ -103,7 +102,12 @@ int md_input_is_wrt(const md_function *f, int i) {
 }
 
 const char *md_grad_formula(const md_function *f, int i) {
-  return md_input_is_wrt(f, i) ? f->formulas[i] : NULL;
+  if (!md_input_is_wrt(f, i))
+    return NULL;
+  md_function *m = (md_function *)f;  // the cache is not part of the value
+  if (!m->formulas[i])
+    m->formulas[i] = print_str(&m->ctx, m->ctx.grads[i]);
+  return m->formulas[i];
 }
 
 const char *md_c_source(const md_function *f) { return f ? f->csrc : NULL; }

@@ -37,6 +37,12 @@ typedef enum Kind {
 
 #define ALL_ROOTS (~0ull)
 
+/* A set of C names, open hashing; cap is a power of two. */
+typedef struct NameSet {
+  char **slot;
+  size_t cap, n;
+} NameSet;
+
 typedef struct Emit {
   Ctx *c;
   Buf *o;
@@ -54,10 +60,11 @@ typedef struct Emit {
   char **gname;       /* C parameter names of the gradients */
   char **dname;       /* C names of the symbolic sizes */
   char *outp, *seedp; /* C names of the output and seed parameters */
+  char *arr_d, *arr_in, *arr_g; /* the JIT entry points' arrays */
   bool matrix_out;    /* the output is not a scalar */
-  char **taken;       /* every C name in use */
-  int ntaken, captaken;
-  int nfixed;         /* names taken before any body: functions, params */
+  NameSet fixed;      /* C names of functions and parameters */
+  NameSet temps;      /* C names of the body being planned */
+  bool sealed;        /* the fixed names are all taken */
   int ntemps;
 } Emit;
 
@@ -70,37 +77,57 @@ static const char *const reserved[] = {
     "tanh", "asin", "acos", "atan", "NULL", "main", "NAN",
 };
 
-static bool is_taken(Emit *e, const char *s) {
-  for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
-    if (!strcmp(reserved[i], s))
-      return true;
-  if (!strncmp(s, "mdrt_", 5))
-    return true;
-  for (int i = 0; i < e->ntaken; i++)
-    if (!strcmp(e->taken[i], s))
+static size_t name_hash(const char *s) {
+  size_t h = 5381;
+  while (*s)
+    h = h * 33 + (unsigned char)*s++;
+  return h;
+}
+
+static bool set_has(const NameSet *t, const char *s) {
+  if (!t->cap)
+    return false;
+  for (size_t i = name_hash(s) & (t->cap - 1); t->slot[i]; i = (i + 1) & (t->cap - 1))
+    if (!strcmp(t->slot[i], s))
       return true;
   return false;
 }
 
+static bool set_add(Arena *a, NameSet *t, char *s) {
+  if (2 * (t->n + 1) > t->cap) {
+    NameSet bigger = {.cap = t->cap ? 2 * t->cap : 64};
+    if (!(bigger.slot = arena_alloc(a, sizeof(char *) * bigger.cap)))
+      return false;
+    for (size_t i = 0; i < t->cap; i++)
+      if (t->slot[i])
+        set_add(a, &bigger, t->slot[i]);
+    *t = bigger;
+  }
+  size_t i = name_hash(s) & (t->cap - 1);
+  while (t->slot[i])
+    i = (i + 1) & (t->cap - 1);
+  t->slot[i] = s;
+  t->n++;
+  return true;
+}
+
+static bool is_taken(Emit *e, const char *s) {
+  for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
+    if (!strcmp(reserved[i], s))
+      return true;
+  return !strncmp(s, "mdrt_", 5) || set_has(&e->fixed, s) || set_has(&e->temps, s);
+}
+
 // A C name for WANT that clashes with nothing so far: WANT, else WANT_,
-// WANT__, ...
+// WANT__, ... Names taken before the bodies are planned (functions,
+// parameters) stay; a body's temporaries are forgotten when the next body
+// is planned.
 static char *claim(Emit *e, const char *want) {
   char *s = arena_strdup(&e->c->arena, want);
   while (s && is_taken(e, s))
     s = arena_printf(&e->c->arena, "%s_", s);
-  if (!s)
+  if (!s || !set_add(&e->c->arena, e->sealed ? &e->temps : &e->fixed, s))
     return NULL;
-  if (e->ntaken == e->captaken) {
-    int cap = e->captaken ? e->captaken * 2 : 64;
-    char **t = arena_alloc(&e->c->arena, sizeof *t * (size_t)cap);
-    if (!t)
-      return NULL;
-    if (e->ntaken)
-      memcpy(t, e->taken, sizeof *t * (size_t)e->ntaken);
-    e->taken = t;
-    e->captaken = cap;
-  }
-  e->taken[e->ntaken++] = s;
   return s;
 }
 
@@ -463,12 +490,8 @@ static void line(Emit *e, int depth, const char *fmt, ...) {
 
 // "/* t3 = X*W + b */". Printed formulas never hold "*/": no '/' follows '*'.
 static void comment(Emit *e, int depth, const char *lhs, Node *n) {
-  char *s = print_str(e->c, n);
-  if (!s)
-    return;
-  if (strlen(s) > 72)
-    line(e, depth, "/* %s = %.69s... */", lhs, s);
-  else
+  char *s = print_short(e->c, n, 69);
+  if (s)
     line(e, depth, "/* %s = %s */", lhs, s);
 }
 
@@ -843,10 +866,16 @@ static char *share_memory(Emit *e, Node **roots, int nroots) {
     Node *g = roots[r % nroots];  // the gradients, then the output
     reads(e, g, s++, !is_buffer(e, g));
   }
+  // Each buffer that owns memory remembers the last statement reading it or
+  // any later tenant; a new buffer takes the first owner of its shape that
+  // is free by then.
+  int *owners = malloc(sizeof *owners * (size_t)(n + 1));
+  int *olast = malloc(sizeof *olast * (size_t)(n + 1));
+  int nowners = 0;
   Buf ws = {0};
   buf_puts(&ws, "0");
   s = 0;
-  for (int i = 0; i < n; i++) {
+  for (int i = 0; owners && olast && i < n; i++) {
     Node *p = e->byid[i];
     e->alias[i] = NULL;
     if (!is_buffer(e, p) && e->kind[i] != K_SCALAR)
@@ -854,25 +883,24 @@ static char *share_memory(Emit *e, Node **roots, int nroots) {
     int here = s++;
     if (!is_buffer(e, p))
       continue;
-    // The earliest-defined free buffer of this shape, following each chain
-    // of reuse to the buffer that owns the memory.
-    for (int j = 0; j < i && !e->alias[i]; j++) {
-      Node *q = e->byid[j];
-      if (!is_buffer(e, q) || e->alias[j] || !shape_eq(q->shape, p->shape))
-        continue;
-      int last = e->lastuse[j];
-      for (int k = j + 1; k < i; k++)  // its memory's later tenants
-        if (e->alias[k] == q)
-          last = last > e->lastuse[k] ? last : e->lastuse[k];
-      bool tenant_after = false;
-      for (int k = j + 1; k < i; k++)
-        tenant_after |= e->alias[k] == q && e->lastuse[k] >= here;
-      if (last < here && !tenant_after)
+    for (int k = 0; k < nowners && !e->alias[i]; k++) {
+      Node *q = e->byid[owners[k]];
+      if (olast[owners[k]] < here && shape_eq(q->shape, p->shape)) {
         e->alias[i] = q;
+        if (e->lastuse[i] > olast[owners[k]])
+          olast[owners[k]] = e->lastuse[i];
+      }
     }
-    if (!e->alias[i])
+    if (!e->alias[i]) {
+      owners[nowners++] = i;
+      olast[i] = e->lastuse[i];
       buf_printf(&ws, " + %s", lenc(e, p->shape));
+    }
   }
+  if (!owners || !olast)
+    e->c->failed = true;
+  free(owners);
+  free(olast);
   char *size = ws.s ? arena_strdup(&e->c->arena, ws.s) : NULL;
   buf_free(&ws);
   return size;
@@ -888,7 +916,9 @@ static char *plan_body(Emit *e, bool grads, Node **roots, int *nroots) {
   memset(e->kind, 0, sizeof *e->kind * (size_t)n);
   memset(e->user, 0, sizeof *e->user * (size_t)n);
   memset(e->cname, 0, sizeof *e->cname * (size_t)n);
-  e->ntaken = e->nfixed;
+  if (e->temps.cap)
+    memset(e->temps.slot, 0, sizeof(char *) * e->temps.cap);
+  e->temps.n = 0;
   e->ntemps = 0;
   roots[0] = c->out;
   need(e, c->out, ALL_ROOTS);
@@ -1011,6 +1041,31 @@ static void unused(Emit *e, const char *body, const char *name) {
   line(e, 1, "(void)%s;", name);
 }
 
+// For the JIT, the function that does the work is the entry point itself:
+// it takes its sizes, inputs and gradient buffers as arrays (libtcc cannot
+// pass a hundred arguments), and names them as the AOT code does.
+static void jit_prologue(Emit *e, bool grads) {
+  Ctx *c = e->c;
+  const char *P = e->opts->name;
+  if (grads)
+    buf_printf(e->o, "const char *%s_entry_grad(const long *%s, const double *const *%s, "
+                     "const double *%s, double *%s, double *const *%s, void *ws_) {\n",
+               P, e->arr_d, e->arr_in, e->seedp, e->outp, e->arr_g);
+  else
+    buf_printf(e->o, "const char *%s_entry_eval(const long *%s, const double *const *%s, double *%s, "
+                     "void *ws_) {\n", P, e->arr_d, e->arr_in, e->outp);
+  buf_printf(e->o, "  double *ws = ws_;\n  (void)%s; (void)%s;\n", e->arr_d, e->arr_in);
+  if (grads)
+    buf_printf(e->o, "  (void)%s; (void)%s;\n", e->seedp, e->arr_g);
+  for (int i = 0; i < c->ndims; i++)
+    buf_printf(e->o, "  long %s = %s[%d];\n", e->dname[i], e->arr_d, i);
+  for (int i = 0; i < c->nvars; i++)
+    buf_printf(e->o, "  const double *%s = %s[%d];\n", e->pname[i], e->arr_in, i);
+  for (int i = 0; grads && i < c->nvars; i++)
+    if (c->vars[i].wrt)
+      buf_printf(e->o, "  double *%s = %s[%d];\n", e->gname[i], e->arr_g, i);
+}
+
 // The static function that does the work, returning NULL or a message.
 static char *impl(Emit *e, bool grads, bool print) {
   Node **roots = arena_alloc(&e->c->arena, sizeof *roots * (size_t)(e->c->nvars + 1));
@@ -1020,9 +1075,13 @@ static char *impl(Emit *e, bool grads, bool print) {
   char *size = plan_body(e, grads, roots, &nroots);
   if (!print)
     return size;
-  buf_printf(e->o, "static const char *%s_%s(", e->opts->name, grads ? "backward" : "forward");
-  params(e, grads ? SIG_GRAD : SIG_VALUE, false, true);
-  buf_puts(e->o, ") {\n  double *ws = ws_;\n");
+  if (e->opts->jit)
+    jit_prologue(e, grads);
+  else {
+    buf_printf(e->o, "static const char *%s_%s(", e->opts->name, grads ? "backward" : "forward");
+    params(e, grads ? SIG_GRAD : SIG_VALUE, false, true);
+    buf_puts(e->o, ") {\n  double *ws = ws_;\n");
+  }
   // The body first, to see which parameters it leaves unused: those are
   // cast to void, so the file compiles with -Wall -Wextra -Werror.
   Buf *o = e->o, body = {0};
@@ -1104,28 +1163,6 @@ static void jit_entries(Emit *e) {
   for (int i = 0; i < c->ndims; i++)
     buf_printf(e->o, "%sd[%d]", i ? ", " : "", i);
   buf_puts(e->o, ");\n}\n\n");
-  for (int g = 0; g < 2; g++) {
-    if (g)
-      buf_printf(e->o, "const char *%s_entry_grad(const long *d, const double *const *in, const double *seed, "
-                       "double *out, double *const *g, void *ws) {\n  (void)d; (void)in; (void)seed; (void)g;\n"
-                       "  return %s_backward(", P, P);
-    else
-      buf_printf(e->o, "const char *%s_entry_eval(const long *d, const double *const *in, double *out, void *ws) {\n"
-                       "  (void)d; (void)in;\n  return %s_forward(", P, P);
-    bool first = true;
-    for (int i = 0; i < c->ndims; i++)
-      sep(e->o, &first), buf_printf(e->o, "d[%d]", i);
-    for (int i = 0; i < c->nvars; i++)
-      sep(e->o, &first), buf_printf(e->o, "in[%d]", i);
-    if (g && e->matrix_out)
-      sep(e->o, &first), buf_puts(e->o, "seed");
-    sep(e->o, &first), buf_puts(e->o, "out");
-    if (g)
-      for (int i = 0; i < c->nvars; i++)
-        if (c->vars[i].wrt)
-          sep(e->o, &first), buf_printf(e->o, "g[%d]", i);
-    buf_puts(e->o, ", ws);\n}\n\n");
-  }
 }
 
 static bool setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
@@ -1148,8 +1185,13 @@ static bool setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
     e->dname[i] = claim(e, c->dims[i]);
   for (int i = 0; i < c->nvars; i++)
     e->pname[i] = claim(e, c->vars[i].name);
-  e->seedp = e->matrix_out ? claim(e, "seed") : NULL;
+  e->seedp = e->matrix_out || o->jit ? claim(e, "seed") : NULL;
   e->outp = claim(e, "out");
+  if (o->jit) {
+    e->arr_d = claim(e, "dims");
+    e->arr_in = claim(e, "inputs");
+    e->arr_g = claim(e, "grads");
+  }
   for (int i = 0; i < c->nvars; i++)
     if (c->vars[i].wrt)
       e->gname[i] = claim(e, arena_printf(&c->arena, "d%s", c->vars[i].name));
@@ -1163,7 +1205,7 @@ static bool setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
   e->user = arena_alloc(&c->arena, sizeof(Node *) * (size_t)e->n);
   e->alias = arena_alloc(&c->arena, sizeof(Node *) * (size_t)e->n);
   e->lastuse = arena_alloc(&c->arena, sizeof(int) * (size_t)e->n);
-  e->nfixed = e->ntaken;
+  e->sealed = true;
   if (!e->byid || !e->uses || !e->mask || !e->kind || !e->cname || !e->user || !e->alias ||
       !e->lastuse)
     return false;
@@ -1178,11 +1220,11 @@ static void header(Emit *e) {
   Ctx *c = e->c;
   const char *P = e->opts->name;
   buf_printf(e->o, "/*\n * Generated by matdiff %s from %s. Do not edit.\n *\n", MATDIFF_VERSION, c->file);
-  char *out = print_str(c, c->out);
+  char *out = print_short(c, c->out, 2000);
   buf_printf(e->o, " *   %s = %s\n", c->outname, out ? out : "?");
   for (int i = 0; i < c->nvars; i++)
     if (c->vars[i].wrt) {
-      char *g = print_str(c, c->grads[i]);
+      char *g = print_short(c, c->grads[i], 2000);
       buf_printf(e->o, " *   %s%s/d%s = %s\n", e->matrix_out ? "G'*d" : "d", c->outname,
                  c->vars[i].name, g ? g : "?");
     }
@@ -1392,11 +1434,13 @@ bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
   buf_printf(out, "  long v = %s, g = %s;\n  return (long)sizeof(double) * (v > g ? v : g);\n}\n\n",
              wv ? wv : "0", wg ? wg : "0");
 
-  impl(&e, false, true);
-  impl(&e, true, true);
-  wrappers(&e, false);
-  wrappers(&e, true);
   if (o->jit)
     jit_entries(&e);
+  impl(&e, false, true);
+  impl(&e, true, true);
+  if (!o->jit) {
+    wrappers(&e, false);
+    wrappers(&e, true);
+  }
   return !out->oom && !c->failed;
 }

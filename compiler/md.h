@@ -41,6 +41,7 @@ typedef struct Buf {
   char *s;
   size_t len, cap;
   bool oom;          /* an allocation failed; the text is truncated */
+  size_t limit;      /* printers stop past this length (0: no limit) */
 } Buf;
 void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_puts(Buf *b, const char *s);
@@ -243,6 +244,7 @@ void simp_program(Ctx *c);
 
 void print_node(Ctx *c, Buf *b, const Node *n);
 char *print_str(Ctx *c, const Node *n);              /* arena string */
+char *print_short(Ctx *c, const Node *n, size_t limit); /* at most about LIMIT bytes, then "..." */
 char *print_num(char *buf, size_t n, double v);      /* shortest round-trip text */
 void print_latex(Ctx *c, Buf *b, const Node *n);     /* the same, as LaTeX */
 void latex_name(Buf *b, const char *name);           /* lambda -> \lambda, W1 -> W_{1} */

@@ -10,7 +10,13 @@
 #include "md.h"
 
 char *print_num(char *buf, size_t n, double v) {
-  for (int prec = 1; prec <= 17; prec++) {
+  // Whole numbers are the common case; otherwise the shortest of 15, 16 or
+  // 17 significant digits that reads back as V.
+  if (v == (double)(long)v && fabs(v) < 1e15) {
+    snprintf(buf, n, "%ld", (long)v);
+    return buf;
+  }
+  for (int prec = 15; prec <= 17; prec++) {
     snprintf(buf, n, "%.*g", prec, v);
     if (strtod(buf, NULL) == v)
       break;
@@ -72,6 +78,10 @@ static void shape_args(Ctx *c, Buf *b, const Node *n) {
 
 static void print(Ctx *c, Buf *b, const Node *n) {
   char num[32];
+  // A shared subexpression prints once per use: a printed tree can be far
+  // larger than its DAG, so a printer given a limit stops at it.
+  if (b->limit && b->len > b->limit)
+    return;
   switch (n->op) {
   case OP_NUM:
     buf_puts(b, print_num(num, sizeof num, n->num));
@@ -134,9 +144,13 @@ static void print(Ctx *c, Buf *b, const Node *n) {
 
 void print_node(Ctx *c, Buf *b, const Node *n) { print(c, b, n); }
 
-char *print_str(Ctx *c, const Node *n) {
-  Buf b = {0};
+char *print_str(Ctx *c, const Node *n) { return print_short(c, n, 0); }
+
+char *print_short(Ctx *c, const Node *n, size_t limit) {
+  Buf b = {.limit = limit};
   print(c, &b, n);
+  if (limit && b.len > limit)
+    b.len = limit, b.s[limit] = '\0', buf_puts(&b, "...");
   char *s = b.oom ? NULL : arena_strdup(&c->arena, b.s ? b.s : "");
   buf_free(&b);
   return s;

@@ -103,21 +103,24 @@ typedef struct Term {
 
 enum { MAX_TERMS = 64 };
 
-static void flatten(Node *n, double sign, Term *ts, int *nt) {
-  if ((n->op == OP_ADD || n->op == OP_SUB) && *nt < MAX_TERMS - 1) {
-    flatten(n->a, sign, ts, nt);
-    flatten(n->b, n->op == OP_SUB ? -sign : sign, ts, nt);
-    return;
-  }
+// The terms of the sum N; false if there are more than MAX_TERMS, when the
+// sum is left as it is.
+static bool flatten(Node *n, double sign, Term *ts, int *nt) {
+  if (n->op == OP_ADD || n->op == OP_SUB)
+    return flatten(n->a, sign, ts, nt) && flatten(n->b, n->op == OP_SUB ? -sign : sign, ts, nt);
+  if (*nt == MAX_TERMS)
+    return false;
   const Node *rest;
   double k = coef(n, &rest);
   ts[(*nt)++] = (Term){sign * k, (Node *)rest};
+  return true;
 }
 
 static Node *collect_terms(Simp *s, Node *n) {
   Term ts[MAX_TERMS];
   int nt = 0, out = 0;
-  flatten(n, 1, ts, &nt);
+  if (!flatten(n, 1, ts, &nt))
+    return NULL;
   bool merged = false;
   for (int i = 0; i < nt; i++) {
     int j = 0;
