@@ -42,6 +42,7 @@ typedef struct Buf {
   size_t len, cap;
   bool oom;          /* an allocation failed; the text is truncated */
   size_t limit;      /* printers stop past this length (0: no limit) */
+  const struct Node *top; /* what a printer prints: spelled out even if named */
 } Buf;
 void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_puts(Buf *b, const char *s);
@@ -180,6 +181,8 @@ typedef struct Ctx {
   int ndims;
   Let *lets;         /* named intermediates and the output */
   int nlets;
+  const char **letnames; /* by node id: the name an assignment gave it */
+  int nletnames;
 
   Stmt *stmts, *last_stmt;
   int lexpos;        /* the scanner's byte offset */

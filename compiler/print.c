@@ -25,6 +25,7 @@ char *print_num(char *buf, size_t n, double v) {
 }
 
 static void print(Ctx *c, Buf *b, const Node *n);
+static const char *let_name(Ctx *c, const Node *n);
 
 // The precedence a node prints at: a negative number or a -1*A prints as
 // a unary minus.
@@ -36,6 +37,11 @@ static int prec(const Node *n) {
   if (n->op == OP_MUL && n->a->op == OP_NUM && n->a->num < 0)
     return PREC_MUL;
   return op_prec[n->op];
+}
+
+// The precedence N prints at here: a named value is an atom.
+static int eprec(Ctx *c, const Buf *b, const Node *n) {
+  return n != b->top && let_name(c, n) ? PREC_ATOM : prec(n);
 }
 
 static void operand(Ctx *c, Buf *b, const Node *n, bool paren) {
@@ -52,16 +58,16 @@ static void binary(Ctx *c, Buf *b, const Node *n) {
   bool lp, rp;
   if (n->op == OP_POW || n->op == OP_EPOW) {
     // Right associative, and the exponent may be a unary minus: x^-1.
-    lp = prec(l) <= p;
-    rp = prec(r) < PREC_UNARY;
+    lp = eprec(c, b, l) <= p;
+    rp = eprec(c, b, r) < PREC_UNARY;
   } else {
-    lp = prec(l) < p;
+    lp = eprec(c, b, l) < p;
     // a*(b*c) is a*b*c and a + (b + c) is a + b + c; other operators on
     // the right need parentheses at their own level.
-    bool assoc = (n->op == OP_MUL && r->op == OP_MUL && prec(r) == PREC_MUL) ||
+    bool assoc = (n->op == OP_MUL && r->op == OP_MUL && eprec(c, b, r) == PREC_MUL) ||
                  (n->op == OP_ADD && (r->op == OP_ADD || r->op == OP_SUB));
-    rp = assoc ? prec(r) < p : prec(r) <= p;
-    if (r->op == OP_MUL && prec(r) == PREC_UNARY && n->op != OP_POW)
+    rp = assoc ? eprec(c, b, r) < p : eprec(c, b, r) <= p;
+    if (r->op == OP_MUL && eprec(c, b, r) == PREC_UNARY && n->op != OP_POW)
       rp = false;  // a*-b and a - -b parse as meant
   }
   operand(c, b, l, lp);
@@ -76,12 +82,37 @@ static void shape_args(Ctx *c, Buf *b, const Node *n) {
   buf_printf(b, "(%s, %s)", dim_str(c, n->shape.r), dim_str(c, n->shape.c));
 }
 
+// The name the user gave N with an assignment, if any (the first).
+static const char *let_name(Ctx *c, const Node *n) {
+  if (c->nletnames < c->nnodes) {
+    const char **names = arena_alloc(&c->arena, sizeof *names * (size_t)(c->nnodes + 1));
+    if (!names)
+      return NULL;
+    // Not the output: a derivative is said in terms of the inputs and the
+    // intermediates, never of the function being differentiated.
+    for (int i = c->nlets - 1; i >= 0; i--)
+      if (c->lets[i].node != c->out)
+        names[c->lets[i].node->id] = c->lets[i].name;
+    c->letnames = names;
+    c->nletnames = c->nnodes;
+  }
+  return n->id < c->nletnames && n->op != OP_VAR ? c->letnames[n->id] : NULL;
+}
+
 static void print(Ctx *c, Buf *b, const Node *n) {
   char num[32];
   // A shared subexpression prints once per use: a printed tree can be far
   // larger than its DAG, so a printer given a limit stops at it.
   if (b->limit && b->len > b->limit)
     return;
+  // A value the user named is printed by its name: dloss/dw =
+  // X'*(sigmoid(z) - y)/n rather than z spelled out. (Not at the top: the
+  // definition of z itself is spelled out.)
+  const char *let = n != b->top ? let_name(c, n) : NULL;
+  if (let) {
+    buf_puts(b, let);
+    return;
+  }
   switch (n->op) {
   case OP_NUM:
     buf_puts(b, print_num(num, sizeof num, n->num));
@@ -107,14 +138,14 @@ static void print(Ctx *c, Buf *b, const Node *n) {
     if (n->a->op == OP_NUM && n->a->num == -1) {
       buf_puts(b, "-");
       // -(A*B) is -A*B, but -(A + B) keeps its parentheses.
-      operand(c, b, n->b, prec(n->b) < PREC_MUL || (n->b->op == OP_NUM && n->b->num < 0) ||
-                              (prec(n->b) == PREC_MUL && n->b->op == OP_MUL && n->b->a->op == OP_NUM));
+      operand(c, b, n->b, eprec(c, b, n->b) < PREC_MUL || (n->b->op == OP_NUM && n->b->num < 0) ||
+                              (eprec(c, b, n->b) == PREC_MUL && n->b->op == OP_MUL && n->b->a->op == OP_NUM));
       return;
     }
     binary(c, b, n);
     return;
   case OP_TRANS:
-    operand(c, b, n->a, prec(n->a) < PREC_POST);
+    operand(c, b, n->a, eprec(c, b, n->a) < PREC_POST);
     buf_puts(b, "'");
     return;
   case OP_NORM:
@@ -142,12 +173,15 @@ static void print(Ctx *c, Buf *b, const Node *n) {
   buf_puts(b, ")");
 }
 
-void print_node(Ctx *c, Buf *b, const Node *n) { print(c, b, n); }
+void print_node(Ctx *c, Buf *b, const Node *n) {
+  b->top = n;
+  print(c, b, n);
+}
 
 char *print_str(Ctx *c, const Node *n) { return print_short(c, n, 0); }
 
 char *print_short(Ctx *c, const Node *n, size_t limit) {
-  Buf b = {.limit = limit};
+  Buf b = {.limit = limit, .top = n};
   print(c, &b, n);
   if (limit && b.len > limit)
     b.len = limit, b.s[limit] = '\0', buf_puts(&b, "...");
