@@ -188,8 +188,9 @@ static void iv_func(int f, double lo, double hi, double *olo, double *ohi) {
 }
 
 // The lower bound of the diagonal of D if D is "a diagonal matrix": eye,
-// c*eye, eye*c, diag(P) or (n + v)*eye(n); -INFINITY if not. *SYM_BONUS
-// gets v when D is (n + v)*eye(n), whose diagonal grows with n itself.
+// c*eye, eye*c, diag(P) or (n + v)*eye(n); -INFINITY if not. For
+// (n + v)*eye(n), whose diagonal grows with n itself, it returns v and sets
+// *SYM_PLUS.
 static double diag_part(const GProg *p, int d, bool *sym_plus) {
   const GNode *n = N(p, d);
   *sym_plus = false;
@@ -231,8 +232,8 @@ static double wc_margin(const GProg *p, int i) {
     return iv_mini(n->lo, n->hi) >= POS_MIN ? iv_mini(n->lo, n->hi) : 0;
   bool symp;
   double d = diag_part(p, i, &symp);
-  if (d > 0 && !symp)
-    return d >= POS_MIN ? d : 0;
+  if (d > 0)  // diagonal: its smallest entry (at least 1 + v for (n + v)*eye(n))
+    return symp ? (1 + d >= POS_MIN ? 1 + d : 0) : d >= POS_MIN ? d : 0;
   if (n->kind != G_ADD && n->kind != G_SUB)
     return 0;
   long size = dmax(n->r);
@@ -253,9 +254,10 @@ static double wc_margin(const GProg *p, int i) {
         if (mag(N(p, x->kind == G_TRANS ? x->kid[0] : b->kid[0])) <= 1)
           return diag;
     }
+    // Row i: |a_ii| >= diag - |B|, and the rest of the row sums to at most
+    // (n - 1)|B|. For (n + v)*eye(n) the diagonal is n + v, so n|B| of it
+    // is paid for by n itself when |B| <= 1.
     double bm = mag(b), margin = symp ? diag - (double)size * fmax(bm - 1, 0) : diag - (double)size * bm;
-    if (symp && bm > 1)
-      margin = diag - (double)size * (bm - 1);
     return margin >= POS_MIN ? margin : 0;
   }
   return 0;
@@ -775,11 +777,10 @@ static int gen_power(Gen *g, GDim r, GDim c, int depth, bool scalar_pow) {
     int x = e < 0 ? mk_un(p, G_NEG, 0, mk_num(p, -e)) : mk_num(p, e);
     return mk_bin(p, kind, gen_pos(g, r, c, depth - 1), x);
   }
-  case 2: {  // positive to a bounded expression, or to a size
+  case 2: {  // positive to a bounded expression (broadcasting), or to a size
     GDim s[4];
     bcast_shapes(g, r, c, s);
-    if (scalar_pow || is_scalar(s[2], s[3]) || chance(g, 0.3)) {
-      s[0] = r, s[1] = c;
+    if (scalar_pow || is_scalar(s[2], s[3]) || chance(g, 0.3)) {  // a scalar exponent
       int e = p->ndims && chance(g, 0.3) ? mk_size(p, pick(g, p->ndims)) : gen_bnd(g, lit(1), lit(1), depth - 1);
       if (N(p, e)->kind == G_SIZE && chance(g, 0.5))
         e = mk_un(p, G_NEG, 0, e);
@@ -827,12 +828,15 @@ static int gen_func(Gen *g, GDim r, GDim c, int depth) {
   return mk_un(p, G_FUNC, f, a);
 }
 
-// Wrap X in a bounded function if its bound has grown past SQUASH_AT.
+// Wrap X in a bounded function if its bound has grown past SQUASH_AT. Only
+// functions that flatten out: sin(X) would bound the value but not the
+// derivative, and an argument of 10^4 oscillates faster than any finite
+// difference can follow.
 static int squash(Gen *g, int x) {
   GProg *p = g->p;
   if (mag(N(p, x)) <= SQUASH_AT)
     return x;
-  static const int fs[] = {GF_TANH, GF_SIN, GF_ATAN, GF_SIGMOID, GF_COS};
+  static const int fs[] = {GF_TANH, GF_ATAN, GF_SIGMOID};
   return mk_un(p, G_FUNC, fs[pick(g, COUNT(fs))], x);
 }
 
@@ -1016,6 +1020,8 @@ static bool check_node(const GProg *p, int i, const char **why) {
       FAIL("arcsin or arccos of something not within 0.9");
     if (n->k == GF_TAN && !(mag(a) <= 1.2))
       FAIL("tan of something too large");
+    if ((n->k == GF_SIN || n->k == GF_COS) && !(mag(a) <= 2 * SQUASH_AT))
+      FAIL("sin or cos of something so large that it oscillates faster than finite differences see");
     if (n->k == GF_EXP && !(a->hi <= 3))
       FAIL("exp of something too large");
     break;

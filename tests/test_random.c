@@ -17,17 +17,27 @@
  * md_grad into the same buffers, which must add (with one buffer NULL); the
  * printed derivatives (md_grad_formula), compiled again as programs and
  * evaluated; and on every 50th program the AOT path: `matdiff compile`,
- * the system compiler with every warning an error, a generated driver.
+ * the system compiler with the documented flags, a generated driver, its
+ * numbers against the JIT's (a warning is a failure of its own, so that it
+ * does not hide the numbers).
  *
  * Sizes are bound to 1..5 and inputs drawn from [-1, 1], both from hashes
  * of the seed and the name, so a program and its shrunk forms see the
- * same numbers (and tests/regress/SEED.expr replays exactly).
+ * same numbers (and tests/regress/SEED.expr replays exactly). A program
+ * with symbolic sizes then runs again, through the same md_function, at
+ * other sizes.
+ *
+ * The programs run in worker processes (a crash or a hang loses one
+ * program, reported with its seed, not the run), and the failures are
+ * shrunk afterwards, each candidate in a child process of its own.
  *
  *   MD_RANDOM_N=2000      programs to run (make soak N=... sets it)
  *   MD_RANDOM_SEED=1      the first seed; program i has seed SEED + i
  *   MD_RANDOM_JOBS        worker processes (default: the online CPUs)
  *   MD_RANDOM_AOT=50      the AOT path on every Nth program (0: never)
  *   MD_RANDOM_SHRINK=6    failures to shrink and save, at most
+ *   MD_RANDOM_SHRINK_SECONDS=60
+ *                         time for all the shrinking together; what is left unshrunk is listed
  *   MD_RANDOM_SAVE=1      write the shrunk cases to tests/regress/ (0: print only)
  *   MD_RANDOM_SHOW=1      print every program before running it
  *   MD_RANDOM_SKIP=print,aot,ref,accum
@@ -120,6 +130,7 @@ typedef struct Report {
   char msg[1024];      /* the first failure's detail, then the others' */
   int fd_steps;        /* finite-difference steps tried beyond the first */
   int print_skipped;   /* printed derivatives too long to check */
+  bool second;         /* in the second trial, at other sizes */
 } Report;
 
 static void flag(Report *r, unsigned kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -132,6 +143,8 @@ static void flag(Report *r, unsigned kind, const char *fmt, ...) {
     return;
   if (n)
     r->msg[n++] = '\n', r->msg[n] = 0;
+  if (r->second)
+    n += (size_t)snprintf(r->msg + n, sizeof r->msg - n, "at other sizes: ");
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(r->msg + n, sizeof r->msg - n, fmt, ap);
@@ -428,6 +441,11 @@ static void put_shape(Out *o, const Ctx *c, Shape s) {
 // declarations (and G), must evaluate to the gradient.
 static void check_print(Prob *p, Report *r) {
   const Ctx *c = &p->f->ctx;
+  // The names this check adds must be free (gen.c never uses them; a
+  // hand-written regression file might).
+  for (int v = 0; v < c->nvars; v++)
+    if (!strcmp(c->vars[v].name, "G") || strstr(c->vars[v].name, "__"))
+      return;
   for (int i = 0; i < p->n; i++) {
     if (!p->g[i])
       continue;
@@ -695,8 +713,66 @@ done:
 
 /* ---- one program: all of it ------------------------------------------------ */
 
+// One trial of the compiled P->f at the sizes and data of SEED.
+static void trial(Prob *p, uint64_t seed, const GProg *prog, unsigned what, const char *src, Report *r) {
+  md_error err;
+  p->seed = seed;
+  for (int d = 0; d < p->nd; d++)
+    p->dims[d] = size_of_dim(seed, md_dim_name(p->f, d));
+  for (int i = 0; i < p->n; i++) {
+    p->len[i] = md_input_rows(p->f, i, p->dims) * md_input_cols(p->f, i, p->dims);
+    p->in[i] = data(seed, "in", md_input_name(p->f, i), p->len[i]);
+    if (md_input_is_wrt(p->f, i) && !(p->g[i] = calloc((size_t)p->len[i], sizeof(double))))
+      abort();
+  }
+  p->outlen = md_output_rows(p->f, p->dims) * md_output_cols(p->f, p->dims);
+  p->matrix = !shape_is_scalar(p->f->ctx.out->shape);
+  p->vjp = gen_hash(seed, "vjp") & 1;
+  p->s = p->matrix || !p->vjp ? 1 : 0.5 + 1.5 * (double)(gen_hash(seed, "s") % 1000) / 1000;
+  p->G = p->matrix ? data(seed, "G", "", p->outlen) : NULL;
+  p->val = calloc((size_t)p->outlen, sizeof(double));
+  double *gout = calloc((size_t)p->outlen, sizeof(double));
+  if (!p->val || !gout)
+    abort();
+  const double *const *in = (const double *const *)p->in;
+  if (md_eval(p->f, p->dims, in, p->val, &err) != 0) {
+    flag(r, K_CALL, "md_eval: %s", err.message);
+    goto done;
+  }
+  int rc = p->matrix ? md_vjp(p->f, p->dims, in, p->G, gout, p->g, &err)
+           : p->vjp  ? md_vjp(p->f, p->dims, in, &p->s, gout, p->g, &err)
+                     : md_grad(p->f, p->dims, in, gout, p->g, &err);
+  if (rc != 0) {
+    flag(r, K_CALL, "%s: %s", p->matrix || p->vjp ? "md_vjp" : "md_grad", err.message);
+    goto done;
+  }
+  double e = rel_err(gout, p->val, p->outlen);
+  if (!(e <= TOL_VALUE))
+    flag(r, K_VALUE, "md_eval gives %.17g, %s %.17g (first element; off by %.2g)", p->val[0],
+         p->matrix || p->vjp ? "md_vjp" : "md_grad", gout[0], e);
+  check_tape(p, r);
+  if (prog && (what & O_REF))
+    check_ref(p, prog, r);
+  check_fd(p, r);
+  if (what & O_ACCUM)
+    check_accum(p, r);
+  if (what & O_PRINT)
+    check_print(p, r);
+  if (what & O_AOT)
+    check_aot(p, src, r);
+done:
+  free(gout);
+  prob_free(p);
+  memset(p->in, 0, sizeof p->in);
+  memset(p->g, 0, sizeof p->g);
+  p->G = p->val = NULL;
+}
+
 // Run SRC at the data of SEED through the oracles; PROG (if not NULL) is its
-// tree, for the interpreter. Returns the failure kinds.
+// tree, for the interpreter. A program with symbolic sizes runs again at
+// other sizes, through the same md_function (its workspace is made again),
+// against the tape, the interpreter and finite differences. Returns the
+// failure kinds.
 static unsigned check_source(const char *src, uint64_t seed, const GProg *prog, unsigned what, Report *r) {
   memset(r, 0, sizeof *r);
   md_error err;
@@ -713,52 +789,11 @@ static unsigned check_source(const char *src, uint64_t seed, const GProg *prog, 
     md_free(p.f);
     return r->kinds;
   }
-  for (int d = 0; d < p.nd; d++)
-    p.dims[d] = size_of_dim(seed, md_dim_name(p.f, d));
-  for (int i = 0; i < p.n; i++) {
-    p.len[i] = md_input_rows(p.f, i, p.dims) * md_input_cols(p.f, i, p.dims);
-    p.in[i] = data(seed, "in", md_input_name(p.f, i), p.len[i]);
-    if (md_input_is_wrt(p.f, i) && !(p.g[i] = calloc((size_t)p.len[i], sizeof(double))))
-      abort();
+  trial(&p, seed, prog, what, src, r);
+  if (p.nd > 0) {
+    r->second = true;
+    trial(&p, gen_hash(seed, "other sizes"), prog, what & O_REF, src, r);
   }
-  p.outlen = md_output_rows(p.f, p.dims) * md_output_cols(p.f, p.dims);
-  p.matrix = !shape_is_scalar(p.f->ctx.out->shape);
-  p.vjp = gen_hash(seed, "vjp") & 1;
-  p.s = p.matrix || !p.vjp ? 1 : 0.5 + 1.5 * (double)(gen_hash(seed, "s") % 1000) / 1000;
-  p.G = p.matrix ? data(seed, "G", "", p.outlen) : NULL;
-  p.val = calloc((size_t)p.outlen, sizeof(double));
-  double *gout = calloc((size_t)p.outlen, sizeof(double));
-  if (!p.val || !gout)
-    abort();
-  const double *const *in = (const double *const *)p.in;
-  if (md_eval(p.f, p.dims, in, p.val, &err) != 0) {
-    flag(r, K_CALL, "md_eval: %s", err.message);
-    goto done;
-  }
-  int rc = p.matrix ? md_vjp(p.f, p.dims, in, p.G, gout, p.g, &err)
-           : p.vjp  ? md_vjp(p.f, p.dims, in, &p.s, gout, p.g, &err)
-                    : md_grad(p.f, p.dims, in, gout, p.g, &err);
-  if (rc != 0) {
-    flag(r, K_CALL, "%s: %s", p.matrix || p.vjp ? "md_vjp" : "md_grad", err.message);
-    goto done;
-  }
-  double e = rel_err(gout, p.val, p.outlen);
-  if (!(e <= TOL_VALUE))
-    flag(r, K_VALUE, "md_eval gives %.17g, %s %.17g (first element; off by %.2g)", p.val[0],
-         p.matrix || p.vjp ? "md_vjp" : "md_grad", gout[0], e);
-  check_tape(&p, r);
-  if (prog && (what & O_REF))
-    check_ref(&p, prog, r);
-  check_fd(&p, r);
-  if (what & O_ACCUM)
-    check_accum(&p, r);
-  if (what & O_PRINT)
-    check_print(&p, r);
-  if (what & O_AOT)
-    check_aot(&p, src, r);
-done:
-  free(gout);
-  prob_free(&p);
   md_free(p.f);
   return r->kinds;
 }
@@ -797,7 +832,7 @@ typedef struct Shared {
 } Shared;
 
 typedef struct Config {
-  long n, jobs, aot_every, shrink;
+  long n, jobs, aot_every, shrink, shrink_seconds;
   unsigned skip;       /* O_* left out */
   uint64_t seed;
   bool save, show;
@@ -870,30 +905,54 @@ static double now(void) {
 
 typedef struct Target {
   unsigned kind, what;
+  double deadline;     /* now() after which no candidate is run any more */
+  char needle[64];     /* if not empty: the report must also contain this (a -W flag) */
 } Target;
 
-// Does Q still fail with the target kind? Run in a child, so that a crash
-// or a hang in one candidate is an answer, not the end of the test.
-static bool still_fails(const GProg *q, void *arg) {
-  const Target *t = arg;
-  char *src = gen_source(q);
+// Run the oracles on SRC in a child, so that a crash or a hang is an
+// answer and not the end of the test; its report comes back through a pipe.
+// False if the child died (*SIG then holds the signal, or SIGALRM for a hang).
+static bool run_child(const char *src, uint64_t seed, const GProg *q, unsigned what, Report *r, int *sig) {
+  int fds[2];
+  memset(r, 0, sizeof *r);
+  *sig = 0;
+  if (pipe(fds) != 0)
+    abort();
   fflush(stdout);
   fflush(stderr);
   pid_t pid = fork();
   if (pid == 0) {
+    close(fds[0]);
     alarm(TIMEOUT);
-    Report r;
-    unsigned k = check_source(src, q->seed, q, t->what, &r);
-    _exit(k & t->kind ? 1 : 0);
+    Report mine;
+    check_source(src, seed, q, what, &mine);
+    _exit(write(fds[1], &mine, sizeof mine) == (ssize_t)sizeof mine ? 0 : 1);
   }
+  close(fds[1]);
+  bool ok = read(fds[0], r, sizeof *r) == (ssize_t)sizeof *r;
+  close(fds[0]);
   int st = 0;
   waitpid(pid, &st, 0);
+  if (!ok)
+    *sig = WIFSIGNALED(st) ? WTERMSIG(st) : -1;
+  return ok;
+}
+
+// Does Q still fail the way the target says?
+static bool still_fails(const GProg *q, void *arg) {
+  const Target *t = arg;
+  if (now() > t->deadline)
+    return false;
+  char *src = gen_source(q);
+  Report r;
+  int sig;
+  bool ok = run_child(src, q->seed, q, t->what, &r, &sig);
   free(src);
   if (t->kind == K_HANG)
-    return WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM;
+    return !ok && sig == SIGALRM;
   if (t->kind == K_CRASH)
-    return WIFSIGNALED(st) && WTERMSIG(st) != SIGALRM;
-  return WIFEXITED(st) && WEXITSTATUS(st) == 1;
+    return !ok && sig != SIGALRM;
+  return ok && (r.kinds & t->kind) && (!t->needle[0] || strstr(r.msg, t->needle));
 }
 
 // The kind a failure is shrunk for: the first in the order of K_*.
@@ -960,36 +1019,35 @@ static bool already_saved(const char *src) {
 }
 
 // Shrink failure F, print it, and save it to tests/regress/SEED.expr.
-static void shrink_and_save(const Config *cf, const Fail *f) {
+static void shrink_and_save(const Config *cf, const Fail *f, double deadline) {
   GProg p;
   gen_program(&p, f->seed);
   int before = gen_size(&p);
-  Target t = {primary(f->kinds), O_REF | O_ACCUM};
+  Target t = {.kind = primary(f->kinds), .what = O_REF | O_ACCUM, .deadline = deadline};
   if (t.kind == K_PRINT)
     t.what |= O_PRINT;
   if (t.kind & (K_AOT | K_WARN | K_CRASH | K_HANG))
     t.what |= O_PRINT | O_AOT;
+  // A warning keeps its -W flag while shrinking, so it does not drift to another.
+  const char *w = t.kind == K_WARN ? strstr(f->msg, "[-W") : NULL;
+  if (w)
+    snprintf(t.needle, sizeof t.needle, "%.*s", (int)strcspn(w, "]") + 1, w);
   int tries = gen_shrink(&p, still_fails, &t, 3000);
   char *src = gen_source(&p);
   // The shrunk program's own report, for the file's header.
-  Report r = {0};
-  fflush(stderr);
-  int fds[2];
-  if (pipe(fds) == 0) {
-    pid_t pid = fork();
-    if (pid == 0) {
-      close(fds[0]);
-      alarm(TIMEOUT);
-      check_source(src, p.seed, &p, t.what, &r);
-      if (write(fds[1], &r, sizeof r) != (ssize_t)sizeof r)
-        _exit(1);
-      _exit(0);
-    }
-    close(fds[1]);
-    if (read(fds[0], &r, sizeof r) != (ssize_t)sizeof r)
-      snprintf(r.msg, sizeof r.msg, "%s", t.kind == K_HANG ? "no answer within the time limit" : "it crashes");
-    close(fds[0]);
-    waitpid(pid, NULL, 0);
+  Report r;
+  int sig;
+  Target again = t;
+  again.deadline = INFINITY;
+  bool reproduced = still_fails(&p, &again);
+  if (!run_child(src, p.seed, &p, t.what, &r, &sig))
+    snprintf(r.msg, sizeof r.msg, "%s", sig == SIGALRM ? "no answer within the time limit" : "it crashes");
+  if (!reproduced) {
+    fprintf(stderr, "\n%s\n---- seed %llu: this failure does not happen again; not saved\n", f->msg,
+            (unsigned long long)p.seed);
+    free(src);
+    gen_free(&p);
+    return;
   }
   char kinds[256];
   kinds_str(r.kinds ? r.kinds : t.kind, kinds, sizeof kinds);
@@ -1019,6 +1077,7 @@ Test(random, expressions, .timeout = 0) {
       .jobs = env_long("MD_RANDOM_JOBS", sysconf(_SC_NPROCESSORS_ONLN)),
       .aot_every = env_long("MD_RANDOM_AOT", 50),
       .shrink = env_long("MD_RANDOM_SHRINK", 6),
+      .shrink_seconds = env_long("MD_RANDOM_SHRINK_SECONDS", 60),
       .save = env_long("MD_RANDOM_SAVE", 1) != 0,
       .show = env_long("MD_RANDOM_SHOW", 0) != 0,
   };
@@ -1116,20 +1175,22 @@ Test(random, expressions, .timeout = 0) {
       nshrunk++;
     }
   long listed = 0;
+  double deadline = now() + (double)cf.shrink_seconds;
   for (long k = 0; k < nfail; k++) {
-    if (chosen[k]) {
-      shrink_and_save(&cf, &sh->fail[k]);
-    } else if (listed++ >= 40) {
+    if (chosen[k] && now() < deadline) {
+      shrink_and_save(&cf, &sh->fail[k], deadline);
       continue;
-    } else {
-      char kinds[256];
-      kinds_str(sh->fail[k].kinds, kinds, sizeof kinds);
+    }
+    char kinds[256];
+    kinds_str(sh->fail[k].kinds, kinds, sizeof kinds);
+    if (listed++ < 40)
       fprintf(stderr, "random: seed %llu also failed: %s\n  %s\n", (unsigned long long)sh->fail[k].seed, kinds,
               sh->fail[k].msg);
-    }
+    else if (listed < 1000)
+      fprintf(stderr, "random: seed %llu also failed: %s\n", (unsigned long long)sh->fail[k].seed, kinds);
   }
-  if (listed > 40)
-    fprintf(stderr, "random: and %ld more\n", listed - 40);
+  if (listed >= 1000)
+    fprintf(stderr, "random: and %ld more\n", listed - 999);
   free(chosen);
   munmap(sh, sizeof *sh);
   cr_expect_eq(nfail, 0, "%ld of %ld random programs failed (seeds and shrunk programs above)", nfail, done);
@@ -1158,28 +1219,13 @@ Test(random, regressions, .timeout = 0) {
       char tag[32];
       snprintf(tag, sizeof tag, "trial %d", trial);
       uint64_t s = trial ? gen_hash(seed, tag) : seed;
-      int fds[2];
-      cr_assert_eq(pipe(fds), 0);
-      fflush(stderr);
-      pid_t pid = fork();
-      if (pid == 0) {
-        close(fds[0]);
-        alarm(TIMEOUT);
-        Report r;
-        check_source(src, s, NULL, O_PRINT | O_ACCUM | (trial == 0 ? O_AOT : 0), &r);
-        if (write(fds[1], &r, sizeof r) != (ssize_t)sizeof r)
-          _exit(1);
-        _exit(0);
+      Report r;
+      int sig;
+      if (!run_child(src, s, NULL, O_PRINT | O_ACCUM | (trial == 0 ? O_AOT : 0), &r, &sig)) {
+        r.kinds = sig == SIGALRM ? K_HANG : K_CRASH;
+        snprintf(r.msg, sizeof r.msg, "%s", sig == SIGALRM ? "no answer within the time limit"
+                                            : sig > 0 ? strsignal(sig) : "the check died");
       }
-      close(fds[1]);
-      Report r = {0};
-      int st;
-      if (read(fds[0], &r, sizeof r) != (ssize_t)sizeof r) {
-        r.kinds = K_CRASH;
-        snprintf(r.msg, sizeof r.msg, "the check died (a crash or a hang)");
-      }
-      close(fds[0]);
-      waitpid(pid, &st, 0);
       if (r.kinds) {
         char kinds[256];
         kinds_str(r.kinds, kinds, sizeof kinds);

@@ -10,6 +10,9 @@
  * MD_FUZZ_JIT=0 in the environment, or -DFUZZ_NO_JIT, leaves it out and
  * fuzzes the front half and the emitter alone, several times faster.
  * Code that libtcc compiled is not instrumented; everything it calls is.
+ *
+ * MD_FUZZ_STRICT=1 turns off fuzz_one.h's workarounds for open bugs, as the
+ * regression test does: `make fuzz-regress` replays tests/fuzz/regress/ so.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -30,9 +33,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 #ifdef FUZZ_NO_JIT
   flags &= ~FUZZ_JIT;
 #endif
-  const char *jit = getenv("MD_FUZZ_JIT");
+  const char *jit = getenv("MD_FUZZ_JIT"), *strict = getenv("MD_FUZZ_STRICT");
   if (jit)
     flags = atoi(jit) ? flags | FUZZ_JIT : flags & ~FUZZ_JIT;
+  if (strict && atoi(strict))
+    flags |= FUZZ_STRICT;
   return 0;
 }
 
