@@ -124,7 +124,7 @@ $(B)/rt_header.o: $(B)/rt_header.c
 	$(Q)$(CC) -std=c11 $(SAN_FLAGS) -c $< -o $@
 
 # The CLI prints the BLAS flags it was built with (matdiff config).
-$(B)/compiler/cli.o: ALL_CFLAGS += -DMD_BLAS_LIBS='"$(BLAS_LIBS)"'
+$(B)/compiler/cli.o: ALL_CFLAGS += -DMD_BLAS_LIBS='"$(BLAS_LIBS)"' -DMD_SAN_LIBS='"$(SAN_FLAGS)"'
 
 # ---- tests ----------------------------------------------------------------
 

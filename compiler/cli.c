@@ -26,6 +26,11 @@
 #ifndef MD_BLAS_LIBS
 #define MD_BLAS_LIBS "-lopenblas"
 #endif
+// A SAN=1 build's libraries are instrumented: programs linking them need the
+// sanitizers' runtimes too.
+#ifndef MD_SAN_LIBS
+#define MD_SAN_LIBS ""
+#endif
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...) {
@@ -362,9 +367,11 @@ static int cmd_config(int argc, char **argv) {
     if (!strcmp(argv[i], "--cflags"))
       printf("%s\n", cflags);
     else if (!strcmp(argv[i], "--libs"))
-      printf("-L%s -lmatdiff_rt %s -lm\n", libdir, MD_BLAS_LIBS);
+      printf("-L%s -lmatdiff_rt %s -lm%s%s\n", libdir, MD_BLAS_LIBS, *MD_SAN_LIBS ? " " : "",
+             MD_SAN_LIBS);
     else if (!strcmp(argv[i], "--jit-libs"))
-      printf("-L%s -lmatdiff -lmatdiff_rt -ltcc %s -ldl -lm -lpthread\n", libdir, MD_BLAS_LIBS);
+      printf("-L%s -lmatdiff -lmatdiff_rt -ltcc %s -ldl -lm -lpthread%s%s\n", libdir, MD_BLAS_LIBS,
+             *MD_SAN_LIBS ? " " : "", MD_SAN_LIBS);
     else
       rc = fail("config: unknown option '%s'\n%s", argv[i], config_help);
   }
