@@ -137,6 +137,10 @@ static bool is_ident(char ch) {
   return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
 }
 
+static bool is_buffer(Emit *e, const Node *n) {
+  return e->kind[n->id] == K_BUFFER && n->op != OP_VAR && n->op != OP_SEED;
+}
+
 static bool is_product(const Node *n) {
   return n->op == OP_MUL && !scalar(n->a) && !scalar(n->b);
 }
@@ -174,6 +178,18 @@ static bool flat_sum(const Node *n) {
 static Node *strip(Node *n, bool *trans) {
   *trans = false;
   while (n->op == OP_TRANS && !scalar(n)) {
+    *trans = !*trans;
+    n = n->a;
+  }
+  return n;
+}
+
+// The memory gemm reads for operand N: through transposes (each a flag)
+// down to the first value that has memory of its own. share_memory's
+// reads() sees the same.
+static Node *strip_mem(Emit *e, Node *n, bool *trans) {
+  *trans = false;
+  while (n->op == OP_TRANS && !scalar(n) && !is_buffer(e, n)) {
     *trans = !*trans;
     n = n->a;
   }
@@ -345,7 +361,7 @@ static void plan(Emit *e, Node **roots, int nroots) {
     if (kernel(p))
       force_plain(e, p->a);
     // tr(P*Q) is sum(P.*Q'): the product itself is never formed.
-    if (p->op == OP_TR && is_product(p->a) && e->uses[p->a->id] == 1) {
+    if (p->op == OP_TR && is_product(p->a) && !scalar(p->a) && e->uses[p->a->id] == 1) {
       e->kind[p->a->id] = K_GEMM;
       force_buffer(e, p->a->a);
       force_buffer(e, p->a->b);
@@ -412,9 +428,11 @@ static char *elem_op(Emit *e, Node *n, const char *ri, const char *ci, bool flat
   switch (n->op) {
   case OP_ZEROS: return "0.0";
   case OP_ONES: return "1.0";
-  case OP_EYE: return arena_printf(A, "(%s == %s ? 1.0 : 0.0)", ri, ci);
+  case OP_EYE: return !strcmp(ri, ci) ? "1.0" : arena_printf(A, "(%s == %s ? 1.0 : 0.0)", ri, ci);
   case OP_TRANS: return elem(e, n->a, ci, ri, flat);
   case OP_DIAGM:
+    if (!strcmp(ri, ci))
+      return elem(e, n->a, ri, "0", false);
     return arena_printf(A, "(%s == %s ? %s : 0.0)", ri, ci, elem(e, n->a, ri, "0", false));
   case OP_DIAGV: return elem(e, n->a, ri, ri, false);
   default: break;
@@ -563,7 +581,7 @@ static void gemm(Emit *e, int depth, const char *dst, Node *t, int sign, bool ac
   gemm_form(e, t, &g);
   Node *prod = g.prod;
   bool ta, tb;
-  Node *a = strip(prod->a, &ta), *b = strip(prod->b, &tb);
+  Node *a = strip_mem(e, prod->a, &ta), *b = strip_mem(e, prod->b, &tb);
   char *al = g.mul ? elem(e, g.mul, "0", "0", true) : "1.0";
   if (g.div)
     al = arena_printf(&e->c->arena, "%s/%s", al, elem(e, g.div, "0", "0", true));
@@ -661,7 +679,7 @@ static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accu
 // A reduction of A to a scalar, into the local double DST.
 static void reduce(Emit *e, int depth, const char *dst, Node *n) {
   bool tr;
-  Node *a = strip(n->a, &tr);  // a full reduction does not care about order
+  Node *a = strip_mem(e, n->a, &tr);  // a full reduction does not care about order
   bool norm = n->op == OP_NORM;
   if (a->op == OP_VAR || a->op == OP_SEED || e->kind[a->id] == K_BUFFER) {
     line(e, depth, "%s = %s%s(%s, %s)%s;", dst, norm ? "sqrt(" : "",
@@ -755,7 +773,7 @@ static void scalar_op(Emit *e, int depth, Node *n) {
   case OP_DET:
   case OP_DIAGM:
   case OP_DIAGV: line(e, depth, "%s = %s;", dst, a); break;
-  case OP_SOFTMAX: line(e, depth, "%s = 1.0;", dst); break;
+  case OP_SOFTMAX: line(e, depth, "(void)%s;", a), line(e, depth, "%s = 1.0;", dst); break;
   case OP_INV: line(e, depth, "%s = 1.0/%s;", dst, a); break;
   case OP_LOGDET: line(e, depth, "%s = log(fabs(%s));", dst, a); break;
   default: line(e, depth, "%s = 0; /* unreachable */", dst); break;
@@ -829,9 +847,6 @@ static void guard_open(Emit *e, unsigned long long m) {
 
 /* ---- workspace ---------------------------------------------------------- */
 
-static bool is_buffer(Emit *e, const Node *n) {
-  return e->kind[n->id] == K_BUFFER && n->op != OP_VAR && n->op != OP_SEED;
-}
 
 // Mark statement S as reading the buffers N's code reads: the buffers met
 // below N through values that have no memory of their own.
@@ -1034,8 +1049,15 @@ static void print_body(Emit *e, bool grads, Node **roots, int nroots) {
 static void unused(Emit *e, const char *body, const char *name) {
   size_t n = strlen(name);
   for (const char *p = body; p && (p = strstr(p, name)); p += n) {
+    // Mentions inside /* comments */ do not count.
+    const char *open = p, *close = p;
+    while (open > body && !(open[-1] == '*' && open - 1 > body && open[-2] == '/'))
+      open--;
+    while (close > body && !(close[-1] == '/' && close - 1 > body && close[-2] == '*'))
+      close--;
+    bool in_comment = open > close;
     bool before = p > body && is_ident(p[-1]), after = is_ident(p[n]);
-    if (!before && !after)
+    if (!before && !after && !in_comment)
       return;
   }
   line(e, 1, "(void)%s;", name);
@@ -1300,9 +1322,9 @@ static double scalar_cost(Emit *e, Node *n, const long *dims) {
     return 1;
   double len = elems(a->shape, dims), r = (double)dim_value(a->shape.r, dims);
   switch (n->op) {
-  case OP_SUM: return len * (1 + fused_ops(e, strip(a, &(bool){0}), false));
+  case OP_SUM: return len * (1 + fused_ops(e, strip_mem(e, a, &(bool){0}), false));
   case OP_NORM:
-  case OP_NORMSQ: return len * (2 + fused_ops(e, strip(a, &(bool){0}), false));
+  case OP_NORMSQ: return len * (2 + fused_ops(e, strip_mem(e, a, &(bool){0}), false));
   case OP_LSE: return 3 * len;
   case OP_TR: return e->kind[a->id] == K_GEMM ? 2 * r * (double)dim_value(a->a->shape.c, dims) : r;
   case OP_DET:

@@ -60,12 +60,24 @@ static void binary(Ctx *c, Buf *b, const Node *n) {
     // Right associative, and the exponent may be a unary minus: x^-1.
     lp = eprec(c, b, l) <= p;
     rp = eprec(c, b, r) < PREC_UNARY;
+    // x^-(a/2) needs them: x^-a/2 is (x^-a)/2.
+    if (r->op == OP_MUL && ast_is_num(r->a, -1) && eprec(c, b, r) == PREC_UNARY &&
+        eprec(c, b, r->b) < PREC_POW)
+      rp = true;
   } else {
     lp = eprec(c, b, l) < p;
-    // a*(b*c) is a*b*c and a + (b + c) is a + b + c; other operators on
-    // the right need parentheses at their own level.
+    // In a chain of products, an elementwise operand keeps its parentheses:
+    // X*(A.*B)*C must not read as (X*A).*B*C.
+    if (n->op == OP_MUL && (l->op == OP_EMUL || l->op == OP_EDIV) && eprec(c, b, l) == PREC_MUL)
+      lp = true;
+    // a*(b*c) is a*b*c and a + (b + c) is a + b + c, as long as a + b
+    // still fits together (broadcasting may not allow it); other operators
+    // on the right need parentheses at their own level.
+    Shape sh;
+    char msg[8];
     bool assoc = (n->op == OP_MUL && r->op == OP_MUL && eprec(c, b, r) == PREC_MUL) ||
-                 (n->op == OP_ADD && (r->op == OP_ADD || r->op == OP_SUB));
+                 (n->op == OP_ADD && (r->op == OP_ADD || r->op == OP_SUB) &&
+                  shape_check(c, OP_ADD, l->shape, r->a->shape, 0, &sh, msg, sizeof msg));
     rp = assoc ? eprec(c, b, r) < p : eprec(c, b, r) <= p;
     if (r->op == OP_MUL && eprec(c, b, r) == PREC_UNARY && n->op != OP_POW)
       rp = false;  // a*-b and a - -b parse as meant

@@ -140,7 +140,11 @@ static Node *collect_terms(Simp *s, Node *n) {
     if (ts[i].k == 0)
       continue;
     Node *t = ts[i].k == 1 ? ts[i].t : scaled(s, ts[i].k, ts[i].t);
-    r = r ? mk(s, OP_ADD, r, t) : t;
+    // Without a cancelled term, the rest may not fit together (a row and
+    // a column): then the sum stays as it was.
+    if (!t || (r && !(t = mk(s, OP_ADD, r, t))))
+      return NULL;
+    r = t;
   }
   if (!r)
     return zeros(s, n->shape);

@@ -21,7 +21,7 @@
  *
  * Magnitudes: every node's interval assumes the worst (sizes of
  * GEN_MAX_SIZE, inputs of +-1). When a subexpression's bound passes
- * SQUASH_AT it is wrapped in a bounded function (tanh, sin, arctan, ...),
+ * SQUASH_AT it is wrapped in a function that flattens out (tanh, arctan, sigmoid),
  * so nothing downstream overflows and finite differences stay meaningful.
  */
 #include "gen.h"

@@ -437,15 +437,49 @@ static void put_shape(Out *o, const Ctx *c, Shape s) {
     put(o, "%ld)", s.c.n);
 }
 
-// Each printed derivative, compiled as a program of its own over the same
-// declarations (and G), must evaluate to the gradient.
-static void check_print(Prob *p, Report *r) {
+// SRC without its wrt statements (a statement runs from a line start or a
+// ';' to the next ';' or line end; '...' continues a line, '#' comments).
+static char *strip_wrt(const char *src) {
+  Out o = {0};
+  put(&o, "%s", "");
+  const char *s = src;
+  while (*s) {
+    const char *t = s;
+    while (*t == ' ' || *t == '\t' || *t == '\r')
+      t++;
+    bool wrt = !strncmp(t, "wrt", 3) && (t[3] == ' ' || t[3] == '\t');
+    const char *e = s;  // the end of this statement, separator excluded
+    while (*e && *e != ';' && *e != '\n') {
+      if (*e == '#')
+        e += strcspn(e, "\n");
+      else if (!strncmp(e, "...", 3))
+        e += 3 + strcspn(e + 3, "\n") + (e[3 + strcspn(e + 3, "\n")] ? 1 : 0);
+      else
+        e++;
+    }
+    if (!wrt)
+      put(&o, "%.*s", (int)(e - s), s);
+    if (*e)
+      put(&o, "%c", *e), e++;
+    s = e;
+  }
+  return o.s;
+}
+
+// Each printed derivative must parse again after the program's own
+// statements (it may name the program's intermediates) and evaluate to the
+// gradient; G, for a matrix output, is declared after them.
+static void check_print(Prob *p, const char *src, Report *r) {
   const Ctx *c = &p->f->ctx;
   // The names this check adds must be free (gen.c never uses them; a
   // hand-written regression file might).
   for (int v = 0; v < c->nvars; v++)
     if (!strcmp(c->vars[v].name, "G") || strstr(c->vars[v].name, "__"))
       return;
+  for (int l = 0; l < c->nlets; l++)
+    if (!strcmp(c->lets[l].name, "G") || strstr(c->lets[l].name, "__"))
+      return;
+  char *body = strip_wrt(src);
   for (int i = 0; i < p->n; i++) {
     if (!p->g[i])
       continue;
@@ -458,11 +492,7 @@ static void check_print(Prob *p, Report *r) {
       continue;
     }
     Out o = {0};
-    for (int v = 0; v < c->nvars; v++) {
-      put(&o, "%s : ", c->vars[v].name);
-      put_shape(&o, c, c->vars[v].shape);
-      put(&o, "\n");
-    }
+    put(&o, "%s\n", body);
     if (p->matrix) {
       put(&o, "G : ");
       put_shape(&o, c, c->out->shape);
@@ -515,6 +545,7 @@ static void check_print(Prob *p, Report *r) {
     md_free(h);
     free(o.s);
   }
+  free(body);
 }
 
 /* ---- the AOT path ---------------------------------------------------------- */
@@ -757,7 +788,7 @@ static void trial(Prob *p, uint64_t seed, const GProg *prog, unsigned what, cons
   if (what & O_ACCUM)
     check_accum(p, r);
   if (what & O_PRINT)
-    check_print(p, r);
+    check_print(p, src, r);
   if (what & O_AOT)
     check_aot(p, src, r);
 done:
@@ -893,6 +924,11 @@ static pid_t spawn(Shared *sh, const Config *cf, int w, long from) {
   if (pid == 0)
     worker(sh, cf, w, from);
   return pid;
+}
+
+static int by_seed(const void *a, const void *b) {
+  uint64_t x = ((const Fail *)a)->seed, y = ((const Fail *)b)->seed;
+  return x < y ? -1 : x > y;
 }
 
 static double now(void) {
@@ -1032,23 +1068,21 @@ static void shrink_and_save(const Config *cf, const Fail *f, double deadline) {
   const char *w = t.kind == K_WARN ? strstr(f->msg, "[-W") : NULL;
   if (w)
     snprintf(t.needle, sizeof t.needle, "%.*s", (int)strcspn(w, "]") + 1, w);
+  Target again = t;
+  again.deadline = INFINITY;
+  if (!still_fails(&p, &again)) {  // a flake, or a worker killed from outside
+    fprintf(stderr, "\n%s\n---- seed %llu: this failure does not happen again; not saved\n", f->msg,
+            (unsigned long long)p.seed);
+    gen_free(&p);
+    return;
+  }
   int tries = gen_shrink(&p, still_fails, &t, 3000);
   char *src = gen_source(&p);
   // The shrunk program's own report, for the file's header.
   Report r;
   int sig;
-  Target again = t;
-  again.deadline = INFINITY;
-  bool reproduced = still_fails(&p, &again);
   if (!run_child(src, p.seed, &p, t.what, &r, &sig))
     snprintf(r.msg, sizeof r.msg, "%s", sig == SIGALRM ? "no answer within the time limit" : "it crashes");
-  if (!reproduced) {
-    fprintf(stderr, "\n%s\n---- seed %llu: this failure does not happen again; not saved\n", f->msg,
-            (unsigned long long)p.seed);
-    free(src);
-    gen_free(&p);
-    return;
-  }
   char kinds[256];
   kinds_str(r.kinds ? r.kinds : t.kind, kinds, sizeof kinds);
   Out o = {0};
@@ -1160,7 +1194,10 @@ Test(random, expressions, .timeout = 0) {
   for (int b = 0; b < K_COUNT; b++)
     if (per_kind[b])
       fprintf(stderr, "random:   %5ld %s\n", per_kind[b], kind_name[b]);
-  // Shrink a few: one per combination of kinds first, then the earliest seeds.
+  // Shrink a few: one per kind first, then the earliest seeds; in seed
+  // order, so that a run at the same seeds picks the same ones (and finds
+  // them saved already).
+  qsort(sh->fail, (size_t)nfail, sizeof *sh->fail, by_seed);
   bool *chosen = calloc((size_t)nfail + 1, sizeof *chosen);
   long nshrunk = 0;
   for (int pass = 0; pass < 2 && nshrunk < cf.shrink; pass++)
@@ -1177,17 +1214,19 @@ Test(random, expressions, .timeout = 0) {
   long listed = 0;
   double deadline = now() + (double)cf.shrink_seconds;
   for (long k = 0; k < nfail; k++) {
-    if (chosen[k] && now() < deadline) {
+    char kinds[256], path[600];
+    kinds_str(sh->fail[k].kinds, kinds, sizeof kinds);
+    snprintf(path, sizeof path, "%s/%llu.expr", REGRESS_DIR, (unsigned long long)sh->fail[k].seed);
+    const char *known = access(path, F_OK) == 0 ? " (already in tests/regress)" : "";
+    if (chosen[k] && !*known && now() < deadline) {
       shrink_and_save(&cf, &sh->fail[k], deadline);
       continue;
     }
-    char kinds[256];
-    kinds_str(sh->fail[k].kinds, kinds, sizeof kinds);
     if (listed++ < 40)
-      fprintf(stderr, "random: seed %llu also failed: %s\n  %s\n", (unsigned long long)sh->fail[k].seed, kinds,
-              sh->fail[k].msg);
+      fprintf(stderr, "random: seed %llu also failed%s: %s\n  %s\n", (unsigned long long)sh->fail[k].seed, known,
+              kinds, sh->fail[k].msg);
     else if (listed < 1000)
-      fprintf(stderr, "random: seed %llu also failed: %s\n", (unsigned long long)sh->fail[k].seed, kinds);
+      fprintf(stderr, "random: seed %llu also failed%s: %s\n", (unsigned long long)sh->fail[k].seed, known, kinds);
   }
   if (listed >= 1000)
     fprintf(stderr, "random: and %ld more\n", listed - 999);
