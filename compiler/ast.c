@@ -84,6 +84,9 @@ static Node *intern(Ctx *c, const Node *key) {
     return NULL;
   *n = *key;
   n->id = c->nnodes++;
+  n->depth = 1 + (n->a ? n->a->depth : 0);
+  if (n->b && n->b->depth >= n->depth)
+    n->depth = n->b->depth + 1;
   n->next = c->table[h];
   c->table[h] = n;
   return n;

@@ -169,6 +169,9 @@ static int cmd_diff(int argc, char **argv) {
     if (c.vars[i].wrt) {
       char *g = print_str(&c, c.grads[i]);
       printf("d%s/d%s = %s\n", c.outname, c.vars[i].name, g ? g : "?");
+      if (g && strlen(g) > MD_MAX_PRINT)
+        fprintf(stderr, "matdiff: note: d%s/d%s is longer than %d bytes written out and was cut; "
+                "'matdiff graph --grad' shows it whole\n", c.outname, c.vars[i].name, MD_MAX_PRINT);
     }
   if (src)
     ctx_free(&c);

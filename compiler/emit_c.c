@@ -123,7 +123,9 @@ static bool is_taken(Emit *e, const char *s) {
 // parameters) stay; a body's temporaries are forgotten when the next body
 // is planned.
 static char *claim(Emit *e, const char *want) {
-  char *s = arena_strdup(&e->c->arena, want);
+  // The runtime owns every mdrt_ name: a user's mdrt_x becomes u_mdrt_x.
+  char *s = strncmp(want, "mdrt_", 5) ? arena_strdup(&e->c->arena, want)
+                                       : arena_printf(&e->c->arena, "u_%s", want);
   while (s && is_taken(e, s))
     s = arena_printf(&e->c->arena, "%s_", s);
   if (!s || !set_add(&e->c->arena, e->sealed ? &e->temps : &e->fixed, s))
@@ -845,6 +847,34 @@ static void guard_open(Emit *e, unsigned long long m) {
   buf_free(&cond);
 }
 
+// A fused loop's expression is bounded in depth (libtcc's value stack
+// holds 256 entries): every 32 levels of fused operations, one is given a
+// buffer of its own. Operands come before users, so one pass in id order
+// sees each node's operands' depths.
+static void limit_fusion(Emit *e) {
+  int *depth = calloc((size_t)e->n + 1, sizeof *depth);
+  if (!depth) {
+    e->c->failed = true;
+    return;
+  }
+  for (int i = 0; i < e->n; i++) {
+    Node *p = e->byid[i];
+    if (e->kind[i] != K_INLINE && e->kind[i] != K_VIEW)
+      continue;
+    int d = 0;
+    if (p->a && (e->kind[p->a->id] == K_INLINE || e->kind[p->a->id] == K_VIEW))
+      d = depth[p->a->id];
+    if (p->b && (e->kind[p->b->id] == K_INLINE || e->kind[p->b->id] == K_VIEW) && depth[p->b->id] > d)
+      d = depth[p->b->id];
+    depth[i] = d + 1;
+    if (depth[i] > 32 && e->kind[i] == K_INLINE) {
+      e->kind[i] = K_BUFFER;
+      depth[i] = 0;
+    }
+  }
+  free(depth);
+}
+
 /* ---- workspace ---------------------------------------------------------- */
 
 
@@ -948,6 +978,7 @@ static char *plan_body(Emit *e, bool grads, Node **roots, int *nroots) {
     e->uses[roots[r]->id]++;
   count_uses(e);
   plan(e, roots, *nroots);
+  limit_fusion(e);
 
   // Names: buffers and scalars get t1, t2, ... in order.
   for (int i = 0; i < n; i++) {

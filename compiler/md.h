@@ -90,6 +90,7 @@ struct Node {
                         OP_LSE, OP_SOFTMAX: the dimension (0 for all) */
   Shape shape;
   int id;            /* creation order, so operands always have smaller ids */
+  int depth;         /* of the DAG below, this node included */
   Node *next;        /* hash chain */
 };
 
@@ -150,6 +151,8 @@ struct Stmt {
    every stage after the parser recurses over expressions. */
 #define MD_MAX_DEPTH 1000        /* nesting of one expression */
 #define MD_MAX_EXPRS 1000000     /* operations in one source */
+#define MD_MAX_NODE_DEPTH 4000   /* of any DAG node, the simplifier's too */
+#define MD_MAX_PRINT (1 << 20)   /* bytes of one printed formula, then "..." */
 
 typedef struct Var {
   char *name;

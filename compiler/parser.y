@@ -350,7 +350,7 @@ static Stmt *dims_push(Ctx *c, Stmt *s, DimSpec d) {
 
 static DimSpec dim_num(Ctx *c, Loc loc, double v) {
   DimSpec d = {.loc = loc};
-  if (v != (double)(long)v || v < 1 || v > 1e9)
+  if (!(v >= 1 && v <= 1e9) || v != (double)(long)v)  // range first: the cast needs it
     ctx_error(c, loc, "a size must be a whole number from 1 to 1000000000");
   else
     d.n = (long)v;

@@ -12,7 +12,7 @@
 char *print_num(char *buf, size_t n, double v) {
   // Whole numbers are the common case; otherwise the shortest of 15, 16 or
   // 17 significant digits that reads back as V.
-  if (v == (double)(long)v && fabs(v) < 1e15) {
+  if (fabs(v) < 1e15 && v == (double)(long)v) {  // range first: the cast needs it
     snprintf(buf, n, "%ld", (long)v);
     return buf;
   }
@@ -190,7 +190,9 @@ void print_node(Ctx *c, Buf *b, const Node *n) {
   print(c, b, n);
 }
 
-char *print_str(Ctx *c, const Node *n) { return print_short(c, n, 0); }
+// A printed tree can be exponentially larger than its DAG (A^1000000): past
+// a mebibyte a formula is cut, and ends in "...".
+char *print_str(Ctx *c, const Node *n) { return print_short(c, n, MD_MAX_PRINT); }
 
 char *print_short(Ctx *c, const Node *n, size_t limit) {
   Buf b = {.limit = limit, .top = n};

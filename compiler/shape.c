@@ -220,6 +220,13 @@ static Node *make(Ctx *c, Op op, Node *a, Node *b, long k, Loc loc) {
     return NULL;
   }
   Node *n = ast_opk(c, op, a, b, k);
+  // Intermediates chain expressions past the parser's nesting limit; the
+  // DAG's depth is bounded too, for every stage that recurses over it.
+  if (n && n->depth > MD_MAX_NODE_DEPTH / 4) {
+    ctx_error(c, loc, "the expression is nested too deeply through its intermediates: more than "
+              "%d levels", MD_MAX_NODE_DEPTH / 4);
+    return NULL;
+  }
   return n ? n : oom(c, loc);
 }
 

@@ -339,6 +339,11 @@ static Node *simp(Simp *s, Node *n) {
   if (!m)
     return NULL;
   Node *r = s->budget > 0 && s->depth < 2000 ? rewrite(s, m) : NULL;
+  // A rewrite may lose sharing (x^(2^40) as products re-associated): one
+  // that builds a DAG deeper than every later stage's recursion can take
+  // is not made.
+  if (r && r->depth > MD_MAX_NODE_DEPTH)
+    r = NULL;
   if (r) {
     s->budget--;
     s->depth++;

@@ -87,7 +87,7 @@ ParameterizedTestParameters(fuzz, regress) {
   return cr_make_param_array(int, index, (size_t)n);
 }
 
-ParameterizedTest(int *k, fuzz, regress, .timeout = 60) {
+ParameterizedTest(int *k, fuzz, regress, .timeout = 20) {
   static Name names[MAX_FILES];
   int n = list_inputs(names);
   cr_assert_gt(n, 0, "no .expr file in %s", REGRESS_DIR);

@@ -86,14 +86,18 @@ static void fuzz_check_error(const md_error *err, const char *where, int flags) 
    sum(sin(sin(...(A)...))), libtcc stops with "memory full (vstack)", so
    md_compile fails with an internal error on a valid program. */
 static int fuzz_known_internal(const char *message, int flags) {
-  return !(flags & FUZZ_STRICT) && strstr(message, "memory full (vstack)");
+  (void)message;
+  (void)flags;
+  return 0;  /* fixed: emit_c bounds the depth of a fused loop's expression */
 }
 
 /* regress/emit_mdrt_name.expr: emit_c's claim() loops forever on a name
    that starts with "mdrt_" (it appends '_' to a name is_taken() always
    takes), so the emitter and the JIT are skipped for such a source. */
 static int fuzz_hangs_emit(const char *src, int flags) {
-  return !(flags & FUZZ_STRICT) && strstr(src, "mdrt_");
+  (void)src;
+  (void)flags;
+  return 0;  /* fixed: claim() renames mdrt_x to u_mdrt_x */
 }
 
 static long fuzz_tree(const Node *n, long *memo) {
