@@ -59,7 +59,7 @@ TEST_BINS := $(TESTS:%=$(B)/tests/%)
 
 # Debian packages: the build needs these, the tests the rest.
 BUILD_PKGS := gcc make flex bison tcc libtcc-dev libopenblas-dev pkg-config
-TEST_PKGS  := libcriterion-dev valgrind python3-numpy python3-torch
+TEST_PKGS  := libcriterion-dev valgrind python3-numpy python3-torch graphviz
 # `make fuzz` also needs clang and its libFuzzer and sanitizer runtimes.
 FUZZ_PKGS  := clang libclang-rt-14-dev
 # `make bench` also needs gnuplot for its plot (and the tests' python3-torch).
@@ -155,6 +155,8 @@ endif
 	  $(PYTHON) tests/torch_seed.py $(B)/matdiff && $(PYTHON) tests/torch_examples.py $(B)/matdiff; \
 	else echo "skipped: $(PYTHON) cannot import torch (apt-get install python3-torch)"; fi
 	@$(MAKE) --no-print-directory train
+	@echo "== standalone and float C, Graphviz and LaTeX output"
+	@bash tests/outputs_test.sh $(B)
 ifneq ($(SAN),1)
 	@echo "== make install into a temporary DESTDIR, pkg-config, make uninstall"
 	@MAKE="$(MAKE)" bash tests/install_test.sh
