@@ -245,14 +245,15 @@ fuzz: fuzz-deps $(FZ)/fuzz_md
 	@mkdir -p $(FZ)/corpus $(FZ)/artifacts
 	@LC_ALL=C ls $(FZ)/artifacts > $(FZ)/artifacts.before
 	@echo "== libFuzzer for $(FUZZ_SECONDS)s, JIT $(if $(filter 0,$(FUZZ_JIT)),off,on)"
-	$(FUZZ_RUN) $(FZ)/fuzz_md $(FZ)/corpus tests/fuzz/corpus \
+	$(Q)$(FUZZ_RUN) $(FZ)/fuzz_md $(FZ)/corpus tests/fuzz/corpus \
 	  -dict=tests/fuzz/matdiff.dict -max_len=4096 -timeout=10 -rss_limit_mb=2048 \
 	  -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(FZ)/artifacts/ \
 	  $(if $(filter 1,$(FUZZ_KEEP_GOING)),-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1) \
-	  $(FUZZ_ARGS)
-	@LC_ALL=C ls $(FZ)/artifacts | LC_ALL=C comm -13 $(FZ)/artifacts.before - > $(FZ)/artifacts.new; \
+	  $(FUZZ_ARGS); status=$$?; \
+	LC_ALL=C ls $(FZ)/artifacts | LC_ALL=C comm -13 $(FZ)/artifacts.before - > $(FZ)/artifacts.new; \
 	if [ -s $(FZ)/artifacts.new ]; then echo "== new in $(FZ)/artifacts/ (tests/fuzz/README.md" \
 	  "says what to do with them):"; sed 's/^/  /' $(FZ)/artifacts.new; exit 1; \
+	elif [ $$status != 0 ]; then exit $$status; \
 	else echo "== nothing new in $(FZ)/artifacts/"; fi
 
 # Each file on its own, with no workaround (MD_FUZZ_STRICT=1); the failures

@@ -286,6 +286,8 @@ static const char *latex_func(Op op) {
 
 static void latex(Ctx *c, Buf *b, const Node *n) {
   char num[32];
+  if (b->limit && b->len > b->limit)  // as print(): a tree may dwarf its DAG
+    return;
   const Node *l = n->a, *r = n->b;
   switch (n->op) {
   case OP_NUM:
@@ -390,4 +392,12 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
   buf_puts(b, " \\right)");
 }
 
-void print_latex(Ctx *c, Buf *b, const Node *n) { latex(c, b, n); }
+void print_latex(Ctx *c, Buf *b, const Node *n) {
+  size_t limit = b->limit;
+  if (!limit)
+    b->limit = b->len + MD_MAX_PRINT;
+  latex(c, b, n);
+  if (b->len > b->limit)
+    buf_puts(b, " \\dots");
+  b->limit = limit;
+}

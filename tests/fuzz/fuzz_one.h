@@ -5,8 +5,10 @@
  * replayed exactly as the fuzzer ran it.
  *
  *   1. the front half on a Ctx of its own: parse, shapes, reverse mode,
- *      simplify (md_front), then every gradient printed and the C emitted in
- *      both forms, the file `matdiff compile` writes and the JIT's;
+ *      simplify (md_front), then what the CLI makes of it: every gradient
+ *      printed as text and as LaTeX, the DAG as Graphviz dot, the C in each
+ *      form `matdiff compile` writes (runtime-linked or standalone, double
+ *      or float) and the JIT's, and the operation counts;
  *   2. with FUZZ_JIT, md_compile, which runs it all again and hands the C to
  *      libtcc; where that compiles and every value in the DAG is small at the
  *      chosen sizes, md_eval, md_grad and md_vjp on deterministic inputs, and
@@ -35,7 +37,7 @@
 /* fuzz_one's flags */
 enum {
   FUZZ_JIT = 1,       /* also md_compile (libtcc) and the calls */
-  FUZZ_STRICT = 2,    /* no workaround for open bugs (below) */
+  FUZZ_STRICT = 2,    /* no workaround, no guard (below) */
 };
 
 /* The calls are made only when every value in the DAG, at the chosen sizes,
@@ -53,52 +55,35 @@ static void fuzz_fail(const char *what, const char *detail) {
 // An md_error after a failure: a message, both strings terminated within
 // their arrays, and no "internal error", which the library reserves for
 // its own bugs (libtcc refusing the emitted C, a gradient missing).
-static int fuzz_known_internal(const char *message, int flags);
-
-static void fuzz_check_error(const md_error *err, const char *where, int flags) {
+static void fuzz_check_error(const md_error *err, const char *where) {
   if (!memchr(err->message, '\0', sizeof err->message) || !memchr(err->diag, '\0', sizeof err->diag))
     fuzz_fail("md_error holds an unterminated string after", where);
   if (!err->message[0])
     fuzz_fail("failed with no message in md_error:", where);
   if (err->line < 0 || err->col < 0 || (err->line > 0) != (err->col > 0))
     fuzz_fail("md_error has an impossible position after", where);
-  if (strstr(err->message, "internal error") && !fuzz_known_internal(err->message, flags))
+  if (strstr(err->message, "internal error"))
     fuzz_fail(where, err->message);
 }
 
-/* ---- workarounds for open bugs ------------------------------------------- */
+/* ---- workarounds and guards --------------------------------------------- */
 
-/* Known bugs that would otherwise stop the fuzzer at every input reaching
-   them are stepped around here, each with the regression input that holds
-   it (tests/fuzz/regress/). Delete a workaround when its bug is fixed.
-   FUZZ_STRICT runs everything regardless, as the regression test does. */
+/* A known bug that would otherwise stop the fuzzer at every input reaching
+   it is stepped around here (or in ubsan.supp), next to the name of the
+   regression input that holds it (tests/fuzz/regress/), and the workaround
+   is deleted when the bug is fixed. None is open: the bugs found so far,
+   and how they were stepped around, are in the history of this file and in
+   the comments of the regression inputs. FUZZ_STRICT runs everything
+   regardless, as the regression replays do.
 
-/* regress/print_exponential.expr: print.c prints the DAG as a tree, so a
-   value used twice is printed twice and `t1 = x*x; t2 = t1*t1; ...` or
-   `A^1000000` prints in exponential time and memory, from print_str in
-   md_compile (the formulas) and in emit_c (the comments). The front half
-   is fine, so this measures what printing would expand to and skips the
-   printers, the emitter and the JIT beyond FUZZ_MAX_TREE nodes. */
+   One guard stays, for speed alone. A printed formula is the DAG written
+   out as a tree, which can be far larger than the DAG (A^1000000), and
+   print.c cuts it at MD_MAX_PRINT, a mebibyte; but writing a mebibyte in
+   the fuzzer's build takes seconds, near the timeout. So a source whose
+   value and gradients would print to more than FUZZ_MAX_TREE nodes skips
+   the printers, the emitter and the JIT (FUZZ_STRICT does not skip them:
+   regress/print_exponential.expr and deep_recursion.expr go through). */
 #define FUZZ_MAX_TREE 100000
-
-/* regress/tcc_vstack.expr: emit_c fuses a chain of elementwise calls into
-   one C expression however deep it is, and from about 256 levels, as in
-   sum(sin(sin(...(A)...))), libtcc stops with "memory full (vstack)", so
-   md_compile fails with an internal error on a valid program. */
-static int fuzz_known_internal(const char *message, int flags) {
-  (void)message;
-  (void)flags;
-  return 0;  /* fixed: emit_c bounds the depth of a fused loop's expression */
-}
-
-/* regress/emit_mdrt_name.expr: emit_c's claim() loops forever on a name
-   that starts with "mdrt_" (it appends '_' to a name is_taken() always
-   takes), so the emitter and the JIT are skipped for such a source. */
-static int fuzz_hangs_emit(const char *src, int flags) {
-  (void)src;
-  (void)flags;
-  return 0;  /* fixed: claim() renames mdrt_x to u_mdrt_x */
-}
 
 static long fuzz_tree(const Node *n, long *memo) {
   if (!n)
@@ -131,22 +116,42 @@ static int fuzz_front(const char *src, int flags) {
   int go_on = 1;
   ctx_init(&c, src, (long)strlen(src), "fuzz.expr", &err);
   if (!md_front(&c)) {
-    fuzz_check_error(&err, "md_front", flags);
-  } else if (fuzz_hangs_emit(src, flags) || (!(flags & FUZZ_STRICT) && fuzz_prints_too_much(&c))) {
+    fuzz_check_error(&err, "md_front");
+  } else if (!(flags & FUZZ_STRICT) && fuzz_prints_too_much(&c)) {
     go_on = 0;
   } else {
     for (int i = 0; i < c.nvars; i++)
-      if (c.vars[i].wrt && !print_str(&c, c.grads[i]))
-        fuzz_fail("print_str returned NULL", c.vars[i].name);
-    // The file `matdiff compile` writes; the JIT's form too when md_compile
-    // will not make it.
-    for (int jit = 0; jit <= !(flags & FUZZ_JIT); jit++) {
+      if (c.vars[i].wrt) {
+        if (!print_str(&c, c.grads[i]))
+          fuzz_fail("print_str returned NULL", c.vars[i].name);
+        Buf tex = {0};  // matdiff diff --latex
+        print_latex(&c, &tex, c.grads[i]);
+        buf_free(&tex);
+      }
+    for (int grads = 0; grads <= 1; grads++) {
+      Buf dot = {0};  // matdiff graph [--grad]
+      graph_dot(&c, &dot, grads);
+      buf_free(&dot);
+    }
+    // Every form of C `matdiff compile` writes (runtime-linked or
+    // standalone, double or float), and the JIT's too when md_compile will
+    // not make it.
+    for (int form = 0; form < 4 + !(flags & FUZZ_JIT); form++) {
       Buf code = {0};
-      EmitOpts o = {.name = "fz", .jit = jit};
+      EmitOpts o = {.name = "fz", .standalone = form & 1, .flt = form & 2, .jit = form == 4};
       if (!emit_c(&c, &o, &code) || !code.s)
-        fuzz_fail("emit_c failed", jit ? "the JIT's form" : "the file form");
+        fuzz_fail("emit_c failed", NULL);
       buf_free(&code);
     }
+    // matdiff cost: the operation counts at every size 1.
+    long *ones = calloc((size_t)c.ndims + 1, sizeof *ones);
+    if (!ones)
+      fuzz_fail("out of memory in the harness", NULL);
+    for (int i = 0; i < c.ndims; i++)
+      ones[i] = 1;
+    emit_flops(&c, false, ones);
+    emit_flops(&c, true, ones);
+    free(ones);
   }
   ctx_free(&c);
   return go_on;
@@ -181,7 +186,7 @@ static double fuzz_rand(uint64_t *s) {
 
 // md_eval, md_grad and md_vjp, then the tape, at sizes DIMS. Errors at run
 // time (a singular matrix) are fine as long as they are reported.
-static void fuzz_calls(md_function *f, const long *dims, uint64_t seed, int flags) {
+static void fuzz_calls(md_function *f, const long *dims, uint64_t seed) {
   int n = md_num_inputs(f);
   long outlen = md_output_rows(f, dims) * md_output_cols(f, dims);
   double **in = calloc((size_t)n + 1, sizeof *in), **g = calloc((size_t)n + 1, sizeof *g);
@@ -207,13 +212,25 @@ static void fuzz_calls(md_function *f, const long *dims, uint64_t seed, int flag
   const double *const *inputs = (const double *const *)in;
   md_error err;
   if (md_eval(f, dims, inputs, out, &err))
-    fuzz_check_error(&err, "md_eval", flags);
+    fuzz_check_error(&err, "md_eval");
   if (md_grad(f, dims, inputs, out, g, &err))
-    fuzz_check_error(&err, "md_grad", flags);
+    fuzz_check_error(&err, "md_grad");
   if (md_grad(f, dims, inputs, NULL, g, &err))  // again: gradients add up; no output
-    fuzz_check_error(&err, "md_grad", flags);
+    fuzz_check_error(&err, "md_grad");
   if (md_vjp(f, dims, inputs, vseed, out, g, &err))
-    fuzz_check_error(&err, "md_vjp", flags);
+    fuzz_check_error(&err, "md_vjp");
+  // NULL buffers skip their gradient and the work only it needs: every
+  // other one, then all of them.
+  double **some = calloc((size_t)n + 1, sizeof *some);
+  if (!some)
+    fuzz_fail("out of memory in the harness", NULL);
+  for (int i = (int)(seed & 1); i < n; i += 2)
+    some[i] = g[i];
+  if (md_grad(f, dims, inputs, out, some, &err))
+    fuzz_check_error(&err, "md_grad");
+  if (md_grad(f, dims, inputs, out, NULL, &err))
+    fuzz_check_error(&err, "md_grad");
+  free(some);
 
   // The oracle `matdiff check` holds the JIT against: the primal DAG on the
   // runtime's tape.
@@ -235,11 +252,11 @@ static void fuzz_calls(md_function *f, const long *dims, uint64_t seed, int flag
   mdrt_tape_free(t);
 }
 
-static void fuzz_jit(const char *src, uint64_t hash, int flags) {
+static void fuzz_jit(const char *src, uint64_t hash) {
   md_error err;
   md_function *f = md_compile(src, "fuzz.expr", &err);
   if (!f) {
-    fuzz_check_error(&err, "md_compile", flags);
+    fuzz_check_error(&err, "md_compile");
     return;
   }
   if (!md_c_source(f) || !md_output_name(f))
@@ -256,10 +273,12 @@ static void fuzz_jit(const char *src, uint64_t hash, int flags) {
     ones[i] = 1;
     differ |= dims[i] != 1;
   }
+  if (md_flops(f, dims, 0) < 0 || md_flops(f, dims, 1) < 0)
+    fuzz_fail("md_flops failed at positive sizes", NULL);
   if (fuzz_small(f, dims))
-    fuzz_calls(f, dims, hash, flags);
+    fuzz_calls(f, dims, hash);
   if (differ && fuzz_small(f, ones))
-    fuzz_calls(f, ones, hash + 1, flags);  // the workspace is sized again
+    fuzz_calls(f, ones, hash + 1);  // the workspace is sized again
   free(dims);
   free(ones);
   md_free(f);
@@ -273,7 +292,7 @@ static void fuzz_one(const char *src, int flags) {
   for (const char *p = src; *p; p++)
     hash = (hash ^ (unsigned char)*p) * 1099511628211ull;
   if (fuzz_front(src, flags) && (flags & FUZZ_JIT))
-    fuzz_jit(src, hash, flags);
+    fuzz_jit(src, hash);
 }
 
 #endif
