@@ -6,12 +6,13 @@
  * An input is a source text: at most FUZZ_MAX_LEN bytes, so that each run
  * is fast, and up to its first NUL byte, as md_compile takes a C string.
  *
- * The JIT step (md_compile, libtcc and the calls) costs most of each run.
- * MD_FUZZ_JIT=0 in the environment, or -DFUZZ_NO_JIT, leaves it out and
- * fuzzes the front half and the emitter alone, several times faster.
- * Code that libtcc compiled is not instrumented; everything it calls is.
+ * The JIT step (md_compile, libtcc and the calls) costs about half of each
+ * run. MD_FUZZ_JIT=0 in the environment, or -DFUZZ_NO_JIT, leaves it out and
+ * fuzzes the front half and the emitter alone, about twice as fast (see
+ * tests/fuzz/README.md). Code that libtcc compiled is not instrumented;
+ * everything it calls is.
  *
- * MD_FUZZ_STRICT=1 turns off fuzz_one.h's workarounds for open bugs, as the
+ * MD_FUZZ_STRICT=1 turns off fuzz_one.h's workarounds and guard, as the
  * regression test does: `make fuzz-regress` replays tests/fuzz/regress/ so.
  */
 #include <stddef.h>
