@@ -141,15 +141,15 @@ long md_input_cols(const md_function *f, int i, const long *dims) {
 static bool sizes_fit(md_function *f, const long *dims, md_error *err) {
   const long limit = LONG_MAX / 16;
   long total = 0;
-  for (int i = 0; i < f->ctx.tabsize; i++)
-    for (Node *p = f->ctx.table[i]; p; p = p->next) {
-      long r = dim_value(p->shape.r, dims), c = dim_value(p->shape.c, dims);
-      if (r > limit / c || (total += r * c) > limit / (long)sizeof(double)) {
-        diag_plain(err, "the sizes are too large: a %ld×%ld value (%s×%s) and the workspace overflow",
-                   r, c, dim_str(&f->ctx, p->shape.r), dim_str(&f->ctx, p->shape.c));
-        return false;
-      }
+  for (int i = 0; i < f->ctx.nnodes; i++) {
+    const Node *p = f->ctx.nodes[i];
+    long r = dim_value(p->shape.r, dims), c = dim_value(p->shape.c, dims);
+    if (r > limit / c || (total += r * c) > limit / (long)sizeof(double)) {
+      diag_plain(err, "the sizes are too large: a %ld×%ld value (%s×%s) and the workspace overflow",
+                 r, c, dim_str(&f->ctx, p->shape.r), dim_str(&f->ctx, p->shape.c));
+      return false;
     }
+  }
   return true;
 }
 

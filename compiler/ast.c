@@ -70,10 +70,24 @@ static bool grow(Ctx *c) {
   return true;
 }
 
+// c->nodes grows geometrically: the arrays it leaves behind add up to less
+// than the last.
+static bool grow_nodes(Ctx *c) {
+  int cap = c->nodecap ? c->nodecap * 2 : 1024;
+  Node **v = arena_alloc(&c->arena, sizeof(Node *) * (size_t)cap);
+  if (!v)
+    return false;
+  if (c->nnodes)
+    memcpy(v, c->nodes, sizeof(Node *) * (size_t)c->nnodes);
+  c->nodes = v;
+  c->nodecap = cap;
+  return true;
+}
+
 // The one way nodes come to exist. Returns NULL only when memory runs out,
 // which the caller reports.
 static Node *intern(Ctx *c, const Node *key) {
-  if (c->nnodes >= c->tabsize && !grow(c))
+  if ((c->nnodes >= c->tabsize && !grow(c)) || (c->nnodes >= c->nodecap && !grow_nodes(c)))
     return NULL;
   size_t h = hash_node(key) & (size_t)(c->tabsize - 1);
   for (Node *n = c->table[h]; n; n = n->next)
@@ -89,6 +103,7 @@ static Node *intern(Ctx *c, const Node *key) {
     n->depth = n->b->depth + 1;
   n->next = c->table[h];
   c->table[h] = n;
+  c->nodes[n->id] = n;
   return n;
 }
 
@@ -136,3 +151,15 @@ Node *ast_seed(Ctx *c, Shape s) {
 }
 
 bool ast_is_num(const Node *n, double v) { return n && n->op == OP_NUM && n->num == v; }
+
+void ast_mark(Ctx *c, const Node *root, char *seen) {
+  seen[root->id] = 1;
+  for (int i = root->id; i >= 0; i--)
+    if (seen[i]) {
+      const Node *p = c->nodes[i];
+      if (p->a)
+        seen[p->a->id] = 1;
+      if (p->b)
+        seen[p->b->id] = 1;
+    }
+}

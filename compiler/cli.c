@@ -577,10 +577,11 @@ static bool fill_random(Inputs *in, io_rng *rng) { return fill_dist(in, rng, DIS
 // Does the function invert a matrix (inv, det, logdet)? Its square inputs
 // are then best made well conditioned.
 static bool inverts(md_function *f) {
-  for (int i = 0; i < f->ctx.tabsize; i++)
-    for (Node *p = f->ctx.table[i]; p; p = p->next)
-      if (p->op == OP_INV || p->op == OP_DET || p->op == OP_LOGDET)
-        return true;
+  for (int i = 0; i < f->ctx.nnodes; i++) {
+    Op op = f->ctx.nodes[i]->op;
+    if (op == OP_INV || op == OP_DET || op == OP_LOGDET)
+      return true;
+  }
   return false;
 }
 

@@ -203,22 +203,17 @@ void diff_program(Ctx *c, Node *seed) {
   Diff d = {.c = c};
   int n = c->nnodes;
   d.adj = arena_alloc(&c->arena, sizeof(Node *) * (size_t)n);
-  Node **byid = arena_alloc(&c->arena, sizeof(Node *) * (size_t)n);
   c->grads = arena_alloc(&c->arena, sizeof(Node *) * (size_t)(c->nvars ? c->nvars : 1));
-  if (!d.adj || !byid || !c->grads) {
+  if (!d.adj || !c->grads) {
     ctx_error(c, (Loc){-1, -1}, "out of memory");
     return;
   }
-  for (int i = 0; i < c->tabsize; i++)
-    for (Node *p = c->table[i]; p; p = p->next)
-      if (p->id < n)
-        byid[p->id] = p;
   // A node has an adjoint only if the output depends on it; those are
   // visited in decreasing id order, a topological order of the DAG.
   d.adj[c->out->id] = seed;
   for (int i = c->out->id; i >= 0; i--)
     if (d.adj[i])
-      rule(&d, byid[i], d.adj[i]);
+      rule(&d, c->nodes[i], d.adj[i]);
   for (int i = 0; i < c->nvars; i++)
     if (c->vars[i].wrt) {
       Node *v = c->vars[i].node;

@@ -48,7 +48,7 @@ typedef struct Emit {
   Buf *o;
   const EmitOpts *opts;
   int n;              /* node ids below n */
-  Node **byid;
+  Node **byid;        /* c->nodes when planning began */
   int *uses;          /* uses by needed nodes and roots */
   Node **user;        /* the last node seen using each node */
   unsigned long long *mask; /* the roots that need each node */
@@ -207,18 +207,13 @@ static void need(Emit *e, Node *root, unsigned long long bit) {
     e->c->failed = true;
     return;
   }
-  seen[root->id] = 1;
+  ast_mark(e->c, root, seen);
   for (int i = root->id; i >= 0; i--) {
     if (!seen[i])
       continue;
-    Node *p = e->byid[i];
     e->mask[i] |= bit;
     if (e->kind[i] == K_NONE)
       e->kind[i] = K_LEAF;  // provisional: "needed"; plan() decides
-    if (p->a)
-      seen[p->a->id] = 1;
-    if (p->b)
-      seen[p->b->id] = 1;
   }
   free(seen);
 }
@@ -1250,7 +1245,7 @@ static bool setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
       e->gname[i] = claim(e, arena_printf(&c->arena, "d%s", c->vars[i].name));
   // The DAG has grown during differentiation; emit sees all of it.
   e->n = c->nnodes;
-  e->byid = arena_alloc(&c->arena, sizeof(Node *) * (size_t)e->n);
+  e->byid = c->nodes;
   e->uses = arena_alloc(&c->arena, sizeof(int) * (size_t)e->n);
   e->mask = arena_alloc(&c->arena, sizeof(unsigned long long) * (size_t)e->n);
   e->kind = arena_alloc(&c->arena, sizeof(Kind) * (size_t)e->n);
@@ -1262,10 +1257,6 @@ static bool setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
   if (!e->byid || !e->uses || !e->mask || !e->kind || !e->cname || !e->user || !e->alias ||
       !e->lastuse)
     return false;
-  for (int i = 0; i < c->tabsize; i++)
-    for (Node *p = c->table[i]; p; p = p->next)
-      if (p->id < e->n)
-        e->byid[p->id] = p;
   return true;
 }
 

@@ -27,39 +27,24 @@ static void label(Ctx *c, Buf *b, const Node *n) {
   }
 }
 
-static void mark(Node **byid, char *seen, const Node *root) {
-  seen[root->id] = 1;
-  for (int i = root->id; i >= 0; i--)
-    if (seen[i] && byid[i]) {
-      if (byid[i]->a)
-        seen[byid[i]->a->id] = 1;
-      if (byid[i]->b)
-        seen[byid[i]->b->id] = 1;
-    }
-}
-
 void graph_dot(Ctx *c, Buf *b, bool grads) {
   int n = c->nnodes;
-  Node **byid = calloc((size_t)n + 1, sizeof *byid);
   char *seen = calloc((size_t)n + 1, 1), *primal = calloc((size_t)n + 1, 1);
-  if (!byid || !seen || !primal) {
+  if (!seen || !primal) {
     b->oom = true;
     goto done;
   }
-  for (int i = 0; i < c->tabsize; i++)
-    for (Node *p = c->table[i]; p; p = p->next)
-      byid[p->id] = p;
-  mark(byid, primal, c->out);
+  ast_mark(c, c->out, primal);
   memcpy(seen, primal, (size_t)n);
   for (int i = 0; grads && i < c->nvars; i++)
     if (c->vars[i].wrt && c->grads[i])
-      mark(byid, seen, c->grads[i]);
+      ast_mark(c, c->grads[i], seen);
 
   buf_puts(b, "digraph matdiff {\n  rankdir=BT;\n"
               "  node [shape=box, style=\"rounded,filled\", fillcolor=white, fontname=Helvetica];\n"
               "  edge [color=gray40];\n");
   for (int i = 0; i < n; i++) {
-    const Node *p = byid[i];
+    const Node *p = c->nodes[i];
     if (!seen[i])
       continue;
     buf_printf(b, "  n%d [label=\"", i);
@@ -83,7 +68,6 @@ void graph_dot(Ctx *c, Buf *b, bool grads) {
     }
   buf_puts(b, "}\n");
 done:
-  free(byid);
   free(seen);
   free(primal);
 }

@@ -177,6 +177,8 @@ typedef struct Ctx {
 
   Node **table;      /* intern table, open hashing */
   int tabsize, nnodes;
+  Node **nodes;      /* by id: every node made so far (ast.c keeps it) */
+  int nodecap;
 
   Var *vars;
   int nvars;
@@ -218,6 +220,10 @@ Node *ast_seed(Ctx *c, Shape s);                      /* G, the adjoint of the o
 Node *ast_op(Ctx *c, Op op, Node *a, Node *b);
 Node *ast_opk(Ctx *c, Op op, Node *a, Node *b, long k);
 bool ast_is_num(const Node *n, double v);
+/* Mark in SEEN (indexed by node id, at least ROOT->id + 1 long) ROOT and
+   every node it depends on. Operands have smaller ids than their users, so
+   this is one downward sweep. */
+void ast_mark(Ctx *c, const Node *root, char *seen);
 
 /* ---- shape.c ----------------------------------------------------------- */
 

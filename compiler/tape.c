@@ -80,9 +80,8 @@ int tape_record(Ctx *c, mdrt_tape *t, const long *dims, const double *const *inp
   int n = c->out->id + 1;
   int *h = malloc(sizeof *h * (size_t)n);
   char *need = calloc((size_t)n, 1);
-  Node **byid = calloc((size_t)n, sizeof *byid);
   int out = -1;
-  if (!h || !need || !byid)
+  if (!h || !need)
     goto done;
   for (int i = 0; i < c->nvars; i++) {
     Var *v = &c->vars[i];
@@ -92,24 +91,13 @@ int tape_record(Ctx *c, mdrt_tape *t, const long *dims, const double *const *inp
     if (v->node->id < n)
       h[v->node->id] = leaves[i];
   }
-  for (int i = 0; i < c->tabsize; i++)
-    for (Node *p = c->table[i]; p; p = p->next)
-      if (p->id < n)
-        byid[p->id] = p;
-  need[c->out->id] = 1;
-  for (int i = n - 1; i >= 0; i--)
-    if (need[i] && byid[i]->a) {
-      need[byid[i]->a->id] = 1;
-      if (byid[i]->b)
-        need[byid[i]->b->id] = 1;
-    }
+  ast_mark(c, c->out, need);
   for (int i = 0; i < n; i++)
-    if (need[i] && byid[i]->op != OP_VAR && (h[i] = record(c, t, byid[i], dims, h)) < 0)
+    if (need[i] && c->nodes[i]->op != OP_VAR && (h[i] = record(c, t, c->nodes[i], dims, h)) < 0)
       goto done;
   out = h[c->out->id];
 done:
   free(h);
   free(need);
-  free(byid);
   return out;
 }
