@@ -7,7 +7,7 @@
  *            workspace allocated once
  *   aot_alloc the same through P_grad, which allocates its workspace per call
  *   jit      md_compile once, then md_grad (its workspace is kept inside)
- *   tape     the runtime's tape: tape_record of the primal, backward, every
+ *   tape     the runtime's tape: record_on_tape of the primal, backward, every
  *            iteration (what `matdiff check` uses as its oracle)
  *   hand     hand.c, the baseline
  *
@@ -275,7 +275,7 @@ static double run_jit(Case *c) {
 static double run_tape(Case *c) {
   mdrt_tape *t = mdrt_tape_new();
   int leaves[MAXIN];
-  int out = t ? tape_record(&c->f->ctx, t, c->dims, (const double *const *)c->in, leaves) : -1;
+  int out = t ? record_on_tape(&c->f->ctx, t, c->dims, (const double *const *)c->in, leaves) : -1;
   if (out < 0 || mdrt_tape_backward(t, out, NULL))
     die("tape: %s", t ? mdrt_tape_error(t) : "out of memory");
   double y = mdrt_tape_value(t, out)[0];
@@ -484,7 +484,7 @@ static int primal_nodes(const char *src) {
   md_error err;
   Ctx c;
   ctx_init(&c, src, (long)strlen(src), "bench", &err);
-  int n = parse_program(&c) && shape_program(&c) ? c.nnodes : -1;
+  int n = parse_program(&c) && lower_program(&c) ? c.nnodes : -1;
   ctx_free(&c);
   return n;
 }

@@ -122,7 +122,7 @@ def main():
       "workspace of `P_workspace_size(...)` bytes allocated once. **AOT `P_grad`**: the same "
       "code through `P_grad`, which allocates and frees its workspace on every call." % aot_cc)
     w("- **JIT**: `md_compile` once, then `md_grad` (which keeps its workspace between calls).")
-    w("- **tape**: per call, a new runtime tape, `tape_record` of the primal from the JIT "
+    w("- **tape**: per call, a new runtime tape, `record_on_tape` of the primal from the JIT "
       "function's DAG (inputs copied in as leaves), `mdrt_tape_backward`, the leaves' "
       "gradients added into the caller's buffers, `mdrt_tape_free`.")
     w("- **hand CBLAS**: bench/hand.c, dgemm/dgemv with scales in alpha and accumulation in "

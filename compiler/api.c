@@ -11,7 +11,7 @@
 
 // The front half of the pipeline, shared by md_compile and the CLI.
 bool md_front(Ctx *c) {
-  if (!parse_program(c) || !shape_program(c))
+  if (!parse_program(c) || !lower_program(c))
     return false;
   Shape out = c->out->shape;
   diff_program(c, shape_is_scalar(out) ? ast_num(c, 1) : ast_seed(c, out));

@@ -859,7 +859,7 @@ static int trial(Inputs *in, io_rng *rng, double *worst_tape, double *worst_fd) 
     bad = -1;
     goto done;
   }
-  int out = tape_record(&f->ctx, t, in->dims, inputs, leaves);
+  int out = record_on_tape(&f->ctx, t, in->dims, inputs, leaves);
   if (out < 0 || mdrt_tape_backward(t, out, seed) != 0) {
     fail("the tape failed: %s", mdrt_tape_error(t));
     bad = -1;

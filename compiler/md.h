@@ -4,7 +4,7 @@
  *
  * The pipeline (see md_compile in api.c and main in cli.c):
  *   parser.y/lexer.l  source text -> statements holding expression trees
- *   shape.c           trees -> hash-consed DAG (ast.c), sizes checked
+ *   lower.c           trees -> hash-consed DAG (ast.c), shapes checked (shape.c)
  *   diff.c            DAG -> one adjoint DAG per wrt variable (reverse mode)
  *   simplify.c        rewrite rules to a fixpoint
  *   print.c           DAG -> text in the input language
@@ -237,9 +237,14 @@ char *dim_str(Ctx *c, Dim d);
 bool shape_check(Ctx *c, Op op, Shape a, Shape b, long k, Shape *out, char *msg, size_t n);
 bool shape_is_square(Shape s);
 bool shape_is_column(Shape s);                       /* n x 1 */
+bool shape_is_row(Shape s);                          /* 1 x m */
+Dim dim_lit(long n);                                 /* a literal size */
+
+/* ---- lower.c ----------------------------------------------------------- */
+
 /* Statements -> DAG: declarations, wrt, assignments, with every size
-   checked. Sets c->vars, c->dims, c->out. */
-bool shape_program(Ctx *c);
+   checked. Sets c->vars, c->dims, c->lets, c->out. */
+bool lower_program(Ctx *c);
 
 /* ---- diff.c ------------------------------------------------------------ */
 
@@ -283,13 +288,13 @@ bool emit_c(Ctx *c, const EmitOpts *o, Buf *out);
    gradients (GRADS true) perform at the sizes DIMS; -1 on failure. */
 double emit_flops(Ctx *c, bool grads, const long *dims);
 
-/* ---- tape.c (compiler side) -------------------------------------------- */
+/* ---- record.c ---------------------------------------------------------- */
 
 struct mdrt_tape;
 /* Record the primal DAG on a runtime tape with one leaf per variable.
    Returns the output's handle, or -1 with the tape's error. LEAVES gets the
    leaf handle of each variable. */
-int tape_record(Ctx *c, struct mdrt_tape *t, const long *dims, const double *const *inputs,
+int record_on_tape(Ctx *c, struct mdrt_tape *t, const long *dims, const double *const *inputs,
                 int *leaves);
 
 /* ---- dims -------------------------------------------------------------- */

@@ -352,7 +352,7 @@ static void check_numbers(const char *name, const char *src, const Prob *p, int 
   // The oracles: the tape, and the JIT, with the driver's seed.
   mdrt_tape *t = mdrt_tape_new();
   int leaves[MAXV];
-  int h = tape_record(p->c, t, p->dims, (const double *const *)p->in, leaves);
+  int h = record_on_tape(p->c, t, p->dims, (const double *const *)p->in, leaves);
   cr_assert_geq(h, 0, "%s", mdrt_tape_error(t));
   cr_assert_eq(mdrt_tape_backward(t, h, p->seed), 0, "%s", mdrt_tape_error(t));
   const double *ty = mdrt_tape_value(t, h);

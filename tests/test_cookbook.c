@@ -128,7 +128,7 @@ static void check_case(const Case *k) {
   // 2. The tape.
   mdrt_tape *t = mdrt_tape_new();
   int leaves[16];
-  int out = tape_record(&f->ctx, t, p.dims, (const double *const *)p.in, leaves);
+  int out = record_on_tape(&f->ctx, t, p.dims, (const double *const *)p.in, leaves);
   cr_assert(out >= 0 && mdrt_tape_backward(t, out, NULL) == 0, "%s: tape: %s", k->name,
             mdrt_tape_error(t));
   double e2 = rel_err(grads[v], mdrt_tape_grad(t, leaves[v]), len);

@@ -18,7 +18,7 @@
  * NULL buffers are skipped, several functions live at once, threads compile
  * at once, sizes change between calls, and bad calls fail cleanly.
  *
- * The tape (runtime/tape.c, fed by tape_record from the primal DAG alone)
+ * The tape (runtime/tape.c, fed by record_on_tape from the primal DAG alone)
  * and finite differences are the oracles; a gradient is never checked
  * against another symbolic gradient.
  */
@@ -126,7 +126,7 @@ static bool tape_grads(Inst *p, const double *seed, double *value, double **tg) 
   mdrt_tape *t = mdrt_tape_new();
   int leaves[MAXV];
   cr_assert_not_null(t);
-  int out = tape_record(p->c, t, p->dims, inputs(p), leaves);
+  int out = record_on_tape(p->c, t, p->dims, inputs(p), leaves);
   bool ok = out >= 0 && mdrt_tape_backward(t, out, seed) == 0;
   cr_expect(ok, "the tape failed: %s", mdrt_tape_error(t));
   if (ok && value)
@@ -697,7 +697,7 @@ static void *job_run(void *arg) {
     }
     double y = NAN;
     mdrt_tape *t = mdrt_tape_new();
-    int out = tape_record(c, t, dims, (const double *const *)in, leaves);
+    int out = record_on_tape(c, t, dims, (const double *const *)in, leaves);
     if (md_grad(f, dims, (const double *const *)in, &y, gr, &err) != 0)
       snprintf(j->failure, sizeof j->failure, "round %d: md_grad: %s", r, err.message);
     else if (out < 0 || mdrt_tape_backward(t, out, NULL) != 0)

@@ -5,7 +5,7 @@
  *
  *   1. the JIT: md_compile, md_eval, and md_grad (md_vjp with a random seed
  *      G for a matrix output, and for a scalar one half the time);
- *   2. the tape: tape_record + mdrt_tape_backward from the same seed, which
+ *   2. the tape: record_on_tape + mdrt_tape_backward from the same seed, which
  *      evaluates the program numerically and never sees a derivative;
  *   3. central finite differences of md_eval in one random direction v
  *      over all the wrt inputs together: (F(x + tv) - F(x - tv))/2t against
@@ -265,7 +265,7 @@ static void check_tape(Prob *p, Report *r) {
   int leaves[MAXIN];
   if (!t)
     abort();
-  int h = tape_record(&p->f->ctx, t, p->dims, (const double *const *)p->in, leaves);
+  int h = record_on_tape(&p->f->ctx, t, p->dims, (const double *const *)p->in, leaves);
   const double *seed = p->matrix ? p->G : p->vjp ? &p->s : NULL;
   if (h < 0 || mdrt_tape_backward(t, h, seed) != 0) {
     flag(r, K_CALL, "the tape failed: %s", mdrt_tape_error(t));

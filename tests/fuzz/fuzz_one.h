@@ -234,7 +234,7 @@ static void fuzz_calls(md_function *f, const long *dims, uint64_t seed) {
 
   // The oracle `matdiff check` holds the JIT against: the primal DAG on the
   // runtime's tape.
-  int h = tape_record(&f->ctx, t, dims, inputs, leaves);
+  int h = record_on_tape(&f->ctx, t, dims, inputs, leaves);
   if (h >= 0 && mdrt_tape_backward(t, h, vseed) == 0)
     for (int i = 0; i < n; i++)
       if (!mdrt_tape_grad(t, leaves[i]))

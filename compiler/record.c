@@ -1,5 +1,5 @@
 /*
- * tape.c - the bridge from the primal DAG to the runtime's tape, the
+ * record.c - the bridge from the primal DAG to the runtime's tape, the
  * independent oracle. It records the value's operations numerically, one
  * tape operation per DAG node, and never looks at a symbolic derivative:
  * the tape's own backward pass then gives gradients to hold the emitted
@@ -76,7 +76,7 @@ static int record(Ctx *c, mdrt_tape *t, Node *n, const long *dims, int *h) {
   return -1;
 }
 
-int tape_record(Ctx *c, mdrt_tape *t, const long *dims, const double *const *inputs, int *leaves) {
+int record_on_tape(Ctx *c, mdrt_tape *t, const long *dims, const double *const *inputs, int *leaves) {
   int n = c->out->id + 1;
   int *h = malloc(sizeof *h * (size_t)n);
   char *need = calloc((size_t)n, 1);

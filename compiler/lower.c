@@ -1,0 +1,414 @@
+/*
+ * lower.c - the parse tree to the DAG: declarations, wrt, assignments,
+ * and every expression lowered to hash-consed nodes (ast.c) with its
+ * shape checked (shape.c) and any misfit reported at its operator.
+ * Functions the language spells out in terms of others (mean, dot,
+ * norm1, softmax over all elements, A^k) become those others here.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "md.h"
+
+static int find_var(Ctx *c, const char *name) {
+  for (int i = 0; i < c->nvars; i++)
+    if (!strcmp(c->vars[i].name, name))
+      return i;
+  return -1;
+}
+
+static Node *find_let(Ctx *c, const char *name) {
+  for (int i = c->nlets - 1; i >= 0; i--)
+    if (!strcmp(c->lets[i].name, name))
+      return c->lets[i].node;
+  return NULL;
+}
+
+static int find_dim(Ctx *c, const char *name) {
+  for (int i = 0; i < c->ndims; i++)
+    if (!strcmp(c->dims[i], name))
+      return i;
+  return -1;
+}
+
+// Grow an arena array of N elements of SIZE to N+1, by copying (arrays
+// here are short: variables, sizes, assignments).
+static void *push(Ctx *c, void *arr, int n, size_t size) {
+  void *p = arena_alloc(&c->arena, size * (size_t)(n + 1));
+  if (p && n)
+    memcpy(p, arr, size * (size_t)n);
+  return p;
+}
+
+static Node *oom(Ctx *c, Loc loc) {
+  ctx_error(c, loc, "out of memory");
+  return NULL;
+}
+
+static Node *make(Ctx *c, Op op, Node *a, Node *b, long k, Loc loc) {
+  char msg[400];
+  Shape s;
+  if (!shape_check(c, op, a->shape, b ? b->shape : a->shape, k, &s, msg, sizeof msg)) {
+    ctx_error(c, loc, "%s", msg);
+    return NULL;
+  }
+  Node *n = ast_opk(c, op, a, b, k);
+  // Intermediates chain expressions past the parser's nesting limit; the
+  // DAG's depth is bounded too, for every stage that recurses over it.
+  if (n && n->depth > MD_MAX_NODE_DEPTH / 4) {
+    ctx_error(c, loc, "the expression is nested too deeply through its intermediates: more than "
+              "%d levels", MD_MAX_NODE_DEPTH / 4);
+    return NULL;
+  }
+  return n ? n : oom(c, loc);
+}
+
+// A^k for a square matrix and a whole literal k >= 0, by repeated squaring:
+// A^4 is (A*A)*(A*A), with A*A one shared node.
+static Node *matrix_power(Ctx *c, Node *a, Node *b, Loc loc) {
+  if (!shape_is_square(a->shape)) {
+    ctx_error(c, loc, "^ needs a scalar or a square matrix as its base, not %s; use .^ for an "
+              "elementwise power", shape_str(c, a->shape));
+    return NULL;
+  }
+  if (b->op != OP_NUM || b->num < 0 || b->num != floor(b->num) || b->num > 1e6) {
+    ctx_error(c, loc, "the power of the matrix %s must be a whole number literal from 0 to 1000000, "
+              "as in A^2", shape_str(c, a->shape));
+    return NULL;
+  }
+  Node *r = NULL, *p = a;
+  for (long k = (long)b->num; k > 0 && p; k >>= 1) {
+    if (k & 1)
+      r = r ? make(c, OP_MUL, r, p, 0, loc) : p;
+    if (k > 1)
+      p = make(c, OP_MUL, p, p, 0, loc);
+  }
+  return r ? r : ast_fill(c, OP_EYE, a->shape);
+}
+
+static Node *binary(Ctx *c, Op op, Node *a, Node *b, Loc loc) {
+  if (op == OP_POW && !shape_is_scalar(a->shape) && shape_is_scalar(b->shape))
+    return matrix_power(c, a, b, loc);
+  // ||e||^2 is kept whole: its derivative is 2*e, with no square root.
+  if ((op == OP_POW || op == OP_EPOW) && a->op == OP_NORM && ast_is_num(b, 2))
+    return make(c, OP_NORMSQ, a->a, NULL, 0, loc);
+  return make(c, op, a, b, 0, loc);
+}
+
+static Node *lower(Ctx *c, Expr *e);
+
+// A size argument, as in eye(n) or ones(n, 3): a declared size or a whole
+// number.
+static bool size_arg(Ctx *c, Expr *e, Dim *d) {
+  if (e->kind == EX_NUM && e->num >= 1 && e->num <= 1e9 && e->num == floor(e->num)) {
+    *d = dim_lit((long)e->num);
+    return true;
+  }
+  if (e->kind == EX_NAME) {
+    int i = find_dim(c, e->name);
+    if (i >= 0) {
+      *d = (Dim){.sym = i};
+      return true;
+    }
+  }
+  return ctx_error(c, e->loc, "expected a size: a whole number or a size declared in a type, "
+                   "like n in matrix(n, m)");
+}
+
+// The dimension argument of sum(A, 1) and friends.
+static bool dim_arg(Ctx *c, Expr *e, const char *f, long *k) {
+  if (e->kind == EX_NUM && (e->num == 1 || e->num == 2)) {
+    *k = (long)e->num;
+    return true;
+  }
+  return ctx_error(c, e->loc, "the dimension argument of %s must be 1 (down the columns) or 2 "
+                   "(along the rows)", f);
+}
+
+// The number of elements a mean divides by, as a scalar expression.
+static Node *count(Ctx *c, Shape s, long k) {
+  Node *r = ast_dim(c, s.r), *cols = ast_dim(c, s.c);
+  if (k == 1)
+    return r;
+  if (k == 2)
+    return cols;
+  if (r->op == OP_NUM && cols->op == OP_NUM)
+    return ast_num(c, r->num * cols->num);
+  return ast_op(c, OP_MUL, r, cols);
+}
+
+typedef enum Form {
+  F_UNARY,    /* f(A) */
+  F_REDUCE,   /* f(A) or f(A, dim) */
+  F_SIZES,    /* f(n) or f(n, m) */
+  F_OTHER,    /* handled by name in call() */
+} Form;
+
+static const struct Func {
+  const char *name;
+  Op op;
+  Form form;
+} funcs[] = {
+    {"sum", OP_SUM, F_REDUCE},        {"mean", OP_SUM, F_REDUCE},
+    {"logsumexp", OP_LSE, F_REDUCE},  {"softmax", OP_SOFTMAX, F_REDUCE},
+    {"tr", OP_TR, F_UNARY},           {"det", OP_DET, F_UNARY},
+    {"logdet", OP_LOGDET, F_UNARY},   {"inv", OP_INV, F_UNARY},
+    {"diag", OP_DIAGM, F_OTHER},      {"dot", OP_SUM, F_OTHER},
+    {"norm1", OP_ABS, F_OTHER},       {"norm2", OP_NORM, F_UNARY},
+    {"eye", OP_EYE, F_SIZES},         {"ones", OP_ONES, F_SIZES},
+    {"zeros", OP_ZEROS, F_SIZES},
+#define OP(name, spelling, arity, prec, cfn) {cfn ? spelling : NULL, OP_##name, F_UNARY},
+#include "ops.h"
+#undef OP
+};
+
+static Node *sizes(Ctx *c, Expr *e, const struct Func *f) {
+  int max = f->op == OP_EYE ? 1 : 2;
+  if (e->nargs < 1 || e->nargs > max) {
+    ctx_error(c, e->loc, max == 1 ? "%s takes 1 size, as in %s(n)" : "%s takes 1 or 2 sizes, as in %s(n, m)",
+              f->name, f->name);
+    return NULL;
+  }
+  Dim r, cols = dim_lit(1);
+  if (!size_arg(c, e->args[0], &r) || (e->nargs == 2 && !size_arg(c, e->args[1], &cols)))
+    return NULL;
+  Node *n = ast_fill(c, f->op, (Shape){r, f->op == OP_EYE ? r : cols});
+  return n ? n : oom(c, e->loc);
+}
+
+static Node *reduce(Ctx *c, Expr *e, const struct Func *f, Node *a) {
+  long k = 0;
+  if (e->nargs == 2 && !dim_arg(c, e->args[1], f->name, &k))
+    return NULL;
+  bool mean = !strcmp(f->name, "mean");
+  if (f->op == OP_SOFTMAX && k == 0) {
+    // softmax(A): over all elements, exp(A - logsumexp(A)).
+    Node *lse = make(c, OP_LSE, a, NULL, 0, e->loc);
+    Node *d = lse ? make(c, OP_SUB, a, lse, 0, e->loc) : NULL;
+    return d ? make(c, OP_EXP, d, NULL, 0, e->loc) : NULL;
+  }
+  if (f->op != OP_SUM && k == 1) {
+    // Down the columns is along the rows of the transpose.
+    Node *t = make(c, OP_TRANS, a, NULL, 0, e->loc);
+    Node *r = t ? make(c, f->op, t, NULL, 2, e->loc) : NULL;
+    return r ? make(c, OP_TRANS, r, NULL, 0, e->loc) : NULL;
+  }
+  Node *n = make(c, f->op, a, NULL, k, e->loc);
+  if (n && mean)
+    n = make(c, OP_DIV, n, count(c, a->shape, k), 0, e->loc);
+  return n;
+}
+
+static Node *call(Ctx *c, Expr *e) {
+  const struct Func *f = NULL;
+  for (size_t i = 0; i < sizeof funcs / sizeof *funcs && !f; i++)
+    if (funcs[i].name && !strcmp(funcs[i].name, e->name))
+      f = &funcs[i];
+  if (!f) {
+    ctx_error(c, e->loc, "unknown function '%s'", e->name);
+    return NULL;
+  }
+  if (f->form == F_SIZES)
+    return sizes(c, e, f);
+  int min = 1, max = f->form == F_REDUCE ? 2 : !strcmp(f->name, "dot") ? 2 : 1;
+  if (!strcmp(f->name, "dot"))
+    min = 2;
+  if (e->nargs < min || e->nargs > max) {
+    if (min == max)
+      ctx_error(c, e->loc, "%s takes %d argument%s, not %d", f->name, min, min == 1 ? "" : "s", e->nargs);
+    else
+      ctx_error(c, e->loc, "%s takes 1 or 2 arguments, as in %s(A) or %s(A, 2), not %d", f->name,
+                f->name, f->name, e->nargs);
+    return NULL;
+  }
+  Node *a = lower(c, e->args[0]);
+  if (!a)
+    return NULL;
+  if (f->form == F_REDUCE)
+    return reduce(c, e, f, a);
+  if (!strcmp(f->name, "dot")) {
+    Node *b = lower(c, e->args[1]);
+    if (!b)
+      return NULL;
+    if (!shape_eq(a->shape, b->shape)) {
+      ctx_error(c, e->loc, "dot needs two operands of one shape, not %s and %s", shape_str(c, a->shape),
+                shape_str(c, b->shape));
+      return NULL;
+    }
+    Node *p = make(c, OP_EMUL, a, b, 0, e->loc);
+    return p ? make(c, OP_SUM, p, NULL, 0, e->loc) : NULL;
+  }
+  if (!strcmp(f->name, "norm1")) {
+    Node *p = make(c, OP_ABS, a, NULL, 0, e->loc);
+    return p ? make(c, OP_SUM, p, NULL, 0, e->loc) : NULL;
+  }
+  if (!strcmp(f->name, "diag"))
+    return shape_is_scalar(a->shape) ? a
+           : make(c, shape_is_column(a->shape) ? OP_DIAGM : OP_DIAGV, a, NULL, 0, e->loc);
+  return make(c, f->op, a, NULL, 0, e->loc);
+}
+
+static Node *name(Ctx *c, Expr *e) {
+  int v = find_var(c, e->name);
+  if (v >= 0)
+    return c->vars[v].node;
+  Node *n = find_let(c, e->name);
+  if (n)
+    return n;
+  int d = find_dim(c, e->name);
+  if (d >= 0)
+    return (n = ast_dim(c, (Dim){.sym = d})) ? n : oom(c, e->loc);
+  ctx_error(c, e->loc, "undeclared variable '%s'", e->name);
+  return NULL;
+}
+
+static Node *norm(Ctx *c, Expr *e, Node *a) {
+  bool vector = shape_is_column(a->shape) || shape_is_row(a->shape);
+  if (e->sub == '2' && !vector) {
+    ctx_error(c, e->loc, "||A||_2 of the matrix %s would be the spectral norm, which matdiff does not "
+              "have; use ||A||_F for the Frobenius norm", shape_str(c, a->shape));
+    return NULL;
+  }
+  if (e->sub == '1') {
+    Node *p = make(c, OP_ABS, a, NULL, 0, e->loc);
+    return p ? make(c, OP_SUM, p, NULL, 0, e->loc) : NULL;
+  }
+  return make(c, OP_NORM, a, NULL, 0, e->loc);
+}
+
+static Node *lower(Ctx *c, Expr *e) {
+  Node *a, *b;
+  switch (e->kind) {
+  case EX_NUM:
+    return ast_num(c, e->num);
+  case EX_NAME:
+    return name(c, e);
+  case EX_CALL:
+    return call(c, e);
+  case EX_NORM:
+    return (a = lower(c, e->a)) ? norm(c, e, a) : NULL;
+  case EX_NEG:
+    return (a = lower(c, e->a)) ? binary(c, OP_MUL, ast_num(c, -1), a, e->loc) : NULL;
+  case EX_TRANS:
+    return (a = lower(c, e->a)) ? make(c, OP_TRANS, a, NULL, 0, e->loc) : NULL;
+  case EX_BINARY:
+    if (!(a = lower(c, e->a)) || !(b = lower(c, e->b)))
+      return NULL;
+    return binary(c, e->op, a, b, e->loc);
+  }
+  return NULL;
+}
+
+static bool dim(Ctx *c, DimSpec *d, Dim *out) {
+  if (!d->name) {
+    *out = dim_lit(d->n);
+    return true;
+  }
+  int i = find_dim(c, d->name);
+  if (i < 0 && find_var(c, d->name) >= 0)
+    return ctx_error(c, d->loc, "'%s' is a variable, not a size", d->name);
+  if (i < 0) {
+    char **dims = push(c, c->dims, c->ndims, sizeof *dims);
+    if (!dims)
+      return ctx_error(c, d->loc, "out of memory");
+    dims[c->ndims] = d->name;
+    c->dims = dims;
+    i = c->ndims++;
+  }
+  *out = (Dim){.sym = i};
+  return true;
+}
+
+static bool declare(Ctx *c, Stmt *s) {
+  if (find_var(c, s->name) >= 0 || find_let(c, s->name))
+    return ctx_error(c, s->loc, "'%s' is already declared", s->name);
+  if (find_dim(c, s->name) >= 0)
+    return ctx_error(c, s->loc, "'%s' is already a size", s->name);
+  static const struct {
+    const char *type;
+    int ndims;
+    const char *form;
+  } types[] = {{"scalar", 0, "scalar"}, {"vector", 1, "vector(n)"}, {"matrix", 2, "matrix(n, m)"}};
+  int t = -1;
+  for (int i = 0; i < 3; i++)
+    if (!strcmp(s->type, types[i].type))
+      t = i;
+  if (t < 0)
+    return ctx_error(c, s->typeloc, "unknown type '%s'; expected scalar, vector(n) or matrix(n, m)",
+                     s->type);
+  if (s->ndims != types[t].ndims)
+    return ctx_error(c, s->typeloc, "%s takes %d size%s, as in '%s'", s->type, types[t].ndims,
+                     types[t].ndims == 1 ? "" : "s", types[t].form);
+  Var v = {.name = s->name, .shape = shape_scalar(), .vector = t == 1, .loc = s->loc};
+  if (t >= 1 && !dim(c, &s->dims[0], &v.shape.r))
+    return false;
+  if (t == 2 && !dim(c, &s->dims[1], &v.shape.c))
+    return false;
+  Var *vars = push(c, c->vars, c->nvars, sizeof *vars);
+  if (!vars)
+    return ctx_error(c, s->loc, "out of memory");
+  vars[c->nvars] = v;
+  c->vars = vars;
+  int index = c->nvars++;
+  if (!(c->vars[index].node = ast_var(c, index)))
+    return ctx_error(c, s->loc, "out of memory");
+  return true;
+}
+
+static bool wrt(Ctx *c, Stmt *s) {
+  for (int i = 0; i < s->nnames; i++) {
+    int v = find_var(c, s->names[i]);
+    if (v < 0)
+      return ctx_error(c, s->nameloc[i], "'%s' in wrt is not a declared variable", s->names[i]);
+    c->vars[v].wrt = true;
+  }
+  return true;
+}
+
+static bool assign(Ctx *c, Stmt *s) {
+  if (find_var(c, s->name) >= 0)
+    return ctx_error(c, s->loc, "cannot assign to the input '%s'", s->name);
+  if (find_let(c, s->name))
+    return ctx_error(c, s->loc, "'%s' is already assigned", s->name);
+  if (find_dim(c, s->name) >= 0)
+    return ctx_error(c, s->loc, "cannot assign to the size '%s'", s->name);
+  Node *n = lower(c, s->expr);
+  if (!n)
+    return false;
+  Let *lets = push(c, c->lets, c->nlets, sizeof *lets);
+  if (!lets)
+    return ctx_error(c, s->loc, "out of memory");
+  lets[c->nlets++] = (Let){s->name, n};
+  c->lets = lets;
+  c->outname = s->name;
+  c->out = n;
+  return true;
+}
+
+bool lower_program(Ctx *c) {
+  bool any_wrt = false;
+  Stmt *last = NULL;
+  for (Stmt *s = c->stmts; s; s = s->next) {
+    bool ok = s->kind == ST_DECL ? declare(c, s) : s->kind == ST_WRT ? wrt(c, s) : assign(c, s);
+    if (!ok)
+      return false;
+    any_wrt |= s->kind == ST_WRT;
+    if (s->kind == ST_ASSIGN)
+      last = s;
+  }
+  // No assignment: the error points at the start of the last line that
+  // holds anything.
+  long end = c->len;
+  while (end > 0 && (c->src[end - 1] == '\n' || c->src[end - 1] == '\r' || c->src[end - 1] == ' '))
+    end--;
+  long bol = end;
+  while (bol > 0 && c->src[bol - 1] != '\n')
+    bol--;
+  if (!last)
+    return ctx_error(c, (Loc){(int)bol, (int)bol},
+                     "no output: end with an assignment such as 'y = ||X*W + b||_F^2'");
+  if (!any_wrt)
+    for (int i = 0; i < c->nvars; i++)
+      c->vars[i].wrt = true;
+  return true;
+}
