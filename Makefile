@@ -3,6 +3,7 @@
 #   make          build build/matdiff, build/libmatdiff.a, build/libmatdiff_rt.a
 #   make demo     the notebook's loss: formulas, value and gradients
 #   make test     every test (Criterion suites, examples, PyTorch, valgrind)
+#   make check    the Criterion suites alone: the fast edit-test loop
 #   make deps     install the Debian packages the build needs
 #   make bench    time matdiff against hand-written CBLAS and PyTorch (bench/)
 #   make install  PREFIX=/usr/local DESTDIR=: CLI, headers, static and shared
@@ -140,6 +141,10 @@ $(B)/practice: examples/practice.c $(B)/libmatdiff.a $(B)/libmatdiff_rt.a
 
 VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect
 SEED_ARGS := X=examples/seed/X.txt W=examples/seed/W.txt b=examples/seed/b.txt
+
+# The fast loop: build and run the Criterion suites, no apt-get, no root.
+check: all $(TEST_BINS)
+	@for t in $(TEST_BINS); do echo "== $$t"; $$t --jobs 2 || exit 1; done
 
 test: deps all $(TEST_BINS) $(B)/practice
 	@for t in $(TEST_BINS); do echo "== $$t"; $$t --jobs 2 || exit 1; done
@@ -472,5 +477,5 @@ soak: all $(B)/tests/test_random
 clean:
 	rm -rf $(B)
 
-.PHONY: all test demo deps clean fuzz fuzz-deps fuzz-regress
+.PHONY: all check test demo deps clean fuzz fuzz-deps fuzz-regress
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
