@@ -1,7 +1,9 @@
 /*
  * arena.c - memory for one compilation: every node, tree and string is
  * carved from chunks that are freed together, so no stage frees anything.
- * Also a small growable string for the printers and the emitter.
+ * Also the few containers the stages share: arrays that grow
+ * geometrically, a growable string for the printers and the emitter, and
+ * a map from names to numbers.
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -57,6 +59,21 @@ char *arena_printf(Arena *a, const char *fmt, ...) {
   return p;
 }
 
+void *arena_grow(Arena *a, void *arr, int n, int *cap, size_t size) {
+  if (n < *cap)
+    return arr;
+  int want = *cap ? *cap * 2 : 16;
+  if (want <= n)
+    want = n + 1;
+  void *p = arena_alloc(a, size * (size_t)want);
+  if (!p)
+    return NULL;
+  if (n)
+    memcpy(p, arr, size * (size_t)n);
+  *cap = want;
+  return p;
+}
+
 void arena_free(Arena *a) {
   for (Chunk *c = a->head, *next; c; c = next) {
     next = c->next;
@@ -107,4 +124,42 @@ void buf_puts(Buf *b, const char *s) {
 void buf_free(Buf *b) {
   free(b->s);
   memset(b, 0, sizeof *b);
+}
+
+/* ---- names -------------------------------------------------------------- */
+
+static size_t name_hash(const char *s) {
+  size_t h = 5381;
+  while (*s)
+    h = h * 33 + (unsigned char)*s++;
+  return h;
+}
+
+int names_get(const Names *m, const char *key) {
+  if (!m->cap)
+    return -1;
+  for (size_t i = name_hash(key) & (m->cap - 1); m->slot[i].key; i = (i + 1) & (m->cap - 1))
+    if (!strcmp(m->slot[i].key, key))
+      return m->slot[i].value;
+  return -1;
+}
+
+bool names_put(Arena *a, Names *m, const char *key, int value) {
+  if (2 * (m->n + 1) > m->cap) {
+    Names bigger = {.cap = m->cap ? 2 * m->cap : 64};
+    if (!(bigger.slot = arena_alloc(a, sizeof *bigger.slot * bigger.cap)))
+      return false;
+    for (size_t i = 0; i < m->cap; i++)
+      if (m->slot[i].key)
+        names_put(a, &bigger, m->slot[i].key, m->slot[i].value);
+    *m = bigger;
+  }
+  size_t i = name_hash(key) & (m->cap - 1);
+  while (m->slot[i].key && strcmp(m->slot[i].key, key))
+    i = (i + 1) & (m->cap - 1);
+  if (!m->slot[i].key)
+    m->n++;
+  m->slot[i].key = key;
+  m->slot[i].value = value;
+  return true;
 }

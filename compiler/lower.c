@@ -10,34 +10,14 @@
 #include <string.h>
 #include "md.h"
 
-static int find_var(Ctx *c, const char *name) {
-  for (int i = 0; i < c->nvars; i++)
-    if (!strcmp(c->vars[i].name, name))
-      return i;
-  return -1;
-}
+// Names are looked up in hash maps, so that a program of N declarations
+// lowers in O(N).
+static int find_var(Ctx *c, const char *name) { return names_get(&c->varidx, name); }
+static int find_dim(Ctx *c, const char *name) { return names_get(&c->dimidx, name); }
 
 static Node *find_let(Ctx *c, const char *name) {
-  for (int i = c->nlets - 1; i >= 0; i--)
-    if (!strcmp(c->lets[i].name, name))
-      return c->lets[i].node;
-  return NULL;
-}
-
-static int find_dim(Ctx *c, const char *name) {
-  for (int i = 0; i < c->ndims; i++)
-    if (!strcmp(c->dims[i], name))
-      return i;
-  return -1;
-}
-
-// Grow an arena array of N elements of SIZE to N+1, by copying (arrays
-// here are short: variables, sizes, assignments).
-static void *push(Ctx *c, void *arr, int n, size_t size) {
-  void *p = arena_alloc(&c->arena, size * (size_t)(n + 1));
-  if (p && n)
-    memcpy(p, arr, size * (size_t)n);
-  return p;
+  int i = names_get(&c->letidx, name);
+  return i >= 0 ? c->lets[i].node : NULL;
 }
 
 static Node *oom(Ctx *c, Loc loc) {
@@ -308,8 +288,8 @@ static bool dim(Ctx *c, DimSpec *d, Dim *out) {
   if (i < 0 && find_var(c, d->name) >= 0)
     return ctx_error(c, d->loc, "'%s' is a variable, not a size", d->name);
   if (i < 0) {
-    char **dims = push(c, c->dims, c->ndims, sizeof *dims);
-    if (!dims)
+    char **dims = arena_grow(&c->arena, c->dims, c->ndims, &c->dimcap, sizeof *dims);
+    if (!dims || !names_put(&c->arena, &c->dimidx, d->name, c->ndims))
       return ctx_error(c, d->loc, "out of memory");
     dims[c->ndims] = d->name;
     c->dims = dims;
@@ -344,8 +324,8 @@ static bool declare(Ctx *c, Stmt *s) {
     return false;
   if (t == 2 && !dim(c, &s->dims[1], &v.shape.c))
     return false;
-  Var *vars = push(c, c->vars, c->nvars, sizeof *vars);
-  if (!vars)
+  Var *vars = arena_grow(&c->arena, c->vars, c->nvars, &c->varcap, sizeof *vars);
+  if (!vars || !names_put(&c->arena, &c->varidx, s->name, c->nvars))
     return ctx_error(c, s->loc, "out of memory");
   vars[c->nvars] = v;
   c->vars = vars;
@@ -375,8 +355,8 @@ static bool assign(Ctx *c, Stmt *s) {
   Node *n = lower(c, s->expr);
   if (!n)
     return false;
-  Let *lets = push(c, c->lets, c->nlets, sizeof *lets);
-  if (!lets)
+  Let *lets = arena_grow(&c->arena, c->lets, c->nlets, &c->letcap, sizeof *lets);
+  if (!lets || !names_put(&c->arena, &c->letidx, s->name, c->nlets))
     return ctx_error(c, s->loc, "out of memory");
   lets[c->nlets++] = (Let){s->name, n};
   c->lets = lets;

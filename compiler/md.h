@@ -34,7 +34,23 @@ void *arena_alloc(Arena *a, size_t n);          /* zeroed; aborts never: NULL on
 char *arena_strdup(Arena *a, const char *s);
 char *arena_strndup(Arena *a, const char *s, size_t n);
 char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* ARR (N elements of SIZE, room for *CAP) with room for one more: ARR
+   itself, or a copy twice as large (NULL on OOM). Growing by doubling
+   keeps appending N elements O(N) in time and memory. */
+void *arena_grow(Arena *a, void *arr, int n, int *cap, size_t size);
 void arena_free(Arena *a);
+
+/* A map from names (not copied: they must outlive it) to numbers, open
+   hashing in the arena. */
+typedef struct Names {
+  struct NameSlot {
+    const char *key;
+    int value;
+  } *slot;
+  size_t cap, n;     /* cap: a power of two */
+} Names;
+int names_get(const Names *m, const char *key);      /* -1 if absent */
+bool names_put(Arena *a, Names *m, const char *key, int value); /* add or replace */
 
 /* A growable string, allocated with malloc. */
 typedef struct Buf {
@@ -140,7 +156,7 @@ struct Stmt {
   int ndims;
   char **names;      /* WRT */
   Loc *nameloc;
-  int nnames;
+  int nnames, namecap;
   Expr *expr;        /* ASSIGN */
   Stmt *next;
 };
@@ -181,11 +197,12 @@ typedef struct Ctx {
   int nodecap;
 
   Var *vars;
-  int nvars;
+  int nvars, varcap;
   char **dims;       /* symbolic size names, order of first appearance */
-  int ndims;
+  int ndims, dimcap;
   Let *lets;         /* named intermediates and the output */
-  int nlets;
+  int nlets, letcap;
+  Names varidx, dimidx, letidx; /* name -> index into vars, dims, lets */
   const char **letnames; /* by node id: the name an assignment gave it */
   int nletnames;
 

@@ -360,14 +360,11 @@ static DimSpec dim_num(Ctx *c, Loc loc, double v) {
 static Stmt *wrt_push(Ctx *c, Loc loc, Stmt *s, char *name, Loc nloc) {
   if (!s && !(s = stmt_new(c, ST_WRT, loc)))
     return NULL;
-  char **names = arena_alloc(&c->arena, sizeof *names * (size_t)(s->nnames + 1));
-  Loc *locs = arena_alloc(&c->arena, sizeof *locs * (size_t)(s->nnames + 1));
+  int cap = s->namecap;
+  char **names = arena_grow(&c->arena, s->names, s->nnames, &s->namecap, sizeof *names);
+  Loc *locs = arena_grow(&c->arena, s->nameloc, s->nnames, &cap, sizeof *locs);
   if (!names || !locs)
     return NULL;
-  if (s->nnames) {
-    memcpy(names, s->names, sizeof *names * (size_t)s->nnames);
-    memcpy(locs, s->nameloc, sizeof *locs * (size_t)s->nnames);
-  }
   names[s->nnames] = name;
   locs[s->nnames] = nloc;
   s->names = names;

@@ -1,0 +1,59 @@
+/*
+ * test_hostile.c - reproducers of what hostile testing found (issue #10):
+ * inputs that are legal but huge or odd, each of which once crashed,
+ * exhausted memory or misreported. Every test here failed before its fix.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include "matdiff.h"
+
+// ASan's shadow memory and quarantine multiply what a program keeps.
+#if defined(__SANITIZE_ADDRESS__)
+#define MEM_FACTOR 4
+#else
+#define MEM_FACTOR 1
+#endif
+
+static long peak_kib(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+// 50,000 one-line declarations once took memory quadratic in their number
+// (8,000 took 2 GB): each copied the whole array of variables. The timeout
+// only guards against a hang; the memory bound is the assertion.
+Test(hostile, fifty_thousand_declarations, .timeout = 120) {
+  enum { N = 50000 };
+  size_t cap = (size_t)N * 24 + 64, len = 0;
+  char *src = malloc(cap);
+  cr_assert_not_null(src);
+  for (int i = 0; i < N; i++)
+    len += (size_t)snprintf(src + len, cap - len, "x%d : scalar\n", i);
+  snprintf(src + len, cap - len, "wrt x0\ny = x0*x%d\n", N - 1);
+  long before = peak_kib();
+  md_error err;
+  md_function *f = md_compile(src, "decl.expr", &err);
+  free(src);
+  cr_assert_not_null(f, "%s", err.diag);
+  long grown = peak_kib() - before;
+  cr_expect_lt(grown, 200L * 1024 * MEM_FACTOR, "md_compile grew the peak by %ld KiB", grown);
+  cr_assert_eq(md_num_inputs(f), N);
+  double *x = calloc(N, sizeof *x), *g = calloc(N, sizeof *g);
+  const double **in = malloc(sizeof *in * N);
+  double **grads = calloc(N, sizeof *grads);
+  cr_assert(x && g && in && grads);
+  for (int i = 0; i < N; i++)
+    in[i] = &x[i], grads[i] = &g[i];
+  x[0] = 3, x[N - 1] = 5;
+  double y = 0;
+  cr_assert_eq(md_grad(f, NULL, in, &y, grads, &err), 0, "%s", err.diag);
+  cr_expect_eq(y, 15);     /* x0*x49999 = 3*5 */
+  cr_expect_eq(g[0], 5);   /* d/dx0 = x49999 */
+  cr_expect_eq(g[1], 0);   /* not in wrt: untouched */
+  free(x), free(g), free(in), free(grads);
+  md_free(f);
+}
