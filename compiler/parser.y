@@ -393,6 +393,11 @@ static void add_stmt(Ctx *c, Stmt *s) {
 }
 
 bool parse_program(Ctx *c) {
+  // Checked before the scanner sees it: flex takes the length as an int,
+  // and a location is an int offset.
+  if (c->len > MD_MAX_SOURCE)
+    return ctx_error(c, (Loc){-1, -1}, "the source is too large: %ld bytes, at most %d", c->len,
+                     MD_MAX_SOURCE);
   yyscan_t scanner;
   if (yylex_init_extra(c, &scanner))
     return ctx_error(c, (Loc){-1, -1}, "out of memory");

@@ -57,3 +57,20 @@ Test(hostile, fifty_thousand_declarations, .timeout = 120) {
   free(x), free(g), free(in), free(grads);
   md_free(f);
 }
+
+// A source past the size limit is refused before the scanner sees it:
+// flex takes the length as an int, and once parsed only its first 2^31
+// bytes or called exit(2) inside the library.
+Test(hostile, source_too_large) {
+  size_t n = (size_t)(1 << 26) + 1;
+  char *src = malloc(n + 1);
+  cr_assert_not_null(src);
+  memset(src, ' ', n);
+  memcpy(src, "y = 1\n", 6);
+  src[n] = 0;
+  md_error err;
+  md_function *f = md_compile(src, "big.expr", &err);
+  free(src);
+  cr_assert_null(f);
+  cr_expect(strstr(err.message, "the source is too large") != NULL, "%s", err.message);
+}
