@@ -91,6 +91,8 @@ static bool size_arg(Ctx *c, Expr *e, Dim *d) {
       return true;
     }
   }
+  if (e->kind == EX_NUM)
+    return ctx_error(c, e->loc, "a size must be a whole number from 1 to 1000000000");
   return ctx_error(c, e->loc, "expected a size: a whole number or a size declared in a type, "
                    "like n in matrix(n, m)");
 }
