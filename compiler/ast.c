@@ -107,9 +107,9 @@ static Node *intern(Ctx *c, const Node *key) {
   return n;
 }
 
+// -0.0 and 0.0 are two nodes: 1/-0.0 is -Inf. (Equal NaNs of one bit
+// pattern are one node: nodes compare by bits.)
 Node *ast_num(Ctx *c, double v) {
-  if (v == 0)
-    v = 0;  // one zero: -0.0 and 0.0 intern to the same node
   Node key = {.op = OP_NUM, .num = v, .shape = shape_scalar()};
   return intern(c, &key);
 }

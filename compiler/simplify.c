@@ -27,8 +27,35 @@ static Node *mk(Simp *s, Op op, Node *a, Node *b) { return ast_op(s->c, op, a, b
 static Node *num(Simp *s, double v) { return ast_num(s->c, v); }
 static Node *zeros(Simp *s, Shape sh) { return ast_fill(s->c, OP_ZEROS, sh); }
 
-// Fold only finite results: NaN and infinities stay symbolic so that the
-// emitted code computes them where and when the user's inputs say.
+// Does N have only finite elements, whatever the inputs? Then 0*N is 0.
+// An input may hold an infinity or a NaN, and 0*Inf is NaN, so in IEEE
+// arithmetic 0*A -> 0 holds only for such A: constants, sizes, and bounded
+// functions of them.
+static bool finite(const Node *n) {
+  switch (n->op) {
+  case OP_NUM: return isfinite(n->num);
+  case OP_DIM:
+  case OP_ZEROS:
+  case OP_ONES:
+  case OP_EYE: return true;
+  case OP_TRANS:
+  case OP_SIN:
+  case OP_COS:
+  case OP_TANH:
+  case OP_SIGMOID:
+  case OP_SIGN: return finite(n->a);
+  default: return false;
+  }
+}
+
+// Is N a constant that is never zero? Then 0/N is 0. (Sizes are >= 1.)
+static bool nonzero_const(const Node *n) {
+  return (n->op == OP_NUM && isfinite(n->num) && n->num != 0) || n->op == OP_DIM;
+}
+
+// Fold only finite results, and no -0.0 (Lua's lcode.c folds neither): NaN
+// and infinities stay symbolic so that the emitted code computes them where
+// and when the user's inputs say, and 1/-0.0 keeps its sign.
 static Node *fold(Simp *s, Op op, double x, double y) {
   double v;
   switch (op) {
@@ -42,7 +69,7 @@ static Node *fold(Simp *s, Op op, double x, double y) {
   case OP_EPOW: v = pow(x, y); break;
   default: return NULL;
   }
-  return isfinite(v) ? num(s, v) : NULL;
+  return isfinite(v) && !(v == 0 && signbit(v)) ? num(s, v) : NULL;
 }
 
 // c*A -> (c, A); A -> (1, A): the numeric factor of a term.
@@ -66,8 +93,8 @@ static Node *rw_mul(Simp *s, Node *n, Node *a, Node *b) {
     return b;
   if (is_one(b) && shape_eq(a->shape, n->shape))    /* A*1 -> A */
     return a;
-  if (is_zero(a) || is_zero(b))                     /* 0*A -> 0 */
-    return zeros(s, n->shape);
+  if ((is_zero(a) && finite(b)) || (is_zero(b) && finite(a)))
+    return zeros(s, n->shape);                      /* 0*A -> 0, A finite */
   if (scalar(b) && (!scalar(a) || (is_num(b) && !is_num(a))))
     return mk(s, OP_MUL, b, a);                     /* A*s -> s*A */
   if (is_num(a) && b->op == OP_DIV && is_num(b->a)) /* c*(d/t) -> (c*d)/t */
@@ -223,8 +250,8 @@ static Node *rw_emul(Simp *s, Node *n, Node *a, Node *b) {
     return mk(s, OP_MUL, a->a, mk(s, OP_EMUL, a->b, b)); /* (s*A).*B -> s*(A.*B) */
   if (n->op == OP_EMUL && b->op == OP_MUL && scalar(b->a))
     return mk(s, OP_MUL, b->a, mk(s, OP_EMUL, a, b->b)); /* A.*(s*B) -> s*(A.*B) */
-  if (is_zero(a))
-    return zeros(s, n->shape);
+  if (is_zero(a) && (n->op == OP_EMUL ? finite(b) : nonzero_const(b)))
+    return zeros(s, n->shape);                      /* 0.*A -> 0, 0./c -> 0 */
   return NULL;
 }
 
@@ -234,7 +261,7 @@ static Node *rw_div(Simp *s, Node *n, Node *a, Node *b) {
     return fold(s, OP_DIV, a->num, b->num);
   if (is_one(b))                                    /* A/1 -> A */
     return a;
-  if (is_zero(a))
+  if (is_zero(a) && nonzero_const(b))               /* 0/c -> 0 */
     return zeros(s, n->shape);
   if (a->op == OP_MUL && is_num(a->a) && is_num(b) && b->num != 0)
     return scaled(s, a->a->num / b->num, a->b);     /* (c*A)/d -> (c/d)*A */

@@ -4,6 +4,7 @@
  * exhausted memory or misreported. Every test here failed before its fix.
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,4 +74,42 @@ Test(hostile, source_too_large) {
   free(src);
   cr_assert_null(f);
   cr_expect(strstr(err.message, "the source is too large") != NULL, "%s", err.message);
+}
+
+// The value and gradient of SRC at the scalar inputs X (one per declared
+// variable, all scalars), gradients into G.
+static double grad_at(const char *src, const double *x, double *g) {
+  md_error err;
+  md_function *f = md_compile(src, "nonfinite.expr", &err);
+  cr_assert_not_null(f, "%s", err.diag);
+  int n = md_num_inputs(f);
+  const double *in[4];
+  double *gs[4];
+  for (int i = 0; i < n; i++)
+    in[i] = &x[i], gs[i] = &g[i], g[i] = 0;
+  double y;
+  cr_assert_eq(md_grad(f, NULL, in, &y, gs, &err), 0, "%s", err.diag);
+  md_free(f);
+  return y;
+}
+
+// The simplifier rewrote 0*A and 0/c to 0, dropping the NaN that IEEE
+// arithmetic (and PyTorch) gives when A is infinite or c is zero. By
+// hand: d/dx 0*exp(x) = 0*exp(x), NaN at x = 1000 where exp overflows;
+// d/dc 0/c = -0/c^2, NaN at c = 0.
+Test(hostile, zero_times_infinity_is_nan) {
+  double g[2];
+  grad_at("x : scalar\ny = 0*exp(x)\n", (double[]){1000}, g);
+  cr_expect(isnan(g[0]), "d/dx 0*exp(x) at 1000: %g, expected NaN", g[0]);
+  grad_at("c : scalar\nx : scalar\ny = 0/c + x\n", (double[]){0, 1}, g);
+  cr_expect(isnan(g[0]), "d/dc 0/c at 0: %g, expected NaN", g[0]);
+  cr_expect_eq(g[1], 1);
+}
+
+// Constant folding kept no -0.0: 0*(-1) folded to -0.0, which interned as
+// 0.0. By hand, d/dx x/(0*(-1)) = 1/(-0.0) = -Inf, as in PyTorch.
+Test(hostile, negative_zero_survives) {
+  double g[1];
+  grad_at("x : scalar\ny = x/(0*(-1))\n", (double[]){2}, g);
+  cr_expect(isinf(g[0]) && g[0] < 0, "d/dx x/(0*(-1)) = %g, expected -inf", g[0]);
 }
