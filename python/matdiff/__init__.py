@@ -8,6 +8,8 @@
     f.formulas                        # {'X': "2*(X*W + b)*W'", ...}
 
 A pure-Python package over libmatdiff.so (ctypes): see docs/PYTHON.md.
+matdiff.torch wraps a compiled function as a torch.autograd.Function; it
+is imported on first use, so that `import matdiff` needs only NumPy.
 
 __libpath__ is the libmatdiff.so loaded, __libsource__ how it was found:
 "install", "build" (a source tree's build/pic/), "MATDIFF_LIB" or "loader".
@@ -21,3 +23,10 @@ __version__ = "0.1.0"
 __all__ = ["compile", "load", "Function", "Input", "Sym", "Error", "CompileError",
            "ShapeError", "EvalError"]
 
+
+def __getattr__(name):
+    # `matdiff.torch` without importing torch at `import matdiff`.
+    if name == "torch":
+        import importlib
+        return importlib.import_module(".torch", __name__)
+    raise AttributeError("module 'matdiff' has no attribute %r" % name)
