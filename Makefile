@@ -2,8 +2,9 @@
 #
 #   make          build build/matdiff, build/libmatdiff.a, build/libmatdiff_rt.a
 #   make demo     the notebook's loss: formulas, value and gradients
-#   make test     every test (Criterion suites, examples, PyTorch, valgrind)
+#   make test     every test (Criterion suites, examples, PyTorch, valgrind, Python)
 #   make check    the Criterion suites alone: the fast edit-test loop
+#   make pytest   the Python package's tests alone (tests/python, pytest)
 #   make deps     install the Debian packages the build needs
 #   make bench    time matdiff against hand-written CBLAS and PyTorch (bench/)
 #   make install  PREFIX=/usr/local DESTDIR=: CLI, headers, static and shared
@@ -61,6 +62,8 @@ TEST_BINS := $(TESTS:%=$(B)/tests/%)
 # Debian packages: the build needs these, the tests the rest.
 BUILD_PKGS := gcc make flex bison tcc libtcc-dev libopenblas-dev pkg-config
 TEST_PKGS  := libcriterion-dev valgrind python3-numpy python3-torch graphviz
+# The Python package's tests.
+TEST_PKGS  += python3-pytest
 # `make fuzz` also needs clang and its libFuzzer and sanitizer runtimes.
 FUZZ_PKGS  := clang libclang-rt-14-dev
 # `make bench` also needs gnuplot for its plot (and the tests' python3-torch).
@@ -146,7 +149,11 @@ SEED_ARGS := X=examples/seed/X.txt W=examples/seed/W.txt b=examples/seed/b.txt
 check: all $(TEST_BINS)
 	@for t in $(TEST_BINS); do echo "== $$t"; $$t --jobs 2 || exit 1; done
 
-test: deps all $(TEST_BINS) $(B)/practice
+# The Python tests load build/pic/libmatdiff.so (python/matdiff finds a source
+# tree's build/pic/), so they run in the default build only.
+PYTHON_TESTS := $(if $(filter build,$(B)),pytest)
+
+test: deps all $(if $(PYTHON_TESTS),shared) $(TEST_BINS) $(B)/practice
 	@for t in $(TEST_BINS); do echo "== $$t"; $$t --jobs 2 || exit 1; done
 	@echo "== examples/practice"; $(B)/practice > /dev/null
 	@echo "== matdiff check on every example"
@@ -160,12 +167,30 @@ endif
 	  $(PYTHON) tests/torch_seed.py $(B)/matdiff && $(PYTHON) tests/torch_examples.py $(B)/matdiff; \
 	else echo "skipped: $(PYTHON) cannot import torch (apt-get install python3-torch)"; fi
 	@$(MAKE) --no-print-directory train
+ifneq ($(PYTHON_TESTS),)
+	@$(MAKE) --no-print-directory pytest
+else
+	@echo "== Python: skipped in $(B); the package loads build/pic/libmatdiff.so, so"
+	@echo "   make test without SAN=1 or BLAS=none runs them"
+endif
 	@echo "== standalone and float C, Graphviz and LaTeX output"
 	@bash tests/outputs_test.sh $(B)
 ifneq ($(SAN),1)
 	@echo "== make install into a temporary DESTDIR, pkg-config, make uninstall"
 	@MAKE="$(MAKE)" bash tests/install_test.sh
 endif
+
+# The Python package's tests, on the tree's build/pic/libmatdiff.so. The
+# torch tests skip, saying why, when python3 cannot import torch. pytest
+# exits 5 when it collected no test: here that means a broken setup, not
+# a pass, so it fails with a message.
+PYTEST := OPENBLAS_NUM_THREADS=1 PYTHONDONTWRITEBYTECODE=1 \
+          $(PYTHON) -m pytest -p no:cacheprovider -q -rs tests/python
+pytest: shared
+	@echo "== Python: tests/python under pytest (the package, matdiff.torch, examples/python)"
+	@$(PYTEST); rc=$$?; \
+	if [ $$rc = 5 ]; then echo "pytest collected no test in tests/python"; exit 1; fi; \
+	exit $$rc
 
 demo: deps all
 	@echo "== build/matdiff diff examples/seed.expr"
@@ -477,5 +502,5 @@ soak: all $(B)/tests/test_random
 clean:
 	rm -rf $(B)
 
-.PHONY: all check test demo deps clean fuzz fuzz-deps fuzz-regress
+.PHONY: all check test pytest demo deps clean fuzz fuzz-deps fuzz-regress
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
