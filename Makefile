@@ -8,7 +8,8 @@
 #   make deps     install the Debian packages the build needs
 #   make bench    time matdiff against hand-written CBLAS and PyTorch (bench/)
 #   make install  PREFIX=/usr/local DESTDIR=: CLI, headers, static and shared
-#                 libraries, pkg-config files, man page; make uninstall removes them
+#                 libraries, pkg-config files, man page, the Python package;
+#                 make uninstall removes them
 #   make train    build examples/train against matdiff and train for a moment
 #
 # Quiet by default; V=1 shows full commands.
@@ -62,8 +63,8 @@ TEST_BINS := $(TESTS:%=$(B)/tests/%)
 # Debian packages: the build needs these, the tests the rest.
 BUILD_PKGS := gcc make flex bison tcc libtcc-dev libopenblas-dev pkg-config
 TEST_PKGS  := libcriterion-dev valgrind python3-numpy python3-torch graphviz
-# The Python package's tests.
-TEST_PKGS  += python3-pytest
+# The Python package: its tests, and `pip install ./python` in a venv.
+TEST_PKGS  += python3-pytest python3-venv python3-setuptools python3-wheel python3-pip
 # `make fuzz` also needs clang and its libFuzzer and sanitizer runtimes.
 FUZZ_PKGS  := clang libclang-rt-14-dev
 # `make bench` also needs gnuplot for its plot (and the tests' python3-torch).
@@ -325,6 +326,18 @@ INCLUDEDIR ?= $(PREFIX)/include
 LIBDIR     ?= $(PREFIX)/lib
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 MANDIR     ?= $(PREFIX)/share/man
+# The Python package goes where Debian's python3 looks for the prefix's
+# packages: /usr/lib/python3/dist-packages for /usr,
+# /usr/local/lib/python3.X/dist-packages for /usr/local; for a prefix it does
+# not search, $(PREFIX)/lib/python3/dist-packages (then PYTHONPATH names it).
+PYTHONDIR  ?= $(shell $(PYTHON) -c 'import site, sys; p = "$(PREFIX)"; v = "%d.%d" % sys.version_info[:2]; \
+                c = [p + "/lib/python3/dist-packages", p + "/lib/python" + v + "/dist-packages", \
+                     p + "/lib/python" + v + "/site-packages"]; \
+                print(next((d for d in c if d in site.getsitepackages()), c[0]))' 2>/dev/null \
+                || echo "$(PREFIX)/lib/python3/dist-packages")
+PY_SRCS    := python/matdiff/__init__.py python/matdiff/_errors.py python/matdiff/_function.py \
+              python/matdiff/_lib.py python/matdiff/torch.py
+PY_PKGDIR   = $(PYTHONDIR)/matdiff
 
 MD_VERSION := $(shell sed -n 's/^\#define MATDIFF_VERSION "\(.*\)"$$/\1/p' compiler/matdiff.h)
 MD_SOMAJOR := $(firstword $(subst ., ,$(MD_VERSION)))
@@ -342,7 +355,8 @@ INSTALL_SO := $(foreach l,libmatdiff libmatdiff_rt,\
 INSTALL_FILES := $(BINDIR)/matdiff $(INCLUDEDIR)/matdiff.h $(INCLUDEDIR)/matdiff_rt.h \
                  $(LIBDIR)/libmatdiff.a $(LIBDIR)/libmatdiff_rt.a $(INSTALL_SO) \
                  $(PKGCONFIGDIR)/matdiff.pc $(PKGCONFIGDIR)/matdiff-rt.pc \
-                 $(MANDIR)/man1/matdiff.1
+                 $(MANDIR)/man1/matdiff.1 \
+                 $(addprefix $(PY_PKGDIR)/,$(notdir $(PY_SRCS)) _install.py)
 
 # matdiff-rt.pc names BLAS through its own .pc when there is one, so that
 # `pkg-config --static` also lists what a static OpenBLAS needs (gfortran).
@@ -417,11 +431,18 @@ install: all shared
 	$(Q)sed $(PC_SUBST) runtime/matdiff-rt.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/matdiff-rt.pc
 	$(Q)chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/matdiff.pc $(DESTDIR)$(PKGCONFIGDIR)/matdiff-rt.pc
 	$(Q)install -m 644 docs/matdiff.1 $(DESTDIR)$(MANDIR)/man1/matdiff.1
+	$(Q)install -d $(DESTDIR)$(PY_PKGDIR)
+	$(Q)install -m 644 $(PY_SRCS) $(DESTDIR)$(PY_PKGDIR)/
+	$(Q)echo "LIBDIR = \"$$($(PYTHON) -c 'import os, sys; print(os.path.relpath(*sys.argv[1:]))' \
+	  '$(LIBDIR)' '$(PY_PKGDIR)')\"  # libmatdiff.so, from here" > $(DESTDIR)$(PY_PKGDIR)/_install.py
 	$(Q)$(LDCONFIG_IF_LIVE)
 
+# The package's directory goes too, with the __pycache__ Python wrote there.
 uninstall:
 	@echo "  RM      $(addprefix $(DESTDIR),$(INSTALL_FILES))"
 	$(Q)rm -f $(addprefix $(DESTDIR),$(INSTALL_FILES))
+	$(Q)rm -rf $(DESTDIR)$(PY_PKGDIR)/__pycache__
+	$(Q)if [ -d $(DESTDIR)$(PY_PKGDIR) ]; then rmdir $(DESTDIR)$(PY_PKGDIR); fi
 	$(Q)$(LDCONFIG_IF_LIVE)
 
 # A live install (no DESTDIR) by root refreshes the loader's cache, so that
