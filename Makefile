@@ -2,12 +2,14 @@
 #
 #   make          build build/matdiff, build/libmatdiff.a, build/libmatdiff_rt.a
 #   make demo     the notebook's loss: formulas, value and gradients
-#   make test     every test (Criterion suites, examples, PyTorch, valgrind)
+#   make test     every test (Criterion suites, examples, PyTorch, valgrind, Python)
 #   make check    the Criterion suites alone: the fast edit-test loop
+#   make pytest   the Python package's tests alone (tests/python, pytest)
 #   make deps     install the Debian packages the build needs
 #   make bench    time matdiff against hand-written CBLAS and PyTorch (bench/)
 #   make install  PREFIX=/usr/local DESTDIR=: CLI, headers, static and shared
-#                 libraries, pkg-config files, man page; make uninstall removes them
+#                 libraries, pkg-config files, man page, the Python package;
+#                 make uninstall removes them
 #   make train    build examples/train against matdiff and train for a moment
 #
 # Quiet by default; V=1 shows full commands.
@@ -61,6 +63,8 @@ TEST_BINS := $(TESTS:%=$(B)/tests/%)
 # Debian packages: the build needs these, the tests the rest.
 BUILD_PKGS := gcc make flex bison tcc libtcc-dev libopenblas-dev pkg-config
 TEST_PKGS  := libcriterion-dev valgrind python3-numpy python3-torch graphviz
+# The Python package: its tests, and `pip install ./python` in a venv.
+TEST_PKGS  += python3-pytest python3-venv python3-setuptools python3-wheel python3-pip
 # `make fuzz` also needs clang and its libFuzzer and sanitizer runtimes.
 FUZZ_PKGS  := clang libclang-rt-14-dev
 # `make bench` also needs gnuplot for its plot (and the tests' python3-torch).
@@ -146,7 +150,11 @@ SEED_ARGS := X=examples/seed/X.txt W=examples/seed/W.txt b=examples/seed/b.txt
 check: all $(TEST_BINS)
 	@for t in $(TEST_BINS); do echo "== $$t"; $$t --jobs 2 || exit 1; done
 
-test: deps all $(TEST_BINS) $(B)/practice
+# The Python tests load build/pic/libmatdiff.so (python/matdiff finds a source
+# tree's build/pic/), so they run in the default build only.
+PYTHON_TESTS := $(if $(filter build,$(B)),pytest)
+
+test: deps all $(if $(PYTHON_TESTS),shared) $(TEST_BINS) $(B)/practice
 	@for t in $(TEST_BINS); do echo "== $$t"; $$t --jobs 2 || exit 1; done
 	@echo "== examples/practice"; $(B)/practice > /dev/null
 	@echo "== matdiff check on every example"
@@ -160,12 +168,30 @@ endif
 	  $(PYTHON) tests/torch_seed.py $(B)/matdiff && $(PYTHON) tests/torch_examples.py $(B)/matdiff; \
 	else echo "skipped: $(PYTHON) cannot import torch (apt-get install python3-torch)"; fi
 	@$(MAKE) --no-print-directory train
+ifneq ($(PYTHON_TESTS),)
+	@$(MAKE) --no-print-directory pytest
+else
+	@echo "== Python: skipped in $(B); the package loads build/pic/libmatdiff.so, so"
+	@echo "   make test without SAN=1 or BLAS=none runs them"
+endif
 	@echo "== standalone and float C, Graphviz and LaTeX output"
 	@bash tests/outputs_test.sh $(B)
 ifneq ($(SAN),1)
 	@echo "== make install into a temporary DESTDIR, pkg-config, make uninstall"
 	@MAKE="$(MAKE)" bash tests/install_test.sh
 endif
+
+# The Python package's tests, on the tree's build/pic/libmatdiff.so. The
+# torch tests skip, saying why, when python3 cannot import torch. pytest
+# exits 5 when it collected no test: here that means a broken setup, not
+# a pass, so it fails with a message.
+PYTEST := OPENBLAS_NUM_THREADS=1 PYTHONDONTWRITEBYTECODE=1 \
+          $(PYTHON) -m pytest -p no:cacheprovider -q -rs tests/python
+pytest: shared
+	@echo "== Python: tests/python under pytest (the package, matdiff.torch, examples/python)"
+	@$(PYTEST); rc=$$?; \
+	if [ $$rc = 5 ]; then echo "pytest collected no test in tests/python"; exit 1; fi; \
+	exit $$rc
 
 demo: deps all
 	@echo "== build/matdiff diff examples/seed.expr"
@@ -300,6 +326,18 @@ INCLUDEDIR ?= $(PREFIX)/include
 LIBDIR     ?= $(PREFIX)/lib
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 MANDIR     ?= $(PREFIX)/share/man
+# The Python package goes where Debian's python3 looks for the prefix's
+# packages: /usr/lib/python3/dist-packages for /usr,
+# /usr/local/lib/python3.X/dist-packages for /usr/local; for a prefix it does
+# not search, $(PREFIX)/lib/python3/dist-packages (then PYTHONPATH names it).
+PYTHONDIR  ?= $(shell $(PYTHON) -c 'import site, sys; p = "$(PREFIX)"; v = "%d.%d" % sys.version_info[:2]; \
+                c = [p + "/lib/python3/dist-packages", p + "/lib/python" + v + "/dist-packages", \
+                     p + "/lib/python" + v + "/site-packages"]; \
+                print(next((d for d in c if d in site.getsitepackages()), c[0]))' 2>/dev/null \
+                || echo "$(PREFIX)/lib/python3/dist-packages")
+PY_SRCS    := python/matdiff/__init__.py python/matdiff/_errors.py python/matdiff/_function.py \
+              python/matdiff/_lib.py python/matdiff/torch.py
+PY_PKGDIR   = $(PYTHONDIR)/matdiff
 
 MD_VERSION := $(shell sed -n 's/^\#define MATDIFF_VERSION "\(.*\)"$$/\1/p' compiler/matdiff.h)
 MD_SOMAJOR := $(firstword $(subst ., ,$(MD_VERSION)))
@@ -317,7 +355,8 @@ INSTALL_SO := $(foreach l,libmatdiff libmatdiff_rt,\
 INSTALL_FILES := $(BINDIR)/matdiff $(INCLUDEDIR)/matdiff.h $(INCLUDEDIR)/matdiff_rt.h \
                  $(LIBDIR)/libmatdiff.a $(LIBDIR)/libmatdiff_rt.a $(INSTALL_SO) \
                  $(PKGCONFIGDIR)/matdiff.pc $(PKGCONFIGDIR)/matdiff-rt.pc \
-                 $(MANDIR)/man1/matdiff.1
+                 $(MANDIR)/man1/matdiff.1 \
+                 $(addprefix $(PY_PKGDIR)/,$(notdir $(PY_SRCS)) _install.py)
 
 # matdiff-rt.pc names BLAS through its own .pc when there is one, so that
 # `pkg-config --static` also lists what a static OpenBLAS needs (gfortran).
@@ -392,11 +431,18 @@ install: all shared
 	$(Q)sed $(PC_SUBST) runtime/matdiff-rt.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/matdiff-rt.pc
 	$(Q)chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/matdiff.pc $(DESTDIR)$(PKGCONFIGDIR)/matdiff-rt.pc
 	$(Q)install -m 644 docs/matdiff.1 $(DESTDIR)$(MANDIR)/man1/matdiff.1
+	$(Q)install -d $(DESTDIR)$(PY_PKGDIR)
+	$(Q)install -m 644 $(PY_SRCS) $(DESTDIR)$(PY_PKGDIR)/
+	$(Q)echo "LIBDIR = \"$$($(PYTHON) -c 'import os, sys; print(os.path.relpath(*sys.argv[1:]))' \
+	  '$(LIBDIR)' '$(PY_PKGDIR)')\"  # libmatdiff.so, from here" > $(DESTDIR)$(PY_PKGDIR)/_install.py
 	$(Q)$(LDCONFIG_IF_LIVE)
 
+# The package's directory goes too, with the __pycache__ Python wrote there.
 uninstall:
 	@echo "  RM      $(addprefix $(DESTDIR),$(INSTALL_FILES))"
 	$(Q)rm -f $(addprefix $(DESTDIR),$(INSTALL_FILES))
+	$(Q)rm -rf $(DESTDIR)$(PY_PKGDIR)/__pycache__
+	$(Q)if [ -d $(DESTDIR)$(PY_PKGDIR) ]; then rmdir $(DESTDIR)$(PY_PKGDIR); fi
 	$(Q)$(LDCONFIG_IF_LIVE)
 
 # A live install (no DESTDIR) by root refreshes the loader's cache, so that
@@ -477,5 +523,5 @@ soak: all $(B)/tests/test_random
 clean:
 	rm -rf $(B)
 
-.PHONY: all check test demo deps clean fuzz fuzz-deps fuzz-regress
+.PHONY: all check test pytest demo deps clean fuzz fuzz-deps fuzz-regress
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -2,8 +2,10 @@
 # install_test.sh - `make install` into a temporary DESTDIR, then programs
 # built against the installed files the way a user builds them: through
 # pkg-config (with the prefix moved to where the files really are) and
-# through the installed `matdiff config`. Then `make uninstall`, which must
-# leave no file behind. Prints "N passed, M failed"; exits 1 on a failure.
+# through the installed `matdiff config`; the installed Python package,
+# imported from a clean environment outside the tree, and `pip install` of
+# python/ into a venv, offline. Then `make uninstall`, which must leave no
+# file behind. Prints "N passed, M failed"; exits 1 on a failure.
 #
 #   tests/install_test.sh        (from anywhere; $MAKE names the make to run)
 #
@@ -14,6 +16,7 @@
 #   AOT, y = ||A*x - b||^2 with A = [1 0; 0 1; 1 1], x = [1; 2], b = [0; 0; 1]:
 #     r = A*x - b = [1; 2; 2], so y = 1 + 4 + 4 = 9;
 #     dy/dx = 2*A'*r = 2*[3; 4] = [6; 8];  dy/db = -2*r = [-2; -4; -4].
+#   Python, the JIT example's function and numbers, through matdiff.compile.
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 make=${MAKE:-make}
@@ -52,7 +55,14 @@ same() {
 echo "== make install DESTDIR=$dest PREFIX=$prefix"
 check "make install" "$make" --no-print-directory -C "$root" install DESTDIR="$dest" PREFIX="$prefix"
 
-expected="bin/matdiff
+# The Python package: where Debian's python3 looks for the prefix's packages.
+pydir=$(cd "$P" 2>/dev/null && find . -path '*/matdiff/_install.py' | sed 's|^\./||; s|/matdiff/_install.py$||')
+check "the Python package is in a directory /usr/bin/python3 searches ($prefix/$pydir)" \
+  /usr/bin/python3 -c 'import site, sys; sys.exit(sys.argv[1] not in site.getsitepackages())' \
+  "$prefix/$pydir"
+expected="$(for f in __init__.py _errors.py _function.py _install.py _lib.py torch.py; do
+  echo "$pydir/matdiff/$f"; done)
+bin/matdiff
 include/matdiff.h
 include/matdiff_rt.h
 lib/libmatdiff.a
@@ -66,6 +76,7 @@ lib/libmatdiff_rt.so.0.1.0
 lib/pkgconfig/matdiff-rt.pc
 lib/pkgconfig/matdiff.pc
 share/man/man1/matdiff.1"
+expected=$(echo "$expected" | LC_ALL=C sort)
 same "the installed files, and only those" "$expected" \
   bash -c "cd '$P' && find . ! -type d | sed 's|^\./||' | LC_ALL=C sort"
 
@@ -155,6 +166,30 @@ check "build with the installed matdiff config --cflags/--libs" bash -c "cc -std
   \$('$P/bin/matdiff' config --cflags) -o '$tmp/aot_config' '$tmp/aot.c' '$tmp/ls.c' \
   \$('$P/bin/matdiff' config --libs)"
 same "run: $aot_want" "$aot_want" env LD_LIBRARY_PATH="$P/lib" "$tmp/aot_config"
+
+echo "== the installed Python package, from a clean environment outside the tree"
+cat >"$tmp/use.py" <<'EOF'
+import sys
+import matdiff
+print(matdiff.__libsource__, matdiff.__libpath__)
+f = matdiff.compile("A : matrix(2, 2)\nx : vector(2)\ny = x'*A*x\n")
+y, g = f.grad(A=[[1, 2], [3, 4]], x=[1, 2])
+print("y = %g, dy/dx = %g %g, dy/dA = %g %g %g %g" % ((y,) + tuple(g["x"]) + tuple(g["A"].ravel())))
+EOF
+# env -i: no PYTHONPATH but the one given, no LD_LIBRARY_PATH; run in $tmp.
+clean=(env -i -C "$tmp" PATH=/usr/bin:/bin PYTHONDONTWRITEBYTECODE=1)
+same "import matdiff: the installed libmatdiff.so; $jit_want" "install $P/lib/libmatdiff.so.0
+$jit_want" "${clean[@]}" PYTHONPATH="$P/$pydir" /usr/bin/python3 "$tmp/use.py"
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  check "import matdiff.torch" "${clean[@]}" PYTHONPATH="$P/$pydir" /usr/bin/python3 -c "import matdiff.torch"
+fi
+
+echo "== pip install of python/ into a venv, offline; the library from MATDIFF_LIB"
+cp -r "$root/python" "$tmp/pysrc"
+check "python3 -m venv --system-site-packages" /usr/bin/python3 -m venv --system-site-packages "$tmp/venv"
+check "pip install --no-index python/" "${clean[@]}" "$tmp/venv/bin/pip" install --no-index "$tmp/pysrc"
+same "import matdiff: MATDIFF_LIB; $jit_want" "MATDIFF_LIB $P/lib/libmatdiff.so
+$jit_want" "${clean[@]}" MATDIFF_LIB="$P/lib/libmatdiff.so" "$tmp/venv/bin/python" "$tmp/use.py"
 
 echo "== make uninstall DESTDIR=$dest PREFIX=$prefix"
 check "make uninstall" "$make" --no-print-directory -C "$root" uninstall DESTDIR="$dest" PREFIX="$prefix"
