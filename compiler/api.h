@@ -18,4 +18,10 @@ struct md_function {
 /* parse, shapes, differentiate, simplify: the front half of md_compile. */
 bool md_front(Ctx *c);
 
+/* The checks every call of a compiled function starts with: F, DIMS (when
+   it has sizes) and every input are there. false with *ERR filled. */
+bool api_call_ok(md_function *f, const long *dims, const double *const *inputs, md_error *err);
+/* Every size is positive and no value's size, nor the workspace, overflows. */
+bool api_sizes_ok(md_function *f, const long *dims, md_error *err);
+
 #endif

@@ -49,6 +49,15 @@ double md_flops(md_function *f, const long *dims, int grad);
 long md_output_rows(const md_function *f, const long *dims);  /* -1 if a dim is unbound */
 long md_output_cols(const md_function *f, const long *dims);
 
+/* What a size is made of: input I's rows (AXIS 0) or columns (AXIS 1) are
+   the symbolic size k = md_input_dim(f, i, axis) >= 0 (md_dim_name(f, k)),
+   or -1 for a literal, which md_input_rows/cols give with DIMS NULL. -2 if I
+   or AXIS is out of range. md_output_dim says the same of the output. */
+int md_input_dim(const md_function *f, int i, int axis);
+int md_output_dim(const md_function *f, int axis);
+/* Declared vector(n): an n x 1 column that a file may hold as one row. */
+int md_input_is_vector(const md_function *f, int i);
+
 /* The value of the output into OUT (one double for a scalar output, else
    rows*cols, row-major). DIMS holds one value per symbolic size, INPUTS one
    row-major buffer per declared variable (a scalar: a pointer to one
@@ -65,6 +74,25 @@ int md_grad(md_function *f, const long *dims, const double *const *inputs, doubl
    the output's shape (for a scalar output, one double scaling the gradient). */
 int md_vjp(md_function *f, const long *dims, const double *const *inputs, const double *seed,
            double *out, double *const *grads, md_error *err);
+
+/* ---- the oracle (check.c) ---- */
+
+/* The value and gradients md_vjp (SEED given) or md_grad (SEED NULL) would
+   give, with the same conventions (OUT may be NULL; ADDS into grads[i]; NULL
+   entries and inputs not in wrt are skipped), but computed independently:
+   the value's operations are recorded on the runtime's tape (matdiff_rt.h)
+   and its reverse pass runs. No symbolic derivative and no emitted code is
+   involved, which makes it the oracle the tests and `matdiff check` hold the
+   JIT against. 0, or -1 with *ERR filled (a singular matrix, a bad size). */
+int md_tape_vjp(md_function *f, const long *dims, const double *const *inputs, const double *seed,
+                double *out, double *const *grads, md_error *err);
+
+/* How far A is from the reference B (N numbers each): max|a - b| divided by
+   max(1, max|b|), so relative where B is large and absolute where it is
+   small (a quantity that is 0 in exact arithmetic is rounding noise in
+   every method, and its relative error means nothing). NaN if any
+   difference is NaN. Every disagreement md_check reports is this. */
+double md_rel_err(const double *a, const double *b, long n);
 
 #ifdef __cplusplus
 }
