@@ -21,7 +21,6 @@
 #include "api.h"
 #include "dataio.h"
 #include "npy.h"
-#include "matdiff_rt.h"
 
 #ifndef MD_BLAS_LIBS
 #define MD_BLAS_LIBS "-lopenblas"
@@ -529,26 +528,9 @@ static bool input_len(Inputs *in, int i, long *len) {
   return true;
 }
 
-/* How `check` draws inputs: standard normal first; if the function is not
-   finite there (log or sqrt of a negative, arcsin beyond 1, a singular
-   matrix), smaller numbers, then positive ones. */
-typedef enum Dist { DIST_NORMAL, DIST_SMALL, DIST_POSITIVE, DIST_COUNT } Dist;
-static const char *const dist_name[DIST_COUNT] = {"standard normal", "uniform in [-0.5, 0.5]",
-                                                  "uniform in [0.1, 0.9]"};
-
-static double draw(io_rng *rng, Dist d) {
-  switch (d) {
-  case DIST_SMALL: return io_rng_uniform(rng) - 0.5;
-  case DIST_POSITIVE: return 0.1 + 0.8 * io_rng_uniform(rng);
-  default: return io_rng_normal(rng);
-  }
-}
-
-// Inputs not given come from the seeded generator, in declaration order,
-// so the same seed gives the same numbers. For `check` (WELL), square
-// matrices also get their size added to the diagonal, so that they are
-// well conditioned where the function inverts them.
-static bool fill_dist(Inputs *in, io_rng *rng, Dist dist, bool well) {
+// Inputs not given come from the seeded generator, standard normal, in
+// declaration order, so the same seed gives the same numbers.
+static bool fill_random(Inputs *in, md_rng *rng) {
   for (int d = 0; d < in->nd; d++)
     if (in->dims[d] < 0) {
       fail("size %s is not bound: give an input that has it, or --dim %s=N",
@@ -564,58 +546,9 @@ static bool fill_dist(Inputs *in, io_rng *rng, Dist dist, bool well) {
       return false;
     }
     for (long k = 0; k < len; k++)
-      in->data[i][k] = draw(rng, dist);
-    long r = md_input_rows(in->f, i, in->dims), c = md_input_cols(in->f, i, in->dims);
-    for (long k = 0; well && r == c && r > 1 && k < r; k++)
-      in->data[i][k * c + k] += (double)r;
+      in->data[i][k] = md_rng_normal(rng);
   }
   return true;
-}
-
-static bool fill_random(Inputs *in, io_rng *rng) { return fill_dist(in, rng, DIST_NORMAL, false); }
-
-// Does the function invert a matrix (inv, det, logdet)? Its square inputs
-// are then best made well conditioned.
-static bool inverts(md_function *f) {
-  for (int i = 0; i < f->ctx.nnodes; i++) {
-    Op op = f->ctx.nodes[i]->op;
-    if (op == OP_INV || op == OP_DET || op == OP_LOGDET)
-      return true;
-  }
-  return false;
-}
-
-// Inputs for a check trial: the first distribution at which the function
-// evaluates to finite numbers; square matrices with their size added to
-// the diagonal first if the function inverts one, else last.
-static bool check_inputs(Inputs *in, io_rng *rng, Dist *used) {
-  long len = md_output_rows(in->f, in->dims) * md_output_cols(in->f, in->dims);
-  double *out = malloc(sizeof *out * (size_t)(len > 0 ? len : 1));
-  if (!out)
-    return fail("out of memory"), false;
-  bool well_first = inverts(in->f);
-  for (int attempt = 0; attempt < 2 * DIST_COUNT; attempt++) {
-    Dist d = (Dist)(attempt % DIST_COUNT);
-    bool well = attempt < DIST_COUNT ? well_first : !well_first;
-    for (int i = 0; i < in->n; i++)
-      if (!in->given[i]) {
-        free(in->data[i]);
-        in->data[i] = NULL;
-      }
-    if (!fill_dist(in, rng, d, well))
-      break;
-    md_error err;
-    bool finite = md_eval(in->f, in->dims, (const double *const *)in->data, out, &err) == 0;
-    for (long k = 0; finite && k < len; k++)
-      finite = isfinite(out[k]);
-    if (finite || attempt == 2 * DIST_COUNT - 1) {
-      *used = d;
-      free(out);
-      return true;
-    }
-  }
-  free(out);
-  return false;
 }
 
 static md_function *compile_file(const char *path) {
@@ -755,8 +688,8 @@ static int cmd_eval(int argc, char **argv) {
     else if (strchr(argv[i], '=') && argv[i][0] != '-')
       rc = load_input(&in, argv[i]) ? 0 : 1;
   }
-  io_rng rng;
-  io_rng_seed(&rng, seed);
+  md_rng rng;
+  md_rng_seed(&rng, seed);
   if (rc == 0)
     rc = fill_random(&in, &rng) ? run_eval(&in, grad, out, npy) : 1;
   inputs_free(&in);
@@ -771,134 +704,6 @@ static const char check_help[] =
     "Evaluate FILE at random inputs and compare the JIT-compiled symbolic gradient\n"
     "with the runtime's tape and with central finite differences. Prints the\n"
     "largest relative disagreement for each variable; exits 1 if any is too large.\n";
-
-/* Tolerances. The tape computes the same quantity in a different order of
-   operations: they agree to rounding, so 1e-9 relative is generous. Central
-   differences with step h = 1e-6*max(1,|x|) carry an O(h^2) truncation and
-   an O(eps/h) rounding error: about 1e-8 relative on well-scaled inputs, so
-   1e-5 leaves room for curvature without hiding real mistakes, which are
-   O(1). */
-#define TOL_TAPE 1e-9
-#define TOL_FD 1e-5
-
-// max|a - b| / max(1, max|b|): relative where the gradient is large,
-// absolute where it is small (a gradient that is zero in exact arithmetic
-// is rounding noise in every method, and its relative error means nothing).
-static double rel_err(const double *a, const double *b, long n) {
-  double diff = 0, scale = 1;
-  for (long i = 0; i < n; i++) {
-    double d = fabs(a[i] - b[i]);
-    diff = d > diff || isnan(d) ? d : diff;
-    scale = fmax(scale, fabs(b[i]));
-  }
-  return diff / scale;
-}
-
-// The scalar the check differentiates: the output itself, or <seed, output>
-// for a matrix output.
-static bool scalarize(Inputs *in, const double *seed, double *out, long len, double *v) {
-  md_error err;
-  if (md_eval(in->f, in->dims, (const double *const *)in->data, out, &err) != 0) {
-    report(&err);
-    return false;
-  }
-  *v = 0;
-  for (long k = 0; k < len; k++)
-    *v += (seed ? seed[k] : 1) * out[k];
-  return true;
-}
-
-// Central differences, one input element at a time, with the step scaled
-// to the element's magnitude.
-static bool finite_diff(Inputs *in, int i, long len, const double *seed, double *scratch,
-                        long outlen, double *fd) {
-  for (long k = 0; k < len; k++) {
-    double x = in->data[i][k], h = 1e-6 * fmax(1, fabs(x)), fp, fm;
-    in->data[i][k] = x + h;
-    bool ok = scalarize(in, seed, scratch, outlen, &fp);
-    in->data[i][k] = x - h;
-    ok = ok && scalarize(in, seed, scratch, outlen, &fm);
-    in->data[i][k] = x;
-    if (!ok)
-      return false;
-    fd[k] = (fp - fm) / (2 * h);
-  }
-  return true;
-}
-
-// One trial: returns 0 if all agree, 1 if not, -1 on error. A matrix
-// output is checked through a random seed: the VJP against the tape's
-// backward pass from that seed and against differences of <seed, output>.
-static int trial(Inputs *in, io_rng *rng, double *worst_tape, double *worst_fd) {
-  md_function *f = in->f;
-  int bad = 0;
-  md_error err;
-  long outlen = md_output_rows(f, in->dims) * md_output_cols(f, in->dims);
-  bool matrix = outlen > 1 || !shape_is_scalar(f->ctx.out->shape);
-  double **g = calloc((size_t)in->n + 1, sizeof *g);
-  double *value = calloc((size_t)outlen, sizeof *value), *scratch = calloc((size_t)outlen, sizeof *scratch);
-  double *seed = matrix ? calloc((size_t)outlen, sizeof *seed) : NULL;
-  mdrt_tape *t = mdrt_tape_new();
-  int *leaves = calloc((size_t)in->n + 1, sizeof *leaves);
-  if (!g || !value || !scratch || (matrix && !seed) || !t || !leaves) {
-    bad = -1;
-    goto done;
-  }
-  for (long k = 0; matrix && k < outlen; k++)
-    seed[k] = io_rng_normal(rng);
-  for (int i = 0; i < in->n; i++) {
-    long len;
-    if (md_input_is_wrt(f, i) && input_len(in, i, &len) && !(g[i] = calloc((size_t)len, sizeof(double))))
-      bad = -1;
-  }
-  const double *const *inputs = (const double *const *)in->data;
-  if (bad || (matrix ? md_vjp(f, in->dims, inputs, seed, value, g, &err)
-                     : md_grad(f, in->dims, inputs, value, g, &err)) != 0) {
-    if (!bad)
-      report(&err);
-    bad = -1;
-    goto done;
-  }
-  int out = record_on_tape(&f->ctx, t, in->dims, inputs, leaves);
-  if (out < 0 || mdrt_tape_backward(t, out, seed) != 0) {
-    fail("the tape failed: %s", mdrt_tape_error(t));
-    bad = -1;
-    goto done;
-  }
-  double ev = rel_err(value, mdrt_tape_value(t, out), outlen);
-  if (!(ev <= TOL_TAPE)) {
-    printf("  value: JIT and tape differ by %.1e\n", ev);
-    bad = 1;
-  }
-  for (int i = 0; i < in->n; i++) {
-    long len;
-    if (!g[i] || !input_len(in, i, &len))
-      continue;
-    double *fd = malloc(sizeof *fd * (size_t)len);
-    if (!fd || !finite_diff(in, i, len, seed, scratch, outlen, fd)) {
-      free(fd);
-      bad = -1;
-      goto done;
-    }
-    double et = rel_err(g[i], mdrt_tape_grad(t, leaves[i]), len);
-    double ef = rel_err(g[i], fd, len);
-    free(fd);
-    worst_tape[i] = isnan(et) || et > worst_tape[i] ? et : worst_tape[i];
-    worst_fd[i] = isnan(ef) || ef > worst_fd[i] ? ef : worst_fd[i];
-    if (!(et <= TOL_TAPE) || !(ef <= TOL_FD))
-      bad = bad ? bad : 1;
-  }
-done:
-  for (int i = 0; g && i < in->n; i++)
-    free(g[i]);
-  free(g);
-  free(value);
-  free(scratch);
-  free(seed);
-  free(leaves);
-  mdrt_tape_free(t);
-  return bad;
-}
 
 static int cmd_check(int argc, char **argv) {
   const char *file = NULL;
@@ -925,8 +730,8 @@ static int cmd_check(int argc, char **argv) {
   int n = md_num_inputs(f);
   double *wt = calloc((size_t)n + 1, sizeof *wt), *wf = calloc((size_t)n + 1, sizeof *wf);
   int rc = wt && wf ? 0 : fail("out of memory");
-  io_rng rng;
-  io_rng_seed(&rng, seed);
+  md_rng rng;
+  md_rng_seed(&rng, seed);
   for (unsigned long long k = 0; rc == 0 && k < trials; k++) {
     Inputs in;
     rc = inputs_init(&in, f) ? 0 : fail("out of memory");
@@ -936,31 +741,39 @@ static int cmd_check(int argc, char **argv) {
     // Free sizes get a random value from 1 to 6.
     for (int d = 0; rc == 0 && d < in.nd; d++)
       if (in.dims[d] < 0)
-        in.dims[d] = 1 + (long)(io_rng_uniform(&rng) * 6);
-    Dist used = DIST_NORMAL;
-    if (rc == 0)
-      rc = check_inputs(&in, &rng, &used) ? 0 : 1;
-    if (rc == 0 && used != DIST_NORMAL)
-      printf("  trial %llu: not finite at standard normal inputs; inputs %s\n", k + 1,
-             dist_name[used]);
-    if (rc == 0) {
-      int r = trial(&in, &rng, wt, wf);
-      rc = r < 0 ? 1 : rc;
-      if (r > 0)
-        rc = 2;
+        in.dims[d] = 1 + (long)(md_rng_uniform(&rng) * 6);
+    md_check_opts o = {.rng = &rng};
+    md_check_result r;
+    md_error err;
+    int got = rc == 0 ? md_check(f, in.dims, &o, &r, &err) : -1;
+    if (rc == 0 && (r.dist == MD_DIST_SMALL || r.dist == MD_DIST_POSITIVE))
+      printf("  trial %llu: not finite at standard normal inputs; inputs %s\n", k + 1, r.dist_name);
+    if (rc == 0 && got < 0)
+      rc = report(&err);
+    if (rc == 0 && !(r.value <= MD_CHECK_TOL_TAPE))
+      printf("  value: JIT and tape differ by %.1e\n", r.value);
+    for (int i = 0; rc == 0 && i < n; i++) {
+      if (!md_input_is_wrt(f, i))
+        continue;
+      wt[i] = isnan(r.tape[i]) || r.tape[i] > wt[i] ? r.tape[i] : wt[i];
+      wf[i] = isnan(r.fd[i]) || r.fd[i] > wf[i] ? r.fd[i] : wf[i];
     }
+    if (rc == 0 && !r.ok)
+      rc = 2;
+    if (got == 0)
+      md_check_result_free(&r);
     inputs_free(&in);
   }
   if (rc != 1) {
+    bool scalar = md_output_rows(f, NULL) == 1 && md_output_cols(f, NULL) == 1;
     printf("check %s: %llu trial%s, seed %llu\n", file, trials, trials == 1 ? "" : "s", seed);
     for (int i = 0; i < n; i++)
       if (md_input_is_wrt(f, i))
-        printf("  %sd%s/d%s: tape %.1e, finite differences %.1e\n",
-               shape_is_scalar(f->ctx.out->shape) ? "" : "G'*", md_output_name(f),
-               md_input_name(f, i), wt[i], wf[i]);
+        printf("  %sd%s/d%s: tape %.1e, finite differences %.1e\n", scalar ? "" : "G'*",
+               md_output_name(f), md_input_name(f, i), wt[i], wf[i]);
     printf(rc == 0 ? "ok: symbolic, tape and finite differences agree\n"
                    : "FAILED: the symbolic gradient disagrees (tolerances: tape %g, finite differences %g)\n",
-           TOL_TAPE, TOL_FD);
+           MD_CHECK_TOL_TAPE, MD_CHECK_TOL_FD);
   }
   free(wt);
   free(wf);

@@ -4,8 +4,7 @@
  * a bad token in an .expr file: file:line:col, the line, a caret under the
  * token. Writing uses %.17g, which strtod reads back to the same double.
  * Printing follows the seed notebook's PyTorch output so the two can be
- * compared by eye. The generator is xoshiro256** with a normal sampler that
- * avoids libm's log, so a seed means the same numbers everywhere.
+ * compared by eye.
  */
 #include <errno.h>
 #include <limits.h>
@@ -262,78 +261,5 @@ void io_print_matrix(FILE *f, const char *label, const double *data, long rows, 
     for (long j = 0; j < cols; j++)
       fprintf(f, "%s%*.4f", j ? ", " : "", width, data[i * cols + j]);
     fputs(i + 1 < rows ? "],\n" : "]]\n", f);
-  }
-}
-
-/* ---- random numbers ----------------------------------------------------- */
-
-_Static_assert(ULLONG_MAX == 0xFFFFFFFFFFFFFFFFULL, "io_rng needs a 64-bit unsigned long long");
-
-// The normal sampler must round the same on every platform: no fused
-// multiply-add. GCC in ISO mode (-std=c11) does not contract; clang must be told.
-#ifdef __clang__
-#pragma STDC FP_CONTRACT OFF
-#endif
-
-static unsigned long long splitmix64(unsigned long long *x) {
-  unsigned long long z = (*x += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-static unsigned long long rotl(unsigned long long x, int k) {
-  return (x << k) | (x >> (64 - k));
-}
-
-static unsigned long long xoshiro_next(io_rng *r) {
-  unsigned long long *s = r->s;
-  unsigned long long result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-  s[2] ^= s[0];
-  s[3] ^= s[1];
-  s[1] ^= s[2];
-  s[0] ^= s[3];
-  s[2] ^= t;
-  s[3] = rotl(s[3], 45);
-  return result;
-}
-
-// splitmix64 is a bijection of its counter, so the four words are never all zero.
-void io_rng_seed(io_rng *r, unsigned long long seed) {
-  for (int i = 0; i < 4; i++)
-    r->s[i] = splitmix64(&seed);
-}
-
-double io_rng_uniform(io_rng *r) {
-  return (double)(xoshiro_next(r) >> 11) * 0x1.0p-53;
-}
-
-// ln x for a finite x > 0 from frexp, +, -, *, / only, which IEEE-754 rounds
-// the same everywhere (libm's log may differ in the last bit between systems).
-// x = m*2^e with m in [sqrt(1/2), sqrt(2)); ln m = 2 atanh(t), t = (m-1)/(m+1),
-// |t| < 0.172, and atanh(t)/t = 1 + t^2/3 + t^4/5 + ... is below an ulp by t^22.
-// It is within 3 ulps of glibc's log, plenty for sampling.
-static double portable_log(double x) {
-  const double ln2_hi = 0x1.62e42feep-1, ln2_lo = 0x1.a39ef35793c76p-33;  // fdlibm's split
-  int e;
-  double m = frexp(x, &e);
-  if (m < 0.70710678118654752440) {
-    m *= 2;
-    e--;
-  }
-  double t = (m - 1) / (m + 1), t2 = t * t, p = 1.0 / 23;
-  for (int k = 21; k >= 1; k -= 2)
-    p = p * t2 + 1.0 / k;
-  return e * ln2_hi + (2 * t * p + e * ln2_lo);
-}
-
-// Marsaglia's polar method. It yields two deviates; io_rng has no room to
-// keep the second, so it is dropped.
-double io_rng_normal(io_rng *r) {
-  for (;;) {
-    double u = 2 * io_rng_uniform(r) - 1, v = 2 * io_rng_uniform(r) - 1;
-    double s = u * u + v * v;
-    if (s > 0 && s < 1)
-      return u * sqrt(-2 * portable_log(s) / s);
   }
 }

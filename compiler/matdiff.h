@@ -87,12 +87,83 @@ int md_vjp(md_function *f, const long *dims, const double *const *inputs, const 
 int md_tape_vjp(md_function *f, const long *dims, const double *const *inputs, const double *seed,
                 double *out, double *const *grads, md_error *err);
 
+/* A seeded generator: xoshiro256** through splitmix64. The stream depends
+   on the seed alone (its normal deviates use no libm function, whose last
+   bit may differ between systems), so a seed means the same numbers
+   everywhere: md_check's inputs and `matdiff eval --seed`'s. */
+typedef struct md_rng {
+  unsigned long long s[4];
+} md_rng;
+void md_rng_seed(md_rng *r, unsigned long long seed);
+double md_rng_uniform(md_rng *r);   /* [0, 1), 53 random bits */
+double md_rng_normal(md_rng *r);    /* standard normal, Marsaglia's polar method */
+
 /* How far A is from the reference B (N numbers each): max|a - b| divided by
    max(1, max|b|), so relative where B is large and absolute where it is
    small (a quantity that is 0 in exact arithmetic is rounding noise in
    every method, and its relative error means nothing). NaN if any
    difference is NaN. Every disagreement md_check reports is this. */
 double md_rel_err(const double *a, const double *b, long n);
+
+/* ---- the gradient checker (check.c) ---- */
+
+/* md_check's tolerances, for md_rel_err. The tape computes the same numbers
+   in another order of operations: they agree to rounding, so 1e-9 is
+   generous. Central differences with step h = 1e-6*max(1,|x|) carry an
+   O(h^2) truncation and an O(eps/h) rounding error, about 1e-8 on
+   well-scaled inputs: 1e-5 leaves room for curvature without hiding real
+   mistakes, which are O(1). */
+#define MD_CHECK_TOL_TAPE 1e-9
+#define MD_CHECK_TOL_FD 1e-5
+
+/* How md_check drew the inputs it was not given: standard normal first; if
+   the function is not finite there (log or sqrt of a negative, arcsin
+   beyond 1, a singular matrix), smaller numbers, then positive ones. */
+typedef enum md_dist {
+  MD_DIST_GIVEN,     /* nothing was drawn: every input was given */
+  MD_DIST_NORMAL,    /* standard normal */
+  MD_DIST_SMALL,     /* uniform in [-0.5, 0.5] */
+  MD_DIST_POSITIVE,  /* uniform in [0.1, 0.9] */
+} md_dist;
+
+typedef struct md_check_opts {
+  const double *const *inputs; /* NULL, or one buffer per input: NULL entries are drawn */
+  const double *seed;          /* the output's shape (one double for a scalar): the
+                                  gradients checked are md_vjp's with it. NULL: drawn
+                                  standard normal for a non-scalar output; md_grad's
+                                  for a scalar one */
+  md_rng *rng;                 /* what is drawn comes from here; NULL: a generator
+                                  seeded with 1 */
+  int skip_fd;                 /* leave finite differences out */
+} md_check_opts;
+
+typedef struct md_check_result {
+  int ok;             /* every disagreement within its tolerance */
+  md_dist dist;       /* how the inputs not given were drawn */
+  int well;           /* drawn square inputs had their size added to the diagonal */
+  const char *dist_name; /* DIST in words, e.g. "uniform in [0.1, 0.9]" */
+  double value;       /* md_rel_err of the value, the JIT's against the tape's */
+  double *tape;       /* one per input: of the gradient against the tape's */
+  double *fd;         /* one per input: against central differences */
+} md_check_result;
+
+/* Hold F's symbolic gradients, as the JIT computes them, against the tape
+   (md_tape_vjp) and against central differences of md_eval, at the sizes
+   DIMS (all bound) and at inputs that OPTS (NULL: all defaults) gives or
+   that are drawn. Drawn inputs are standard normal, or smaller, or
+   positive, the first at which F is finite; if F inverts a matrix (inv,
+   det, logdet), its square inputs get their size added to the diagonal
+   first, else last, so that they are well conditioned. A matrix output is
+   checked through the vector-Jacobian product with a seed S, against
+   differences of sum(S .* output).
+
+   0 with *RES filled (RES->ok says whether all agree; tape and fd are 0 for
+   an input not in wrt, fd also with skip_fd), or -1 with *ERR filled (a
+   call failed: a singular matrix, a bad size) and RES->dist still set.
+   Release RES's arrays with md_check_result_free, in either case. */
+int md_check(md_function *f, const long *dims, const md_check_opts *opts, md_check_result *res,
+             md_error *err);
+void md_check_result_free(md_check_result *res);
 
 #ifdef __cplusplus
 }
