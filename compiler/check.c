@@ -49,9 +49,14 @@ int md_tape_vjp(md_function *f, const long *dims, const double *const *inputs, c
     diag_plain(err, "the tape failed: %s", *why ? why : "out of memory");
     goto done;
   }
+  long r = md_output_rows(f, dims), cols = md_output_cols(f, dims);
+  if (mdrt_tape_rows(t, h) != r || mdrt_tape_cols(t, h) != cols) {
+    diag_plain(err, "internal error: the tape's output is %ld×%ld, not %ld×%ld",
+               mdrt_tape_rows(t, h), mdrt_tape_cols(t, h), r, cols);
+    goto done;
+  }
   if (out)
-    memcpy(out, mdrt_tape_value(t, h),
-           sizeof *out * (size_t)(mdrt_tape_rows(t, h) * mdrt_tape_cols(t, h)));
+    memcpy(out, mdrt_tape_value(t, h), sizeof *out * (size_t)(r * cols));
   for (int i = 0; grads && i < c->nvars; i++) {
     if (!grads[i] || !c->vars[i].wrt)
       continue;

@@ -257,6 +257,13 @@ void diff_program(Ctx *c, Node *seed);
 /* Simplify every gradient in c->grads. */
 void simp_program(Ctx *c);
 
+/* ---- api.c ------------------------------------------------------------- */
+
+/* The front half of the pipeline: parse, shapes, reverse mode, simplify.
+   md_compile runs it before emitting C; the CLI's diff, graph and compile
+   run it alone. false with the error reported. */
+bool md_front(Ctx *c);
+
 /* ---- print.c ----------------------------------------------------------- */
 
 void print_node(Ctx *c, Buf *b, const Node *n);
