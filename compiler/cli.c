@@ -18,8 +18,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "api.h"
 #include "dataio.h"
+#include "md.h"
 #include "npy.h"
 
 #ifndef MD_BLAS_LIBS
@@ -384,9 +384,10 @@ static int cmd_config(int argc, char **argv) {
 
 typedef struct Inputs {
   md_function *f;
+  const char *file;  /* its source file, for messages */
   int n, nd;
   long *dims;        /* -1 while unbound */
-  const char **dimfrom; /* what bound each size, for messages */
+  char **dimfrom;    /* what bound each size, for messages (malloc'd) */
   double **data;
   bool *given;
 } Inputs;
@@ -397,12 +398,15 @@ static void inputs_free(Inputs *in) {
   free(in->data);
   free(in->given);
   free(in->dims);
+  for (int d = 0; in->dimfrom && d < in->nd; d++)
+    free(in->dimfrom[d]);
   free(in->dimfrom);
 }
 
-static bool inputs_init(Inputs *in, md_function *f) {
+static bool inputs_init(Inputs *in, md_function *f, const char *file) {
   memset(in, 0, sizeof *in);
   in->f = f;
+  in->file = file;
   in->n = md_num_inputs(f);
   in->nd = md_num_dims(f);
   in->dims = malloc(sizeof *in->dims * (size_t)(in->nd + 1));
@@ -430,21 +434,28 @@ static int find_input(Inputs *in, const char *name) {
   return -1;
 }
 
-static bool bind(Inputs *in, Dim d, long v, const char *from) {
-  if (d.sym < 0) {
-    if (d.n != v) {
-      fail("%s has %ld where %ld is declared", from, v, d.n);
+// A size is V, by FROM: the symbolic size SYM, or (SYM < 0) the literal LIT.
+static bool bind(Inputs *in, int sym, long lit, long v, const char *from) {
+  if (sym < 0) {
+    if (lit != v) {
+      fail("%s has %ld where %ld is declared", from, v, lit);
       return false;
     }
     return true;
   }
-  if (in->dims[d.sym] >= 0 && in->dims[d.sym] != v) {
-    fail("size %s is %ld from %s but %ld from %s", md_dim_name(in->f, d.sym), in->dims[d.sym],
-         in->dimfrom[d.sym], v, from);
+  if (in->dims[sym] >= 0 && in->dims[sym] != v) {
+    fail("size %s is %ld from %s but %ld from %s", md_dim_name(in->f, sym), in->dims[sym],
+         in->dimfrom[sym], v, from);
     return false;
   }
-  in->dims[d.sym] = v;
-  in->dimfrom[d.sym] = from;
+  char *copy = strdup(from);
+  if (!copy) {
+    fail("out of memory");
+    return false;
+  }
+  free(in->dimfrom[sym]);
+  in->dims[sym] = v;
+  in->dimfrom[sym] = copy;
   return true;
 }
 
@@ -461,7 +472,7 @@ static bool load_input(Inputs *in, const char *arg) {
   name[n] = '\0';
   int i = find_input(in, name);
   if (i < 0) {
-    fail("'%s' is not an input of %s", name, in->f->ctx.file);
+    fail("'%s' is not an input of %s", name, in->file);
     return false;
   }
   if (in->given[i]) {
@@ -476,15 +487,15 @@ static bool load_input(Inputs *in, const char *arg) {
     report(&err);
     return false;
   }
-  Var *v = &in->f->ctx.vars[i];
   // A vector may be written on one line.
-  if (v->vector && m.rows == 1) {
+  if (md_input_is_vector(in->f, i) && m.rows == 1) {
     m.rows = m.cols;
     m.cols = 1;
   }
   char what[300];
   snprintf(what, sizeof what, "%s (%s, %ld×%ld)", path, name, m.rows, m.cols);
-  bool ok = bind(in, v->shape.r, m.rows, what) && bind(in, v->shape.c, m.cols, what);
+  bool ok = bind(in, md_input_dim(in->f, i, 0), md_input_rows(in->f, i, NULL), m.rows, what) &&
+            bind(in, md_input_dim(in->f, i, 1), md_input_cols(in->f, i, NULL), m.cols, what);
   if (!ok) {
     free(m.data);
     return false;
@@ -505,7 +516,7 @@ static bool parse_dim(Inputs *in, const char *arg) {
   name[eq - arg] = '\0';
   int d = find_dim(in, name);
   if (d < 0) {
-    fail("--dim %s: '%s' is not a size of %s", arg, name, in->f->ctx.file);
+    fail("--dim %s: '%s' is not a size of %s", arg, name, in->file);
     return false;
   }
   char *end;
@@ -515,7 +526,7 @@ static bool parse_dim(Inputs *in, const char *arg) {
     fail("--dim %s: the size must be a whole number from 1 to 100000000", arg);
     return false;
   }
-  return bind(in, (Dim){.sym = d}, v, "--dim");
+  return bind(in, d, 0, v, "--dim");
 }
 
 // Sizes of input I under the bound dims; false if its element count
@@ -637,7 +648,7 @@ static int run_eval(Inputs *in, bool grad, const char *out, bool npy) {
     snprintf(label, sizeof label, "d%s/d%s", y, md_input_name(f, i));
     io_print_matrix(stdout, label, g[i], r, c);
     snprintf(label, sizeof label, "d%s_d%s", y, md_input_name(f, i));
-    if (out && !write_out(out, label, g[i], r, c, npy, f->ctx.vars[i].vector))
+    if (out && !write_out(out, label, g[i], r, c, npy, md_input_is_vector(f, i)))
       rc = 1;
   }
   for (int i = 0; g && i < in->n; i++)
@@ -677,7 +688,7 @@ static int cmd_eval(int argc, char **argv) {
   if (!f)
     return 1;
   Inputs in;
-  int rc = inputs_init(&in, f) ? 0 : fail("out of memory");
+  int rc = inputs_init(&in, f, file) ? 0 : fail("out of memory");
   for (int i = 0; rc == 0 && i < argc; i++) {
     if (!strcmp(argv[i], "--out"))
       out = argv[++i];
@@ -734,7 +745,7 @@ static int cmd_check(int argc, char **argv) {
   md_rng_seed(&rng, seed);
   for (unsigned long long k = 0; rc == 0 && k < trials; k++) {
     Inputs in;
-    rc = inputs_init(&in, f) ? 0 : fail("out of memory");
+    rc = inputs_init(&in, f, file) ? 0 : fail("out of memory");
     for (int i = 0; rc == 0 && i < argc; i++)
       if (!strcmp(argv[i], "--dim"))
         rc = parse_dim(&in, argv[++i]) ? 0 : 1;
@@ -805,7 +816,7 @@ static int cmd_cost(int argc, char **argv) {
   if (!f)
     return 1;
   Inputs in;
-  int rc = inputs_init(&in, f) ? 0 : fail("out of memory");
+  int rc = inputs_init(&in, f, file) ? 0 : fail("out of memory");
   for (int i = 0; rc == 0 && i < argc; i++)
     if (!strcmp(argv[i], "--dim"))
       rc = parse_dim(&in, argv[++i]) ? 0 : 1;
