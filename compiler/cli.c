@@ -51,48 +51,15 @@ static int report(const md_error *err) {
 // rest of matdiff takes sources as C strings.
 static char *read_source(const char *path, long *len, md_error *err) {
   diag_clear(err);
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    diag_plain(err, "%s: %s", path, strerror(errno));
-    snprintf(err->diag, sizeof err->diag, "%s: error: %s", path, strerror(errno));
-    return NULL;
-  }
-  Buf b = {0};
-  char chunk[65536];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-    size_t at = b.len;
-    buf_puts(&b, "");  // make sure b.s exists
-    if (b.oom)
-      break;
-    char *s = realloc(b.s, b.len + n + 1);
-    if (!s) {
-      b.oom = true;
-      break;
-    }
-    memcpy(s + at, chunk, n);
-    b.s = s;
-    b.len += n;
-    b.cap = b.len + 1;
-    b.s[b.len] = '\0';
-  }
-  fclose(f);
-  if (b.oom) {
-    buf_free(&b);
-    diag_plain(err, "%s: out of memory", path);
-    return NULL;
-  }
-  if (!b.s)
-    buf_puts(&b, "");
-  char *nul = memchr(b.s, '\0', b.len);
+  char *s = io_read_file(path, len, err);
+  char *nul = s ? memchr(s, '\0', (size_t)*len) : NULL;
   if (nul) {
-    diag_error(err, path, b.s, (long)b.len, (Loc){(int)(nul - b.s), (int)(nul - b.s) + 1},
+    diag_error(err, path, s, *len, (Loc){(int)(nul - s), (int)(nul - s) + 1},
                "the source contains a NUL byte");
-    buf_free(&b);
+    free(s);
     return NULL;
   }
-  *len = (long)b.len;
-  return b.s;
+  return s;
 }
 
 /* ---- diff and compile --------------------------------------------------- */

@@ -1,6 +1,6 @@
 /*
- * dataio.c - the CLI's data layer. Reading slurps the whole file and keeps
- * it as the "source" of every diagnostic, so a bad number is reported like
+ * dataio.c - the CLI's data layer. Every file the CLI reads is read whole by
+ * io_read_file. A text matrix is kept as the "source" of every diagnostic, so a bad number is reported like
  * a bad token in an .expr file: file:line:col, the line, a caret under the
  * token. Writing uses %.17g, which strtod reads back to the same double.
  * Printing follows the seed notebook's PyTorch output so the two can be
@@ -16,46 +16,13 @@
 #include "dataio.h"
 #include "diag.h"
 
-/* ---- reading ------------------------------------------------------------ */
+/* ---- files ------------------------------------------------------------- */
 
-// Loc offsets are ints, so a data file must be shorter than INT_MAX bytes.
-#define MAX_TEXT ((size_t)INT_MAX)
+// Loc offsets are ints, so a file the CLI reads must be shorter than
+// INT_MAX bytes, its NUL included.
+#define MAX_FILE ((size_t)INT_MAX)
 
-// Quote at most this many bytes of a bad token in a message.
-#define MAX_QUOTE 40
-
-typedef struct Reader {
-  const char *file;   /* the path, for diagnostics */
-  const char *src;    /* the whole file, NUL-terminated, no NUL inside */
-  long len;
-  md_error *err;
-  double *data;       /* the numbers read so far, row-major */
-  long n, cap;
-  long rows, cols;    /* cols is set by the first row; the others must match */
-} Reader;
-
-// Make room in *BUF (N bytes used of *CAP) for one more byte and the NUL.
-static int make_room(char **buf, size_t n, size_t *cap, const char *path, md_error *err) {
-  if (*cap - n >= 2)
-    return 0;
-  if (*cap == MAX_TEXT) {
-    diag_plain(err, "'%s' is too large (2 GiB at most)", path);
-    return -1;
-  }
-  size_t want = !*cap ? 4096 : *cap > MAX_TEXT / 2 ? MAX_TEXT : 2 * *cap;
-  char *p = realloc(*buf, want);
-  if (!p) {
-    diag_plain(err, "out of memory reading '%s'", path);
-    return -1;
-  }
-  *buf = p;
-  *cap = want;
-  return 0;
-}
-
-// Read the whole file at PATH into a NUL-terminated buffer. Reading to EOF
-// rather than trusting a size also works for pipes such as /dev/stdin.
-static char *slurp(const char *path, long *len, md_error *err) {
+char *io_read_file(const char *path, long *len, md_error *err) {
   FILE *f = fopen(path, "rb");
   if (!f) {
     diag_plain(err, "cannot read '%s': %s", path, strerror(errno));
@@ -64,8 +31,20 @@ static char *slurp(const char *path, long *len, md_error *err) {
   char *buf = NULL;
   size_t n = 0, cap = 0, got;
   do {
-    if (make_room(&buf, n, &cap, path, err) < 0)
-      goto error;
+    if (cap - n < 2) {  // room for one more byte and the NUL
+      if (cap == MAX_FILE) {
+        diag_plain(err, "'%s' is too large (2 GiB at most)", path);
+        goto error;
+      }
+      size_t want = !cap ? 4096 : cap > MAX_FILE / 2 ? MAX_FILE : 2 * cap;
+      char *p = realloc(buf, want);
+      if (!p) {
+        diag_plain(err, "out of memory reading '%s'", path);
+        goto error;
+      }
+      buf = p;
+      cap = want;
+    }
     got = fread(buf + n, 1, cap - n - 1, f);
     n += got;
   } while (got > 0);
@@ -82,6 +61,21 @@ error:
   free(buf);
   return NULL;
 }
+
+/* ---- reading ------------------------------------------------------------ */
+
+// Quote at most this many bytes of a bad token in a message.
+#define MAX_QUOTE 40
+
+typedef struct Reader {
+  const char *file;   /* the path, for diagnostics */
+  const char *src;    /* the whole file, NUL-terminated, no NUL inside */
+  long len;
+  md_error *err;
+  double *data;       /* the numbers read so far, row-major */
+  long n, cap;
+  long rows, cols;    /* cols is set by the first row; the others must match */
+} Reader;
 
 __attribute__((format(printf, 4, 5)))
 static int fail(Reader *R, long begin, long end, const char *fmt, ...) {
@@ -188,7 +182,7 @@ int io_read_matrix(const char *path, io_matrix *m, md_error *err) {
   diag_clear(err);
   *m = (io_matrix){NULL, 0, 0};
   Reader R = {.file = path, .err = err};
-  char *text = slurp(path, &R.len, err);
+  char *text = io_read_file(path, &R.len, err);
   if (!text)
     return -1;
   R.src = text;

@@ -19,6 +19,13 @@ typedef struct io_matrix {
   long rows, cols;
 } io_matrix;
 
+/* The whole file at PATH, NUL-terminated (it may hold NULs too), its length
+   in *LEN, malloc'd; or NULL with *ERR filled ("cannot read 'PATH': ...").
+   Reading to EOF rather than trusting a size also works for pipes such as
+   /dev/stdin. The CLI reads sources, text matrices and .npy files with it;
+   at most 2 GiB, since diagnostics locate bytes with ints. */
+char *io_read_file(const char *path, long *len, md_error *err);
+
 /* Read the text matrix at PATH into *M. Returns 0, or -1 with *ERR filled
    (file:line:col, the line and a caret for errors in the text) and *M
    empty ({NULL, 0, 0}). ERR is cleared first. */
