@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -62,6 +63,169 @@ static char *read_source(const char *path, long *len, md_error *err) {
   return s;
 }
 
+/* ---- the command line ------------------------------------------------- */
+
+/* What a verb's command line says. Every option is parsed from one table
+   (options[] below), into one of these. */
+typedef struct Bind {
+  bool dim;          /* --dim D=N; else NAME=PATH */
+  const char *text;
+} Bind;
+
+typedef struct Args {
+  const char *file;
+  Bind *binds;       /* --dim D=N and NAME=PATH, in command-line order */
+  int nbinds;
+  const char **words; /* config's options, in command-line order */
+  int nwords;
+  const char *out, *name, *format, *dump;
+  bool latex, standalone, flt, grad;
+  unsigned long long seed, trials;
+} Args;
+
+enum { V_DIFF = 1, V_GRAPH = 2, V_COMPILE = 4, V_EVAL = 8, V_CHECK = 16, V_COST = 32, V_CONFIG = 64 };
+
+typedef struct Verb {
+  const char *name;
+  unsigned bit;
+  bool file;         /* takes a FILE */
+  int (*run)(const Args *a);
+  const char *help;
+} Verb;
+
+typedef enum Kind {
+  FLAG,              /* a bool, set */
+  TEXT,              /* a string: the value */
+  NUMBER,            /* an unsigned long long from MIN to MAX */
+  DIM,               /* D=N, appended to binds */
+  WORD,              /* the option's own name, appended to words */
+} Kind;
+
+typedef struct Option {
+  const char *name;
+  unsigned verbs;    /* the verbs that take it */
+  Kind kind;
+  size_t field;      /* in Args: offsetof */
+  const char *value; /* the value, as the usage names it */
+  unsigned long long min, max;
+} Option;
+
+#define F(f) offsetof(Args, f)
+static const Option options[] = {
+    {"--latex", V_DIFF, FLAG, F(latex), NULL, 0, 0},
+    {"--standalone", V_DIFF | V_COMPILE, FLAG, F(standalone), NULL, 0, 0},
+    {"--dump", V_DIFF, TEXT, F(dump), "STAGE,...", 0, 0},
+    {"--grad", V_GRAPH | V_EVAL, FLAG, F(grad), NULL, 0, 0},
+    {"-o", V_COMPILE, TEXT, F(out), "OUT.c", 0, 0},
+    {"--name", V_COMPILE, TEXT, F(name), "P", 0, 0},
+    {"--float", V_COMPILE, FLAG, F(flt), NULL, 0, 0},
+    {"--dim", V_EVAL | V_CHECK | V_COST, DIM, 0, "D=N", 0, 0},
+    {"--seed", V_EVAL | V_CHECK, NUMBER, F(seed), "S", 0, ULLONG_MAX},
+    {"--trials", V_CHECK, NUMBER, F(trials), "T", 1, 1000000},
+    {"--out", V_EVAL, TEXT, F(out), "DIR", 0, 0},
+    {"--format", V_EVAL, TEXT, F(format), "txt|npy", 0, 0},
+    {"--cflags", V_CONFIG, WORD, 0, NULL, 0, 0},
+    {"--libs", V_CONFIG, WORD, 0, NULL, 0, 0},
+    {"--jit-libs", V_CONFIG, WORD, 0, NULL, 0, 0},
+};
+#undef F
+
+// A whole number from O->min to O->max, digits only: strtoull would take
+// "-1" as 2^64 - 1, and leading spaces or a '+'.
+static bool set_number(const Verb *v, const Option *o, const char *val, unsigned long long *n) {
+  char *end;
+  errno = 0;
+  *n = strtoull(val, &end, 10);
+  if (val[strspn(val, "0123456789")] == '\0' && *val && !errno && *n >= o->min && *n <= o->max)
+    return true;
+  if (o->min == 0 && o->max == ULLONG_MAX)
+    fail("%s: %s takes a whole number, not '%s'", v->name, o->name, val);
+  else
+    fail("%s: %s takes a whole number from %llu to %llu, not '%s'", v->name, o->name, o->min, o->max,
+         val);
+  return false;
+}
+
+static bool set_option(const Verb *v, const Option *o, const char *val, Args *a) {
+  char *field = (char *)a + o->field;
+  switch (o->kind) {
+  case FLAG: *(bool *)field = true; return true;
+  case TEXT: *(const char **)field = val; return true;
+  case NUMBER: return set_number(v, o, val, (unsigned long long *)field);
+  case DIM: a->binds[a->nbinds++] = (Bind){true, val}; return true;
+  case WORD: a->words[a->nwords++] = o->name; return true;
+  }
+  return false;
+}
+
+// A FILE, or for eval NAME=PATH.
+static bool set_positional(const Verb *v, const char *arg, Args *a) {
+  if (v->bit == V_EVAL && strchr(arg, '=')) {
+    a->binds[a->nbinds++] = (Bind){false, arg};
+    return true;
+  }
+  if (v->file && !a->file) {
+    a->file = arg;
+    return true;
+  }
+  if (v->bit == V_EVAL)
+    fail("eval takes one FILE; '%s' is not NAME=PATH\n%s", arg, v->help);
+  else if (v->file)
+    fail("%s takes one FILE, not also '%s'\n%s", v->name, arg, v->help);
+  else
+    fail("%s: unexpected '%s'\n%s", v->name, arg, v->help);
+  return false;
+}
+
+// ARGV, what follows the verb V, into *A: "--opt VALUE" or "--opt=VALUE"
+// for an option with a value. false with the error printed.
+static bool parse_args(const Verb *v, int argc, char **argv, Args *a) {
+  *a = (Args){.seed = 1, .trials = 1};
+  a->binds = calloc((size_t)argc + 1, sizeof *a->binds);
+  a->words = calloc((size_t)argc + 1, sizeof *a->words);
+  if (!a->binds || !a->words)
+    return fail("out of memory"), false;
+  for (int i = 0; i < argc; i++) {
+    const char *arg = argv[i];
+    if (arg[0] != '-' || !arg[1]) {  // "-" is a FILE too
+      if (!set_positional(v, arg, a))
+        return false;
+      continue;
+    }
+    size_t n = strcspn(arg, "=");
+    const Option *o = NULL;
+    for (size_t k = 0; k < sizeof options / sizeof *options && !o; k++)
+      if (!strncmp(options[k].name, arg, n) && !options[k].name[n])
+        o = &options[k];
+    if (!o)
+      return fail("%s: unknown option '%.*s'\n%s", v->name, (int)n, arg, v->help), false;
+    if (!(o->verbs & v->bit))
+      return fail("%s: %s is not an option of %s\n%s", v->name, o->name, v->name, v->help), false;
+    const char *val = NULL;
+    if (o->kind == FLAG || o->kind == WORD) {
+      if (arg[n])
+        return fail("%s: %s takes no value\n%s", v->name, o->name, v->help), false;
+    } else if (arg[n]) {
+      val = arg + n + 1;
+    } else if (i + 1 < argc) {
+      val = argv[++i];
+    } else {
+      return fail("%s: %s needs a value: %s %s\n%s", v->name, o->name, o->name, o->value, v->help),
+             false;
+    }
+    if (!set_option(v, o, val, a))
+      return false;
+  }
+  if (v->file && !a->file)
+    return fail("%s needs a FILE\n%s", v->name, v->help), false;
+  return true;
+}
+
+static void args_free(Args *a) {
+  free(a->binds);
+  free(a->words);
+}
+
 /* ---- diff and compile --------------------------------------------------- */
 
 static const char diff_help[] =
@@ -108,21 +272,9 @@ static void print_latex_diff(Ctx *c, bool standalone) {
     puts("\n\\end{align*}\n\\end{document}");
 }
 
-static int cmd_diff(int argc, char **argv) {
-  const char *file = NULL;
-  bool latex = false, standalone = false;
-  for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "--latex"))
-      latex = true;
-    else if (!strcmp(argv[i], "--standalone"))
-      standalone = true;
-    else if (argv[i][0] == '-' || file)
-      return fail("diff: unexpected '%s'\n%s", argv[i], diff_help);
-    else
-      file = argv[i];
-  }
-  if (!file)
-    return fail("diff needs a FILE\n%s", diff_help);
+static int cmd_diff(const Args *a) {
+  const char *file = a->file;
+  bool latex = a->latex, standalone = a->standalone;
   if (standalone && !latex)
     return fail("diff: --standalone goes with --latex");
   md_error err;
@@ -151,26 +303,14 @@ static const char graph_help[] =
     "also the gradients' adjoint DAG. Nodes show their operation and shape; a\n"
     "shared node is drawn once.\n";
 
-static int cmd_graph(int argc, char **argv) {
-  const char *file = NULL;
-  bool grads = false;
-  for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "--grad"))
-      grads = true;
-    else if (argv[i][0] == '-' || file)
-      return fail("graph: unexpected '%s'\n%s", argv[i], graph_help);
-    else
-      file = argv[i];
-  }
-  if (!file)
-    return fail("graph needs a FILE\n%s", graph_help);
+static int cmd_graph(const Args *a) {
   md_error err;
   char *src = NULL;
   Ctx c;
-  bool ok = front_file(file, &c, &src, &err);
+  bool ok = front_file(a->file, &c, &src, &err);
   if (ok) {
     Buf b = {0};
-    graph_dot(&c, &b, grads);
+    graph_dot(&c, &b, a->grad);
     ok = !b.oom;
     if (ok)
       fputs(b.s, stdout);
@@ -221,27 +361,8 @@ static bool is_ident(const char *s) {
   return true;
 }
 
-static int cmd_compile(int argc, char **argv) {
-  const char *file = NULL, *out = NULL, *name = NULL;
-  bool standalone = false, flt = false;
-  for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "-o") && i + 1 < argc)
-      out = argv[++i];
-    else if (!strcmp(argv[i], "--name") && i + 1 < argc)
-      name = argv[++i];
-    else if (!strcmp(argv[i], "--standalone"))
-      standalone = true;
-    else if (!strcmp(argv[i], "--float"))
-      flt = true;
-    else if (argv[i][0] == '-' && argv[i][1])
-      return fail("compile: unknown option '%s'\n%s", argv[i], compile_help);
-    else if (!file)
-      file = argv[i];
-    else
-      return fail("compile takes one FILE\n%s", compile_help);
-  }
-  if (!file)
-    return fail("compile needs a FILE\n%s", compile_help);
+static int cmd_compile(const Args *a) {
+  const char *file = a->file, *out = a->out, *name = a->name;
   if (name && !is_ident(name))
     return fail("--name '%s' is not a C identifier", name);
   md_error err;
@@ -253,7 +374,7 @@ static int cmd_compile(int argc, char **argv) {
   Ctx c;
   ctx_init(&c, src, len, file, &err);
   Buf code = {0};
-  EmitOpts o = {.name = name ? name : defname, .standalone = standalone, .flt = flt};
+  EmitOpts o = {.name = name ? name : defname, .standalone = a->standalone, .flt = a->flt};
   int rc = 0;
   if (!o.name)
     rc = fail("out of memory");
@@ -300,7 +421,7 @@ static bool self_dir(char *dir, size_t n) {
   return true;
 }
 
-static int cmd_config(int argc, char **argv) {
+static int cmd_config(const Args *a) {
   char dir[PATH_MAX], root[PATH_MAX + 8], probe[PATH_MAX + 32];
   char cflags[2 * PATH_MAX + 64], libdir[PATH_MAX + 16];
   if (!self_dir(dir, sizeof dir))
@@ -331,20 +452,19 @@ static int cmd_config(int argc, char **argv) {
     snprintf(cflags, sizeof cflags, "-I%s/compiler -I%s/runtime", root, root);
     snprintf(libdir, sizeof libdir, "%s", dir);
   }
-  int rc = argc ? 0 : fail("config needs an option\n%s", config_help);
-  for (int i = 0; i < argc && rc == 0; i++) {
-    if (!strcmp(argv[i], "--cflags"))
+  if (!a->nwords)
+    return fail("config needs an option\n%s", config_help);
+  for (int i = 0; i < a->nwords; i++) {
+    if (!strcmp(a->words[i], "--cflags"))
       printf("%s\n", cflags);
-    else if (!strcmp(argv[i], "--libs"))
+    else if (!strcmp(a->words[i], "--libs"))
       printf("-L%s -lmatdiff_rt %s -lm%s%s\n", libdir, MD_BLAS_LIBS, *MD_SAN_LIBS ? " " : "",
              MD_SAN_LIBS);
-    else if (!strcmp(argv[i], "--jit-libs"))
+    else
       printf("-L%s -lmatdiff -lmatdiff_rt -ltcc %s -ldl -lm -lpthread%s%s\n", libdir, MD_BLAS_LIBS,
              *MD_SAN_LIBS ? " " : "", MD_SAN_LIBS);
-    else
-      rc = fail("config: unknown option '%s'\n%s", argv[i], config_help);
   }
-  return rc;
+  return 0;
 }
 
 /* ---- eval and check: inputs -------------------------------------------- */
@@ -544,16 +664,6 @@ static md_function *compile_file(const char *path) {
   return f;
 }
 
-static bool parse_seed(const char *s, unsigned long long *seed) {
-  char *end;
-  errno = 0;
-  *seed = strtoull(s, &end, 10);
-  if (errno || *end || end == s) {
-    fail("--seed takes a whole number, not '%s'", s);
-    return false;
-  }
-  return true;
-}
 
 /* ---- eval --------------------------------------------------------------- */
 
@@ -625,51 +735,29 @@ static int run_eval(Inputs *in, bool grad, const char *out, bool npy) {
   return rc;
 }
 
-static int cmd_eval(int argc, char **argv) {
-  const char *file = NULL, *out = NULL;
-  bool grad = false, npy = false;
-  unsigned long long seed = 1;
-  for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "--grad"))
-      grad = true;
-    else if (!strcmp(argv[i], "--format") && i + 1 < argc) {
-      npy = !strcmp(argv[++i], "npy");
-      if (!npy && strcmp(argv[i], "txt"))
-        return fail("--format takes txt or npy, not '%s'", argv[i]);
-    }
-    else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
-      if (!parse_seed(argv[++i], &seed))
-        return 1;
-    } else if ((!strcmp(argv[i], "--out") || !strcmp(argv[i], "--dim")) && i + 1 < argc)
-      i++;
-    else if (argv[i][0] == '-')
-      return fail("eval: unknown or incomplete option '%s'\n%s", argv[i], eval_help);
-    else if (!strchr(argv[i], '=') && !file)
-      file = argv[i];
-    else if (!strchr(argv[i], '='))
-      return fail("eval takes one FILE; '%s' is not NAME=PATH\n%s", argv[i], eval_help);
-  }
-  if (!file)
-    return fail("eval needs a FILE\n%s", eval_help);
-  md_function *f = compile_file(file);
+// Apply the --dim and NAME=PATH of A, in their order, to IN.
+static bool apply_binds(const Args *a, Inputs *in) {
+  for (int i = 0; i < a->nbinds; i++)
+    if (!(a->binds[i].dim ? parse_dim(in, a->binds[i].text) : load_input(in, a->binds[i].text)))
+      return false;
+  return true;
+}
+
+static int cmd_eval(const Args *a) {
+  bool npy = a->format && !strcmp(a->format, "npy");
+  if (a->format && !npy && strcmp(a->format, "txt"))
+    return fail("eval: --format takes txt or npy, not '%s'", a->format);
+  md_function *f = compile_file(a->file);
   if (!f)
     return 1;
   Inputs in;
-  int rc = inputs_init(&in, f, file) ? 0 : fail("out of memory");
-  for (int i = 0; rc == 0 && i < argc; i++) {
-    if (!strcmp(argv[i], "--out"))
-      out = argv[++i];
-    else if (!strcmp(argv[i], "--dim"))
-      rc = parse_dim(&in, argv[++i]) ? 0 : 1;
-    else if (!strcmp(argv[i], "--seed") || !strcmp(argv[i], "--format"))
-      i++;
-    else if (strchr(argv[i], '=') && argv[i][0] != '-')
-      rc = load_input(&in, argv[i]) ? 0 : 1;
-  }
+  int rc = inputs_init(&in, f, a->file) ? 0 : fail("out of memory");
+  if (rc == 0 && !apply_binds(a, &in))
+    rc = 1;
   md_rng rng;
-  md_rng_seed(&rng, seed);
+  md_rng_seed(&rng, a->seed);
   if (rc == 0)
-    rc = fill_random(&in, &rng) ? run_eval(&in, grad, out, npy) : 1;
+    rc = fill_random(&in, &rng) ? run_eval(&in, a->grad, a->out, npy) : 1;
   inputs_free(&in);
   md_free(f);
   return rc;
@@ -683,25 +771,9 @@ static const char check_help[] =
     "with the runtime's tape and with central finite differences. Prints the\n"
     "largest relative disagreement for each variable; exits 1 if any is too large.\n";
 
-static int cmd_check(int argc, char **argv) {
-  const char *file = NULL;
-  unsigned long long seed = 1, trials = 1;
-  for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
-      if (!parse_seed(argv[++i], &seed))
-        return 1;
-    } else if (!strcmp(argv[i], "--trials") && i + 1 < argc) {
-      if (!parse_seed(argv[++i], &trials) || trials < 1 || trials > 1000000)
-        return fail("--trials takes a whole number from 1 to 1000000");
-    } else if (!strcmp(argv[i], "--dim") && i + 1 < argc)
-      i++;
-    else if (argv[i][0] == '-' || file)
-      return fail("check: unexpected '%s'\n%s", argv[i], check_help);
-    else
-      file = argv[i];
-  }
-  if (!file)
-    return fail("check needs a FILE\n%s", check_help);
+static int cmd_check(const Args *a) {
+  const char *file = a->file;
+  unsigned long long seed = a->seed, trials = a->trials;
   md_function *f = compile_file(file);
   if (!f)
     return 1;
@@ -713,9 +785,8 @@ static int cmd_check(int argc, char **argv) {
   for (unsigned long long k = 0; rc == 0 && k < trials; k++) {
     Inputs in;
     rc = inputs_init(&in, f, file) ? 0 : fail("out of memory");
-    for (int i = 0; rc == 0 && i < argc; i++)
-      if (!strcmp(argv[i], "--dim"))
-        rc = parse_dim(&in, argv[++i]) ? 0 : 1;
+    if (rc == 0 && !apply_binds(a, &in))
+      rc = 1;
     // Free sizes get a random value from 1 to 6.
     for (int d = 0; rc == 0 && d < in.nd; d++)
       if (in.dims[d] < 0)
@@ -767,26 +838,15 @@ static const char cost_help[] =
     "gradients, at the given sizes. Reverse mode promises the second is at most\n"
     "about 4 times the first.\n";
 
-static int cmd_cost(int argc, char **argv) {
-  const char *file = NULL;
-  for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "--dim") && i + 1 < argc)
-      i++;
-    else if (argv[i][0] == '-' || file)
-      return fail("cost: unexpected '%s'\n%s", argv[i], cost_help);
-    else
-      file = argv[i];
-  }
-  if (!file)
-    return fail("cost needs a FILE\n%s", cost_help);
+static int cmd_cost(const Args *a) {
+  const char *file = a->file;
   md_function *f = compile_file(file);
   if (!f)
     return 1;
   Inputs in;
   int rc = inputs_init(&in, f, file) ? 0 : fail("out of memory");
-  for (int i = 0; rc == 0 && i < argc; i++)
-    if (!strcmp(argv[i], "--dim"))
-      rc = parse_dim(&in, argv[++i]) ? 0 : 1;
+  if (rc == 0 && !apply_binds(a, &in))
+    rc = 1;
   for (int d = 0; rc == 0 && d < in.nd; d++)
     if (in.dims[d] < 0)
       rc = fail("size %s is not bound: give --dim %s=N", md_dim_name(f, d), md_dim_name(f, d));
@@ -813,15 +873,14 @@ static const char usage[] =
     "  config --cflags|--libs|--jit-libs\n"
     "  --version, --help; VERB --help for a verb's options\n";
 
-static const struct {
-  const char *name;
-  int (*run)(int argc, char **argv);
-  const char *help;
-} verbs[] = {
-    {"diff", cmd_diff, diff_help},     {"compile", cmd_compile, compile_help},
-    {"graph", cmd_graph, graph_help},
-    {"eval", cmd_eval, eval_help},     {"check", cmd_check, check_help},
-    {"config", cmd_config, config_help},   {"cost", cmd_cost, cost_help},
+static const Verb verbs[] = {
+    {"diff", V_DIFF, true, cmd_diff, diff_help},
+    {"compile", V_COMPILE, true, cmd_compile, compile_help},
+    {"graph", V_GRAPH, true, cmd_graph, graph_help},
+    {"eval", V_EVAL, true, cmd_eval, eval_help},
+    {"check", V_CHECK, true, cmd_check, check_help},
+    {"config", V_CONFIG, false, cmd_config, config_help},
+    {"cost", V_COST, true, cmd_cost, cost_help},
 };
 
 int main(int argc, char **argv) {
@@ -837,7 +896,10 @@ int main(int argc, char **argv) {
     for (int k = 2; k < argc; k++)
       if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h"))
         return fputs(verbs[i].help, stdout), 0;
-    return verbs[i].run(argc - 2, argv + 2);
+    Args a;
+    int rc = parse_args(&verbs[i], argc - 2, argv + 2, &a) ? verbs[i].run(&a) : 1;
+    args_free(&a);
+    return rc;
   }
   return fail("unknown verb '%s'\n%s", argv[1], usage);
 }
