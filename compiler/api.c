@@ -9,19 +9,37 @@
 #include <string.h>
 #include "api.h"
 
-// The front half of the pipeline, shared by md_compile and the CLI.
-bool md_front(Ctx *c) {
-  if (!parse_program(c) || !lower_program(c))
-    return false;
+// Reverse mode from the output's seed: 1 for a scalar, else G.
+static bool adjoint(Ctx *c) {
   Shape out = c->out->shape;
   diff_program(c, shape_is_scalar(out) ? ast_num(c, 1) : ast_seed(c, out));
   if (c->failed)
     return ctx_error(c, (Loc){-1, -1}, "internal error: differentiation failed");
+  return true;
+}
+
+static bool simplify(Ctx *c) {
   simp_program(c);
   for (int i = 0; i < c->nvars; i++)
     if (c->vars[i].wrt && !c->grads[i])
       return ctx_error(c, (Loc){-1, -1}, "internal error: no gradient for '%s'", c->vars[i].name);
   return !c->failed;
+}
+
+const Stage md_stages[] = {
+    {"parse", parse_program, dump_parse},
+    {"dag", lower_program, dump_dag},
+    {"adjoint", adjoint, dump_grads},
+    {"simplified", simplify, dump_grads},
+    {NULL, NULL, NULL},
+};
+
+// The front half of the pipeline, shared by md_compile and the CLI.
+bool md_front(Ctx *c) {
+  for (const Stage *s = md_stages; s->name; s++)
+    if (!s->run(c))
+      return false;
+  return true;
 }
 
 md_function *md_compile(const char *source, const char *filename, md_error *err) {

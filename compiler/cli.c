@@ -229,19 +229,66 @@ static void args_free(Args *a) {
 /* ---- diff and compile --------------------------------------------------- */
 
 static const char diff_help[] =
-    "usage: matdiff diff FILE [--latex [--standalone]]\n"
+    "usage: matdiff diff FILE [--latex [--standalone]] [--dump=STAGE,...]\n"
     "Print d(output)/d(var) for each wrt variable, in the input language (it parses\n"
-    "again), or with --latex as LaTeX; --standalone wraps it in a document.\n";
+    "again), or with --latex as LaTeX; --standalone wraps it in a document.\n"
+    "  --dump=STAGE,...  first print the state after each STAGE named, under a line\n"
+    "                    '# after STAGE' and followed by an empty one: parse (the\n"
+    "                    parse tree), dag (the DAG after lowering), adjoint (the\n"
+    "                    gradients' DAG straight out of reverse mode), simplified\n"
+    "                    (the same, simplified)\n";
 
-// The front half of the pipeline on a file, for diff and graph.
-static bool front_file(const char *path, Ctx *c, char **src, md_error *err) {
+// Is NAME in LIST, a comma-separated list?
+static bool listed(const char *list, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = list; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+    if (!strncmp(p, name, n) && (p[n] == ',' || !p[n]))
+      return true;
+  return false;
+}
+
+// Is every stage DUMP names one of md_stages? Else say which is not.
+static bool dump_ok(const char *dump) {
+  for (const char *p = dump; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+    size_t n = strcspn(p, ",");
+    bool found = false;
+    for (const Stage *s = md_stages; s->name && !found; s++)
+      found = strlen(s->name) == n && !strncmp(s->name, p, n);
+    if (!found) {
+      Buf names = {0};
+      for (const Stage *s = md_stages; s->name; s++)
+        buf_printf(&names, "%s%s", s == md_stages ? "" : ", ", s->name);
+      fail("diff: --dump: there is no stage '%.*s'; the stages are %s", (int)n, p,
+           names.s ? names.s : "");
+      buf_free(&names);
+      return false;
+    }
+  }
+  return true;
+}
+
+// The front half of the pipeline on a file, for diff and graph, stage by
+// stage; after each one DUMP (a comma-separated list, or NULL) names, the
+// state it left, on stdout, and an empty line.
+static bool front_file(const char *path, Ctx *c, char **src, const char *dump, md_error *err) {
   long len;
   *src = read_source(path, &len, err);
   if (!*src)
     return report(err), false;
   ctx_init(c, *src, len, path, err);
-  if (!md_front(c))
-    return report(err), false;
+  for (const Stage *s = md_stages; s->name; s++) {
+    if (!s->run(c))
+      return fflush(stdout), report(err), false;
+    if (!dump || !listed(dump, s->name))
+      continue;
+    Buf b = {0};
+    s->dump(c, &b);
+    printf("# after %s\n%s\n", s->name, b.s ? b.s : "");
+    bool oom = b.oom;
+    buf_free(&b);
+    if (oom)
+      return fail("out of memory"), false;
+  }
   return true;
 }
 
@@ -280,7 +327,9 @@ static int cmd_diff(const Args *a) {
   md_error err;
   char *src = NULL;
   Ctx c;
-  bool ok = front_file(file, &c, &src, &err);
+  if (a->dump && !dump_ok(a->dump))
+    return 1;
+  bool ok = front_file(file, &c, &src, a->dump, &err);
   if (ok && latex)
     print_latex_diff(&c, standalone);
   for (int i = 0; ok && !latex && i < c.nvars; i++)
@@ -307,7 +356,7 @@ static int cmd_graph(const Args *a) {
   md_error err;
   char *src = NULL;
   Ctx c;
-  bool ok = front_file(a->file, &c, &src, &err);
+  bool ok = front_file(a->file, &c, &src, NULL, &err);
   if (ok) {
     Buf b = {0};
     graph_dot(&c, &b, a->grad);

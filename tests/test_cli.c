@@ -176,3 +176,119 @@ Test(cli, equals_form_and_seeds) {
   run_free(&b);
   run_free(&c);
 }
+
+/* ---- diff --dump ------------------------------------------------------------ */
+
+static const char square_src[] = "x : scalar\nw : scalar\ny = (w*x)^2\n";
+
+// The section of OUT after the line "# after STAGE", up to the empty line
+// that ends it (malloc'd); NULL if there is none.
+static char *section(const char *out, const char *stage) {
+  char head[64];
+  snprintf(head, sizeof head, "# after %s\n", stage);
+  const char *p = strstr(out, head);
+  if (!p)
+    return NULL;
+  p += strlen(head);
+  const char *end = strstr(p, "\n\n");
+  return end ? strndup(p, (size_t)(end - p) + 1) : NULL;
+}
+
+// Every line of a DAG section is "%ID = OP [%OPERAND...] ... : SHAPE" with
+// its operands defined on earlier lines, or "NAME = %ID" of a defined node.
+static void expect_well_formed(const char *sec, const char *stage) {
+  static char defined[100000];
+  memset(defined, 0, sizeof defined);
+  int nodes = 0;
+  for (const char *next = sec; *next;) {
+    size_t len = strcspn(next, "\n");
+    char *line = strndup(next, len);
+    next += len + (next[len] == '\n');
+    int id, n;
+    if (sscanf(line, "%%%d = %n", &id, &n) == 1) {
+      cr_expect(id >= 0 && id < 100000 && !defined[id], "%s: node %d twice or out of range", stage, id);
+      cr_expect(strstr(line, " : "), "%s: no shape in %s", stage, line);
+      for (const char *q = line + n; (q = strchr(q, '%')); q++)
+        cr_expect(defined[atoi(q + 1)], "%s: %s uses a node not defined above", stage, line);
+      if (id >= 0 && id < 100000)
+        defined[id] = 1;
+      nodes++;
+    } else {
+      const char *eq = strstr(line, " = %");
+      cr_expect(eq && defined[atoi(eq + 4)], "%s: %s names no node above", stage, line);
+    }
+    free(line);
+  }
+  cr_expect_gt(nodes, 0, "%s: no nodes", stage);
+}
+
+// The parse tree and the DAG of (w*x)^2, derived by hand: the inputs are
+// lowered at their declarations, then the expression bottom-up.
+Test(cli, dump_parse_and_dag) {
+  char args[512];
+  snprintf(args, sizeof args, "diff %s --dump=dag,parse", tmpdir_text("sq.expr", square_src));
+  Run r = matdiff(args);
+  snprintf(args, sizeof args, "diff %s", tmpdir_path("sq.expr"));
+  Run plain = matdiff(args);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  const char *want = "# after parse\n"
+                     "(decl x scalar)\n"
+                     "(decl w scalar)\n"
+                     "(= y (^ (* w x) 2))\n"
+                     "\n"
+                     "# after dag\n"
+                     "%0 = var x : scalar\n"
+                     "%1 = var w : scalar\n"
+                     "%2 = * %1 %0 : scalar\n"
+                     "%3 = num 2 : scalar\n"
+                     "%4 = ^ %2 %3 : scalar\n"
+                     "y = %4\n"
+                     "\n";
+  cr_expect(!strncmp(r.out, want, strlen(want)), "got:\n%s\nexpected:\n%s", r.out, want);
+  // Then what diff prints without --dump.
+  cr_expect_str_eq(r.out + strlen(want), plain.out);
+  run_free(&r);
+  run_free(&plain);
+}
+
+// The adjoint DAG is reverse mode's output before the simplifier: it still
+// multiplies by the seed 1, which the simplified one no longer does. Each
+// section is a well-formed DAG, and the simplified one names the gradients
+// diff prints, in its order.
+Test(cli, dump_adjoint_before_simplification) {
+  char args[512];
+  snprintf(args, sizeof args, "diff %s --dump=parse,dag,adjoint,simplified",
+           tmpdir_text("sq.expr", square_src));
+  Run r = matdiff(args);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  char *dag = section(r.out, "dag"), *adj = section(r.out, "adjoint"), *simp = section(r.out, "simplified");
+  cr_assert(dag && adj && simp, "%s", r.out);
+  expect_well_formed(dag, "dag");
+  expect_well_formed(adj, "adjoint");
+  expect_well_formed(simp, "simplified");
+  cr_expect(strstr(adj, "= num 1 : scalar\n"), "no seed in the adjoint DAG:\n%s", adj);
+  cr_expect(!strstr(simp, "= num 1 : scalar\n"), "the seed survived simplification:\n%s", simp);
+  const char *dx = strstr(simp, "dy/dx = %"), *dw = strstr(simp, "dy/dw = %");
+  cr_expect(dx && dw && dx < dw, "%s", simp);
+  cr_expect(strstr(r.out, "\ndy/dx = 2*w*w*x\ndy/dw = 2*w*x*x\n"), "%s", r.out);
+  free(dag);
+  free(adj);
+  free(simp);
+  run_free(&r);
+}
+
+Test(cli, dump_errors) {
+  expect_error("diff " SEED " --dump=parse,plans",
+               "matdiff: error: diff: --dump: there is no stage 'plans'; the stages are parse, dag, "
+               "adjoint, simplified\n",
+               false);
+  // A stage that fails: the states before it, then its error.
+  char args[512];
+  const char *bad = tmpdir_text("bad.expr", "A : matrix(n, k)\ny = sum(A*A)\n");
+  snprintf(args, sizeof args, "diff %s --dump=parse,dag", bad);
+  Run r = matdiff(args);
+  cr_expect_eq(r.status, 1);
+  cr_expect_str_eq(r.out, "# after parse\n(decl A matrix n k)\n(= y (sum (* A A)))\n\n");
+  cr_expect(strstr(r.err, "bad.expr:2:10: error: "), "%s", r.err);
+  run_free(&r);
+}
