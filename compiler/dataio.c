@@ -62,6 +62,24 @@ error:
   return NULL;
 }
 
+FILE *io_create(const char *path, md_error *err) {
+  FILE *f = fopen(path, "wb");
+  if (!f)
+    diag_plain(err, "cannot write '%s': %s", path, strerror(errno));
+  return f;
+}
+
+int io_close(FILE *f, int rc, const char *path, md_error *err) {
+  int saved = errno;
+  if (fclose(f) != 0 && rc == 0) {
+    rc = -1;
+    saved = errno;
+  }
+  if (rc < 0)
+    diag_plain(err, "cannot write '%s': %s", path, strerror(saved));
+  return rc;
+}
+
 /* ---- reading ------------------------------------------------------------ */
 
 // Quote at most this many bytes of a bad token in a message.
@@ -212,20 +230,8 @@ int io_write_matrix(const char *path, const double *data, long rows, long cols, 
     diag_plain(err, "cannot write an empty %ld x %ld matrix to '%s'", rows, cols, path);
     return -1;
   }
-  FILE *f = fopen(path, "w");
-  if (!f) {
-    diag_plain(err, "cannot write '%s': %s", path, strerror(errno));
-    return -1;
-  }
-  int rc = write_rows(f, data, rows, cols);
-  int saved = errno;
-  if (fclose(f) != 0 && rc == 0) {
-    rc = -1;
-    saved = errno;
-  }
-  if (rc < 0)
-    diag_plain(err, "cannot write '%s': %s", path, strerror(saved));
-  return rc;
+  FILE *f = io_create(path, err);
+  return f ? io_close(f, write_rows(f, data, rows, cols), path, err) : -1;
 }
 
 /* ---- printing ----------------------------------------------------------- */

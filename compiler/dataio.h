@@ -26,6 +26,12 @@ typedef struct io_matrix {
    at most 2 GiB, since diagnostics locate bytes with ints. */
 char *io_read_file(const char *path, long *len, md_error *err);
 
+/* Writing a file: io_create opens PATH afresh (NULL with *ERR filled);
+   io_close closes F after the writes, whose status RC is 0 or -1, and
+   returns 0, or -1 with *ERR saying why ("cannot write 'PATH': ..."). */
+FILE *io_create(const char *path, md_error *err);
+int io_close(FILE *f, int rc, const char *path, md_error *err);
+
 /* Read the text matrix at PATH into *M. Returns 0, or -1 with *ERR filled
    (file:line:col, the line and a caret for errors in the text) and *M
    empty ({NULL, 0, 0}). ERR is cleared first. */

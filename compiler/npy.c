@@ -584,18 +584,9 @@ int npy_write(const char *path, const double *data, long rows, long cols, int ve
   char head[256];
   int n = header(head, shape, first);
 
-  FILE *f = fopen(path, "wb");
-  if (!f) {
-    diag_plain(err, "cannot write '%s': %s", path, strerror(errno));
+  FILE *f = io_create(path, err);
+  if (!f)
     return -1;
-  }
   int rc = fwrite(head, 1, (size_t)n, f) == (size_t)n ? write_data(f, data, rows * cols) : -1;
-  int saved = errno;
-  if (fclose(f) != 0 && rc == 0) {
-    rc = -1;
-    saved = errno;
-  }
-  if (rc < 0)
-    diag_plain(err, "cannot write '%s': %s", path, strerror(saved));
-  return rc;
+  return io_close(f, rc, path, err);
 }
