@@ -267,15 +267,29 @@ static bool dump_ok(const char *dump) {
   return true;
 }
 
-// The front half of the pipeline on a file, for diff and graph, stage by
-// stage; after each one DUMP (a comma-separated list, or NULL) names, the
-// state it left, on stdout, and an empty line.
-static bool front_file(const char *path, Ctx *c, char **src, const char *dump, md_error *err) {
+// A file through the front half of the pipeline, for diff, graph and compile.
+typedef struct Front {
+  Ctx c;
+  char *src;
+  md_error err;
+} Front;
+
+static void front_free(Front *fr) {
+  if (fr->src)
+    ctx_free(&fr->c);
+  free(fr->src);
+}
+
+// The front half on the file PATH, stage by stage; after each one DUMP (a
+// comma-separated list, or NULL) names, the state it left, on stdout, and
+// an empty line. false with the error printed; free with front_free.
+static bool front_file(Front *fr, const char *path, const char *dump) {
   long len;
-  *src = read_source(path, &len, err);
-  if (!*src)
+  Ctx *c = &fr->c;
+  md_error *err = &fr->err;
+  if (!(fr->src = read_source(path, &len, err)))
     return report(err), false;
-  ctx_init(c, *src, len, path, err);
+  ctx_init(c, fr->src, len, path, err);
   for (const Stage *s = md_stages; s->name; s++) {
     if (!s->run(c))
       return fflush(stdout), report(err), false;
@@ -320,29 +334,25 @@ static void print_latex_diff(Ctx *c, bool standalone) {
 }
 
 static int cmd_diff(const Args *a) {
-  const char *file = a->file;
   bool latex = a->latex, standalone = a->standalone;
   if (standalone && !latex)
     return fail("diff: --standalone goes with --latex");
-  md_error err;
-  char *src = NULL;
-  Ctx c;
   if (a->dump && !dump_ok(a->dump))
     return 1;
-  bool ok = front_file(file, &c, &src, a->dump, &err);
+  Front fr;
+  Ctx *c = &fr.c;
+  bool ok = front_file(&fr, a->file, a->dump);
   if (ok && latex)
-    print_latex_diff(&c, standalone);
-  for (int i = 0; ok && !latex && i < c.nvars; i++)
-    if (c.vars[i].wrt) {
-      char *g = print_str(&c, c.grads[i]);
-      printf("d%s/d%s = %s\n", c.outname, c.vars[i].name, g ? g : "?");
+    print_latex_diff(c, standalone);
+  for (int i = 0; ok && !latex && i < c->nvars; i++)
+    if (c->vars[i].wrt) {
+      char *g = print_str(c, c->grads[i]);
+      printf("d%s/d%s = %s\n", c->outname, c->vars[i].name, g ? g : "?");
       if (g && strlen(g) > MD_MAX_PRINT)
         fprintf(stderr, "matdiff: note: d%s/d%s is longer than %d bytes written out and was cut; "
-                "'matdiff graph --grad' shows it whole\n", c.outname, c.vars[i].name, MD_MAX_PRINT);
+                "'matdiff graph --grad' shows it whole\n", c->outname, c->vars[i].name, MD_MAX_PRINT);
     }
-  if (src)
-    ctx_free(&c);
-  free(src);
+  front_free(&fr);
   return ok ? 0 : 1;
 }
 
@@ -353,13 +363,11 @@ static const char graph_help[] =
     "shared node is drawn once.\n";
 
 static int cmd_graph(const Args *a) {
-  md_error err;
-  char *src = NULL;
-  Ctx c;
-  bool ok = front_file(a->file, &c, &src, NULL, &err);
+  Front fr;
+  bool ok = front_file(&fr, a->file, NULL);
   if (ok) {
     Buf b = {0};
-    graph_dot(&c, &b, a->grad);
+    graph_dot(&fr.c, &b, a->grad);
     ok = !b.oom;
     if (ok)
       fputs(b.s, stdout);
@@ -367,9 +375,7 @@ static int cmd_graph(const Args *a) {
       fail("out of memory");
     buf_free(&b);
   }
-  if (src)
-    ctx_free(&c);
-  free(src);
+  front_free(&fr);
   return ok ? 0 : 1;
 }
 
@@ -414,22 +420,18 @@ static int cmd_compile(const Args *a) {
   const char *file = a->file, *out = a->out, *name = a->name;
   if (name && !is_ident(name))
     return fail("--name '%s' is not a C identifier", name);
-  md_error err;
-  long len;
-  char *src = read_source(file, &len, &err);
-  if (!src)
-    return report(&err);
+  Front fr;
+  if (!front_file(&fr, file, NULL)) {
+    front_free(&fr);
+    return 1;
+  }
   char *defname = name ? NULL : default_name(file);
-  Ctx c;
-  ctx_init(&c, src, len, file, &err);
   Buf code = {0};
   EmitOpts o = {.name = name ? name : defname, .standalone = a->standalone, .flt = a->flt};
   int rc = 0;
   if (!o.name)
     rc = fail("out of memory");
-  else if (!md_front(&c))
-    rc = report(&err);
-  else if (!emit_c(&c, &o, &code))
+  else if (!emit_c(&fr.c, &o, &code))
     rc = fail("out of memory");
   else if (!out)
     fputs(code.s, stdout);
@@ -439,9 +441,8 @@ static int cmd_compile(const Args *a) {
       rc = fail("cannot write %s: %s", out, strerror(errno));
   }
   buf_free(&code);
-  ctx_free(&c);
+  front_free(&fr);
   free(defname);
-  free(src);
   return rc;
 }
 
