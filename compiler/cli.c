@@ -2,13 +2,19 @@
  * cli.c - the matdiff command. Each verb is the pipeline, or part of it:
  *
  *   diff     parse -> shapes -> reverse mode -> simplify -> print
+ *            (--dump: the state after any of those stages)
+ *   graph    ... -> simplify -> Graphviz dot
  *   compile  ... -> emit C to a file
  *   eval     ... -> emit C -> libtcc -> call it on data
- *   check    eval, held against the tape and finite differences
+ *   check    eval, held against the tape and finite differences (md_check)
+ *   cost     ... -> emit C -> count its operations
  *   config   the flags a C program needs to build against matdiff
  *
- * Source errors print as file:line:col: error: message, the source line
- * and a caret; every error exits 1.
+ * Every verb's options come from one table (options[]). The CLI uses the
+ * library through matdiff.h, and the stages through md.h; its file formats
+ * (text matrices, .npy) are its own, in dataio.c and npy.c. Source errors
+ * print as file:line:col: error: message, the source line and a caret;
+ * every error exits 1.
  */
 #include <errno.h>
 #include <limits.h>

@@ -1,7 +1,9 @@
 /*
  * matdiff.h - the public C API of matdiff: compile a matrix-calculus
- * expression in process (parse, differentiate, emit C, libtcc) and call
- * the value and gradient functions it yields.
+ * expression in process (parse, differentiate, emit C, libtcc), call the
+ * value and gradient functions it yields, and check those gradients against
+ * the runtime's tape and finite differences (md_check), as `matdiff check`
+ * does.
  *
  * Every call reports failure through an md_error and never prints or exits.
  * An md_function is independent of every other one: several may live at
