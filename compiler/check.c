@@ -179,8 +179,8 @@ typedef struct Check {
   long *len;
   bool *drawn;
   double **in, **g, **tg;
-  double *seed, *value, *tvalue, *scratch;
-  bool own_seed;
+  const double *seed;  /* the caller's, or drawn into drawn_seed */
+  double *drawn_seed, *value, *tvalue, *scratch;
 } Check;
 
 static void check_free(Check *k) {
@@ -194,8 +194,7 @@ static void check_free(Check *k) {
   free(k->tg);
   free(k->len);
   free(k->drawn);
-  if (k->own_seed)
-    free(k->seed);
+  free(k->drawn_seed);
   free(k->value);
   free(k->tvalue);
   free(k->scratch);
@@ -321,16 +320,15 @@ static int run(Check *k, const md_check_opts *o, md_rng *rng, md_check_result *r
   md_function *f = k->f;
   choose_inputs(k, rng, res);
   bool scalar = md_output_rows(f, NULL) == 1 && md_output_cols(f, NULL) == 1;
-  if (o->seed) {
-    k->seed = (double *)o->seed;
-  } else if (k->outlen > 1 || !scalar) {
-    if (!(k->seed = malloc(sizeof *k->seed * (size_t)k->outlen))) {
+  k->seed = o->seed;
+  if (!o->seed && (k->outlen > 1 || !scalar)) {
+    if (!(k->drawn_seed = malloc(sizeof *k->drawn_seed * (size_t)k->outlen))) {
       diag_plain(err, "out of memory");
       return -1;
     }
-    k->own_seed = true;
     for (long e = 0; e < k->outlen; e++)
-      k->seed[e] = md_rng_normal(rng);
+      k->drawn_seed[e] = md_rng_normal(rng);
+    k->seed = k->drawn_seed;
   }
   if ((k->seed ? md_vjp(f, k->dims, inputs(k), k->seed, k->value, k->g, err)
                : md_grad(f, k->dims, inputs(k), k->value, k->g, err)) != 0 ||
