@@ -48,16 +48,19 @@ LIBS    := -ltcc $(BLAS_LIBS) -ldl -lm -lpthread
 RT_SRCS := runtime/kernels.c runtime/functions.c runtime/float.c runtime/tape.c
 LIB_SRCS := compiler/arena.c compiler/ctx.c compiler/diag.c compiler/ast.c \
             compiler/shape.c compiler/lower.c compiler/diff.c compiler/simplify.c compiler/print.c \
-            compiler/emit_c.c compiler/record.c compiler/jit.c compiler/api.c \
-            compiler/dataio.c compiler/graph.c compiler/npy.c
+            compiler/emit_c.c compiler/record.c compiler/jit.c compiler/api.c compiler/check.c \
+            compiler/graph.c compiler/dump.c
 GEN_SRCS := $(B)/parser.c $(B)/lexer.c
-CLI_SRCS := compiler/cli.c
+# The command and its files: text matrices and .npy in and out. Not in
+# libmatdiff, whose API takes buffers and never prints.
+CLI_SRCS := compiler/cli.c compiler/dataio.c compiler/npy.c
 
 RT_OBJS  := $(RT_SRCS:%.c=$(B)/%.o)
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o $(B)/rt_header.o $(B)/rt_standalone.o
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/%.o)
+CLI_IO_OBJS := $(filter-out $(B)/compiler/cli.o,$(CLI_OBJS))
 
-TESTS    := test_runtime test_dataio test_npy test_front test_grad test_aot test_cookbook test_cost test_random test_fuzz_regress test_hostile
+TESTS    := test_runtime test_dataio test_npy test_front test_check test_grad test_aot test_cli test_cookbook test_cost test_random test_fuzz_regress test_hostile
 TEST_BINS := $(TESTS:%=$(B)/tests/%)
 
 # Debian packages: the build needs these, the tests the rest.
@@ -137,7 +140,9 @@ $(B)/tests/%: tests/%.c $(B)/libmatdiff.a $(B)/libmatdiff_rt.a
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -DMD_BUILD_DIR='"$(abspath $(B))"' -DMD_SRC_DIR='"$(abspath .)"' \
-	  -o $@ $< $(B)/libmatdiff.a $(B)/libmatdiff_rt.a -lcriterion $(LIBS)
+	  -o $@ $< $(filter %.o,$^) $(B)/libmatdiff.a $(B)/libmatdiff_rt.a -lcriterion $(LIBS)
+# The CLI's file formats are tested on their own.
+$(B)/tests/test_dataio $(B)/tests/test_npy: $(CLI_IO_OBJS)
 
 $(B)/practice: examples/practice.c $(B)/libmatdiff.a $(B)/libmatdiff_rt.a
 	@echo "  CC      $<"

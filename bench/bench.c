@@ -7,8 +7,8 @@
  *            workspace allocated once
  *   aot_alloc the same through P_grad, which allocates its workspace per call
  *   jit      md_compile once, then md_grad (its workspace is kept inside)
- *   tape     the runtime's tape: record_on_tape of the primal, backward, every
- *            iteration (what `matdiff check` uses as its oracle)
+ *   tape     the runtime's tape: md_tape_vjp, which records the primal and
+ *            runs backward every iteration (`matdiff check`'s oracle)
  *   hand     hand.c, the baseline
  *
  * and the latency of md_compile itself, by phase, on the notebook's loss and
@@ -37,9 +37,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include "api.h"
 #include "hand.h"
-#include "matdiff_rt.h"
+#include "jit.h"       /* md_compile's phases, timed one by one */
+#include "matdiff.h"
+#include "md.h"
 
 /* ---- the emitted code (build/bench/aot_*.c), as README documents it ---- */
 
@@ -273,19 +274,10 @@ static double run_jit(Case *c) {
 // JIT function's DAG (copying the inputs in as leaves), the reverse pass,
 // and each leaf's gradient added into the caller's buffer.
 static double run_tape(Case *c) {
-  mdrt_tape *t = mdrt_tape_new();
-  int leaves[MAXIN];
-  int out = t ? record_on_tape(&c->f->ctx, t, c->dims, (const double *const *)c->in, leaves) : -1;
-  if (out < 0 || mdrt_tape_backward(t, out, NULL))
-    die("tape: %s", t ? mdrt_tape_error(t) : "out of memory");
-  double y = mdrt_tape_value(t, out)[0];
-  for (int i = 0; i < c->nin; i++)
-    if (c->grad[i]) {
-      const double *g = mdrt_tape_grad(t, leaves[i]);
-      for (long j = 0; j < len(c, i); j++)
-        c->grad[i][j] += g[j];
-    }
-  mdrt_tape_free(t);
+  md_error err;
+  double y;
+  if (md_tape_vjp(c->f, c->dims, (const double *const *)c->in, NULL, &y, c->grad, &err))
+    die("tape: %s", err.message);
   return y;
 }
 

@@ -9,19 +9,37 @@
 #include <string.h>
 #include "api.h"
 
-// The front half of the pipeline, shared by md_compile and the CLI.
-bool md_front(Ctx *c) {
-  if (!parse_program(c) || !lower_program(c))
-    return false;
+// Reverse mode from the output's seed: 1 for a scalar, else G.
+static bool adjoint(Ctx *c) {
   Shape out = c->out->shape;
   diff_program(c, shape_is_scalar(out) ? ast_num(c, 1) : ast_seed(c, out));
   if (c->failed)
     return ctx_error(c, (Loc){-1, -1}, "internal error: differentiation failed");
+  return true;
+}
+
+static bool simplify(Ctx *c) {
   simp_program(c);
   for (int i = 0; i < c->nvars; i++)
     if (c->vars[i].wrt && !c->grads[i])
       return ctx_error(c, (Loc){-1, -1}, "internal error: no gradient for '%s'", c->vars[i].name);
   return !c->failed;
+}
+
+const Stage md_stages[] = {
+    {"parse", parse_program, dump_parse},
+    {"dag", lower_program, dump_dag},
+    {"adjoint", adjoint, dump_grads},
+    {"simplified", simplify, dump_grads},
+    {NULL, NULL, NULL},
+};
+
+// The front half of the pipeline, shared by md_compile and the CLI.
+bool md_front(Ctx *c) {
+  for (const Stage *s = md_stages; s->name; s++)
+    if (!s->run(c))
+      return false;
+  return true;
 }
 
 md_function *md_compile(const char *source, const char *filename, md_error *err) {
@@ -135,6 +153,33 @@ long md_input_cols(const md_function *f, int i, const long *dims) {
   return f && i >= 0 && i < f->ctx.nvars ? size_of(f->ctx.vars[i].shape.c, dims) : -1;
 }
 
+static int dim_index(Dim d) { return d.sym >= 0 ? d.sym : -1; }
+
+int md_input_dim(const md_function *f, int i, int axis) {
+  if (!f || i < 0 || i >= f->ctx.nvars || axis < 0 || axis > 1)
+    return -2;
+  return dim_index(axis ? f->ctx.vars[i].shape.c : f->ctx.vars[i].shape.r);
+}
+
+int md_output_dim(const md_function *f, int axis) {
+  if (!f || axis < 0 || axis > 1)
+    return -2;
+  return dim_index(axis ? f->ctx.out->shape.c : f->ctx.out->shape.r);
+}
+
+int md_input_is_vector(const md_function *f, int i) {
+  return f && i >= 0 && i < f->ctx.nvars && f->ctx.vars[i].vector;
+}
+
+static bool dims_ok(md_function *f, const long *dims, md_error *err) {
+  for (int i = 0; i < f->ctx.ndims; i++)
+    if (dims[i] < 1) {
+      diag_plain(err, "size %s must be positive, not %ld", f->ctx.dims[i], dims[i]);
+      return false;
+    }
+  return true;
+}
+
 // Would any value's size, or the workspace (a sum of them, in bytes),
 // overflow a long? The emitted code computes them without checking, so
 // the sizes are checked here first, for every node of the DAG.
@@ -153,18 +198,17 @@ static bool sizes_fit(md_function *f, const long *dims, md_error *err) {
   return true;
 }
 
+bool api_sizes_ok(md_function *f, const long *dims, md_error *err) {
+  return dims_ok(f, dims, err) && sizes_fit(f, dims, err);
+}
+
 // The workspace is kept between calls and sized again only when the sizes
 // change.
 static void *workspace(md_function *f, const long *dims, md_error *err) {
   int nd = f->ctx.ndims;
-  for (int i = 0; i < nd; i++)
-    if (dims[i] < 1) {
-      diag_plain(err, "size %s must be positive, not %ld", f->ctx.dims[i], dims[i]);
-      return NULL;
-    }
   if (f->ws && (nd == 0 || !memcmp(f->wsdims, dims, sizeof *dims * (size_t)nd)))
     return f->ws;
-  if (!sizes_fit(f, dims, err))
+  if (!api_sizes_ok(f, dims, err))
     return NULL;
   long bytes = f->jit.ws_size(dims);
   void *ws = malloc(bytes > 0 ? (size_t)bytes : 1);
@@ -184,8 +228,7 @@ static void *workspace(md_function *f, const long *dims, md_error *err) {
   return ws;
 }
 
-static bool check_call(md_function *f, const long *dims, const double *const *inputs,
-                       md_error *err) {
+bool api_call_ok(md_function *f, const long *dims, const double *const *inputs, md_error *err) {
   diag_clear(err);
   if (!f) {
     diag_plain(err, "no function");
@@ -213,7 +256,7 @@ long md_output_cols(const md_function *f, const long *dims) {
 
 int md_eval(md_function *f, const long *dims, const double *const *inputs, double *out,
             md_error *err) {
-  if (!check_call(f, dims, inputs, err))
+  if (!api_call_ok(f, dims, inputs, err))
     return -1;
   if (!out) {
     diag_plain(err, "no buffer for the output");
@@ -266,18 +309,10 @@ static double *ones(md_function *f, const long *dims, md_error *err) {
   return s;
 }
 
-static bool dims_ok(md_function *f, const long *dims, md_error *err) {
-  for (int i = 0; i < f->ctx.ndims; i++)
-    if (dims[i] < 1) {
-      diag_plain(err, "size %s must be positive, not %ld", f->ctx.dims[i], dims[i]);
-      return false;
-    }
-  return true;
-}
 
 int md_grad(md_function *f, const long *dims, const double *const *inputs, double *out,
             double *const *grads, md_error *err) {
-  if (!check_call(f, dims, inputs, err))
+  if (!api_call_ok(f, dims, inputs, err))
     return -1;
   if (shape_is_scalar(f->ctx.out->shape))
     return backward(f, dims, inputs, NULL, out, grads, err);
@@ -291,7 +326,7 @@ int md_grad(md_function *f, const long *dims, const double *const *inputs, doubl
 
 int md_vjp(md_function *f, const long *dims, const double *const *inputs, const double *seed,
            double *out, double *const *grads, md_error *err) {
-  if (!check_call(f, dims, inputs, err))
+  if (!api_call_ok(f, dims, inputs, err))
     return -1;
   if (!seed) {
     diag_plain(err, "no seed");

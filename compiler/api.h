@@ -1,4 +1,5 @@
-/* api.h - what md_function holds, for the CLI and the tests' white-box use. */
+/* api.h - private to the library: what md_function holds, shared by api.c
+   (the compiled function and its calls) and check.c (the oracles). */
 #ifndef MD_API_H
 #define MD_API_H
 
@@ -15,7 +16,10 @@ struct md_function {
   long *wsdims;      /* ... and the sizes it was made for */
 };
 
-/* parse, shapes, differentiate, simplify: the front half of md_compile. */
-bool md_front(Ctx *c);
+/* The checks every call of a compiled function starts with: F, DIMS (when
+   it has sizes) and every input are there. false with *ERR filled. */
+bool api_call_ok(md_function *f, const long *dims, const double *const *inputs, md_error *err);
+/* Every size is positive and no value's size, nor the workspace, overflows. */
+bool api_sizes_ok(md_function *f, const long *dims, md_error *err);
 
 #endif

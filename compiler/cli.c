@@ -2,26 +2,32 @@
  * cli.c - the matdiff command. Each verb is the pipeline, or part of it:
  *
  *   diff     parse -> shapes -> reverse mode -> simplify -> print
+ *            (--dump: the state after any of those stages)
+ *   graph    ... -> simplify -> Graphviz dot
  *   compile  ... -> emit C to a file
  *   eval     ... -> emit C -> libtcc -> call it on data
- *   check    eval, held against the tape and finite differences
+ *   check    eval, held against the tape and finite differences (md_check)
+ *   cost     ... -> emit C -> count its operations
  *   config   the flags a C program needs to build against matdiff
  *
- * Source errors print as file:line:col: error: message, the source line
- * and a caret; every error exits 1.
+ * Every verb's options come from one table (options[]). The CLI uses the
+ * library through matdiff.h, and the stages through md.h; its file formats
+ * (text matrices, .npy) are its own, in dataio.c and npy.c. Source errors
+ * print as file:line:col: error: message, the source line and a caret;
+ * every error exits 1.
  */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "api.h"
 #include "dataio.h"
+#include "md.h"
 #include "npy.h"
-#include "matdiff_rt.h"
 
 #ifndef MD_BLAS_LIBS
 #define MD_BLAS_LIBS "-lopenblas"
@@ -52,66 +58,257 @@ static int report(const md_error *err) {
 // rest of matdiff takes sources as C strings.
 static char *read_source(const char *path, long *len, md_error *err) {
   diag_clear(err);
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    diag_plain(err, "%s: %s", path, strerror(errno));
-    snprintf(err->diag, sizeof err->diag, "%s: error: %s", path, strerror(errno));
-    return NULL;
-  }
-  Buf b = {0};
-  char chunk[65536];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-    size_t at = b.len;
-    buf_puts(&b, "");  // make sure b.s exists
-    if (b.oom)
-      break;
-    char *s = realloc(b.s, b.len + n + 1);
-    if (!s) {
-      b.oom = true;
-      break;
-    }
-    memcpy(s + at, chunk, n);
-    b.s = s;
-    b.len += n;
-    b.cap = b.len + 1;
-    b.s[b.len] = '\0';
-  }
-  fclose(f);
-  if (b.oom) {
-    buf_free(&b);
-    diag_plain(err, "%s: out of memory", path);
-    return NULL;
-  }
-  if (!b.s)
-    buf_puts(&b, "");
-  char *nul = memchr(b.s, '\0', b.len);
+  char *s = io_read_file(path, len, err);
+  char *nul = s ? memchr(s, '\0', (size_t)*len) : NULL;
   if (nul) {
-    diag_error(err, path, b.s, (long)b.len, (Loc){(int)(nul - b.s), (int)(nul - b.s) + 1},
+    diag_error(err, path, s, *len, (Loc){(int)(nul - s), (int)(nul - s) + 1},
                "the source contains a NUL byte");
-    buf_free(&b);
+    free(s);
     return NULL;
   }
-  *len = (long)b.len;
-  return b.s;
+  return s;
+}
+
+/* ---- the command line ------------------------------------------------- */
+
+/* What a verb's command line says. Every option is parsed from one table
+   (options[] below), into one of these. */
+typedef struct Bind {
+  bool dim;          /* --dim D=N; else NAME=PATH */
+  const char *text;
+} Bind;
+
+typedef struct Args {
+  const char *file;
+  Bind *binds;       /* --dim D=N and NAME=PATH, in command-line order */
+  int nbinds;
+  const char **words; /* config's options, in command-line order */
+  int nwords;
+  const char *out, *name, *format, *dump;
+  bool latex, standalone, flt, grad;
+  unsigned long long seed, trials;
+} Args;
+
+enum { V_DIFF = 1, V_GRAPH = 2, V_COMPILE = 4, V_EVAL = 8, V_CHECK = 16, V_COST = 32, V_CONFIG = 64 };
+
+typedef struct Verb {
+  const char *name;
+  unsigned bit;
+  bool file;         /* takes a FILE */
+  int (*run)(const Args *a);
+  const char *help;
+} Verb;
+
+typedef enum Kind {
+  FLAG,              /* a bool, set */
+  TEXT,              /* a string: the value */
+  NUMBER,            /* an unsigned long long from MIN to MAX */
+  DIM,               /* D=N, appended to binds */
+  WORD,              /* the option's own name, appended to words */
+} Kind;
+
+typedef struct Option {
+  const char *name;
+  unsigned verbs;    /* the verbs that take it */
+  Kind kind;
+  size_t field;      /* in Args: offsetof */
+  const char *value; /* the value, as the usage names it */
+  unsigned long long min, max;
+} Option;
+
+#define F(f) offsetof(Args, f)
+static const Option options[] = {
+    {"--latex", V_DIFF, FLAG, F(latex), NULL, 0, 0},
+    {"--standalone", V_DIFF | V_COMPILE, FLAG, F(standalone), NULL, 0, 0},
+    {"--dump", V_DIFF, TEXT, F(dump), "STAGE,...", 0, 0},
+    {"--grad", V_GRAPH | V_EVAL, FLAG, F(grad), NULL, 0, 0},
+    {"-o", V_COMPILE, TEXT, F(out), "OUT.c", 0, 0},
+    {"--name", V_COMPILE, TEXT, F(name), "P", 0, 0},
+    {"--float", V_COMPILE, FLAG, F(flt), NULL, 0, 0},
+    {"--dim", V_EVAL | V_CHECK | V_COST, DIM, 0, "D=N", 0, 0},
+    {"--seed", V_EVAL | V_CHECK, NUMBER, F(seed), "S", 0, ULLONG_MAX},
+    {"--trials", V_CHECK, NUMBER, F(trials), "T", 1, 1000000},
+    {"--out", V_EVAL, TEXT, F(out), "DIR", 0, 0},
+    {"--format", V_EVAL, TEXT, F(format), "txt|npy", 0, 0},
+    {"--cflags", V_CONFIG, WORD, 0, NULL, 0, 0},
+    {"--libs", V_CONFIG, WORD, 0, NULL, 0, 0},
+    {"--jit-libs", V_CONFIG, WORD, 0, NULL, 0, 0},
+};
+#undef F
+
+// A whole number from O->min to O->max, digits only: strtoull would take
+// "-1" as 2^64 - 1, and leading spaces or a '+'.
+static bool set_number(const Verb *v, const Option *o, const char *val, unsigned long long *n) {
+  char *end;
+  errno = 0;
+  *n = strtoull(val, &end, 10);
+  if (val[strspn(val, "0123456789")] == '\0' && *val && !errno && *n >= o->min && *n <= o->max)
+    return true;
+  if (o->min == 0 && o->max == ULLONG_MAX)
+    fail("%s: %s takes a whole number, not '%s'", v->name, o->name, val);
+  else
+    fail("%s: %s takes a whole number from %llu to %llu, not '%s'", v->name, o->name, o->min, o->max,
+         val);
+  return false;
+}
+
+static bool set_option(const Verb *v, const Option *o, const char *val, Args *a) {
+  char *field = (char *)a + o->field;
+  switch (o->kind) {
+  case FLAG: *(bool *)field = true; return true;
+  case TEXT: *(const char **)field = val; return true;
+  case NUMBER: return set_number(v, o, val, (unsigned long long *)field);
+  case DIM: a->binds[a->nbinds++] = (Bind){true, val}; return true;
+  case WORD: a->words[a->nwords++] = o->name; return true;
+  }
+  return false;
+}
+
+// A FILE, or for eval NAME=PATH.
+static bool set_positional(const Verb *v, const char *arg, Args *a) {
+  if (v->bit == V_EVAL && strchr(arg, '=')) {
+    a->binds[a->nbinds++] = (Bind){false, arg};
+    return true;
+  }
+  if (v->file && !a->file) {
+    a->file = arg;
+    return true;
+  }
+  if (v->bit == V_EVAL)
+    fail("eval takes one FILE; '%s' is not NAME=PATH\n%s", arg, v->help);
+  else if (v->file)
+    fail("%s takes one FILE, not also '%s'\n%s", v->name, arg, v->help);
+  else
+    fail("%s: unexpected '%s'\n%s", v->name, arg, v->help);
+  return false;
+}
+
+// ARGV, what follows the verb V, into *A: "--opt VALUE" or "--opt=VALUE"
+// for an option with a value. false with the error printed.
+static bool parse_args(const Verb *v, int argc, char **argv, Args *a) {
+  *a = (Args){.seed = 1, .trials = 1};
+  a->binds = calloc((size_t)argc + 1, sizeof *a->binds);
+  a->words = calloc((size_t)argc + 1, sizeof *a->words);
+  if (!a->binds || !a->words)
+    return fail("out of memory"), false;
+  for (int i = 0; i < argc; i++) {
+    const char *arg = argv[i];
+    if (arg[0] != '-' || !arg[1]) {  // "-" is a FILE too
+      if (!set_positional(v, arg, a))
+        return false;
+      continue;
+    }
+    size_t n = strcspn(arg, "=");
+    const Option *o = NULL;
+    for (size_t k = 0; k < sizeof options / sizeof *options && !o; k++)
+      if (!strncmp(options[k].name, arg, n) && !options[k].name[n])
+        o = &options[k];
+    if (!o)
+      return fail("%s: unknown option '%.*s'\n%s", v->name, (int)n, arg, v->help), false;
+    if (!(o->verbs & v->bit))
+      return fail("%s: %s is not an option of %s\n%s", v->name, o->name, v->name, v->help), false;
+    const char *val = NULL;
+    if (o->kind == FLAG || o->kind == WORD) {
+      if (arg[n])
+        return fail("%s: %s takes no value\n%s", v->name, o->name, v->help), false;
+    } else if (arg[n]) {
+      val = arg + n + 1;
+    } else if (i + 1 < argc) {
+      val = argv[++i];
+    } else {
+      return fail("%s: %s needs a value: %s %s\n%s", v->name, o->name, o->name, o->value, v->help),
+             false;
+    }
+    if (!set_option(v, o, val, a))
+      return false;
+  }
+  if (v->file && !a->file)
+    return fail("%s needs a FILE\n%s", v->name, v->help), false;
+  return true;
+}
+
+static void args_free(Args *a) {
+  free(a->binds);
+  free(a->words);
 }
 
 /* ---- diff and compile --------------------------------------------------- */
 
 static const char diff_help[] =
-    "usage: matdiff diff FILE [--latex [--standalone]]\n"
+    "usage: matdiff diff FILE [--latex [--standalone]] [--dump=STAGE,...]\n"
     "Print d(output)/d(var) for each wrt variable, in the input language (it parses\n"
-    "again), or with --latex as LaTeX; --standalone wraps it in a document.\n";
+    "again), or with --latex as LaTeX; --standalone wraps it in a document.\n"
+    "  --dump=STAGE,...  first print the state after each STAGE named, under a line\n"
+    "                    '# after STAGE' and followed by an empty one: parse (the\n"
+    "                    parse tree), dag (the DAG after lowering), adjoint (the\n"
+    "                    gradients' DAG straight out of reverse mode), simplified\n"
+    "                    (the same, simplified)\n";
 
-// The front half of the pipeline on a file, for diff and graph.
-static bool front_file(const char *path, Ctx *c, char **src, md_error *err) {
+// Is NAME in LIST, a comma-separated list?
+static bool listed(const char *list, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = list; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+    if (!strncmp(p, name, n) && (p[n] == ',' || !p[n]))
+      return true;
+  return false;
+}
+
+// Is every stage DUMP names one of md_stages? Else say which is not.
+static bool dump_ok(const char *dump) {
+  for (const char *p = dump; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+    size_t n = strcspn(p, ",");
+    bool found = false;
+    for (const Stage *s = md_stages; s->name && !found; s++)
+      found = strlen(s->name) == n && !strncmp(s->name, p, n);
+    if (!found) {
+      Buf names = {0};
+      for (const Stage *s = md_stages; s->name; s++)
+        buf_printf(&names, "%s%s", s == md_stages ? "" : ", ", s->name);
+      fail("diff: --dump: there is no stage '%.*s'; the stages are %s", (int)n, p,
+           names.s ? names.s : "");
+      buf_free(&names);
+      return false;
+    }
+  }
+  return true;
+}
+
+// A file through the front half of the pipeline, for diff, graph and compile.
+typedef struct Front {
+  Ctx c;
+  char *src;
+  md_error err;
+} Front;
+
+static void front_free(Front *fr) {
+  if (fr->src)
+    ctx_free(&fr->c);
+  free(fr->src);
+}
+
+// The front half on the file PATH, stage by stage; after each one DUMP (a
+// comma-separated list, or NULL) names, the state it left, on stdout, and
+// an empty line. false with the error printed; free with front_free.
+static bool front_file(Front *fr, const char *path, const char *dump) {
   long len;
-  *src = read_source(path, &len, err);
-  if (!*src)
+  Ctx *c = &fr->c;
+  md_error *err = &fr->err;
+  if (!(fr->src = read_source(path, &len, err)))
     return report(err), false;
-  ctx_init(c, *src, len, path, err);
-  if (!md_front(c))
-    return report(err), false;
+  ctx_init(c, fr->src, len, path, err);
+  for (const Stage *s = md_stages; s->name; s++) {
+    if (!s->run(c))
+      return fflush(stdout), report(err), false;
+    if (!dump || !listed(dump, s->name))
+      continue;
+    Buf b = {0};
+    s->dump(c, &b);
+    printf("# after %s\n%s\n", s->name, b.s ? b.s : "");
+    bool oom = b.oom;
+    buf_free(&b);
+    if (oom)
+      return fail("out of memory"), false;
+  }
   return true;
 }
 
@@ -142,40 +339,26 @@ static void print_latex_diff(Ctx *c, bool standalone) {
     puts("\n\\end{align*}\n\\end{document}");
 }
 
-static int cmd_diff(int argc, char **argv) {
-  const char *file = NULL;
-  bool latex = false, standalone = false;
-  for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "--latex"))
-      latex = true;
-    else if (!strcmp(argv[i], "--standalone"))
-      standalone = true;
-    else if (argv[i][0] == '-' || file)
-      return fail("diff: unexpected '%s'\n%s", argv[i], diff_help);
-    else
-      file = argv[i];
-  }
-  if (!file)
-    return fail("diff needs a FILE\n%s", diff_help);
+static int cmd_diff(const Args *a) {
+  bool latex = a->latex, standalone = a->standalone;
   if (standalone && !latex)
     return fail("diff: --standalone goes with --latex");
-  md_error err;
-  char *src = NULL;
-  Ctx c;
-  bool ok = front_file(file, &c, &src, &err);
+  if (a->dump && !dump_ok(a->dump))
+    return 1;
+  Front fr;
+  Ctx *c = &fr.c;
+  bool ok = front_file(&fr, a->file, a->dump);
   if (ok && latex)
-    print_latex_diff(&c, standalone);
-  for (int i = 0; ok && !latex && i < c.nvars; i++)
-    if (c.vars[i].wrt) {
-      char *g = print_str(&c, c.grads[i]);
-      printf("d%s/d%s = %s\n", c.outname, c.vars[i].name, g ? g : "?");
+    print_latex_diff(c, standalone);
+  for (int i = 0; ok && !latex && i < c->nvars; i++)
+    if (c->vars[i].wrt) {
+      char *g = print_str(c, c->grads[i]);
+      printf("d%s/d%s = %s\n", c->outname, c->vars[i].name, g ? g : "?");
       if (g && strlen(g) > MD_MAX_PRINT)
         fprintf(stderr, "matdiff: note: d%s/d%s is longer than %d bytes written out and was cut; "
-                "'matdiff graph --grad' shows it whole\n", c.outname, c.vars[i].name, MD_MAX_PRINT);
+                "'matdiff graph --grad' shows it whole\n", c->outname, c->vars[i].name, MD_MAX_PRINT);
     }
-  if (src)
-    ctx_free(&c);
-  free(src);
+  front_free(&fr);
   return ok ? 0 : 1;
 }
 
@@ -185,26 +368,12 @@ static const char graph_help[] =
     "also the gradients' adjoint DAG. Nodes show their operation and shape; a\n"
     "shared node is drawn once.\n";
 
-static int cmd_graph(int argc, char **argv) {
-  const char *file = NULL;
-  bool grads = false;
-  for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "--grad"))
-      grads = true;
-    else if (argv[i][0] == '-' || file)
-      return fail("graph: unexpected '%s'\n%s", argv[i], graph_help);
-    else
-      file = argv[i];
-  }
-  if (!file)
-    return fail("graph needs a FILE\n%s", graph_help);
-  md_error err;
-  char *src = NULL;
-  Ctx c;
-  bool ok = front_file(file, &c, &src, &err);
+static int cmd_graph(const Args *a) {
+  Front fr;
+  bool ok = front_file(&fr, a->file, NULL);
   if (ok) {
     Buf b = {0};
-    graph_dot(&c, &b, grads);
+    graph_dot(&fr.c, &b, a->grad);
     ok = !b.oom;
     if (ok)
       fputs(b.s, stdout);
@@ -212,9 +381,7 @@ static int cmd_graph(int argc, char **argv) {
       fail("out of memory");
     buf_free(&b);
   }
-  if (src)
-    ctx_free(&c);
-  free(src);
+  front_free(&fr);
   return ok ? 0 : 1;
 }
 
@@ -255,45 +422,22 @@ static bool is_ident(const char *s) {
   return true;
 }
 
-static int cmd_compile(int argc, char **argv) {
-  const char *file = NULL, *out = NULL, *name = NULL;
-  bool standalone = false, flt = false;
-  for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "-o") && i + 1 < argc)
-      out = argv[++i];
-    else if (!strcmp(argv[i], "--name") && i + 1 < argc)
-      name = argv[++i];
-    else if (!strcmp(argv[i], "--standalone"))
-      standalone = true;
-    else if (!strcmp(argv[i], "--float"))
-      flt = true;
-    else if (argv[i][0] == '-' && argv[i][1])
-      return fail("compile: unknown option '%s'\n%s", argv[i], compile_help);
-    else if (!file)
-      file = argv[i];
-    else
-      return fail("compile takes one FILE\n%s", compile_help);
-  }
-  if (!file)
-    return fail("compile needs a FILE\n%s", compile_help);
+static int cmd_compile(const Args *a) {
+  const char *file = a->file, *out = a->out, *name = a->name;
   if (name && !is_ident(name))
     return fail("--name '%s' is not a C identifier", name);
-  md_error err;
-  long len;
-  char *src = read_source(file, &len, &err);
-  if (!src)
-    return report(&err);
+  Front fr;
+  if (!front_file(&fr, file, NULL)) {
+    front_free(&fr);
+    return 1;
+  }
   char *defname = name ? NULL : default_name(file);
-  Ctx c;
-  ctx_init(&c, src, len, file, &err);
   Buf code = {0};
-  EmitOpts o = {.name = name ? name : defname, .standalone = standalone, .flt = flt};
+  EmitOpts o = {.name = name ? name : defname, .standalone = a->standalone, .flt = a->flt};
   int rc = 0;
   if (!o.name)
     rc = fail("out of memory");
-  else if (!md_front(&c))
-    rc = report(&err);
-  else if (!emit_c(&c, &o, &code))
+  else if (!emit_c(&fr.c, &o, &code))
     rc = fail("out of memory");
   else if (!out)
     fputs(code.s, stdout);
@@ -303,9 +447,8 @@ static int cmd_compile(int argc, char **argv) {
       rc = fail("cannot write %s: %s", out, strerror(errno));
   }
   buf_free(&code);
-  ctx_free(&c);
+  front_free(&fr);
   free(defname);
-  free(src);
   return rc;
 }
 
@@ -334,7 +477,7 @@ static bool self_dir(char *dir, size_t n) {
   return true;
 }
 
-static int cmd_config(int argc, char **argv) {
+static int cmd_config(const Args *a) {
   char dir[PATH_MAX], root[PATH_MAX + 8], probe[PATH_MAX + 32];
   char cflags[2 * PATH_MAX + 64], libdir[PATH_MAX + 16];
   if (!self_dir(dir, sizeof dir))
@@ -365,29 +508,29 @@ static int cmd_config(int argc, char **argv) {
     snprintf(cflags, sizeof cflags, "-I%s/compiler -I%s/runtime", root, root);
     snprintf(libdir, sizeof libdir, "%s", dir);
   }
-  int rc = argc ? 0 : fail("config needs an option\n%s", config_help);
-  for (int i = 0; i < argc && rc == 0; i++) {
-    if (!strcmp(argv[i], "--cflags"))
+  if (!a->nwords)
+    return fail("config needs an option\n%s", config_help);
+  for (int i = 0; i < a->nwords; i++) {
+    if (!strcmp(a->words[i], "--cflags"))
       printf("%s\n", cflags);
-    else if (!strcmp(argv[i], "--libs"))
+    else if (!strcmp(a->words[i], "--libs"))
       printf("-L%s -lmatdiff_rt %s -lm%s%s\n", libdir, MD_BLAS_LIBS, *MD_SAN_LIBS ? " " : "",
              MD_SAN_LIBS);
-    else if (!strcmp(argv[i], "--jit-libs"))
+    else
       printf("-L%s -lmatdiff -lmatdiff_rt -ltcc %s -ldl -lm -lpthread%s%s\n", libdir, MD_BLAS_LIBS,
              *MD_SAN_LIBS ? " " : "", MD_SAN_LIBS);
-    else
-      rc = fail("config: unknown option '%s'\n%s", argv[i], config_help);
   }
-  return rc;
+  return 0;
 }
 
 /* ---- eval and check: inputs -------------------------------------------- */
 
 typedef struct Inputs {
   md_function *f;
+  const char *file;  /* its source file, for messages */
   int n, nd;
   long *dims;        /* -1 while unbound */
-  const char **dimfrom; /* what bound each size, for messages */
+  char **dimfrom;    /* what bound each size, for messages (malloc'd) */
   double **data;
   bool *given;
 } Inputs;
@@ -398,12 +541,15 @@ static void inputs_free(Inputs *in) {
   free(in->data);
   free(in->given);
   free(in->dims);
+  for (int d = 0; in->dimfrom && d < in->nd; d++)
+    free(in->dimfrom[d]);
   free(in->dimfrom);
 }
 
-static bool inputs_init(Inputs *in, md_function *f) {
+static bool inputs_init(Inputs *in, md_function *f, const char *file) {
   memset(in, 0, sizeof *in);
   in->f = f;
+  in->file = file;
   in->n = md_num_inputs(f);
   in->nd = md_num_dims(f);
   in->dims = malloc(sizeof *in->dims * (size_t)(in->nd + 1));
@@ -431,21 +577,28 @@ static int find_input(Inputs *in, const char *name) {
   return -1;
 }
 
-static bool bind(Inputs *in, Dim d, long v, const char *from) {
-  if (d.sym < 0) {
-    if (d.n != v) {
-      fail("%s has %ld where %ld is declared", from, v, d.n);
+// A size is V, by FROM: the symbolic size SYM, or (SYM < 0) the literal LIT.
+static bool bind(Inputs *in, int sym, long lit, long v, const char *from) {
+  if (sym < 0) {
+    if (lit != v) {
+      fail("%s has %ld where %ld is declared", from, v, lit);
       return false;
     }
     return true;
   }
-  if (in->dims[d.sym] >= 0 && in->dims[d.sym] != v) {
-    fail("size %s is %ld from %s but %ld from %s", md_dim_name(in->f, d.sym), in->dims[d.sym],
-         in->dimfrom[d.sym], v, from);
+  if (in->dims[sym] >= 0 && in->dims[sym] != v) {
+    fail("size %s is %ld from %s but %ld from %s", md_dim_name(in->f, sym), in->dims[sym],
+         in->dimfrom[sym], v, from);
     return false;
   }
-  in->dims[d.sym] = v;
-  in->dimfrom[d.sym] = from;
+  char *copy = strdup(from);
+  if (!copy) {
+    fail("out of memory");
+    return false;
+  }
+  free(in->dimfrom[sym]);
+  in->dims[sym] = v;
+  in->dimfrom[sym] = copy;
   return true;
 }
 
@@ -462,7 +615,7 @@ static bool load_input(Inputs *in, const char *arg) {
   name[n] = '\0';
   int i = find_input(in, name);
   if (i < 0) {
-    fail("'%s' is not an input of %s", name, in->f->ctx.file);
+    fail("'%s' is not an input of %s", name, in->file);
     return false;
   }
   if (in->given[i]) {
@@ -477,15 +630,15 @@ static bool load_input(Inputs *in, const char *arg) {
     report(&err);
     return false;
   }
-  Var *v = &in->f->ctx.vars[i];
   // A vector may be written on one line.
-  if (v->vector && m.rows == 1) {
+  if (md_input_is_vector(in->f, i) && m.rows == 1) {
     m.rows = m.cols;
     m.cols = 1;
   }
   char what[300];
   snprintf(what, sizeof what, "%s (%s, %ld×%ld)", path, name, m.rows, m.cols);
-  bool ok = bind(in, v->shape.r, m.rows, what) && bind(in, v->shape.c, m.cols, what);
+  bool ok = bind(in, md_input_dim(in->f, i, 0), md_input_rows(in->f, i, NULL), m.rows, what) &&
+            bind(in, md_input_dim(in->f, i, 1), md_input_cols(in->f, i, NULL), m.cols, what);
   if (!ok) {
     free(m.data);
     return false;
@@ -506,7 +659,7 @@ static bool parse_dim(Inputs *in, const char *arg) {
   name[eq - arg] = '\0';
   int d = find_dim(in, name);
   if (d < 0) {
-    fail("--dim %s: '%s' is not a size of %s", arg, name, in->f->ctx.file);
+    fail("--dim %s: '%s' is not a size of %s", arg, name, in->file);
     return false;
   }
   char *end;
@@ -516,7 +669,7 @@ static bool parse_dim(Inputs *in, const char *arg) {
     fail("--dim %s: the size must be a whole number from 1 to 100000000", arg);
     return false;
   }
-  return bind(in, (Dim){.sym = d}, v, "--dim");
+  return bind(in, d, 0, v, "--dim");
 }
 
 // Sizes of input I under the bound dims; false if its element count
@@ -529,26 +682,9 @@ static bool input_len(Inputs *in, int i, long *len) {
   return true;
 }
 
-/* How `check` draws inputs: standard normal first; if the function is not
-   finite there (log or sqrt of a negative, arcsin beyond 1, a singular
-   matrix), smaller numbers, then positive ones. */
-typedef enum Dist { DIST_NORMAL, DIST_SMALL, DIST_POSITIVE, DIST_COUNT } Dist;
-static const char *const dist_name[DIST_COUNT] = {"standard normal", "uniform in [-0.5, 0.5]",
-                                                  "uniform in [0.1, 0.9]"};
-
-static double draw(io_rng *rng, Dist d) {
-  switch (d) {
-  case DIST_SMALL: return io_rng_uniform(rng) - 0.5;
-  case DIST_POSITIVE: return 0.1 + 0.8 * io_rng_uniform(rng);
-  default: return io_rng_normal(rng);
-  }
-}
-
-// Inputs not given come from the seeded generator, in declaration order,
-// so the same seed gives the same numbers. For `check` (WELL), square
-// matrices also get their size added to the diagonal, so that they are
-// well conditioned where the function inverts them.
-static bool fill_dist(Inputs *in, io_rng *rng, Dist dist, bool well) {
+// Inputs not given come from the seeded generator, standard normal, in
+// declaration order, so the same seed gives the same numbers.
+static bool fill_random(Inputs *in, md_rng *rng) {
   for (int d = 0; d < in->nd; d++)
     if (in->dims[d] < 0) {
       fail("size %s is not bound: give an input that has it, or --dim %s=N",
@@ -564,58 +700,9 @@ static bool fill_dist(Inputs *in, io_rng *rng, Dist dist, bool well) {
       return false;
     }
     for (long k = 0; k < len; k++)
-      in->data[i][k] = draw(rng, dist);
-    long r = md_input_rows(in->f, i, in->dims), c = md_input_cols(in->f, i, in->dims);
-    for (long k = 0; well && r == c && r > 1 && k < r; k++)
-      in->data[i][k * c + k] += (double)r;
+      in->data[i][k] = md_rng_normal(rng);
   }
   return true;
-}
-
-static bool fill_random(Inputs *in, io_rng *rng) { return fill_dist(in, rng, DIST_NORMAL, false); }
-
-// Does the function invert a matrix (inv, det, logdet)? Its square inputs
-// are then best made well conditioned.
-static bool inverts(md_function *f) {
-  for (int i = 0; i < f->ctx.nnodes; i++) {
-    Op op = f->ctx.nodes[i]->op;
-    if (op == OP_INV || op == OP_DET || op == OP_LOGDET)
-      return true;
-  }
-  return false;
-}
-
-// Inputs for a check trial: the first distribution at which the function
-// evaluates to finite numbers; square matrices with their size added to
-// the diagonal first if the function inverts one, else last.
-static bool check_inputs(Inputs *in, io_rng *rng, Dist *used) {
-  long len = md_output_rows(in->f, in->dims) * md_output_cols(in->f, in->dims);
-  double *out = malloc(sizeof *out * (size_t)(len > 0 ? len : 1));
-  if (!out)
-    return fail("out of memory"), false;
-  bool well_first = inverts(in->f);
-  for (int attempt = 0; attempt < 2 * DIST_COUNT; attempt++) {
-    Dist d = (Dist)(attempt % DIST_COUNT);
-    bool well = attempt < DIST_COUNT ? well_first : !well_first;
-    for (int i = 0; i < in->n; i++)
-      if (!in->given[i]) {
-        free(in->data[i]);
-        in->data[i] = NULL;
-      }
-    if (!fill_dist(in, rng, d, well))
-      break;
-    md_error err;
-    bool finite = md_eval(in->f, in->dims, (const double *const *)in->data, out, &err) == 0;
-    for (long k = 0; finite && k < len; k++)
-      finite = isfinite(out[k]);
-    if (finite || attempt == 2 * DIST_COUNT - 1) {
-      *used = d;
-      free(out);
-      return true;
-    }
-  }
-  free(out);
-  return false;
 }
 
 static md_function *compile_file(const char *path) {
@@ -633,16 +720,6 @@ static md_function *compile_file(const char *path) {
   return f;
 }
 
-static bool parse_seed(const char *s, unsigned long long *seed) {
-  char *end;
-  errno = 0;
-  *seed = strtoull(s, &end, 10);
-  if (errno || *end || end == s) {
-    fail("--seed takes a whole number, not '%s'", s);
-    return false;
-  }
-  return true;
-}
 
 /* ---- eval --------------------------------------------------------------- */
 
@@ -704,7 +781,7 @@ static int run_eval(Inputs *in, bool grad, const char *out, bool npy) {
     snprintf(label, sizeof label, "d%s/d%s", y, md_input_name(f, i));
     io_print_matrix(stdout, label, g[i], r, c);
     snprintf(label, sizeof label, "d%s_d%s", y, md_input_name(f, i));
-    if (out && !write_out(out, label, g[i], r, c, npy, f->ctx.vars[i].vector))
+    if (out && !write_out(out, label, g[i], r, c, npy, md_input_is_vector(f, i)))
       rc = 1;
   }
   for (int i = 0; g && i < in->n; i++)
@@ -714,51 +791,29 @@ static int run_eval(Inputs *in, bool grad, const char *out, bool npy) {
   return rc;
 }
 
-static int cmd_eval(int argc, char **argv) {
-  const char *file = NULL, *out = NULL;
-  bool grad = false, npy = false;
-  unsigned long long seed = 1;
-  for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "--grad"))
-      grad = true;
-    else if (!strcmp(argv[i], "--format") && i + 1 < argc) {
-      npy = !strcmp(argv[++i], "npy");
-      if (!npy && strcmp(argv[i], "txt"))
-        return fail("--format takes txt or npy, not '%s'", argv[i]);
-    }
-    else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
-      if (!parse_seed(argv[++i], &seed))
-        return 1;
-    } else if ((!strcmp(argv[i], "--out") || !strcmp(argv[i], "--dim")) && i + 1 < argc)
-      i++;
-    else if (argv[i][0] == '-')
-      return fail("eval: unknown or incomplete option '%s'\n%s", argv[i], eval_help);
-    else if (!strchr(argv[i], '=') && !file)
-      file = argv[i];
-    else if (!strchr(argv[i], '='))
-      return fail("eval takes one FILE; '%s' is not NAME=PATH\n%s", argv[i], eval_help);
-  }
-  if (!file)
-    return fail("eval needs a FILE\n%s", eval_help);
-  md_function *f = compile_file(file);
+// Apply the --dim and NAME=PATH of A, in their order, to IN.
+static bool apply_binds(const Args *a, Inputs *in) {
+  for (int i = 0; i < a->nbinds; i++)
+    if (!(a->binds[i].dim ? parse_dim(in, a->binds[i].text) : load_input(in, a->binds[i].text)))
+      return false;
+  return true;
+}
+
+static int cmd_eval(const Args *a) {
+  bool npy = a->format && !strcmp(a->format, "npy");
+  if (a->format && !npy && strcmp(a->format, "txt"))
+    return fail("eval: --format takes txt or npy, not '%s'", a->format);
+  md_function *f = compile_file(a->file);
   if (!f)
     return 1;
   Inputs in;
-  int rc = inputs_init(&in, f) ? 0 : fail("out of memory");
-  for (int i = 0; rc == 0 && i < argc; i++) {
-    if (!strcmp(argv[i], "--out"))
-      out = argv[++i];
-    else if (!strcmp(argv[i], "--dim"))
-      rc = parse_dim(&in, argv[++i]) ? 0 : 1;
-    else if (!strcmp(argv[i], "--seed") || !strcmp(argv[i], "--format"))
-      i++;
-    else if (strchr(argv[i], '=') && argv[i][0] != '-')
-      rc = load_input(&in, argv[i]) ? 0 : 1;
-  }
-  io_rng rng;
-  io_rng_seed(&rng, seed);
+  int rc = inputs_init(&in, f, a->file) ? 0 : fail("out of memory");
+  if (rc == 0 && !apply_binds(a, &in))
+    rc = 1;
+  md_rng rng;
+  md_rng_seed(&rng, a->seed);
   if (rc == 0)
-    rc = fill_random(&in, &rng) ? run_eval(&in, grad, out, npy) : 1;
+    rc = fill_random(&in, &rng) ? run_eval(&in, a->grad, a->out, npy) : 1;
   inputs_free(&in);
   md_free(f);
   return rc;
@@ -772,195 +827,58 @@ static const char check_help[] =
     "with the runtime's tape and with central finite differences. Prints the\n"
     "largest relative disagreement for each variable; exits 1 if any is too large.\n";
 
-/* Tolerances. The tape computes the same quantity in a different order of
-   operations: they agree to rounding, so 1e-9 relative is generous. Central
-   differences with step h = 1e-6*max(1,|x|) carry an O(h^2) truncation and
-   an O(eps/h) rounding error: about 1e-8 relative on well-scaled inputs, so
-   1e-5 leaves room for curvature without hiding real mistakes, which are
-   O(1). */
-#define TOL_TAPE 1e-9
-#define TOL_FD 1e-5
-
-// max|a - b| / max(1, max|b|): relative where the gradient is large,
-// absolute where it is small (a gradient that is zero in exact arithmetic
-// is rounding noise in every method, and its relative error means nothing).
-static double rel_err(const double *a, const double *b, long n) {
-  double diff = 0, scale = 1;
-  for (long i = 0; i < n; i++) {
-    double d = fabs(a[i] - b[i]);
-    diff = d > diff || isnan(d) ? d : diff;
-    scale = fmax(scale, fabs(b[i]));
-  }
-  return diff / scale;
-}
-
-// The scalar the check differentiates: the output itself, or <seed, output>
-// for a matrix output.
-static bool scalarize(Inputs *in, const double *seed, double *out, long len, double *v) {
-  md_error err;
-  if (md_eval(in->f, in->dims, (const double *const *)in->data, out, &err) != 0) {
-    report(&err);
-    return false;
-  }
-  *v = 0;
-  for (long k = 0; k < len; k++)
-    *v += (seed ? seed[k] : 1) * out[k];
-  return true;
-}
-
-// Central differences, one input element at a time, with the step scaled
-// to the element's magnitude.
-static bool finite_diff(Inputs *in, int i, long len, const double *seed, double *scratch,
-                        long outlen, double *fd) {
-  for (long k = 0; k < len; k++) {
-    double x = in->data[i][k], h = 1e-6 * fmax(1, fabs(x)), fp, fm;
-    in->data[i][k] = x + h;
-    bool ok = scalarize(in, seed, scratch, outlen, &fp);
-    in->data[i][k] = x - h;
-    ok = ok && scalarize(in, seed, scratch, outlen, &fm);
-    in->data[i][k] = x;
-    if (!ok)
-      return false;
-    fd[k] = (fp - fm) / (2 * h);
-  }
-  return true;
-}
-
-// One trial: returns 0 if all agree, 1 if not, -1 on error. A matrix
-// output is checked through a random seed: the VJP against the tape's
-// backward pass from that seed and against differences of <seed, output>.
-static int trial(Inputs *in, io_rng *rng, double *worst_tape, double *worst_fd) {
-  md_function *f = in->f;
-  int bad = 0;
-  md_error err;
-  long outlen = md_output_rows(f, in->dims) * md_output_cols(f, in->dims);
-  bool matrix = outlen > 1 || !shape_is_scalar(f->ctx.out->shape);
-  double **g = calloc((size_t)in->n + 1, sizeof *g);
-  double *value = calloc((size_t)outlen, sizeof *value), *scratch = calloc((size_t)outlen, sizeof *scratch);
-  double *seed = matrix ? calloc((size_t)outlen, sizeof *seed) : NULL;
-  mdrt_tape *t = mdrt_tape_new();
-  int *leaves = calloc((size_t)in->n + 1, sizeof *leaves);
-  if (!g || !value || !scratch || (matrix && !seed) || !t || !leaves) {
-    bad = -1;
-    goto done;
-  }
-  for (long k = 0; matrix && k < outlen; k++)
-    seed[k] = io_rng_normal(rng);
-  for (int i = 0; i < in->n; i++) {
-    long len;
-    if (md_input_is_wrt(f, i) && input_len(in, i, &len) && !(g[i] = calloc((size_t)len, sizeof(double))))
-      bad = -1;
-  }
-  const double *const *inputs = (const double *const *)in->data;
-  if (bad || (matrix ? md_vjp(f, in->dims, inputs, seed, value, g, &err)
-                     : md_grad(f, in->dims, inputs, value, g, &err)) != 0) {
-    if (!bad)
-      report(&err);
-    bad = -1;
-    goto done;
-  }
-  int out = record_on_tape(&f->ctx, t, in->dims, inputs, leaves);
-  if (out < 0 || mdrt_tape_backward(t, out, seed) != 0) {
-    fail("the tape failed: %s", mdrt_tape_error(t));
-    bad = -1;
-    goto done;
-  }
-  double ev = rel_err(value, mdrt_tape_value(t, out), outlen);
-  if (!(ev <= TOL_TAPE)) {
-    printf("  value: JIT and tape differ by %.1e\n", ev);
-    bad = 1;
-  }
-  for (int i = 0; i < in->n; i++) {
-    long len;
-    if (!g[i] || !input_len(in, i, &len))
-      continue;
-    double *fd = malloc(sizeof *fd * (size_t)len);
-    if (!fd || !finite_diff(in, i, len, seed, scratch, outlen, fd)) {
-      free(fd);
-      bad = -1;
-      goto done;
-    }
-    double et = rel_err(g[i], mdrt_tape_grad(t, leaves[i]), len);
-    double ef = rel_err(g[i], fd, len);
-    free(fd);
-    worst_tape[i] = isnan(et) || et > worst_tape[i] ? et : worst_tape[i];
-    worst_fd[i] = isnan(ef) || ef > worst_fd[i] ? ef : worst_fd[i];
-    if (!(et <= TOL_TAPE) || !(ef <= TOL_FD))
-      bad = bad ? bad : 1;
-  }
-done:
-  for (int i = 0; g && i < in->n; i++)
-    free(g[i]);
-  free(g);
-  free(value);
-  free(scratch);
-  free(seed);
-  free(leaves);
-  mdrt_tape_free(t);
-  return bad;
-}
-
-static int cmd_check(int argc, char **argv) {
-  const char *file = NULL;
-  unsigned long long seed = 1, trials = 1;
-  for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
-      if (!parse_seed(argv[++i], &seed))
-        return 1;
-    } else if (!strcmp(argv[i], "--trials") && i + 1 < argc) {
-      if (!parse_seed(argv[++i], &trials) || trials < 1 || trials > 1000000)
-        return fail("--trials takes a whole number from 1 to 1000000");
-    } else if (!strcmp(argv[i], "--dim") && i + 1 < argc)
-      i++;
-    else if (argv[i][0] == '-' || file)
-      return fail("check: unexpected '%s'\n%s", argv[i], check_help);
-    else
-      file = argv[i];
-  }
-  if (!file)
-    return fail("check needs a FILE\n%s", check_help);
+static int cmd_check(const Args *a) {
+  const char *file = a->file;
+  unsigned long long seed = a->seed, trials = a->trials;
   md_function *f = compile_file(file);
   if (!f)
     return 1;
   int n = md_num_inputs(f);
   double *wt = calloc((size_t)n + 1, sizeof *wt), *wf = calloc((size_t)n + 1, sizeof *wf);
   int rc = wt && wf ? 0 : fail("out of memory");
-  io_rng rng;
-  io_rng_seed(&rng, seed);
+  md_rng rng;
+  md_rng_seed(&rng, seed);
   for (unsigned long long k = 0; rc == 0 && k < trials; k++) {
     Inputs in;
-    rc = inputs_init(&in, f) ? 0 : fail("out of memory");
-    for (int i = 0; rc == 0 && i < argc; i++)
-      if (!strcmp(argv[i], "--dim"))
-        rc = parse_dim(&in, argv[++i]) ? 0 : 1;
+    rc = inputs_init(&in, f, file) ? 0 : fail("out of memory");
+    if (rc == 0 && !apply_binds(a, &in))
+      rc = 1;
     // Free sizes get a random value from 1 to 6.
     for (int d = 0; rc == 0 && d < in.nd; d++)
       if (in.dims[d] < 0)
-        in.dims[d] = 1 + (long)(io_rng_uniform(&rng) * 6);
-    Dist used = DIST_NORMAL;
-    if (rc == 0)
-      rc = check_inputs(&in, &rng, &used) ? 0 : 1;
-    if (rc == 0 && used != DIST_NORMAL)
-      printf("  trial %llu: not finite at standard normal inputs; inputs %s\n", k + 1,
-             dist_name[used]);
-    if (rc == 0) {
-      int r = trial(&in, &rng, wt, wf);
-      rc = r < 0 ? 1 : rc;
-      if (r > 0)
-        rc = 2;
+        in.dims[d] = 1 + (long)(md_rng_uniform(&rng) * 6);
+    md_check_opts o = {.rng = &rng};
+    md_check_result r;
+    md_error err;
+    int got = rc == 0 ? md_check(f, in.dims, &o, &r, &err) : -1;
+    if (rc == 0 && (r.dist == MD_DIST_SMALL || r.dist == MD_DIST_POSITIVE))
+      printf("  trial %llu: not finite at standard normal inputs; inputs %s\n", k + 1, r.dist_name);
+    if (rc == 0 && got < 0)
+      rc = report(&err);
+    if (rc == 0 && !(r.value <= MD_CHECK_TOL_TAPE))
+      printf("  value: JIT and tape differ by %.1e\n", r.value);
+    for (int i = 0; rc == 0 && i < n; i++) {
+      if (!md_input_is_wrt(f, i))
+        continue;
+      wt[i] = isnan(r.tape[i]) || r.tape[i] > wt[i] ? r.tape[i] : wt[i];
+      wf[i] = isnan(r.fd[i]) || r.fd[i] > wf[i] ? r.fd[i] : wf[i];
     }
+    if (rc == 0 && !r.ok)
+      rc = 2;
+    if (got == 0)
+      md_check_result_free(&r);
     inputs_free(&in);
   }
   if (rc != 1) {
+    bool scalar = md_output_rows(f, NULL) == 1 && md_output_cols(f, NULL) == 1;
     printf("check %s: %llu trial%s, seed %llu\n", file, trials, trials == 1 ? "" : "s", seed);
     for (int i = 0; i < n; i++)
       if (md_input_is_wrt(f, i))
-        printf("  %sd%s/d%s: tape %.1e, finite differences %.1e\n",
-               shape_is_scalar(f->ctx.out->shape) ? "" : "G'*", md_output_name(f),
-               md_input_name(f, i), wt[i], wf[i]);
+        printf("  %sd%s/d%s: tape %.1e, finite differences %.1e\n", scalar ? "" : "G'*",
+               md_output_name(f), md_input_name(f, i), wt[i], wf[i]);
     printf(rc == 0 ? "ok: symbolic, tape and finite differences agree\n"
                    : "FAILED: the symbolic gradient disagrees (tolerances: tape %g, finite differences %g)\n",
-           TOL_TAPE, TOL_FD);
+           MD_CHECK_TOL_TAPE, MD_CHECK_TOL_FD);
   }
   free(wt);
   free(wf);
@@ -976,26 +894,15 @@ static const char cost_help[] =
     "gradients, at the given sizes. Reverse mode promises the second is at most\n"
     "about 4 times the first.\n";
 
-static int cmd_cost(int argc, char **argv) {
-  const char *file = NULL;
-  for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "--dim") && i + 1 < argc)
-      i++;
-    else if (argv[i][0] == '-' || file)
-      return fail("cost: unexpected '%s'\n%s", argv[i], cost_help);
-    else
-      file = argv[i];
-  }
-  if (!file)
-    return fail("cost needs a FILE\n%s", cost_help);
+static int cmd_cost(const Args *a) {
+  const char *file = a->file;
   md_function *f = compile_file(file);
   if (!f)
     return 1;
   Inputs in;
-  int rc = inputs_init(&in, f) ? 0 : fail("out of memory");
-  for (int i = 0; rc == 0 && i < argc; i++)
-    if (!strcmp(argv[i], "--dim"))
-      rc = parse_dim(&in, argv[++i]) ? 0 : 1;
+  int rc = inputs_init(&in, f, file) ? 0 : fail("out of memory");
+  if (rc == 0 && !apply_binds(a, &in))
+    rc = 1;
   for (int d = 0; rc == 0 && d < in.nd; d++)
     if (in.dims[d] < 0)
       rc = fail("size %s is not bound: give --dim %s=N", md_dim_name(f, d), md_dim_name(f, d));
@@ -1022,15 +929,14 @@ static const char usage[] =
     "  config --cflags|--libs|--jit-libs\n"
     "  --version, --help; VERB --help for a verb's options\n";
 
-static const struct {
-  const char *name;
-  int (*run)(int argc, char **argv);
-  const char *help;
-} verbs[] = {
-    {"diff", cmd_diff, diff_help},     {"compile", cmd_compile, compile_help},
-    {"graph", cmd_graph, graph_help},
-    {"eval", cmd_eval, eval_help},     {"check", cmd_check, check_help},
-    {"config", cmd_config, config_help},   {"cost", cmd_cost, cost_help},
+static const Verb verbs[] = {
+    {"diff", V_DIFF, true, cmd_diff, diff_help},
+    {"compile", V_COMPILE, true, cmd_compile, compile_help},
+    {"graph", V_GRAPH, true, cmd_graph, graph_help},
+    {"eval", V_EVAL, true, cmd_eval, eval_help},
+    {"check", V_CHECK, true, cmd_check, check_help},
+    {"config", V_CONFIG, false, cmd_config, config_help},
+    {"cost", V_COST, true, cmd_cost, cost_help},
 };
 
 int main(int argc, char **argv) {
@@ -1046,7 +952,10 @@ int main(int argc, char **argv) {
     for (int k = 2; k < argc; k++)
       if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h"))
         return fputs(verbs[i].help, stdout), 0;
-    return verbs[i].run(argc - 2, argv + 2);
+    Args a;
+    int rc = parse_args(&verbs[i], argc - 2, argv + 2, &a) ? verbs[i].run(&a) : 1;
+    args_free(&a);
+    return rc;
   }
   return fail("unknown verb '%s'\n%s", argv[1], usage);
 }

@@ -1,11 +1,10 @@
 /*
- * dataio.c - the CLI's data layer. Reading slurps the whole file and keeps
- * it as the "source" of every diagnostic, so a bad number is reported like
+ * dataio.c - the CLI's data layer. Every file the CLI reads is read whole by
+ * io_read_file. A text matrix is kept as the "source" of every diagnostic, so a bad number is reported like
  * a bad token in an .expr file: file:line:col, the line, a caret under the
  * token. Writing uses %.17g, which strtod reads back to the same double.
  * Printing follows the seed notebook's PyTorch output so the two can be
- * compared by eye. The generator is xoshiro256** with a normal sampler that
- * avoids libm's log, so a seed means the same numbers everywhere.
+ * compared by eye.
  */
 #include <errno.h>
 #include <limits.h>
@@ -17,46 +16,13 @@
 #include "dataio.h"
 #include "diag.h"
 
-/* ---- reading ------------------------------------------------------------ */
+/* ---- files ------------------------------------------------------------- */
 
-// Loc offsets are ints, so a data file must be shorter than INT_MAX bytes.
-#define MAX_TEXT ((size_t)INT_MAX)
+// Loc offsets are ints, so a file the CLI reads must be shorter than
+// INT_MAX bytes, its NUL included.
+#define MAX_FILE ((size_t)INT_MAX)
 
-// Quote at most this many bytes of a bad token in a message.
-#define MAX_QUOTE 40
-
-typedef struct Reader {
-  const char *file;   /* the path, for diagnostics */
-  const char *src;    /* the whole file, NUL-terminated, no NUL inside */
-  long len;
-  md_error *err;
-  double *data;       /* the numbers read so far, row-major */
-  long n, cap;
-  long rows, cols;    /* cols is set by the first row; the others must match */
-} Reader;
-
-// Make room in *BUF (N bytes used of *CAP) for one more byte and the NUL.
-static int make_room(char **buf, size_t n, size_t *cap, const char *path, md_error *err) {
-  if (*cap - n >= 2)
-    return 0;
-  if (*cap == MAX_TEXT) {
-    diag_plain(err, "'%s' is too large (2 GiB at most)", path);
-    return -1;
-  }
-  size_t want = !*cap ? 4096 : *cap > MAX_TEXT / 2 ? MAX_TEXT : 2 * *cap;
-  char *p = realloc(*buf, want);
-  if (!p) {
-    diag_plain(err, "out of memory reading '%s'", path);
-    return -1;
-  }
-  *buf = p;
-  *cap = want;
-  return 0;
-}
-
-// Read the whole file at PATH into a NUL-terminated buffer. Reading to EOF
-// rather than trusting a size also works for pipes such as /dev/stdin.
-static char *slurp(const char *path, long *len, md_error *err) {
+char *io_read_file(const char *path, long *len, md_error *err) {
   FILE *f = fopen(path, "rb");
   if (!f) {
     diag_plain(err, "cannot read '%s': %s", path, strerror(errno));
@@ -65,8 +31,20 @@ static char *slurp(const char *path, long *len, md_error *err) {
   char *buf = NULL;
   size_t n = 0, cap = 0, got;
   do {
-    if (make_room(&buf, n, &cap, path, err) < 0)
-      goto error;
+    if (cap - n < 2) {  // room for one more byte and the NUL
+      if (cap == MAX_FILE) {
+        diag_plain(err, "'%s' is too large (2 GiB at most)", path);
+        goto error;
+      }
+      size_t want = !cap ? 4096 : cap > MAX_FILE / 2 ? MAX_FILE : 2 * cap;
+      char *p = realloc(buf, want);
+      if (!p) {
+        diag_plain(err, "out of memory reading '%s'", path);
+        goto error;
+      }
+      buf = p;
+      cap = want;
+    }
     got = fread(buf + n, 1, cap - n - 1, f);
     n += got;
   } while (got > 0);
@@ -83,6 +61,39 @@ error:
   free(buf);
   return NULL;
 }
+
+FILE *io_create(const char *path, md_error *err) {
+  FILE *f = fopen(path, "wb");
+  if (!f)
+    diag_plain(err, "cannot write '%s': %s", path, strerror(errno));
+  return f;
+}
+
+int io_close(FILE *f, int rc, const char *path, md_error *err) {
+  int saved = errno;
+  if (fclose(f) != 0 && rc == 0) {
+    rc = -1;
+    saved = errno;
+  }
+  if (rc < 0)
+    diag_plain(err, "cannot write '%s': %s", path, strerror(saved));
+  return rc;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+// Quote at most this many bytes of a bad token in a message.
+#define MAX_QUOTE 40
+
+typedef struct Reader {
+  const char *file;   /* the path, for diagnostics */
+  const char *src;    /* the whole file, NUL-terminated, no NUL inside */
+  long len;
+  md_error *err;
+  double *data;       /* the numbers read so far, row-major */
+  long n, cap;
+  long rows, cols;    /* cols is set by the first row; the others must match */
+} Reader;
 
 __attribute__((format(printf, 4, 5)))
 static int fail(Reader *R, long begin, long end, const char *fmt, ...) {
@@ -189,7 +200,7 @@ int io_read_matrix(const char *path, io_matrix *m, md_error *err) {
   diag_clear(err);
   *m = (io_matrix){NULL, 0, 0};
   Reader R = {.file = path, .err = err};
-  char *text = slurp(path, &R.len, err);
+  char *text = io_read_file(path, &R.len, err);
   if (!text)
     return -1;
   R.src = text;
@@ -219,20 +230,8 @@ int io_write_matrix(const char *path, const double *data, long rows, long cols, 
     diag_plain(err, "cannot write an empty %ld x %ld matrix to '%s'", rows, cols, path);
     return -1;
   }
-  FILE *f = fopen(path, "w");
-  if (!f) {
-    diag_plain(err, "cannot write '%s': %s", path, strerror(errno));
-    return -1;
-  }
-  int rc = write_rows(f, data, rows, cols);
-  int saved = errno;
-  if (fclose(f) != 0 && rc == 0) {
-    rc = -1;
-    saved = errno;
-  }
-  if (rc < 0)
-    diag_plain(err, "cannot write '%s': %s", path, strerror(saved));
-  return rc;
+  FILE *f = io_create(path, err);
+  return f ? io_close(f, write_rows(f, data, rows, cols), path, err) : -1;
 }
 
 /* ---- printing ----------------------------------------------------------- */
@@ -262,78 +261,5 @@ void io_print_matrix(FILE *f, const char *label, const double *data, long rows, 
     for (long j = 0; j < cols; j++)
       fprintf(f, "%s%*.4f", j ? ", " : "", width, data[i * cols + j]);
     fputs(i + 1 < rows ? "],\n" : "]]\n", f);
-  }
-}
-
-/* ---- random numbers ----------------------------------------------------- */
-
-_Static_assert(ULLONG_MAX == 0xFFFFFFFFFFFFFFFFULL, "io_rng needs a 64-bit unsigned long long");
-
-// The normal sampler must round the same on every platform: no fused
-// multiply-add. GCC in ISO mode (-std=c11) does not contract; clang must be told.
-#ifdef __clang__
-#pragma STDC FP_CONTRACT OFF
-#endif
-
-static unsigned long long splitmix64(unsigned long long *x) {
-  unsigned long long z = (*x += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
-static unsigned long long rotl(unsigned long long x, int k) {
-  return (x << k) | (x >> (64 - k));
-}
-
-static unsigned long long xoshiro_next(io_rng *r) {
-  unsigned long long *s = r->s;
-  unsigned long long result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-  s[2] ^= s[0];
-  s[3] ^= s[1];
-  s[1] ^= s[2];
-  s[0] ^= s[3];
-  s[2] ^= t;
-  s[3] = rotl(s[3], 45);
-  return result;
-}
-
-// splitmix64 is a bijection of its counter, so the four words are never all zero.
-void io_rng_seed(io_rng *r, unsigned long long seed) {
-  for (int i = 0; i < 4; i++)
-    r->s[i] = splitmix64(&seed);
-}
-
-double io_rng_uniform(io_rng *r) {
-  return (double)(xoshiro_next(r) >> 11) * 0x1.0p-53;
-}
-
-// ln x for a finite x > 0 from frexp, +, -, *, / only, which IEEE-754 rounds
-// the same everywhere (libm's log may differ in the last bit between systems).
-// x = m*2^e with m in [sqrt(1/2), sqrt(2)); ln m = 2 atanh(t), t = (m-1)/(m+1),
-// |t| < 0.172, and atanh(t)/t = 1 + t^2/3 + t^4/5 + ... is below an ulp by t^22.
-// It is within 3 ulps of glibc's log, plenty for sampling.
-static double portable_log(double x) {
-  const double ln2_hi = 0x1.62e42feep-1, ln2_lo = 0x1.a39ef35793c76p-33;  // fdlibm's split
-  int e;
-  double m = frexp(x, &e);
-  if (m < 0.70710678118654752440) {
-    m *= 2;
-    e--;
-  }
-  double t = (m - 1) / (m + 1), t2 = t * t, p = 1.0 / 23;
-  for (int k = 21; k >= 1; k -= 2)
-    p = p * t2 + 1.0 / k;
-  return e * ln2_hi + (2 * t * p + e * ln2_lo);
-}
-
-// Marsaglia's polar method. It yields two deviates; io_rng has no room to
-// keep the second, so it is dropped.
-double io_rng_normal(io_rng *r) {
-  for (;;) {
-    double u = 2 * io_rng_uniform(r) - 1, v = 2 * io_rng_uniform(r) - 1;
-    double s = u * u + v * v;
-    if (s > 0 && s < 1)
-      return u * sqrt(-2 * portable_log(s) / s);
   }
 }

@@ -1,7 +1,6 @@
 /*
  * dataio.h - the CLI's data layer: matrices in and out of text files,
- * matrices printed the way the seed notebook's PyTorch prints tensors, and a
- * seeded normal generator for random inputs.
+ * and matrices printed the way the seed notebook's PyTorch prints tensors.
  *
  * The text format is one row per line, numbers separated by whitespace
  * and/or commas, '#' to end of line a comment, blank lines ignored. A file of
@@ -20,6 +19,19 @@ typedef struct io_matrix {
   long rows, cols;
 } io_matrix;
 
+/* The whole file at PATH, NUL-terminated (it may hold NULs too), its length
+   in *LEN, malloc'd; or NULL with *ERR filled ("cannot read 'PATH': ...").
+   Reading to EOF rather than trusting a size also works for pipes such as
+   /dev/stdin. The CLI reads sources, text matrices and .npy files with it;
+   at most 2 GiB, since diagnostics locate bytes with ints. */
+char *io_read_file(const char *path, long *len, md_error *err);
+
+/* Writing a file: io_create opens PATH afresh (NULL with *ERR filled);
+   io_close closes F after the writes, whose status RC is 0 or -1, and
+   returns 0, or -1 with *ERR saying why ("cannot write 'PATH': ..."). */
+FILE *io_create(const char *path, md_error *err);
+int io_close(FILE *f, int rc, const char *path, md_error *err);
+
 /* Read the text matrix at PATH into *M. Returns 0, or -1 with *ERR filled
    (file:line:col, the line and a caret for errors in the text) and *M
    empty ({NULL, 0, 0}). ERR is cleared first. */
@@ -34,16 +46,5 @@ int io_write_matrix(const char *path, const double *data, long rows, long cols, 
 /* Print "LABEL =" and the matrix as PyTorch prints a tensor: 4 decimals,
    right-aligned to one common width. A 1x1 matrix prints as "LABEL = v". */
 void io_print_matrix(FILE *f, const char *label, const double *data, long rows, long cols);
-
-/* xoshiro256** seeded through splitmix64. The stream depends only on the
-   seed: the normal deviates use a log computed here, not libm's, so the same
-   seed gives the same bits on every IEEE-754 platform. */
-typedef struct io_rng {
-  unsigned long long s[4];
-} io_rng;
-
-void io_rng_seed(io_rng *r, unsigned long long seed);
-double io_rng_uniform(io_rng *r);   /* [0, 1), 53 random bits */
-double io_rng_normal(io_rng *r);    /* standard normal, Marsaglia's polar method */
 
 #endif

@@ -1,7 +1,9 @@
 /*
  * matdiff.h - the public C API of matdiff: compile a matrix-calculus
- * expression in process (parse, differentiate, emit C, libtcc) and call
- * the value and gradient functions it yields.
+ * expression in process (parse, differentiate, emit C, libtcc), call the
+ * value and gradient functions it yields, and check those gradients against
+ * the runtime's tape and finite differences (md_check), as `matdiff check`
+ * does.
  *
  * Every call reports failure through an md_error and never prints or exits.
  * An md_function is independent of every other one: several may live at
@@ -49,6 +51,15 @@ double md_flops(md_function *f, const long *dims, int grad);
 long md_output_rows(const md_function *f, const long *dims);  /* -1 if a dim is unbound */
 long md_output_cols(const md_function *f, const long *dims);
 
+/* What a size is made of: input I's rows (AXIS 0) or columns (AXIS 1) are
+   the symbolic size k = md_input_dim(f, i, axis) >= 0 (md_dim_name(f, k)),
+   or -1 for a literal, which md_input_rows/cols give with DIMS NULL. -2 if I
+   or AXIS is out of range. md_output_dim says the same of the output. */
+int md_input_dim(const md_function *f, int i, int axis);
+int md_output_dim(const md_function *f, int axis);
+/* Declared vector(n): an n x 1 column that a file may hold as one row. */
+int md_input_is_vector(const md_function *f, int i);
+
 /* The value of the output into OUT (one double for a scalar output, else
    rows*cols, row-major). DIMS holds one value per symbolic size, INPUTS one
    row-major buffer per declared variable (a scalar: a pointer to one
@@ -65,6 +76,96 @@ int md_grad(md_function *f, const long *dims, const double *const *inputs, doubl
    the output's shape (for a scalar output, one double scaling the gradient). */
 int md_vjp(md_function *f, const long *dims, const double *const *inputs, const double *seed,
            double *out, double *const *grads, md_error *err);
+
+/* ---- the oracle (check.c) ---- */
+
+/* The value and gradients md_vjp (SEED given) or md_grad (SEED NULL) would
+   give, with the same conventions (OUT may be NULL; ADDS into grads[i]; NULL
+   entries and inputs not in wrt are skipped), but computed independently:
+   the value's operations are recorded on the runtime's tape (matdiff_rt.h)
+   and its reverse pass runs. No symbolic derivative and no emitted code is
+   involved, which makes it the oracle the tests and `matdiff check` hold the
+   JIT against. 0, or -1 with *ERR filled (a singular matrix, a bad size). */
+int md_tape_vjp(md_function *f, const long *dims, const double *const *inputs, const double *seed,
+                double *out, double *const *grads, md_error *err);
+
+/* A seeded generator: xoshiro256** through splitmix64. The stream depends
+   on the seed alone (its normal deviates use no libm function, whose last
+   bit may differ between systems), so a seed means the same numbers
+   everywhere: md_check's inputs and `matdiff eval --seed`'s. */
+typedef struct md_rng {
+  unsigned long long s[4];
+} md_rng;
+void md_rng_seed(md_rng *r, unsigned long long seed);
+double md_rng_uniform(md_rng *r);   /* [0, 1), 53 random bits */
+double md_rng_normal(md_rng *r);    /* standard normal, Marsaglia's polar method */
+
+/* How far A is from the reference B (N numbers each): max|a - b| divided by
+   max(1, max|b|), so relative where B is large and absolute where it is
+   small (a quantity that is 0 in exact arithmetic is rounding noise in
+   every method, and its relative error means nothing). NaN if any
+   difference is NaN. Every disagreement md_check reports is this. */
+double md_rel_err(const double *a, const double *b, long n);
+
+/* ---- the gradient checker (check.c) ---- */
+
+/* md_check's tolerances, for md_rel_err. The tape computes the same numbers
+   in another order of operations: they agree to rounding, so 1e-9 is
+   generous. Central differences with step h = 1e-6*max(1,|x|) carry an
+   O(h^2) truncation and an O(eps/h) rounding error, about 1e-8 on
+   well-scaled inputs: 1e-5 leaves room for curvature without hiding real
+   mistakes, which are O(1). */
+#define MD_CHECK_TOL_TAPE 1e-9
+#define MD_CHECK_TOL_FD 1e-5
+
+/* How md_check drew the inputs it was not given: standard normal first; if
+   the function is not finite there (log or sqrt of a negative, arcsin
+   beyond 1, a singular matrix), smaller numbers, then positive ones. */
+typedef enum md_dist {
+  MD_DIST_GIVEN,     /* nothing was drawn: every input was given */
+  MD_DIST_NORMAL,    /* standard normal */
+  MD_DIST_SMALL,     /* uniform in [-0.5, 0.5] */
+  MD_DIST_POSITIVE,  /* uniform in [0.1, 0.9] */
+} md_dist;
+
+typedef struct md_check_opts {
+  const double *const *inputs; /* NULL, or one buffer per input: NULL entries are drawn */
+  const double *seed;          /* the output's shape (one double for a scalar): the
+                                  gradients checked are md_vjp's with it. NULL: drawn
+                                  standard normal for a non-scalar output; md_grad's
+                                  for a scalar one */
+  md_rng *rng;                 /* what is drawn comes from here; NULL: a generator
+                                  seeded with 1 */
+  int skip_fd;                 /* leave finite differences out */
+} md_check_opts;
+
+typedef struct md_check_result {
+  int ok;             /* every disagreement within its tolerance */
+  md_dist dist;       /* how the inputs not given were drawn */
+  int well;           /* drawn square inputs had their size added to the diagonal */
+  const char *dist_name; /* DIST in words, e.g. "uniform in [0.1, 0.9]" */
+  double value;       /* md_rel_err of the value, the JIT's against the tape's */
+  double *tape;       /* one per input: of the gradient against the tape's */
+  double *fd;         /* one per input: against central differences */
+} md_check_result;
+
+/* Hold F's symbolic gradients, as the JIT computes them, against the tape
+   (md_tape_vjp) and against central differences of md_eval, at the sizes
+   DIMS (all bound) and at inputs that OPTS (NULL: all defaults) gives or
+   that are drawn. Drawn inputs are standard normal, or smaller, or
+   positive, the first at which F is finite; if F inverts a matrix (inv,
+   det, logdet), its square inputs get their size added to the diagonal
+   first, else last, so that they are well conditioned. A matrix output is
+   checked through the vector-Jacobian product with a seed S, against
+   differences of sum(S .* output).
+
+   0 with *RES filled (RES->ok says whether all agree; tape and fd are 0 for
+   an input not in wrt, fd also with skip_fd), or -1 with *ERR filled (a
+   call failed: a singular matrix, a bad size) and RES->dist still set.
+   Release RES's arrays with md_check_result_free, in either case. */
+int md_check(md_function *f, const long *dims, const md_check_opts *opts, md_check_result *res,
+             md_error *err);
+void md_check_result_free(md_check_result *res);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,7 @@
  *   diff.c            DAG -> one adjoint DAG per wrt variable (reverse mode)
  *   simplify.c        rewrite rules to a fixpoint
  *   print.c           DAG -> text in the input language
+ *   dump.c            the state between stages as text (matdiff diff --dump)
  *   emit_c.c          DAG -> C source
  *   jit.c             C source -> machine code with libtcc
  *
@@ -274,6 +275,30 @@ void diff_program(Ctx *c, Node *seed);
 
 /* Simplify every gradient in c->grads. */
 void simp_program(Ctx *c);
+
+/* ---- api.c ------------------------------------------------------------- */
+
+/* The front half of the pipeline as a table of stages, in order, ended by
+   a NULL name: parse, dag (lowering), adjoint (reverse mode), simplified.
+   Each runs on the state the one before left (false with the error
+   reported) and has a printer of the state it leaves, which
+   `matdiff diff --dump=STAGE,...` shows. A stage is one line here. */
+typedef struct Stage {
+  const char *name;
+  bool (*run)(Ctx *c);
+  void (*dump)(Ctx *c, Buf *b);
+} Stage;
+extern const Stage md_stages[];
+
+/* Every stage of md_stages. md_compile runs it before emitting C; the
+   CLI's diff, graph and compile run it alone. */
+bool md_front(Ctx *c);
+
+/* ---- dump.c ------------------------------------------------------------ */
+
+void dump_parse(Ctx *c, Buf *b);   /* the statements, as s-expressions */
+void dump_dag(Ctx *c, Buf *b);     /* the value's DAG, one node a line */
+void dump_grads(Ctx *c, Buf *b);   /* the gradients' DAG, the same way */
 
 /* ---- print.c ----------------------------------------------------------- */
 

@@ -1,10 +1,10 @@
 /*
  * npy.c - NumPy's .npy files in and out (npy.h shows the layout). Reading
- * slurps the file, checks the preamble, parses the header (a Python dict
- * literal) with a small recursive-descent parser that knows the three keys,
- * checks the data's length against the shape, then converts the data to
- * row-major doubles. Each element is put together from its bytes in the
- * file's byte order, so the host's byte order never matters.
+ * takes the whole file (io_read_file), checks the preamble, parses the
+ * header (a Python dict literal) with a small recursive-descent parser that
+ * knows the three keys, checks the data's length against the shape, then
+ * converts the data to row-major doubles. Each element is put together from
+ * its bytes in the file's byte order, so the host's byte order never matters.
  *
  * A diagnostic shows the file up to the end of the header as one line, the
  * preamble's binary bytes and anything unprintable as '?', so every column
@@ -36,12 +36,9 @@ enum {
   MAX_QUOTE = 40,          /* quote at most this many bytes of the header in a message */
 };
 
-// Loc offsets are ints, so a .npy file must be shorter than INT_MAX bytes.
-#define MAX_FILE ((size_t)INT_MAX)
-
 // The most entries a shape may claim, so that counts and byte sizes never
 // overflow. Any shape near it is rejected anyway: its data would not fit in
-// MAX_FILE bytes.
+// a file io_read_file reads (2 GiB).
 #define MAX_COUNT (1ULL << 59)
 
 /* ---- reading: the file and its diagnostics ------------------------------ */
@@ -64,47 +61,6 @@ typedef struct Reader {
   char descr[8];              /* '<f8', '>f8', '<f4' or '>f4' */
   Loc shape;                  /* the shape's text, where errors about the data point */
 } Reader;
-
-// Read the whole file at PATH. Reading to EOF rather than trusting a size
-// also works for pipes such as /dev/stdin.
-static unsigned char *read_all(const char *path, long *len, md_error *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    diag_plain(err, "cannot read '%s': %s", path, strerror(errno));
-    return NULL;
-  }
-  unsigned char *buf = NULL;
-  size_t n = 0, cap = 0, got;
-  do {
-    if (n == cap) {
-      if (cap == MAX_FILE) {
-        diag_plain(err, "'%s' is too large (2 GiB at most)", path);
-        goto error;
-      }
-      size_t want = !cap ? 4096 : cap > MAX_FILE / 2 ? MAX_FILE : 2 * cap;
-      unsigned char *p = realloc(buf, want);
-      if (!p) {
-        diag_plain(err, "out of memory reading '%s'", path);
-        goto error;
-      }
-      buf = p;
-      cap = want;
-    }
-    got = fread(buf + n, 1, cap - n, f);
-    n += got;
-  } while (got > 0);
-  if (ferror(f)) {
-    diag_plain(err, "cannot read '%s': %s", path, strerror(errno));
-    goto error;
-  }
-  fclose(f);
-  *len = (long)n;
-  return buf;
-error:
-  fclose(f);
-  free(buf);
-  return NULL;
-}
 
 // Byte I of the file as a diagnostic shows it: the preamble's binary bytes
 // (all but "NUMPY") and whatever is not printable ASCII as '?', whitespace
@@ -532,7 +488,7 @@ int npy_read(const char *path, io_matrix *m, md_error *err) {
   diag_clear(err);
   *m = (io_matrix){NULL, 0, 0};
   Reader R = {.file = path, .err = err};
-  unsigned char *buf = read_all(path, &R.len, err);
+  unsigned char *buf = (unsigned char *)io_read_file(path, &R.len, err);
   if (!buf)
     return -1;
   R.buf = buf;
@@ -628,18 +584,9 @@ int npy_write(const char *path, const double *data, long rows, long cols, int ve
   char head[256];
   int n = header(head, shape, first);
 
-  FILE *f = fopen(path, "wb");
-  if (!f) {
-    diag_plain(err, "cannot write '%s': %s", path, strerror(errno));
+  FILE *f = io_create(path, err);
+  if (!f)
     return -1;
-  }
   int rc = fwrite(head, 1, (size_t)n, f) == (size_t)n ? write_data(f, data, rows * cols) : -1;
-  int saved = errno;
-  if (fclose(f) != 0 && rc == 0) {
-    rc = -1;
-    saved = errno;
-  }
-  if (rc < 0)
-    diag_plain(err, "cannot write '%s': %s", path, strerror(saved));
-  return rc;
+  return io_close(f, rc, path, err);
 }

@@ -25,9 +25,9 @@
  * so nothing downstream overflows and finite differences stay meaningful.
  */
 #include "gen.h"
+#include "util.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,12 +46,6 @@
 
 /* ---- random numbers ----------------------------------------------------- */
 
-static uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
 uint64_t gen_hash(uint64_t seed, const char *tag) {
   uint64_t h = mix64(seed + 0x9E3779B97F4A7C15ull);
   for (const unsigned char *s = (const unsigned char *)tag; *s; s++)
@@ -59,22 +53,14 @@ uint64_t gen_hash(uint64_t seed, const char *tag) {
   return h;
 }
 
-double gen_uniform(uint64_t *state, double lo, double hi) {
-  *state += 0x9E3779B97F4A7C15ull;
-  return lo + (hi - lo) * (double)(mix64(*state) >> 11) * 0x1.0p-53;
-}
-
 typedef struct Gen {
   GProg *p;
-  uint64_t s;
+  Rng rng;
   int budget;        /* composite nodes still allowed */
   bool hostile;      /* names that collide with C */
 } Gen;
 
-static uint64_t next(Gen *g) {
-  g->s += 0x9E3779B97F4A7C15ull;
-  return mix64(g->s);
-}
+static uint64_t next(Gen *g) { return next_u64(&g->rng); }
 static int pick(Gen *g, int n) { return (int)(next(g) % (uint64_t)n); }
 static bool chance(Gen *g, double pr) { return (double)(next(g) >> 11) * 0x1.0p-53 < pr; }
 
@@ -1103,7 +1089,7 @@ static bool let_dead(const GProg *p, int k, int root) {
 }
 
 static void one_program(GProg *p, uint64_t seed, uint64_t attempt) {
-  Gen g = {.p = p, .s = gen_hash(seed, "program") + attempt * 0x51ED27u};
+  Gen g = {.p = p, .rng = {gen_hash(seed, "program") + attempt * 0x51ED27u}};
   memset(p, 0, sizeof *p);
   p->seed = seed;
   g.hostile = GEN_HOSTILE_NAMES && chance(&g, 0.08);
@@ -1187,28 +1173,6 @@ void gen_copy(GProg *dst, const GProg *src) {
 
 /* ---- printing ----------------------------------------------------------- */
 
-typedef struct Out {
-  char *s;
-  size_t len, cap;
-} Out;
-
-static void put(Out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(Out *o, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  if (o->len + (size_t)n + 1 > o->cap) {
-    o->cap = (o->len + (size_t)n + 1) * 2;
-    o->s = realloc(o->s, o->cap);
-    if (!o->s)
-      abort();
-  }
-  va_start(ap, fmt);
-  vsnprintf(o->s + o->len, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  o->len += (size_t)n;
-}
 
 /* Style bits of a node. */
 enum {

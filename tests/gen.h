@@ -142,9 +142,8 @@ int gen_eval(const GProg *p, const long *dims, const double *const *inputs, doub
    the number of calls made. */
 int gen_shrink(GProg *p, bool (*still_fails)(const GProg *, void *), void *arg, int max_tries);
 
-/* Deterministic numbers for the test's data: a hash of a seed and a tag, and
-   a uniform double in [lo, hi) from a state. */
+/* A hash of a seed and a tag: the seed of the test's data, as an Rng of
+   util.h, so that a program and its shrunk forms see the same numbers. */
 uint64_t gen_hash(uint64_t seed, const char *tag);
-double gen_uniform(uint64_t *state, double lo, double hi);
 
 #endif

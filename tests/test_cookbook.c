@@ -4,8 +4,8 @@
  * must equal three oracles at random, well-conditioned inputs:
  *   1. the Cookbook's closed form, compiled by matdiff as a plain
  *      expression and evaluated with md_eval (no differentiation involved);
- *   2. the runtime's tape, recording the function's value only;
- *   3. central finite differences of md_eval.
+ *   2. the runtime's tape, recording the function's value only, and
+ *   3. central finite differences of md_eval, both through md_check.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -13,31 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "api.h"
 #include "cases.h"
-#include "matdiff_rt.h"
+#include "util.h"
 
 #define CASES MD_SRC_DIR "/tests/cases/cookbook.txt"
 #define SIZE_K 4
 #define SIZE_M 6
-
-static uint64_t rng_state;
-
-static double uniform(double lo, double hi) {
-  rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-  return lo + (hi - lo) * (double)(rng_state >> 11) / 9007199254740992.0;
-}
-
-// max|a - b| / max(1, max|b|): relative for gradients of size, absolute
-// for small ones, whose finite differences are all rounding.
-static double rel_err(const double *a, const double *b, long n) {
-  double d = 0, s = 0;
-  for (long i = 0; i < n; i++) {
-    d = fmax(d, fabs(a[i] - b[i]));
-    s = fmax(s, fabs(b[i]));
-  }
-  return isnan(d) ? INFINITY : d / fmax(s, 1);
-}
 
 // The closed form's source: the case's declarations, then g = EXPECT.
 static char *expect_source(const Case *k) {
@@ -57,7 +38,7 @@ typedef struct Inputs {
   long len[16];
 } Inputs;
 
-static void make_inputs(md_function *f, bool positive, Inputs *p) {
+static void make_inputs(md_function *f, Rng *g, bool positive, Inputs *p) {
   memset(p, 0, sizeof *p);
   for (int d = 0; d < md_num_dims(f); d++)
     p->dims[d] = !strcmp(md_dim_name(f, d), "m") ? SIZE_M : SIZE_K;
@@ -68,7 +49,7 @@ static void make_inputs(md_function *f, bool positive, Inputs *p) {
     p->len[i] = r * c;
     p->in[i] = malloc(sizeof(double) * (size_t)p->len[i]);
     for (long e = 0; e < r * c; e++)
-      p->in[i][e] = positive ? uniform(0.5, 1.5) : uniform(-1, 1);
+      p->in[i][e] = positive ? uniform(g, 0.5, 1.5) : uniform(g, -1, 1);
     // Square matrices are made diagonally dominant: invertible, well conditioned.
     for (long e = 0; r == c && r > 1 && e < r; e++)
       p->in[i][e * c + e] += (double)r;
@@ -95,9 +76,9 @@ static void check_case(const Case *k) {
   md_function *g = md_compile(gsrc, k->name, &err);
   cr_assert(g, "%s: the closed form does not compile: %s\n%s", k->name, err.diag, gsrc);
 
-  rng_state = 0x9e3779b97f4a7c15ull ^ (uint64_t)k->line;
+  Rng rng = {0x9e3779b97f4a7c15ull ^ (uint64_t)k->line};
   Inputs p;
-  make_inputs(f, cases_flag(k, "positive"), &p);
+  make_inputs(f, &rng, cases_flag(k, "positive"), &p);
   int v = wrt_index(f);
   cr_assert(v >= 0);
   long len = p.len[v];
@@ -121,35 +102,20 @@ static void check_case(const Case *k) {
   cr_assert_eq(md_output_rows(g, q.dims) * md_output_cols(g, q.dims), len,
                "%s: the closed form has the wrong shape", k->name);
   cr_assert_eq(md_eval(g, q.dims, gin, closed, &err), 0, "%s: %s", k->name, err.message);
-  double e1 = rel_err(grads[v], closed, len);
+  double e1 = md_rel_err(grads[v], closed, len);
   cr_expect(e1 < 1e-9, "%s: matdiff and the Cookbook differ by %g\n  matdiff: %s\n  Cookbook: %s",
             k->name, e1, md_grad_formula(f, v), k->expect);
 
-  // 2. The tape.
-  mdrt_tape *t = mdrt_tape_new();
-  int leaves[16];
-  int out = record_on_tape(&f->ctx, t, p.dims, (const double *const *)p.in, leaves);
-  cr_assert(out >= 0 && mdrt_tape_backward(t, out, NULL) == 0, "%s: tape: %s", k->name,
-            mdrt_tape_error(t));
-  double e2 = rel_err(grads[v], mdrt_tape_grad(t, leaves[v]), len);
-  cr_expect(e2 < 1e-9, "%s: matdiff and the tape differ by %g", k->name, e2);
-  mdrt_tape_free(t);
+  // 2 and 3. The tape and central finite differences.
+  md_check_opts o = {.inputs = (const double *const *)p.in};
+  md_check_result r;
+  cr_assert_eq(md_check(f, p.dims, &o, &r, &err), 0, "%s: %s", k->name, err.message);
+  cr_expect(r.tape[v] <= MD_CHECK_TOL_TAPE, "%s: matdiff and the tape differ by %g", k->name, r.tape[v]);
+  cr_expect(r.fd[v] <= MD_CHECK_TOL_FD, "%s: matdiff and finite differences differ by %g", k->name,
+            r.fd[v]);
+  cr_expect(r.ok, "%s: md_check fails (value off the tape by %g)", k->name, r.value);
+  md_check_result_free(&r);
 
-  // 3. Central finite differences.
-  double *fd = calloc((size_t)len, sizeof(double));
-  for (long e = 0; e < len; e++) {
-    double x = p.in[v][e], h = 1e-6 * fmax(1, fabs(x)), fp, fm;
-    p.in[v][e] = x + h;
-    cr_assert_eq(md_eval(f, p.dims, (const double *const *)p.in, &fp, &err), 0);
-    p.in[v][e] = x - h;
-    cr_assert_eq(md_eval(f, p.dims, (const double *const *)p.in, &fm, &err), 0);
-    p.in[v][e] = x;
-    fd[e] = (fp - fm) / (2 * h);
-  }
-  double e3 = rel_err(grads[v], fd, len);
-  cr_expect(e3 < 1e-6, "%s: matdiff and finite differences differ by %g", k->name, e3);
-
-  free(fd);
   free(closed);
   free(grads[v]);
   free_inputs(&p);

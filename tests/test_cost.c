@@ -9,20 +9,11 @@
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include "matdiff.h"
-
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  cr_assert(f, "cannot open %s", path);
-  char *s = calloc(1, 1 << 20);
-  size_t n = fread(s, 1, (1 << 20) - 1, f);
-  fclose(f);
-  s[n] = '\0';
-  return s;
-}
+#include "util.h"
 
 static void check_file(const char *path) {
   char *src = slurp(path);
+  cr_assert(src, "cannot read %s", path);
   md_error err;
   md_function *f = md_compile(src, path, &err);
   cr_assert(f, "%s", err.diag);

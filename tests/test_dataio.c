@@ -1,8 +1,8 @@
 /*
  * test_dataio.c - unit tests of the CLI's data layer (compiler/dataio.c):
  * the text matrix format and each of its errors, down to the caret line,
- * the exact %.17g round trip, the PyTorch-style printing and the seeded
- * generator. Every test writes its files into its own mkdtemp directory.
+ * the exact %.17g round trip and the PyTorch-style printing. Every test
+ * writes its files into its own mkdtemp directory.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <criterion/criterion.h>
@@ -13,52 +13,13 @@
 #include <string.h>
 #include <unistd.h>
 #include "dataio.h"
+#include "util.h"
 
 /* ---- fixture: a temporary directory per test ----------------------------- */
 
-static char dir[64];
-static char files[16][128];   /* paths created in DIR, removed at teardown */
-static int nfiles;
+static void setup(void) { tmpdir_setup("test_dataio"); }
 
-static void setup(void) {
-  snprintf(dir, sizeof dir, "/tmp/test_dataio.XXXXXX");
-  cr_assert_not_null(mkdtemp(dir), "mkdtemp failed");
-  nfiles = 0;
-}
-
-static void teardown(void) {
-  for (int i = 0; i < nfiles; i++)
-    unlink(files[i]);
-  rmdir(dir);
-}
-
-TestSuite(dataio, .init = setup, .fini = teardown);
-
-// The path of NAME in the test's directory, remembered for removal.
-static const char *path_of(const char *name) {
-  static char path[128];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  for (int i = 0; i < nfiles; i++)
-    if (!strcmp(files[i], path))
-      return files[i];
-  cr_assert_lt(nfiles, 16);
-  strcpy(files[nfiles], path);
-  return files[nfiles++];
-}
-
-// Write LEN bytes of TEXT to NAME; return its path.
-static const char *put_bytes(const char *name, const char *text, size_t len) {
-  const char *path = path_of(name);
-  FILE *f = fopen(path, "wb");
-  cr_assert_not_null(f);
-  cr_assert_eq(fwrite(text, 1, len, f), len);
-  fclose(f);
-  return path;
-}
-
-static const char *put(const char *name, const char *text) {
-  return put_bytes(name, text, strlen(text));
-}
+TestSuite(dataio, .init = setup, .fini = tmpdir_remove);
 
 // Read the whole file at PATH (for checking what io_write_matrix wrote).
 static char *contents(const char *path) {
@@ -77,7 +38,7 @@ static char *contents(const char *path) {
 static void expect_matrix(const char *text, long rows, long cols, const double *want) {
   io_matrix m;
   md_error err;
-  int rc = io_read_matrix(put("m.txt", text), &m, &err);
+  int rc = io_read_matrix(tmpdir_text("m.txt", text), &m, &err);
   cr_assert_eq(rc, 0, "unexpected error: %s", err.diag);
   cr_assert_eq(m.rows, rows);
   cr_assert_eq(m.cols, cols);
@@ -132,7 +93,7 @@ Test(dataio, number_spellings) {
 Test(dataio, negative_zero_and_subnormal) {
   io_matrix m;
   md_error err;
-  cr_assert_eq(io_read_matrix(put("z.txt", "-0 4.9406564584124654e-324\n"), &m, &err), 0,
+  cr_assert_eq(io_read_matrix(tmpdir_text("z.txt", "-0 4.9406564584124654e-324\n"), &m, &err), 0,
                "%s", err.diag);
   cr_assert(signbit(m.data[0]) && m.data[0] == 0);
   cr_assert_eq(m.data[1], DBL_TRUE_MIN);
@@ -145,7 +106,7 @@ Test(dataio, negative_zero_and_subnormal) {
 // diagnostic shows SOURCE (the line) and CARET below it.
 static void expect_error_n(const char *text, size_t len, int line, int col, const char *message,
                            const char *source, const char *caret) {
-  const char *path = put_bytes("bad.txt", text, len);
+  const char *path = tmpdir_file("bad.txt", text, len);
   io_matrix m = {(double *)&m, 7, 7};
   md_error err;
   memset(&err, 'x', sizeof err);   // io_read_matrix must clear it
@@ -170,7 +131,7 @@ static void expect_error(const char *text, int line, int col, const char *messag
 Test(dataio, missing_file) {
   io_matrix m;
   md_error err;
-  const char *path = path_of("nope.txt");
+  const char *path = tmpdir_path("nope.txt");
   cr_assert_eq(io_read_matrix(path, &m, &err), -1);
   char want[256];
   snprintf(want, sizeof want, "cannot read '%s': No such file or directory", path);
@@ -186,9 +147,9 @@ Test(dataio, missing_file) {
 Test(dataio, directory) {
   io_matrix m;
   md_error err;
-  cr_assert_eq(io_read_matrix(dir, &m, &err), -1);
+  cr_assert_eq(io_read_matrix(tmpdir(), &m, &err), -1);
   char want[256];
-  snprintf(want, sizeof want, "cannot read '%s': Is a directory", dir);
+  snprintf(want, sizeof want, "cannot read '%s': Is a directory", tmpdir());
   cr_assert_str_eq(err.message, want);
   cr_assert_null(m.data);
 }
@@ -275,7 +236,7 @@ Test(dataio, error_after_many_rows_frees_them) {
 
 Test(dataio, write_layouts) {
   md_error err;
-  const char *path = path_of("w.txt");
+  const char *path = tmpdir_path("w.txt");
   cr_assert_eq(io_write_matrix(path, (double[]){1, 2.5, -3, 4}, 2, 2, &err), 0, "%s", err.diag);
   cr_assert_str_eq(contents(path), "1 2.5\n-3 4\n");
   cr_assert_eq(io_write_matrix(path, (double[]){1, 2, 3}, 3, 1, &err), 0);
@@ -292,12 +253,12 @@ Test(dataio, round_trip_is_exact) {
   static double a[R * C];
   double special[] = {0.1, 1.0 / 3, -0.0, DBL_MAX, -DBL_MAX, DBL_MIN, DBL_TRUE_MIN,
                       nextafter(1, 2), 162.55115544756484, -2.2250738585072009e-308};
-  io_rng r;
-  io_rng_seed(&r, 7);
+  md_rng r;
+  md_rng_seed(&r, 7);
   for (int k = 0; k < R * C; k++)
-    a[k] = k < 10 ? special[k] : ldexp(io_rng_normal(&r), (int)(io_rng_uniform(&r) * 2000) - 1000);
+    a[k] = k < 10 ? special[k] : ldexp(md_rng_normal(&r), (int)(md_rng_uniform(&r) * 2000) - 1000);
   md_error err;
-  const char *path = path_of("rt.txt");
+  const char *path = tmpdir_path("rt.txt");
   cr_assert_eq(io_write_matrix(path, a, R, C, &err), 0, "%s", err.diag);
   io_matrix m;
   cr_assert_eq(io_read_matrix(path, &m, &err), 0, "%s", err.diag);
@@ -312,13 +273,13 @@ Test(dataio, round_trip_is_exact) {
 Test(dataio, write_errors) {
   md_error err;
   char path[128];
-  snprintf(path, sizeof path, "%s/no/such/dir.txt", dir);
+  snprintf(path, sizeof path, "%s/no/such/dir.txt", tmpdir());
   cr_assert_eq(io_write_matrix(path, (double[]){1}, 1, 1, &err), -1);
   char want[256];
   snprintf(want, sizeof want, "cannot write '%s': No such file or directory", path);
   cr_assert_str_eq(err.message, want);
-  cr_assert_eq(io_write_matrix(path_of("e.txt"), NULL, 0, 3, &err), -1);
-  snprintf(want, sizeof want, "cannot write an empty 0 x 3 matrix to '%s'", path_of("e.txt"));
+  cr_assert_eq(io_write_matrix(tmpdir_path("e.txt"), NULL, 0, 3, &err), -1);
+  snprintf(want, sizeof want, "cannot write an empty 0 x 3 matrix to '%s'", tmpdir_path("e.txt"));
   cr_assert_str_eq(err.message, want);
 }
 
@@ -358,75 +319,4 @@ Test(dataio, print_column_and_row) {
 Test(dataio, print_without_label_and_empty) {
   expect_printed(NULL, (double[]){3}, 1, 1, "3.0000\n");
   expect_printed("e", NULL, 0, 4, "e =\n[]\n");
-}
-
-/* ---- random numbers ------------------------------------------------------ */
-
-// splitmix64 from 0 gives 0xe220a8397b1dcdaf, 0x6e789e6aa1b965f4, ...
-// (the reference test vector), and xoshiro256** from there gives the
-// uniforms and normals below on every IEEE-754 platform. If these change,
-// every seeded random input changes with them.
-Test(dataio, rng_reference_values) {
-  io_rng r;
-  io_rng_seed(&r, 0);
-  cr_assert_eq(r.s[0], 0xe220a8397b1dcdafULL);
-  cr_assert_eq(r.s[1], 0x6e789e6aa1b965f4ULL);
-  cr_assert_eq(r.s[2], 0x06c45d188009454fULL);
-  cr_assert_eq(r.s[3], 0xf88bb8a8724c81ecULL);
-  io_rng_seed(&r, 42);
-  cr_assert_eq(io_rng_uniform(&r), 0x1.5780b2e0c2ecp-4);
-  cr_assert_eq(io_rng_uniform(&r), 0x1.84136619b444ep-2);
-  cr_assert_eq(io_rng_uniform(&r), 0x1.5c2ea66473c93p-1);
-  io_rng_seed(&r, 42);
-  cr_assert_eq(io_rng_normal(&r), -0x1.73d2feb0fb377p-1);
-  cr_assert_eq(io_rng_normal(&r), 0x1.c5e21f7812a4ep-3);
-  cr_assert_eq(io_rng_normal(&r), 0x1.db514bfac5b4ep-2);
-  cr_assert_eq(io_rng_normal(&r), 0x1.79eb7c13cfccdp+0);
-}
-
-Test(dataio, rng_same_seed_same_stream) {
-  io_rng a, b, c;
-  io_rng_seed(&a, 12345);
-  io_rng_seed(&b, 12345);
-  io_rng_seed(&c, 12346);
-  int differ = 0;
-  for (int i = 0; i < 10000; i++) {
-    double x = io_rng_normal(&a), y = io_rng_normal(&b), z = io_rng_normal(&c);
-    cr_assert(!memcmp(&x, &y, sizeof x), "draw %d: %a != %a", i, x, y);
-    differ += x != z;
-  }
-  cr_assert_gt(differ, 9990, "seeds 12345 and 12346 give nearly the same stream");
-}
-
-Test(dataio, rng_uniform_range) {
-  io_rng r;
-  io_rng_seed(&r, 1);
-  double sum = 0;
-  for (int i = 0; i < 100000; i++) {
-    double u = io_rng_uniform(&r);
-    cr_assert(u >= 0 && u < 1, "%a out of [0, 1)", u);
-    sum += u;
-  }
-  cr_assert(fabs(sum / 100000 - 0.5) < 0.01, "mean %g", sum / 100000);
-}
-
-// Loose bounds, many standard errors wide: mean 0 (se 0.003), variance 1
-// (se 0.0045), P(|z| < 1) = 0.6827 (se 0.0015).
-Test(dataio, rng_normal_moments) {
-  enum { N = 100000 };
-  io_rng r;
-  io_rng_seed(&r, 2024);
-  double sum = 0, sumsq = 0;
-  long inside = 0;
-  for (int i = 0; i < N; i++) {
-    double z = io_rng_normal(&r);
-    cr_assert(isfinite(z));
-    sum += z;
-    sumsq += z * z;
-    inside += fabs(z) < 1;
-  }
-  double mean = sum / N, var = sumsq / N - mean * mean;
-  cr_assert(fabs(mean) < 0.02, "mean %g", mean);
-  cr_assert(fabs(var - 1) < 0.03, "variance %g", var);
-  cr_assert(fabs((double)inside / N - 0.6827) < 0.01, "P(|z| < 1) = %g", (double)inside / N);
 }

@@ -318,6 +318,23 @@ Test(decl, inputs_in_declaration_order_with_shapes) {
   cr_expect_eq(md_input_rows(f, 0, NULL), -1);
   cr_expect_eq(md_input_rows(f, 2, NULL), 1);
   cr_expect_eq(md_input_cols(f, 3, NULL), 4);
+  // Which size each side is: n=0, k=1, m=2 symbolic, -1 literal, -2 no such.
+  const int rdim[] = {0, 2, -1, 1}, cdim[] = {1, -1, -1, -1};
+  for (int i = 0; i < 4; i++) {
+    cr_expect_eq(md_input_dim(f, i, 0), rdim[i], "%s rows: size %d", name[i], md_input_dim(f, i, 0));
+    cr_expect_eq(md_input_dim(f, i, 1), cdim[i], "%s cols: size %d", name[i], md_input_dim(f, i, 1));
+    cr_expect_eq(md_input_is_vector(f, i), i == 1, "%s: vector %d", name[i], md_input_is_vector(f, i));
+  }
+  cr_expect_eq(md_input_dim(f, 4, 0), -2);
+  cr_expect_eq(md_input_dim(f, 0, 2), -2);
+  cr_expect_eq(md_output_dim(f, 0), -1);
+  cr_expect_eq(md_output_dim(f, 1), -1);
+  md_free(f);
+  f = compile_ok("A : matrix(n, k)\nB : matrix(k, 3)\nY = A*B\n");
+  cr_expect_eq(md_output_dim(f, 0), 0);
+  cr_expect_eq(md_output_dim(f, 1), -1);
+  cr_expect_eq(md_output_cols(f, NULL), 3);
+  cr_expect_eq(md_output_dim(f, -1), -2);
   md_free(f);
 }
 

@@ -24,60 +24,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "npy.h"
+#include "util.h"
 
 #define PYTHON "/usr/bin/python3"
 
 /* ---- fixture: a temporary directory per test ----------------------------- */
 
-static char dir[64];
+static void setup(void) { tmpdir_setup("test_npy"); }
 
-static void setup(void) {
-  snprintf(dir, sizeof dir, "/tmp/test_npy.XXXXXX");
-  cr_assert_not_null(mkdtemp(dir), "mkdtemp failed");
-}
-
-// Remove every file in the directory (NumPy's too), then the directory.
-static void teardown(void) {
-  DIR *d = opendir(dir);
-  if (!d)
-    return;
-  struct dirent *e;
-  char path[512];
-  while ((e = readdir(d)))
-    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-      snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-      unlink(path);
-    }
-  closedir(d);
-  rmdir(dir);
-}
-
-TestSuite(npy, .init = setup, .fini = teardown);
-
-// The path of NAME in the test's directory (a few are live at once).
-static const char *path_of(const char *name) {
-  static char paths[8][128];
-  static int next;
-  char *p = paths[next++ % 8];
-  snprintf(p, sizeof paths[0], "%s/%s", dir, name);
-  return p;
-}
-
-// Write a file afresh: ext4 flushes a file truncated over and over (its
-// auto_da_alloc), which made the thousands of small files below slow.
-static const char *put_bytes(const char *name, const void *bytes, size_t len) {
-  const char *path = path_of(name);
-  unlink(path);
-  FILE *f = fopen(path, "wb");
-  cr_assert_not_null(f);
-  cr_assert_eq(fwrite(bytes, 1, len, f), len);
-  fclose(f);
-  return path;
-}
-
-static const char *put(const char *name, const char *text) {
-  return put_bytes(name, text, strlen(text));
-}
+TestSuite(npy, .init = setup, .fini = tmpdir_remove);
 
 /* ---- NumPy, through /usr/bin/python3 ------------------------------------- */
 
@@ -104,31 +59,18 @@ static const char prelude[] =
     "        shape, fortran, dtype = read(f)\n"
     "    return '%d.%d %s %s %s' % (v[0], v[1], dtype.str, 'F' if fortran else 'C', shape)\n";
 
-// The whole of a small text file, malloc'd ("" when it cannot be read).
-static char *slurp(const char *path) {
-  char *buf = calloc(1, 1 << 16);
-  cr_assert_not_null(buf);
-  FILE *f = fopen(path, "r");
-  if (f) {
-    size_t n = fread(buf, 1, (1 << 16) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-  }
-  return buf;
-}
-
 // Run SCRIPT after the prelude with /usr/bin/python3 and return what it
 // prints (malloc'd). Skips the test when that Python or its NumPy is
 // missing; fails it, showing the traceback, when the script fails.
 static char *numpy(const char *script) {
-  const char *py = path_of("script.py"), *errors = path_of("stderr.txt");
+  const char *py = tmpdir_path("script.py"), *errors = tmpdir_path("stderr.txt");
   FILE *f = fopen(py, "w");
   cr_assert_not_null(f);
   fputs(prelude, f);
   fputs(script, f);
   fclose(f);
   char cmd[512];
-  snprintf(cmd, sizeof cmd, "%s %s %s 2>%s", PYTHON, py, dir, errors);
+  snprintf(cmd, sizeof cmd, "%s %s %s 2>%s", PYTHON, py, tmpdir(), errors);
   FILE *p = popen(cmd, "r");
   cr_assert_not_null(p, "popen failed");
   size_t len = 0, cap = 1 << 16;
@@ -149,7 +91,7 @@ static char *numpy(const char *script) {
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     char *traceback = slurp(errors);
-    cr_assert_fail("the script failed:\n%s\n%s%s", script, out, traceback);
+    cr_assert_fail("the script failed:\n%s\n%s%s", script, out, traceback ? traceback : "");
   }
   return out;
 }
@@ -190,7 +132,7 @@ static void expect_numpy_read(const char *a, const char *save, const char *heade
   cr_assert_str_eq(out, header, "NumPy wrote a different kind of file than the test wants");
   io_matrix m;
   md_error err;
-  int rc = npy_read(path_of("a.npy"), &m, &err);
+  int rc = npy_read(tmpdir_path("a.npy"), &m, &err);
   cr_assert_eq(rc, 0, "%s: %s", header, err.diag);
   char *s = nl + 1;
   expect_hexes(&m, &s, header);
@@ -319,7 +261,7 @@ static void fill(double *a, long n, unsigned seed) {
 // npy_write every case; np.load must see the shape and the values, and the
 // bytes must be what np.save writes for that array, header and all.
 Test(npy, numpy_reads_what_npy_write_writes) {
-  const char *want = path_of("want.txt");
+  const char *want = tmpdir_path("want.txt");
   FILE *w = fopen(want, "w");
   cr_assert_not_null(w);
   for (size_t i = 0; i < NWRITE; i++) {
@@ -328,7 +270,7 @@ Test(npy, numpy_reads_what_npy_write_writes) {
     double *a = malloc((size_t)n * sizeof *a);
     fill(a, n, (unsigned)i + 1);
     md_error err;
-    cr_assert_eq(npy_write(path_of(c->name), a, c->rows, c->cols, c->vector, &err), 0, "%s",
+    cr_assert_eq(npy_write(tmpdir_path(c->name), a, c->rows, c->cols, c->vector, &err), 0, "%s",
                  err.diag);
     fprintf(w, "%s|%s|", c->name, c->shape);
     for (long k = 0; k < n; k++)
@@ -370,7 +312,7 @@ Test(npy, round_trip_is_exact) {
     double *a = malloc((size_t)n * sizeof *a);
     fill(a, n, (unsigned)i + 1);
     md_error err;
-    const char *path = path_of(c->name);
+    const char *path = tmpdir_path(c->name);
     cr_assert_eq(npy_write(path, a, c->rows, c->cols, c->vector, &err), 0, "%s", err.diag);
     io_matrix m;
     cr_assert_eq(npy_read(path, &m, &err), 0, "%s: %s", c->name, err.diag);
@@ -386,7 +328,7 @@ Test(npy, round_trip_is_exact) {
 // 21 - len("3") spaces of room to grow, padding to 128 bytes, '\n'.
 Test(npy, header_bytes) {
   md_error err;
-  const char *path = path_of("h.npy");
+  const char *path = tmpdir_path("h.npy");
   cr_assert_eq(npy_write(path, (double[]){1, 2, 3, 4, 5, 6}, 3, 2, 0, &err), 0, "%s", err.diag);
   unsigned char buf[256];
   FILE *f = fopen(path, "rb");
@@ -407,11 +349,11 @@ Test(npy, header_bytes) {
 Test(npy, write_errors) {
   md_error err;
   char path[128], want[256];
-  snprintf(path, sizeof path, "%s/no/such/dir.npy", dir);
+  snprintf(path, sizeof path, "%s/no/such/dir.npy", tmpdir());
   cr_assert_eq(npy_write(path, (double[]){1}, 1, 1, 0, &err), -1);
   snprintf(want, sizeof want, "cannot write '%s': No such file or directory", path);
   cr_assert_str_eq(err.message, want);
-  const char *e = path_of("e.npy");
+  const char *e = tmpdir_path("e.npy");
   cr_assert_eq(npy_write(e, NULL, 0, 3, 0, &err), -1);
   snprintf(want, sizeof want, "cannot write an empty 0 x 3 matrix to '%s'", e);
   cr_assert_str_eq(err.message, want);
@@ -422,14 +364,14 @@ Test(npy, write_errors) {
 
 Test(npy, is_npy_by_the_magic) {
   md_error err;
-  const char *npy = path_of("x.npy");
+  const char *npy = tmpdir_path("x.npy");
   cr_assert_eq(npy_write(npy, (double[]){1}, 1, 1, 0, &err), 0);
   cr_assert(npy_is_npy(npy));
-  cr_assert_not(npy_is_npy(put("x.txt", "1 2\n3 4\n")));
-  cr_assert_not(npy_is_npy(put("short.npy", "\x93NUM")));
-  cr_assert_not(npy_is_npy(put("empty.npy", "")));
-  cr_assert_not(npy_is_npy(path_of("missing.npy")));
-  cr_assert_not(npy_is_npy(dir));
+  cr_assert_not(npy_is_npy(tmpdir_text("x.txt", "1 2\n3 4\n")));
+  cr_assert_not(npy_is_npy(tmpdir_text("short.npy", "\x93NUM")));
+  cr_assert_not(npy_is_npy(tmpdir_text("empty.npy", "")));
+  cr_assert_not(npy_is_npy(tmpdir_path("missing.npy")));
+  cr_assert_not(npy_is_npy(tmpdir()));
 }
 
 /* ---- headers NumPy does not write but reads ------------------------------ */
@@ -480,7 +422,7 @@ static io_matrix expect_read(const char *name, size_t len, long rows, long cols,
                              const double *want) {
   io_matrix m;
   md_error err;
-  int rc = npy_read(put_bytes(name, file, len), &m, &err);
+  int rc = npy_read(tmpdir_file(name, file, len), &m, &err);
   cr_assert_eq(rc, 0, "%s: %s", name, err.diag);
   cr_assert_eq(m.rows, rows, "%s", name);
   cr_assert_eq(m.cols, cols, "%s", name);
@@ -517,7 +459,7 @@ Test(npy, handmade_headers) {
   char *s = out;
   const char *names[] = {"order.npy", "space.npy", "long.npy"};
   for (int i = 0; i < 3; i++) {
-    cr_assert_eq(npy_read(path_of(names[i]), &m, &(md_error){0}), 0);
+    cr_assert_eq(npy_read(tmpdir_path(names[i]), &m, &(md_error){0}), 0);
     expect_hexes(&m, &s, names[i]);
     free(m.data);
   }
@@ -530,7 +472,7 @@ Test(npy, handmade_headers) {
 // diagnostic shows SOURCE and a caret WIDTH wide at COL under it.
 static void expect_error_shown(size_t len, int col, int width, const char *message,
                                const char *source) {
-  const char *path = put_bytes("bad.npy", file, len);
+  const char *path = tmpdir_file("bad.npy", file, len);
   io_matrix m = {(double *)&m, 7, 7};
   md_error err;
   memset(&err, 'x', sizeof err);   // npy_read must clear it
@@ -721,7 +663,7 @@ Test(npy, unprintable_header_bytes) {
 static void expect_data_error(const char *header, const unsigned char *data, size_t ndata,
                               int col, const char *message) {
   size_t len = craft(1, padded(header), data, ndata);
-  const char *path = put_bytes("nan.npy", file, len);
+  const char *path = tmpdir_file("nan.npy", file, len);
   io_matrix m = {(double *)&m, 7, 7};
   md_error err;
   cr_assert_eq(npy_read(path, &m, &err), -1);
@@ -755,15 +697,15 @@ Test(npy, non_finite_entries) {
 Test(npy, missing_file_and_directory) {
   io_matrix m;
   md_error err;
-  const char *path = path_of("nope.npy");
+  const char *path = tmpdir_path("nope.npy");
   cr_assert_eq(npy_read(path, &m, &err), -1);
   char want[256];
   snprintf(want, sizeof want, "cannot read '%s': No such file or directory", path);
   cr_assert_str_eq(err.message, want);
   cr_assert_eq(err.line, 0);
   cr_assert_null(m.data);
-  cr_assert_eq(npy_read(dir, &m, &err), -1);
-  snprintf(want, sizeof want, "cannot read '%s': Is a directory", dir);
+  cr_assert_eq(npy_read(tmpdir(), &m, &err), -1);
+  snprintf(want, sizeof want, "cannot read '%s': Is a directory", tmpdir());
   cr_assert_str_eq(err.message, want);
 }
 
@@ -774,7 +716,7 @@ Test(npy, missing_file_and_directory) {
 static void expect_survives(size_t len, const char *what) {
   io_matrix m;
   md_error err;
-  const char *path = put_bytes("fuzz.npy", file, len);
+  const char *path = tmpdir_file("fuzz.npy", file, len);
   if (npy_read(path, &m, &err) == 0) {
     cr_assert(m.data && m.rows >= 1 && m.cols >= 1, "%s", what);
     free(m.data);

@@ -5,8 +5,9 @@
  *
  *   1. the JIT: md_compile, md_eval, and md_grad (md_vjp with a random seed
  *      G for a matrix output, and for a scalar one half the time);
- *   2. the tape: record_on_tape + mdrt_tape_backward from the same seed, which
- *      evaluates the program numerically and never sees a derivative;
+ *   2. the tape, through md_check (without its finite differences) from the
+ *      same seed: it evaluates the program numerically and never sees a
+ *      derivative;
  *   3. central finite differences of md_eval in one random direction v
  *      over all the wrt inputs together: (F(x + tv) - F(x - tv))/2t against
  *      <grad, v>, with F the output or <G, output>;
@@ -64,9 +65,7 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "api.h"
 #include "gen.h"
-#include "matdiff_rt.h"
 
 /* The Makefile builds each test from its one .c file, so the generator is
    compiled in here. */
@@ -75,14 +74,15 @@
 #define MATDIFF MD_BUILD_DIR "/matdiff"
 #define REGRESS_DIR MD_SRC_DIR "/tests/regress"
 
-/* Tolerances, all as max|a - b| / max(1, max|b|): relative where numbers
-   are large, absolute where they are small (a quantity that is 0 in exact
-   arithmetic is rounding noise in every method).
+/* Tolerances, all for md_rel_err, max|a - b| / max(1, max|b|): relative
+   where numbers are large, absolute where they are small (a quantity that is
+   0 in exact arithmetic is rounding noise in every method).
    - Values and gradients, JIT against the tape, the interpreter and the
      printed formulas: the same mathematics in a different order of
-     operations, so they agree to rounding. The inputs are O(1) and gen.c
-     keeps every intermediate bounded (SQUASH_AT), so rounding stays far
-     below 1e-9 even through cancellation; real mistakes are O(1).
+     operations, so they agree to rounding: md_check's tape tolerance. The
+     inputs are O(1) and gen.c keeps every intermediate bounded (SQUASH_AT),
+     so rounding stays far below it even through cancellation; real
+     mistakes are O(1).
    - AOT against the JIT: the same C through gcc and libtcc; only libm and
      instruction selection may differ.
    - Finite differences: central differences with Richardson extrapolation,
@@ -92,7 +92,7 @@
      64 eps |F|/t, and tries steps t = 1e-3, 1e-4, 1e-5 and 1e-6: a
      correct gradient agrees at one of them even with a kink nearby or
      strong curvature, while a wrong one, off by O(1), agrees at none. */
-#define TOL_VALUE 1e-9
+#define TOL_VALUE MD_CHECK_TOL_TAPE
 #define TOL_AOT 1e-10
 #define TOL_FD 1e-6
 #define TIMEOUT 60        /* seconds for one program, AOT included */
@@ -151,52 +151,18 @@ static void flag(Report *r, unsigned kind, const char *fmt, ...) {
   va_end(ap);
 }
 
-static double rel_err(const double *a, const double *b, long n) {
-  double d = 0, s = 1;
-  for (long i = 0; i < n; i++) {
-    double x = fabs(a[i] - b[i]);
-    d = x > d || isnan(x) ? x : d;
-    s = fmax(s, fabs(b[i]));
-  }
-  return isnan(d) ? INFINITY : d / s;
-}
-
-static char *slurp(const char *file) {
-  FILE *f = fopen(file, "rb");
-  if (!f)
-    return NULL;
-  Out o = {0};
-  put(&o, "%s", "");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf - 1, f)) > 0) {
-    buf[n] = 0;
-    put(&o, "%s", buf);
-  }
-  fclose(f);
-  return o.s;
-}
-
-static bool spit(const char *file, const char *text) {
-  FILE *f = fopen(file, "w");
-  if (!f)
-    return false;
-  fputs(text, f);
-  return fclose(f) == 0;
-}
-
 /* ---- one program: the data ------------------------------------------------ */
 
 // N numbers in [-1, 1] from the seed and a tag: the same for the same name.
 static double *data(uint64_t seed, const char *kind, const char *name, long n) {
   char tag[64];
   snprintf(tag, sizeof tag, "%s:%s", kind, name);
-  uint64_t s = gen_hash(seed, tag);
+  Rng s = {gen_hash(seed, tag)};
   double *v = malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
   if (!v)
     abort();
   for (long i = 0; i < n; i++)
-    v[i] = gen_uniform(&s, -1, 1);
+    v[i] = uniform(&s, -1, 1);
   return v;
 }
 
@@ -261,41 +227,22 @@ static void move_to(Prob *p, double **base, double **v, double t) {
 /* ---- the oracles --------------------------------------------------------- */
 
 static void check_tape(Prob *p, Report *r) {
-  mdrt_tape *t = mdrt_tape_new();
-  int leaves[MAXIN];
-  if (!t)
-    abort();
-  int h = record_on_tape(&p->f->ctx, t, p->dims, (const double *const *)p->in, leaves);
-  const double *seed = p->matrix ? p->G : p->vjp ? &p->s : NULL;
-  if (h < 0 || mdrt_tape_backward(t, h, seed) != 0) {
-    flag(r, K_CALL, "the tape failed: %s", mdrt_tape_error(t));
-    mdrt_tape_free(t);
+  md_check_opts o = {.inputs = (const double *const *)p->in,
+                     .seed = p->matrix ? p->G : p->vjp ? &p->s : NULL,
+                     .skip_fd = 1};
+  md_check_result c;
+  md_error err;
+  if (md_check(p->f, p->dims, &o, &c, &err) != 0) {
+    flag(r, K_CALL, "md_check: %s", err.message);
     return;
   }
-  if (mdrt_tape_rows(t, h) * mdrt_tape_cols(t, h) != p->outlen) {
-    flag(r, K_TAPEVAL, "the tape's output is %ldx%ld, the JIT's has %ld elements", mdrt_tape_rows(t, h),
-         mdrt_tape_cols(t, h), p->outlen);
-  } else {
-    double e = rel_err(p->val, mdrt_tape_value(t, h), p->outlen);
-    if (!(e <= TOL_VALUE))
-      flag(r, K_TAPEVAL, "value: JIT %.17g, tape %.17g (first element; off by %.2g)", p->val[0],
-           mdrt_tape_value(t, h)[0], e);
-  }
-  for (int i = 0; i < p->n; i++) {
-    if (!p->g[i])
-      continue;
-    const double *tg = mdrt_tape_grad(t, leaves[i]);
-    double e = rel_err(p->g[i], tg, p->len[i]);
-    if (!(e <= TOL_VALUE)) {
-      long worst = 0;
-      for (long k = 1; k < p->len[i]; k++)
-        if (fabs(p->g[i][k] - tg[k]) > fabs(p->g[i][worst] - tg[worst]) || isnan(p->g[i][k]))
-          worst = k;
-      flag(r, K_TAPE, "d%s/d%s: JIT and tape differ by %.2g (element %ld: JIT %.17g, tape %.17g)",
-           md_output_name(p->f), md_input_name(p->f, i), e, worst, p->g[i][worst], tg[worst]);
-    }
-  }
-  mdrt_tape_free(t);
+  if (!(c.value <= TOL_VALUE))
+    flag(r, K_TAPEVAL, "value: JIT %.17g (first element), off the tape by %.2g", p->val[0], c.value);
+  for (int i = 0; i < p->n; i++)
+    if (p->g[i] && !(c.tape[i] <= TOL_VALUE))
+      flag(r, K_TAPE, "d%s/d%s: JIT and tape differ by %.2g", md_output_name(p->f),
+           md_input_name(p->f, i), c.tape[i]);
+  md_check_result_free(&c);
 }
 
 static void check_ref(Prob *p, const GProg *prog, Report *r) {
@@ -323,7 +270,7 @@ static void check_ref(Prob *p, const GProg *prog, Report *r) {
   } else if (rr * rc != p->outlen) {
     flag(r, K_REF, "the interpreter's output is %ldx%ld, the JIT's has %ld elements", rr, rc, p->outlen);
   } else {
-    double e = rel_err(p->val, ref, p->outlen);
+    double e = md_rel_err(p->val, ref, p->outlen);
     if (!(e <= TOL_VALUE))
       flag(r, K_REF, "value: JIT %.17g, interpreter %.17g (first element; off by %.2g)", p->val[0], ref[0], e);
   }
@@ -411,7 +358,7 @@ static void check_accum(Prob *p, Report *r) {
       abort();
     for (long k = 0; k < p->len[i]; k++)
       twice[k] = 2 * p->g[i][k];
-    double e = rel_err(g2[i], twice, p->len[i]);
+    double e = md_rel_err(g2[i], twice, p->len[i]);
     if (!(e <= TOL_VALUE))
       flag(r, K_ACCUM, "d%s/d%s: a second call into the same buffer%s did not add (off by %.2g)",
            md_output_name(p->f), md_input_name(p->f, i), skip >= 0 ? " (another one NULL)" : "", e);
@@ -421,20 +368,25 @@ static void check_accum(Prob *p, Report *r) {
     free(g2[i]);
 }
 
-static void put_shape(Out *o, const Ctx *c, Shape s) {
-  if (shape_is_scalar(s)) {
-    put(o, "scalar");
-    return;
+// Does SRC name anything G, or anything with "__" in it? Those are the
+// names check_print adds. Comments do not count.
+static bool names_taken(const char *src) {
+  for (const char *q = src; *q;) {
+    if (*q == '#') {
+      q += strcspn(q, "\n");
+    } else if ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || *q == '_') {
+      size_t n = strspn(q, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+      bool g = n == 1 && *q == 'G', under = false;
+      for (size_t k = 0; k + 1 < n; k++)
+        under |= q[k] == '_' && q[k + 1] == '_';
+      if (g || under)
+        return true;
+      q += n;
+    } else {
+      q++;
+    }
   }
-  put(o, "matrix(");
-  if (s.r.sym >= 0)
-    put(o, "%s, ", c->dims[s.r.sym]);
-  else
-    put(o, "%ld, ", s.r.n);
-  if (s.c.sym >= 0)
-    put(o, "%s)", c->dims[s.c.sym]);
-  else
-    put(o, "%ld)", s.c.n);
+  return false;
 }
 
 // SRC without its wrt statements (a statement runs from a line start or a
@@ -470,15 +422,10 @@ static char *strip_wrt(const char *src) {
 // statements (it may name the program's intermediates) and evaluate to the
 // gradient; G, for a matrix output, is declared after them.
 static void check_print(Prob *p, const char *src, Report *r) {
-  const Ctx *c = &p->f->ctx;
   // The names this check adds must be free (gen.c never uses them; a
   // hand-written regression file might).
-  for (int v = 0; v < c->nvars; v++)
-    if (!strcmp(c->vars[v].name, "G") || strstr(c->vars[v].name, "__"))
-      return;
-  for (int l = 0; l < c->nlets; l++)
-    if (!strcmp(c->lets[l].name, "G") || strstr(c->lets[l].name, "__"))
-      return;
+  if (names_taken(src))
+    return;
   char *body = strip_wrt(src);
   for (int i = 0; i < p->n; i++) {
     if (!p->g[i])
@@ -495,7 +442,7 @@ static void check_print(Prob *p, const char *src, Report *r) {
     put(&o, "%s\n", body);
     if (p->matrix) {
       put(&o, "G : ");
-      put_shape(&o, c, c->out->shape);
+      put_type(&o, p->f, -1);
       put(&o, "\n");
     }
     // Only the value is wanted: one unused wrt input spares differentiating it.
@@ -535,7 +482,7 @@ static void check_print(Prob *p, const char *src, Report *r) {
       } else {
         for (long k = 0; k < len; k++)
           got[k] *= p->matrix ? 1 : p->s;
-        double e = rel_err(got, p->g[i], len);
+        double e = md_rel_err(got, p->g[i], len);
         if (!(e <= TOL_VALUE))
           flag(r, K_PRINT, "d%s/d%s = %s evaluates to %.17g where the JIT has %.17g (off by %.2g)",
                md_output_name(p->f), md_input_name(p->f, i), formula, got[0], p->g[i][0], e);
@@ -549,30 +496,6 @@ static void check_print(Prob *p, const char *src, Report *r) {
 }
 
 /* ---- the AOT path ---------------------------------------------------------- */
-
-static int run(const char *cmd) {
-  int rc = system(cmd);
-  return rc == -1 ? -1 : WIFEXITED(rc) ? WEXITSTATUS(rc) : 128;
-}
-
-// The numbers after "TAG " on the line of OUT that starts with it.
-static bool numbers(const char *out, const char *tag, double *v, long n) {
-  size_t tl = strlen(tag);
-  for (const char *q = out; q && *q; q = strchr(q, '\n') ? strchr(q, '\n') + 1 : NULL) {
-    if (strncmp(q, tag, tl) || q[tl] != ' ')
-      continue;
-    const char *s = q + tl;
-    for (long i = 0; i < n; i++) {
-      char *end;
-      v[i] = strtod(s, &end);
-      if (end == s)
-        return false;
-      s = end;
-    }
-    return true;
-  }
-  return false;
-}
 
 // The arguments of f (sizes, inputs) or of f_grad/f_vjp (and the seed and
 // gradient buffers); MORE when the caller adds one after these.
@@ -710,7 +633,7 @@ static void check_aot(Prob *p, const char *src, Report *r) {
     abort();
   if (!numbers(out, "value", v, p->outlen))
     flag(r, K_AOT, "no value in the driver's output");
-  else if (!(rel_err(v, p->val, p->outlen) <= TOL_AOT))
+  else if (!(md_rel_err(v, p->val, p->outlen) <= TOL_AOT))
     flag(r, K_AOT, "value: AOT %.17g, JIT %.17g", v[0], p->val[0]);
   free(v);
   for (int i = 0; i < p->n; i++) {
@@ -726,7 +649,7 @@ static void check_aot(Prob *p, const char *src, Report *r) {
     } else {
       for (long k = 0; k < p->len[i]; k++)
         gv[k] *= p->matrix ? 1 : p->s;
-      double e = rel_err(gv, p->g[i], p->len[i]);
+      double e = md_rel_err(gv, p->g[i], p->len[i]);
       if (!(e <= TOL_AOT))
         flag(r, K_AOT, "d%s/d%s: AOT and JIT differ by %.2g", md_output_name(p->f), md_input_name(p->f, i), e);
     }
@@ -757,7 +680,7 @@ static void trial(Prob *p, uint64_t seed, const GProg *prog, unsigned what, cons
       abort();
   }
   p->outlen = md_output_rows(p->f, p->dims) * md_output_cols(p->f, p->dims);
-  p->matrix = !shape_is_scalar(p->f->ctx.out->shape);
+  p->matrix = md_output_rows(p->f, NULL) != 1 || md_output_cols(p->f, NULL) != 1;
   p->vjp = gen_hash(seed, "vjp") & 1;
   p->s = p->matrix || !p->vjp ? 1 : 0.5 + 1.5 * (double)(gen_hash(seed, "s") % 1000) / 1000;
   p->G = p->matrix ? data(seed, "G", "", p->outlen) : NULL;
@@ -777,7 +700,7 @@ static void trial(Prob *p, uint64_t seed, const GProg *prog, unsigned what, cons
     flag(r, K_CALL, "%s: %s", p->matrix || p->vjp ? "md_vjp" : "md_grad", err.message);
     goto done;
   }
-  double e = rel_err(gout, p->val, p->outlen);
+  double e = md_rel_err(gout, p->val, p->outlen);
   if (!(e <= TOL_VALUE))
     flag(r, K_VALUE, "md_eval gives %.17g, %s %.17g (first element; off by %.2g)", p->val[0],
          p->matrix || p->vjp ? "md_vjp" : "md_grad", gout[0], e);

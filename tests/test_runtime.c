@@ -16,32 +16,9 @@
 #include <stdio.h>
 #include <string.h>
 #include "matdiff_rt.h"
+#include "util.h"
 
 /* ---- shared helpers ----------------------------------------------------- */
-
-// splitmix64: deterministic across platforms, unlike rand().
-typedef struct {
-  uint64_t s;
-} Rng;
-
-static uint64_t next_u64(Rng *g) {
-  uint64_t z = (g->s += 0x9E3779B97F4A7C15u);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
-  return z ^ (z >> 31);
-}
-
-static double uniform(Rng *g, double lo, double hi) {
-  return lo + (hi - lo) * (double)(next_u64(g) >> 11) * 0x1.0p-53;
-}
-
-// FNV-1a, to give every named case its own reproducible stream.
-static uint64_t hash(const char *s) {
-  uint64_t h = 1469598103934665603u;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 1099511628211u;
-  return h;
-}
 
 static int near(double got, double want, double tol) {
   return fabs(got - want) <= tol * fmax(1.0, fabs(want));
@@ -379,7 +356,7 @@ static double weighted(const Inputs *in, double x[][MAXN], Build build, const vo
 // Backward with a random seed W against central differences of sum(W .* y),
 // with step h = 1e-6 max(1, |x|) and relative tolerance 1e-6.
 static void check_gradient(const char *name, const Inputs *in, Build build, const void *ctx) {
-  Rng g = {hash(name)};
+  Rng g = {fnv1a(name)};
   double x[3][MAXN], grad[3][MAXN], W[MAXN];
   for (int i = 0; i < in->n; i++)
     draw(&g, in->dom[i], in->r[i], in->c[i], x[i]);

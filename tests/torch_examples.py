@@ -33,8 +33,6 @@ does not.
 import math
 import os
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import zlib
@@ -43,41 +41,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from util import ROOT, compare, find_binary, read_matrix, run_matdiff, write_matrix
+
 EXAMPLES_DIR = os.path.join(ROOT, "examples")
 TOLERANCE = 1e-9
 SEED = 20240601
-
-
-# ---- matdiff's text format (as in torch_seed.py) ---------------------------
-
-def read_matrix(path):
-    """Read matdiff's text format: rows per line, numbers split by whitespace
-    and/or commas, '#' comments, blank lines ignored."""
-    rows = []
-    with open(path) as f:
-        for line in f:
-            fields = [t for t in re.split(r"[\s,]+", line.split("#", 1)[0]) if t]
-            if fields:
-                rows.append([float(t) for t in fields])
-    if not rows or any(len(r) != len(rows[0]) for r in rows):
-        raise ValueError("%s: empty or ragged matrix" % path)
-    return np.array(rows, dtype=np.float64)
-
-
-def write_matrix(path, a):
-    """A 2-D array, one row per line, 17 significant digits (exact doubles).
-    A vector (n x 1) is one number per line, a scalar (1 x 1) one number."""
-    with open(path, "w") as f:
-        for row in a:
-            f.write(" ".join("%.17g" % v for v in row) + "\n")
-
-
-def find_binary(arg):
-    """An absolute path to the binary, so it can run from the repository root."""
-    if os.sep in arg:
-        return os.path.abspath(arg)
-    return shutil.which(arg) or os.path.abspath(arg)
 
 
 # ---- what a .expr file declares -------------------------------------------
@@ -267,24 +235,6 @@ def fail(tally, example, message):
     tally.add(False)
 
 
-def compare(example, name, path, want):
-    """One result line for quantity NAME; (passed, relative error or None)."""
-    label = "%s %s" % (example, name)
-    try:
-        got = read_matrix(path)
-    except (OSError, ValueError) as e:
-        print("FAIL %-30s cannot read matdiff's result: %s" % (label, e))
-        return False, None
-    if got.shape != want.shape:
-        print("FAIL %-30s shape %dx%d, expected %dx%d" % ((label,) + got.shape + want.shape))
-        return False, None
-    err = float(np.max(np.abs(got - want)) / max(1.0, np.max(np.abs(want))))
-    ok = bool(err <= TOLERANCE)     # a NaN fails
-    print("%s %-30s %dx%d  relative error %.3g (tolerance %g)"
-          % ("ok  " if ok else "FAIL", label, want.shape[0], want.shape[1], err, TOLERANCE))
-    return ok, err
-
-
 def run_example(binary, example, tally):
     dims, generators, loss_fn = EXAMPLES[example]
     expr = "examples/%s.expr" % example
@@ -338,20 +288,15 @@ def run_example(binary, example, tally):
             files[q] = "d%s_d%s.txt" % (output, var)
             order.append(q)
 
-        cmd = [binary, "eval", expr] + args + ["--grad", "--out", outdir]
-        try:
-            p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            fail(tally, example, "cannot run %s: %s" % (" ".join(cmd), e))
-            return
-        if p.returncode != 0:
-            fail(tally, example, "%s exited with %d\n%s%s"
-                 % (" ".join(cmd), p.returncode, p.stdout, p.stderr))
+        failure = run_matdiff(binary, ["eval", expr] + args + ["--grad", "--out", outdir])
+        if failure:
+            fail(tally, example, failure)
             return
 
         worst = 0.0
         for q in order:
-            ok, err = compare(example, q, os.path.join(outdir, files[q]), want[q])
+            ok, err = compare("%s %s" % (example, q), os.path.join(outdir, files[q]), want[q],
+                              TOLERANCE, 30)
             tally.add(ok)
             worst = max(worst, err) if err is not None else float("inf")
         extra = sorted(set(os.listdir(outdir)) - set(files.values()))

@@ -10,10 +10,14 @@
  *      form `matdiff compile` writes (runtime-linked or standalone, double
  *      or float) and the JIT's, and the operation counts;
  *   2. with FUZZ_JIT, md_compile, which runs it all again and hands the C to
- *      libtcc; where that compiles and every value in the DAG is small at the
+ *      libtcc; where that compiles and every value in the DAG (the same DAG
+ *      as the front half's, which the sizes are read from) is small at the
  *      chosen sizes, md_eval, md_grad and md_vjp on deterministic inputs, and
- *      the tape oracle on the same DAG, twice: at sizes taken from the source
+ *      the tape oracle (md_tape_vjp), twice: at sizes taken from the source
  *      text (1 to 3) and with every size 1.
+ *
+ * The front half is white-box (md.h): the printers, the emitter's forms and
+ * the DAG's sizes have no public API. md_function's insides are not used.
  *
  * Nothing here judges the numbers. What is checked is what the library
  * promises on every input: no crash, no leak, no hang, no sanitizer report
@@ -31,8 +35,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "api.h"
-#include "matdiff_rt.h"
+#include "../util.h"
+#include "md.h"
 
 /* fuzz_one's flags */
 enum {
@@ -109,28 +113,26 @@ static int fuzz_prints_too_much(const Ctx *c) {
 
 /* ---- 1. the front half --------------------------------------------------- */
 
-// Returns whether to go on to the JIT.
-static int fuzz_front(const char *src, int flags) {
-  md_error err;
-  Ctx c;
+// The front half on C, made for SRC. Returns whether to go on to the JIT.
+static int fuzz_front(Ctx *c, const char *src, int flags, md_error *err) {
   int go_on = 1;
-  ctx_init(&c, src, (long)strlen(src), "fuzz.expr", &err);
-  if (!md_front(&c)) {
-    fuzz_check_error(&err, "md_front");
-  } else if (!(flags & FUZZ_STRICT) && fuzz_prints_too_much(&c)) {
+  ctx_init(c, src, (long)strlen(src), "fuzz.expr", err);
+  if (!md_front(c)) {
+    fuzz_check_error(err, "md_front");
+  } else if (!(flags & FUZZ_STRICT) && fuzz_prints_too_much(c)) {
     go_on = 0;
   } else {
-    for (int i = 0; i < c.nvars; i++)
-      if (c.vars[i].wrt) {
-        if (!print_str(&c, c.grads[i]))
-          fuzz_fail("print_str returned NULL", c.vars[i].name);
+    for (int i = 0; i < c->nvars; i++)
+      if (c->vars[i].wrt) {
+        if (!print_str(c, c->grads[i]))
+          fuzz_fail("print_str returned NULL", c->vars[i].name);
         Buf tex = {0};  // matdiff diff --latex
-        print_latex(&c, &tex, c.grads[i]);
+        print_latex(c, &tex, c->grads[i]);
         buf_free(&tex);
       }
     for (int grads = 0; grads <= 1; grads++) {
       Buf dot = {0};  // matdiff graph [--grad]
-      graph_dot(&c, &dot, grads);
+      graph_dot(c, &dot, grads);
       buf_free(&dot);
     }
     // Every form of C `matdiff compile` writes (runtime-linked or
@@ -139,30 +141,30 @@ static int fuzz_front(const char *src, int flags) {
     for (int form = 0; form < 4 + !(flags & FUZZ_JIT); form++) {
       Buf code = {0};
       EmitOpts o = {.name = "fz", .standalone = form & 1, .flt = form & 2, .jit = form == 4};
-      if (!emit_c(&c, &o, &code) || !code.s)
+      if (!emit_c(c, &o, &code) || !code.s)
         fuzz_fail("emit_c failed", NULL);
       buf_free(&code);
     }
     // matdiff cost: the operation counts at every size 1.
-    long *ones = calloc((size_t)c.ndims + 1, sizeof *ones);
+    long *ones = calloc((size_t)c->ndims + 1, sizeof *ones);
     if (!ones)
       fuzz_fail("out of memory in the harness", NULL);
-    for (int i = 0; i < c.ndims; i++)
+    for (int i = 0; i < c->ndims; i++)
       ones[i] = 1;
-    emit_flops(&c, false, ones);
-    emit_flops(&c, true, ones);
+    emit_flops(c, false, ones);
+    emit_flops(c, true, ones);
     free(ones);
   }
-  ctx_free(&c);
   return go_on;
 }
 
 /* ---- 2. the JIT and the calls -------------------------------------------- */
 
 // Every node of the DAG (the value's, the gradients' and whatever the
-// stages made) is at least 1x1 and, for the calls to be made, small.
-static int fuzz_small(const md_function *f, const long *dims) {
-  const Ctx *c = &f->ctx;
+// stages made) is at least 1x1 and, for the calls to be made, small. C is
+// the front half's compilation of the same source: md_compile builds the
+// same DAG, and the emitter adds no node.
+static int fuzz_small(const Ctx *c, const long *dims) {
   int small = 1;
   for (int i = 0; i < c->tabsize; i++)
     for (const Node *n = c->table[i]; n; n = n->next) {
@@ -175,15 +177,6 @@ static int fuzz_small(const md_function *f, const long *dims) {
   return small;
 }
 
-// A small deterministic generator (splitmix64), for inputs and seeds.
-static double fuzz_rand(uint64_t *s) {
-  uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  return (double)(z >> 11) / 9007199254740992.0 * 2 - 1;  // [-1, 1)
-}
-
 // md_eval, md_grad and md_vjp, then the tape, at sizes DIMS. Errors at run
 // time (a singular matrix) are fine as long as they are reported.
 static void fuzz_calls(md_function *f, const long *dims, uint64_t seed) {
@@ -191,9 +184,8 @@ static void fuzz_calls(md_function *f, const long *dims, uint64_t seed) {
   long outlen = md_output_rows(f, dims) * md_output_cols(f, dims);
   double **in = calloc((size_t)n + 1, sizeof *in), **g = calloc((size_t)n + 1, sizeof *g);
   double *out = calloc((size_t)outlen, sizeof *out), *vseed = calloc((size_t)outlen, sizeof *vseed);
-  int *leaves = calloc((size_t)n + 1, sizeof *leaves);
-  mdrt_tape *t = mdrt_tape_new();
-  if (!in || !g || !out || !vseed || !leaves || !t)
+  Rng rng = {seed};
+  if (!in || !g || !out || !vseed)
     fuzz_fail("out of memory in the harness", NULL);
   for (int i = 0; i < n; i++) {
     long len = md_input_rows(f, i, dims) * md_input_cols(f, i, dims);
@@ -203,12 +195,12 @@ static void fuzz_calls(md_function *f, const long *dims, uint64_t seed) {
         !(g[i] = calloc((size_t)len, sizeof(double))))
       fuzz_fail("out of memory in the harness", NULL);
     for (long k = 0; k < len; k++)
-      in[i][k] = fuzz_rand(&seed);
+      in[i][k] = uniform(&rng, -1, 1);
     if (!md_input_name(f, i) || (md_input_is_wrt(f, i) && !md_grad_formula(f, i)))
       fuzz_fail("an input has no name or no formula", NULL);
   }
   for (long k = 0; k < outlen; k++)
-    vseed[k] = fuzz_rand(&seed);
+    vseed[k] = uniform(&rng, -1, 1);
   const double *const *inputs = (const double *const *)in;
   md_error err;
   if (md_eval(f, dims, inputs, out, &err))
@@ -234,11 +226,8 @@ static void fuzz_calls(md_function *f, const long *dims, uint64_t seed) {
 
   // The oracle `matdiff check` holds the JIT against: the primal DAG on the
   // runtime's tape.
-  int h = record_on_tape(&f->ctx, t, dims, inputs, leaves);
-  if (h >= 0 && mdrt_tape_backward(t, h, vseed) == 0)
-    for (int i = 0; i < n; i++)
-      if (!mdrt_tape_grad(t, leaves[i]))
-        fuzz_fail("a tape leaf has no gradient", md_input_name(f, i));
+  if (md_tape_vjp(f, dims, inputs, vseed, out, g, &err))
+    fuzz_check_error(&err, "md_tape_vjp");
 
   for (int i = 0; i < n; i++) {
     free(in[i]);
@@ -248,11 +237,9 @@ static void fuzz_calls(md_function *f, const long *dims, uint64_t seed) {
   free(g);
   free(out);
   free(vseed);
-  free(leaves);
-  mdrt_tape_free(t);
 }
 
-static void fuzz_jit(const char *src, uint64_t hash) {
+static void fuzz_jit(const char *src, uint64_t hash, const Ctx *c) {
   md_error err;
   md_function *f = md_compile(src, "fuzz.expr", &err);
   if (!f) {
@@ -275,9 +262,9 @@ static void fuzz_jit(const char *src, uint64_t hash) {
   }
   if (md_flops(f, dims, 0) < 0 || md_flops(f, dims, 1) < 0)
     fuzz_fail("md_flops failed at positive sizes", NULL);
-  if (fuzz_small(f, dims))
+  if (fuzz_small(c, dims))
     fuzz_calls(f, dims, hash);
-  if (differ && fuzz_small(f, ones))
+  if (differ && fuzz_small(c, ones))
     fuzz_calls(f, ones, hash + 1);  // the workspace is sized again
   free(dims);
   free(ones);
@@ -288,11 +275,11 @@ static void fuzz_jit(const char *src, uint64_t hash) {
 
 // SRC is a NUL-terminated source text.
 static void fuzz_one(const char *src, int flags) {
-  uint64_t hash = 1469598103934665603ull;  // FNV-1a: the sizes follow the text
-  for (const char *p = src; *p; p++)
-    hash = (hash ^ (unsigned char)*p) * 1099511628211ull;
-  if (fuzz_front(src, flags) && (flags & FUZZ_JIT))
-    fuzz_jit(src, hash);
+  md_error err;
+  Ctx c;
+  if (fuzz_front(&c, src, flags, &err) && (flags & FUZZ_JIT))
+    fuzz_jit(src, fnv1a(src), &c);  // the sizes follow the text
+  ctx_free(&c);
 }
 
 #endif

@@ -1,0 +1,294 @@
+/*
+ * test_cli.c - the matdiff command as a user runs it: what it prints, its
+ * diagnostics and exit status, and its options, parsed from one table
+ * (cli.c's options[]): each verb's own, "--opt VALUE" and "--opt=VALUE",
+ * and an error that names the option at fault. Each test runs in its own
+ * temporary directory.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "util.h"
+
+#define MATDIFF MD_BUILD_DIR "/matdiff"
+#define SEED MD_SRC_DIR "/examples/seed.expr"
+
+static void setup(void) { tmpdir_setup("test_cli"); }
+
+TestSuite(cli, .init = setup, .fini = tmpdir_remove);
+
+// One run of matdiff: its exit status, stdout and stderr.
+typedef struct Run {
+  int status;
+  char *out, *err;
+} Run;
+
+// matdiff ARGS (shell words, paths in the test's directory spelled as they
+// are); free with run_free.
+static Run matdiff(const char *args) {
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "%s %s >%s 2>%s", MATDIFF, args, tmpdir_path("stdout"),
+           tmpdir_path("stderr"));
+  Run r = {run(cmd), slurp(tmpdir_path("stdout")), slurp(tmpdir_path("stderr"))};
+  cr_assert(r.out && r.err, "no output from: %s", cmd);
+  return r;
+}
+
+static void run_free(Run *r) {
+  free(r->out);
+  free(r->err);
+}
+
+// matdiff ARGS fails with exactly the message WANT (and the usage after it,
+// if USAGE).
+static void expect_error(const char *args, const char *want, bool usage) {
+  Run r = matdiff(args);
+  cr_expect_eq(r.status, 1, "matdiff %s: exit %d", args, r.status);
+  cr_expect_str_eq(r.out, "", "matdiff %s printed:\n%s", args, r.out);
+  size_t n = strlen(want);
+  cr_expect(!strncmp(r.err, want, n), "matdiff %s:\n%s\nexpected:\n%s", args, r.err, want);
+  if (!strncmp(r.err, want, n))
+    cr_expect(usage ? !strncmp(r.err + n, "usage: matdiff ", 15) : !r.err[n],
+              "matdiff %s: after the message:\n%s", args, r.err + n);
+  run_free(&r);
+}
+
+/* ---- verbs ---------------------------------------------------------------- */
+
+// `matdiff diff` on the seed prints exactly the three gradients.
+Test(cli, diff_of_the_seed) {
+  Run r = matdiff("diff " SEED);
+  cr_expect_eq(r.status, 0);
+  cr_expect_str_eq(r.out, "dy/dX = 2*(X*W + b)*W'\ndy/dW = 2*X'*(X*W + b)\ndy/db = 2*(X*W + b)\n");
+  run_free(&r);
+}
+
+// A source error: exit 1, nothing written, the GCC-style diagnostic on stderr.
+Test(cli, compile_error_is_a_diagnostic) {
+  const char *bad = tmpdir_text("bad.expr", "x : scalar\ny = x*q\n");
+  char args[512], want[512];
+  snprintf(args, sizeof args, "compile %s -o %s", bad, tmpdir_path("bad.c"));
+  snprintf(want, sizeof want, "%s:2:7: error: undeclared variable 'q'\ny = x*q\n      ^\n", bad);
+  expect_error(args, want, false);
+  cr_expect_neq(access(tmpdir_path("bad.c"), F_OK), 0, "bad.c was written");
+}
+
+// The flags `matdiff config` prints point at headers and libraries that
+// exist, in the order they were asked for.
+Test(cli, config_flags) {
+  Run r = matdiff("config --jit-libs --cflags --libs");
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  char *second = strchr(r.out, '\n') + 1, *third = strchr(second, '\n') + 1;
+  cr_expect(!strncmp(r.out, "-L", 2) && strstr(r.out, "-lmatdiff ") && strstr(r.out, "-ltcc"),
+            "--jit-libs first:\n%s", r.out);
+  cr_expect(!strncmp(second, "-I", 2), "then --cflags:\n%s", r.out);
+  cr_expect(strstr(third, "-lmatdiff_rt") && !strstr(third, "-ltcc"), "then --libs:\n%s", r.out);
+  run_free(&r);
+}
+
+// `matdiff check` agrees on the seed, and says so.
+Test(cli, check_the_seed) {
+  Run r = matdiff("check " SEED " --trials 3");
+  cr_expect_eq(r.status, 0, "matdiff check failed:\n%s%s", r.out, r.err);
+  cr_expect(strstr(r.out, "check " SEED ": 3 trials, seed 1\n"), "%s", r.out);
+  cr_expect(strstr(r.out, "ok: symbolic, tape and finite differences agree"), "%s", r.out);
+  run_free(&r);
+}
+
+// A square input of a function with a bounded domain: arcsin(A/2) is
+// finite for |a| < 2, so `check` must find inputs where it can compare.
+// (Shifting the diagonal by n to make square inputs well conditioned puts
+// them out of that domain at every input distribution it tries.)
+Test(cli, check_square_input_with_bounded_domain) {
+  char args[512];
+  snprintf(args, sizeof args, "check %s --dim n=2",
+           tmpdir_text("asin.expr", "A : matrix(n, n)\ny = sum(arcsin(A/2))\n"));
+  Run r = matdiff(args);
+  cr_expect_eq(r.status, 0, "matdiff check failed:\n%s%s", r.out, r.err);
+  cr_expect(!strstr(r.out, "nan"), "check compared NaNs:\n%s", r.out);
+  run_free(&r);
+}
+
+// Sizes bound by two inputs that disagree: the message names both.
+Test(cli, eval_names_both_sources_of_a_size) {
+  char args[1024];
+  const char *src = tmpdir_text("f.expr", "X : matrix(n, k)\nW : matrix(n, k)\ny = sum(X .* W)\n");
+  const char *x = tmpdir_text("X.txt", "1 2\n3 4\n5 6\n"), *w = tmpdir_text("W.txt", "1 2\n3 4\n");
+  snprintf(args, sizeof args, "eval %s X=%s W=%s", src, x, w);
+  char want[1024];
+  snprintf(want, sizeof want, "matdiff: error: size n is 3 from %s (X, 3×2) but 2 from %s (W, 2×2)\n",
+           x, w);
+  expect_error(args, want, false);
+}
+
+/* ---- options -------------------------------------------------------------- */
+
+Test(cli, numbers_are_whole_numbers) {
+  expect_error("eval " SEED " --seed -1", "matdiff: error: eval: --seed takes a whole number, not '-1'\n",
+               false);
+  expect_error("eval " SEED " --seed ' 7'",
+               "matdiff: error: eval: --seed takes a whole number, not ' 7'\n", false);
+  expect_error("eval " SEED " --seed 18446744073709551616",
+               "matdiff: error: eval: --seed takes a whole number, not '18446744073709551616'\n", false);
+  // --trials is not --seed, and says its range.
+  expect_error("check " SEED " --trials 1x",
+               "matdiff: error: check: --trials takes a whole number from 1 to 1000000, not '1x'\n",
+               false);
+  expect_error("check " SEED " --trials 0",
+               "matdiff: error: check: --trials takes a whole number from 1 to 1000000, not '0'\n",
+               false);
+}
+
+Test(cli, unknown_missing_and_misplaced_options) {
+  expect_error("diff " SEED " --bogus", "matdiff: error: diff: unknown option '--bogus'\n", true);
+  expect_error("eval " SEED " --seed", "matdiff: error: eval: --seed needs a value: --seed S\n", true);
+  expect_error("compile " SEED " -o", "matdiff: error: compile: -o needs a value: -o OUT.c\n", true);
+  expect_error("eval " SEED " --trials 3", "matdiff: error: eval: --trials is not an option of eval\n",
+               true);
+  expect_error("diff " SEED " --latex=yes", "matdiff: error: diff: --latex takes no value\n", true);
+  expect_error("eval " SEED " --format=csv", "matdiff: error: eval: --format takes txt or npy, not 'csv'\n",
+               false);
+  expect_error("config --cflags --grad", "matdiff: error: config: --grad is not an option of config\n",
+               true);
+}
+
+Test(cli, files) {
+  expect_error("diff", "matdiff: error: diff needs a FILE\n", true);
+  expect_error("diff " SEED " more.expr", "matdiff: error: diff takes one FILE, not also 'more.expr'\n",
+               true);
+  expect_error("eval " SEED " more.expr",
+               "matdiff: error: eval takes one FILE; 'more.expr' is not NAME=PATH\n", true);
+  expect_error("config x", "matdiff: error: config: unexpected 'x'\n", true);
+  expect_error("config", "matdiff: error: config needs an option\n", true);
+}
+
+// "--opt=VALUE" is "--opt VALUE"; the same seed gives the same numbers, and
+// another seed others.
+Test(cli, equals_form_and_seeds) {
+  Run a = matdiff("eval " SEED " --seed 7 --grad"), b = matdiff("eval " SEED " --seed=7 --grad");
+  Run c = matdiff("eval " SEED " --grad --seed 8");
+  cr_assert_eq(a.status, 0, "%s", a.err);
+  cr_expect_str_eq(a.out, b.out);
+  cr_expect_str_neq(a.out, c.out);
+  run_free(&a);
+  run_free(&b);
+  run_free(&c);
+}
+
+/* ---- diff --dump ------------------------------------------------------------ */
+
+static const char square_src[] = "x : scalar\nw : scalar\ny = (w*x)^2\n";
+
+// The section of OUT after the line "# after STAGE", up to the empty line
+// that ends it (malloc'd); NULL if there is none.
+static char *section(const char *out, const char *stage) {
+  char head[64];
+  snprintf(head, sizeof head, "# after %s\n", stage);
+  const char *p = strstr(out, head);
+  if (!p)
+    return NULL;
+  p += strlen(head);
+  const char *end = strstr(p, "\n\n");
+  return end ? strndup(p, (size_t)(end - p) + 1) : NULL;
+}
+
+// Every line of a DAG section is "%ID = OP [%OPERAND...] ... : SHAPE" with
+// its operands defined on earlier lines, or "NAME = %ID" of a defined node.
+static void expect_well_formed(const char *sec, const char *stage) {
+  static char defined[100000];
+  memset(defined, 0, sizeof defined);
+  int nodes = 0;
+  for (const char *next = sec; *next;) {
+    size_t len = strcspn(next, "\n");
+    char *line = strndup(next, len);
+    next += len + (next[len] == '\n');
+    int id, n;
+    if (sscanf(line, "%%%d = %n", &id, &n) == 1) {
+      cr_expect(id >= 0 && id < 100000 && !defined[id], "%s: node %d twice or out of range", stage, id);
+      cr_expect(strstr(line, " : "), "%s: no shape in %s", stage, line);
+      for (const char *q = line + n; (q = strchr(q, '%')); q++)
+        cr_expect(defined[atoi(q + 1)], "%s: %s uses a node not defined above", stage, line);
+      if (id >= 0 && id < 100000)
+        defined[id] = 1;
+      nodes++;
+    } else {
+      const char *eq = strstr(line, " = %");
+      cr_expect(eq && defined[atoi(eq + 4)], "%s: %s names no node above", stage, line);
+    }
+    free(line);
+  }
+  cr_expect_gt(nodes, 0, "%s: no nodes", stage);
+}
+
+// The parse tree and the DAG of (w*x)^2, derived by hand: the inputs are
+// lowered at their declarations, then the expression bottom-up.
+Test(cli, dump_parse_and_dag) {
+  char args[512];
+  snprintf(args, sizeof args, "diff %s --dump=dag,parse", tmpdir_text("sq.expr", square_src));
+  Run r = matdiff(args);
+  snprintf(args, sizeof args, "diff %s", tmpdir_path("sq.expr"));
+  Run plain = matdiff(args);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  const char *want = "# after parse\n"
+                     "(decl x scalar)\n"
+                     "(decl w scalar)\n"
+                     "(= y (^ (* w x) 2))\n"
+                     "\n"
+                     "# after dag\n"
+                     "%0 = var x : scalar\n"
+                     "%1 = var w : scalar\n"
+                     "%2 = * %1 %0 : scalar\n"
+                     "%3 = num 2 : scalar\n"
+                     "%4 = ^ %2 %3 : scalar\n"
+                     "y = %4\n"
+                     "\n";
+  cr_expect(!strncmp(r.out, want, strlen(want)), "got:\n%s\nexpected:\n%s", r.out, want);
+  // Then what diff prints without --dump.
+  cr_expect_str_eq(r.out + strlen(want), plain.out);
+  run_free(&r);
+  run_free(&plain);
+}
+
+// The adjoint DAG is reverse mode's output before the simplifier: it still
+// multiplies by the seed 1, which the simplified one no longer does. Each
+// section is a well-formed DAG, and the simplified one names the gradients
+// diff prints, in its order.
+Test(cli, dump_adjoint_before_simplification) {
+  char args[512];
+  snprintf(args, sizeof args, "diff %s --dump=parse,dag,adjoint,simplified",
+           tmpdir_text("sq.expr", square_src));
+  Run r = matdiff(args);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  char *dag = section(r.out, "dag"), *adj = section(r.out, "adjoint"), *simp = section(r.out, "simplified");
+  cr_assert(dag && adj && simp, "%s", r.out);
+  expect_well_formed(dag, "dag");
+  expect_well_formed(adj, "adjoint");
+  expect_well_formed(simp, "simplified");
+  cr_expect(strstr(adj, "= num 1 : scalar\n"), "no seed in the adjoint DAG:\n%s", adj);
+  cr_expect(!strstr(simp, "= num 1 : scalar\n"), "the seed survived simplification:\n%s", simp);
+  const char *dx = strstr(simp, "dy/dx = %"), *dw = strstr(simp, "dy/dw = %");
+  cr_expect(dx && dw && dx < dw, "%s", simp);
+  cr_expect(strstr(r.out, "\ndy/dx = 2*w*w*x\ndy/dw = 2*w*x*x\n"), "%s", r.out);
+  free(dag);
+  free(adj);
+  free(simp);
+  run_free(&r);
+}
+
+Test(cli, dump_errors) {
+  expect_error("diff " SEED " --dump=parse,plans",
+               "matdiff: error: diff: --dump: there is no stage 'plans'; the stages are parse, dag, "
+               "adjoint, simplified\n",
+               false);
+  // A stage that fails: the states before it, then its error.
+  char args[512];
+  const char *bad = tmpdir_text("bad.expr", "A : matrix(n, k)\ny = sum(A*A)\n");
+  snprintf(args, sizeof args, "diff %s --dump=parse,dag", bad);
+  Run r = matdiff(args);
+  cr_expect_eq(r.status, 1);
+  cr_expect_str_eq(r.out, "# after parse\n(decl A matrix n k)\n(= y (sum (* A A)))\n\n");
+  cr_expect(strstr(r.err, "bad.expr:2:10: error: "), "%s", r.err);
+  run_free(&r);
+}
