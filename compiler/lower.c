@@ -43,26 +43,44 @@ static Node *make(Ctx *c, Op op, Node *a, Node *b, long k, Loc loc) {
   return n ? n : oom(c, loc);
 }
 
-// A^k for a square matrix and a whole literal k >= 0, by repeated squaring:
-// A^4 is (A*A)*(A*A), with A*A one shared node.
+// The whole literal K of an exponent node: a number, or the negated number
+// that "-1" lowers to (a product with -1).
+static bool whole_literal(const Node *b, double *k) {
+  if (b->op == OP_MUL && ast_is_num(b->a, -1) && b->b->op == OP_NUM)
+    *k = -b->b->num;
+  else if (b->op == OP_NUM)
+    *k = b->num;
+  else
+    return false;
+  return *k == floor(*k) && fabs(*k) <= 1e6;
+}
+
+// A^k for a square matrix and a whole literal k, by repeated squaring: A^4
+// is (A*A)*(A*A), with A*A one shared node. A^-k is inv(A)^k, as
+// matrixcalculus.org reads A^-1: one inverse, then products.
 static Node *matrix_power(Ctx *c, Node *a, Node *b, Loc loc) {
   if (!shape_is_square(a->shape)) {
     ctx_error(c, loc, "^ needs a scalar or a square matrix as its base, not %s; use .^ for an "
               "elementwise power", shape_str(c, a->shape));
     return NULL;
   }
-  if (b->op != OP_NUM || b->num < 0 || b->num != floor(b->num) || b->num > 1e6) {
-    ctx_error(c, loc, "the power of the matrix %s must be a whole number literal from 0 to 1000000, "
-              "as in A^2", shape_str(c, a->shape));
+  double k;
+  if (!whole_literal(b, &k)) {
+    ctx_error(c, loc, "the power of the matrix %s must be a whole number literal from -1000000 to "
+              "1000000, as in A^2, or A^-1 for the inverse", shape_str(c, a->shape));
     return NULL;
   }
+  if (k < 0 && !(a = make(c, OP_INV, a, NULL, 0, loc)))
+    return NULL;
   Node *r = NULL, *p = a;
-  for (long k = (long)b->num; k > 0 && p; k >>= 1) {
-    if (k & 1)
+  for (long n = (long)fabs(k); n > 0 && p; n >>= 1) {
+    if (n & 1)
       r = r ? make(c, OP_MUL, r, p, 0, loc) : p;
-    if (k > 1)
+    if (n > 1)
       p = make(c, OP_MUL, p, p, 0, loc);
   }
+  if (c->failed)
+    return NULL;
   return r ? r : ast_fill(c, OP_EYE, a->shape);
 }
 

@@ -172,6 +172,24 @@ Test(parse, division_is_left_associative) {
   expect_near(eval_x("x : scalar\ny = x/2*4\n", 8), 16, "x/2*4 at 8");
 }
 
+// A^-1 is inv(A) and A^-k is inv(A)^k: with A = [2 1; 1 1], inv(A) =
+// [1 -1; -1 2] sums to 1, inv(A)^2 = [2 -3; -3 5] has trace 7, and
+// inv(A)^3 = [5 -8; -8 13] sums to 2. The exponent may be parenthesised.
+Test(parse, negative_matrix_power) {
+  const double A[] = {2, 1, 1, 1};
+  const double *in[] = {A};
+  const char *decl = "A : matrix(2, 2)\n";
+  char src[128];
+  snprintf(src, sizeof src, "%sy = sum(A^-1)\n", decl);
+  expect_near(eval_at(src, NULL, in), 1, "sum(A^-1)");
+  snprintf(src, sizeof src, "%sy = tr(A^-2)\n", decl);
+  expect_near(eval_at(src, NULL, in), 7, "tr(A^-2)");
+  snprintf(src, sizeof src, "%sy = sum(A^(-3))\n", decl);
+  expect_near(eval_at(src, NULL, in), 2, "sum(A^(-3))");
+  snprintf(src, sizeof src, "%sy = sum(A^-1*A)\n", decl);
+  expect_near(eval_at(src, NULL, in), 2, "sum(A^-1*A)");
+}
+
 /* ---- transposes ----------------------------------------------------------- */
 
 // A = [1 2 3; 4 5 6], B = [1 0 2; -1 1 0].
