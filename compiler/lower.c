@@ -28,7 +28,10 @@ static Node *oom(Ctx *c, Loc loc) {
 static Node *make(Ctx *c, Op op, Node *a, Node *b, long k, Loc loc) {
   char msg[400];
   Shape s;
-  if (!shape_check(c, op, a->shape, b ? b->shape : a->shape, k, &s, msg, sizeof msg)) {
+  Shape bs = b ? b->shape : a->shape;
+  // Sizes being inferred are first equated as the operation needs (infer.c).
+  infer_fit(c, op, a->shape, bs);
+  if (!shape_check(c, op, a->shape, bs, k, &s, msg, sizeof msg)) {
     ctx_error(c, loc, "%s", msg);
     return NULL;
   }
@@ -59,7 +62,8 @@ static bool whole_literal(const Node *b, double *k) {
 // is (A*A)*(A*A), with A*A one shared node. A^-k is inv(A)^k, as
 // matrixcalculus.org reads A^-1: one inverse, then products.
 static Node *matrix_power(Ctx *c, Node *a, Node *b, Loc loc) {
-  if (!shape_is_square(a->shape)) {
+  infer_fit(c, OP_INV, a->shape, a->shape);  // square, as inv needs
+  if (!shape_is_square(infer_shape(c, a->shape))) {
     ctx_error(c, loc, "^ needs a scalar or a square matrix as its base, not %s; use .^ for an "
               "elementwise power", shape_str(c, a->shape));
     return NULL;
@@ -141,6 +145,7 @@ typedef enum Form {
   F_UNARY,    /* f(A) */
   F_REDUCE,   /* f(A) or f(A, dim) */
   F_SIZES,    /* f(n) or f(n, m) */
+  F_FILL,     /* f(v): every element the scalar v, the shape inferred */
   F_OTHER,    /* handled by name in call() */
 } Form;
 
@@ -156,7 +161,8 @@ static const struct Func {
     {"diag", OP_DIAGM, F_OTHER},      {"dot", OP_SUM, F_OTHER},
     {"norm1", OP_ABS, F_OTHER},       {"norm2", OP_NORM, F_UNARY},
     {"eye", OP_EYE, F_SIZES},         {"ones", OP_ONES, F_SIZES},
-    {"zeros", OP_ZEROS, F_SIZES},
+    {"zeros", OP_ZEROS, F_SIZES},     {"vector", OP_ONES, F_FILL},
+    {"matrix", OP_ONES, F_FILL},
 #define OP(name, spelling, arity, prec, cfn) {cfn ? spelling : NULL, OP_##name, F_UNARY},
 #include "ops.h"
 #undef OP
@@ -174,6 +180,44 @@ static Node *sizes(Ctx *c, Expr *e, const struct Func *f) {
     return NULL;
   Node *n = ast_fill(c, f->op, (Shape){r, f->op == OP_EYE ? r : cols});
   return n ? n : oom(c, e->loc);
+}
+
+// vector(v) and matrix(v), as matrixcalculus.org has them: every element
+// the scalar v, the shape inferred from where it stands (infer.c).
+// vector(1) is a vector of ones.
+static Node *fill(Ctx *c, Expr *e, const struct Func *f) {
+  bool vec = f->name[0] == 'v';
+  const char *sized = vec ? "ones(n)" : "ones(n, m)";
+  if (e->nargs != 1) {
+    ctx_error(c, e->loc, "%s takes 1 argument, the value of every element, as in %s(1), and its "
+              "size is inferred; for a given size write %s", f->name, f->name, sized);
+    return NULL;
+  }
+  // The type vector(n) of a declaration is not this function.
+  Expr *arg = e->args[0];
+  if (arg->kind == EX_NAME && find_dim(c, arg->name) >= 0 && find_var(c, arg->name) < 0 &&
+      !find_let(c, arg->name)) {
+    ctx_error(c, e->loc, "the argument of %s is the value of every element, not a size: %s(1) is "
+              "a %s of ones whose size is inferred; for the size %s write %s", f->name, f->name,
+              f->name, arg->name, sized);
+    return NULL;
+  }
+  Node *v = lower(c, arg);
+  if (!v)
+    return NULL;
+  if (!shape_is_scalar(v->shape)) {
+    ctx_error(c, e->loc, "%s takes a scalar, the value of every element, not %s", f->name,
+              shape_str(c, v->shape));
+    return NULL;
+  }
+  Shape s = {.c = dim_lit(1)};
+  if (!infer_fresh(c, e->loc, f->name, vec ? 2 : 0, &s.r) ||
+      (!vec && !infer_fresh(c, e->loc, f->name, 1, &s.c)))
+    return NULL;
+  Node *ones = ast_fill(c, OP_ONES, s);
+  if (!ones)
+    return oom(c, e->loc);
+  return ast_is_num(v, 1) ? ones : make(c, OP_MUL, v, ones, 0, e->loc);
 }
 
 static Node *reduce(Ctx *c, Expr *e, const struct Func *f, Node *a) {
@@ -210,6 +254,8 @@ static Node *call(Ctx *c, Expr *e) {
   }
   if (f->form == F_SIZES)
     return sizes(c, e, f);
+  if (f->form == F_FILL)
+    return fill(c, e, f);
   int min = 1, max = f->form == F_REDUCE ? 2 : !strcmp(f->name, "dot") ? 2 : 1;
   if (!strcmp(f->name, "dot"))
     min = 2;
@@ -230,7 +276,8 @@ static Node *call(Ctx *c, Expr *e) {
     Node *b = lower(c, e->args[1]);
     if (!b)
       return NULL;
-    if (!shape_eq(a->shape, b->shape)) {
+    infer_same(c, a->shape, b->shape);
+    if (!shape_eq(infer_shape(c, a->shape), infer_shape(c, b->shape))) {
       ctx_error(c, e->loc, "dot needs two operands of one shape, not %s and %s", shape_str(c, a->shape),
                 shape_str(c, b->shape));
       return NULL;
@@ -258,6 +305,12 @@ static Node *name(Ctx *c, Expr *e) {
   int d = find_dim(c, e->name);
   if (d >= 0)
     return (n = ast_dim(c, (Dim){.sym = d})) ? n : oom(c, e->loc);
+  // A bare eye, unless the program names something so: the identity, its
+  // size inferred (infer.c), as on matrixcalculus.org.
+  Dim size;
+  if (!strcmp(e->name, "eye"))
+    return !infer_fresh(c, e->loc, "eye", 2, &size) ? NULL
+           : (n = ast_fill(c, OP_EYE, (Shape){size, size})) ? n : oom(c, e->loc);
   ctx_error(c, e->loc, "undeclared variable '%s'", e->name);
   return NULL;
 }
@@ -307,16 +360,19 @@ static bool dim(Ctx *c, DimSpec *d, Dim *out) {
   int i = find_dim(c, d->name);
   if (i < 0 && find_var(c, d->name) >= 0)
     return ctx_error(c, d->loc, "'%s' is a variable, not a size", d->name);
-  if (i < 0) {
-    char **dims = arena_grow(&c->arena, c->dims, c->ndims, &c->dimcap, sizeof *dims);
-    if (!dims || !names_put(&c->arena, &c->dimidx, d->name, c->ndims))
-      return ctx_error(c, d->loc, "out of memory");
-    dims[c->ndims] = d->name;
-    c->dims = dims;
-    i = c->ndims++;
-  }
+  if (i < 0 && (i = lower_new_dim(c, d->name)) < 0)
+    return ctx_error(c, d->loc, "out of memory");
   *out = (Dim){.sym = i};
   return true;
+}
+
+int lower_new_dim(Ctx *c, char *name) {
+  char **dims = arena_grow(&c->arena, c->dims, c->ndims, &c->dimcap, sizeof *dims);
+  if (!dims || !names_put(&c->arena, &c->dimidx, name, c->ndims))
+    return -1;
+  dims[c->ndims] = name;
+  c->dims = dims;
+  return c->ndims++;
 }
 
 static bool declare(Ctx *c, Stmt *s) {
@@ -385,7 +441,8 @@ static bool assign(Ctx *c, Stmt *s) {
   return true;
 }
 
-bool lower_program(Ctx *c) {
+// One walk over the statements.
+static bool lower_round(Ctx *c) {
   bool any_wrt = false;
   Stmt *last = NULL;
   for (Stmt *s = c->stmts; s; s = s->next) {
@@ -411,4 +468,34 @@ bool lower_program(Ctx *c) {
     for (int i = 0; i < c->nvars; i++)
       c->vars[i].wrt = true;
   return true;
+}
+
+// Back to before the first statement, with the parse tree kept: no nodes,
+// names or error. The arena keeps what the round allocated until the end.
+static void lower_reset(Ctx *c) {
+  if (c->table)
+    memset(c->table, 0, sizeof *c->table * (size_t)c->tabsize);
+  c->nnodes = c->nvars = c->ndims = c->nlets = 0;
+  memset(&c->varidx, 0, sizeof c->varidx);
+  memset(&c->dimidx, 0, sizeof c->dimidx);
+  memset(&c->letidx, 0, sizeof c->letidx);
+  c->outname = NULL;
+  c->out = NULL;
+  c->failed = false;
+  diag_clear(c->err);
+}
+
+// A round that equated inferred sizes left nodes made before with the
+// sizes they had, and an error it met may read differently once every size
+// is known from the start: such a round is done again (see infer.c). The
+// round after one that equated sizes equates none; a few more are a bug.
+bool lower_program(Ctx *c) {
+  for (int round = 1;; round++) {
+    bool ok = lower_round(c);
+    if (!infer_round(c))
+      return ok && infer_finish(c);
+    if (round == 4)
+      return ctx_error(c, (Loc){-1, -1}, "internal error: the inferred sizes do not settle");
+    lower_reset(c);
+  }
 }

@@ -213,6 +213,9 @@ typedef struct Ctx {
   char *outname;
   Node *out;
   Node **grads;      /* per variable: simplified d(out)/d(var), NULL if not wrt */
+
+  bool implicit;     /* a one-line expression: its variables undeclared, typed by their first letter */
+  struct Infer *infer; /* sizes being inferred (infer.c); NULL while there are none */
 } Ctx;
 
 void ctx_init(Ctx *c, const char *src, long len, const char *file, md_error *err);
@@ -263,6 +266,33 @@ Dim dim_lit(long n);                                 /* a literal size */
 /* Statements -> DAG: declarations, wrt, assignments, with every size
    checked. Sets c->vars, c->dims, c->lets, c->out. */
 bool lower_program(Ctx *c);
+
+/* Append the symbolic size NAME (not copied) to c->dims: its index, or -1
+   on allocation failure. */
+int lower_new_dim(Ctx *c, char *name);
+
+/* ---- infer.c ----------------------------------------------------------- */
+
+/* A free size for a constant WHAT ("vector", "matrix", "eye"; AXIS 0 its
+   rows, 1 its columns, 2 its only size) or for a variable (WHAT NULL) made
+   at LOC: into *OUT, the size as lowering sees it this round. */
+bool infer_fresh(Ctx *c, Loc loc, const char *what, int axis, Dim *out);
+/* S with every size read through the sizes equated so far. */
+Shape infer_shape(Ctx *c, Shape s);
+/* Equate the free sizes that OP needs equal to fit A and B (any fit needs
+   them equal: these calls change nothing when OP fits already). true if
+   all are equal now and some were not; a pair that cannot be equated stops
+   it. infer_same: make A and B one shape. */
+bool infer_fit(Ctx *c, Op op, Shape a, Shape b);
+bool infer_same(Ctx *c, Shape a, Shape b);
+/* After a round of lowering: true if it equated sizes, and then ready for
+   the next round, which must start from scratch. */
+bool infer_round(Ctx *c);
+/* After the last round: an error at any constant whose size is still free. */
+bool infer_finish(Ctx *c);
+/* A name the source does not spell: FIRST[*COUNTER] while there are
+   such, then STEM1, STEM2, ...; *COUNTER moves past it. */
+char *infer_name(Ctx *c, const char *const *first, int nfirst, const char *stem, int *counter);
 
 /* ---- diff.c ------------------------------------------------------------ */
 

@@ -190,6 +190,30 @@ Test(parse, negative_matrix_power) {
   expect_near(eval_at(src, NULL, in), 2, "sum(A^-1*A)");
 }
 
+// vector(v), matrix(v) and a bare eye take their size from where they
+// stand: with x = [1 2 3] and A = [2 1; 1 1], x'*vector(1) = 6,
+// sum(A + eye) = 5 + 2, sum(matrix(2) .* A) = 10, vector(x'*x)'*x = 14*6.
+// A variable or an intermediate named eye is that, not the identity.
+Test(parse, inferred_constants) {
+  const double x[] = {1, 2, 3}, A[] = {2, 1, 1, 1};
+  const double *in[] = {x, A};
+  const char *decl = "x : vector(3)\nA : matrix(2, 2)\n";
+  char src[160];
+  snprintf(src, sizeof src, "%sy = x'*vector(1)\n", decl);
+  expect_near(eval_at(src, NULL, in), 6, "x'*vector(1)");
+  snprintf(src, sizeof src, "%sy = sum(A + eye)\n", decl);
+  expect_near(eval_at(src, NULL, in), 7, "sum(A + eye)");
+  snprintf(src, sizeof src, "%sy = sum(matrix(2) .* A)\n", decl);
+  expect_near(eval_at(src, NULL, in), 10, "sum(matrix(2) .* A)");
+  snprintf(src, sizeof src, "%sy = vector(x'*x)'*x\n", decl);
+  expect_near(eval_at(src, NULL, in), 84, "vector(x'*x)'*x");
+  snprintf(src, sizeof src, "%seye = A*A\ny = sum(eye)\n", decl);
+  expect_near(eval_at(src, NULL, in), 5 + 3 + 3 + 2, "an intermediate named eye");
+  const double *in2[] = {x, A, A};
+  snprintf(src, sizeof src, "%seye : matrix(2, 2)\ny = sum(eye)\n", decl);
+  expect_near(eval_at(src, NULL, in2), 5, "an input named eye");
+}
+
 /* ---- transposes ----------------------------------------------------------- */
 
 // A = [1 2 3; 4 5 6], B = [1 0 2; -1 1 0].
