@@ -47,7 +47,7 @@ LIBS    := -ltcc $(BLAS_LIBS) -ldl -lm -lpthread
 
 RT_SRCS := runtime/kernels.c runtime/functions.c runtime/float.c runtime/tape.c
 LIB_SRCS := compiler/arena.c compiler/ctx.c compiler/diag.c compiler/ast.c \
-            compiler/shape.c compiler/lower.c compiler/infer.c compiler/diff.c compiler/simplify.c compiler/print.c \
+            compiler/shape.c compiler/lower.c compiler/infer.c compiler/expr.c compiler/diff.c compiler/simplify.c compiler/print.c \
             compiler/emit_c.c compiler/record.c compiler/jit.c compiler/api.c \
             compiler/dataio.c compiler/graph.c compiler/npy.c
 GEN_SRCS := $(B)/parser.c $(B)/lexer.c

@@ -2,7 +2,7 @@
  * infer.c - sizes that are inferred rather than declared. vector(1),
  * matrix(1) and a bare eye take their shape from where they stand (as on
  * matrixcalculus.org), and the variables of a one-line expression have no
- * declared sizes at all.
+ * declared sizes at all (expr.c).
  *
  * Each such size starts free: a slot of a union-find. When an operation's
  * shapes do not fit and fitting them only takes equating free sizes with

@@ -115,6 +115,9 @@ static bool size_arg(Ctx *c, Expr *e, Dim *d) {
   }
   if (e->kind == EX_NUM)
     return ctx_error(c, e->loc, "a size must be a whole number from 1 to 1000000000");
+  if (c->implicit)
+    return ctx_error(c, e->loc, "a one-line expression has no size names: write eye, vector(1) or "
+                     "matrix(1) without a size, and the size is inferred");
   return ctx_error(c, e->loc, "expected a size: a whole number or a size declared in a type, "
                    "like n in matrix(n, m)");
 }
@@ -295,6 +298,34 @@ static Node *call(Ctx *c, Expr *e) {
   return make(c, f->op, a, NULL, 0, e->loc);
 }
 
+static bool add_var(Ctx *c, Var v) {
+  Var *vars = arena_grow(&c->arena, c->vars, c->nvars, &c->varcap, sizeof *vars);
+  if (!vars || !names_put(&c->arena, &c->varidx, v.name, c->nvars))
+    return ctx_error(c, v.loc, "out of memory");
+  vars[c->nvars] = v;
+  c->vars = vars;
+  int index = c->nvars++;
+  if (!(c->vars[index].node = ast_var(c, index)))
+    return ctx_error(c, v.loc, "out of memory");
+  return true;
+}
+
+// A variable of a one-line expression, declared where it is first used.
+// matrixcalculus.org's convention gives its kind by its first letter: a-g
+// a scalar, h-z a vector, A-Z a matrix (lambda is a vector, x1 too); its
+// sizes are inferred (infer.c).
+static Node *implicit_var(Ctx *c, Expr *e) {
+  char first = e->name[0];
+  Var v = {.name = e->name, .shape = shape_scalar(), .vector = first >= 'h' && first <= 'z',
+           .loc = e->loc};
+  bool matrix = first >= 'A' && first <= 'Z';
+  if ((v.vector || matrix) && !infer_fresh(c, e->loc, NULL, matrix ? 0 : 2, &v.shape.r))
+    return NULL;
+  if (matrix && !infer_fresh(c, e->loc, NULL, 1, &v.shape.c))
+    return NULL;
+  return add_var(c, v) ? c->vars[c->nvars - 1].node : NULL;
+}
+
 static Node *name(Ctx *c, Expr *e) {
   int v = find_var(c, e->name);
   if (v >= 0)
@@ -311,6 +342,8 @@ static Node *name(Ctx *c, Expr *e) {
   if (!strcmp(e->name, "eye"))
     return !infer_fresh(c, e->loc, "eye", 2, &size) ? NULL
            : (n = ast_fill(c, OP_EYE, (Shape){size, size})) ? n : oom(c, e->loc);
+  if (c->implicit)
+    return implicit_var(c, e);
   ctx_error(c, e->loc, "undeclared variable '%s'", e->name);
   return NULL;
 }
@@ -400,15 +433,7 @@ static bool declare(Ctx *c, Stmt *s) {
     return false;
   if (t == 2 && !dim(c, &s->dims[1], &v.shape.c))
     return false;
-  Var *vars = arena_grow(&c->arena, c->vars, c->nvars, &c->varcap, sizeof *vars);
-  if (!vars || !names_put(&c->arena, &c->varidx, s->name, c->nvars))
-    return ctx_error(c, s->loc, "out of memory");
-  vars[c->nvars] = v;
-  c->vars = vars;
-  int index = c->nvars++;
-  if (!(c->vars[index].node = ast_var(c, index)))
-    return ctx_error(c, s->loc, "out of memory");
-  return true;
+  return add_var(c, v);
 }
 
 static bool wrt(Ctx *c, Stmt *s) {

@@ -209,6 +209,7 @@ typedef struct Ctx {
 
   Stmt *stmts, *last_stmt;
   int lexpos;        /* the scanner's byte offset */
+  int start_token;   /* when not 0, the scanner's first token */
   int nexprs;        /* parse-tree nodes made so far */
   char *outname;
   Node *out;
@@ -224,7 +225,9 @@ bool ctx_error(Ctx *c, Loc loc, const char *fmt, ...) __attribute__((format(prin
 
 /* ---- parser.y ---------------------------------------------------------- */
 
-/* Parse the whole source into c->stmts. false with the error reported. */
+/* Parse the whole source into c->stmts. false with the error reported.
+   With c->implicit, the source is one expression, and c->stmts one
+   assignment to a NULL name, which the caller fills in. */
 bool parse_program(Ctx *c);
 Expr *expr_new(Ctx *c, ExprKind kind, Loc loc);
 

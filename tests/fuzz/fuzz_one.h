@@ -9,6 +9,8 @@
  *      printed as text and as LaTeX, the DAG as Graphviz dot, the C in each
  *      form `matdiff compile` writes (runtime-linked or standalone, double
  *      or float) and the JIT's, and the operation counts;
+ *   1b. the text as a one-line expression: md_expr_source either fails
+ *      with an error or writes a program that md_front takes;
  *   2. with FUZZ_JIT, md_compile, which runs it all again and hands the C to
  *      libtcc; where that compiles and every value in the DAG is small at the
  *      chosen sizes, md_eval, md_grad and md_vjp on deterministic inputs, and
@@ -157,6 +159,23 @@ static int fuzz_front(const char *src, int flags) {
   return go_on;
 }
 
+// 1b. What md_expr_source writes is a program like any other, and one
+// that compiles: every error about the expression is its to report.
+static void fuzz_expr(const char *src) {
+  md_error err;
+  char *prog = md_expr_source(src, NULL, &err);
+  if (!prog) {
+    fuzz_check_error(&err, "md_expr_source");
+    return;
+  }
+  Ctx c;
+  ctx_init(&c, prog, (long)strlen(prog), "expr.expr", &err);
+  if (!md_front(&c))
+    fuzz_fail("md_front refuses the program md_expr_source wrote", err.diag);
+  ctx_free(&c);
+  free(prog);
+}
+
 /* ---- 2. the JIT and the calls -------------------------------------------- */
 
 // Every node of the DAG (the value's, the gradients' and whatever the
@@ -291,6 +310,7 @@ static void fuzz_one(const char *src, int flags) {
   uint64_t hash = 1469598103934665603ull;  // FNV-1a: the sizes follow the text
   for (const char *p = src; *p; p++)
     hash = (hash ^ (unsigned char)*p) * 1099511628211ull;
+  fuzz_expr(src);
   if (fuzz_front(src, flags) && (flags & FUZZ_JIT))
     fuzz_jit(src, hash);
 }
