@@ -89,6 +89,11 @@ static Node *matrix_power(Ctx *c, Node *a, Node *b, Loc loc) {
 }
 
 static Node *binary(Ctx *c, Op op, Node *a, Node *b, Loc loc) {
+  // A^T, as some write the transpose; in a one-line expression T is a matrix.
+  if (op == OP_POW && !shape_is_scalar(a->shape) && b->op == OP_VAR && !strcmp(c->vars[b->k].name, "T")) {
+    ctx_error(c, loc, "^T: T is a variable here, and the transpose is written A', not A^T");
+    return NULL;
+  }
   if (op == OP_POW && !shape_is_scalar(a->shape) && shape_is_scalar(b->shape))
     return matrix_power(c, a, b, loc);
   // ||e||^2 is kept whole: its derivative is 2*e, with no square root.
@@ -246,12 +251,35 @@ static Node *reduce(Ctx *c, Expr *e, const struct Func *f, Node *a) {
   return n;
 }
 
+// Functions people bring from matrixcalculus.org's output, MATLAB or
+// NumPy, and how matdiff writes them.
+static const struct Alias {
+  const char *name, *hint;
+} aliases[] = {
+    {"adj", "the adjugate is det(A)*inv(A)"},
+    {"trace", "the trace is tr(A)"},
+    {"transpose", "the transpose is A'"},
+    {"inverse", "the inverse is inv(A), or A^-1"},
+    {"norm", "the norms are norm2(e) or ||e|| (Euclidean, or Frobenius for a matrix) and norm1(e) "
+             "or ||e||_1"},
+    {"ln", "the natural logarithm is log(e)"},
+    {"asin", "write arcsin(e)"},
+    {"acos", "write arccos(e)"},
+    {"atan", "write arctan(e)"},
+    {"logistic", "write sigmoid(e)"},
+};
+
 static Node *call(Ctx *c, Expr *e) {
   const struct Func *f = NULL;
   for (size_t i = 0; i < sizeof funcs / sizeof *funcs && !f; i++)
     if (funcs[i].name && !strcmp(funcs[i].name, e->name))
       f = &funcs[i];
   if (!f) {
+    for (size_t i = 0; i < sizeof aliases / sizeof *aliases; i++)
+      if (!strcmp(aliases[i].name, e->name)) {
+        ctx_error(c, e->loc, "unknown function '%s'; %s", e->name, aliases[i].hint);
+        return NULL;
+      }
     ctx_error(c, e->loc, "unknown function '%s'", e->name);
     return NULL;
   }
@@ -326,6 +354,14 @@ static Node *implicit_var(Ctx *c, Expr *e) {
   return add_var(c, v) ? c->vars[c->nvars - 1].node : NULL;
 }
 
+// Does E stand right after a ^ or .^, as T does in A^T?
+static bool exponent(Ctx *c, const Expr *e) {
+  int i = e->loc.begin;
+  while (i > 0 && (c->src[i - 1] == ' ' || c->src[i - 1] == '\t'))
+    i--;
+  return i > 0 && c->src[i - 1] == '^';
+}
+
 static Node *name(Ctx *c, Expr *e) {
   int v = find_var(c, e->name);
   if (v >= 0)
@@ -344,7 +380,10 @@ static Node *name(Ctx *c, Expr *e) {
            : (n = ast_fill(c, OP_EYE, (Shape){size, size})) ? n : oom(c, e->loc);
   if (c->implicit)
     return implicit_var(c, e);
-  ctx_error(c, e->loc, "undeclared variable '%s'", e->name);
+  if (!strcmp(e->name, "T") && exponent(c, e))
+    ctx_error(c, e->loc, "undeclared variable 'T'; the transpose is written A', not A^T");
+  else
+    ctx_error(c, e->loc, "undeclared variable '%s'", e->name);
   return NULL;
 }
 
