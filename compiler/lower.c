@@ -3,7 +3,11 @@
  * and every expression lowered to hash-consed nodes (ast.c) with its
  * shape checked (shape.c) and any misfit reported at its operator.
  * Functions the language spells out in terms of others (mean, dot,
- * norm1, softmax over all elements, A^k) become those others here.
+ * norm1, softmax over all elements, A^k and A^-k, vector(v)) become those
+ * others here. Sizes that are not declared (those of vector(1), matrix(1),
+ * a bare eye, and of a one-line expression's variables) are inferred as
+ * the operations meet them, with infer.c; lower_program then walks the
+ * statements again until a walk has equated nothing.
  */
 #include <math.h>
 #include <stdlib.h>
