@@ -3,8 +3,10 @@
  * shares and, file by file, the functions each stage exports.
  *
  * The pipeline (see md_compile in api.c and main in cli.c):
+ *   expr.c            a one-line expression -> the source of its program
  *   parser.y/lexer.l  source text -> statements holding expression trees
- *   lower.c           trees -> hash-consed DAG (ast.c), shapes checked (shape.c)
+ *   lower.c           trees -> hash-consed DAG (ast.c), shapes checked (shape.c),
+ *                     undeclared sizes inferred (infer.c)
  *   diff.c            DAG -> one adjoint DAG per wrt variable (reverse mode)
  *   simplify.c        rewrite rules to a fixpoint
  *   print.c           DAG -> text in the input language
