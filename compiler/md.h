@@ -3,8 +3,10 @@
  * shares and, file by file, the functions each stage exports.
  *
  * The pipeline (see md_compile in api.c and main in cli.c):
+ *   expr.c            a one-line expression -> the source of its program
  *   parser.y/lexer.l  source text -> statements holding expression trees
- *   lower.c           trees -> hash-consed DAG (ast.c), shapes checked (shape.c)
+ *   lower.c           trees -> hash-consed DAG (ast.c), shapes checked (shape.c),
+ *                     undeclared sizes inferred (infer.c)
  *   diff.c            DAG -> one adjoint DAG per wrt variable (reverse mode)
  *   simplify.c        rewrite rules to a fixpoint
  *   print.c           DAG -> text in the input language
@@ -210,10 +212,14 @@ typedef struct Ctx {
 
   Stmt *stmts, *last_stmt;
   int lexpos;        /* the scanner's byte offset */
+  int start_token;   /* when not 0, the scanner's first token */
   int nexprs;        /* parse-tree nodes made so far */
   char *outname;
   Node *out;
   Node **grads;      /* per variable: simplified d(out)/d(var), NULL if not wrt */
+
+  bool implicit;     /* a one-line expression: its variables undeclared, typed by their first letter */
+  struct Infer *infer; /* sizes being inferred (infer.c); NULL while there are none */
 } Ctx;
 
 void ctx_init(Ctx *c, const char *src, long len, const char *file, md_error *err);
@@ -222,7 +228,9 @@ bool ctx_error(Ctx *c, Loc loc, const char *fmt, ...) __attribute__((format(prin
 
 /* ---- parser.y ---------------------------------------------------------- */
 
-/* Parse the whole source into c->stmts. false with the error reported. */
+/* Parse the whole source into c->stmts. false with the error reported.
+   With c->implicit, the source is one expression, and c->stmts one
+   assignment to a NULL name, which the caller fills in. */
 bool parse_program(Ctx *c);
 Expr *expr_new(Ctx *c, ExprKind kind, Loc loc);
 
@@ -264,6 +272,33 @@ Dim dim_lit(long n);                                 /* a literal size */
 /* Statements -> DAG: declarations, wrt, assignments, with every size
    checked. Sets c->vars, c->dims, c->lets, c->out. */
 bool lower_program(Ctx *c);
+
+/* Append the symbolic size NAME (not copied) to c->dims: its index, or -1
+   on allocation failure. */
+int lower_new_dim(Ctx *c, char *name);
+
+/* ---- infer.c ----------------------------------------------------------- */
+
+/* A free size for a constant WHAT ("vector", "matrix", "eye"; AXIS 0 its
+   rows, 1 its columns, 2 its only size) or for a variable (WHAT NULL) made
+   at LOC: into *OUT, the size as lowering sees it this round. */
+bool infer_fresh(Ctx *c, Loc loc, const char *what, int axis, Dim *out);
+/* S with every size read through the sizes equated so far. */
+Shape infer_shape(Ctx *c, Shape s);
+/* Equate the free sizes that OP needs equal to fit A and B (any fit needs
+   them equal: these calls change nothing when OP fits already). true if
+   all are equal now and some were not; a pair that cannot be equated stops
+   it. infer_same: make A and B one shape. */
+bool infer_fit(Ctx *c, Op op, Shape a, Shape b);
+bool infer_same(Ctx *c, Shape a, Shape b);
+/* After a round of lowering: true if it equated sizes, and then ready for
+   the next round, which must start from scratch. */
+bool infer_round(Ctx *c);
+/* After the last round: an error at any constant whose size is still free. */
+bool infer_finish(Ctx *c);
+/* A name the source does not spell: FIRST[*COUNTER] while there are
+   such, then STEM1, STEM2, ...; *COUNTER moves past it. */
+char *infer_name(Ctx *c, const char *const *first, int nfirst, const char *stem, int *counter);
 
 /* ---- diff.c ------------------------------------------------------------ */
 

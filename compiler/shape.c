@@ -71,6 +71,9 @@ static bool square(Ctx *c, Op op, Shape a, char *msg, size_t n) {
 }
 
 bool shape_check(Ctx *c, Op op, Shape a, Shape b, long k, Shape *out, char *msg, size_t n) {
+  // Sizes being inferred are read as equated so far (infer.c).
+  a = infer_shape(c, a);
+  b = infer_shape(c, b);
   switch (op) {
   case OP_ADD:
   case OP_SUB:
