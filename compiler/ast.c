@@ -10,27 +10,6 @@
 #include <string.h>
 #include "md.h"
 
-const char *const op_spelling[OP_COUNT] = {
-#define OP(name, spelling, arity, prec, cfn) spelling,
-#include "ops.h"
-#undef OP
-};
-const int op_arity[OP_COUNT] = {
-#define OP(name, spelling, arity, prec, cfn) arity,
-#include "ops.h"
-#undef OP
-};
-const int op_prec[OP_COUNT] = {
-#define OP(name, spelling, arity, prec, cfn) prec,
-#include "ops.h"
-#undef OP
-};
-const char *const op_cfunc[OP_COUNT] = {
-#define OP(name, spelling, arity, prec, cfn) cfn,
-#include "ops.h"
-#undef OP
-};
-
 static uint64_t mix(uint64_t h, uint64_t v) {
   h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
   return h;

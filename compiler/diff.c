@@ -48,18 +48,11 @@ static bool is_scalar(const Node *n) { return shape_is_scalar(n->shape); }
 // sum(A .* B), the derivative of a scaling by a scalar.
 static Node *dot(Diff *d, Node *a, Node *b) { return op(d, OP_SUM, op(d, OP_EMUL, a, b), NULL); }
 
-/* The rules: node N = op(A, B) with adjoint G. */
+/* The rules: node N = op(A, B) with adjoint G. (A leaf has none: nothing
+   lies below it.) */
 static void rule(Diff *d, Node *n, Node *g) {
   Node *a = n->a, *b = n->b;
   switch (n->op) {
-  case OP_NUM:
-  case OP_VAR:
-  case OP_DIM:
-  case OP_SEED:
-  case OP_ZEROS:
-  case OP_ONES:
-  case OP_EYE:
-    break;
   case OP_ADD:  /* C = A + B:  dA += G,  dB += G */
     add(d, a, g);
     add(d, b, g);
@@ -194,7 +187,8 @@ static void rule(Diff *d, Node *n, Node *g) {
   case OP_ATAN:  /* dA += G./(1 + A.^2) */
     add(d, a, op(d, OP_EDIV, g, op(d, OP_ADD, num(d, 1), op(d, OP_EPOW, a, num(d, 2)))));
     break;
-  case OP_COUNT:
+  default:  /* an op with no rule: a gradient would silently lack its part */
+    ctx_error(d->c, (Loc){-1, -1}, "internal error: '%s' has no derivative rule", op_spelling[n->op]);
     break;
   }
 }
@@ -212,7 +206,7 @@ void diff_program(Ctx *c, Node *seed) {
   // visited in decreasing id order, a topological order of the DAG.
   d.adj[c->out->id] = seed;
   for (int i = c->out->id; i >= 0; i--)
-    if (d.adj[i])
+    if (d.adj[i] && !op_is_leaf(c->nodes[i]->op))
       rule(&d, c->nodes[i], d.adj[i]);
   for (int i = 0; i < c->nvars; i++)
     if (c->vars[i].wrt) {

@@ -321,8 +321,8 @@ static void plan(Emit *e, Node **roots, int nroots) {
   for (int r = 0; r < nroots; r++) {
     Node *g = roots[r];
     Op op = g->op;
-    if (!scalar(g) && e->uses[g->id] == 1 && op != OP_VAR && op != OP_SEED && op != OP_TRANS &&
-        op != OP_ZEROS && op != OP_ONES && op != OP_EYE && !(r > 0 && (kernel(g) || op == OP_SUM))) {
+    if (!scalar(g) && e->uses[g->id] == 1 && !op_is_leaf(op) && op != OP_TRANS &&
+        !(r > 0 && (kernel(g) || op == OP_SUM))) {
       e->kind[g->id] = K_ROOT;
       plan_terms(e, g);
     }
@@ -334,13 +334,13 @@ static void plan(Emit *e, Node **roots, int nroots) {
       continue;
     if (k == K_ROOT)
       ;
-    else if (p->op == OP_NUM || p->op == OP_VAR || p->op == OP_DIM || p->op == OP_SEED)
+    else if (op_is_leaf(p->op) && !op_is_fill(p->op))
       k = K_LEAF;
     else if (scalar(p))
       k = K_SCALAR;
     else if (k == K_BUFFER)
       ;
-    else if (p->op == OP_ZEROS || p->op == OP_ONES || p->op == OP_EYE)
+    else if (op_is_fill(p->op))
       k = K_LEAF;
     else if (p->op == OP_TRANS)
       k = K_VIEW;

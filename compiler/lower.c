@@ -139,9 +139,9 @@ static const struct Func {
     {"norm1", OP_ABS, F_OTHER},       {"norm2", OP_NORM, F_UNARY},
     {"eye", OP_EYE, F_SIZES},         {"ones", OP_ONES, F_SIZES},
     {"zeros", OP_ZEROS, F_SIZES},
-#define OP(name, spelling, arity, prec, cfn) {cfn ? spelling : NULL, OP_##name, F_UNARY},
+#define OP(...)
+#define MAP(name, spelling, ...) {spelling, OP_##name, F_UNARY},
 #include "ops.h"
-#undef OP
 };
 
 static Node *sizes(Ctx *c, Expr *e, const struct Func *f) {

@@ -82,17 +82,67 @@ typedef struct Shape {
 
 enum { PREC_ADD = 1, PREC_MUL, PREC_UNARY, PREC_POW, PREC_POST, PREC_ATOM };
 
+/* Shape classes: the kind of shape rule an op has (shape.c). */
+typedef enum OpClass {
+  SC_LEAF,     /* no operands: a number, an input, a size, the seed, a fill */
+  SC_MAP,      /* f(A) elementwise: A's shape, with no rule of its own */
+  SC_ZIP,      /* A op B elementwise, a scalar, row or column broadcasting */
+  SC_PRODUCT,  /* the matrix product, or scaling by a scalar */
+  SC_SCALAR,   /* an operand must be a scalar: A/s, a^p */
+  SC_REDUCE,   /* over all elements or along a dimension: sum, norms, logsumexp, softmax */
+  SC_LINALG,   /* square matrices: tr, det, logdet, inv */
+  SC_INDEX,    /* an index map: transpose, diag */
+} OpClass;
+
+/* Op flags. */
+enum {
+  OPF_LEAF = 1,     /* no operands */
+  OPF_FILL = 2,     /* a constant of the node's shape, made by ast_fill */
+  OPF_AXIS = 4,     /* Node.k is the dimension it works along: sum(A, 2) */
+  OPF_INVERTS = 8,  /* factors its square operand (LU), singular at some inputs:
+                       inputs are best made well conditioned */
+  OPF_KERNEL = 16,  /* an elementwise function whose C function is a runtime
+                       kernel (runtime/kernels.def), not libm's */
+};
+
+/* Where an operand lies for an op to be smooth there (ops.h's dom columns). */
+typedef enum Domain {
+  DOM_ANY,     /* anywhere */
+  DOM_POS,     /* x > 0: log, sqrt, the base of a power */
+  DOM_UNIT,    /* |x| < 1: arcsin, arccos */
+  DOM_AWAY,    /* away from 0: a kink (relu, abs, sign) or a divisor */
+} Domain;
+
 typedef enum Op {
-#define OP(name, spelling, arity, prec, cfn) OP_##name,
+#define OP(name, ...) OP_##name,
 #include "ops.h"
-#undef OP
   OP_COUNT
 } Op;
+
+/* ---- optab.c: the columns of ops.h, and what they generate ------------- */
 
 extern const char *const op_spelling[OP_COUNT];
 extern const int op_arity[OP_COUNT];
 extern const int op_prec[OP_COUNT];
-extern const char *const op_cfunc[OP_COUNT];  /* elementwise functions: the C function */
+extern const OpClass op_class[OP_COUNT];
+extern const unsigned op_flags[OP_COUNT];
+extern const char *const op_latex[OP_COUNT];   /* NULL: \operatorname{spelling} */
+extern const char *const op_cfunc[OP_COUNT];   /* elementwise functions: the C function */
+extern const char *const op_cfunc_f[OP_COUNT]; /* ... and its single-precision twin */
+extern const Domain op_domain[OP_COUNT][2];    /* of each operand */
+
+static inline bool op_is_leaf(Op op) { return op_flags[op] & OPF_LEAF; }
+static inline bool op_is_fill(Op op) { return op_flags[op] & OPF_FILL; }
+
+/* The libm functions emitted code may call: the C functions of ops.h's
+   elementwise functions and the MDRT_LIBM lines of runtime/kernels.def. */
+/* Does S[0..N) name one, by its double name (its float twin is that and
+   "f"), or with FLT also by its float name? A user's variable takes
+   neither: the code it is a name in calls them. */
+bool optab_is_libm(const char *s, size_t n, bool flt);
+/* The prototypes of those the emitter writes, for the JIT, which compiles
+   with no <math.h>. */
+extern const char optab_libm_prototypes[];
 
 /* ---- the hash-consed DAG (ast.c) --------------------------------------- */
 
@@ -103,8 +153,8 @@ struct Node {
   Op op;
   Node *a, *b;       /* operands, NULL past the arity */
   double num;        /* OP_NUM: the value */
-  long k;            /* OP_VAR: variable index; OP_DIM: size index; OP_SUM,
-                        OP_LSE, OP_SOFTMAX: the dimension (0 for all) */
+  long k;            /* OP_VAR: variable index; OP_DIM: size index; an op
+                        with OPF_AXIS: the dimension (0 for all) */
   Shape shape;
   int id;            /* creation order, so operands always have smaller ids */
   int depth;         /* of the DAG below, this node included */
@@ -230,7 +280,7 @@ Expr *expr_new(Ctx *c, ExprKind kind, Loc loc);
 
 Node *ast_num(Ctx *c, double v);
 Node *ast_var(Ctx *c, int index);
-Node *ast_fill(Ctx *c, Op op, Shape s);               /* OP_ZEROS, OP_ONES or OP_EYE */
+Node *ast_fill(Ctx *c, Op op, Shape s);               /* an op with OPF_FILL */
 Node *ast_dim(Ctx *c, Dim d);                         /* a size as a scalar */
 Node *ast_seed(Ctx *c, Shape s);                      /* G, the adjoint of the output */
 /* Any operation on well-shaped operands (the caller has checked with

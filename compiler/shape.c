@@ -71,6 +71,11 @@ static bool square(Ctx *c, Op op, Shape a, char *msg, size_t n) {
 }
 
 bool shape_check(Ctx *c, Op op, Shape a, Shape b, long k, Shape *out, char *msg, size_t n) {
+  // An elementwise function keeps its operand's shape: its class is its rule.
+  if (op_class[op] == SC_MAP) {
+    *out = a;
+    return true;
+  }
   switch (op) {
   case OP_ADD:
   case OP_SUB:
@@ -153,21 +158,9 @@ bool shape_check(Ctx *c, Op op, Shape a, Shape b, long k, Shape *out, char *msg,
       return true;
     snprintf(msg, n, "diag needs a column vector or a square matrix, not %s", shape_str(c, a));
     return false;
-  case OP_EXP: case OP_LOG: case OP_SQRT: case OP_SIN: case OP_COS: case OP_TAN:
-  case OP_TANH: case OP_SIGMOID: case OP_RELU: case OP_SOFTPLUS: case OP_ABS:
-  case OP_SIGN: case OP_ASIN: case OP_ACOS: case OP_ATAN:
-    *out = a;
-    return true;
-  case OP_NUM:
-  case OP_VAR:
-  case OP_DIM:
-  case OP_SEED:
-  case OP_ZEROS:
-  case OP_ONES:
-  case OP_EYE:
-  case OP_COUNT:
+  default:  // a leaf, made by ast_num, ast_fill and the like, or an op with no rule
     break;
   }
-  snprintf(msg, n, "bad operation");
+  snprintf(msg, n, "%s has no shape rule", op_spelling[op]);
   return false;
 }
