@@ -113,8 +113,16 @@ $(B)/lexer.o: $(B)/lexer.c $(B)/parser.h
 	$(Q)$(CC) $(GEN_CFLAGS) -c $< -o $@
 $(LIB_OBJS) $(CLI_OBJS): | $(B)/parser.h $(B)/lexer.h
 
+# The runtime's header as installed and as the JIT sees it: kernels.def
+# copied in where matdiff_rt.h includes it, so that it includes nothing.
+$(B)/include/matdiff_rt.h: runtime/matdiff_rt.h runtime/kernels.def
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	$(Q)awk '/^#include "kernels.def"$$/ { while ((getline l < "runtime/kernels.def") > 0) print l; \
+	  close("runtime/kernels.def"); next } { print }' $< > $@
+
 # The JIT compiles emitted code after the runtime's header, built in as a string.
-$(B)/rt_header.c: runtime/matdiff_rt.h
+$(B)/rt_header.c: $(B)/include/matdiff_rt.h
 	@mkdir -p $(B)
 	@echo "  GEN     $@"
 	$(Q){ echo 'const char md_rt_header[] ='; \
@@ -421,12 +429,12 @@ $(SO_LIB): $(PIC_LIB_OBJS) $(PIC)/matdiff.map $(PIC)/libtcc_so.a $(PIC)/libmatdi
 $(PIC)/%.so: $(PIC)/%.so.$(MD_VERSION)
 	$(Q)ln -sf $(notdir $<) $@.$(MD_SOMAJOR) && ln -sf $(notdir $@).$(MD_SOMAJOR) $@
 
-install: all shared
+install: all shared $(B)/include/matdiff_rt.h
 	@echo "  INSTALL $(DESTDIR)$(PREFIX)"
 	$(Q)install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) \
 	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1
 	$(Q)install -m 755 $(B)/matdiff $(DESTDIR)$(BINDIR)/matdiff
-	$(Q)install -m 644 compiler/matdiff.h runtime/matdiff_rt.h $(DESTDIR)$(INCLUDEDIR)/
+	$(Q)install -m 644 compiler/matdiff.h $(B)/include/matdiff_rt.h $(DESTDIR)$(INCLUDEDIR)/
 	$(Q)install -m 644 $(B)/libmatdiff.a $(B)/libmatdiff_rt.a $(DESTDIR)$(LIBDIR)/
 	$(Q)for l in libmatdiff libmatdiff_rt; do \
 	  install -m 755 $(PIC)/$$l.so.$(MD_VERSION) $(DESTDIR)$(LIBDIR)/ && \
