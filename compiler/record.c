@@ -10,11 +10,11 @@
 #include "md.h"
 
 /* Each op's operation on the tape (ops.h's tape column); none for a leaf,
-   which the tape holds as a constant. */
+   which the tape holds as a constant, or an elementwise function, which it
+   knows by name. */
 #define MDRT_NONE (-1)
 static const int tape_op[OP_COUNT] = {
 #define OP(name, spelling, arity, prec, class, tape, ...) [OP_##name] = MDRT_##tape,
-#define MAP(name, ...) [OP_##name] = MDRT_##name,
 #include "ops.h"
 };
 
@@ -47,6 +47,8 @@ static int record(Ctx *c, mdrt_tape *t, Node *n, const long *dims, int *h) {
   default:
     break;
   }
+  if (op_class[n->op] == SC_MAP)
+    return mdrt_tape_map(t, op_spelling[n->op], a);
   if (tape_op[n->op] == MDRT_NONE)  // an input or the seed: never recorded here
     return -1;
   return op_arity[n->op] == 2 ? mdrt_tape_binary(t, tape_op[n->op], a, b)

@@ -65,9 +65,6 @@ typedef enum mdrt_op {
   MDRT_SUMSQ,        /* sum of squares (1x1) */
   MDRT_NORM2,        /* sqrt of sum of squares (1x1) */
   MDRT_NORM1,        /* sum of absolute values (1x1) */
-  MDRT_EXP, MDRT_LOG, MDRT_SQRT, MDRT_SIN, MDRT_COS, MDRT_TAN, MDRT_TANH,
-  MDRT_SIGMOID, MDRT_RELU, MDRT_SOFTPLUS, MDRT_ABS, MDRT_SIGN,
-  MDRT_ASIN, MDRT_ACOS, MDRT_ATAN,   /* elementwise; relu/abs/sign take subgradient 0 at 0 */
   MDRT_LOGSUMEXP,    /* k=0: over all (1x1); k=2: per row (r x 1); stable */
   MDRT_SOFTMAX,      /* k=2: per row, same shape; stable */
   MDRT_TRACE,        /* square a -> 1x1 */
@@ -82,7 +79,7 @@ typedef enum mdrt_op {
   MDRT_EMUL,         /*   against r x c, on either side                     */
   MDRT_EDIV,
   MDRT_EPOW,         /* elementwise a.^b, broadcasting as above */
-  MDRT_MATMUL        /* (r x k) * (k x c) */
+  MDRT_MATMUL        /* (r x k) * (k x c); the last */
 } mdrt_op;
 
 mdrt_tape *mdrt_tape_new(void);            /* NULL on allocation failure */
@@ -96,6 +93,10 @@ int mdrt_tape_const(mdrt_tape *t, long rows, long cols, const double *data);
    with mdrt_tape_error set (bad handle, shapes that do not fit, singular matrix). */
 int mdrt_tape_unary(mdrt_tape *t, mdrt_op op, int a, long k);
 int mdrt_tape_binary(mdrt_tape *t, mdrt_op op, int a, int b);
+/* An elementwise function of matdiff's language by its name, as in
+   "exp", "sigmoid", "arcsin": the same C function compiled code calls, with
+   its derivative (relu, abs and sign take the subgradient 0 at 0). */
+int mdrt_tape_map(mdrt_tape *t, const char *fn, int a);
 
 /* Reverse pass from OUT: ADDS seed' * d(out)/d(leaf) into every leaf's
    gradient. SEED has out's shape; NULL means all ones. 0, or -1 on error. */

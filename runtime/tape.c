@@ -8,7 +8,9 @@
  * walk from the output down to handle 0 that applies each op's
  * vector-Jacobian rule (micrograd's shape). The rules sit side by side in
  * the "backward" section, each under its math. Broadcasting is undone in
- * one place only, unbroadcast_add.
+ * one place only, unbroadcast_add. The elementwise functions are those of
+ * matdiff's language, one per line of compiler/ops.h, which gives each its
+ * C function and the derivative the tape uses.
  *
  * A tape owns its memory and its error message and there is no global
  * state, so separate tapes may be used from separate threads. Nothing here
@@ -19,13 +21,26 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "matdiff_rt.h"
 
 typedef enum { KIND_LEAF, KIND_CONST, KIND_OP } Kind;
 
+/* An operation: an mdrt_op, or an elementwise function of matdiff's
+   language (mdrt_tape_map), numbered on from the last mdrt_op in the order
+   of compiler/ops.h. */
+typedef int TapeOp;
+enum {
+  TAPE_BEFORE_MAPS = MDRT_MATMUL,
+#define OP(...)
+#define MAP(name, ...) TAPE_##name,
+#include "ops.h"
+  TAPE_NOPS
+};
+
 typedef struct {
   Kind kind;
-  mdrt_op op;      /* KIND_OP only */
+  TapeOp op;       /* KIND_OP only */
   int a, b;        /* operand handles; b is -1 for unary ops */
   long k;          /* the unary op's parameter: axis or power */
   long rows, cols;
@@ -40,19 +55,17 @@ struct mdrt_tape {
   char err[160];
 };
 
-static const char *const op_names[] = {
+static const char *const op_names[TAPE_NOPS] = {
   [MDRT_NEG] = "neg",         [MDRT_TRANSPOSE] = "transpose", [MDRT_SUM] = "sum",
   [MDRT_MEAN] = "mean",       [MDRT_SUMSQ] = "sumsq",         [MDRT_NORM2] = "norm2",
-  [MDRT_NORM1] = "norm1",     [MDRT_EXP] = "exp",             [MDRT_LOG] = "log",
-  [MDRT_SQRT] = "sqrt",       [MDRT_SIN] = "sin",             [MDRT_COS] = "cos",
-  [MDRT_TAN] = "tan",         [MDRT_TANH] = "tanh",           [MDRT_SIGMOID] = "sigmoid",
-  [MDRT_RELU] = "relu",       [MDRT_SOFTPLUS] = "softplus",   [MDRT_ABS] = "abs",
-  [MDRT_SIGN] = "sign",       [MDRT_ASIN] = "asin",           [MDRT_ACOS] = "acos",
-  [MDRT_ATAN] = "atan",       [MDRT_LOGSUMEXP] = "logsumexp", [MDRT_SOFTMAX] = "softmax",
+  [MDRT_NORM1] = "norm1",     [MDRT_LOGSUMEXP] = "logsumexp", [MDRT_SOFTMAX] = "softmax",
   [MDRT_TRACE] = "trace",     [MDRT_DET] = "det",             [MDRT_LOGDET] = "logdet",
   [MDRT_INV] = "inv",         [MDRT_DIAG] = "diag",           [MDRT_MPOW] = "mpow",
   [MDRT_ADD] = "add",         [MDRT_SUB] = "sub",             [MDRT_EMUL] = "emul",
   [MDRT_EDIV] = "ediv",       [MDRT_EPOW] = "epow",           [MDRT_MATMUL] = "matmul",
+#define OP(...)
+#define MAP(name, spelling, ...) [TAPE_##name] = spelling,
+#include "ops.h"
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -190,63 +203,32 @@ int mdrt_tape_const(mdrt_tape *t, long rows, long cols, const double *data) {
 /* ---- elementwise functions ---------------------------------------------- */
 
 // Each entry is f and its derivative, given both x and y = f(x) so that the
-// rule can reuse the value (exp, tanh, sigmoid).
+// rule can reuse the value (exp, tanh, sigmoid). Both come from the
+// function's line in compiler/ops.h: f is the C function compiled code
+// calls (libm's, or the runtime's kernel), the derivative the line's own
+// formula, written apart from the compiler's rule.
 typedef struct {
   double (*f)(double x);
   double (*df)(double x, double y);
 } Elementwise;
 
-// exp(-|x|) never overflows, and 1 + it never cancels: stable for any x.
-static double sigmoid(double x) {
-  double z = exp(-fabs(x));
-  return x >= 0 ? 1.0 / (1.0 + z) : z / (1.0 + z);
-}
+#define OP(...)
+#define MAP(name, spelling, cfn, latex, dom, dtape) \
+  static double d_##name(double x, double y) { (void)x, (void)y; return dtape; }
+#include "ops.h"
 
-// log(1 + e^x) = max(x,0) + log1p(e^-|x|): neither term overflows.
-static double softplus(double x) {
-  return fmax(x, 0.0) + log1p(exp(-fabs(x)));
-}
-
-// NaN goes through; the comparisons alone would turn it into 0.
-static double relu(double x) {
-  return x > 0 ? x : isnan(x) ? x : 0.0;
-}
-
-static double sign(double x) {
-  return x > 0 ? 1.0 : x < 0 ? -1.0 : isnan(x) ? x : 0.0;
-}
-
-static double d_exp(double x, double y) { (void)x; return y; }               /* e^x */
-static double d_log(double x, double y) { (void)y; return 1.0 / x; }         /* 1/x */
-static double d_sqrt(double x, double y) { (void)x; return 0.5 / y; }        /* 1/(2 sqrt x) */
-static double d_sin(double x, double y) { (void)y; return cos(x); }          /* cos x */
-static double d_cos(double x, double y) { (void)y; return -sin(x); }         /* -sin x */
-static double d_tan(double x, double y) { (void)x; return 1.0 + y * y; }     /* 1 + tan^2 x */
-static double d_tanh(double x, double y) { (void)x; return 1.0 - y * y; }    /* 1 - tanh^2 x */
-static double d_sigmoid(double x, double y) { (void)x; return y * (1.0 - y); } /* s (1 - s) */
-static double d_relu(double x, double y) { (void)y; return x > 0 ? 1.0 : 0.0; } /* [x > 0] */
-static double d_softplus(double x, double y) { (void)y; return sigmoid(x); } /* sigmoid x */
-static double d_abs(double x, double y) { (void)y; return sign(x); }         /* sign x, 0 at 0 */
-static double d_sign(double x, double y) { (void)x; (void)y; return 0.0; }   /* 0 */
-static double d_asin(double x, double y) { (void)y; return 1.0 / sqrt(1.0 - x * x); }
-static double d_acos(double x, double y) { (void)y; return -1.0 / sqrt(1.0 - x * x); }
-static double d_atan(double x, double y) { (void)y; return 1.0 / (1.0 + x * x); }
-
-static const Elementwise elementwise[] = {
-  [MDRT_EXP] = {exp, d_exp},          [MDRT_LOG] = {log, d_log},
-  [MDRT_SQRT] = {sqrt, d_sqrt},       [MDRT_SIN] = {sin, d_sin},
-  [MDRT_COS] = {cos, d_cos},          [MDRT_TAN] = {tan, d_tan},
-  [MDRT_TANH] = {tanh, d_tanh},       [MDRT_SIGMOID] = {sigmoid, d_sigmoid},
-  [MDRT_RELU] = {relu, d_relu},       [MDRT_SOFTPLUS] = {softplus, d_softplus},
-  [MDRT_ABS] = {fabs, d_abs},         [MDRT_SIGN] = {sign, d_sign},
-  [MDRT_ASIN] = {asin, d_asin},       [MDRT_ACOS] = {acos, d_acos},
-  [MDRT_ATAN] = {atan, d_atan},
+static const Elementwise elementwise[TAPE_NOPS] = {
+#define OP(...)
+#define MAP(name, spelling, cfn, ...) [TAPE_##name] = {cfn, d_##name},
+#define LIBM(d, f) d
+#define RT(n) mdrt_##n
+#include "ops.h"
+#undef LIBM
+#undef RT
 };
 
-static const Elementwise *elementwise_of(mdrt_op op) {
-  size_t i = (size_t)op;
-  return i < sizeof elementwise / sizeof *elementwise && elementwise[i].f ? &elementwise[i]
-                                                                           : NULL;
+static const Elementwise *elementwise_of(TapeOp op) {
+  return op > TAPE_BEFORE_MAPS && op < TAPE_NOPS ? &elementwise[op] : NULL;
 }
 
 // Binary elementwise ops: f(a, b) and its two partials given a, b, y.
@@ -290,19 +272,19 @@ static const Binary binary[] = {
 
 /* ---- shapes ------------------------------------------------------------- */
 
-static int takes_k(mdrt_op op) {
+static int takes_k(TapeOp op) {
   return op == MDRT_SUM || op == MDRT_MEAN || op == MDRT_LOGSUMEXP || op == MDRT_SOFTMAX ||
          op == MDRT_MPOW;
 }
 
-static int need_square(mdrt_tape *t, mdrt_op op, const Node *a) {
+static int need_square(mdrt_tape *t, TapeOp op, const Node *a) {
   if (a->rows == a->cols)
     return 0;
   return fail(t, "%s: matrix is %ldx%ld, not square", op_names[op], a->rows, a->cols);
 }
 
 // Checks K and the operand; sets the result shape *R x *C.
-static int unary_shape(mdrt_tape *t, mdrt_op op, const Node *a, long k, long *r, long *c) {
+static int unary_shape(mdrt_tape *t, TapeOp op, const Node *a, long k, long *r, long *c) {
   const char *name = op_names[op];
   *r = a->rows;
   *c = a->cols;
@@ -446,7 +428,7 @@ static int mpow(long n, const double *X, long k, double *Y) {
 }
 
 // The LU-based ops: det, logdet, inv, with their failures.
-static int forward_lu(mdrt_tape *t, mdrt_op op, const Node *a, double *y) {
+static int forward_lu(mdrt_tape *t, TapeOp op, const Node *a, double *y) {
   int rc = op == MDRT_DET      ? mdrt_lu_inv(a->rows, a->val, NULL, y)
            : op == MDRT_LOGDET ? mdrt_logdet(a->rows, a->val, y)
                                : mdrt_lu_inv(a->rows, a->val, y, NULL);
@@ -561,11 +543,8 @@ static int alloc_value(mdrt_tape *t, Node *y) {
   return 0;
 }
 
-int mdrt_tape_unary(mdrt_tape *t, mdrt_op op, int a, long k) {
-  if (!t)
-    return -1;
-  if (!valid_op(op) || is_binary(op))
-    return fail(t, "unary: %d is not a unary op", (int)op);
+// Record OP (checked to be unary) on handle A.
+static int unary(mdrt_tape *t, TapeOp op, int a, long k) {
   const Node *x = node(t, a);
   if (!x)
     return bad_handle(t, a);
@@ -579,6 +558,23 @@ int mdrt_tape_unary(mdrt_tape *t, mdrt_op op, int a, long k) {
     return -1;
   }
   return push(t, y);
+}
+
+int mdrt_tape_unary(mdrt_tape *t, mdrt_op op, int a, long k) {
+  if (!t)
+    return -1;
+  if (!valid_op(op) || is_binary(op))
+    return fail(t, "unary: %d is not a unary op", (int)op);
+  return unary(t, op, a, k);
+}
+
+int mdrt_tape_map(mdrt_tape *t, const char *fn, int a) {
+  if (!t)
+    return -1;
+  for (TapeOp op = TAPE_BEFORE_MAPS + 1; op < TAPE_NOPS; op++)
+    if (fn && !strcmp(op_names[op], fn))
+      return unary(t, op, a, 0);
+  return fail(t, "map: no elementwise function '%s'", fn ? fn : "(null)");
 }
 
 int mdrt_tape_binary(mdrt_tape *t, mdrt_op op, int a, int b) {
@@ -627,7 +623,7 @@ static void back_norms(const Node *y, const Node *x, const double *G, double *dx
     double xi = x->val[i];
     dx[i] += y->op == MDRT_SUMSQ   ? 2.0 * g * xi
              : y->op == MDRT_NORM2 ? (y0 > 0 ? g * xi / y0 : 0.0)
-                                   : g * sign(xi);
+                                   : g * mdrt_sign(xi);
   }
 }
 
