@@ -73,8 +73,7 @@ static const char *const reserved[] = {
     "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
     "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef",
     "union", "unsigned", "void", "volatile", "while", "_Bool", "_Complex", "_Imaginary",
-    "i", "j", "v", "y", "ws", "ws_", "pow", "exp", "log", "sqrt", "fabs", "sin", "cos", "tan",
-    "tanh", "asin", "acos", "atan", "NULL", "main", "NAN",
+    "i", "j", "v", "y", "ws", "ws_", "NULL", "main", "NAN",
 };
 
 static size_t name_hash(const char *s) {
@@ -115,7 +114,8 @@ static bool is_taken(Emit *e, const char *s) {
   for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
     if (!strcmp(reserved[i], s))
       return true;
-  return !strncmp(s, "mdrt_", 5) || set_has(&e->fixed, s) || set_has(&e->temps, s);
+  return !strncmp(s, "mdrt_", 5) || optab_is_libm(s, strlen(s), true) || set_has(&e->fixed, s) ||
+         set_has(&e->temps, s);
 }
 
 // A C name for WANT that clashes with nothing so far: WANT, else WANT_,
@@ -1393,8 +1393,6 @@ double emit_flops(Ctx *c, bool grads, const long *dims) {
    function (exp -> expf) and each runtime kernel (mdrt_gemm -> mdrt_gemm_f;
    the allocator is the same for both). */
 static void to_float(const char *s, Buf *out) {
-  static const char *const libm[] = {"exp", "log", "sqrt", "fabs", "pow", "sin", "cos", "tan",
-                                     "tanh", "asin", "acos", "atan", "log1p", "fmax"};
   while (*s) {
     const char *start = s;
     if (s[0] == '/' && s[1] == '*') {
@@ -1412,9 +1410,7 @@ static void to_float(const char *s, Buf *out) {
       while (is_ident(*s))
         s++;
       size_t n = (size_t)(s - start);
-      bool math = false;
-      for (size_t i = 0; i < sizeof libm / sizeof *libm; i++)
-        math |= strlen(libm[i]) == n && !strncmp(libm[i], start, n);
+      bool math = optab_is_libm(start, n, false);
       if (n == 6 && !strncmp(start, "double", 6))
         buf_puts(out, "float");
       else
@@ -1453,10 +1449,7 @@ bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
     return false;
   header(&e);
   if (o->jit)
-    buf_puts(out, "double pow(double, double);\ndouble exp(double);\ndouble log(double);\n"
-                  "double sqrt(double);\ndouble fabs(double);\ndouble sin(double);\n"
-                  "double cos(double);\ndouble tan(double);\ndouble tanh(double);\n"
-                  "double asin(double);\ndouble acos(double);\ndouble atan(double);\n\n");
+    buf_puts(out, optab_libm_prototypes);
   else if (o->standalone)
     buf_printf(out, "#include <math.h>\n#include <stdlib.h>\n\n"
                     "/* The runtime's kernels, as plain loops (matdiff's runtime/standalone.c). */\n"
