@@ -5,12 +5,14 @@
  * for its op below. Adjoints are DAG nodes too: the result is one
  * expression per wrt variable, which simplify.c then cleans up.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include "md.h"
 
 typedef struct Diff {
   Ctx *c;
   Node **adj;        /* by node id: the adjoint so far, NULL for none */
+  Op op;             /* the op whose rule is running */
 } Diff;
 
 static Node *op(Diff *d, Op o, Node *a, Node *b) { return ast_op(d->c, o, a, b); }
@@ -37,7 +39,9 @@ static Node *spread(Diff *d, Node *g, Shape shape) {
 static void add(Diff *d, Node *n, Node *g) {
   g = unbroadcast(d, g, n->shape);
   if (!g) {
-    d->c->failed = true;
+    char what[64];
+    snprintf(what, sizeof what, "the derivative rule of '%s'", op_spelling[d->op]);
+    ast_error(d->c, (Loc){-1, -1}, what);
     return;
   }
   d->adj[n->id] = d->adj[n->id] ? op(d, OP_ADD, d->adj[n->id], g) : g;
@@ -52,6 +56,7 @@ static Node *dot(Diff *d, Node *a, Node *b) { return op(d, OP_SUM, op(d, OP_EMUL
    lies below it.) */
 static void rule(Diff *d, Node *n, Node *g) {
   Node *a = n->a, *b = n->b;
+  d->op = n->op;
   switch (n->op) {
   case OP_ADD:  /* C = A + B:  dA += G,  dB += G */
     add(d, a, g);

@@ -20,8 +20,10 @@ static Node *find_let(Ctx *c, const char *name) {
   return i >= 0 ? c->lets[i].node : NULL;
 }
 
-static Node *oom(Ctx *c, Loc loc) {
-  ctx_error(c, loc, "out of memory");
+// Why an ast_* call returned NULL. (Shapes are checked before: an
+// ill-shaped node made here would be lower.c's bug.)
+static Node *failed(Ctx *c, Loc loc) {
+  ast_error(c, loc, "lowering");
   return NULL;
 }
 
@@ -40,7 +42,7 @@ static Node *make(Ctx *c, Op op, Node *a, Node *b, long k, Loc loc) {
               "%d levels", MD_MAX_NODE_DEPTH / 4);
     return NULL;
   }
-  return n ? n : oom(c, loc);
+  return n ? n : failed(c, loc);
 }
 
 // A^k for a square matrix and a whole literal k >= 0, by repeated squaring:
@@ -155,7 +157,7 @@ static Node *sizes(Ctx *c, Expr *e, const struct Func *f) {
   if (!size_arg(c, e->args[0], &r) || (e->nargs == 2 && !size_arg(c, e->args[1], &cols)))
     return NULL;
   Node *n = ast_fill(c, f->op, (Shape){r, f->op == OP_EYE ? r : cols});
-  return n ? n : oom(c, e->loc);
+  return n ? n : failed(c, e->loc);
 }
 
 static Node *reduce(Ctx *c, Expr *e, const struct Func *f, Node *a) {
@@ -239,7 +241,7 @@ static Node *name(Ctx *c, Expr *e) {
     return n;
   int d = find_dim(c, e->name);
   if (d >= 0)
-    return (n = ast_dim(c, (Dim){.sym = d})) ? n : oom(c, e->loc);
+    return (n = ast_dim(c, (Dim){.sym = d})) ? n : failed(c, e->loc);
   ctx_error(c, e->loc, "undeclared variable '%s'", e->name);
   return NULL;
 }

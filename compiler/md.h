@@ -236,12 +236,20 @@ typedef struct Let {
   Node *node;
 } Let;
 
+/* Why the last ast_* call that returned NULL did. */
+typedef enum AstFail {
+  AST_NOMEM = 1,     /* the arena could not grow */
+  AST_SHAPE,         /* ast_opk's operands do not fit the op: Ctx.astmsg says how */
+} AstFail;
+
 typedef struct Ctx {
   Arena arena;
   const char *file, *src;
   long len;
   md_error *err;
   bool failed;
+  AstFail astfail;
+  char astmsg[256];
 
   Node **table;      /* intern table, open hashing */
   int tabsize, nnodes;
@@ -284,10 +292,16 @@ Node *ast_fill(Ctx *c, Op op, Shape s);               /* an op with OPF_FILL */
 Node *ast_dim(Ctx *c, Dim d);                         /* a size as a scalar */
 Node *ast_seed(Ctx *c, Shape s);                      /* G, the adjoint of the output */
 /* Any operation on well-shaped operands (the caller has checked with
-   shape_check); NULL if they are not. K is the op's integer attribute
-   (OP_SUM, OP_LSE, OP_SOFTMAX: the dimension). */
+   shape_check); NULL if they are not, or if A or B is NULL, or without
+   memory: c->astfail says which. K is the op's integer attribute (an op
+   with OPF_AXIS: the dimension). Every ast_* function returns NULL only
+   for want of memory otherwise. */
 Node *ast_op(Ctx *c, Op op, Node *a, Node *b);
 Node *ast_opk(Ctx *c, Op op, Node *a, Node *b, long k);
+/* Report at LOC why the last ast_* call returned NULL: "out of memory", or
+   for ill-shaped operands, an internal error in WHAT (it built them) with
+   the shape rule's message. Returns false. */
+bool ast_error(Ctx *c, Loc loc, const char *what);
 bool ast_is_num(const Node *n, double v);
 /* Mark in SEEN (indexed by node id, at least ROOT->id + 1 long) ROOT and
    every node it depends on. Operands have smaller ids than their users, so

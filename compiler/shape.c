@@ -133,7 +133,10 @@ bool shape_check(Ctx *c, Op op, Shape a, Shape b, long k, Shape *out, char *msg,
       *out = shape_scalar();
     else
       *out = k == 1 ? (Shape){dim_lit(1), a.c} : (Shape){a.r, dim_lit(1)};
-    return k == 0 || k == 2 || (k == 1 && op == OP_SUM);
+    if (k == 0 || k == 2 || (k == 1 && op == OP_SUM))
+      return true;
+    snprintf(msg, n, "%s has no dimension %ld", op_spelling[op], k);
+    return false;
   case OP_NORM:
   case OP_NORMSQ:
     *out = shape_scalar();
