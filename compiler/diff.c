@@ -192,6 +192,10 @@ static void rule(Diff *d, Node *n, Node *g) {
   case OP_ATAN:  /* dA += G./(1 + A.^2) */
     add(d, a, op(d, OP_EDIV, g, op(d, OP_ADD, num(d, 1), op(d, OP_EPOW, a, num(d, 2)))));
     break;
+  case OP_ERF:   /* dA += G.*(2/sqrt(pi))*exp(-A.^2) */
+    add(d, a, op(d, OP_EMUL, g, op(d, OP_MUL, num(d, 1.1283791670955126),
+                                   op(d, OP_EXP, op(d, OP_MUL, num(d, -1), op(d, OP_EPOW, a, num(d, 2))), NULL))));
+    break;
   default:  /* an op with no rule: a gradient would silently lack its part */
     ctx_error(d->c, (Loc){-1, -1}, "internal error: '%s' has no derivative rule", op_spelling[n->op]);
     break;

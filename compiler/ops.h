@@ -97,6 +97,7 @@ MAP(SIGN,     "sign",      RT(sign),            NULL,          AWAY, 0)         
 MAP(ASIN,     "arcsin",    LIBM(asin, asinf),   "\\arcsin",    UNIT, 1 / sqrt(1 - x * x))
 MAP(ACOS,     "arccos",    LIBM(acos, acosf),   "\\arccos",    UNIT, -1 / sqrt(1 - x * x))
 MAP(ATAN,     "arctan",    LIBM(atan, atanf),   "\\arctan",    ANY,  1 / (1 + x * x))
+MAP(ERF,      "erf",       LIBM(erf, erff),     NULL,          ANY,  1.1283791670955126 * exp(-x * x)) /* 2/sqrt(pi) e^(-x^2) */
 
 #undef OP
 #undef MAP
