@@ -366,7 +366,6 @@ void dump_grads(Ctx *c, Buf *b);   /* the gradients' DAG, the same way */
 
 /* ---- print.c ----------------------------------------------------------- */
 
-void print_node(Ctx *c, Buf *b, const Node *n);
 char *print_str(Ctx *c, const Node *n);              /* arena string */
 char *print_short(Ctx *c, const Node *n, size_t limit); /* at most about LIMIT bytes, then "..." */
 char *print_num(char *buf, size_t n, double v);      /* shortest round-trip text */

@@ -185,11 +185,6 @@ static void print(Ctx *c, Buf *b, const Node *n) {
   buf_puts(b, ")");
 }
 
-void print_node(Ctx *c, Buf *b, const Node *n) {
-  b->top = n;
-  print(c, b, n);
-}
-
 // A printed tree can be exponentially larger than its DAG (A^1000000): past
 // a mebibyte a formula is cut, and ends in "...".
 char *print_str(Ctx *c, const Node *n) { return print_short(c, n, MD_MAX_PRINT); }

@@ -18,10 +18,9 @@ static const int tape_op[OP_COUNT] = {
 #include "ops.h"
 };
 
-static int record(Ctx *c, mdrt_tape *t, Node *n, const long *dims, int *h) {
+static int record(mdrt_tape *t, Node *n, const long *dims, int *h) {
   int a = n->a ? h[n->a->id] : -1, b = n->b ? h[n->b->id] : -1;
   long r = dim_value(n->shape.r, dims), cols = dim_value(n->shape.c, dims);
-  (void)c;
   switch (n->op) {
   case OP_NUM: return mdrt_tape_const(t, 1, 1, &n->num);
   case OP_ZEROS: return mdrt_tape_const(t, r, cols, NULL);
@@ -72,7 +71,7 @@ int record_on_tape(Ctx *c, mdrt_tape *t, const long *dims, const double *const *
   }
   ast_mark(c, c->out, need);
   for (int i = 0; i < n; i++)
-    if (need[i] && c->nodes[i]->op != OP_VAR && (h[i] = record(c, t, c->nodes[i], dims, h)) < 0)
+    if (need[i] && c->nodes[i]->op != OP_VAR && (h[i] = record(t, c->nodes[i], dims, h)) < 0)
       goto done;
   out = h[c->out->id];
 done:

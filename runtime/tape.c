@@ -24,7 +24,7 @@
 #include <string.h>
 #include "matdiff_rt.h"
 
-typedef enum { KIND_LEAF, KIND_CONST, KIND_OP } Kind;
+typedef enum { KIND_LEAF, KIND_CONST, KIND_OP } TapeKind;
 
 /* An operation: an mdrt_op, or an elementwise function of matdiff's
    language (mdrt_tape_map), numbered on from the last mdrt_op in the order
@@ -39,7 +39,7 @@ enum {
 };
 
 typedef struct {
-  Kind kind;
+  TapeKind kind;
   TapeOp op;       /* KIND_OP only */
   int a, b;        /* operand handles; b is -1 for unary ops */
   long k;          /* the unary op's parameter: axis or power */
@@ -47,10 +47,10 @@ typedef struct {
   double *val;
   double *grad;    /* leaves only: the sum over backward passes */
   int needs_grad;  /* a leaf lies at or below, so backward must visit */
-} Node;
+} TapeNode;
 
 struct mdrt_tape {
-  Node *nodes;
+  TapeNode *nodes;
   int len, cap;
   char err[160];
 };
@@ -79,7 +79,7 @@ static int fail(mdrt_tape *t, const char *fmt, ...) {
   return -1;
 }
 
-static long numel(const Node *n) {
+static long numel(const TapeNode *n) {
   return n->rows * n->cols;
 }
 
@@ -97,7 +97,7 @@ static double *new_zeros(long n) {
   return calloc((size_t)(n > 0 ? n : 1), sizeof(double));
 }
 
-static const Node *node(const mdrt_tape *t, int h) {
+static const TapeNode *node(const mdrt_tape *t, int h) {
   return t && h >= 0 && h < t->len ? &t->nodes[h] : NULL;
 }
 
@@ -154,10 +154,10 @@ void mdrt_tape_free(mdrt_tape *t) {
 }
 
 // Append N, taking over its buffers (freed here on failure).
-static int push(mdrt_tape *t, Node n) {
+static int push(mdrt_tape *t, TapeNode n) {
   if (t->len == t->cap) {
     int cap = t->cap ? t->cap * 2 : 16;
-    Node *nodes = t->cap <= INT_MAX / 2 ? realloc(t->nodes, (size_t)cap * sizeof *nodes) : NULL;
+    TapeNode *nodes = t->cap <= INT_MAX / 2 ? realloc(t->nodes, (size_t)cap * sizeof *nodes) : NULL;
     if (!nodes) {
       free(n.val);
       free(n.grad);
@@ -170,7 +170,7 @@ static int push(mdrt_tape *t, Node n) {
   return t->len++;
 }
 
-static int add_input(mdrt_tape *t, Kind kind, long rows, long cols, const double *data) {
+static int add_input(mdrt_tape *t, TapeKind kind, long rows, long cols, const double *data) {
   const char *what = kind == KIND_LEAF ? "leaf" : "const";
   if (!t)
     return -1;
@@ -178,7 +178,7 @@ static int add_input(mdrt_tape *t, Kind kind, long rows, long cols, const double
     return fail(t, "%s: bad size %ldx%ld", what, rows, cols);
   if (!data && rows * cols > 0 && kind == KIND_LEAF)
     return fail(t, "leaf: data is NULL");
-  Node n = {.kind = kind, .a = -1, .b = -1, .rows = rows, .cols = cols,
+  TapeNode n = {.kind = kind, .a = -1, .b = -1, .rows = rows, .cols = cols,
             .needs_grad = kind == KIND_LEAF};
   n.val = data ? new_buf(rows * cols) : new_zeros(rows * cols);
   n.grad = kind == KIND_LEAF ? new_zeros(rows * cols) : NULL;
@@ -277,14 +277,14 @@ static int takes_k(TapeOp op) {
          op == MDRT_MPOW;
 }
 
-static int need_square(mdrt_tape *t, TapeOp op, const Node *a) {
+static int need_square(mdrt_tape *t, TapeOp op, const TapeNode *a) {
   if (a->rows == a->cols)
     return 0;
   return fail(t, "%s: matrix is %ldx%ld, not square", op_names[op], a->rows, a->cols);
 }
 
 // Checks K and the operand; sets the result shape *R x *C.
-static int unary_shape(mdrt_tape *t, TapeOp op, const Node *a, long k, long *r, long *c) {
+static int unary_shape(mdrt_tape *t, TapeOp op, const TapeNode *a, long k, long *r, long *c) {
   const char *name = op_names[op];
   *r = a->rows;
   *c = a->cols;
@@ -344,7 +344,7 @@ static int fits(long r, long c, long R, long C) {
 
 // One operand fixes the result shape and the other fits it; a row against
 // a column (outer broadcasting) is not one of the cases and is refused.
-static int binary_shape(mdrt_tape *t, mdrt_op op, const Node *a, const Node *b, long *r,
+static int binary_shape(mdrt_tape *t, mdrt_op op, const TapeNode *a, const TapeNode *b, long *r,
                         long *c) {
   if (op == MDRT_MATMUL) {
     if (a->cols != b->rows)
@@ -352,7 +352,7 @@ static int binary_shape(mdrt_tape *t, mdrt_op op, const Node *a, const Node *b, 
     *r = a->rows, *c = b->cols;
     return 0;
   }
-  const Node *big = fits(b->rows, b->cols, a->rows, a->cols)   ? a
+  const TapeNode *big = fits(b->rows, b->cols, a->rows, a->cols)   ? a
                     : fits(a->rows, a->cols, b->rows, b->cols) ? b
                                                                : NULL;
   if (!big)
@@ -366,7 +366,7 @@ static int binary_shape(mdrt_tape *t, mdrt_op op, const Node *a, const Node *b, 
 
 // The groups that logsumexp and softmax reduce over, as the rows of a
 // *GR x *GC view: the whole matrix for k = 0, each row for k = 2.
-static void groups(const Node *a, long k, long *gr, long *gc) {
+static void groups(const TapeNode *a, long k, long *gr, long *gc) {
   *gr = k == 0 ? 1 : a->rows;
   *gc = k == 0 ? numel(a) : a->cols;
 }
@@ -428,7 +428,7 @@ static int mpow(long n, const double *X, long k, double *Y) {
 }
 
 // The LU-based ops: det, logdet, inv, with their failures.
-static int forward_lu(mdrt_tape *t, TapeOp op, const Node *a, double *y) {
+static int forward_lu(mdrt_tape *t, TapeOp op, const TapeNode *a, double *y) {
   int rc = op == MDRT_DET      ? mdrt_lu_inv(a->rows, a->val, NULL, y)
            : op == MDRT_LOGDET ? mdrt_logdet(a->rows, a->val, y)
                                : mdrt_lu_inv(a->rows, a->val, y, NULL);
@@ -440,7 +440,7 @@ static int forward_lu(mdrt_tape *t, TapeOp op, const Node *a, double *y) {
   return 0;
 }
 
-static void diag(const Node *a, double *y) {
+static void diag(const TapeNode *a, double *y) {
   long n = a->rows;
   if (a->cols == 1) {
     mdrt_fill(n * n, 0.0, y);
@@ -467,7 +467,7 @@ static double norm1(long n, const double *x) {
 }
 
 // Y's value from its operand A; Y's shape and k are already set.
-static int forward_unary(mdrt_tape *t, Node *y, const Node *a) {
+static int forward_unary(mdrt_tape *t, TapeNode *y, const TapeNode *a) {
   const Elementwise *e = elementwise_of(y->op);
   long n = numel(a), gr, gc;
   if (e) {
@@ -514,7 +514,7 @@ static int forward_unary(mdrt_tape *t, Node *y, const Node *a) {
   }
 }
 
-static void forward_binary(Node *y, const Node *a, const Node *b) {
+static void forward_binary(TapeNode *y, const TapeNode *a, const TapeNode *b) {
   if (y->op == MDRT_MATMUL) {
     mdrt_gemm(0, 0, a->rows, b->cols, a->cols, 1.0, a->val, b->val, 0.0, y->val);
     return;
@@ -535,7 +535,7 @@ static int is_binary(mdrt_op op) {
 }
 
 // A buffer for Y's value, once its shape is known.
-static int alloc_value(mdrt_tape *t, Node *y) {
+static int alloc_value(mdrt_tape *t, TapeNode *y) {
   if (!size_ok(y->rows, y->cols))
     return fail(t, "%s: a %ldx%ld result is too large", op_names[y->op], y->rows, y->cols);
   if (!(y->val = new_buf(numel(y))))
@@ -545,10 +545,10 @@ static int alloc_value(mdrt_tape *t, Node *y) {
 
 // Record OP (checked to be unary) on handle A.
 static int unary(mdrt_tape *t, TapeOp op, int a, long k) {
-  const Node *x = node(t, a);
+  const TapeNode *x = node(t, a);
   if (!x)
     return bad_handle(t, a);
-  Node y = {.kind = KIND_OP, .op = op, .a = a, .b = -1, .k = k, .needs_grad = x->needs_grad};
+  TapeNode y = {.kind = KIND_OP, .op = op, .a = a, .b = -1, .k = k, .needs_grad = x->needs_grad};
   if (unary_shape(t, op, x, k, &y.rows, &y.cols))
     return -1;
   if (alloc_value(t, &y))
@@ -582,10 +582,10 @@ int mdrt_tape_binary(mdrt_tape *t, mdrt_op op, int a, int b) {
     return -1;
   if (!valid_op(op) || !is_binary(op))
     return fail(t, "binary: %d is not a binary op", (int)op);
-  const Node *x = node(t, a), *z = node(t, b);
+  const TapeNode *x = node(t, a), *z = node(t, b);
   if (!x || !z)
     return bad_handle(t, x ? b : a);
-  Node y = {.kind = KIND_OP, .op = op, .a = a, .b = b,
+  TapeNode y = {.kind = KIND_OP, .op = op, .a = a, .b = b,
             .needs_grad = x->needs_grad || z->needs_grad};
   if (binary_shape(t, op, x, z, &y.rows, &y.cols))
     return -1;
@@ -601,7 +601,7 @@ int mdrt_tape_binary(mdrt_tape *t, mdrt_op op, int a, int b) {
 // when no leaf lies below that operand) and y the output. Rules add.
 
 /* y = f(x) elementwise: dx += G .* f'(x) */
-static void back_elementwise(const Elementwise *e, const Node *y, const Node *x,
+static void back_elementwise(const Elementwise *e, const TapeNode *y, const TapeNode *x,
                              const double *G, double *dx) {
   for (long i = 0; i < numel(x); i++)
     dx[i] += G[i] * e->df(x->val[i], y->val[i]);
@@ -609,7 +609,7 @@ static void back_elementwise(const Elementwise *e, const Node *y, const Node *x,
 
 /* y = sum of x along k (or mean, count = elements per sum):
    dx += G broadcast back along the summed axes / count */
-static void back_sum(const Node *y, const Node *x, const double *G, double *dx) {
+static void back_sum(const TapeNode *y, const TapeNode *x, const double *G, double *dx) {
   long count = y->k == 0 ? numel(x) : y->k == 1 ? x->rows : x->cols;
   double scale = y->op == MDRT_MEAN ? 1.0 / (double)count : 1.0;
   broadcast_add(G, y->rows, y->cols, scale, dx, x->rows, x->cols);
@@ -617,7 +617,7 @@ static void back_sum(const Node *y, const Node *x, const double *G, double *dx) 
 
 /* y = sum x.^2: dx += 2 g x;  y = ||x||: dx += g x / y (0 at x = 0);
    y = sum |x|: dx += g sign(x) */
-static void back_norms(const Node *y, const Node *x, const double *G, double *dx) {
+static void back_norms(const TapeNode *y, const TapeNode *x, const double *G, double *dx) {
   double g = G[0], y0 = y->val[0];
   for (long i = 0; i < numel(x); i++) {
     double xi = x->val[i];
@@ -629,7 +629,7 @@ static void back_norms(const Node *y, const Node *x, const double *G, double *dx
 
 /* y_i = log sum_j exp x_ij over each group i: dx_ij += g_i exp(x_ij - y_i),
    the group's softmax, which is at most 1 and cannot overflow */
-static void back_logsumexp(const Node *y, const Node *x, const double *G, double *dx) {
+static void back_logsumexp(const TapeNode *y, const TapeNode *x, const double *G, double *dx) {
   long gr, gc;
   groups(x, y->k, &gr, &gc);
   for (long i = 0; i < gr; i++)
@@ -638,7 +638,7 @@ static void back_logsumexp(const Node *y, const Node *x, const double *G, double
 }
 
 /* Y = softmax of each row of X: dX_i += Y_i .* (G_i - <G_i, Y_i>) */
-static void back_softmax(const Node *y, const double *G, double *dx) {
+static void back_softmax(const TapeNode *y, const double *G, double *dx) {
   long c = y->cols;
   for (long i = 0; i < y->rows; i++) {
     const double *yi = y->val + i * c, *gi = G + i * c;
@@ -651,7 +651,8 @@ static void back_softmax(const Node *y, const double *G, double *dx) {
 /* y = det X: dX += g y inv(X)';  y = log|det X|: dX += g inv(X)'.
    At a singular X, det's gradient (the adjugate) exists but inv(X) does
    not; that is reported rather than turned into NaN. */
-static int back_det(mdrt_tape *t, const Node *y, const Node *x, const double *G, double *dx) {
+static int back_det(mdrt_tape *t, const TapeNode *y, const TapeNode *x, const double *G,
+                    double *dx) {
   long n = x->rows;
   double *inv = new_buf(n * n);
   int rc = inv ? mdrt_lu_inv(n, x->val, inv, NULL) : -2;
@@ -666,7 +667,7 @@ static int back_det(mdrt_tape *t, const Node *y, const Node *x, const double *G,
 }
 
 /* Y = inv X: dX += -Y' G Y' */
-static int back_inv(mdrt_tape *t, const Node *y, const double *G, double *dx) {
+static int back_inv(mdrt_tape *t, const TapeNode *y, const double *G, double *dx) {
   long n = y->rows;
   double *tmp = new_buf(n * n);
   if (!tmp)
@@ -680,7 +681,8 @@ static int back_inv(mdrt_tape *t, const Node *y, const double *G, double *dx) {
 /* Y = X^k: dX += sum_{i<k} (X')^i G (X')^(k-1-i). That sum is the top-right
    block of [X' G; 0 X']^k, so the forward power computes it in log2(k)
    products. */
-static int back_mpow(mdrt_tape *t, const Node *y, const Node *x, const double *G, double *dx) {
+static int back_mpow(mdrt_tape *t, const TapeNode *y, const TapeNode *x, const double *G,
+                     double *dx) {
   long n = x->rows, m = 2 * n;
   double *M = new_zeros(2 * m * m);
   if (!M)
@@ -701,7 +703,7 @@ static int back_mpow(mdrt_tape *t, const Node *y, const Node *x, const double *G
 
 /* y = tr X: dX += g I;  Y = diag(x) (vector to matrix): dx_i += G_ii;
    y = diag(X) (matrix to vector): dX_ii += g_i */
-static void back_diagonal(const Node *y, const Node *x, const double *G, double *dx) {
+static void back_diagonal(const TapeNode *y, const TapeNode *x, const double *G, double *dx) {
   long n = x->rows;
   for (long i = 0; i < n; i++) {
     if (y->op == MDRT_TRACE)
@@ -713,8 +715,8 @@ static void back_diagonal(const Node *y, const Node *x, const double *G, double 
   }
 }
 
-static int back_unary(mdrt_tape *t, const Node *y, const double *G, double *dx) {
-  const Node *x = &t->nodes[y->a];
+static int back_unary(mdrt_tape *t, const TapeNode *y, const double *G, double *dx) {
+  const TapeNode *x = &t->nodes[y->a];
   const Elementwise *e = elementwise_of(y->op);
   if (e) {
     back_elementwise(e, y, x, G, dx);
@@ -743,7 +745,7 @@ static int back_unary(mdrt_tape *t, const Node *y, const double *G, double *dx) 
 }
 
 /* C = A*B: dA += G*B', dB += A'*G */
-static void back_matmul(const Node *a, const Node *b, const double *G, double *da,
+static void back_matmul(const TapeNode *a, const TapeNode *b, const double *G, double *da,
                         double *db) {
   long r = a->rows, k = a->cols, c = b->cols;
   if (da)
@@ -754,11 +756,11 @@ static void back_matmul(const Node *a, const Node *b, const double *G, double *d
 
 /* y = f(a, b) with broadcasting: da += unbroadcast(G .* df/da), and so for
    b. D holds G .* df/d(operand) at the output's full shape. */
-static void back_broadcast(const Node *y, const Node *a, const Node *b, const double *G,
+static void back_broadcast(const TapeNode *y, const TapeNode *a, const TapeNode *b, const double *G,
                            double *D, double *da, double *db) {
   const Binary *f = &binary[y->op];
   for (int side = 0; side < 2; side++) {
-    const Node *w = side ? b : a;
+    const TapeNode *w = side ? b : a;
     double *dw = side ? db : da;
     if (!dw)
       continue;
@@ -773,8 +775,8 @@ static void back_broadcast(const Node *y, const Node *a, const Node *b, const do
   }
 }
 
-static int back_binary(mdrt_tape *t, const Node *y, const double *G, double *da, double *db) {
-  const Node *a = &t->nodes[y->a], *b = &t->nodes[y->b];
+static int back_binary(mdrt_tape *t, const TapeNode *y, const double *G, double *da, double *db) {
+  const TapeNode *a = &t->nodes[y->a], *b = &t->nodes[y->b];
   if (y->op == MDRT_MATMUL) {
     back_matmul(a, b, G, da, db);
     return 0;
@@ -802,7 +804,7 @@ static double *adjoint(mdrt_tape *t, double **adj, int h, int *rc) {
 // Apply handle H's rule if it is an op with an adjoint, then drop that
 // adjoint: every use of H comes after H, so it is complete and spent.
 static int visit(mdrt_tape *t, double **adj, int h) {
-  const Node *y = &t->nodes[h];
+  const TapeNode *y = &t->nodes[h];
   if (y->kind != KIND_OP || !adj[h])
     return 0;
   int rc = 0;
@@ -820,7 +822,7 @@ static int visit(mdrt_tape *t, double **adj, int h) {
 int mdrt_tape_backward(mdrt_tape *t, int out, const double *seed) {
   if (!t)
     return -1;
-  const Node *o = node(t, out);
+  const TapeNode *o = node(t, out);
   if (!o)
     return bad_handle(t, out);
   if (!o->needs_grad)
@@ -838,7 +840,7 @@ int mdrt_tape_backward(mdrt_tape *t, int out, const double *seed) {
   for (int h = out; h >= 0 && rc == 0; h--)
     rc = visit(t, adj, h);
   for (int h = 0; h <= out; h++) {
-    Node *n = &t->nodes[h];
+    TapeNode *n = &t->nodes[h];
     if (rc == 0 && adj[h] && n->kind == KIND_LEAF)
       mdrt_axpby(numel(n), 1.0, adj[h], 1.0, n->grad);
     free(adj[h]);
@@ -856,22 +858,22 @@ void mdrt_tape_zero_grad(mdrt_tape *t) {
 /* ---- accessors: -1 or NULL for a bad handle ----------------------------- */
 
 long mdrt_tape_rows(const mdrt_tape *t, int h) {
-  const Node *n = node(t, h);
+  const TapeNode *n = node(t, h);
   return n ? n->rows : -1;
 }
 
 long mdrt_tape_cols(const mdrt_tape *t, int h) {
-  const Node *n = node(t, h);
+  const TapeNode *n = node(t, h);
   return n ? n->cols : -1;
 }
 
 const double *mdrt_tape_value(const mdrt_tape *t, int h) {
-  const Node *n = node(t, h);
+  const TapeNode *n = node(t, h);
   return n ? n->val : NULL;
 }
 
 const double *mdrt_tape_grad(const mdrt_tape *t, int h) {
-  const Node *n = node(t, h);
+  const TapeNode *n = node(t, h);
   return n ? n->grad : NULL;
 }
 
