@@ -70,13 +70,15 @@ static bool square(Ctx *c, Op op, Shape a, char *msg, size_t n) {
   return false;
 }
 
+// One rule per op; -Wswitch names an op without one. The elementwise
+// functions' and the leaves' case labels come from ops.h.
 bool shape_check(Ctx *c, Op op, Shape a, Shape b, long k, Shape *out, char *msg, size_t n) {
-  // An elementwise function keeps its operand's shape: its class is its rule.
-  if (op_class[op] == SC_MAP) {
-    *out = a;
-    return true;
-  }
   switch (op) {
+#define OP(...)
+#define MAP(name, ...) case OP_##name:
+#include "ops.h"
+    *out = a;  // elementwise: the operand's shape
+    return true;
   case OP_ADD:
   case OP_SUB:
   case OP_EMUL:
@@ -161,9 +163,12 @@ bool shape_check(Ctx *c, Op op, Shape a, Shape b, long k, Shape *out, char *msg,
       return true;
     snprintf(msg, n, "diag needs a column vector or a square matrix, not %s", shape_str(c, a));
     return false;
-  default:  // a leaf, made by ast_num, ast_fill and the like, or an op with no rule
+#define OP(...)
+#define LEAF(name, ...) case OP_##name:
+#include "ops.h"
+  case OP_COUNT:  // a leaf is made by ast_num, ast_fill and the like
     break;
   }
-  snprintf(msg, n, "%s has no shape rule", op_spelling[op]);
+  snprintf(msg, n, "%s takes no operands", op_spelling[op]);
   return false;
 }
