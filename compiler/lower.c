@@ -24,8 +24,10 @@ static Node *find_let(Ctx *c, const char *name) {
   return i >= 0 ? c->lets[i].node : NULL;
 }
 
-static Node *oom(Ctx *c, Loc loc) {
-  ctx_error(c, loc, "out of memory");
+// Why an ast_* call returned NULL. (Shapes are checked before: an
+// ill-shaped node made here would be lower.c's bug.)
+static Node *failed(Ctx *c, Loc loc) {
+  ast_error(c, loc, "lowering");
   return NULL;
 }
 
@@ -47,7 +49,7 @@ static Node *make(Ctx *c, Op op, Node *a, Node *b, long k, Loc loc) {
               "%d levels", MD_MAX_NODE_DEPTH / 4);
     return NULL;
   }
-  return n ? n : oom(c, loc);
+  return n ? n : failed(c, loc);
 }
 
 // The whole literal K of an exponent node: a number, or the negated number
@@ -175,9 +177,9 @@ static const struct Func {
     {"eye", OP_EYE, F_SIZES},         {"ones", OP_ONES, F_SIZES},
     {"zeros", OP_ZEROS, F_SIZES},     {"vector", OP_ONES, F_FILL},
     {"matrix", OP_ONES, F_FILL},
-#define OP(name, spelling, arity, prec, cfn) {cfn ? spelling : NULL, OP_##name, F_UNARY},
+#define OP(...)
+#define MAP(name, spelling, ...) {spelling, OP_##name, F_UNARY},
 #include "ops.h"
-#undef OP
 };
 
 static Node *sizes(Ctx *c, Expr *e, const struct Func *f) {
@@ -191,7 +193,7 @@ static Node *sizes(Ctx *c, Expr *e, const struct Func *f) {
   if (!size_arg(c, e->args[0], &r) || (e->nargs == 2 && !size_arg(c, e->args[1], &cols)))
     return NULL;
   Node *n = ast_fill(c, f->op, (Shape){r, f->op == OP_EYE ? r : cols});
-  return n ? n : oom(c, e->loc);
+  return n ? n : failed(c, e->loc);
 }
 
 // vector(v) and matrix(v), as matrixcalculus.org has them: every element
@@ -228,7 +230,7 @@ static Node *fill(Ctx *c, Expr *e, const struct Func *f) {
     return NULL;
   Node *ones = ast_fill(c, OP_ONES, s);
   if (!ones)
-    return oom(c, e->loc);
+    return failed(c, e->loc);
   return ast_is_num(v, 1) ? ones : make(c, OP_MUL, v, ones, 0, e->loc);
 }
 
@@ -375,13 +377,13 @@ static Node *name(Ctx *c, Expr *e) {
     return n;
   int d = find_dim(c, e->name);
   if (d >= 0)
-    return (n = ast_dim(c, (Dim){.sym = d})) ? n : oom(c, e->loc);
+    return (n = ast_dim(c, (Dim){.sym = d})) ? n : failed(c, e->loc);
   // A bare eye, unless the program names something so: the identity, its
   // size inferred (infer.c), as on matrixcalculus.org.
   Dim size;
   if (!strcmp(e->name, "eye"))
     return !infer_fresh(c, e->loc, "eye", 2, &size) ? NULL
-           : (n = ast_fill(c, OP_EYE, (Shape){size, size})) ? n : oom(c, e->loc);
+           : (n = ast_fill(c, OP_EYE, (Shape){size, size})) ? n : failed(c, e->loc);
   if (c->implicit)
     return implicit_var(c, e);
   if (!strcmp(e->name, "T") && exponent(c, e))
