@@ -7,7 +7,8 @@
  *   parser.y/lexer.l  source text -> statements holding expression trees
  *   lower.c           trees -> hash-consed DAG (ast.c), shapes checked (shape.c),
  *                     undeclared sizes inferred (infer.c)
- *   diff.c            DAG -> one adjoint DAG per wrt variable (reverse mode)
+ *   diff.c            DAG -> one adjoint DAG per wrt variable (reverse mode);
+ *                     tangents (forward mode)
  *   simplify.c        rewrite rules to a fixpoint
  *   print.c           DAG -> text in the input language
  *   dump.c            the state between stages as text (matdiff diff --dump)
@@ -275,6 +276,8 @@ typedef struct Ctx {
   char *outname;
   Node *out;
   Node **grads;      /* per variable: simplified d(out)/d(var), NULL if not wrt */
+  char **dirnames;   /* per variable: the name its direction (OP_DIR) prints as;
+                        NULL until forward mode names them (diff.c) */
 
   bool implicit;     /* a one-line expression: its variables undeclared, typed by their first letter */
   struct Infer *infer; /* sizes being inferred (infer.c); NULL while there are none */
@@ -299,6 +302,7 @@ Node *ast_var(Ctx *c, int index);
 Node *ast_fill(Ctx *c, Op op, Shape s);               /* an op with OPF_FILL */
 Node *ast_dim(Ctx *c, Dim d);                         /* a size as a scalar */
 Node *ast_seed(Ctx *c, Shape s);                      /* G, the adjoint of the output */
+Node *ast_dir(Ctx *c, int index);                     /* dx, the direction of variable INDEX */
 /* Any operation on well-shaped operands (the caller has checked with
    shape_check); NULL if they are not, or if A or B is NULL, or without
    memory: c->astfail says which. K is the op's integer attribute (an op
@@ -369,6 +373,15 @@ char *infer_name(Ctx *c, const char *const *first, int nfirst, const char *stem,
 /* Reverse mode: fills c->grads[i] for every wrt variable, with SEED the
    adjoint of the output (ast_num(1) for a scalar output). */
 void diff_program(Ctx *c, Node *seed);
+/* Forward mode: the tangents of the N nodes ROOTS (NULL entries skipped)
+   into OUT, along the directions (ast_dir) of every wrt variable (ONLY < 0)
+   or of variable ONLY alone: each root's directional derivative, a DAG in
+   the roots' operands and the directions, linear in the directions. A zero
+   tangent is a fill of zeros. false with the error reported. */
+bool diff_tangents(Ctx *c, Node *const *roots, int n, int only, Node **out);
+/* Name every variable's direction in c->dirnames (once): dx, or dx_1, dx_2,
+   ... when the program has that name. false with the error reported. */
+bool diff_name_directions(Ctx *c);
 
 /* ---- simplify.c -------------------------------------------------------- */
 

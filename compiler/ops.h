@@ -44,11 +44,12 @@
  *   - one line here;
  *   - one shape rule in shape.c (none for an elementwise function: its
  *     class is its rule);
- *   - one reverse rule in diff.c;
- *   - one tangent rule (forward mode, #10, brings their table);
+ *   - one reverse rule and one tangent rule (forward mode) in diff.c, side
+ *     by side (an elementwise function has one derivative, which both use);
  *   - one runtime kernel if libm has no C function for it: a line in
  *     runtime/kernels.def and its loop in runtime/standalone.c.
- * While a shape or reverse rule is missing, -Wswitch fails the build.
+ * While a shape, reverse or tangent rule is missing, -Wswitch fails the
+ * build.
  * For an elementwise function that is all: tests/test_ops.c then takes the
  * new line through the JIT, compiled C, --float, --standalone, LaTeX and
  * the tape. Any other op also needs its code in emit_c.c and, if the tape
@@ -71,6 +72,7 @@ LEAF(NUM,     "num",     NULL,           0)         /* num = the value */
 LEAF(VAR,     "var",     NULL,           0)         /* k = index of the declared variable */
 LEAF(DIM,     "dim",     NULL,           0)         /* k = index of a symbolic size, as a scalar */
 LEAF(SEED,    "G",       "G",            0)         /* the adjoint seed of a non-scalar output */
+LEAF(DIR,     "d",       "\\mathrm{d}",  0)         /* k = index of a variable: its direction, dx (forward mode) */
 LEAF(ZEROS,   "zeros",   "0",            OPF_FILL)  /* a matrix of zeros, of the node's shape */
 LEAF(ONES,    "ones",    "\\mathbf{1}",  OPF_FILL)  /* a matrix of ones, of the node's shape */
 LEAF(EYE,     "eye",     "I",            OPF_FILL)  /* the identity, of the node's square shape */

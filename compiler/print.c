@@ -138,6 +138,9 @@ static void print(Ctx *c, Buf *b, const Node *n) {
   case OP_SEED:
     buf_puts(b, "G");
     return;
+  case OP_DIR:
+    buf_puts(b, c->dirnames ? c->dirnames[n->k] : "d?");
+    return;
   case OP_ZEROS:
   case OP_ONES:
     buf_puts(b, op_spelling[n->op]);
@@ -272,6 +275,10 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
     return;
   case OP_DIM:
     latex_name(b, c->dims[n->k]);
+    return;
+  case OP_DIR:
+    buf_printf(b, "%s ", op_latex[n->op]);
+    latex_name(b, c->vars[n->k].name);
     return;
   case OP_SEED:
   case OP_ZEROS:
