@@ -89,6 +89,23 @@ int md_vjp(md_function *f, const long *dims, const double *const *inputs, const 
 int md_tape_vjp(md_function *f, const long *dims, const double *const *inputs, const double *seed,
                 double *out, double *const *grads, md_error *err);
 
+/* Forward mode and second order on the same tape, as independent of the
+   symbolic derivatives. DIRS holds one direction per input, of its shape
+   (NULL entries, and inputs not in wrt, move nothing); OUT may be NULL.
+   md_tape_jvp writes into TANGENT (the output's shape) the output's
+   directional derivative along DIRS, the Jacobian-vector product.
+   md_tape_hvp ADDS into grads[i] what md_tape_vjp would, and into hv[i]
+   that gradient's directional derivative along DIRS: for a scalar output,
+   sum_j d2y/dxi dxj * dirs[j], block row i of the Hessian times the
+   directions (forward-over-reverse). NULL entries of GRADS and HV, or
+   either NULL, are skipped; SEED is md_tape_vjp's. 0, or -1 with *ERR
+   filled. */
+int md_tape_jvp(md_function *f, const long *dims, const double *const *inputs,
+                const double *const *dirs, double *out, double *tangent, md_error *err);
+int md_tape_hvp(md_function *f, const long *dims, const double *const *inputs,
+                const double *const *dirs, const double *seed, double *out, double *const *grads,
+                double *const *hv, md_error *err);
+
 /* A seeded generator: xoshiro256** through splitmix64. The stream depends
    on the seed alone (its normal deviates use no libm function, whose last
    bit may differ between systems), so a seed means the same numbers
