@@ -9,6 +9,8 @@
  *                     undeclared sizes inferred (infer.c)
  *   diff.c            DAG -> one adjoint DAG per wrt variable (reverse mode);
  *                     tangents (forward mode)
+ *   second.c          tangents of the output and the gradients: JVPs, HVPs,
+ *                     Hessians and Jacobians as matrices
  *   simplify.c        rewrite rules to a fixpoint
  *   print.c           DAG -> text in the input language
  *   dump.c            the state between stages as text (matdiff diff --dump)
@@ -278,6 +280,10 @@ typedef struct Ctx {
   Node **grads;      /* per variable: simplified d(out)/d(var), NULL if not wrt */
   char **dirnames;   /* per variable: the name its direction (OP_DIR) prints as;
                         NULL until forward mode names them (diff.c) */
+  Node *jvp;         /* second.c, each NULL until asked for: the output's tangent */
+  Node **hvps;       /* per variable: its gradient's tangent, NULL if not wrt */
+  Node **hess;       /* nvars x nvars: Hessian blocks as matrices, or NULL */
+  Node **jacs;       /* per variable: the Jacobian as a matrix, or NULL */
 
   bool implicit;     /* a one-line expression: its variables undeclared, typed by their first letter */
   struct Infer *infer; /* sizes being inferred (infer.c); NULL while there are none */
@@ -382,6 +388,24 @@ bool diff_tangents(Ctx *c, Node *const *roots, int n, int only, Node **out);
 /* Name every variable's direction in c->dirnames (once): dx, or dx_1, dx_2,
    ... when the program has that name. false with the error reported. */
 bool diff_name_directions(Ctx *c);
+
+/* ---- second.c ---------------------------------------------------------- */
+
+/* Second order and Jacobians, each on demand after the front half
+   (md_front), simplified. false with the error reported.
+   second_jvp       c->jvp: the output's tangent along every wrt direction;
+   second_hvp       c->hvps[i]: gradient i's tangent along every direction,
+                    H*v block row i (forward over reverse);
+   second_hessian   c->hess[i*nvars + j]: d2(out)/dxi dxj as a matrix, for
+                    wrt variables that are scalars or vectors (vec layout);
+                    NULL where it is not one (a matrix variable) or where
+                    the rules find none;
+   second_jacobian  c->jacs[j]: d(out)/dxj as a matrix (vec layout), for a
+                    scalar or vector output and variable; else NULL. */
+bool second_jvp(Ctx *c);
+bool second_hvp(Ctx *c);
+bool second_hessian(Ctx *c);
+bool second_jacobian(Ctx *c);
 
 /* ---- simplify.c -------------------------------------------------------- */
 
