@@ -389,35 +389,6 @@ static bool names_taken(const char *src) {
   return false;
 }
 
-// SRC without its wrt statements (a statement runs from a line start or a
-// ';' to the next ';' or line end; '...' continues a line, '#' comments).
-static char *strip_wrt(const char *src) {
-  Out o = {0};
-  put(&o, "%s", "");
-  const char *s = src;
-  while (*s) {
-    const char *t = s;
-    while (*t == ' ' || *t == '\t' || *t == '\r')
-      t++;
-    bool wrt = !strncmp(t, "wrt", 3) && (t[3] == ' ' || t[3] == '\t');
-    const char *e = s;  // the end of this statement, separator excluded
-    while (*e && *e != ';' && *e != '\n') {
-      if (*e == '#')
-        e += strcspn(e, "\n");
-      else if (!strncmp(e, "...", 3))
-        e += 3 + strcspn(e + 3, "\n") + (e[3 + strcspn(e + 3, "\n")] ? 1 : 0);
-      else
-        e++;
-    }
-    if (!wrt)
-      put(&o, "%.*s", (int)(e - s), s);
-    if (*e)
-      put(&o, "%c", *e), e++;
-    s = e;
-  }
-  return o.s;
-}
-
 // Each printed derivative must parse again after the program's own
 // statements (it may name the program's intermediates) and evaluate to the
 // gradient; G, for a matrix output, is declared after them.

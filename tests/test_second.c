@@ -26,38 +26,13 @@
 
 /* ---- a formula, compiled again ------------------------------------------------- */
 
-// SRC without its wrt lines: the formulas name the program's intermediates,
-// so their programs keep its statements.
-static char *without_wrt(const char *src) {
-  Out o = {0};
-  put(&o, "%s", "");
-  for (const char *s = src; *s;) {
-    size_t n = strcspn(s, "\n");
-    if (strncmp(s, "wrt ", 4))
-      put(&o, "%.*s\n", (int)n, s);
-    s += n + (s[n] ? 1 : 0);
-  }
-  return o.s;
-}
-
-// The program whose output is FORMULA: F's source, a declaration of each
-// direction, and one unused wrt input (only the value is wanted).
+// The program whose output is FORMULA, compiled.
 static md_function *compile_formula(md_function *f, const char *src, const char *formula) {
-  char *body = without_wrt(src);
-  Out o = {0};
-  put(&o, "%s\n", body);
-  for (int i = 0; i < md_num_inputs(f); i++)
-    if (md_input_is_wrt(f, i)) {
-      put(&o, "%s : ", md_direction_name(f, i));
-      put_type(&o, f, i);
-      put(&o, "\n");
-    }
-  put(&o, "unused__ : scalar\nwrt unused__\nformula__ = %s\n", formula);
+  char *prog = formula_program(f, src, formula);
   md_error err;
-  md_function *h = md_compile(o.s, "formula.expr", &err);
-  cr_assert_not_null(h, "the formula does not compile again:\n%s\n%s", o.s, err.diag);
-  free(o.s);
-  free(body);
+  md_function *h = md_compile(prog, "formula.expr", &err);
+  cr_assert_not_null(h, "the formula does not compile again:\n%s\n%s", prog, err.diag);
+  free(prog);
   return h;
 }
 
@@ -67,30 +42,17 @@ typedef struct Point {
   long dims[8];
   double *in[8], *dir[8];
   long len[8], outlen;
+  double *G;         /* a seed of the output's shape, which the formulas of a matrix output name */
 } Point;
 
 static const double *const *inputs(const Point *p) { return (const double *const *)p->in; }
 
-// H's value at P: its inputs are F's, the directions by their names, and
-// the unused scalar. OUT gets LEN numbers.
+// H's value at P: OUT gets LEN numbers.
 static void eval_formula(md_function *h, const Point *p, double *out, long len) {
   const double *in[20];
-  static const double zero = 0;
   long dims[8] = {0};
-  for (int d = 0; d < md_num_dims(h); d++)
-    for (int k = 0; k < md_num_dims(p->f); k++)
-      if (!strcmp(md_dim_name(h, d), md_dim_name(p->f, k)))
-        dims[d] = p->dims[k];
   cr_assert_leq(md_num_inputs(h), 20);
-  for (int v = 0; v < md_num_inputs(h); v++) {
-    in[v] = &zero;
-    for (int k = 0; k < p->n; k++) {
-      if (!strcmp(md_input_name(h, v), md_input_name(p->f, k)))
-        in[v] = p->in[k];
-      if (md_input_is_wrt(p->f, k) && !strcmp(md_input_name(h, v), md_direction_name(p->f, k)))
-        in[v] = p->dir[k];
-    }
-  }
+  formula_inputs(h, p->f, p->dims, inputs(p), (const double *const *)p->dir, p->G, dims, in);
   cr_assert_eq(md_output_rows(h, dims) * md_output_cols(h, dims), len, "the formula has %ld "
                "elements, not %ld", md_output_rows(h, dims) * md_output_cols(h, dims), len);
   md_error err;
@@ -116,6 +78,9 @@ static void point_init(Point *p, md_function *f, unsigned long long seed) {
     }
   }
   p->outlen = md_output_rows(f, p->dims) * md_output_cols(f, p->dims);
+  p->G = malloc(sizeof(double) * (size_t)p->outlen);
+  for (long k = 0; k < p->outlen; k++)
+    p->G[k] = md_rng_normal(&g);
 }
 
 static void point_free(Point *p) {
@@ -123,6 +88,7 @@ static void point_free(Point *p) {
     free(p->in[i]);
     free(p->dir[i]);
   }
+  free(p->G);
 }
 
 /* ---- the checks ---------------------------------------------------------------- */
