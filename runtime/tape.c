@@ -812,13 +812,15 @@ static void tangent_binary(const TapeNode *y, const TapeNode *a, const TapeNode 
     mdrt_gemm(0, 0, a->rows, b->cols, a->cols, 1.0, a->val, b->tan, 1.0, dy);
     return;
   }
-  /* y = f(a, b) with broadcasting: dy = f_a da + f_b db */
+  /* y = f(a, b) with broadcasting: dy = f_a da + f_b db. A term whose
+     tangent is 0 is left out: a constant exponent's partial, log of a
+     negative base, is NaN, and 0*NaN would be too. */
   const Binary *f = &binary[y->op];
   for (long i = 0; i < y->rows; i++)
     for (long j = 0; j < y->cols; j++) {
       long o = i * y->cols + j, ia = bidx(a->rows, a->cols, i, j), ib = bidx(b->rows, b->cols, i, j);
-      double av = a->val[ia], bv = b->val[ib];
-      dy[o] = f->da(av, bv, y->val[o]) * a->tan[ia] + f->db(av, bv, y->val[o]) * b->tan[ib];
+      double av = a->val[ia], bv = b->val[ib], da = a->tan[ia], db = b->tan[ib];
+      dy[o] = (da != 0 ? f->da(av, bv, y->val[o]) * da : 0) + (db != 0 ? f->db(av, bv, y->val[o]) * db : 0);
     }
 }
 
@@ -1250,7 +1252,7 @@ static int reverse(mdrt_tape *t, int out, const double *seed, int second) {
     return bad_handle(t, out);
   if (second && mdrt_tape_forward(t))
     return -1;
-  for (int h = 0; second && h <= out; h++) {
+  for (int h = 0; second && h < t->len; h++) {
     TapeNode *n = &t->nodes[h];
     if (n->kind == KIND_LEAF && !n->hvp && !(n->hvp = new_zeros(numel(n))))
       return fail(t, "backward: out of memory");

@@ -643,11 +643,28 @@ Test(tape, second_order_by_hand) {
   // d/dA (x'Ax) = x x', and its tangent along v: v x' + x v'.
   const double *ha = mdrt_tape_hvp(t, a);
   cr_expect(near(ha[1], 2 * (2 * -1 + 0.5 * 3), 1e-15), "hvp of A: %g", ha[1]);
+  // A leaf recorded after the output has a zero hvp, as its gradient is.
+  int late = mdrt_tape_leaf(t, 1, 1, (double[]){1});
+  cr_assert_eq(mdrt_tape_backward2(t, f, NULL), 0, "%s", mdrt_tape_error(t));
+  cr_expect(mdrt_tape_hvp(t, late) && mdrt_tape_hvp(t, late)[0] == 0.0);
   mdrt_tape_zero_grad(t);
   cr_expect_eq(mdrt_tape_hvp(t, xl)[1], 0.0);
   cr_assert_eq(mdrt_tape_direction(t, xl, NULL), 0);
   cr_assert_eq(mdrt_tape_forward(t), 0);
   cr_expect_eq(mdrt_tape_tangent(t, f)[0], 0.0, "no direction: a zero tangent");
+  mdrt_tape_free(t);
+}
+
+// x.^2 at a negative x: the exponent is a constant, and its partial, log x,
+// is NaN there. It must not reach the tangent or the hvp as 0*NaN.
+Test(tape, constant_exponent_of_a_negative_base) {
+  mdrt_tape *t = mdrt_tape_new();
+  int x = mdrt_tape_leaf(t, 1, 1, (double[]){-3});
+  int y = mdrt_tape_binary(t, MDRT_EPOW, x, mdrt_tape_const(t, 1, 1, (double[]){2}));
+  cr_assert_eq(mdrt_tape_direction(t, x, (double[]){1}), 0);
+  cr_assert_eq(mdrt_tape_backward2(t, y, NULL), 0, "%s", mdrt_tape_error(t));
+  cr_expect_eq(mdrt_tape_tangent(t, y)[0], -6.0);
+  cr_expect_eq(mdrt_tape_hvp(t, x)[0], 2.0);
   mdrt_tape_free(t);
 }
 
