@@ -328,6 +328,15 @@ Test(second, directions) {
   md_free(f);
 }
 
+// With no inputs there is no direction: every tangent is 0.
+Test(second, constant) {
+  md_error err;
+  md_function *f = md_compile("L = 0.25\n", "t.expr", &err);
+  cr_assert_not_null(f, "%s", err.diag);
+  cr_expect_str_eq(md_jvp_formula(f, &err), "0");
+  md_free(f);
+}
+
 Test(second, no_matrix) {
   md_error err;
   md_function *f = md_compile("U : matrix(m, k)\nv : vector(k)\ny = sum(U*v)^2\n", "t.expr", &err);
