@@ -57,34 +57,52 @@ static bool simplify(Ctx *c, Node **v, int n) {
 
 /* ---- reading a matrix off a linear tangent --------------------------------- */
 
+/* What is known of a node, by its id: the DAG shares subexpressions, and
+   each is looked at once (a sum of a term and a product of it would
+   otherwise be read twice per level). */
+typedef struct Known {
+  char dep;          /* 1 if it depends on D, 2 if not, 0 not known yet */
+  bool extracted;    /* m holds extract()'s result (NULL: zero) */
+  Node *m;
+  Node *tr[2];       /* transpose(n, all) for all false and true, or NULL */
+} Known;
+
 typedef struct Lin {
   Ctx *c;
   Node *dir;         /* D, the direction the tangent is linear in */
-  char *dep;         /* by node id: 1 if it depends on D, 2 if not, 0 not known */
+  Known *known;      /* by node id */
   int cap;
   int depth;         /* of extract()'s recursion, bounded */
   bool failed;       /* out of memory, or a tangent not of the forms below */
 } Lin;
 
-static bool depends(Lin *l, const Node *n) {
-  if (!n)
-    return false;
+// N's entry, the table grown to hold it; NULL without memory.
+static Known *known(Lin *l, const Node *n) {
   if (n->id >= l->cap) {
     int cap = l->cap ? l->cap : 256;
     while (cap <= n->id)
       cap *= 2;
-    char *d = realloc(l->dep, (size_t)cap);
-    if (!d) {
+    Known *k = realloc(l->known, sizeof *k * (size_t)cap);
+    if (!k) {
       l->failed = true;
-      return false;
+      return NULL;
     }
-    memset(d + l->cap, 0, (size_t)(cap - l->cap));
-    l->dep = d;
+    memset(k + l->cap, 0, sizeof *k * (size_t)(cap - l->cap));
+    l->known = k;
     l->cap = cap;
   }
-  if (!l->dep[n->id])
-    l->dep[n->id] = n == l->dir || depends(l, n->a) || depends(l, n->b) ? 1 : 2;
-  return l->dep[n->id] == 1;
+  return &l->known[n->id];
+}
+
+static bool depends(Lin *l, const Node *n) {
+  Known *k = n ? known(l, n) : NULL;
+  if (!k)
+    return false;
+  if (!k->dep) {
+    char d = n == l->dir || depends(l, n->a) || depends(l, n->b) ? 1 : 2;
+    l->known[n->id].dep = d;  // the table may have moved
+  }
+  return l->known[n->id].dep == 1;
 }
 
 // Nodes as ast_op makes them, NULL standing for zero: a product with a
@@ -105,9 +123,23 @@ static Node *fail(Lin *l) {
 // N' with the transpose moved inside products, as people write it; with
 // ALL also inside sums and elementwise products, so that the rules below
 // meet the operations of a transposed tangent rather than its transpose.
+static Node *transpose_of(Lin *l, Node *n, bool all);
+
 static Node *transpose(Lin *l, Node *n, bool all) {
   if (!n || is_scalar(n))
     return n;
+  Known *k = known(l, n);
+  if (!k)
+    return NULL;
+  if (!k->tr[all]) {
+    Node *t = transpose_of(l, n, all);
+    if ((k = known(l, n)))
+      k->tr[all] = t;
+  }
+  return l->known[n->id].tr[all];
+}
+
+static Node *transpose_of(Lin *l, Node *n, bool all) {
   switch (n->op) {
   case OP_TRANS: return n->a;                                       /* (A')' = A */
   case OP_DIAGM: return n;                                          /* diag(v)' = diag(v) */
@@ -297,9 +329,22 @@ static Node *extract_left(Lin *l, Node *a, Node *b) {
 /* The matrix M with vec(E) = M*D, for a vector-like E linear in D; NULL for
    a zero M (E does not depend on D), or with L->failed when E is not of the
    forms the rules know. */
+static Node *extract_of(Lin *l, Node *e);
+
 static Node *extract(Lin *l, Node *e) {
   if (l->failed || !e || !depends(l, e))
     return NULL;
+  if (l->known[e->id].extracted)
+    return l->known[e->id].m;
+  Node *m = extract_of(l, e);
+  if (!l->failed) {
+    l->known[e->id].extracted = true;  // extract_of may have moved the table
+    l->known[e->id].m = m;
+  }
+  return m;
+}
+
+static Node *extract_of(Lin *l, Node *e) {
   if (e == l->dir) {                                                 /* D = I*D */
     Dim n = vlen(e->shape);
     return ast_fill(l->c, OP_EYE, (Shape){n, n});
@@ -390,7 +435,7 @@ static Node *matrix_of(Ctx *c, Node *t, int j) {
   if (!l.dir)
     return NULL;
   Node *m = extract(&l, t);
-  free(l.dep);
+  free(l.known);
   if (l.failed)
     return NULL;
   return m ? m : ast_fill(c, OP_ZEROS, (Shape){vlen(t->shape), vlen(dj)});

@@ -337,6 +337,24 @@ Test(second, constant) {
   md_free(f);
 }
 
+// y_k = y_(k-1) + A*y_(k-1), sixty deep: each y is shared by both terms of
+// the next, so a matrix read off without remembering what it read takes
+// 2^60 steps. (The printed formula is cut at a mebibyte.)
+Test(second, shared_subexpressions, .timeout = 30) {
+  Out o = {0};
+  put(&o, "x : vector(n)\nA : matrix(n, n)\ny0 = x\n");
+  for (int k = 1; k <= 60; k++)
+    put(&o, "y%d = y%d + A*y%d\n", k, k - 1, k - 1);
+  put(&o, "F = exp(y60)\n");
+  md_error err;
+  md_function *f = md_compile(o.s, "deep.expr", &err);
+  cr_assert_not_null(f, "%s", err.diag);
+  const char *j = md_jacobian_formula(f, 0, &err);
+  cr_expect(j && !strncmp(j, "diag(exp(y60)) + diag(exp(y60))*A + ", 36), "%s", j ? j : err.message);
+  md_free(f);
+  free(o.s);
+}
+
 Test(second, no_matrix) {
   md_error err;
   md_function *f = md_compile("U : matrix(m, k)\nv : vector(k)\ny = sum(U*v)^2\n", "t.expr", &err);
