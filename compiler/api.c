@@ -5,6 +5,7 @@
  * DAG) stays alive with the function, for the tape oracle and for names.
  */
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "api.h"
@@ -180,18 +181,36 @@ static bool dims_ok(md_function *f, const long *dims, md_error *err) {
   return true;
 }
 
+long api_len(Shape s, const long *dims) {
+  long n = size_mul(dim_value(s.r, dims), dim_value(s.c, dims));
+  return size_mul(n, sizeof(double)) < 0 ? -1 : n;
+}
+
+// A size as the source writes it: its name, or its number in BUF. Not
+// dim_str, which allocates in the compilation's arena: a call changes
+// nothing in the function it calls.
+static const char *dim_text(const Ctx *c, Dim d, char *buf, size_t n) {
+  if (d.sym >= 0)
+    return c->dims[d.sym];
+  snprintf(buf, n, "%ld", d.n);
+  return buf;
+}
+
 // Would any value's size, or the workspace (a sum of them, in bytes),
 // overflow a long? The emitted code computes them without checking, so
-// the sizes are checked here first, for every node of the DAG.
+// the sizes are checked here first, for every node of the DAG, with room
+// to spare for what the emitted code adds to a sum (a factor of 16).
 static bool sizes_fit(md_function *f, const long *dims, md_error *err) {
-  const long limit = LONG_MAX / 16;
   long total = 0;
   for (int i = 0; i < f->ctx.nnodes; i++) {
     const Node *p = f->ctx.nodes[i];
-    long r = dim_value(p->shape.r, dims), c = dim_value(p->shape.c, dims);
-    if (r > limit / c || (total += r * c) > limit / (long)sizeof(double)) {
+    total = size_add(total, api_len(p->shape, dims));
+    if (size_mul(total, 16 * sizeof(double)) < 0) {
+      char r[32], c[32];
       diag_plain(err, "the sizes are too large: a %ld×%ld value (%s×%s) and the workspace overflow",
-                 r, c, dim_str(&f->ctx, p->shape.r), dim_str(&f->ctx, p->shape.c));
+                 dim_value(p->shape.r, dims), dim_value(p->shape.c, dims),
+                 dim_text(&f->ctx, p->shape.r, r, sizeof r),
+                 dim_text(&f->ctx, p->shape.c, c, sizeof c));
       return false;
     }
   }
@@ -298,13 +317,14 @@ static int backward(md_function *f, const long *dims, const double *const *input
   return 0;
 }
 
-// A seed of all ones, for md_grad on a non-scalar output.
+// A seed of all ones, for md_grad on a non-scalar output; the sizes are
+// checked.
 static double *ones(md_function *f, const long *dims, md_error *err) {
-  long r = md_output_rows(f, dims), c = md_output_cols(f, dims);
-  double *s = r > 0 && c > 0 ? malloc(sizeof *s * (size_t)(r * c)) : NULL;
+  long n = api_len(f->ctx.out->shape, dims);
+  double *s = n > 0 ? malloc(sizeof *s * (size_t)n) : NULL;
   if (!s)
-    diag_plain(err, "out of memory");
-  for (long i = 0; s && i < r * c; i++)
+    diag_plain(err, "out of memory: a seed of %ld ones", n);
+  for (long i = 0; s && i < n; i++)
     s[i] = 1;
   return s;
 }
@@ -316,7 +336,7 @@ int md_grad(md_function *f, const long *dims, const double *const *inputs, doubl
     return -1;
   if (shape_is_scalar(f->ctx.out->shape))
     return backward(f, dims, inputs, NULL, out, grads, err);
-  if (!dims_ok(f, dims, err))
+  if (!api_sizes_ok(f, dims, err))
     return -1;
   double *seed = ones(f, dims, err);
   int rc = seed ? backward(f, dims, inputs, seed, out, grads, err) : -1;
@@ -334,7 +354,7 @@ int md_vjp(md_function *f, const long *dims, const double *const *inputs, const 
   }
   if (!shape_is_scalar(f->ctx.out->shape))
     return backward(f, dims, inputs, seed, out, grads, err);
-  if (!dims_ok(f, dims, err))
+  if (!api_sizes_ok(f, dims, err))
     return -1;
   // A scalar output's gradient scaled by the seed: computed into scratch
   // buffers, then added.
@@ -343,7 +363,7 @@ int md_vjp(md_function *f, const long *dims, const double *const *inputs, const 
   long *len = calloc((size_t)n + 1, sizeof *len);
   rc = g && len ? 0 : -1;
   for (int i = 0; rc == 0 && grads && i < n; i++) {
-    len[i] = md_input_rows(f, i, dims) * md_input_cols(f, i, dims);
+    len[i] = api_len(f->ctx.vars[i].shape, dims);
     if (grads[i] && f->ctx.vars[i].wrt && !(g[i] = calloc((size_t)len[i], sizeof(double))))
       rc = -1;
   }

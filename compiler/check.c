@@ -56,12 +56,12 @@ int md_tape_vjp(md_function *f, const long *dims, const double *const *inputs, c
     goto done;
   }
   if (out)
-    memcpy(out, mdrt_tape_value(t, h), sizeof *out * (size_t)(r * cols));
+    memcpy(out, mdrt_tape_value(t, h), sizeof *out * (size_t)api_len(c->out->shape, dims));
   for (int i = 0; grads && i < c->nvars; i++) {
     if (!grads[i] || !c->vars[i].wrt)
       continue;
     const double *g = mdrt_tape_grad(t, leaves[i]);
-    long len = md_input_rows(f, i, dims) * md_input_cols(f, i, dims);
+    long len = api_len(c->vars[i].shape, dims);
     for (long k = 0; k < len; k++)
       grads[i][k] += g[k];
   }
@@ -204,7 +204,7 @@ static bool check_init(Check *k, md_function *f, const long *dims, const md_chec
                        md_error *err) {
   int n = md_num_inputs(f);
   *k = (Check){.f = f, .dims = dims, .n = n};
-  k->outlen = md_output_rows(f, dims) * md_output_cols(f, dims);
+  k->outlen = api_len(f->ctx.out->shape, dims);
   size_t m = (size_t)n + 1, ol = (size_t)k->outlen;
   k->len = calloc(m, sizeof *k->len);
   k->drawn = calloc(m, sizeof *k->drawn);
@@ -219,7 +219,7 @@ static bool check_init(Check *k, md_function *f, const long *dims, const md_chec
     return false;
   }
   for (int i = 0; i < n; i++) {
-    k->len[i] = md_input_rows(f, i, dims) * md_input_cols(f, i, dims);
+    k->len[i] = api_len(f->ctx.vars[i].shape, dims);
     size_t bytes = sizeof(double) * (size_t)k->len[i];
     k->in[i] = malloc(bytes);
     if (!k->in[i]) {

@@ -344,4 +344,17 @@ int record_on_tape(Ctx *c, struct mdrt_tape *t, const long *dims, const double *
 
 long dim_value(Dim d, const long *dims);
 
+/* Every product and sum of sizes (rows*cols, elements*sizeof(double), a
+   workspace's total) goes through these: A*B and A+B, or -1 when an operand
+   is negative or the result does not fit a long. A chain such as
+   size_mul(size_mul(r, c), sizeof(double)) is -1 if any step is. */
+static inline long size_mul(long a, long b) {
+  long p;
+  return a < 0 || b < 0 || __builtin_mul_overflow(a, b, &p) ? -1 : p;
+}
+static inline long size_add(long a, long b) {
+  long s;
+  return a < 0 || b < 0 || __builtin_add_overflow(a, b, &s) ? -1 : s;
+}
+
 #endif

@@ -22,10 +22,11 @@ static int record(Ctx *c, mdrt_tape *t, Node *n, const long *dims, int *h) {
   }
   case OP_ONES:
   case OP_EYE: {
-    double *m = calloc((size_t)(r * cols), sizeof *m);
+    long len = size_mul(r, cols);
+    double *m = len > 0 ? calloc((size_t)len, sizeof *m) : NULL;
     if (!m)
       return -1;
-    for (long i = 0; i < r * cols; i++)
+    for (long i = 0; i < len; i++)
       m[i] = n->op == OP_ONES || i / cols == i % cols;
     int k = mdrt_tape_const(t, r, cols, m);
     free(m);
