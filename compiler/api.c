@@ -43,6 +43,121 @@ bool md_front(Ctx *c) {
   return true;
 }
 
+/* ---- workspaces ---------------------------------------------------------- */
+
+// What a call needs besides the caller's buffers: the emitted code's
+// workspace, the gradient pointers it is passed, and md_grad's seed of ones
+// for a non-scalar output. Each call borrows one from its function's pool
+// and gives it back, so that concurrent calls never share one, and calls
+// that follow one another reuse it: a steady state allocates nothing.
+typedef struct Workspace {
+  struct Workspace *next;   /* in the pool */
+  long *dims;               /* the sizes it was checked and sized for ... */
+  bool sized;               /* ... if this is set */
+  void *mem;                /* the emitted code's workspace */
+  long cap;                 /* its bytes */
+  double **g;               /* one gradient pointer per input */
+  double *ones;             /* md_grad's seed of ones, NONES of them */
+  long nones;
+} Workspace;
+
+static void ws_free(Workspace *w) {
+  free(w->dims);
+  free(w->mem);
+  free(w->g);
+  free(w->ones);
+  free(w);
+}
+
+static bool same_dims(const md_function *f, const Workspace *w, const long *dims) {
+  return w->sized && !memcmp(w->dims, dims, sizeof *dims * (size_t)f->ctx.ndims);
+}
+
+static void give_back(md_function *f, Workspace *w) {
+  pthread_mutex_lock(&f->pool_lock);
+  w->next = f->pool;
+  f->pool = w;
+  pthread_mutex_unlock(&f->pool_lock);
+}
+
+// Check DIMS and size W's workspace for them. It grows as needed and
+// shrinks when a quarter of it would do.
+static bool fit(md_function *f, Workspace *w, const long *dims, md_error *err) {
+  w->sized = false;
+  if (!api_sizes_ok(f, dims, err))
+    return false;
+  long bytes = f->jit.ws_size(dims);
+  if (bytes < 0) {
+    diag_plain(err, "internal error: the workspace size is %ld", bytes);
+    return false;
+  }
+  if (!w->mem || bytes > w->cap || bytes < w->cap / 4) {
+    void *mem = malloc(bytes > 0 ? (size_t)bytes : 1);
+    if (!mem) {
+      diag_plain(err, "out of memory: the workspace needs %ld bytes", bytes);
+      return false;
+    }
+    free(w->mem);
+    w->mem = mem;
+    w->cap = bytes;
+  }
+  memcpy(w->dims, dims, sizeof *dims * (size_t)f->ctx.ndims);
+  w->sized = true;
+  return true;
+}
+
+// A workspace for a call at DIMS: from the pool, preferably one already
+// sized for them, else new. NULL with *ERR filled.
+static Workspace *borrow(md_function *f, const long *dims, md_error *err) {
+  pthread_mutex_lock(&f->pool_lock);
+  Workspace **pick = &f->pool;
+  for (Workspace **p = &f->pool; *p; p = &(*p)->next)
+    if (same_dims(f, *p, dims)) {
+      pick = p;
+      break;
+    }
+  Workspace *w = *pick;
+  if (w)
+    *pick = w->next;
+  pthread_mutex_unlock(&f->pool_lock);
+  if (!w) {
+    size_t nd = (size_t)f->ctx.ndims + 1, nv = (size_t)f->ctx.nvars + 1;
+    w = calloc(1, sizeof *w);
+    if (!w || !(w->dims = calloc(nd, sizeof *w->dims)) || !(w->g = calloc(nv, sizeof *w->g))) {
+      if (w)
+        ws_free(w);
+      diag_plain(err, "out of memory");
+      return NULL;
+    }
+  }
+  if (!same_dims(f, w, dims) && !fit(f, w, dims, err)) {
+    give_back(f, w);
+    return NULL;
+  }
+  return w;
+}
+
+// W's seed of ones, for md_grad on a non-scalar output at the sizes W was
+// fitted to.
+static const double *ones(md_function *f, Workspace *w, const long *dims, md_error *err) {
+  long n = api_len(f->ctx.out->shape, dims);
+  if (n > w->nones) {
+    double *s = malloc(sizeof *s * (size_t)n);
+    if (!s) {
+      diag_plain(err, "out of memory: a seed of %ld ones", n);
+      return NULL;
+    }
+    for (long i = 0; i < n; i++)
+      s[i] = 1;
+    free(w->ones);
+    w->ones = s;
+    w->nones = n;
+  }
+  return w->ones;
+}
+
+/* ---- compiling ------------------------------------------------------------ */
+
 md_function *md_compile(const char *source, const char *filename, md_error *err) {
   diag_clear(err);
   if (!source) {
@@ -50,13 +165,18 @@ md_function *md_compile(const char *source, const char *filename, md_error *err)
     return NULL;
   }
   md_function *f = calloc(1, sizeof *f);
-  char *src = f ? strdup(source) : NULL;
-  if (!src) {
-    free(f);
+  if (!f) {
     diag_plain(err, "out of memory");
     return NULL;
   }
-  f->src = src;
+  pthread_mutex_init(&f->pool_lock, NULL);
+  pthread_mutex_init(&f->arena_lock, NULL);
+  if (!(f->src = strdup(source))) {
+    diag_plain(err, "out of memory");
+    md_free(f);
+    return NULL;
+  }
+  char *src = f->src;
   f->file = filename ? strdup(filename) : NULL;
   if (filename && !f->file) {
     diag_plain(err, "out of memory");
@@ -96,8 +216,12 @@ void md_free(md_function *f) {
   jit_free(&f->jit);
   ctx_free(&f->ctx);
   free(f->csrc);
-  free(f->ws);
-  free(f->wsdims);
+  for (Workspace *w = f->pool, *next; w; w = next) {
+    next = w->next;
+    ws_free(w);
+  }
+  pthread_mutex_destroy(&f->pool_lock);
+  pthread_mutex_destroy(&f->arena_lock);
   free(f->file);
   free(f->src);
   free(f);
@@ -124,9 +248,12 @@ const char *md_grad_formula(const md_function *f, int i) {
   if (!md_input_is_wrt(f, i))
     return NULL;
   md_function *m = (md_function *)f;  // the cache is not part of the value
+  pthread_mutex_lock(&m->arena_lock);
   if (!m->formulas[i])
     m->formulas[i] = print_str(&m->ctx, m->ctx.grads[i]);
-  return m->formulas[i];
+  const char *s = m->formulas[i];
+  pthread_mutex_unlock(&m->arena_lock);
+  return s;
 }
 
 const char *md_c_source(const md_function *f) { return f ? f->csrc : NULL; }
@@ -137,7 +264,10 @@ double md_flops(md_function *f, const long *dims, int grad) {
   for (int i = 0; i < f->ctx.ndims; i++)
     if (dims[i] < 1)
       return -1;
-  return emit_flops(&f->ctx, grad != 0, dims);
+  pthread_mutex_lock(&f->arena_lock);
+  double n = emit_flops(&f->ctx, grad != 0, dims);
+  pthread_mutex_unlock(&f->arena_lock);
+  return n;
 }
 
 static long size_of(Dim d, const long *dims) {
@@ -221,32 +351,6 @@ bool api_sizes_ok(md_function *f, const long *dims, md_error *err) {
   return dims_ok(f, dims, err) && sizes_fit(f, dims, err);
 }
 
-// The workspace is kept between calls and sized again only when the sizes
-// change.
-static void *workspace(md_function *f, const long *dims, md_error *err) {
-  int nd = f->ctx.ndims;
-  if (f->ws && (nd == 0 || !memcmp(f->wsdims, dims, sizeof *dims * (size_t)nd)))
-    return f->ws;
-  if (!api_sizes_ok(f, dims, err))
-    return NULL;
-  long bytes = f->jit.ws_size(dims);
-  void *ws = malloc(bytes > 0 ? (size_t)bytes : 1);
-  long *d = malloc(sizeof *d * (size_t)(nd ? nd : 1));
-  if (!ws || !d || bytes < 0) {
-    free(ws);
-    free(d);
-    diag_plain(err, "out of memory: the workspace needs %ld bytes", bytes);
-    return NULL;
-  }
-  if (nd)
-    memcpy(d, dims, sizeof *d * (size_t)nd);
-  free(f->ws);
-  free(f->wsdims);
-  f->ws = ws;
-  f->wsdims = d;
-  return ws;
-}
-
 bool api_call_ok(md_function *f, const long *dims, const double *const *inputs, md_error *err) {
   diag_clear(err);
   if (!f) {
@@ -281,10 +385,11 @@ int md_eval(md_function *f, const long *dims, const double *const *inputs, doubl
     diag_plain(err, "no buffer for the output");
     return -1;
   }
-  void *ws = workspace(f, dims, err);
-  if (!ws)
+  Workspace *w = borrow(f, dims, err);
+  if (!w)
     return -1;
-  const char *why = f->jit.eval(dims, inputs, out, ws);
+  const char *why = f->jit.eval(dims, inputs, out, w->mem);
+  give_back(f, w);
   if (why) {
     diag_plain(err, "%s", why);
     return -1;
@@ -293,23 +398,23 @@ int md_eval(md_function *f, const long *dims, const double *const *inputs, doubl
 }
 
 // The gradient entry takes an array with one entry per input; inputs
-// without a gradient are never read, and an absent array means none.
+// without a gradient are never read, and an absent array means none. A
+// NULL SEED is md_grad's: none for a scalar output, ones for another.
 static int backward(md_function *f, const long *dims, const double *const *inputs,
                     const double *seed, double *out, double *const *grads, md_error *err) {
-  void *ws = workspace(f, dims, err);
-  if (!ws)
+  Workspace *w = borrow(f, dims, err);
+  if (!w)
     return -1;
-  double **g = calloc((size_t)f->ctx.nvars + 1, sizeof *g);
-  if (!g) {
-    diag_plain(err, "out of memory");
+  bool scalar = shape_is_scalar(f->ctx.out->shape);
+  if (!seed && !scalar && !(seed = ones(f, w, dims, err))) {
+    give_back(f, w);
     return -1;
   }
-  for (int i = 0; grads && i < f->ctx.nvars; i++)
-    g[i] = grads[i];
+  for (int i = 0; i < f->ctx.nvars; i++)
+    w->g[i] = grads ? grads[i] : NULL;
   double y;
-  bool scalar = shape_is_scalar(f->ctx.out->shape);
-  const char *why = f->jit.grad(dims, inputs, seed, out ? out : scalar ? &y : NULL, g, ws);
-  free(g);
+  const char *why = f->jit.grad(dims, inputs, seed, out ? out : scalar ? &y : NULL, w->g, w->mem);
+  give_back(f, w);
   if (why) {
     diag_plain(err, "%s", why);
     return -1;
@@ -317,31 +422,11 @@ static int backward(md_function *f, const long *dims, const double *const *input
   return 0;
 }
 
-// A seed of all ones, for md_grad on a non-scalar output; the sizes are
-// checked.
-static double *ones(md_function *f, const long *dims, md_error *err) {
-  long n = api_len(f->ctx.out->shape, dims);
-  double *s = n > 0 ? malloc(sizeof *s * (size_t)n) : NULL;
-  if (!s)
-    diag_plain(err, "out of memory: a seed of %ld ones", n);
-  for (long i = 0; s && i < n; i++)
-    s[i] = 1;
-  return s;
-}
-
-
 int md_grad(md_function *f, const long *dims, const double *const *inputs, double *out,
             double *const *grads, md_error *err) {
   if (!api_call_ok(f, dims, inputs, err))
     return -1;
-  if (shape_is_scalar(f->ctx.out->shape))
-    return backward(f, dims, inputs, NULL, out, grads, err);
-  if (!api_sizes_ok(f, dims, err))
-    return -1;
-  double *seed = ones(f, dims, err);
-  int rc = seed ? backward(f, dims, inputs, seed, out, grads, err) : -1;
-  free(seed);
-  return rc;
+  return backward(f, dims, inputs, NULL, out, grads, err);
 }
 
 int md_vjp(md_function *f, const long *dims, const double *const *inputs, const double *seed,

@@ -3,17 +3,23 @@
 #ifndef MD_API_H
 #define MD_API_H
 
+#include <pthread.h>
 #include "jit.h"
 #include "md.h"
 
+/* Once md_compile returns, calls only read what the function holds, but
+   for two things, each behind its lock: the pool of workspaces that calls
+   borrow (api.c), and the compilation's arena, which md_grad_formula's
+   cache and md_flops's planning allocate in. */
 struct md_function {
   Ctx ctx;           /* the compilation: DAG, names, gradients */
   char *src, *file;  /* copies of what md_compile was given */
   char **formulas;   /* per variable: the printed gradient, NULL if not wrt */
   char *csrc;        /* the emitted C */
   Jit jit;
-  void *ws;          /* the workspace of the last call ... */
-  long *wsdims;      /* ... and the sizes it was made for */
+  pthread_mutex_t pool_lock;
+  struct Workspace *pool;      /* idle workspaces, the last given back first */
+  pthread_mutex_t arena_lock;  /* for ctx.arena and formulas */
 };
 
 /* The checks every call of a compiled function starts with: F, DIMS (when

@@ -8,6 +8,14 @@
  * Every call reports failure through an md_error and never prints or exits.
  * An md_function is independent of every other one: several may live at
  * once and several threads may compile at once.
+ *
+ * Threads: calls are reentrant. Any number of threads may call one
+ * md_function at once (md_eval, md_grad, md_vjp, md_tape_vjp, md_check,
+ * md_flops and every query); only md_free must wait until no call is
+ * running. Each call borrows a workspace from the function's pool and gives
+ * it back, so concurrent calls never share one, and calls one after another
+ * at the same sizes allocate nothing. The pool keeps as many workspaces as
+ * calls ever ran at once, each as large as the sizes it last served.
  */
 #ifndef MATDIFF_H
 #define MATDIFF_H

@@ -10,7 +10,6 @@ Then one C call does the work, with the GIL released (ctypes does that).
 import collections
 import ctypes
 import os
-import threading
 import weakref
 
 import numpy as np
@@ -119,7 +118,6 @@ class Function:
     def __init__(self, handle, filename=None):
         self._handle = handle
         self._finalizer = weakref.finalize(self, _LIB.md_free, handle)
-        self._lock = threading.Lock()
         self.filename = filename
         nd = _LIB.md_num_dims(handle)
         self.dims = tuple(_text(_LIB.md_dim_name(handle, j)) for j in range(nd))
@@ -156,9 +154,8 @@ class Function:
     def formulas(self):
         """{input: its derivative as matdiff prints it}, for each wrt input."""
         if self._formulas is None:
-            with self._lock:  # the library prints them on first request and caches them
-                self._formulas = {str(x): _text(_LIB.md_grad_formula(self._handle, i))
-                                  for i, x in enumerate(self.inputs) if x.wrt}
+            self._formulas = {str(x): _text(_LIB.md_grad_formula(self._handle, i))
+                              for i, x in enumerate(self.inputs) if x.wrt}
         return dict(self._formulas)
 
     # ---- calls ---------------------------------------------------------
@@ -183,14 +180,12 @@ class Function:
         return self._run("vjp", args, arrays, seed=seed, grads=grads)
 
     def _call(self, cname, *args):
-        """The one call into C. An md_function keeps its workspace between
-        calls and is not reentrant yet (issue #10): one call at a time per
-        function, so the lock. Remove it here when #10 lands; nothing else
-        depends on it. ctypes releases the GIL during the call, so other
-        functions, and other Python threads, run meanwhile."""
+        """The one call into C. Calls of an md_function are reentrant (each
+        borrows a workspace of its own), and ctypes releases the GIL during
+        the call, so calls from several Python threads, to one function or
+        to several, run in parallel."""
         err = _lib.MdError()
-        with self._lock:
-            rc = getattr(_LIB, cname)(self._handle, *args, ctypes.byref(err))
+        rc = getattr(_LIB, cname)(self._handle, *args, ctypes.byref(err))
         if rc != 0:
             raise EvalError(_text(err.message))
 
