@@ -4,21 +4,25 @@
 #define MD_API_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include "jit.h"
 #include "md.h"
 
 /* Once md_compile returns, calls only read what the function holds, but
-   for two things, each behind its lock: the pool of workspaces that calls
-   borrow (api.c), and the compilation's arena, which md_grad_formula's
-   cache and md_flops's planning allocate in. */
+   for two things: the workspaces that calls borrow (api.c), one in an
+   atomic slot and the rest in a pool behind a lock, and the compilation's
+   arena, which md_grad_formula's cache and md_flops's planning allocate
+   in, behind another. */
 struct md_function {
   Ctx ctx;           /* the compilation: DAG, names, gradients */
   char *src, *file;  /* copies of what md_compile was given */
   char **formulas;   /* per variable: the printed gradient, NULL if not wrt */
   char *csrc;        /* the emitted C */
+  bool scalar;       /* the output is a scalar */
   Jit jit;
+  _Atomic(struct Workspace *) idle; /* taken and given back without a lock */
   pthread_mutex_t pool_lock;
-  struct Workspace *pool;      /* idle workspaces, the last given back first */
+  struct Workspace *pool;      /* the other idle ones, the last given back first */
   pthread_mutex_t arena_lock;  /* for ctx.arena and formulas */
 };
 

@@ -85,6 +85,15 @@ int md_grad(md_function *f, const long *dims, const double *const *inputs, doubl
 int md_vjp(md_function *f, const long *dims, const double *const *inputs, const double *seed,
            double *out, double *const *grads, md_error *err);
 
+/* Buffers may share memory. OUT and the gradient buffers may overlap the
+   inputs and the seed: each call writes its results as if after reading
+   everything, so an in-place step, grads[i] == inputs[i], adds the gradient
+   at the old value. Gradient buffers may overlap one another (tied inputs
+   get the sum of their gradients). OUT may not overlap a gradient buffer:
+   that is an error (-1), with nothing written. A buffer that overlaps
+   another is computed in scratch memory of its size, allocated for the
+   call; buffers that overlap nothing cost nothing. */
+
 /* ---- the oracle (check.c) ---- */
 
 /* The value and gradients md_vjp (SEED given) or md_grad (SEED NULL) would
