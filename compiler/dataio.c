@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "dataio.h"
 #include "diag.h"
 
@@ -22,6 +23,9 @@
 // INT_MAX bytes, its NUL included.
 #define MAX_FILE ((size_t)INT_MAX)
 
+// A regular file's size is known before reading: one too large is refused
+// at once, and the buffer is made large enough for it in one go. A pipe's is
+// not, and it is refused when it has sent too much.
 char *io_read_file(const char *path, long *len, md_error *err) {
   FILE *f = fopen(path, "rb");
   if (!f) {
@@ -29,14 +33,24 @@ char *io_read_file(const char *path, long *len, md_error *err) {
     return NULL;
   }
   char *buf = NULL;
-  size_t n = 0, cap = 0, got;
+  size_t n = 0, cap = 0, got, first = 4096;
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) {
+    if ((unsigned long long)st.st_size >= MAX_FILE) {
+      diag_plain(err, "'%s' is too large (2 GiB at most)", path);
+      goto error;
+    }
+    first = (size_t)st.st_size + 2;  // and a byte to see the end of the file
+    if (first > MAX_FILE)
+      first = MAX_FILE;
+  }
   do {
     if (cap - n < 2) {  // room for one more byte and the NUL
       if (cap == MAX_FILE) {
         diag_plain(err, "'%s' is too large (2 GiB at most)", path);
         goto error;
       }
-      size_t want = !cap ? 4096 : cap > MAX_FILE / 2 ? MAX_FILE : 2 * cap;
+      size_t want = !cap ? first : cap > MAX_FILE / 2 ? MAX_FILE : 2 * cap;
       char *p = realloc(buf, want);
       if (!p) {
         diag_plain(err, "out of memory reading '%s'", path);

@@ -23,7 +23,8 @@ typedef struct io_matrix {
    in *LEN, malloc'd; or NULL with *ERR filled ("cannot read 'PATH': ...").
    Reading to EOF rather than trusting a size also works for pipes such as
    /dev/stdin. The CLI reads sources, text matrices and .npy files with it;
-   at most 2 GiB, since diagnostics locate bytes with ints. */
+   at most 2 GiB, since diagnostics locate bytes with ints: a regular file
+   larger than that is refused before it is read. */
 char *io_read_file(const char *path, long *len, md_error *err);
 
 /* Writing a file: io_create opens PATH afresh (NULL with *ERR filled);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include "dataio.h"
 #include "util.h"
@@ -222,6 +223,28 @@ Test(dataio, only_comments) {
 
 Test(dataio, nul_byte) {
   expect_error_n("1 2\n3\0 4\n", 9, 2, 2, "NUL byte: this is not a text file", "3  4", " ^");
+}
+
+// A file past the 2 GiB limit was read whole (2 GiB of memory) before being
+// refused. Its size is checked first: under a 512 MiB address space, a
+// sparse file of 2.2 GB is refused at once.
+Test(dataio, too_large_is_refused_before_reading) {
+  const char *path = tmpdir_path("big.txt");
+  FILE *f = fopen(path, "wb");
+  cr_assert_not_null(f);
+  cr_assert_eq(ftruncate(fileno(f), 2200000000L), 0);
+  fclose(f);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  struct rlimit lim = {512L << 20, 512L << 20};
+  setrlimit(RLIMIT_AS, &lim);
+#endif
+  io_matrix m;
+  md_error err;
+  cr_assert_eq(io_read_matrix(path, &m, &err), -1);
+  char want[600];
+  snprintf(want, sizeof want, "'%s' is too large (2 GiB at most)", path);
+  cr_expect_str_eq(err.message, want);
+  unlink(path);
 }
 
 Test(dataio, error_after_many_rows_frees_them) {
