@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,11 +173,22 @@ static int end_row(Reader *R, long count, long begin, long end) {
 }
 
 // One line from *POS, which is left at the start of the next line. A line
-// with no numbers (blank, or only a comment) is not a row.
+// with no numbers (blank, or only a comma) is not a row. A comma ends a
+// number; a comma with no number before it ("1,,3", ",1") is an empty entry,
+// an error, but one at the end of a line is allowed, as PyTorch prints rows.
 static int read_line(Reader *R, long *pos) {
   const char *s = R->src;
   long p = *pos, first = -1, last = -1, count = 0;
+  bool entry = false;  // a number since the last comma
   while (p < R->len && s[p] != '\n' && s[p] != '#') {
+    if (s[p] == ',') {
+      if (!entry)
+        return fail(R, p, p + 1, count ? "empty entry: two commas with no number between them"
+                                       : "empty entry: a comma before the first number");
+      entry = false;
+      p++;
+      continue;
+    }
     if (is_sep(s[p])) {
       p++;
       continue;
@@ -190,6 +202,7 @@ static int read_line(Reader *R, long *pos) {
       first = begin;
     last = p;
     count++;
+    entry = true;
   }
   while (p < R->len && s[p] != '\n')
     p++;

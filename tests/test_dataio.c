@@ -225,6 +225,20 @@ Test(dataio, nul_byte) {
   expect_error_n("1 2\n3\0 4\n", 9, 2, 2, "NUL byte: this is not a text file", "3  4", " ^");
 }
 
+// "1,,3" was two numbers, so that a 2x3 CSV with an empty cell silently
+// became 2x2. An empty entry is an error, wherever a comma has no number
+// before it; a comma at the end of a row is how PyTorch prints it.
+Test(dataio, empty_entry_between_commas) {
+  expect_error("1,2,3\n1,,3\n", 2, 3, "empty entry: two commas with no number between them",
+               "1,,3", "  ^");
+  expect_error("1, 2 ,\t, 3\n", 1, 8, "empty entry: two commas with no number between them",
+               "1, 2 , , 3", "       ^");
+  expect_error("1 2\n,3 4\n", 2, 1, "empty entry: a comma before the first number", ",3 4",
+               "^");
+  expect_error("1,2,,\n", 1, 5, "empty entry: two commas with no number between them", "1,2,,",
+               "    ^");
+}
+
 // A file past the 2 GiB limit was read whole (2 GiB of memory) before being
 // refused. Its size is checked first: under a 512 MiB address space, a
 // sparse file of 2.2 GB is refused at once.
