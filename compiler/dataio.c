@@ -146,19 +146,19 @@ static int push(Reader *R, double v) {
 // so a token is a number exactly when strtod consumes all of it.
 static int read_number(Reader *R, long begin, long end) {
   const char *tok = R->src + begin;
-  int n = (int)(end - begin), shown = n > MAX_QUOTE ? MAX_QUOTE - 3 : n;
-  const char *more = n > MAX_QUOTE ? "..." : "";
+  char q[MAX_QUOTE + 1];
+  diag_quote(q, sizeof q, tok, end - begin, MAX_QUOTE);
   char *stop;
   errno = 0;
   double v = strtod(tok, &stop);
   if (stop != R->src + end)
-    return fail(R, begin, end, "'%.*s%s' is not a number", shown, tok, more);
+    return fail(R, begin, end, "'%s' is not a number", q);
   if (isnan(v) || (isinf(v) && errno != ERANGE))
-    return fail(R, begin, end, "'%.*s%s' is not a finite number", shown, tok, more);
+    return fail(R, begin, end, "'%s' is not a finite number", q);
   // Overflow, or underflow all the way to zero. A subnormal result is kept:
   // it is exact enough, and %.17g of a subnormal must read back.
   if (errno == ERANGE && (isinf(v) || v == 0))
-    return fail(R, begin, end, "'%.*s%s' is out of range for a double", shown, tok, more);
+    return fail(R, begin, end, "'%s' is out of range for a double", q);
   return push(R, v);
 }
 

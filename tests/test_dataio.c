@@ -239,6 +239,13 @@ Test(dataio, empty_entry_between_commas) {
                "    ^");
 }
 
+// A bad token was quoted raw in the message, so a data file's ESC and BEL
+// bytes reached the terminal. They show as '?', as in the source line.
+Test(dataio, control_bytes_in_a_message) {
+  expect_error("1 2\x1b[31m\a\n", 1, 3, "'2?[31m?' is not a number", "1 2 [31m ",
+               "  ^~~~~~~");
+}
+
 // A file past the 2 GiB limit was read whole (2 GiB of memory) before being
 // refused. Its size is checked first: under a 512 MiB address space, a
 // sparse file of 2.2 GB is refused at once.
