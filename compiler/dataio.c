@@ -143,11 +143,16 @@ static int push(Reader *R, double v) {
 }
 
 // The token src[begin, end) as one number. strtod stops at every separator,
-// so a token is a number exactly when strtod consumes all of it.
+// so a token is a number exactly when strtod consumes all of it. Hexadecimal
+// (which strtod reads, "0x10" as 16) is refused, as NumPy's loadtxt refuses
+// it: no tool writes it, and where it shows up it is rarely a number.
 static int read_number(Reader *R, long begin, long end) {
   const char *tok = R->src + begin;
   char q[MAX_QUOTE + 1];
   diag_quote(q, sizeof q, tok, end - begin, MAX_QUOTE);
+  const char *digits = tok + (*tok == '+' || *tok == '-');
+  if (digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X'))
+    return fail(R, begin, end, "'%s' is hexadecimal: matdiff reads decimal numbers only", q);
   char *stop;
   errno = 0;
   double v = strtod(tok, &stop);

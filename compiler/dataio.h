@@ -6,9 +6,10 @@
  * and/or commas, '#' to end of line a comment, blank lines ignored. A file of
  * one number per line is an n x 1 column, all numbers on one line is 1 x n,
  * a scalar is one number. Numbers are read with strtod, so LC_NUMERIC must
- * be "C" (matdiff never calls setlocale). A comma with no number before it
- * on its line ("1,,3") is an empty entry, an error; one that ends a line is
- * allowed.
+ * be "C" (matdiff never calls setlocale), and must be finite decimals:
+ * hexadecimal, which strtod also reads, is an error, as NumPy's loadtxt
+ * has it. A comma with no number before it on its line ("1,,3") is an
+ * empty entry, an error; one that ends a line is allowed.
  */
 #ifndef MD_DATAIO_H
 #define MD_DATAIO_H

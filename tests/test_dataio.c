@@ -87,8 +87,7 @@ Test(dataio, scalar) {
 }
 
 Test(dataio, number_spellings) {
-  expect_matrix("-1e-3 +2.5E2 .5 5. 0x10 1e308\n", 1, 6,
-                (double[]){-1e-3, 250, 0.5, 5, 16, 1e308});
+  expect_matrix("-1e-3 +2.5E2 .5 5. 1e308\n", 1, 5, (double[]){-1e-3, 250, 0.5, 5, 1e308});
 }
 
 Test(dataio, negative_zero_and_subnormal) {
@@ -237,6 +236,16 @@ Test(dataio, empty_entry_between_commas) {
                "^");
   expect_error("1,2,,\n", 1, 5, "empty entry: two commas with no number between them", "1,2,,",
                "    ^");
+}
+
+// strtod reads hexadecimal, so "0x10" was 16, silently; NumPy's loadtxt
+// refuses it, and so does matdiff.
+Test(dataio, hexadecimal_is_refused) {
+  expect_error("1 0x10\n", 1, 3, "'0x10' is hexadecimal: matdiff reads decimal numbers only",
+               "1 0x10", "  ^~~~");
+  expect_error("-0X1.8p1\n", 1, 1,
+               "'-0X1.8p1' is hexadecimal: matdiff reads decimal numbers only", "-0X1.8p1",
+               "^~~~~~~~");
 }
 
 // A bad token was quoted raw in the message, so a data file's ESC and BEL
