@@ -735,16 +735,46 @@ static const char eval_help[] =
     "  --out DIR     also write DIR/OUT.txt and DIR/dOUT_dVAR.txt, 17 digits\n"
     "  --format npy  write float64 .npy files there instead\n";
 
+// printf into a new string; NULL, with the error printed, if out of memory.
+__attribute__((format(printf, 1, 2)))
+static char *str_printf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+  if (!s) {
+    fail("out of memory");
+    return NULL;
+  }
+  va_start(ap, fmt);
+  vsnprintf(s, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  return s;
+}
+
+// DIR/NAME.txt or .npy, built to its full length: a name cut to fit a
+// buffer could have made two gradients' files one. A path the system
+// cannot open is said so, without the directory, which may be most of it.
 static bool write_out(const char *dir, const char *name, const double *x, long r, long c,
                       bool npy, bool vector) {
-  char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/%s.%s", dir, name, npy ? "npy" : "txt");
-  md_error err;
-  if ((npy ? npy_write(path, x, r, c, vector, &err) : io_write_matrix(path, x, r, c, &err)) != 0) {
-    report(&err);
+  const char *ext = npy ? "npy" : "txt";
+  char *path = str_printf("%s/%s.%s", dir, name, ext);
+  if (!path)
+    return false;
+  if (strlen(path) >= PATH_MAX) {
+    fail("--out: the path of %s.%s is %zu bytes long, longer than the system allows (%d)", name,
+         ext, strlen(path), PATH_MAX - 1);
+    free(path);
     return false;
   }
-  return true;
+  md_error err;
+  bool ok = (npy ? npy_write(path, x, r, c, vector, &err)
+                 : io_write_matrix(path, x, r, c, &err)) == 0;
+  if (!ok)
+    report(&err);
+  free(path);
+  return ok;
 }
 
 static int run_eval(Inputs *in, bool grad, const char *out, bool npy) {
@@ -777,12 +807,16 @@ static int run_eval(Inputs *in, bool grad, const char *out, bool npy) {
     if (!g[i])
       continue;
     long r = md_input_rows(f, i, in->dims), c = md_input_cols(f, i, in->dims);
-    char label[600];
-    snprintf(label, sizeof label, "d%s/d%s", y, md_input_name(f, i));
-    io_print_matrix(stdout, label, g[i], r, c);
-    snprintf(label, sizeof label, "d%s_d%s", y, md_input_name(f, i));
-    if (out && !write_out(out, label, g[i], r, c, npy, md_input_is_vector(f, i)))
+    const char *x = md_input_name(f, i);
+    char *label = str_printf("d%s/d%s", y, x), *file = label ? str_printf("d%s_d%s", y, x) : NULL;
+    if (!file)
       rc = 1;
+    else
+      io_print_matrix(stdout, label, g[i], r, c);
+    if (file && out && !write_out(out, file, g[i], r, c, npy, md_input_is_vector(f, i)))
+      rc = 1;
+    free(label);
+    free(file);
   }
   for (int i = 0; g && i < in->n; i++)
     free(g[i]);

@@ -292,3 +292,34 @@ Test(cli, dump_errors) {
   cr_expect(strstr(r.err, "bad.expr:2:10: error: "), "%s", r.err);
   run_free(&r);
 }
+
+/* ---- files written (issue #10) -------------------------------------------- */
+
+// --out's paths were built in a PATH_MAX buffer without a check, and eval
+// exited 0 whatever was cut: under a directory 4090 bytes long, dy_dX, dy_dW
+// and dy_db were all cut to "dy_d", one file that each overwrote; under one
+// of 4088, to "dy_dX." and so on. A path too long to write is an error now:
+// here y.txt fits and dy_dX.txt does not.
+Test(cli, eval_out_under_a_deep_directory) {
+  enum { LEN = 4088 };
+  char deep[4200];
+  size_t n = (size_t)snprintf(deep, sizeof deep, "%s", tmpdir());
+  while (n < LEN) {
+    size_t k = LEN - n - 1 < 200 ? LEN - n - 1 : 200;
+    deep[n++] = '/';
+    memset(deep + n, 'd', k);
+    n += k;
+  }
+  deep[n] = '\0';
+  cr_assert_eq(strlen(deep), LEN);
+  setenv("DEEP", deep, 1);
+  cr_assert_eq(run("mkdir -p \"$DEEP\""), 0);
+  Run r = matdiff("eval " SEED " --grad --out \"$DEEP\"");
+  cr_expect_eq(r.status, 1, "exit %d:\n%s", r.status, r.err);
+  cr_expect_str_eq(r.err, "matdiff: error: --out: the path of dy_dX.txt is 4098 bytes long, "
+                   "longer than the system allows (4095)\n");
+  run_free(&r);
+  char rm[128];
+  snprintf(rm, sizeof rm, "rm -rf %s/dd*", tmpdir());
+  run(rm);
+}
