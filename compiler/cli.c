@@ -753,6 +753,32 @@ static char *str_printf(const char *fmt, ...) {
   return s;
 }
 
+// DIR and every directory above it that is missing, as mkdir -p makes them.
+static bool make_dirs(const char *dir) {
+  char *p = str_printf("%s", dir);
+  if (!p)
+    return false;
+  bool ok = true;
+  // Each prefix that ends before a '/' (past a leading one), then the whole.
+  for (char *q = p + (*p == '/'); ok; q++) {
+    if (*q && *q != '/')
+      continue;
+    char saved = *q;
+    *q = '\0';
+    struct stat st;
+    if (mkdir(p, 0777) != 0 && (errno != EEXIST || stat(p, &st) != 0 || !S_ISDIR(st.st_mode))) {
+      fail("cannot create the directory '%s': %s", p,
+           errno == EEXIST ? "a file is in the way" : strerror(errno));
+      ok = false;
+    }
+    *q = saved;
+    if (!saved)
+      break;
+  }
+  free(p);
+  return ok;
+}
+
 // DIR/NAME.txt or .npy, built to its full length: a name cut to fit a
 // buffer could have made two gradients' files one. A path the system
 // cannot open is said so, without the directory, which may be most of it.
@@ -793,8 +819,8 @@ static int run_eval(Inputs *in, bool grad, const char *out, bool npy) {
   if (rc == 0 && (grad ? md_grad(f, in->dims, (const double *const *)in->data, value, g, &err)
                        : md_eval(f, in->dims, (const double *const *)in->data, value, &err)) != 0)
     rc = report(&err);
-  if (rc == 0 && out && mkdir(out, 0777) != 0 && errno != EEXIST)
-    rc = fail("cannot create %s: %s", out, strerror(errno));
+  if (rc == 0 && out && !make_dirs(out))
+    rc = 1;
   if (rc == 0) {
     io_print_matrix(stdout, y, value, yr, yc);
     if (out && !write_out(out, y, value, yr, yc, npy, false))

@@ -323,3 +323,25 @@ Test(cli, eval_out_under_a_deep_directory) {
   snprintf(rm, sizeof rm, "rm -rf %s/dd*", tmpdir());
   run(rm);
 }
+
+// --out created one directory; it creates its parents too, as mkdir -p.
+Test(cli, eval_out_makes_parents) {
+  char args[1024], path[512], want[1024];
+  snprintf(args, sizeof args, "eval " SEED " --grad --out %s/a/b/c", tmpdir());
+  Run r = matdiff(args);
+  cr_expect_eq(r.status, 0, "exit %d:\n%s", r.status, r.err);
+  run_free(&r);
+  const char *files[] = {"y.txt", "dy_dX.txt", "dy_dW.txt", "dy_db.txt"};
+  for (int i = 0; i < 4; i++) {
+    snprintf(path, sizeof path, "%s/a/b/c/%s", tmpdir(), files[i]);
+    cr_expect_eq(access(path, R_OK), 0, "%s was not written", path);
+  }
+  // A file where a directory should be is an error that names it.
+  snprintf(path, sizeof path, "%s/a/b/c/y.txt/d", tmpdir());
+  snprintf(args, sizeof args, "eval " SEED " --out %s", path);
+  snprintf(want, sizeof want, "matdiff: error: cannot create the directory '%s/a/b/c/y.txt': "
+           "a file is in the way\n", tmpdir());
+  expect_error(args, want, false);
+  snprintf(args, sizeof args, "rm -rf %s/a", tmpdir());
+  run(args);
+}
