@@ -422,10 +422,19 @@ static bool is_ident(const char *s) {
   return true;
 }
 
+// Are paths A and B one file (the same device and inode, whatever their
+// names: a link, "./x", a symbolic link)? false if either is not there.
+static bool same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 static int cmd_compile(const Args *a) {
   const char *file = a->file, *out = a->out, *name = a->name;
   if (name && !is_ident(name))
     return fail("--name '%s' is not a C identifier", name);
+  if (out && same_file(file, out))
+    return fail("compile: -o '%s' is the input file '%s'; the C would replace it", out, file);
   Front fr;
   if (!front_file(&fr, file, NULL)) {
     front_free(&fr);

@@ -345,3 +345,26 @@ Test(cli, eval_out_makes_parents) {
   snprintf(args, sizeof args, "rm -rf %s/a", tmpdir());
   run(args);
 }
+
+// compile -o onto its own input replaced the .expr with the C. The same
+// file by another name (a hard link, ./) is refused too: files are compared
+// by device and inode.
+Test(cli, compile_onto_its_input_is_refused) {
+  char *seed = slurp(SEED);
+  cr_assert_not_null(seed);
+  const char *src = tmpdir_text("s.expr", seed);
+  char other[512], args[1200], want[1200];
+  snprintf(other, sizeof other, "%s/s.c", tmpdir());
+  cr_assert_eq(link(src, other), 0);
+  const char *outs[] = {src, other};
+  for (int i = 0; i < 2; i++) {
+    snprintf(args, sizeof args, "compile %s -o %s", src, outs[i]);
+    snprintf(want, sizeof want, "matdiff: error: compile: -o '%s' is the input file '%s'; the C "
+             "would replace it\n", outs[i], src);
+    expect_error(args, want, false);
+  }
+  char *after = slurp(src);
+  cr_expect_str_eq(after, seed, "the input was changed");
+  free(after);
+  free(seed);
+}
