@@ -295,6 +295,13 @@ const char *md_grad_formula(const md_function *f, int i) {
   return s;
 }
 
+char *api_print(md_function *f, const Node *n, size_t limit) {
+  pthread_mutex_lock(&f->arena_lock);
+  char *s = print_short(&f->ctx, n, limit);
+  pthread_mutex_unlock(&f->arena_lock);
+  return s;
+}
+
 const char *md_c_source(const md_function *f) { return f ? f->csrc : NULL; }
 
 double md_flops(md_function *f, const long *dims, int grad) {

@@ -31,6 +31,9 @@ struct md_function {
 bool api_call_ok(md_function *f, const long *dims, const double *const *inputs, md_error *err);
 /* Every size is positive and no value's size, nor the workspace, overflows. */
 bool api_sizes_ok(md_function *f, const long *dims, md_error *err);
+/* N printed, in F's arena (about LIMIT bytes at most, 0: no limit), under
+   the lock that guards it; NULL if out of memory. */
+char *api_print(md_function *f, const Node *n, size_t limit);
 /* The elements of a value of shape S at DIMS: -1 if a size is not positive,
    or the count, or its bytes, does not fit a long. */
 long api_len(Shape s, const long *dims);

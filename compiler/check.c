@@ -72,6 +72,65 @@ done:
   return rc;
 }
 
+// The first non-finite element of the tape's value H, or 0 with *AT -1.
+static double nonfinite(const mdrt_tape *t, int h, long *at) {
+  const double *v = mdrt_tape_value(t, h);
+  long len = size_mul(mdrt_tape_rows(t, h), mdrt_tape_cols(t, h));
+  for (long e = 0; v && e < len; e++)
+    if (!isfinite(v[e]))
+      return *at = e, v[e];
+  return *at = -1, 0;
+}
+
+int md_first_nonfinite(md_function *f, const long *dims, const double *const *inputs, int grad,
+                       char *op, size_t n, double *bad, md_error *err) {
+  if (!api_call_ok(f, dims, inputs, err) || !api_sizes_ok(f, dims, err))
+    return -1;
+  if (!op || n < 4) {
+    diag_plain(err, "no room for the operation");
+    return -1;
+  }
+  Ctx *c = &f->ctx;
+  mdrt_tape *t = mdrt_tape_new();
+  Node **roots = calloc((size_t)c->nvars + 1, sizeof *roots);
+  int *leaves = calloc((size_t)c->nvars + 1, sizeof *leaves);
+  int *h = malloc(sizeof *h * (size_t)c->nnodes), nroots = 0, rc = -1;
+  if (!t || !roots || !leaves || !h) {
+    diag_plain(err, "out of memory");
+    goto done;
+  }
+  roots[nroots++] = c->out;
+  for (int i = 0; grad && i < c->nvars; i++)
+    if (c->vars[i].wrt)
+      roots[nroots++] = c->grads[i];
+  if (record_nodes(c, t, dims, inputs, roots, nroots, NULL, leaves, h) != 0) {
+    const char *why = mdrt_tape_error(t);
+    diag_plain(err, "the tape failed: %s", *why ? why : "out of memory");
+    goto done;
+  }
+  int last = 0;  // the nodes recorded are those up to the last root
+  for (int r = 0; r < nroots; r++)
+    last = roots[r]->id > last ? roots[r]->id : last;
+  rc = 0;
+  for (int i = 0; rc == 0 && i <= last; i++) {
+    long at = -1;
+    double v = h[i] >= 0 ? nonfinite(t, h[i], &at) : 0;
+    if (at < 0)
+      continue;
+    char *s = api_print(f, c->nodes[i], n - 4);
+    snprintf(op, n, "%s", s ? s : "an operation matdiff cannot print (out of memory)");
+    if (bad)
+      *bad = v;
+    rc = 1;
+  }
+done:
+  mdrt_tape_free(t);
+  free(roots);
+  free(leaves);
+  free(h);
+  return rc;
+}
+
 /* ---- random numbers ----------------------------------------------------- */
 
 _Static_assert(ULLONG_MAX == 0xFFFFFFFFFFFFFFFFULL, "md_rng needs a 64-bit unsigned long long");

@@ -20,6 +20,8 @@
 #ifndef MATDIFF_H
 #define MATDIFF_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -105,6 +107,18 @@ int md_vjp(md_function *f, const long *dims, const double *const *inputs, const 
    JIT against. 0, or -1 with *ERR filled (a singular matrix, a bad size). */
 int md_tape_vjp(md_function *f, const long *dims, const double *const *inputs, const double *seed,
                 double *out, double *const *grads, md_error *err);
+
+/* Where a value first stops being finite. The value of F at DIMS and INPUTS
+   and, with GRAD, its gradients as md_grad computes them (a seed of ones)
+   are evaluated operation by operation on the runtime's tape, operands
+   before the operations that use them, and the first operation whose
+   result holds a NaN or an infinity is written into OP (N bytes) as matdiff
+   prints it ("log(x - 1)"; a long one cut, with "..."), with its first such
+   element in *BAD (may be NULL). 1 if one is found, 0 if every value is
+   finite, -1 with *ERR filled. `matdiff eval` calls it only when a result
+   it computed is not finite: it costs a tape evaluation. */
+int md_first_nonfinite(md_function *f, const long *dims, const double *const *inputs, int grad,
+                       char *op, size_t n, double *bad, md_error *err);
 
 /* A seeded generator: xoshiro256** through splitmix64. The stream depends
    on the seed alone (its normal deviates use no libm function, whose last

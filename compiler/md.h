@@ -339,6 +339,13 @@ struct mdrt_tape;
    leaf handle of each variable. */
 int record_on_tape(Ctx *c, struct mdrt_tape *t, const long *dims, const double *const *inputs,
                 int *leaves);
+/* The same for every node the NROOTS ROOTS need (the output, gradients), in
+   the order of their ids, in which operands come first: H (one more entry
+   than the largest root id) gets each recorded node's handle, -1 for the
+   others. A gradient's OP_SEED is SEED, or ones if NULL. 0, or -1 with the
+   tape's error (or out of memory). */
+int record_nodes(Ctx *c, struct mdrt_tape *t, const long *dims, const double *const *inputs,
+                 Node *const *roots, int nroots, const double *seed, int *leaves, int *h);
 
 /* ---- dims -------------------------------------------------------------- */
 

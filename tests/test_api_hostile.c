@@ -130,6 +130,9 @@ static void all_calls(md_function *f, const struct Shape *s, const struct Sizes 
   expect_refused(md_tape_vjp(f, dims, in, seed_buf, out_buf, g, &err), &err, "md_tape_vjp", s, z);
   expect_refused(md_tape_vjp(f, dims, in, NULL, NULL, g, &err), &err, "md_tape_vjp (no seed)", s,
                  z);
+  char op[64];
+  expect_refused(md_first_nonfinite(f, dims, in, 1, op, sizeof op, NULL, &err), &err,
+                 "md_first_nonfinite", s, z);
   md_check_result res;
   expect_refused(md_check(f, dims, NULL, &res, &err), &err, "md_check", s, z);
   md_check_opts given = {.inputs = in, .seed = seed_buf, .skip_fd = 1};

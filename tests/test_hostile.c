@@ -290,3 +290,45 @@ Test(alias, many_inputs_in_place) {
   expect_near(x, want, N, "x += dy/dx");
   md_free(f);
 }
+
+/* ---- where a value stops being finite (issue #10, item 11) ------------------ */
+
+// md_first_nonfinite names the first operation, in the order they are
+// computed, whose value holds a NaN or an infinity: in the value, or with
+// GRAD in the gradients. Worked by hand for each.
+static int first_nonfinite(const char *src, const double *const *in, int grad, char *op,
+                           double *bad) {
+  md_function *f = compiled(src);
+  md_error err;
+  int rc = md_first_nonfinite(f, NULL, in, grad, op, 128, bad, &err);
+  cr_assert_geq(rc, 0, "%s", err.message);
+  md_free(f);
+  return rc;
+}
+
+Test(nonfinite, first_operation_is_named) {
+  char op[128];
+  double bad, x = 0.5, zero = 0, v[2] = {0, 4};
+  // log(0.5 - 1) is NaN; the product after it is not the first.
+  cr_expect_eq(first_nonfinite("x : scalar\ny = exp(log(x - 1)*x)\n", (const double *[]){&x}, 0,
+                               op, &bad), 1);
+  cr_expect_str_eq(op, "log(x - 1)");
+  cr_expect(isnan(bad));
+  // The value is finite, sqrt(0) = 0; its derivative 1/(2 sqrt(x)) is not.
+  cr_expect_eq(first_nonfinite("x : scalar\ny = sqrt(x)\n", (const double *[]){&zero}, 0, op,
+                               &bad), 0);
+  cr_expect_eq(first_nonfinite("x : scalar\ny = sqrt(x)\n", (const double *[]){&zero}, 1, op,
+                               &bad), 1);
+  cr_expect_str_eq(op, "1/(2*sqrt(x))");
+  cr_expect(isinf(bad) && bad > 0);
+  // A matrix output: the gradient is seeded with ones, here G./(2*sqrt(v)).
+  cr_expect_eq(first_nonfinite("v : vector(2)\ny = sqrt(v)\n", (const double *[]){v}, 1, op,
+                               &bad), 1);
+  cr_expect(isinf(bad), "%s: %g", op, bad);
+  cr_expect_str_eq(op, "G./(2*sqrt(v))");
+  // An input that is not finite is where it starts.
+  double nan_x = NAN;
+  cr_expect_eq(first_nonfinite("x : scalar\ny = 2*x\n", (const double *[]){&nan_x}, 0, op, &bad),
+               1);
+  cr_expect_str_eq(op, "x");
+}
