@@ -85,7 +85,7 @@ typedef struct Args {
   const char **words; /* config's options, in command-line order */
   int nwords;
   const char *out, *name, *format, *dump;
-  bool latex, standalone, flt, grad;
+  bool latex, standalone, flt, grad, strict;
   unsigned long long seed, trials;
 } Args;
 
@@ -130,6 +130,7 @@ static const Option options[] = {
     {"--trials", V_CHECK, NUMBER, F(trials), "T", 1, 1000000},
     {"--out", V_EVAL, TEXT, F(out), "DIR", 0, 0},
     {"--format", V_EVAL, TEXT, F(format), "txt|npy", 0, 0},
+    {"--strict", V_EVAL, FLAG, F(strict), NULL, 0, 0},
     {"--cflags", V_CONFIG, WORD, 0, NULL, 0, 0},
     {"--libs", V_CONFIG, WORD, 0, NULL, 0, 0},
     {"--jit-libs", V_CONFIG, WORD, 0, NULL, 0, 0},
@@ -734,7 +735,7 @@ static md_function *compile_file(const char *path) {
 
 static const char eval_help[] =
     "usage: matdiff eval FILE [NAME=PATH ...] [--dim D=N ...] [--seed S] [--grad]\n"
-    "                   [--out DIR [--format txt|npy]]\n"
+    "                   [--out DIR [--format txt|npy]] [--strict]\n"
     "Evaluate FILE's output, and with --grad its gradients, through the JIT.\n"
     "  NAME=PATH     input NAME from a text matrix (one row per line) or a NumPy .npy\n"
     "                file (float64 or float32, C or Fortran order, 0-d, 1-d or 2-d)\n"
@@ -742,7 +743,10 @@ static const char eval_help[] =
     "  --seed S      seed for the standard-normal inputs not given (default 1)\n"
     "  --grad        also print each gradient\n"
     "  --out DIR     also write DIR/OUT.txt and DIR/dOUT_dVAR.txt, 17 digits\n"
-    "  --format npy  write float64 .npy files there instead\n";
+    "  --format npy  write float64 .npy files there instead\n"
+    "A result that is not finite (nan, inf) is printed, with a warning that names\n"
+    "the first operation whose value is not finite; eval exits 0, or with --strict 3.\n"
+    "  --strict      exit 3 when a result is not finite\n";
 
 // printf into a new string; NULL, with the error printed, if out of memory.
 __attribute__((format(printf, 1, 2)))
@@ -812,7 +816,36 @@ static bool write_out(const char *dir, const char *name, const double *x, long r
   return ok;
 }
 
-static int run_eval(Inputs *in, bool grad, const char *out, bool npy) {
+// Does any of the N numbers at X hold a NaN or an infinity?
+static bool any_nonfinite(const double *x, long n) {
+  for (long k = 0; x && k < n; k++)
+    if (!isfinite(x[k]))
+      return true;
+  return false;
+}
+
+// WHAT (the output, or a gradient: GRAD) is not finite: say so on stderr,
+// naming the first operation whose value is not finite. md_first_nonfinite
+// finds it on the tape, which costs an evaluation: only a result that is
+// not finite pays it.
+static void warn_nonfinite(Inputs *in, const char *what, bool grad) {
+  char op[200];
+  double bad = 0;
+  md_error err;
+  int found = md_first_nonfinite(in->f, in->dims, (const double *const *)in->data, grad, op,
+                                 sizeof op, &bad, &err);
+  if (found > 0)
+    fprintf(stderr, "matdiff: warning: %s is not finite: %s is the first operation computed "
+            "that is not (%g)\n", what, op, bad);
+  else if (found == 0)
+    fprintf(stderr, "matdiff: warning: %s is not finite, but every operation is when computed "
+            "one at a time: the compiled code's order of operations made it\n", what);
+  else
+    fprintf(stderr, "matdiff: warning: %s is not finite (finding where failed: %s)\n", what,
+            err.message);
+}
+
+static int run_eval(Inputs *in, bool grad, const char *out, bool npy, bool strict) {
   md_function *f = in->f;
   const char *y = md_output_name(f);
   long yr = md_output_rows(f, in->dims), yc = md_output_cols(f, in->dims);
@@ -853,6 +886,23 @@ static int run_eval(Inputs *in, bool grad, const char *out, bool npy) {
     free(label);
     free(file);
   }
+  // Only the first result that is not finite is named: one cause makes many.
+  bool warned = false;
+  if (rc == 0 && any_nonfinite(value, size_mul(yr, yc))) {
+    warn_nonfinite(in, y, false);
+    warned = true;
+  }
+  for (int i = 0; rc == 0 && !warned && grad && i < in->n; i++) {
+    long len;
+    if (g[i] && input_len(in, i, &len) && any_nonfinite(g[i], len)) {
+      char *what = str_printf("d%s/d%s", y, md_input_name(f, i));
+      warn_nonfinite(in, what ? what : "a gradient", true);
+      free(what);
+      warned = true;
+    }
+  }
+  if (warned && strict)
+    rc = 3;
   for (int i = 0; g && i < in->n; i++)
     free(g[i]);
   free(g);
@@ -882,7 +932,7 @@ static int cmd_eval(const Args *a) {
   md_rng rng;
   md_rng_seed(&rng, a->seed);
   if (rc == 0)
-    rc = fill_random(&in, &rng) ? run_eval(&in, a->grad, a->out, npy) : 1;
+    rc = fill_random(&in, &rng) ? run_eval(&in, a->grad, a->out, npy, a->strict) : 1;
   inputs_free(&in);
   md_free(f);
   return rc;

@@ -368,3 +368,42 @@ Test(cli, compile_onto_its_input_is_refused) {
   free(after);
   free(seed);
 }
+
+/* ---- results that are not finite (issue #10) ------------------------------ */
+
+// eval printed -nan and exited 0, saying nothing. It warns now, naming the
+// first operation computed whose value is not finite, and exits 0, or 3
+// with --strict. By hand: log(0.5 - 1) is NaN; sqrt at 0 is 0, finite, but
+// its derivative 1/(2 sqrt(x)) is infinite.
+Test(cli, eval_warns_of_a_result_that_is_not_finite) {
+  char args[1024];
+  const char *f = tmpdir_text("nf.expr", "x : scalar\ny = exp(log(x - 1)*x)\n");
+  const char *x = tmpdir_text("x.txt", "0.5\n");
+  snprintf(args, sizeof args, "eval %s x=%s --grad", f, x);
+  Run r = matdiff(args);
+  cr_expect_eq(r.status, 0);
+  cr_expect(strstr(r.out, "y = -nan\n") || strstr(r.out, "y = nan\n"), "%s", r.out);
+  cr_expect_str_eq(r.err, "matdiff: warning: y is not finite: log(x - 1) is the first operation "
+                   "computed that is not (-nan)\n");
+  run_free(&r);
+  snprintf(args, sizeof args, "eval %s x=%s --strict", f, x);
+  r = matdiff(args);
+  cr_expect_eq(r.status, 3, "--strict: exit %d", r.status);
+  run_free(&r);
+
+  f = tmpdir_text("sqrt.expr", "x : vector(n)\ny = sum(sqrt(x))\n");
+  x = tmpdir_text("x2.txt", "0\n4\n");
+  snprintf(args, sizeof args, "eval %s x=%s --grad --strict", f, x);
+  r = matdiff(args);
+  cr_expect_eq(r.status, 3, "exit %d", r.status);
+  cr_expect_str_eq(r.err, "matdiff: warning: dy/dx is not finite: 1./(2*sqrt(x)) is the first "
+                   "operation computed that is not (inf)\n");
+  run_free(&r);
+  // Finite: no warning, and --strict changes nothing.
+  x = tmpdir_text("x3.txt", "1\n4\n");
+  snprintf(args, sizeof args, "eval %s x=%s --grad --strict", f, x);
+  r = matdiff(args);
+  cr_expect_eq(r.status, 0);
+  cr_expect_str_eq(r.err, "");
+  run_free(&r);
+}
