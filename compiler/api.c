@@ -194,6 +194,8 @@ static const double *ones(Workspace *w, md_error *err) {
 
 /* ---- compiling ------------------------------------------------------------ */
 
+const char *md_version(void) { return MATDIFF_VERSION; }
+
 md_function *md_compile(const char *source, const char *filename, md_error *err) {
   diag_clear(err);
   if (!source) {

@@ -37,6 +37,11 @@ typedef struct md_error {
 
 typedef struct md_function md_function;
 
+/* MATDIFF_VERSION of the library itself: a program, or a binding that loads
+   the library at run time (the Python package does), can check it against
+   the header it was written for. */
+const char *md_version(void);
+
 /* Parse, differentiate, emit and JIT-compile SOURCE. FILENAME is used only in
    diagnostics (NULL means "<input>"). Returns NULL with *ERR filled on error. */
 md_function *md_compile(const char *source, const char *filename, md_error *err);
