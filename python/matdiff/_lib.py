@@ -54,6 +54,9 @@ PROTOTYPES = {
     "md_c_source": (_S, [_P]),
     "md_output_rows": (_L, [_P, _P]),
     "md_output_cols": (_L, [_P, _P]),
+    # f, i, axis -> the symbolic size's index, or -1 for a number
+    "md_input_dim": (_I, [_P, _I, _I]),
+    "md_output_dim": (_I, [_P, _I]),
     # f, dims, inputs, out, err
     "md_eval": (_I, [_P, _P, _P, _P, _ERR]),
     # f, dims, inputs, out, grads, err
