@@ -54,9 +54,9 @@ LIBS    := -ltcc $(BLAS_LIBS) -ldl -lm -lpthread
 
 RT_SRCS := runtime/kernels.c runtime/functions.c runtime/float.c runtime/tape.c
 LIB_SRCS := compiler/arena.c compiler/ctx.c compiler/diag.c compiler/ast.c \
-            compiler/shape.c compiler/lower.c compiler/diff.c compiler/simplify.c compiler/print.c \
-            compiler/emit_c.c compiler/record.c compiler/jit.c compiler/api.c compiler/check.c \
-            compiler/graph.c compiler/dump.c
+            compiler/shape.c compiler/lower.c compiler/infer.c compiler/expr.c compiler/diff.c \
+            compiler/simplify.c compiler/print.c compiler/emit_c.c compiler/record.c compiler/jit.c \
+            compiler/api.c compiler/check.c compiler/graph.c compiler/dump.c compiler/optab.c
 GEN_SRCS := $(B)/parser.c $(B)/lexer.c
 # The command and its files: text matrices and .npy in and out. Not in
 # libmatdiff, whose API takes buffers and never prints.
@@ -67,7 +67,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o $(B)/rt_header.o
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/%.o)
 CLI_IO_OBJS := $(filter-out $(B)/compiler/cli.o,$(CLI_OBJS))
 
-TESTS    := test_runtime test_dataio test_npy test_front test_check test_grad test_aot test_cli test_cookbook test_cost test_random test_fuzz_regress test_hostile test_api_hostile test_threads
+TESTS    := test_runtime test_dataio test_npy test_front test_check test_grad test_aot test_cli test_cookbook test_cost test_random test_fuzz_regress test_hostile test_ops test_api_hostile test_threads
 TEST_BINS := $(TESTS:%=$(B)/tests/%)
 THREAD_TESTS := test_threads
 
@@ -121,8 +121,16 @@ $(B)/lexer.o: $(B)/lexer.c $(B)/parser.h
 	$(Q)$(CC) $(GEN_CFLAGS) -c $< -o $@
 $(LIB_OBJS) $(CLI_OBJS): | $(B)/parser.h $(B)/lexer.h
 
+# The runtime's header as installed and as the JIT sees it: kernels.def
+# copied in where matdiff_rt.h includes it, so that it includes nothing.
+$(B)/include/matdiff_rt.h: runtime/matdiff_rt.h runtime/kernels.def
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	$(Q)awk '/^#include "kernels.def"$$/ { while ((getline l < "runtime/kernels.def") > 0) print l; \
+	  close("runtime/kernels.def"); next } { print }' $< > $@
+
 # The JIT compiles emitted code after the runtime's header, built in as a string.
-$(B)/rt_header.c: runtime/matdiff_rt.h
+$(B)/rt_header.c: $(B)/include/matdiff_rt.h
 	@mkdir -p $(B)
 	@echo "  GEN     $@"
 	$(Q){ echo 'const char md_rt_header[] ='; \
@@ -444,12 +452,12 @@ $(SO_LIB): $(PIC_LIB_OBJS) $(PIC)/matdiff.map $(PIC)/libtcc_so.a $(PIC)/libmatdi
 $(PIC)/%.so: $(PIC)/%.so.$(MD_VERSION)
 	$(Q)ln -sf $(notdir $<) $@.$(MD_SOMAJOR) && ln -sf $(notdir $@).$(MD_SOMAJOR) $@
 
-install: all shared
+install: all shared $(B)/include/matdiff_rt.h
 	@echo "  INSTALL $(DESTDIR)$(PREFIX)"
 	$(Q)install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) \
 	  $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1
 	$(Q)install -m 755 $(B)/matdiff $(DESTDIR)$(BINDIR)/matdiff
-	$(Q)install -m 644 compiler/matdiff.h runtime/matdiff_rt.h $(DESTDIR)$(INCLUDEDIR)/
+	$(Q)install -m 644 compiler/matdiff.h $(B)/include/matdiff_rt.h $(DESTDIR)$(INCLUDEDIR)/
 	$(Q)install -m 644 $(B)/libmatdiff.a $(B)/libmatdiff_rt.a $(DESTDIR)$(LIBDIR)/
 	$(Q)for l in libmatdiff libmatdiff_rt; do \
 	  install -m 755 $(PIC)/$$l.so.$(MD_VERSION) $(DESTDIR)$(LIBDIR)/ && \

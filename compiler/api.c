@@ -617,3 +617,14 @@ int md_vjp(md_function *f, const long *dims, const double *const *inputs, const 
             .scale = scalar ? seed[0] : 1, .all = scalar};
   return call(&k, true, err);
 }
+
+/* ---- one-line expressions ------------------------------------------------ */
+
+// md_expr_source (expr.c) finds every error about the expression, located
+// in it; what md_compile meets after that is not about the source.
+md_function *md_compile_expr(const char *expr, const char *wrt, md_error *err) {
+  char *src = md_expr_source(expr, wrt, err);
+  md_function *f = src ? md_compile(src, "<expr>", err) : NULL;
+  free(src);
+  return f;
+}

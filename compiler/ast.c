@@ -10,27 +10,6 @@
 #include <string.h>
 #include "md.h"
 
-const char *const op_spelling[OP_COUNT] = {
-#define OP(name, spelling, arity, prec, cfn) spelling,
-#include "ops.h"
-#undef OP
-};
-const int op_arity[OP_COUNT] = {
-#define OP(name, spelling, arity, prec, cfn) arity,
-#include "ops.h"
-#undef OP
-};
-const int op_prec[OP_COUNT] = {
-#define OP(name, spelling, arity, prec, cfn) prec,
-#include "ops.h"
-#undef OP
-};
-const char *const op_cfunc[OP_COUNT] = {
-#define OP(name, spelling, arity, prec, cfn) cfn,
-#include "ops.h"
-#undef OP
-};
-
 static uint64_t mix(uint64_t h, uint64_t v) {
   h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
   return h;
@@ -84,18 +63,23 @@ static bool grow_nodes(Ctx *c) {
   return true;
 }
 
+static Node *nomem(Ctx *c) {
+  c->astfail = AST_NOMEM;
+  return NULL;
+}
+
 // The one way nodes come to exist. Returns NULL only when memory runs out,
 // which the caller reports.
 static Node *intern(Ctx *c, const Node *key) {
   if ((c->nnodes >= c->tabsize && !grow(c)) || (c->nnodes >= c->nodecap && !grow_nodes(c)))
-    return NULL;
+    return nomem(c);
   size_t h = hash_node(key) & (size_t)(c->tabsize - 1);
   for (Node *n = c->table[h]; n; n = n->next)
     if (same_node(n, key))
       return n;
   Node *n = arena_alloc(&c->arena, sizeof *n);
   if (!n)
-    return NULL;
+    return nomem(c);
   *n = *key;
   n->id = c->nnodes++;
   n->depth = 1 + (n->a ? n->a->depth : 0);
@@ -128,12 +112,20 @@ Node *ast_fill(Ctx *c, Op op, Shape s) {
 
 Node *ast_opk(Ctx *c, Op op, Node *a, Node *b, long k) {
   if (!a || (op_arity[op] == 2 && !b))
-    return NULL;
-  char msg[8];
+    return NULL;  // an operand failed: c->astfail says why already
   Node key = {.op = op, .a = a, .b = b, .k = k};
-  if (!shape_check(c, op, a->shape, b ? b->shape : a->shape, k, &key.shape, msg, sizeof msg))
-    return NULL;  // a rule built an ill-shaped node: a bug, reported by the caller
+  if (!shape_check(c, op, a->shape, b ? b->shape : a->shape, k, &key.shape, c->astmsg,
+                   sizeof c->astmsg)) {
+    c->astfail = AST_SHAPE;  // a rule built an ill-shaped node: a bug the caller reports
+    return NULL;
+  }
   return intern(c, &key);
+}
+
+bool ast_error(Ctx *c, Loc loc, const char *what) {
+  if (c->astfail == AST_SHAPE)
+    return ctx_error(c, loc, "internal error: %s built an ill-shaped node: %s", what, c->astmsg);
+  return ctx_error(c, loc, "out of memory");
 }
 
 Node *ast_op(Ctx *c, Op op, Node *a, Node *b) { return ast_opk(c, op, a, b, 0); }

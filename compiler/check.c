@@ -217,14 +217,12 @@ static double draw(md_rng *rng, md_dist d) {
   }
 }
 
-// Does the function invert a matrix (inv, det, logdet)? Its square inputs
-// are then best made well conditioned.
+// Does the function invert a matrix (inv, det, logdet: OPF_INVERTS)? Its
+// square inputs are then best made well conditioned.
 static bool inverts(const Ctx *c) {
-  for (int i = 0; i < c->nnodes; i++) {
-    Op op = c->nodes[i]->op;
-    if (op == OP_INV || op == OP_DET || op == OP_LOGDET)
+  for (int i = 0; i < c->nnodes; i++)
+    if (op_flags[c->nodes[i]->op] & OPF_INVERTS)
       return true;
-  }
   return false;
 }
 

@@ -56,7 +56,7 @@ static int report(const md_error *err) {
 
 // The whole file; NUL bytes are an error at their position, since the
 // rest of matdiff takes sources as C strings.
-static char *read_source(const char *path, long *len, md_error *err) {
+static char *read_file_source(const char *path, long *len, md_error *err) {
   diag_clear(err);
   char *s = io_read_file(path, len, err);
   char *nul = s ? memchr(s, '\0', (size_t)*len) : NULL;
@@ -79,7 +79,9 @@ typedef struct Bind {
 } Bind;
 
 typedef struct Args {
-  const char *file;
+  const char *file;  /* FILE, or "<expr>" with -e */
+  const char *expr, *wrt; /* -e EXPR and --wrt NAMES */
+  char *src;         /* -e: the program md_expr_source inferred (malloc'd) */
   Bind *binds;       /* --dim D=N and NAME=PATH, in command-line order */
   int nbinds;
   const char **words; /* config's options, in command-line order */
@@ -116,8 +118,11 @@ typedef struct Option {
   unsigned long long min, max;
 } Option;
 
+#define V_SOURCE (V_DIFF | V_GRAPH | V_COMPILE | V_EVAL | V_CHECK | V_COST)
 #define F(f) offsetof(Args, f)
 static const Option options[] = {
+    {"-e", V_SOURCE, TEXT, F(expr), "EXPR", 0, 0},
+    {"--wrt", V_SOURCE, TEXT, F(wrt), "NAMES", 0, 0},
     {"--latex", V_DIFF, FLAG, F(latex), NULL, 0, 0},
     {"--standalone", V_DIFF | V_COMPILE, FLAG, F(standalone), NULL, 0, 0},
     {"--dump", V_DIFF, TEXT, F(dump), "STAGE,...", 0, 0},
@@ -223,12 +228,36 @@ static bool parse_args(const Verb *v, int argc, char **argv, Args *a) {
     if (!set_option(v, o, val, a))
       return false;
   }
+  if (a->expr && a->file)
+    return fail("%s: -e EXPR takes the place of FILE: give one, not both", v->name), false;
+  if (a->wrt && !a->expr)
+    return fail("%s: --wrt goes with -e; in a FILE, say 'wrt NAME ...'", v->name), false;
+  if (a->expr) {
+    // The one-line expression becomes a program like a file's: its
+    // declarations inferred, with "<expr>" in the place of the file name.
+    md_error err;
+    if (!(a->src = md_expr_source(a->expr, a->wrt, &err)))
+      return report(&err), false;
+    a->file = "<expr>";
+  }
   if (v->file && !a->file)
-    return fail("%s needs a FILE\n%s", v->name, v->help), false;
+    return fail("%s needs a FILE or -e EXPR\n%s", v->name, v->help), false;
   return true;
 }
 
+// The source A names: -e's program, or FILE's text (malloc'd).
+static char *read_source(const Args *a, long *len, md_error *err) {
+  if (!a->src)
+    return read_file_source(a->file, len, err);
+  char *s = strdup(a->src);
+  if (!s)
+    diag_plain(err, "out of memory");
+  *len = s ? (long)strlen(s) : 0;
+  return s;
+}
+
 static void args_free(Args *a) {
+  free(a->src);
   free(a->binds);
   free(a->words);
 }
@@ -236,7 +265,7 @@ static void args_free(Args *a) {
 /* ---- diff and compile --------------------------------------------------- */
 
 static const char diff_help[] =
-    "usage: matdiff diff FILE [--latex [--standalone]] [--dump=STAGE,...]\n"
+    "usage: matdiff diff FILE|-e EXPR [--wrt NAMES] [--latex [--standalone]] [--dump=STAGE,...]\n"
     "Print d(output)/d(var) for each wrt variable, in the input language (it parses\n"
     "again), or with --latex as LaTeX; --standalone wraps it in a document.\n"
     "  --dump=STAGE,...  first print the state after each STAGE named, under a line\n"
@@ -290,11 +319,12 @@ static void front_free(Front *fr) {
 // The front half on the file PATH, stage by stage; after each one DUMP (a
 // comma-separated list, or NULL) names, the state it left, on stdout, and
 // an empty line. false with the error printed; free with front_free.
-static bool front_file(Front *fr, const char *path, const char *dump) {
+static bool front_file(Front *fr, const Args *a, const char *dump) {
+  const char *path = a->file;
   long len;
   Ctx *c = &fr->c;
   md_error *err = &fr->err;
-  if (!(fr->src = read_source(path, &len, err)))
+  if (!(fr->src = read_source(a, &len, err)))
     return report(err), false;
   ctx_init(c, fr->src, len, path, err);
   for (const Stage *s = md_stages; s->name; s++) {
@@ -348,7 +378,9 @@ static int cmd_diff(const Args *a) {
     return 1;
   Front fr;
   Ctx *c = &fr.c;
-  bool ok = front_file(&fr, a->file, a->dump);
+  bool ok = front_file(&fr, a, a->dump);
+  if (ok && a->src && !latex)
+    fputs(a->src, stdout);  // the declarations -e inferred, and the expression
   if (ok && latex)
     print_latex_diff(c, standalone);
   for (int i = 0; ok && !latex && i < c->nvars; i++)
@@ -364,14 +396,14 @@ static int cmd_diff(const Args *a) {
 }
 
 static const char graph_help[] =
-    "usage: matdiff graph FILE [--grad]\n"
+    "usage: matdiff graph FILE|-e EXPR [--wrt NAMES] [--grad]\n"
     "Print the expression DAG as Graphviz dot (render with: dot -Tsvg), with --grad\n"
     "also the gradients' adjoint DAG. Nodes show their operation and shape; a\n"
     "shared node is drawn once.\n";
 
 static int cmd_graph(const Args *a) {
   Front fr;
-  bool ok = front_file(&fr, a->file, NULL);
+  bool ok = front_file(&fr, a, NULL);
   if (ok) {
     Buf b = {0};
     graph_dot(&fr.c, &b, a->grad);
@@ -387,7 +419,7 @@ static int cmd_graph(const Args *a) {
 }
 
 static const char compile_help[] =
-    "usage: matdiff compile FILE [-o OUT.c] [--name P] [--standalone] [--float]\n"
+    "usage: matdiff compile FILE|-e EXPR [--wrt NAMES] [-o OUT.c] [--name P] [--standalone] [--float]\n"
     "Write C99 for the value, P(...), and the gradients, P_grad(...), which ADDS\n"
     "each gradient into its buffer (NULL skips it). P defaults to FILE's base name.\n"
     "  --standalone  inline the kernels as plain loops: the file needs only libm\n"
@@ -434,14 +466,14 @@ static int cmd_compile(const Args *a) {
   const char *file = a->file, *out = a->out, *name = a->name;
   if (name && !is_ident(name))
     return fail("--name '%s' is not a C identifier", name);
-  if (out && same_file(file, out))
+  if (out && file && same_file(file, out))
     return fail("compile: -o '%s' is the input file '%s'; the C would replace it", out, file);
   Front fr;
-  if (!front_file(&fr, file, NULL)) {
+  if (!front_file(&fr, a, NULL)) {
     front_free(&fr);
     return 1;
   }
-  char *defname = name ? NULL : default_name(file);
+  char *defname = name ? NULL : default_name(a->expr ? fr.c.outname : file);
   Buf code = {0};
   EmitOpts o = {.name = name ? name : defname, .standalone = a->standalone, .flt = a->flt};
   int rc = 0;
@@ -715,10 +747,11 @@ static bool fill_random(Inputs *in, md_rng *rng) {
   return true;
 }
 
-static md_function *compile_file(const char *path) {
+static md_function *compile_file(const Args *a) {
+  const char *path = a->file;
   md_error err;
   long len;
-  char *src = read_source(path, &len, &err);
+  char *src = read_source(a, &len, &err);
   if (!src) {
     report(&err);
     return NULL;
@@ -734,7 +767,7 @@ static md_function *compile_file(const char *path) {
 /* ---- eval --------------------------------------------------------------- */
 
 static const char eval_help[] =
-    "usage: matdiff eval FILE [NAME=PATH ...] [--dim D=N ...] [--seed S] [--grad]\n"
+    "usage: matdiff eval FILE|-e EXPR [--wrt NAMES] [NAME=PATH ...] [--dim D=N ...] [--seed S] [--grad]\n"
     "                   [--out DIR [--format txt|npy]] [--strict]\n"
     "Evaluate FILE's output, and with --grad its gradients, through the JIT.\n"
     "  NAME=PATH     input NAME from a text matrix (one row per line) or a NumPy .npy\n"
@@ -922,7 +955,7 @@ static int cmd_eval(const Args *a) {
   bool npy = a->format && !strcmp(a->format, "npy");
   if (a->format && !npy && strcmp(a->format, "txt"))
     return fail("eval: --format takes txt or npy, not '%s'", a->format);
-  md_function *f = compile_file(a->file);
+  md_function *f = compile_file(a);
   if (!f)
     return 1;
   Inputs in;
@@ -941,7 +974,7 @@ static int cmd_eval(const Args *a) {
 /* ---- check -------------------------------------------------------------- */
 
 static const char check_help[] =
-    "usage: matdiff check FILE [--seed S] [--trials T] [--dim D=N ...]\n"
+    "usage: matdiff check FILE|-e EXPR [--wrt NAMES] [--seed S] [--trials T] [--dim D=N ...]\n"
     "Evaluate FILE at random inputs and compare the JIT-compiled symbolic gradient\n"
     "with the runtime's tape and with central finite differences. Prints the\n"
     "largest relative disagreement for each variable; exits 1 if any is too large.\n";
@@ -949,7 +982,7 @@ static const char check_help[] =
 static int cmd_check(const Args *a) {
   const char *file = a->file;
   unsigned long long seed = a->seed, trials = a->trials;
-  md_function *f = compile_file(file);
+  md_function *f = compile_file(a);
   if (!f)
     return 1;
   int n = md_num_inputs(f);
@@ -1008,14 +1041,14 @@ static int cmd_check(const Args *a) {
 /* ---- cost --------------------------------------------------------------- */
 
 static const char cost_help[] =
-    "usage: matdiff cost FILE [--dim D=N ...]\n"
+    "usage: matdiff cost FILE|-e EXPR [--wrt NAMES] [--dim D=N ...]\n"
     "Count the arithmetic operations of the value and of the value with all its\n"
     "gradients, at the given sizes. Reverse mode promises the second is at most\n"
     "about 4 times the first.\n";
 
 static int cmd_cost(const Args *a) {
   const char *file = a->file;
-  md_function *f = compile_file(file);
+  md_function *f = compile_file(a);
   if (!f)
     return 1;
   Inputs in;
@@ -1046,7 +1079,10 @@ static const char usage[] =
     "  check FILE                compare the gradients with the tape and finite differences\n"
     "  cost FILE --dim D=N ...   count the operations of the value and the gradients\n"
     "  config --cflags|--libs|--jit-libs\n"
-    "  --version, --help; VERB --help for a verb's options\n";
+    "  --version, --help; VERB --help for a verb's options\n"
+    "Every verb that takes a FILE takes -e EXPR instead: a one-line expression, its\n"
+    "names typed by their first letter (a-g scalars, h-z vectors, A-Z matrices) and\n"
+    "its sizes inferred; --wrt NAMES picks the variables (default: all).\n";
 
 static const Verb verbs[] = {
     {"diff", V_DIFF, true, cmd_diff, diff_help},

@@ -5,12 +5,14 @@
  * for its op below. Adjoints are DAG nodes too: the result is one
  * expression per wrt variable, which simplify.c then cleans up.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include "md.h"
 
 typedef struct Diff {
   Ctx *c;
   Node **adj;        /* by node id: the adjoint so far, NULL for none */
+  Op op;             /* the op whose rule is running */
 } Diff;
 
 static Node *op(Diff *d, Op o, Node *a, Node *b) { return ast_op(d->c, o, a, b); }
@@ -37,7 +39,9 @@ static Node *spread(Diff *d, Node *g, Shape shape) {
 static void add(Diff *d, Node *n, Node *g) {
   g = unbroadcast(d, g, n->shape);
   if (!g) {
-    d->c->failed = true;
+    char what[64];
+    snprintf(what, sizeof what, "the derivative rule of '%s'", op_spelling[d->op]);
+    ast_error(d->c, (Loc){-1, -1}, what);
     return;
   }
   d->adj[n->id] = d->adj[n->id] ? op(d, OP_ADD, d->adj[n->id], g) : g;
@@ -48,17 +52,16 @@ static bool is_scalar(const Node *n) { return shape_is_scalar(n->shape); }
 // sum(A .* B), the derivative of a scaling by a scalar.
 static Node *dot(Diff *d, Node *a, Node *b) { return op(d, OP_SUM, op(d, OP_EMUL, a, b), NULL); }
 
-/* The rules: node N = op(A, B) with adjoint G. */
+/* The rules: node N = op(A, B) with adjoint G. There is no default: -Wswitch
+   names an op without a rule. */
 static void rule(Diff *d, Node *n, Node *g) {
   Node *a = n->a, *b = n->b;
+  d->op = n->op;
   switch (n->op) {
-  case OP_NUM:
-  case OP_VAR:
-  case OP_DIM:
-  case OP_SEED:
-  case OP_ZEROS:
-  case OP_ONES:
-  case OP_EYE:
+#define OP(...)
+#define LEAF(name, ...) case OP_##name:
+#include "ops.h"
+  case OP_COUNT:  /* a leaf: nothing lies below it */
     break;
   case OP_ADD:  /* C = A + B:  dA += G,  dB += G */
     add(d, a, g);
@@ -194,7 +197,9 @@ static void rule(Diff *d, Node *n, Node *g) {
   case OP_ATAN:  /* dA += G./(1 + A.^2) */
     add(d, a, op(d, OP_EDIV, g, op(d, OP_ADD, num(d, 1), op(d, OP_EPOW, a, num(d, 2)))));
     break;
-  case OP_COUNT:
+  case OP_ERF:   /* dA += G.*(2/sqrt(pi))*exp(-A.^2) */
+    add(d, a, op(d, OP_EMUL, g, op(d, OP_MUL, num(d, 1.1283791670955126),
+                                   op(d, OP_EXP, op(d, OP_MUL, num(d, -1), op(d, OP_EPOW, a, num(d, 2))), NULL))));
     break;
   }
 }

@@ -89,7 +89,7 @@ static void dump_node(Ctx *c, Buf *b, const Node *n) {
       buf_printf(b, " %%%d", n->a->id);
     if (n->b)
       buf_printf(b, " %%%d", n->b->id);
-    if ((n->op == OP_SUM || n->op == OP_LSE || n->op == OP_SOFTMAX) && n->k)
+    if ((op_flags[n->op] & OPF_AXIS) && n->k)
       buf_printf(b, " k=%ld", n->k);
   }
   buf_printf(b, " : %s\n", shape_str(c, n->shape));

@@ -73,8 +73,7 @@ static const char *const reserved[] = {
     "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
     "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef",
     "union", "unsigned", "void", "volatile", "while", "_Bool", "_Complex", "_Imaginary",
-    "i", "j", "v", "y", "ws", "ws_", "pow", "exp", "log", "sqrt", "fabs", "sin", "cos", "tan",
-    "tanh", "asin", "acos", "atan", "NULL", "main", "NAN",
+    "i", "j", "v", "y", "ws", "ws_", "NULL", "main", "NAN",
 };
 
 static size_t name_hash(const char *s) {
@@ -115,7 +114,8 @@ static bool is_taken(Emit *e, const char *s) {
   for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
     if (!strcmp(reserved[i], s))
       return true;
-  return !strncmp(s, "mdrt_", 5) || set_has(&e->fixed, s) || set_has(&e->temps, s);
+  return !strncmp(s, "mdrt_", 5) || optab_is_libm(s, strlen(s), true) || set_has(&e->fixed, s) ||
+         set_has(&e->temps, s);
 }
 
 // A C name for WANT that clashes with nothing so far: WANT, else WANT_,
@@ -321,8 +321,8 @@ static void plan(Emit *e, Node **roots, int nroots) {
   for (int r = 0; r < nroots; r++) {
     Node *g = roots[r];
     Op op = g->op;
-    if (!scalar(g) && e->uses[g->id] == 1 && op != OP_VAR && op != OP_SEED && op != OP_TRANS &&
-        op != OP_ZEROS && op != OP_ONES && op != OP_EYE && !(r > 0 && (kernel(g) || op == OP_SUM))) {
+    if (!scalar(g) && e->uses[g->id] == 1 && !op_is_leaf(op) && op != OP_TRANS &&
+        !(r > 0 && (kernel(g) || op == OP_SUM))) {
       e->kind[g->id] = K_ROOT;
       plan_terms(e, g);
     }
@@ -334,13 +334,13 @@ static void plan(Emit *e, Node **roots, int nroots) {
       continue;
     if (k == K_ROOT)
       ;
-    else if (p->op == OP_NUM || p->op == OP_VAR || p->op == OP_DIM || p->op == OP_SEED)
+    else if (op_is_leaf(p->op) && !op_is_fill(p->op))
       k = K_LEAF;
     else if (scalar(p))
       k = K_SCALAR;
     else if (k == K_BUFFER)
       ;
-    else if (p->op == OP_ZEROS || p->op == OP_ONES || p->op == OP_EYE)
+    else if (op_is_fill(p->op))
       k = K_LEAF;
     else if (p->op == OP_TRANS)
       k = K_VIEW;
@@ -1393,8 +1393,6 @@ double emit_flops(Ctx *c, bool grads, const long *dims) {
    function (exp -> expf) and each runtime kernel (mdrt_gemm -> mdrt_gemm_f;
    the allocator is the same for both). */
 static void to_float(const char *s, Buf *out) {
-  static const char *const libm[] = {"exp", "log", "sqrt", "fabs", "pow", "sin", "cos", "tan",
-                                     "tanh", "asin", "acos", "atan", "log1p", "fmax"};
   while (*s) {
     const char *start = s;
     if (s[0] == '/' && s[1] == '*') {
@@ -1412,9 +1410,7 @@ static void to_float(const char *s, Buf *out) {
       while (is_ident(*s))
         s++;
       size_t n = (size_t)(s - start);
-      bool math = false;
-      for (size_t i = 0; i < sizeof libm / sizeof *libm; i++)
-        math |= strlen(libm[i]) == n && !strncmp(libm[i], start, n);
+      bool math = optab_is_libm(start, n, false);
       if (n == 6 && !strncmp(start, "double", 6))
         buf_puts(out, "float");
       else
@@ -1453,10 +1449,7 @@ bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
     return false;
   header(&e);
   if (o->jit)
-    buf_puts(out, "double pow(double, double);\ndouble exp(double);\ndouble log(double);\n"
-                  "double sqrt(double);\ndouble fabs(double);\ndouble sin(double);\n"
-                  "double cos(double);\ndouble tan(double);\ndouble tanh(double);\n"
-                  "double asin(double);\ndouble acos(double);\ndouble atan(double);\n\n");
+    buf_puts(out, optab_libm_prototypes);
   else if (o->standalone)
     buf_printf(out, "#include <math.h>\n#include <stdlib.h>\n\n"
                     "/* The runtime's kernels, as plain loops (matdiff's runtime/standalone.c). */\n"

@@ -21,7 +21,7 @@ static void label(Ctx *c, Buf *b, const Node *n) {
   case OP_TRANS: buf_puts(b, "transpose '"); break;
   default:
     buf_puts(b, op_spelling[n->op]);
-    if ((n->op == OP_SUM || n->op == OP_LSE || n->op == OP_SOFTMAX) && n->k)
+    if ((op_flags[n->op] & OPF_AXIS) && n->k)
       buf_printf(b, " (dim %ld)", n->k);
     break;
   }

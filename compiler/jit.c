@@ -2,7 +2,8 @@
  * jit.c - C source to machine code in memory with libtcc. The emitted code
  * is compiled after the runtime's header, with no C library: the runtime's
  * kernels and the few libm functions it calls are handed to libtcc as
- * symbols, so nothing is looked up on disk but libtcc's own.
+ * symbols, so nothing is looked up on disk but libtcc's own. Both lists
+ * come from runtime/kernels.def and compiler/ops.h.
  *
  * libtcc 0.9.27 keeps global state while it compiles, so every call into it
  * holds one lock: two threads may compile at once, one after the other
@@ -21,27 +22,29 @@ extern const char md_rt_header[];  /* runtime/matdiff_rt.h, built into the libra
 
 static pthread_mutex_t tcc_lock = PTHREAD_MUTEX_INITIALIZER;
 
+// What emitted code may call: the kernels of kernels.def, the libm
+// functions of ops.h's elementwise functions and kernels.def's EMIT lines
+// (a few twice, which libtcc takes).
 static const struct {
   const char *name;
   const void *addr;
 } symbols[] = {
-    {"mdrt_gemm", (const void *)mdrt_gemm},   {"mdrt_copy", (const void *)mdrt_copy},
-    {"mdrt_fill", (const void *)mdrt_fill},   {"mdrt_axpby", (const void *)mdrt_axpby},
-    {"mdrt_axpby_t", (const void *)mdrt_axpby_t}, {"mdrt_sum", (const void *)mdrt_sum},
-    {"mdrt_sumsq", (const void *)mdrt_sumsq}, {"mdrt_dot", (const void *)mdrt_dot},
-    {"mdrt_alloc", (const void *)mdrt_alloc}, {"mdrt_free", (const void *)mdrt_free},
-    {"mdrt_lu_inv", (const void *)mdrt_lu_inv}, {"mdrt_logdet", (const void *)mdrt_logdet},
-    {"mdrt_logsumexp", (const void *)mdrt_logsumexp},
-    {"mdrt_logsumexp_rows", (const void *)mdrt_logsumexp_rows},
-    {"mdrt_softmax_rows", (const void *)mdrt_softmax_rows},
-    {"mdrt_sigmoid", (const void *)mdrt_sigmoid}, {"mdrt_softplus", (const void *)mdrt_softplus},
-    {"mdrt_relu", (const void *)mdrt_relu},   {"mdrt_sign", (const void *)mdrt_sign},
-    {"pow", (const void *)pow},               {"exp", (const void *)exp},
-    {"log", (const void *)log},               {"sqrt", (const void *)sqrt},
-    {"fabs", (const void *)fabs},             {"sin", (const void *)sin},
-    {"cos", (const void *)cos},               {"tan", (const void *)tan},
-    {"tanh", (const void *)tanh},             {"asin", (const void *)asin},
-    {"acos", (const void *)acos},             {"atan", (const void *)atan},
+#define mdrt_real double
+#define MDRT_KERNEL(ret, name, ...) {"mdrt_" #name, (const void *)mdrt_##name},
+#define MDRT_LIBM(name, fname, arity, who) SYMBOL_##who(name)
+#define SYMBOL_EMIT(name) {#name, (const void *)name},
+#define SYMBOL_LOOPS(name)
+#include "kernels.def"
+#undef mdrt_real
+#undef MDRT_KERNEL
+#undef MDRT_LIBM
+#define OP(...)
+#define MAP(name, spelling, cfn, ...) cfn
+#define LIBM(d, f) {#d, (const void *)d},
+#define RT(n)
+#include "ops.h"
+#undef LIBM
+#undef RT
 };
 
 // libtcc reports through a callback; keep its first message.

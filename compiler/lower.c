@@ -3,7 +3,11 @@
  * and every expression lowered to hash-consed nodes (ast.c) with its
  * shape checked (shape.c) and any misfit reported at its operator.
  * Functions the language spells out in terms of others (mean, dot,
- * norm1, softmax over all elements, A^k) become those others here.
+ * norm1, softmax over all elements, A^k and A^-k, vector(v)) become those
+ * others here. Sizes that are not declared (those of vector(1), matrix(1),
+ * a bare eye, and of a one-line expression's variables) are inferred as
+ * the operations meet them, with infer.c; lower_program then walks the
+ * statements again until a walk has equated nothing.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -20,15 +24,20 @@ static Node *find_let(Ctx *c, const char *name) {
   return i >= 0 ? c->lets[i].node : NULL;
 }
 
-static Node *oom(Ctx *c, Loc loc) {
-  ctx_error(c, loc, "out of memory");
+// Why an ast_* call returned NULL. (Shapes are checked before: an
+// ill-shaped node made here would be lower.c's bug.)
+static Node *failed(Ctx *c, Loc loc) {
+  ast_error(c, loc, "lowering");
   return NULL;
 }
 
 static Node *make(Ctx *c, Op op, Node *a, Node *b, long k, Loc loc) {
   char msg[400];
   Shape s;
-  if (!shape_check(c, op, a->shape, b ? b->shape : a->shape, k, &s, msg, sizeof msg)) {
+  Shape bs = b ? b->shape : a->shape;
+  // Sizes being inferred are first equated as the operation needs (infer.c).
+  infer_fit(c, op, a->shape, bs);
+  if (!shape_check(c, op, a->shape, bs, k, &s, msg, sizeof msg)) {
     ctx_error(c, loc, "%s", msg);
     return NULL;
   }
@@ -40,33 +49,57 @@ static Node *make(Ctx *c, Op op, Node *a, Node *b, long k, Loc loc) {
               "%d levels", MD_MAX_NODE_DEPTH / 4);
     return NULL;
   }
-  return n ? n : oom(c, loc);
+  return n ? n : failed(c, loc);
 }
 
-// A^k for a square matrix and a whole literal k >= 0, by repeated squaring:
-// A^4 is (A*A)*(A*A), with A*A one shared node.
+// The whole literal K of an exponent node: a number, or the negated number
+// that "-1" lowers to (a product with -1).
+static bool whole_literal(const Node *b, double *k) {
+  if (b->op == OP_MUL && ast_is_num(b->a, -1) && b->b->op == OP_NUM)
+    *k = -b->b->num;
+  else if (b->op == OP_NUM)
+    *k = b->num;
+  else
+    return false;
+  return *k == floor(*k) && fabs(*k) <= 1e6;
+}
+
+// A^k for a square matrix and a whole literal k, by repeated squaring: A^4
+// is (A*A)*(A*A), with A*A one shared node. A^-k is inv(A)^k, as
+// matrixcalculus.org reads A^-1: one inverse, then products.
 static Node *matrix_power(Ctx *c, Node *a, Node *b, Loc loc) {
-  if (!shape_is_square(a->shape)) {
+  infer_fit(c, OP_INV, a->shape, a->shape);  // square, as inv needs
+  if (!shape_is_square(infer_shape(c, a->shape))) {
     ctx_error(c, loc, "^ needs a scalar or a square matrix as its base, not %s; use .^ for an "
               "elementwise power", shape_str(c, a->shape));
     return NULL;
   }
-  if (b->op != OP_NUM || b->num < 0 || b->num != floor(b->num) || b->num > 1e6) {
-    ctx_error(c, loc, "the power of the matrix %s must be a whole number literal from 0 to 1000000, "
-              "as in A^2", shape_str(c, a->shape));
+  double k;
+  if (!whole_literal(b, &k)) {
+    ctx_error(c, loc, "the power of the matrix %s must be a whole number literal from -1000000 to "
+              "1000000, as in A^2, or A^-1 for the inverse", shape_str(c, a->shape));
     return NULL;
   }
+  if (k < 0 && !(a = make(c, OP_INV, a, NULL, 0, loc)))
+    return NULL;
   Node *r = NULL, *p = a;
-  for (long k = (long)b->num; k > 0 && p; k >>= 1) {
-    if (k & 1)
+  for (long n = (long)fabs(k); n > 0 && p; n >>= 1) {
+    if (n & 1)
       r = r ? make(c, OP_MUL, r, p, 0, loc) : p;
-    if (k > 1)
+    if (n > 1)
       p = make(c, OP_MUL, p, p, 0, loc);
   }
+  if (c->failed)
+    return NULL;
   return r ? r : ast_fill(c, OP_EYE, a->shape);
 }
 
 static Node *binary(Ctx *c, Op op, Node *a, Node *b, Loc loc) {
+  // A^T, as some write the transpose; in a one-line expression T is a matrix.
+  if (op == OP_POW && !shape_is_scalar(a->shape) && b->op == OP_VAR && !strcmp(c->vars[b->k].name, "T")) {
+    ctx_error(c, loc, "^T: T is a variable here, and the transpose is written A', not A^T");
+    return NULL;
+  }
   if (op == OP_POW && !shape_is_scalar(a->shape) && shape_is_scalar(b->shape))
     return matrix_power(c, a, b, loc);
   // ||e||^2 is kept whole: its derivative is 2*e, with no square root.
@@ -93,6 +126,9 @@ static bool size_arg(Ctx *c, Expr *e, Dim *d) {
   }
   if (e->kind == EX_NUM)
     return ctx_error(c, e->loc, "a size must be a whole number from 1 to 1000000000");
+  if (c->implicit)
+    return ctx_error(c, e->loc, "a one-line expression has no size names: write eye, vector(1) or "
+                     "matrix(1) without a size, and the size is inferred");
   return ctx_error(c, e->loc, "expected a size: a whole number or a size declared in a type, "
                    "like n in matrix(n, m)");
 }
@@ -123,6 +159,7 @@ typedef enum Form {
   F_UNARY,    /* f(A) */
   F_REDUCE,   /* f(A) or f(A, dim) */
   F_SIZES,    /* f(n) or f(n, m) */
+  F_FILL,     /* f(v): every element the scalar v, the shape inferred */
   F_OTHER,    /* handled by name in call() */
 } Form;
 
@@ -138,10 +175,11 @@ static const struct Func {
     {"diag", OP_DIAGM, F_OTHER},      {"dot", OP_SUM, F_OTHER},
     {"norm1", OP_ABS, F_OTHER},       {"norm2", OP_NORM, F_UNARY},
     {"eye", OP_EYE, F_SIZES},         {"ones", OP_ONES, F_SIZES},
-    {"zeros", OP_ZEROS, F_SIZES},
-#define OP(name, spelling, arity, prec, cfn) {cfn ? spelling : NULL, OP_##name, F_UNARY},
+    {"zeros", OP_ZEROS, F_SIZES},     {"vector", OP_ONES, F_FILL},
+    {"matrix", OP_ONES, F_FILL},
+#define OP(...)
+#define MAP(name, spelling, ...) {spelling, OP_##name, F_UNARY},
 #include "ops.h"
-#undef OP
 };
 
 static Node *sizes(Ctx *c, Expr *e, const struct Func *f) {
@@ -155,7 +193,45 @@ static Node *sizes(Ctx *c, Expr *e, const struct Func *f) {
   if (!size_arg(c, e->args[0], &r) || (e->nargs == 2 && !size_arg(c, e->args[1], &cols)))
     return NULL;
   Node *n = ast_fill(c, f->op, (Shape){r, f->op == OP_EYE ? r : cols});
-  return n ? n : oom(c, e->loc);
+  return n ? n : failed(c, e->loc);
+}
+
+// vector(v) and matrix(v), as matrixcalculus.org has them: every element
+// the scalar v, the shape inferred from where it stands (infer.c).
+// vector(1) is a vector of ones.
+static Node *fill(Ctx *c, Expr *e, const struct Func *f) {
+  bool vec = f->name[0] == 'v';
+  const char *sized = vec ? "ones(n)" : "ones(n, m)";
+  if (e->nargs != 1) {
+    ctx_error(c, e->loc, "%s takes 1 argument, the value of every element, as in %s(1), and its "
+              "size is inferred; for a given size write %s", f->name, f->name, sized);
+    return NULL;
+  }
+  // The type vector(n) of a declaration is not this function.
+  Expr *arg = e->args[0];
+  if (arg->kind == EX_NAME && find_dim(c, arg->name) >= 0 && find_var(c, arg->name) < 0 &&
+      !find_let(c, arg->name)) {
+    ctx_error(c, e->loc, "the argument of %s is the value of every element, not a size: %s(1) is "
+              "a %s of ones whose size is inferred; for the size %s write %s", f->name, f->name,
+              f->name, arg->name, sized);
+    return NULL;
+  }
+  Node *v = lower(c, arg);
+  if (!v)
+    return NULL;
+  if (!shape_is_scalar(v->shape)) {
+    ctx_error(c, e->loc, "%s takes a scalar, the value of every element, not %s", f->name,
+              shape_str(c, v->shape));
+    return NULL;
+  }
+  Shape s = {.c = dim_lit(1)};
+  if (!infer_fresh(c, e->loc, f->name, vec ? 2 : 0, &s.r) ||
+      (!vec && !infer_fresh(c, e->loc, f->name, 1, &s.c)))
+    return NULL;
+  Node *ones = ast_fill(c, OP_ONES, s);
+  if (!ones)
+    return failed(c, e->loc);
+  return ast_is_num(v, 1) ? ones : make(c, OP_MUL, v, ones, 0, e->loc);
 }
 
 static Node *reduce(Ctx *c, Expr *e, const struct Func *f, Node *a) {
@@ -181,17 +257,42 @@ static Node *reduce(Ctx *c, Expr *e, const struct Func *f, Node *a) {
   return n;
 }
 
+// Functions people bring from matrixcalculus.org's output, MATLAB or
+// NumPy, and how matdiff writes them.
+static const struct Alias {
+  const char *name, *hint;
+} aliases[] = {
+    {"adj", "the adjugate is det(A)*inv(A)"},
+    {"trace", "the trace is tr(A)"},
+    {"transpose", "the transpose is A'"},
+    {"inverse", "the inverse is inv(A), or A^-1"},
+    {"norm", "the norms are norm2(e) or ||e|| (Euclidean, or Frobenius for a matrix) and norm1(e) "
+             "or ||e||_1"},
+    {"ln", "the natural logarithm is log(e)"},
+    {"asin", "write arcsin(e)"},
+    {"acos", "write arccos(e)"},
+    {"atan", "write arctan(e)"},
+    {"logistic", "write sigmoid(e)"},
+};
+
 static Node *call(Ctx *c, Expr *e) {
   const struct Func *f = NULL;
   for (size_t i = 0; i < sizeof funcs / sizeof *funcs && !f; i++)
     if (funcs[i].name && !strcmp(funcs[i].name, e->name))
       f = &funcs[i];
   if (!f) {
+    for (size_t i = 0; i < sizeof aliases / sizeof *aliases; i++)
+      if (!strcmp(aliases[i].name, e->name)) {
+        ctx_error(c, e->loc, "unknown function '%s'; %s", e->name, aliases[i].hint);
+        return NULL;
+      }
     ctx_error(c, e->loc, "unknown function '%s'", e->name);
     return NULL;
   }
   if (f->form == F_SIZES)
     return sizes(c, e, f);
+  if (f->form == F_FILL)
+    return fill(c, e, f);
   int min = 1, max = f->form == F_REDUCE ? 2 : !strcmp(f->name, "dot") ? 2 : 1;
   if (!strcmp(f->name, "dot"))
     min = 2;
@@ -212,7 +313,8 @@ static Node *call(Ctx *c, Expr *e) {
     Node *b = lower(c, e->args[1]);
     if (!b)
       return NULL;
-    if (!shape_eq(a->shape, b->shape)) {
+    infer_same(c, a->shape, b->shape);
+    if (!shape_eq(infer_shape(c, a->shape), infer_shape(c, b->shape))) {
       ctx_error(c, e->loc, "dot needs two operands of one shape, not %s and %s", shape_str(c, a->shape),
                 shape_str(c, b->shape));
       return NULL;
@@ -230,6 +332,42 @@ static Node *call(Ctx *c, Expr *e) {
   return make(c, f->op, a, NULL, 0, e->loc);
 }
 
+static bool add_var(Ctx *c, Var v) {
+  Var *vars = arena_grow(&c->arena, c->vars, c->nvars, &c->varcap, sizeof *vars);
+  if (!vars || !names_put(&c->arena, &c->varidx, v.name, c->nvars))
+    return ctx_error(c, v.loc, "out of memory");
+  vars[c->nvars] = v;
+  c->vars = vars;
+  int index = c->nvars++;
+  if (!(c->vars[index].node = ast_var(c, index)))
+    return ctx_error(c, v.loc, "out of memory");
+  return true;
+}
+
+// A variable of a one-line expression, declared where it is first used.
+// matrixcalculus.org's convention gives its kind by its first letter: a-g
+// a scalar, h-z a vector, A-Z a matrix (lambda is a vector, x1 too); its
+// sizes are inferred (infer.c).
+static Node *implicit_var(Ctx *c, Expr *e) {
+  char first = e->name[0];
+  Var v = {.name = e->name, .shape = shape_scalar(), .vector = first >= 'h' && first <= 'z',
+           .loc = e->loc};
+  bool matrix = first >= 'A' && first <= 'Z';
+  if ((v.vector || matrix) && !infer_fresh(c, e->loc, NULL, matrix ? 0 : 2, &v.shape.r))
+    return NULL;
+  if (matrix && !infer_fresh(c, e->loc, NULL, 1, &v.shape.c))
+    return NULL;
+  return add_var(c, v) ? c->vars[c->nvars - 1].node : NULL;
+}
+
+// Does E stand right after a ^ or .^, as T does in A^T?
+static bool exponent(Ctx *c, const Expr *e) {
+  int i = e->loc.begin;
+  while (i > 0 && (c->src[i - 1] == ' ' || c->src[i - 1] == '\t'))
+    i--;
+  return i > 0 && c->src[i - 1] == '^';
+}
+
 static Node *name(Ctx *c, Expr *e) {
   int v = find_var(c, e->name);
   if (v >= 0)
@@ -239,8 +377,19 @@ static Node *name(Ctx *c, Expr *e) {
     return n;
   int d = find_dim(c, e->name);
   if (d >= 0)
-    return (n = ast_dim(c, (Dim){.sym = d})) ? n : oom(c, e->loc);
-  ctx_error(c, e->loc, "undeclared variable '%s'", e->name);
+    return (n = ast_dim(c, (Dim){.sym = d})) ? n : failed(c, e->loc);
+  // A bare eye, unless the program names something so: the identity, its
+  // size inferred (infer.c), as on matrixcalculus.org.
+  Dim size;
+  if (!strcmp(e->name, "eye"))
+    return !infer_fresh(c, e->loc, "eye", 2, &size) ? NULL
+           : (n = ast_fill(c, OP_EYE, (Shape){size, size})) ? n : failed(c, e->loc);
+  if (c->implicit)
+    return implicit_var(c, e);
+  if (!strcmp(e->name, "T") && exponent(c, e))
+    ctx_error(c, e->loc, "undeclared variable 'T'; the transpose is written A', not A^T");
+  else
+    ctx_error(c, e->loc, "undeclared variable '%s'", e->name);
   return NULL;
 }
 
@@ -289,16 +438,19 @@ static bool dim(Ctx *c, DimSpec *d, Dim *out) {
   int i = find_dim(c, d->name);
   if (i < 0 && find_var(c, d->name) >= 0)
     return ctx_error(c, d->loc, "'%s' is a variable, not a size", d->name);
-  if (i < 0) {
-    char **dims = arena_grow(&c->arena, c->dims, c->ndims, &c->dimcap, sizeof *dims);
-    if (!dims || !names_put(&c->arena, &c->dimidx, d->name, c->ndims))
-      return ctx_error(c, d->loc, "out of memory");
-    dims[c->ndims] = d->name;
-    c->dims = dims;
-    i = c->ndims++;
-  }
+  if (i < 0 && (i = lower_new_dim(c, d->name)) < 0)
+    return ctx_error(c, d->loc, "out of memory");
   *out = (Dim){.sym = i};
   return true;
+}
+
+int lower_new_dim(Ctx *c, char *name) {
+  char **dims = arena_grow(&c->arena, c->dims, c->ndims, &c->dimcap, sizeof *dims);
+  if (!dims || !names_put(&c->arena, &c->dimidx, name, c->ndims))
+    return -1;
+  dims[c->ndims] = name;
+  c->dims = dims;
+  return c->ndims++;
 }
 
 static bool declare(Ctx *c, Stmt *s) {
@@ -326,15 +478,7 @@ static bool declare(Ctx *c, Stmt *s) {
     return false;
   if (t == 2 && !dim(c, &s->dims[1], &v.shape.c))
     return false;
-  Var *vars = arena_grow(&c->arena, c->vars, c->nvars, &c->varcap, sizeof *vars);
-  if (!vars || !names_put(&c->arena, &c->varidx, s->name, c->nvars))
-    return ctx_error(c, s->loc, "out of memory");
-  vars[c->nvars] = v;
-  c->vars = vars;
-  int index = c->nvars++;
-  if (!(c->vars[index].node = ast_var(c, index)))
-    return ctx_error(c, s->loc, "out of memory");
-  return true;
+  return add_var(c, v);
 }
 
 static bool wrt(Ctx *c, Stmt *s) {
@@ -367,7 +511,8 @@ static bool assign(Ctx *c, Stmt *s) {
   return true;
 }
 
-bool lower_program(Ctx *c) {
+// One walk over the statements.
+static bool lower_round(Ctx *c) {
   bool any_wrt = false;
   Stmt *last = NULL;
   for (Stmt *s = c->stmts; s; s = s->next) {
@@ -393,4 +538,34 @@ bool lower_program(Ctx *c) {
     for (int i = 0; i < c->nvars; i++)
       c->vars[i].wrt = true;
   return true;
+}
+
+// Back to before the first statement, with the parse tree kept: no nodes,
+// names or error. The arena keeps what the round allocated until the end.
+static void lower_reset(Ctx *c) {
+  if (c->table)
+    memset(c->table, 0, sizeof *c->table * (size_t)c->tabsize);
+  c->nnodes = c->nvars = c->ndims = c->nlets = 0;
+  memset(&c->varidx, 0, sizeof c->varidx);
+  memset(&c->dimidx, 0, sizeof c->dimidx);
+  memset(&c->letidx, 0, sizeof c->letidx);
+  c->outname = NULL;
+  c->out = NULL;
+  c->failed = false;
+  diag_clear(c->err);
+}
+
+// A round that equated inferred sizes left nodes made before with the
+// sizes they had, and an error it met may read differently once every size
+// is known from the start: such a round is done again (see infer.c). The
+// round after one that equated sizes equates none; a few more are a bug.
+bool lower_program(Ctx *c) {
+  for (int round = 1;; round++) {
+    bool ok = lower_round(c);
+    if (!infer_round(c))
+      return ok && infer_finish(c);
+    if (round == 4)
+      return ctx_error(c, (Loc){-1, -1}, "internal error: the inferred sizes do not settle");
+    lower_reset(c);
+  }
 }

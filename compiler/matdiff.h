@@ -203,6 +203,28 @@ int md_check(md_function *f, const long *dims, const md_check_opts *opts, md_che
              md_error *err);
 void md_check_result_free(md_check_result *res);
 
+/* One-line expressions, as matrixcalculus.org takes them (docs/LANGUAGE.md,
+   "One-line expressions"): EXPR is an expression alone, such as
+   "0.5*x'*A*x", with no declarations. A name is a scalar if it begins with
+   a-g, a vector if with h-z, a matrix if with A-Z, whatever follows
+   (lambda and x1 are vectors), and every size is inferred. WRT names the
+   variables to differentiate, separated by commas or blanks; NULL or ""
+   means all of them.
+
+   md_expr_source returns the program the expression stands for, as source
+   that md_compile takes: one declaration per variable in the order of
+   first use, with sizes named n, m, k, p, ... (never a name the expression
+   uses), "wrt ..." if WRT names any, and "f = EXPR" (f, or f1, f2, ... if
+   the expression uses f). For "x'*A*x":
+       x : vector(n)
+       A : matrix(n, n)
+       f = x'*A*x
+   The string is malloc'd: release it with free(). On error, NULL with *ERR
+   filled; an error in the expression is located in it, with "<expr>" as
+   the file name. md_compile_expr compiles that program, as md_compile. */
+char *md_expr_source(const char *expr, const char *wrt, md_error *err);
+md_function *md_compile_expr(const char *expr, const char *wrt, md_error *err);
+
 #ifdef __cplusplus
 }
 #endif

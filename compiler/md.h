@@ -3,8 +3,10 @@
  * shares and, file by file, the functions each stage exports.
  *
  * The pipeline (see md_compile in api.c and main in cli.c):
+ *   expr.c            a one-line expression -> the source of its program
  *   parser.y/lexer.l  source text -> statements holding expression trees
- *   lower.c           trees -> hash-consed DAG (ast.c), shapes checked (shape.c)
+ *   lower.c           trees -> hash-consed DAG (ast.c), shapes checked (shape.c),
+ *                     undeclared sizes inferred (infer.c)
  *   diff.c            DAG -> one adjoint DAG per wrt variable (reverse mode)
  *   simplify.c        rewrite rules to a fixpoint
  *   print.c           DAG -> text in the input language
@@ -82,17 +84,67 @@ typedef struct Shape {
 
 enum { PREC_ADD = 1, PREC_MUL, PREC_UNARY, PREC_POW, PREC_POST, PREC_ATOM };
 
+/* Shape classes: the kind of shape rule an op has (shape.c). */
+typedef enum OpClass {
+  SC_LEAF,     /* no operands: a number, an input, a size, the seed, a fill */
+  SC_MAP,      /* f(A) elementwise: A's shape, with no rule of its own */
+  SC_ZIP,      /* A op B elementwise, a scalar, row or column broadcasting */
+  SC_PRODUCT,  /* the matrix product, or scaling by a scalar */
+  SC_SCALAR,   /* an operand must be a scalar: A/s, a^p */
+  SC_REDUCE,   /* over all elements or along a dimension: sum, norms, logsumexp, softmax */
+  SC_LINALG,   /* square matrices: tr, det, logdet, inv */
+  SC_INDEX,    /* an index map: transpose, diag */
+} OpClass;
+
+/* Op flags. */
+enum {
+  OPF_LEAF = 1,     /* no operands */
+  OPF_FILL = 2,     /* a constant of the node's shape, made by ast_fill */
+  OPF_AXIS = 4,     /* Node.k is the dimension it works along: sum(A, 2) */
+  OPF_INVERTS = 8,  /* factors its square operand (LU), singular at some inputs:
+                       inputs are best made well conditioned */
+  OPF_KERNEL = 16,  /* an elementwise function whose C function is a runtime
+                       kernel (runtime/kernels.def), not libm's */
+};
+
+/* Where an operand lies for an op to be smooth there (ops.h's dom columns). */
+typedef enum Domain {
+  DOM_ANY,     /* anywhere */
+  DOM_POS,     /* x > 0: log, sqrt, the base of a power */
+  DOM_UNIT,    /* |x| < 1: arcsin, arccos */
+  DOM_AWAY,    /* away from 0: a kink (relu, abs, sign) or a divisor */
+} Domain;
+
 typedef enum Op {
-#define OP(name, spelling, arity, prec, cfn) OP_##name,
+#define OP(name, ...) OP_##name,
 #include "ops.h"
-#undef OP
   OP_COUNT
 } Op;
+
+/* ---- optab.c: the columns of ops.h, and what they generate ------------- */
 
 extern const char *const op_spelling[OP_COUNT];
 extern const int op_arity[OP_COUNT];
 extern const int op_prec[OP_COUNT];
-extern const char *const op_cfunc[OP_COUNT];  /* elementwise functions: the C function */
+extern const OpClass op_class[OP_COUNT];
+extern const unsigned op_flags[OP_COUNT];
+extern const char *const op_latex[OP_COUNT];   /* NULL: \operatorname{spelling} */
+extern const char *const op_cfunc[OP_COUNT];   /* elementwise functions: the C function */
+extern const char *const op_cfunc_f[OP_COUNT]; /* ... and its single-precision twin */
+extern const Domain op_domain[OP_COUNT][2];    /* of each operand */
+
+static inline bool op_is_leaf(Op op) { return op_flags[op] & OPF_LEAF; }
+static inline bool op_is_fill(Op op) { return op_flags[op] & OPF_FILL; }
+
+/* The libm functions emitted code may call: the C functions of ops.h's
+   elementwise functions and the MDRT_LIBM lines of runtime/kernels.def. */
+/* Does S[0..N) name one, by its double name (its float twin is that and
+   "f"), or with FLT also by its float name? A user's variable takes
+   neither: the code it is a name in calls them. */
+bool optab_is_libm(const char *s, size_t n, bool flt);
+/* The prototypes of those the emitter writes, for the JIT, which compiles
+   with no <math.h>. */
+extern const char optab_libm_prototypes[];
 
 /* ---- the hash-consed DAG (ast.c) --------------------------------------- */
 
@@ -103,8 +155,8 @@ struct Node {
   Op op;
   Node *a, *b;       /* operands, NULL past the arity */
   double num;        /* OP_NUM: the value */
-  long k;            /* OP_VAR: variable index; OP_DIM: size index; OP_SUM,
-                        OP_LSE, OP_SOFTMAX: the dimension (0 for all) */
+  long k;            /* OP_VAR: variable index; OP_DIM: size index; an op
+                        with OPF_AXIS: the dimension (0 for all) */
   Shape shape;
   int id;            /* creation order, so operands always have smaller ids */
   int depth;         /* of the DAG below, this node included */
@@ -186,12 +238,20 @@ typedef struct Let {
   Node *node;
 } Let;
 
+/* Why the last ast_* call that returned NULL did. */
+typedef enum AstFail {
+  AST_NOMEM = 1,     /* the arena could not grow */
+  AST_SHAPE,         /* ast_opk's operands do not fit the op: Ctx.astmsg says how */
+} AstFail;
+
 typedef struct Ctx {
   Arena arena;
   const char *file, *src;
   long len;
   md_error *err;
   bool failed;
+  AstFail astfail;
+  char astmsg[256];
 
   Node **table;      /* intern table, open hashing */
   int tabsize, nnodes;
@@ -210,10 +270,14 @@ typedef struct Ctx {
 
   Stmt *stmts, *last_stmt;
   int lexpos;        /* the scanner's byte offset */
+  int start_token;   /* when not 0, the scanner's first token */
   int nexprs;        /* parse-tree nodes made so far */
   char *outname;
   Node *out;
   Node **grads;      /* per variable: simplified d(out)/d(var), NULL if not wrt */
+
+  bool implicit;     /* a one-line expression: its variables undeclared, typed by their first letter */
+  struct Infer *infer; /* sizes being inferred (infer.c); NULL while there are none */
 } Ctx;
 
 void ctx_init(Ctx *c, const char *src, long len, const char *file, md_error *err);
@@ -222,7 +286,9 @@ bool ctx_error(Ctx *c, Loc loc, const char *fmt, ...) __attribute__((format(prin
 
 /* ---- parser.y ---------------------------------------------------------- */
 
-/* Parse the whole source into c->stmts. false with the error reported. */
+/* Parse the whole source into c->stmts. false with the error reported.
+   With c->implicit, the source is one expression, and c->stmts one
+   assignment to a NULL name, which the caller fills in. */
 bool parse_program(Ctx *c);
 Expr *expr_new(Ctx *c, ExprKind kind, Loc loc);
 
@@ -230,14 +296,20 @@ Expr *expr_new(Ctx *c, ExprKind kind, Loc loc);
 
 Node *ast_num(Ctx *c, double v);
 Node *ast_var(Ctx *c, int index);
-Node *ast_fill(Ctx *c, Op op, Shape s);               /* OP_ZEROS, OP_ONES or OP_EYE */
+Node *ast_fill(Ctx *c, Op op, Shape s);               /* an op with OPF_FILL */
 Node *ast_dim(Ctx *c, Dim d);                         /* a size as a scalar */
 Node *ast_seed(Ctx *c, Shape s);                      /* G, the adjoint of the output */
 /* Any operation on well-shaped operands (the caller has checked with
-   shape_check); NULL if they are not. K is the op's integer attribute
-   (OP_SUM, OP_LSE, OP_SOFTMAX: the dimension). */
+   shape_check); NULL if they are not, or if A or B is NULL, or without
+   memory: c->astfail says which. K is the op's integer attribute (an op
+   with OPF_AXIS: the dimension). Every ast_* function returns NULL only
+   for want of memory otherwise. */
 Node *ast_op(Ctx *c, Op op, Node *a, Node *b);
 Node *ast_opk(Ctx *c, Op op, Node *a, Node *b, long k);
+/* Report at LOC why the last ast_* call returned NULL: "out of memory", or
+   for ill-shaped operands, an internal error in WHAT (it built them) with
+   the shape rule's message. Returns false. */
+bool ast_error(Ctx *c, Loc loc, const char *what);
 bool ast_is_num(const Node *n, double v);
 /* Mark in SEEN (indexed by node id, at least ROOT->id + 1 long) ROOT and
    every node it depends on. Operands have smaller ids than their users, so
@@ -264,6 +336,33 @@ Dim dim_lit(long n);                                 /* a literal size */
 /* Statements -> DAG: declarations, wrt, assignments, with every size
    checked. Sets c->vars, c->dims, c->lets, c->out. */
 bool lower_program(Ctx *c);
+
+/* Append the symbolic size NAME (not copied) to c->dims: its index, or -1
+   on allocation failure. */
+int lower_new_dim(Ctx *c, char *name);
+
+/* ---- infer.c ----------------------------------------------------------- */
+
+/* A free size for a constant WHAT ("vector", "matrix", "eye"; AXIS 0 its
+   rows, 1 its columns, 2 its only size) or for a variable (WHAT NULL) made
+   at LOC: into *OUT, the size as lowering sees it this round. */
+bool infer_fresh(Ctx *c, Loc loc, const char *what, int axis, Dim *out);
+/* S with every size read through the sizes equated so far. */
+Shape infer_shape(Ctx *c, Shape s);
+/* Equate the free sizes that OP needs equal to fit A and B (any fit needs
+   them equal: these calls change nothing when OP fits already). true if
+   all are equal now and some were not; a pair that cannot be equated stops
+   it. infer_same: make A and B one shape. */
+bool infer_fit(Ctx *c, Op op, Shape a, Shape b);
+bool infer_same(Ctx *c, Shape a, Shape b);
+/* After a round of lowering: true if it equated sizes, and then ready for
+   the next round, which must start from scratch. */
+bool infer_round(Ctx *c);
+/* After the last round: an error at any constant whose size is still free. */
+bool infer_finish(Ctx *c);
+/* A name the source does not spell: FIRST[*COUNTER] while there are
+   such, then STEM1, STEM2, ...; *COUNTER moves past it. */
+char *infer_name(Ctx *c, const char *const *first, int nfirst, const char *stem, int *counter);
 
 /* ---- diff.c ------------------------------------------------------------ */
 
@@ -302,7 +401,6 @@ void dump_grads(Ctx *c, Buf *b);   /* the gradients' DAG, the same way */
 
 /* ---- print.c ----------------------------------------------------------- */
 
-void print_node(Ctx *c, Buf *b, const Node *n);
 char *print_str(Ctx *c, const Node *n);              /* arena string */
 char *print_short(Ctx *c, const Node *n, size_t limit); /* at most about LIMIT bytes, then "..." */
 char *print_num(char *buf, size_t n, double v);      /* shortest round-trip text */

@@ -1,54 +1,130 @@
 /*
- * ops.h - the one list of operations. Each line gives the enum name, the
- * spelling used when printing (a function's name for calls), the arity,
- * the printing precedence and, for elementwise functions, the C function
- * the emitted code calls. Adding an operation means one line here, its
- * shape rule in shape.c, its derivative rule in diff.c, its code in
- * emit_c.c and its tape operation in tape.c.
+ * ops.h - the one table of operations. One line carries every property of
+ * an op, as in QBE's ops.h and Lua's lopcodes.h; the compiler's tables
+ * (optab.c), the parser's function names (lower.c), the LaTeX printer, the
+ * tape's elementwise functions (runtime/tape.c), the JIT's symbols and the
+ * C names a variable may not take are all made from it.
+ *
+ *   OP(name, spelling, arity, prec, class, tape, latex, flags, dom_a, dom_b)
+ *     name      the enum is OP_<name>
+ *     spelling  the printed form: the operator, or the function's name
+ *     arity     the number of operands, 0 to 2
+ *     prec      printing precedence (PREC_<prec>, md.h)
+ *     class     the shape class (SC_<class>, md.h): which kind of shape rule
+ *     tape      the runtime tape's operation (MDRT_<tape>, matdiff_rt.h);
+ *               NONE for a leaf, which is a constant on the tape
+ *     latex     its LaTeX: the function's name, the operator's symbol, or
+ *               the mark of its layout; NULL for \operatorname{spelling}
+ *     flags     OPF_* bits (md.h)
+ *     dom_a/b   where the operands lie for the op to be smooth there
+ *               (DOM_<dom>, md.h); tests draw their inputs from there
+ *
+ *   LEAF(name, spelling, latex, flags)
+ *     An op with no operands (class LEAF, flag OPF_LEAF): a value from
+ *     outside the DAG's operations. The tape holds it as a constant.
+ *
+ *   MAP(name, spelling, cfn, latex, dom, dtape)
+ *     An elementwise function f(A): arity 1, printed as a call, of A's
+ *     shape (class MAP), recorded on the tape by its spelling.
+ *     cfn    its C function: LIBM(double, float) from libm, or RT(name) for
+ *            the runtime kernel mdrt_<name> of runtime/kernels.def
+ *     dtape  its derivative on the tape, a C expression in x (the operand)
+ *            and y (the value). It is written apart from diff.c's rule on
+ *            purpose: the tape is the oracle that rule is checked against.
+ *
+ * Includers define OP, and LEAF or MAP when they want those lines apart (a
+ * LEAF or MAP left undefined becomes an OP line); ops.h undefines all three
+ * at its end. A switch on an op can take its leaves' or elementwise
+ * functions' case labels from here, so that -Wswitch still names a
+ * missing case.
+ *
+ * Adding an operation takes:
+ *   - one line here;
+ *   - one shape rule in shape.c (none for an elementwise function: its
+ *     class is its rule);
+ *   - one reverse rule in diff.c;
+ *   - one tangent rule (forward mode, #10, brings their table);
+ *   - one runtime kernel if libm has no C function for it: a line in
+ *     runtime/kernels.def and its loop in runtime/standalone.c.
+ * While a shape or reverse rule is missing, -Wswitch fails the build.
+ * For an elementwise function that is all: tests/test_ops.c then takes the
+ * new line through the JIT, compiled C, --float, --standalone, LaTeX and
+ * the tape. Any other op also needs its code in emit_c.c and, if the tape
+ * has no operation for it, one in runtime/tape.c.
  *
  * Precedence, high to low: atoms and calls, postfix ', ^ and .^, unary -,
  * * / .* ./, + -.
  */
-/*  name     spelling      arity prec        C function */
-OP(NUM,      "num",        0, PREC_ATOM,  NULL)  /* num = the value */
-OP(VAR,      "var",        0, PREC_ATOM,  NULL)  /* k = index of the declared variable */
-OP(DIM,      "dim",        0, PREC_ATOM,  NULL)  /* k = index of a symbolic size, as a scalar */
-OP(SEED,     "G",          0, PREC_ATOM,  NULL)  /* the adjoint seed of a non-scalar output */
-OP(ZEROS,    "zeros",      0, PREC_ATOM,  NULL)  /* a matrix of zeros, of the node's shape */
-OP(ONES,     "ones",       0, PREC_ATOM,  NULL)  /* a matrix of ones, of the node's shape */
-OP(EYE,      "eye",        0, PREC_ATOM,  NULL)  /* the identity, of the node's square shape */
-OP(ADD,      "+",          2, PREC_ADD,   NULL)  /* broadcasting: see shape.c */
-OP(SUB,      "-",          2, PREC_ADD,   NULL)
-OP(MUL,      "*",          2, PREC_MUL,   NULL)  /* matrix product; scaling when a side is 1x1 */
-OP(DIV,      "/",          2, PREC_MUL,   NULL)  /* b is a scalar */
-OP(EMUL,     ".*",         2, PREC_MUL,   NULL)
-OP(EDIV,     "./",         2, PREC_MUL,   NULL)
-OP(POW,      "^",          2, PREC_POW,   NULL)  /* scalar base and exponent */
-OP(EPOW,     ".^",         2, PREC_POW,   NULL)  /* elementwise */
-OP(TRANS,    "'",          1, PREC_POST,  NULL)
-OP(SUM,      "sum",        1, PREC_ATOM,  NULL)  /* k = 0: all; 1: column sums (1 x m); 2: row sums (n x 1) */
-OP(NORM,     "norm",       1, PREC_ATOM,  NULL)  /* ||a||: Frobenius, or Euclidean for a vector */
-OP(NORMSQ,   "normsq",     1, PREC_POW,   NULL)  /* ||a||^2, kept whole so its derivative is 2*a */
-OP(LSE,      "logsumexp",  1, PREC_ATOM,  NULL)  /* k = 0: over all (scalar); 2: per row (n x 1) */
-OP(SOFTMAX,  "softmax",    1, PREC_ATOM,  NULL)  /* k = 2: per row */
-OP(TR,       "tr",         1, PREC_ATOM,  NULL)
-OP(DET,      "det",        1, PREC_ATOM,  NULL)
-OP(LOGDET,   "logdet",     1, PREC_ATOM,  NULL)  /* log |det a| */
-OP(INV,      "inv",        1, PREC_ATOM,  NULL)
-OP(DIAGM,    "diag",       1, PREC_ATOM,  NULL)  /* vector -> diagonal matrix */
-OP(DIAGV,    "diag",       1, PREC_ATOM,  NULL)  /* square matrix -> its diagonal, a vector */
-OP(EXP,      "exp",        1, PREC_ATOM,  "exp")
-OP(LOG,      "log",        1, PREC_ATOM,  "log")
-OP(SQRT,     "sqrt",       1, PREC_ATOM,  "sqrt")
-OP(SIN,      "sin",        1, PREC_ATOM,  "sin")
-OP(COS,      "cos",        1, PREC_ATOM,  "cos")
-OP(TAN,      "tan",        1, PREC_ATOM,  "tan")
-OP(TANH,     "tanh",       1, PREC_ATOM,  "tanh")
-OP(SIGMOID,  "sigmoid",    1, PREC_ATOM,  "mdrt_sigmoid")
-OP(RELU,     "relu",       1, PREC_ATOM,  "mdrt_relu")   /* subgradient 0 at 0 */
-OP(SOFTPLUS, "softplus",   1, PREC_ATOM,  "mdrt_softplus")
-OP(ABS,      "abs",        1, PREC_ATOM,  "fabs")        /* subgradient 0 at 0 */
-OP(SIGN,     "sign",       1, PREC_ATOM,  "mdrt_sign")   /* derivative 0 */
-OP(ASIN,     "arcsin",     1, PREC_ATOM,  "asin")
-OP(ACOS,     "arccos",     1, PREC_ATOM,  "acos")
-OP(ATAN,     "arctan",     1, PREC_ATOM,  "atan")
+#ifndef LEAF
+#define LEAF(name, spelling, latex, flags) \
+  OP(name, spelling, 0, PREC_ATOM, LEAF, NONE, latex, OPF_LEAF | (flags), ANY, ANY)
+#endif
+#ifndef MAP
+#define MAP(name, spelling, cfn, latex, dom, dtape) \
+  OP(name, spelling, 1, PREC_ATOM, MAP, NONE, latex, 0, dom, ANY)
+#endif
+
+/*    name     spelling  latex           flags */
+LEAF(NUM,     "num",     NULL,           0)         /* num = the value */
+LEAF(VAR,     "var",     NULL,           0)         /* k = index of the declared variable */
+LEAF(DIM,     "dim",     NULL,           0)         /* k = index of a symbolic size, as a scalar */
+LEAF(SEED,    "G",       "G",            0)         /* the adjoint seed of a non-scalar output */
+LEAF(ZEROS,   "zeros",   "0",            OPF_FILL)  /* a matrix of zeros, of the node's shape */
+LEAF(ONES,    "ones",    "\\mathbf{1}",  OPF_FILL)  /* a matrix of ones, of the node's shape */
+LEAF(EYE,     "eye",     "I",            OPF_FILL)  /* the identity, of the node's square shape */
+
+/* The operators, then the functions that are not elementwise. SUM, LSE and
+   SOFTMAX take a dimension in Node.k: 0 for all elements, 1 down the
+   columns, 2 along the rows. */
+/* name     spelling     ar prec       class    tape        latex                  flags        doms */
+OP(ADD,     "+",         2, PREC_ADD,  ZIP,     ADD,        "+",                   0,           ANY, ANY)
+OP(SUB,     "-",         2, PREC_ADD,  ZIP,     SUB,        "-",                   0,           ANY, ANY)
+OP(MUL,     "*",         2, PREC_MUL,  PRODUCT, MATMUL,     " ",                   0,           ANY, ANY)
+OP(DIV,     "/",         2, PREC_MUL,  SCALAR,  EDIV,       "\\frac",              0,           ANY, AWAY)
+OP(EMUL,    ".*",        2, PREC_MUL,  ZIP,     EMUL,       "\\odot",              0,           ANY, ANY)
+OP(EDIV,    "./",        2, PREC_MUL,  ZIP,     EDIV,       "\\oslash",            0,           ANY, AWAY)
+OP(POW,     "^",         2, PREC_POW,  SCALAR,  EPOW,       "^{",                  0,           POS, ANY)
+OP(EPOW,    ".^",        2, PREC_POW,  ZIP,     EPOW,       "^{\\circ",            0,           POS, ANY)
+OP(TRANS,   "'",         1, PREC_POST, INDEX,   TRANSPOSE,  "^\\top",              0,           ANY, ANY)
+OP(SUM,     "sum",       1, PREC_ATOM, REDUCE,  SUM,        NULL,                  OPF_AXIS,    ANY, ANY)
+OP(NORM,    "norm",      1, PREC_ATOM, REDUCE,  NORM2,      "\\left\\|",           0,           ANY, ANY)
+OP(NORMSQ,  "normsq",    1, PREC_POW,  REDUCE,  SUMSQ,      "^2",                  0,           ANY, ANY)
+OP(LSE,     "logsumexp", 1, PREC_ATOM, REDUCE,  LOGSUMEXP,  NULL,                  OPF_AXIS,    ANY, ANY)
+OP(SOFTMAX, "softmax",   1, PREC_ATOM, REDUCE,  SOFTMAX,    NULL,                  OPF_AXIS,    ANY, ANY)
+OP(TR,      "tr",        1, PREC_ATOM, LINALG,  TRACE,      "\\operatorname{tr}",  0,           ANY, ANY)
+OP(DET,     "det",       1, PREC_ATOM, LINALG,  DET,        "\\det",               OPF_INVERTS, ANY, ANY)
+OP(LOGDET,  "logdet",    1, PREC_ATOM, LINALG,  LOGDET,     "\\log\\det",          OPF_INVERTS, ANY, ANY)
+OP(INV,     "inv",       1, PREC_ATOM, LINALG,  INV,        "^{-1}",               OPF_INVERTS, ANY, ANY)
+OP(DIAGM,   "diag",      1, PREC_ATOM, INDEX,   DIAG,       "\\operatorname{diag}", 0,          ANY, ANY)
+OP(DIAGV,   "diag",      1, PREC_ATOM, INDEX,   DIAG,       "\\operatorname{diag}", 0,          ANY, ANY)
+/* ADD..EPOW broadcast (shape.c). MUL is the matrix product, or scaling when a
+   side is 1x1; juxtaposed in LaTeX. DIV's divisor is a scalar; POW's base
+   and exponent are scalars. NORM is the Frobenius norm, Euclidean for a
+   vector; NORMSQ is ||a||^2 kept whole, so that its derivative is 2*a.
+   LOGDET is log|det a|. DIAGM makes a vector a diagonal matrix, DIAGV takes
+   a square matrix's diagonal. */
+
+/* The elementwise functions. relu, abs and sign take the subgradient 0 at
+   their kink, 0 (tests keep their inputs AWAY from it); erf's derivative is
+   2/sqrt(pi) e^(-x^2). */
+/*   name      spelling    C function          latex          dom   derivative on the tape */
+MAP(EXP,      "exp",       LIBM(exp, expf),     "\\exp",       ANY,  y)
+MAP(LOG,      "log",       LIBM(log, logf),     "\\log",       POS,  1 / x)
+MAP(SQRT,     "sqrt",      LIBM(sqrt, sqrtf),   "\\sqrt",      POS,  0.5 / y)
+MAP(SIN,      "sin",       LIBM(sin, sinf),     "\\sin",       ANY,  cos(x))
+MAP(COS,      "cos",       LIBM(cos, cosf),     "\\cos",       ANY,  -sin(x))
+MAP(TAN,      "tan",       LIBM(tan, tanf),     "\\tan",       ANY,  1 + y * y)
+MAP(TANH,     "tanh",      LIBM(tanh, tanhf),   "\\tanh",      ANY,  1 - y * y)
+MAP(SIGMOID,  "sigmoid",   RT(sigmoid),         "\\sigma",     ANY,  y * (1 - y))
+MAP(RELU,     "relu",      RT(relu),            NULL,          AWAY, x > 0)
+MAP(SOFTPLUS, "softplus",  RT(softplus),        NULL,          ANY,  mdrt_sigmoid(x))
+MAP(ABS,      "abs",       LIBM(fabs, fabsf),   "\\left|",     AWAY, mdrt_sign(x))
+MAP(SIGN,     "sign",      RT(sign),            NULL,          AWAY, 0)
+MAP(ASIN,     "arcsin",    LIBM(asin, asinf),   "\\arcsin",    UNIT, 1 / sqrt(1 - x * x))
+MAP(ACOS,     "arccos",    LIBM(acos, acosf),   "\\arccos",    UNIT, -1 / sqrt(1 - x * x))
+MAP(ATAN,     "arctan",    LIBM(atan, atanf),   "\\arctan",    ANY,  1 / (1 + x * x))
+MAP(ERF,      "erf",       LIBM(erf, erff),     NULL,          ANY,  1.1283791670955126 * exp(-x * x))
+
+#undef OP
+#undef LEAF
+#undef MAP

@@ -62,6 +62,7 @@ static void add_stmt(Ctx *c, Stmt *s);
 %token <num> NUMBER
 %token <str> IDENT
 %token WRT BARS NORM_F NORM_2 NORM_1 EMUL EDIV EPOW NEWLINE LEXERROR
+%token EXPR_START  /* the first token of a one-line expression (c->implicit) */
 %type <expr> expr term unary power postfix primary args
 %type <stmt> stmt decl dims wrtlist
 %type <dim> dim
@@ -69,7 +70,11 @@ static void add_stmt(Ctx *c, Stmt *s);
 
 %%
 
-program: stmts ;
+program: stmts
+       | EXPR_START expr newlines   { Stmt *s = assign(c, @2, NULL, $2); NEW(s); add_stmt(c, s); }
+       ;
+
+newlines: %empty | newlines NEWLINE ;
 
 stmts: stmt                 { add_stmt(c, $1); }
      | stmts sep stmt       { add_stmt(c, $3); }
@@ -183,6 +188,13 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, Ctx *c, yyscan_t scann
     n = snprintf(msg, sizeof msg, "unexpected '%.*s'", at.end - at.begin, c->src + at.begin);
   else
     n = snprintf(msg, sizeof msg, "unexpected %s", token_text(got));
+  // What belongs in a file, met in a one-line expression.
+  if (c->implicit && (got == YYSYMBOL_WRT || (at.end == at.begin + 1 && c->src[at.begin] &&
+                                                 strchr(":=;", c->src[at.begin])))) {
+    ctx_error(c, at, "%s: a one-line expression is the expression alone, without declarations, "
+              "assignments or wrt; its names are typed by their first letter", msg);
+    return 0;
+  }
   // The expected tokens, with the operators said once: "expected ')', ','
   // or an operator".
   yysymbol_kind_t exp[YYNTOKENS];
@@ -401,6 +413,8 @@ bool parse_program(Ctx *c) {
   yyscan_t scanner;
   if (yylex_init_extra(c, &scanner))
     return ctx_error(c, (Loc){-1, -1}, "out of memory");
+  if (c->implicit)
+    c->start_token = EXPR_START;
   YY_BUFFER_STATE b = yy_scan_bytes(c->src, (int)c->len, scanner);
   int rc = b ? yyparse(c, scanner) : 2;
   if (rc == 2)

@@ -180,14 +180,9 @@ static void print(Ctx *c, Buf *b, const Node *n) {
   buf_printf(b, "%s(", op_spelling[n->op]);
   print(c, b, n->a);
   // The dimension of sum(A, 1), logsumexp(A, 2), softmax(A, 2).
-  if ((n->op == OP_SUM || n->op == OP_LSE || n->op == OP_SOFTMAX) && n->k)
+  if ((op_flags[n->op] & OPF_AXIS) && n->k)
     buf_printf(b, ", %ld", n->k);
   buf_puts(b, ")");
-}
-
-void print_node(Ctx *c, Buf *b, const Node *n) {
-  b->top = n;
-  print(c, b, n);
 }
 
 // A printed tree can be exponentially larger than its DAG (A^1000000): past
@@ -263,27 +258,6 @@ static void latex_dim(Ctx *c, Buf *b, Dim d) {
     buf_printf(b, "%ld", d.n);
 }
 
-static const char *latex_func(Op op) {
-  switch (op) {
-  case OP_EXP: return "\\exp";
-  case OP_LOG: return "\\log";
-  case OP_SIN: return "\\sin";
-  case OP_COS: return "\\cos";
-  case OP_TAN: return "\\tan";
-  case OP_TANH: return "\\tanh";
-  case OP_ASIN: return "\\arcsin";
-  case OP_ACOS: return "\\arccos";
-  case OP_ATAN: return "\\arctan";
-  case OP_SIGMOID: return "\\sigma";
-  case OP_DET: return "\\det";
-  case OP_LOGDET: return "\\log\\det";
-  case OP_TR: return "\\operatorname{tr}";
-  case OP_DIAGM:
-  case OP_DIAGV: return "\\operatorname{diag}";
-  default: return NULL;
-  }
-}
-
 static void latex(Ctx *c, Buf *b, const Node *n) {
   char num[32];
   if (b->limit && b->len > b->limit)  // as print(): a tree may dwarf its DAG
@@ -300,14 +274,12 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
     latex_name(b, c->dims[n->k]);
     return;
   case OP_SEED:
-    buf_puts(b, "G");
-    return;
   case OP_ZEROS:
-    buf_puts(b, "0");
+    buf_puts(b, op_latex[n->op]);
     return;
   case OP_ONES:
   case OP_EYE:
-    buf_puts(b, n->op == OP_ONES ? "\\mathbf{1}_{" : "I_{");
+    buf_printf(b, "%s_{", op_latex[n->op]);
     latex_dim(c, b, n->shape.r);
     if (n->op == OP_ONES && !(n->shape.c.sym < 0 && n->shape.c.n == 1))
       buf_puts(b, " \\times "), latex_dim(c, b, n->shape.c);
@@ -316,7 +288,7 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
   case OP_ADD:
   case OP_SUB:
     latex_group(c, b, l, false);
-    buf_puts(b, n->op == OP_ADD ? " + " : " - ");
+    buf_printf(b, " %s ", op_latex[n->op]);
     latex_group(c, b, r, n->op == OP_SUB && prec(r) <= PREC_ADD);
     return;
   case OP_MUL:
@@ -332,11 +304,11 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
   case OP_EMUL:
   case OP_EDIV:
     latex_group(c, b, l, prec(l) <= PREC_ADD);
-    buf_puts(b, n->op == OP_EMUL ? " \\odot " : " \\oslash ");
+    buf_printf(b, " %s ", op_latex[n->op]);
     latex_group(c, b, r, prec(r) <= PREC_MUL);
     return;
   case OP_DIV:
-    buf_puts(b, "\\frac{");
+    buf_printf(b, "%s{", op_latex[n->op]);
     latex(c, b, l);
     buf_puts(b, "}{");
     latex(c, b, r);
@@ -351,11 +323,11 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
     return;
   case OP_TRANS:
     latex_group(c, b, l, prec(l) < PREC_ATOM || l->op == OP_INV);
-    buf_puts(b, "^\\top");
+    buf_puts(b, op_latex[n->op]);
     return;
   case OP_INV:
     latex_group(c, b, l, prec(l) < PREC_ATOM || l->op == OP_TRANS);
-    buf_puts(b, "^{-1}");
+    buf_puts(b, op_latex[n->op]);
     return;
   case OP_NORM:
   case OP_NORMSQ: {
@@ -368,7 +340,7 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
     return;
   }
   case OP_SQRT:
-    buf_puts(b, "\\sqrt{");
+    buf_printf(b, "%s{", op_latex[n->op]);
     latex(c, b, l);
     buf_puts(b, "}");
     return;
@@ -380,12 +352,11 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
   default:
     break;
   }
-  const char *f = latex_func(n->op);
-  if (f)
-    buf_printf(b, "%s", f);
+  if (op_latex[n->op])
+    buf_puts(b, op_latex[n->op]);
   else
     buf_printf(b, "\\operatorname{%s}", op_spelling[n->op]);
-  if ((n->op == OP_SUM || n->op == OP_LSE || n->op == OP_SOFTMAX) && n->k)
+  if ((op_flags[n->op] & OPF_AXIS) && n->k)
     buf_printf(b, "_{%ld}", n->k);
   buf_puts(b, "\\left( ");
   latex(c, b, l);

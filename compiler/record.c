@@ -9,10 +9,18 @@
 #include "matdiff_rt.h"
 #include "md.h"
 
-static int record(Ctx *c, mdrt_tape *t, Node *n, const long *dims, int *h) {
+/* Each op's operation on the tape (ops.h's tape column); none for a leaf,
+   which the tape holds as a constant, or an elementwise function, which it
+   knows by name. */
+#define MDRT_NONE (-1)
+static const int tape_op[OP_COUNT] = {
+#define OP(name, spelling, arity, prec, class, tape, ...) [OP_##name] = MDRT_##tape,
+#include "ops.h"
+};
+
+static int record(mdrt_tape *t, Node *n, const long *dims, int *h) {
   int a = n->a ? h[n->a->id] : -1, b = n->b ? h[n->b->id] : -1;
   long r = dim_value(n->shape.r, dims), cols = dim_value(n->shape.c, dims);
-  (void)c;
   switch (n->op) {
   case OP_NUM: return mdrt_tape_const(t, 1, 1, &n->num);
   case OP_ZEROS: return mdrt_tape_const(t, r, cols, NULL);
@@ -32,49 +40,19 @@ static int record(Ctx *c, mdrt_tape *t, Node *n, const long *dims, int *h) {
     free(m);
     return k;
   }
-  case OP_ADD: return mdrt_tape_binary(t, MDRT_ADD, a, b);
-  case OP_SUB: return mdrt_tape_binary(t, MDRT_SUB, a, b);
-  case OP_MUL:
+  case OP_MUL:  // scaling by a scalar is elementwise on the tape
     if (shape_is_scalar(n->a->shape) || shape_is_scalar(n->b->shape))
       return mdrt_tape_binary(t, MDRT_EMUL, a, b);
-    return mdrt_tape_binary(t, MDRT_MATMUL, a, b);
-  case OP_DIV:
-  case OP_EDIV: return mdrt_tape_binary(t, MDRT_EDIV, a, b);
-  case OP_EMUL: return mdrt_tape_binary(t, MDRT_EMUL, a, b);
-  case OP_POW:
-  case OP_EPOW: return mdrt_tape_binary(t, MDRT_EPOW, a, b);
-  case OP_TRANS: return mdrt_tape_unary(t, MDRT_TRANSPOSE, a, 0);
-  case OP_SUM: return mdrt_tape_unary(t, MDRT_SUM, a, n->k);
-  case OP_NORM: return mdrt_tape_unary(t, MDRT_NORM2, a, 0);
-  case OP_NORMSQ: return mdrt_tape_unary(t, MDRT_SUMSQ, a, 0);
-  case OP_LSE: return mdrt_tape_unary(t, MDRT_LOGSUMEXP, a, n->k);
-  case OP_SOFTMAX: return mdrt_tape_unary(t, MDRT_SOFTMAX, a, n->k);
-  case OP_TR: return mdrt_tape_unary(t, MDRT_TRACE, a, 0);
-  case OP_DET: return mdrt_tape_unary(t, MDRT_DET, a, 0);
-  case OP_LOGDET: return mdrt_tape_unary(t, MDRT_LOGDET, a, 0);
-  case OP_INV: return mdrt_tape_unary(t, MDRT_INV, a, 0);
-  case OP_DIAGM:
-  case OP_DIAGV: return mdrt_tape_unary(t, MDRT_DIAG, a, 0);
-  case OP_EXP: return mdrt_tape_unary(t, MDRT_EXP, a, 0);
-  case OP_LOG: return mdrt_tape_unary(t, MDRT_LOG, a, 0);
-  case OP_SQRT: return mdrt_tape_unary(t, MDRT_SQRT, a, 0);
-  case OP_SIN: return mdrt_tape_unary(t, MDRT_SIN, a, 0);
-  case OP_COS: return mdrt_tape_unary(t, MDRT_COS, a, 0);
-  case OP_TAN: return mdrt_tape_unary(t, MDRT_TAN, a, 0);
-  case OP_TANH: return mdrt_tape_unary(t, MDRT_TANH, a, 0);
-  case OP_SIGMOID: return mdrt_tape_unary(t, MDRT_SIGMOID, a, 0);
-  case OP_RELU: return mdrt_tape_unary(t, MDRT_RELU, a, 0);
-  case OP_SOFTPLUS: return mdrt_tape_unary(t, MDRT_SOFTPLUS, a, 0);
-  case OP_ABS: return mdrt_tape_unary(t, MDRT_ABS, a, 0);
-  case OP_SIGN: return mdrt_tape_unary(t, MDRT_SIGN, a, 0);
-  case OP_ASIN: return mdrt_tape_unary(t, MDRT_ASIN, a, 0);
-  case OP_ACOS: return mdrt_tape_unary(t, MDRT_ACOS, a, 0);
-  case OP_ATAN: return mdrt_tape_unary(t, MDRT_ATAN, a, 0);
-  case OP_SEED:  /* not part of any value: the seed goes to mdrt_tape_backward */
-  case OP_VAR:
-  case OP_COUNT: break;
+    break;
+  default:
+    break;
   }
-  return -1;
+  if (op_class[n->op] == SC_MAP)
+    return mdrt_tape_map(t, op_spelling[n->op], a);
+  if (tape_op[n->op] == MDRT_NONE)  // an input or the seed: never recorded here
+    return -1;
+  return op_arity[n->op] == 2 ? mdrt_tape_binary(t, tape_op[n->op], a, b)
+                              : mdrt_tape_unary(t, tape_op[n->op], a, n->k);
 }
 
 // The seed of a gradient DAG: SEED, or all ones.
@@ -116,7 +94,7 @@ int record_nodes(Ctx *c, mdrt_tape *t, const long *dims, const double *const *in
   for (int i = 0; i < n; i++) {
     Node *p = c->nodes[i];
     if (need[i] && p->op != OP_VAR &&
-        (h[i] = p->op == OP_SEED ? record_seed(t, p, dims, seed) : record(c, t, p, dims, h)) < 0)
+        (h[i] = p->op == OP_SEED ? record_seed(t, p, dims, seed) : record(t, p, dims, h)) < 0)
       goto done;
   }
   rc = 0;

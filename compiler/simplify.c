@@ -283,7 +283,7 @@ static Node *rw_trans(Simp *s, Node *n, Node *a) {
     return a;
   if (a->op == OP_TRANS)                            /* (A')' -> A */
     return a->a;
-  if (a->op == OP_ZEROS || a->op == OP_ONES || a->op == OP_EYE)
+  if (op_is_fill(a->op))
     return ast_fill(s->c, a->op, n->shape);         /* eye' -> eye */
   if (a->op == OP_MUL && scalar(a->a))              /* (s*A)' -> s*A' */
     return mk(s, OP_MUL, a->a, mk(s, OP_TRANS, a->b, NULL));

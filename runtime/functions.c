@@ -1,44 +1,26 @@
 /*
- * functions.c - the elementwise functions libm lacks and the stable
- * row-wise reductions that emitted code calls for logsumexp and softmax.
- * Each is written to stay finite where the mathematics is: exp is only
- * ever taken of a non-positive number.
+ * functions.c - the kernels whose one definition is a loop of
+ * standalone.c (kernels.def marks them LOOP), exported by the library:
+ * the elementwise functions libm lacks, the stable row-wise logsumexp and
+ * softmax, the vector loops and the workspace allocator. Compiled C, the
+ * tape and the C that --standalone writes thus run the same code.
+ *
+ * matdiff_rt.h is not included: it declares the kernels standalone.c keeps
+ * static (gemm, the LU), which kernels.c defines. The prototypes of the
+ * exported ones come from kernels.def here instead.
  */
 #include <math.h>
-#include "matdiff_rt.h"
+#include <stdlib.h>
 
-double mdrt_sigmoid(double x) {
-  double z = exp(-fabs(x));  /* in (0, 1]: never overflows */
-  return x >= 0 ? 1 / (1 + z) : z / (1 + z);
-}
+#define mdrt_real double
+#define MDRT_KERNEL(ret, name, params, args, dbl, flt) MDRT_EXPORT_##dbl(ret, name, params)
+#define MDRT_EXPORT_LOOP(ret, name, params) ret mdrt_##name params;
+#define MDRT_EXPORT_OWN(ret, name, params)
+#define MDRT_LIBM(name, fname, arity, who)
+#include "kernels.def"
+#undef mdrt_real
+#undef MDRT_KERNEL
+#undef MDRT_LIBM
 
-double mdrt_softplus(double x) { return fmax(x, 0) + log1p(exp(-fabs(x))); }
-
-double mdrt_relu(double x) { return x > 0 ? x : 0; }
-
-double mdrt_sign(double x) { return x > 0 ? 1 : x < 0 ? -1 : x == 0 ? 0 : x; }
-
-double mdrt_logsumexp(long n, const double *x) {
-  double mx = -INFINITY;
-  for (long i = 0; i < n; i++)
-    mx = fmax(mx, x[i]);
-  if (!isfinite(mx))
-    return mx;  /* all -inf, or +inf, or NaN */
-  double s = 0;
-  for (long i = 0; i < n; i++)
-    s += exp(x[i] - mx);
-  return mx + log(s);
-}
-
-void mdrt_logsumexp_rows(long n, long m, const double *A, double *out) {
-  for (long i = 0; i < n; i++)
-    out[i] = mdrt_logsumexp(m, A + i * m);
-}
-
-void mdrt_softmax_rows(long n, long m, const double *A, double *out) {
-  for (long i = 0; i < n; i++) {
-    double lse = mdrt_logsumexp(m, A + i * m);
-    for (long j = 0; j < m; j++)
-      out[i * m + j] = exp(A[i * m + j] - lse);
-  }
-}
+#define MDRT_INLINE
+#include "standalone.c"

@@ -1,5 +1,8 @@
 /*
- * kernels.c - the numeric kernels that emitted code and the tape call.
+ * kernels.c - the numeric kernels that emitted code and the tape call, those
+ * with a definition of their own here (kernels.def marks them OWN) and
+ * those only the tape calls; the others are standalone.c's loops
+ * (functions.c).
  *
  * Everything here works on dense row-major doubles and keeps no state. The
  * one heavy kernel, mdrt_gemm, goes to CBLAS; building with -DMDRT_NO_BLAS
@@ -103,20 +106,11 @@ void mdrt_gemm(int transa, int transb, long m, long n, long k, double alpha,
 
 /* ---- vector kernels ----------------------------------------------------- */
 
-void mdrt_copy(long n, const double *x, double *y) {
-  for (long i = 0; i < n; i++)
-    y[i] = x[i];
-}
+// copy, axpby, sum and sumsq are standalone.c's loops (functions.c).
 
 void mdrt_fill(long n, double v, double *y) {
   for (long i = 0; i < n; i++)
     y[i] = v;
-}
-
-// As with gemm's beta, b == 0 makes y output only.
-void mdrt_axpby(long n, double a, const double *x, double b, double *y) {
-  for (long i = 0; i < n; i++)
-    y[i] = b == 0.0 ? a * x[i] : a * x[i] + b * y[i];
 }
 
 void mdrt_axpby_t(long r, long c, double a, const double *X, double b, double *Y) {
@@ -125,20 +119,6 @@ void mdrt_axpby_t(long r, long c, double a, const double *X, double b, double *Y
       double v = a * X[j * r + i];
       Y[i * c + j] = b == 0.0 ? v : v + b * Y[i * c + j];
     }
-}
-
-double mdrt_sum(long n, const double *x) {
-  double s = 0.0;
-  for (long i = 0; i < n; i++)
-    s += x[i];
-  return s;
-}
-
-double mdrt_sumsq(long n, const double *x) {
-  double s = 0.0;
-  for (long i = 0; i < n; i++)
-    s += x[i] * x[i];
-  return s;
 }
 
 double mdrt_dot(long n, const double *x, const double *y) {
@@ -297,17 +277,4 @@ int mdrt_logdet(long n, const double *A, double *out) {
     return -1;
   *out = s;
   return 0;
-}
-
-/* ---- workspace ---------------------------------------------------------- */
-
-// Never NULL for 0 bytes, so that NULL always means failure to the caller.
-void *mdrt_alloc(long nbytes) {
-  if (nbytes < 0)
-    return NULL;
-  return malloc(nbytes ? (size_t)nbytes : 1);
-}
-
-void mdrt_free(void *p) {
-  free(p);
 }

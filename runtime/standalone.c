@@ -1,18 +1,27 @@
 /*
  * standalone.c - the runtime's kernels as plain loops, for
  * `matdiff compile --standalone`: the emitter copies this file into its
- * output, so that the C it writes needs nothing beyond libm. Every function
- * is static inline (an unused one costs nothing and warns about nothing),
- * named as in matdiff_rt.h, and means the same. With --float the emitter
- * turns double into float and each function into its single-precision
- * twin. This file is never compiled on its own.
+ * output, so that the C it writes needs nothing beyond libm. Each function
+ * is named as in matdiff_rt.h, means the same, and is static inline (an
+ * unused one costs nothing and warns about nothing). With --float the
+ * emitter turns double into float and each function into its
+ * single-precision twin. This file is never compiled on its own.
+ *
+ * These loops are the one definition of the kernels that kernels.def
+ * marks LOOP: the runtime library compiles this file into its own (as
+ * exported functions, functions.c; in float, float.c), and the tape
+ * calls those, so standalone C, compiled C and the tape cannot disagree.
+ * MDRT_INLINE marks them; the library defines it empty.
  */
+#ifndef MDRT_INLINE
+#define MDRT_INLINE static inline
+#endif
 
-static inline void *mdrt_alloc(long nbytes) {
+MDRT_INLINE void *mdrt_alloc(long nbytes) {
   return nbytes < 0 ? NULL : malloc(nbytes > 0 ? (size_t)nbytes : 1);
 }
 
-static inline void mdrt_free(void *p) { free(p); }
+MDRT_INLINE void mdrt_free(void *p) { free(p); }
 
 /* C = alpha*op(A)*op(B) + beta*C, row-major; op(A) is m x k. */
 static inline void mdrt_gemm(int transa, int transb, long m, long n, long k, double alpha,
@@ -30,39 +39,27 @@ static inline void mdrt_gemm(int transa, int transb, long m, long n, long k, dou
   }
 }
 
-static inline void mdrt_copy(long n, const double *x, double *y) {
+MDRT_INLINE void mdrt_copy(long n, const double *x, double *y) {
   for (long i = 0; i < n; i++)
     y[i] = x[i];
 }
 
-static inline void mdrt_fill(long n, double v, double *y) {
-  for (long i = 0; i < n; i++)
-    y[i] = v;
-}
-
-static inline void mdrt_axpby(long n, double a, const double *x, double b, double *y) {
+MDRT_INLINE void mdrt_axpby(long n, double a, const double *x, double b, double *y) {
   for (long i = 0; i < n; i++)
     y[i] = a * x[i] + (b == 0 ? 0 : b * y[i]);
 }
 
-static inline double mdrt_sum(long n, const double *x) {
+MDRT_INLINE double mdrt_sum(long n, const double *x) {
   double s = 0;
   for (long i = 0; i < n; i++)
     s += x[i];
   return s;
 }
 
-static inline double mdrt_sumsq(long n, const double *x) {
+MDRT_INLINE double mdrt_sumsq(long n, const double *x) {
   double s = 0;
   for (long i = 0; i < n; i++)
     s += x[i] * x[i];
-  return s;
-}
-
-static inline double mdrt_dot(long n, const double *x, const double *y) {
-  double s = 0;
-  for (long i = 0; i < n; i++)
-    s += x[i] * y[i];
   return s;
 }
 
@@ -138,7 +135,7 @@ static inline int mdrt_logdet(long n, const double *A, double *out) {
   return mdrt_lu(n, A, NULL, NULL, out);
 }
 
-static inline double mdrt_logsumexp(long n, const double *x) {
+MDRT_INLINE double mdrt_logsumexp(long n, const double *x) {
   double mx = -INFINITY, s = 0;
   for (long i = 0; i < n; i++)
     mx = x[i] > mx ? x[i] : mx;
@@ -149,12 +146,12 @@ static inline double mdrt_logsumexp(long n, const double *x) {
   return mx + log(s);
 }
 
-static inline void mdrt_logsumexp_rows(long n, long m, const double *A, double *out) {
+MDRT_INLINE void mdrt_logsumexp_rows(long n, long m, const double *A, double *out) {
   for (long i = 0; i < n; i++)
     out[i] = mdrt_logsumexp(m, A + i * m);
 }
 
-static inline void mdrt_softmax_rows(long n, long m, const double *A, double *out) {
+MDRT_INLINE void mdrt_softmax_rows(long n, long m, const double *A, double *out) {
   for (long i = 0; i < n; i++) {
     double lse = mdrt_logsumexp(m, A + i * m);
     for (long j = 0; j < m; j++)
@@ -162,13 +159,14 @@ static inline void mdrt_softmax_rows(long n, long m, const double *A, double *ou
   }
 }
 
-static inline double mdrt_sigmoid(double x) {
+MDRT_INLINE double mdrt_sigmoid(double x) {
   double z = exp(-fabs(x));
   return x >= 0 ? 1 / (1 + z) : z / (1 + z);
 }
 
-static inline double mdrt_softplus(double x) { return (x > 0 ? x : 0) + log1p(exp(-fabs(x))); }
+MDRT_INLINE double mdrt_softplus(double x) { return (x > 0 ? x : 0) + log1p(exp(-fabs(x))); }
 
-static inline double mdrt_relu(double x) { return x > 0 ? x : 0; }
+// NaN goes through, as in PyTorch: the comparison alone would make it 0.
+MDRT_INLINE double mdrt_relu(double x) { return x > 0 || isnan(x) ? x : 0; }
 
-static inline double mdrt_sign(double x) { return x > 0 ? 1 : x < 0 ? -1 : x == 0 ? 0 : x; }
+MDRT_INLINE double mdrt_sign(double x) { return x > 0 ? 1 : x < 0 ? -1 : x == 0 ? 0 : x; }

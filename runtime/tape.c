@@ -8,7 +8,9 @@
  * walk from the output down to handle 0 that applies each op's
  * vector-Jacobian rule (micrograd's shape). The rules sit side by side in
  * the "backward" section, each under its math. Broadcasting is undone in
- * one place only, unbroadcast_add.
+ * one place only, unbroadcast_add. The elementwise functions are those of
+ * matdiff's language, one per line of compiler/ops.h, which gives each its
+ * C function and the derivative the tape uses.
  *
  * A tape owns its memory and its error message and there is no global
  * state, so separate tapes may be used from separate threads. Nothing here
@@ -19,40 +21,51 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "matdiff_rt.h"
 
-typedef enum { KIND_LEAF, KIND_CONST, KIND_OP } Kind;
+typedef enum { KIND_LEAF, KIND_CONST, KIND_OP } TapeKind;
+
+/* An operation: an mdrt_op, or an elementwise function of matdiff's
+   language (mdrt_tape_map), numbered on from the last mdrt_op in the order
+   of compiler/ops.h. */
+typedef int TapeOp;
+enum {
+  TAPE_BEFORE_MAPS = MDRT_MATMUL,
+#define OP(...)
+#define MAP(name, ...) TAPE_##name,
+#include "ops.h"
+  TAPE_NOPS
+};
 
 typedef struct {
-  Kind kind;
-  mdrt_op op;      /* KIND_OP only */
+  TapeKind kind;
+  TapeOp op;       /* KIND_OP only */
   int a, b;        /* operand handles; b is -1 for unary ops */
   long k;          /* the unary op's parameter: axis or power */
   long rows, cols;
   double *val;
   double *grad;    /* leaves only: the sum over backward passes */
   int needs_grad;  /* a leaf lies at or below, so backward must visit */
-} Node;
+} TapeNode;
 
 struct mdrt_tape {
-  Node *nodes;
+  TapeNode *nodes;
   int len, cap;
   char err[160];
 };
 
-static const char *const op_names[] = {
+static const char *const op_names[TAPE_NOPS] = {
   [MDRT_NEG] = "neg",         [MDRT_TRANSPOSE] = "transpose", [MDRT_SUM] = "sum",
   [MDRT_MEAN] = "mean",       [MDRT_SUMSQ] = "sumsq",         [MDRT_NORM2] = "norm2",
-  [MDRT_NORM1] = "norm1",     [MDRT_EXP] = "exp",             [MDRT_LOG] = "log",
-  [MDRT_SQRT] = "sqrt",       [MDRT_SIN] = "sin",             [MDRT_COS] = "cos",
-  [MDRT_TAN] = "tan",         [MDRT_TANH] = "tanh",           [MDRT_SIGMOID] = "sigmoid",
-  [MDRT_RELU] = "relu",       [MDRT_SOFTPLUS] = "softplus",   [MDRT_ABS] = "abs",
-  [MDRT_SIGN] = "sign",       [MDRT_ASIN] = "asin",           [MDRT_ACOS] = "acos",
-  [MDRT_ATAN] = "atan",       [MDRT_LOGSUMEXP] = "logsumexp", [MDRT_SOFTMAX] = "softmax",
+  [MDRT_NORM1] = "norm1",     [MDRT_LOGSUMEXP] = "logsumexp", [MDRT_SOFTMAX] = "softmax",
   [MDRT_TRACE] = "trace",     [MDRT_DET] = "det",             [MDRT_LOGDET] = "logdet",
   [MDRT_INV] = "inv",         [MDRT_DIAG] = "diag",           [MDRT_MPOW] = "mpow",
   [MDRT_ADD] = "add",         [MDRT_SUB] = "sub",             [MDRT_EMUL] = "emul",
   [MDRT_EDIV] = "ediv",       [MDRT_EPOW] = "epow",           [MDRT_MATMUL] = "matmul",
+#define OP(...)
+#define MAP(name, spelling, ...) [TAPE_##name] = spelling,
+#include "ops.h"
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -66,7 +79,7 @@ static int fail(mdrt_tape *t, const char *fmt, ...) {
   return -1;
 }
 
-static long numel(const Node *n) {
+static long numel(const TapeNode *n) {
   return n->rows * n->cols;
 }
 
@@ -84,7 +97,7 @@ static double *new_zeros(long n) {
   return calloc((size_t)(n > 0 ? n : 1), sizeof(double));
 }
 
-static const Node *node(const mdrt_tape *t, int h) {
+static const TapeNode *node(const mdrt_tape *t, int h) {
   return t && h >= 0 && h < t->len ? &t->nodes[h] : NULL;
 }
 
@@ -141,10 +154,10 @@ void mdrt_tape_free(mdrt_tape *t) {
 }
 
 // Append N, taking over its buffers (freed here on failure).
-static int push(mdrt_tape *t, Node n) {
+static int push(mdrt_tape *t, TapeNode n) {
   if (t->len == t->cap) {
     int cap = t->cap ? t->cap * 2 : 16;
-    Node *nodes = t->cap <= INT_MAX / 2 ? realloc(t->nodes, (size_t)cap * sizeof *nodes) : NULL;
+    TapeNode *nodes = t->cap <= INT_MAX / 2 ? realloc(t->nodes, (size_t)cap * sizeof *nodes) : NULL;
     if (!nodes) {
       free(n.val);
       free(n.grad);
@@ -157,7 +170,7 @@ static int push(mdrt_tape *t, Node n) {
   return t->len++;
 }
 
-static int add_input(mdrt_tape *t, Kind kind, long rows, long cols, const double *data) {
+static int add_input(mdrt_tape *t, TapeKind kind, long rows, long cols, const double *data) {
   const char *what = kind == KIND_LEAF ? "leaf" : "const";
   if (!t)
     return -1;
@@ -165,7 +178,7 @@ static int add_input(mdrt_tape *t, Kind kind, long rows, long cols, const double
     return fail(t, "%s: bad size %ldx%ld", what, rows, cols);
   if (!data && rows * cols > 0 && kind == KIND_LEAF)
     return fail(t, "leaf: data is NULL");
-  Node n = {.kind = kind, .a = -1, .b = -1, .rows = rows, .cols = cols,
+  TapeNode n = {.kind = kind, .a = -1, .b = -1, .rows = rows, .cols = cols,
             .needs_grad = kind == KIND_LEAF};
   n.val = data ? new_buf(rows * cols) : new_zeros(rows * cols);
   n.grad = kind == KIND_LEAF ? new_zeros(rows * cols) : NULL;
@@ -190,63 +203,32 @@ int mdrt_tape_const(mdrt_tape *t, long rows, long cols, const double *data) {
 /* ---- elementwise functions ---------------------------------------------- */
 
 // Each entry is f and its derivative, given both x and y = f(x) so that the
-// rule can reuse the value (exp, tanh, sigmoid).
+// rule can reuse the value (exp, tanh, sigmoid). Both come from the
+// function's line in compiler/ops.h: f is the C function compiled code
+// calls (libm's, or the runtime's kernel), the derivative the line's own
+// formula, written apart from the compiler's rule.
 typedef struct {
   double (*f)(double x);
   double (*df)(double x, double y);
 } Elementwise;
 
-// exp(-|x|) never overflows, and 1 + it never cancels: stable for any x.
-static double sigmoid(double x) {
-  double z = exp(-fabs(x));
-  return x >= 0 ? 1.0 / (1.0 + z) : z / (1.0 + z);
-}
+#define OP(...)
+#define MAP(name, spelling, cfn, latex, dom, dtape) \
+  static double d_##name(double x, double y) { (void)x, (void)y; return dtape; }
+#include "ops.h"
 
-// log(1 + e^x) = max(x,0) + log1p(e^-|x|): neither term overflows.
-static double softplus(double x) {
-  return fmax(x, 0.0) + log1p(exp(-fabs(x)));
-}
-
-// NaN goes through; the comparisons alone would turn it into 0.
-static double relu(double x) {
-  return x > 0 ? x : isnan(x) ? x : 0.0;
-}
-
-static double sign(double x) {
-  return x > 0 ? 1.0 : x < 0 ? -1.0 : isnan(x) ? x : 0.0;
-}
-
-static double d_exp(double x, double y) { (void)x; return y; }               /* e^x */
-static double d_log(double x, double y) { (void)y; return 1.0 / x; }         /* 1/x */
-static double d_sqrt(double x, double y) { (void)x; return 0.5 / y; }        /* 1/(2 sqrt x) */
-static double d_sin(double x, double y) { (void)y; return cos(x); }          /* cos x */
-static double d_cos(double x, double y) { (void)y; return -sin(x); }         /* -sin x */
-static double d_tan(double x, double y) { (void)x; return 1.0 + y * y; }     /* 1 + tan^2 x */
-static double d_tanh(double x, double y) { (void)x; return 1.0 - y * y; }    /* 1 - tanh^2 x */
-static double d_sigmoid(double x, double y) { (void)x; return y * (1.0 - y); } /* s (1 - s) */
-static double d_relu(double x, double y) { (void)y; return x > 0 ? 1.0 : 0.0; } /* [x > 0] */
-static double d_softplus(double x, double y) { (void)y; return sigmoid(x); } /* sigmoid x */
-static double d_abs(double x, double y) { (void)y; return sign(x); }         /* sign x, 0 at 0 */
-static double d_sign(double x, double y) { (void)x; (void)y; return 0.0; }   /* 0 */
-static double d_asin(double x, double y) { (void)y; return 1.0 / sqrt(1.0 - x * x); }
-static double d_acos(double x, double y) { (void)y; return -1.0 / sqrt(1.0 - x * x); }
-static double d_atan(double x, double y) { (void)y; return 1.0 / (1.0 + x * x); }
-
-static const Elementwise elementwise[] = {
-  [MDRT_EXP] = {exp, d_exp},          [MDRT_LOG] = {log, d_log},
-  [MDRT_SQRT] = {sqrt, d_sqrt},       [MDRT_SIN] = {sin, d_sin},
-  [MDRT_COS] = {cos, d_cos},          [MDRT_TAN] = {tan, d_tan},
-  [MDRT_TANH] = {tanh, d_tanh},       [MDRT_SIGMOID] = {sigmoid, d_sigmoid},
-  [MDRT_RELU] = {relu, d_relu},       [MDRT_SOFTPLUS] = {softplus, d_softplus},
-  [MDRT_ABS] = {fabs, d_abs},         [MDRT_SIGN] = {sign, d_sign},
-  [MDRT_ASIN] = {asin, d_asin},       [MDRT_ACOS] = {acos, d_acos},
-  [MDRT_ATAN] = {atan, d_atan},
+static const Elementwise elementwise[TAPE_NOPS] = {
+#define OP(...)
+#define MAP(name, spelling, cfn, ...) [TAPE_##name] = {cfn, d_##name},
+#define LIBM(d, f) d
+#define RT(n) mdrt_##n
+#include "ops.h"
+#undef LIBM
+#undef RT
 };
 
-static const Elementwise *elementwise_of(mdrt_op op) {
-  size_t i = (size_t)op;
-  return i < sizeof elementwise / sizeof *elementwise && elementwise[i].f ? &elementwise[i]
-                                                                           : NULL;
+static const Elementwise *elementwise_of(TapeOp op) {
+  return op > TAPE_BEFORE_MAPS && op < TAPE_NOPS ? &elementwise[op] : NULL;
 }
 
 // Binary elementwise ops: f(a, b) and its two partials given a, b, y.
@@ -290,19 +272,19 @@ static const Binary binary[] = {
 
 /* ---- shapes ------------------------------------------------------------- */
 
-static int takes_k(mdrt_op op) {
+static int takes_k(TapeOp op) {
   return op == MDRT_SUM || op == MDRT_MEAN || op == MDRT_LOGSUMEXP || op == MDRT_SOFTMAX ||
          op == MDRT_MPOW;
 }
 
-static int need_square(mdrt_tape *t, mdrt_op op, const Node *a) {
+static int need_square(mdrt_tape *t, TapeOp op, const TapeNode *a) {
   if (a->rows == a->cols)
     return 0;
   return fail(t, "%s: matrix is %ldx%ld, not square", op_names[op], a->rows, a->cols);
 }
 
 // Checks K and the operand; sets the result shape *R x *C.
-static int unary_shape(mdrt_tape *t, mdrt_op op, const Node *a, long k, long *r, long *c) {
+static int unary_shape(mdrt_tape *t, TapeOp op, const TapeNode *a, long k, long *r, long *c) {
   const char *name = op_names[op];
   *r = a->rows;
   *c = a->cols;
@@ -362,7 +344,7 @@ static int fits(long r, long c, long R, long C) {
 
 // One operand fixes the result shape and the other fits it; a row against
 // a column (outer broadcasting) is not one of the cases and is refused.
-static int binary_shape(mdrt_tape *t, mdrt_op op, const Node *a, const Node *b, long *r,
+static int binary_shape(mdrt_tape *t, mdrt_op op, const TapeNode *a, const TapeNode *b, long *r,
                         long *c) {
   if (op == MDRT_MATMUL) {
     if (a->cols != b->rows)
@@ -370,7 +352,7 @@ static int binary_shape(mdrt_tape *t, mdrt_op op, const Node *a, const Node *b, 
     *r = a->rows, *c = b->cols;
     return 0;
   }
-  const Node *big = fits(b->rows, b->cols, a->rows, a->cols)   ? a
+  const TapeNode *big = fits(b->rows, b->cols, a->rows, a->cols)   ? a
                     : fits(a->rows, a->cols, b->rows, b->cols) ? b
                                                                : NULL;
   if (!big)
@@ -384,7 +366,7 @@ static int binary_shape(mdrt_tape *t, mdrt_op op, const Node *a, const Node *b, 
 
 // The groups that logsumexp and softmax reduce over, as the rows of a
 // *GR x *GC view: the whole matrix for k = 0, each row for k = 2.
-static void groups(const Node *a, long k, long *gr, long *gc) {
+static void groups(const TapeNode *a, long k, long *gr, long *gc) {
   *gr = k == 0 ? 1 : a->rows;
   *gc = k == 0 ? numel(a) : a->cols;
 }
@@ -446,7 +428,7 @@ static int mpow(long n, const double *X, long k, double *Y) {
 }
 
 // The LU-based ops: det, logdet, inv, with their failures.
-static int forward_lu(mdrt_tape *t, mdrt_op op, const Node *a, double *y) {
+static int forward_lu(mdrt_tape *t, TapeOp op, const TapeNode *a, double *y) {
   int rc = op == MDRT_DET      ? mdrt_lu_inv(a->rows, a->val, NULL, y)
            : op == MDRT_LOGDET ? mdrt_logdet(a->rows, a->val, y)
                                : mdrt_lu_inv(a->rows, a->val, y, NULL);
@@ -458,7 +440,7 @@ static int forward_lu(mdrt_tape *t, mdrt_op op, const Node *a, double *y) {
   return 0;
 }
 
-static void diag(const Node *a, double *y) {
+static void diag(const TapeNode *a, double *y) {
   long n = a->rows;
   if (a->cols == 1) {
     mdrt_fill(n * n, 0.0, y);
@@ -485,7 +467,7 @@ static double norm1(long n, const double *x) {
 }
 
 // Y's value from its operand A; Y's shape and k are already set.
-static int forward_unary(mdrt_tape *t, Node *y, const Node *a) {
+static int forward_unary(mdrt_tape *t, TapeNode *y, const TapeNode *a) {
   const Elementwise *e = elementwise_of(y->op);
   long n = numel(a), gr, gc;
   if (e) {
@@ -532,7 +514,7 @@ static int forward_unary(mdrt_tape *t, Node *y, const Node *a) {
   }
 }
 
-static void forward_binary(Node *y, const Node *a, const Node *b) {
+static void forward_binary(TapeNode *y, const TapeNode *a, const TapeNode *b) {
   if (y->op == MDRT_MATMUL) {
     mdrt_gemm(0, 0, a->rows, b->cols, a->cols, 1.0, a->val, b->val, 0.0, y->val);
     return;
@@ -553,7 +535,7 @@ static int is_binary(mdrt_op op) {
 }
 
 // A buffer for Y's value, once its shape is known.
-static int alloc_value(mdrt_tape *t, Node *y) {
+static int alloc_value(mdrt_tape *t, TapeNode *y) {
   if (!size_ok(y->rows, y->cols))
     return fail(t, "%s: a %ldx%ld result is too large", op_names[y->op], y->rows, y->cols);
   if (!(y->val = new_buf(numel(y))))
@@ -561,15 +543,12 @@ static int alloc_value(mdrt_tape *t, Node *y) {
   return 0;
 }
 
-int mdrt_tape_unary(mdrt_tape *t, mdrt_op op, int a, long k) {
-  if (!t)
-    return -1;
-  if (!valid_op(op) || is_binary(op))
-    return fail(t, "unary: %d is not a unary op", (int)op);
-  const Node *x = node(t, a);
+// Record OP (checked to be unary) on handle A.
+static int unary(mdrt_tape *t, TapeOp op, int a, long k) {
+  const TapeNode *x = node(t, a);
   if (!x)
     return bad_handle(t, a);
-  Node y = {.kind = KIND_OP, .op = op, .a = a, .b = -1, .k = k, .needs_grad = x->needs_grad};
+  TapeNode y = {.kind = KIND_OP, .op = op, .a = a, .b = -1, .k = k, .needs_grad = x->needs_grad};
   if (unary_shape(t, op, x, k, &y.rows, &y.cols))
     return -1;
   if (alloc_value(t, &y))
@@ -581,15 +560,32 @@ int mdrt_tape_unary(mdrt_tape *t, mdrt_op op, int a, long k) {
   return push(t, y);
 }
 
+int mdrt_tape_unary(mdrt_tape *t, mdrt_op op, int a, long k) {
+  if (!t)
+    return -1;
+  if (!valid_op(op) || is_binary(op))
+    return fail(t, "unary: %d is not a unary op", (int)op);
+  return unary(t, op, a, k);
+}
+
+int mdrt_tape_map(mdrt_tape *t, const char *fn, int a) {
+  if (!t)
+    return -1;
+  for (TapeOp op = TAPE_BEFORE_MAPS + 1; op < TAPE_NOPS; op++)
+    if (fn && !strcmp(op_names[op], fn))
+      return unary(t, op, a, 0);
+  return fail(t, "map: no elementwise function '%s'", fn ? fn : "(null)");
+}
+
 int mdrt_tape_binary(mdrt_tape *t, mdrt_op op, int a, int b) {
   if (!t)
     return -1;
   if (!valid_op(op) || !is_binary(op))
     return fail(t, "binary: %d is not a binary op", (int)op);
-  const Node *x = node(t, a), *z = node(t, b);
+  const TapeNode *x = node(t, a), *z = node(t, b);
   if (!x || !z)
     return bad_handle(t, x ? b : a);
-  Node y = {.kind = KIND_OP, .op = op, .a = a, .b = b,
+  TapeNode y = {.kind = KIND_OP, .op = op, .a = a, .b = b,
             .needs_grad = x->needs_grad || z->needs_grad};
   if (binary_shape(t, op, x, z, &y.rows, &y.cols))
     return -1;
@@ -605,7 +601,7 @@ int mdrt_tape_binary(mdrt_tape *t, mdrt_op op, int a, int b) {
 // when no leaf lies below that operand) and y the output. Rules add.
 
 /* y = f(x) elementwise: dx += G .* f'(x) */
-static void back_elementwise(const Elementwise *e, const Node *y, const Node *x,
+static void back_elementwise(const Elementwise *e, const TapeNode *y, const TapeNode *x,
                              const double *G, double *dx) {
   for (long i = 0; i < numel(x); i++)
     dx[i] += G[i] * e->df(x->val[i], y->val[i]);
@@ -613,7 +609,7 @@ static void back_elementwise(const Elementwise *e, const Node *y, const Node *x,
 
 /* y = sum of x along k (or mean, count = elements per sum):
    dx += G broadcast back along the summed axes / count */
-static void back_sum(const Node *y, const Node *x, const double *G, double *dx) {
+static void back_sum(const TapeNode *y, const TapeNode *x, const double *G, double *dx) {
   long count = y->k == 0 ? numel(x) : y->k == 1 ? x->rows : x->cols;
   double scale = y->op == MDRT_MEAN ? 1.0 / (double)count : 1.0;
   broadcast_add(G, y->rows, y->cols, scale, dx, x->rows, x->cols);
@@ -621,19 +617,19 @@ static void back_sum(const Node *y, const Node *x, const double *G, double *dx) 
 
 /* y = sum x.^2: dx += 2 g x;  y = ||x||: dx += g x / y (0 at x = 0);
    y = sum |x|: dx += g sign(x) */
-static void back_norms(const Node *y, const Node *x, const double *G, double *dx) {
+static void back_norms(const TapeNode *y, const TapeNode *x, const double *G, double *dx) {
   double g = G[0], y0 = y->val[0];
   for (long i = 0; i < numel(x); i++) {
     double xi = x->val[i];
     dx[i] += y->op == MDRT_SUMSQ   ? 2.0 * g * xi
              : y->op == MDRT_NORM2 ? (y0 > 0 ? g * xi / y0 : 0.0)
-                                   : g * sign(xi);
+                                   : g * mdrt_sign(xi);
   }
 }
 
 /* y_i = log sum_j exp x_ij over each group i: dx_ij += g_i exp(x_ij - y_i),
    the group's softmax, which is at most 1 and cannot overflow */
-static void back_logsumexp(const Node *y, const Node *x, const double *G, double *dx) {
+static void back_logsumexp(const TapeNode *y, const TapeNode *x, const double *G, double *dx) {
   long gr, gc;
   groups(x, y->k, &gr, &gc);
   for (long i = 0; i < gr; i++)
@@ -642,7 +638,7 @@ static void back_logsumexp(const Node *y, const Node *x, const double *G, double
 }
 
 /* Y = softmax of each row of X: dX_i += Y_i .* (G_i - <G_i, Y_i>) */
-static void back_softmax(const Node *y, const double *G, double *dx) {
+static void back_softmax(const TapeNode *y, const double *G, double *dx) {
   long c = y->cols;
   for (long i = 0; i < y->rows; i++) {
     const double *yi = y->val + i * c, *gi = G + i * c;
@@ -655,7 +651,8 @@ static void back_softmax(const Node *y, const double *G, double *dx) {
 /* y = det X: dX += g y inv(X)';  y = log|det X|: dX += g inv(X)'.
    At a singular X, det's gradient (the adjugate) exists but inv(X) does
    not; that is reported rather than turned into NaN. */
-static int back_det(mdrt_tape *t, const Node *y, const Node *x, const double *G, double *dx) {
+static int back_det(mdrt_tape *t, const TapeNode *y, const TapeNode *x, const double *G,
+                    double *dx) {
   long n = x->rows;
   double *inv = new_buf(n * n);
   int rc = inv ? mdrt_lu_inv(n, x->val, inv, NULL) : -2;
@@ -670,7 +667,7 @@ static int back_det(mdrt_tape *t, const Node *y, const Node *x, const double *G,
 }
 
 /* Y = inv X: dX += -Y' G Y' */
-static int back_inv(mdrt_tape *t, const Node *y, const double *G, double *dx) {
+static int back_inv(mdrt_tape *t, const TapeNode *y, const double *G, double *dx) {
   long n = y->rows;
   double *tmp = new_buf(n * n);
   if (!tmp)
@@ -684,7 +681,8 @@ static int back_inv(mdrt_tape *t, const Node *y, const double *G, double *dx) {
 /* Y = X^k: dX += sum_{i<k} (X')^i G (X')^(k-1-i). That sum is the top-right
    block of [X' G; 0 X']^k, so the forward power computes it in log2(k)
    products. */
-static int back_mpow(mdrt_tape *t, const Node *y, const Node *x, const double *G, double *dx) {
+static int back_mpow(mdrt_tape *t, const TapeNode *y, const TapeNode *x, const double *G,
+                     double *dx) {
   long n = x->rows, m = 2 * n;
   double *M = new_zeros(2 * m * m);
   if (!M)
@@ -705,7 +703,7 @@ static int back_mpow(mdrt_tape *t, const Node *y, const Node *x, const double *G
 
 /* y = tr X: dX += g I;  Y = diag(x) (vector to matrix): dx_i += G_ii;
    y = diag(X) (matrix to vector): dX_ii += g_i */
-static void back_diagonal(const Node *y, const Node *x, const double *G, double *dx) {
+static void back_diagonal(const TapeNode *y, const TapeNode *x, const double *G, double *dx) {
   long n = x->rows;
   for (long i = 0; i < n; i++) {
     if (y->op == MDRT_TRACE)
@@ -717,8 +715,8 @@ static void back_diagonal(const Node *y, const Node *x, const double *G, double 
   }
 }
 
-static int back_unary(mdrt_tape *t, const Node *y, const double *G, double *dx) {
-  const Node *x = &t->nodes[y->a];
+static int back_unary(mdrt_tape *t, const TapeNode *y, const double *G, double *dx) {
+  const TapeNode *x = &t->nodes[y->a];
   const Elementwise *e = elementwise_of(y->op);
   if (e) {
     back_elementwise(e, y, x, G, dx);
@@ -747,7 +745,7 @@ static int back_unary(mdrt_tape *t, const Node *y, const double *G, double *dx) 
 }
 
 /* C = A*B: dA += G*B', dB += A'*G */
-static void back_matmul(const Node *a, const Node *b, const double *G, double *da,
+static void back_matmul(const TapeNode *a, const TapeNode *b, const double *G, double *da,
                         double *db) {
   long r = a->rows, k = a->cols, c = b->cols;
   if (da)
@@ -758,11 +756,11 @@ static void back_matmul(const Node *a, const Node *b, const double *G, double *d
 
 /* y = f(a, b) with broadcasting: da += unbroadcast(G .* df/da), and so for
    b. D holds G .* df/d(operand) at the output's full shape. */
-static void back_broadcast(const Node *y, const Node *a, const Node *b, const double *G,
+static void back_broadcast(const TapeNode *y, const TapeNode *a, const TapeNode *b, const double *G,
                            double *D, double *da, double *db) {
   const Binary *f = &binary[y->op];
   for (int side = 0; side < 2; side++) {
-    const Node *w = side ? b : a;
+    const TapeNode *w = side ? b : a;
     double *dw = side ? db : da;
     if (!dw)
       continue;
@@ -777,8 +775,8 @@ static void back_broadcast(const Node *y, const Node *a, const Node *b, const do
   }
 }
 
-static int back_binary(mdrt_tape *t, const Node *y, const double *G, double *da, double *db) {
-  const Node *a = &t->nodes[y->a], *b = &t->nodes[y->b];
+static int back_binary(mdrt_tape *t, const TapeNode *y, const double *G, double *da, double *db) {
+  const TapeNode *a = &t->nodes[y->a], *b = &t->nodes[y->b];
   if (y->op == MDRT_MATMUL) {
     back_matmul(a, b, G, da, db);
     return 0;
@@ -806,7 +804,7 @@ static double *adjoint(mdrt_tape *t, double **adj, int h, int *rc) {
 // Apply handle H's rule if it is an op with an adjoint, then drop that
 // adjoint: every use of H comes after H, so it is complete and spent.
 static int visit(mdrt_tape *t, double **adj, int h) {
-  const Node *y = &t->nodes[h];
+  const TapeNode *y = &t->nodes[h];
   if (y->kind != KIND_OP || !adj[h])
     return 0;
   int rc = 0;
@@ -824,7 +822,7 @@ static int visit(mdrt_tape *t, double **adj, int h) {
 int mdrt_tape_backward(mdrt_tape *t, int out, const double *seed) {
   if (!t)
     return -1;
-  const Node *o = node(t, out);
+  const TapeNode *o = node(t, out);
   if (!o)
     return bad_handle(t, out);
   if (!o->needs_grad)
@@ -842,7 +840,7 @@ int mdrt_tape_backward(mdrt_tape *t, int out, const double *seed) {
   for (int h = out; h >= 0 && rc == 0; h--)
     rc = visit(t, adj, h);
   for (int h = 0; h <= out; h++) {
-    Node *n = &t->nodes[h];
+    TapeNode *n = &t->nodes[h];
     if (rc == 0 && adj[h] && n->kind == KIND_LEAF)
       mdrt_axpby(numel(n), 1.0, adj[h], 1.0, n->grad);
     free(adj[h]);
@@ -860,22 +858,22 @@ void mdrt_tape_zero_grad(mdrt_tape *t) {
 /* ---- accessors: -1 or NULL for a bad handle ----------------------------- */
 
 long mdrt_tape_rows(const mdrt_tape *t, int h) {
-  const Node *n = node(t, h);
+  const TapeNode *n = node(t, h);
   return n ? n->rows : -1;
 }
 
 long mdrt_tape_cols(const mdrt_tape *t, int h) {
-  const Node *n = node(t, h);
+  const TapeNode *n = node(t, h);
   return n ? n->cols : -1;
 }
 
 const double *mdrt_tape_value(const mdrt_tape *t, int h) {
-  const Node *n = node(t, h);
+  const TapeNode *n = node(t, h);
   return n ? n->val : NULL;
 }
 
 const double *mdrt_tape_grad(const mdrt_tape *t, int h) {
-  const Node *n = node(t, h);
+  const TapeNode *n = node(t, h);
   return n ? n->grad : NULL;
 }
 

@@ -192,6 +192,19 @@ static inline long cases_opt(const Case *c, const char *key, long def) {
   return def;
 }
 
+// The text of KEY=TEXT in a case's options (TEXT up to the next blank) into
+// BUF, or "" if there is none; BUF itself.
+static inline char *cases_opt_str(const Case *c, const char *key, char *buf, size_t n) {
+  size_t kl = strlen(key);
+  buf[0] = '\0';
+  for (const char *p = c->opts; (p = strstr(p, key)) != NULL; p += kl)
+    if ((p == c->opts || p[-1] == ' ' || p[-1] == '\t') && p[kl] == '=') {
+      snprintf(buf, n, "%.*s", (int)strcspn(p + kl + 1, " \t"), p + kl + 1);
+      break;
+    }
+  return buf;
+}
+
 // Does a case's option list hold the word WORD?
 static inline int cases_flag(const Case *c, const char *word) {
   size_t wl = strlen(word);

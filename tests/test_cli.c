@@ -155,7 +155,7 @@ Test(cli, unknown_missing_and_misplaced_options) {
 }
 
 Test(cli, files) {
-  expect_error("diff", "matdiff: error: diff needs a FILE\n", true);
+  expect_error("diff", "matdiff: error: diff needs a FILE or -e EXPR\n", true);
   expect_error("diff " SEED " more.expr", "matdiff: error: diff takes one FILE, not also 'more.expr'\n",
                true);
   expect_error("eval " SEED " more.expr",
@@ -291,6 +291,62 @@ Test(cli, dump_errors) {
   cr_expect_str_eq(r.out, "# after parse\n(decl A matrix n k)\n(= y (sum (* A A)))\n\n");
   cr_expect(strstr(r.err, "bad.expr:2:10: error: "), "%s", r.err);
   run_free(&r);
+}
+
+/* ---- one-line expressions (-e) -------------------------------------------- */
+
+// diff -e prints the program it inferred, then the gradients: by hand,
+// d(x'*A*x)/dx = (A' + A)*x and d/dA = x*x'.
+Test(cli, expression_diff) {
+  Run r = matdiff("diff -e \"x'*A*x\"");
+  cr_expect_eq(r.status, 0, "%s", r.err);
+  cr_expect_str_eq(r.out, "x : vector(n)\nA : matrix(n, n)\nf = x'*A*x\n"
+                          "df/dx = (A' + A)*x\ndf/dA = x*x'\n");
+  run_free(&r);
+  r = matdiff("diff -e \"a*x'*y\" --wrt y");
+  cr_expect_eq(r.status, 0, "%s", r.err);
+  cr_expect_str_eq(r.out, "a : scalar\nx : vector(n)\ny : vector(n)\nwrt y\nf = a*x'*y\n"
+                          "df/dy = a*x\n");
+  run_free(&r);
+}
+
+// eval, check, compile and cost take -e as they take FILE; compile names
+// its functions after the output, f.
+Test(cli, expression_verbs) {
+  Run r = matdiff("eval -e \"a*b\" a=" MD_SRC_DIR "/examples/seed/W.txt");
+  cr_expect_eq(r.status, 1, "a is a scalar, W.txt a 4x4 matrix");
+  run_free(&r);
+  const char *two = tmpdir_text("two.txt", "2\n"), *three = tmpdir_text("three.txt", "3\n");
+  char args[512];
+  snprintf(args, sizeof args, "eval -e \"a^b\" a=%s b=%s --grad", two, three);
+  r = matdiff(args);
+  cr_expect_eq(r.status, 0, "%s", r.err);
+  // 2^3 = 8; d/da = b*a^(b-1) = 12; d/db = log(a)*a^b = 8*log(2) = 5.5452
+  cr_expect(strstr(r.out, "f = 8") && strstr(r.out, "df/da = 12") && strstr(r.out, "df/db = 5.5452"),
+            "%s", r.out);
+  run_free(&r);
+  r = matdiff("check -e \"norm2(A*x - y)^2\"");
+  cr_expect_eq(r.status, 0, "%s%s", r.out, r.err);
+  run_free(&r);
+  r = matdiff("compile -e \"x'*x\"");
+  cr_expect_eq(r.status, 0, "%s", r.err);
+  cr_expect(strstr(r.out, "double f_grad(long n, const double *x, double *dx)") != NULL, "%s", r.out);
+  run_free(&r);
+  r = matdiff("cost -e \"sum(exp(x))\" --dim n=10");
+  cr_expect_eq(r.status, 0, "%s", r.err);
+  run_free(&r);
+}
+
+// An error in the expression points into it; -e and FILE exclude each
+// other, and --wrt needs -e.
+Test(cli, expression_errors) {
+  expect_error("diff -e \"x'*A*\"",
+               "<expr>:1:6: error: unexpected end of input, expected a number, a name, '||', '(' "
+               "or an operator\nx'*A*\n     ^\n", false);
+  expect_error("diff -e \"x'*A\" " SEED,
+               "matdiff: error: diff: -e EXPR takes the place of FILE: give one, not both\n", false);
+  expect_error("diff " SEED " --wrt X",
+               "matdiff: error: diff: --wrt goes with -e; in a FILE, say 'wrt NAME ...'\n", false);
 }
 
 /* ---- files written (issue #10) -------------------------------------------- */

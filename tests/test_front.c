@@ -2,7 +2,8 @@
  * test_front.c - the front end through the public API: every diagnostic in
  * tests/cases/errors.txt, down to the caret line, then what the data file
  * cannot say: precedence and associativity, transposes, comments, `;`,
- * `...`, number spellings, and the names and sizes md_compile reports.
+ * `...`, number spellings, and the names and sizes md_compile reports;
+ * and one-line expressions through md_expr_source and md_compile_expr.
  *
  * The parse tests are numeric: each source is compiled, evaluated through
  * md_eval and held against a value worked out by hand (in the comment above
@@ -28,12 +29,15 @@ static Case *load_errors(int *n) {
   return cs;
 }
 
-// One case: md_compile must fail with the expected diagnostic. Only
+// One case: md_compile must fail with the expected diagnostic, or for a
+// case flagged "expr" md_compile_expr, whose file is "<expr>". Only
 // cr_expect here, so that one bad case does not hide the rest of its chunk.
 static void check_error(const Case *c) {
   md_error err;
   memset(&err, 0x55, sizeof err);  // garbage, which md_compile must overwrite
-  md_function *f = md_compile(c->src, "case.expr", &err);
+  bool expr = cases_flag(c, "expr");
+  const char *file = expr ? "<expr>" : "case.expr";
+  md_function *f = expr ? md_compile_expr(c->src, NULL, &err) : md_compile(c->src, file, &err);
   if (f) {
     cr_expect_null(f, "%s (errors.txt:%d): compiled, but an error was expected", c->name, c->line);
     md_free(f);
@@ -44,8 +48,10 @@ static void check_error(const Case *c) {
     cr_expect_str_eq(err.diag, c->expect, "%s (errors.txt:%d): diagnostic\n--- got:\n%s\n--- expected:\n%s",
                      c->name, c->line, err.diag, c->expect);
     int used = 0;
-    if (sscanf(c->expect, "case.expr:%d:%d: error: %n", &line, &col, &used) != 2) {
-      cr_expect(0, "%s (errors.txt:%d): the expected text has no case.expr:L:C", c->name, c->line);
+    char form[64];
+    snprintf(form, sizeof form, "%s:%%d:%%d: error: %%n", file);
+    if (sscanf(c->expect, form, &line, &col, &used) != 2) {
+      cr_expect(0, "%s (errors.txt:%d): the expected text has no %s:L:C", c->name, c->line, file);
       return;
     }
     char msg[512];
@@ -56,7 +62,7 @@ static void check_error(const Case *c) {
     cr_expect(strstr(err.message, c->expect) != NULL, "%s: message \"%s\" lacks \"%s\"", c->name,
               err.message, c->expect);
     char prefix[64];
-    snprintf(prefix, sizeof prefix, "case.expr:%d:%d: error: ", line, col);
+    snprintf(prefix, sizeof prefix, "%s:%d:%d: error: ", file, line, col);
     cr_expect(!strncmp(err.diag, prefix, strlen(prefix)), "%s: diag \"%s\" does not start with \"%s\"",
               c->name, err.diag, prefix);
   } else {
@@ -170,6 +176,48 @@ Test(parse, division_is_left_associative) {
   expect_near(eval_x("x : scalar\ny = x/2/4\n", 8), 1, "x/2/4 at 8");
   expect_near(eval_x("x : scalar\ny = x - 2 - 4\n", 8), 2, "x - 2 - 4 at 8");
   expect_near(eval_x("x : scalar\ny = x/2*4\n", 8), 16, "x/2*4 at 8");
+}
+
+// A^-1 is inv(A) and A^-k is inv(A)^k: with A = [2 1; 1 1], inv(A) =
+// [1 -1; -1 2] sums to 1, inv(A)^2 = [2 -3; -3 5] has trace 7, and
+// inv(A)^3 = [5 -8; -8 13] sums to 2. The exponent may be parenthesised.
+Test(parse, negative_matrix_power) {
+  const double A[] = {2, 1, 1, 1};
+  const double *in[] = {A};
+  const char *decl = "A : matrix(2, 2)\n";
+  char src[128];
+  snprintf(src, sizeof src, "%sy = sum(A^-1)\n", decl);
+  expect_near(eval_at(src, NULL, in), 1, "sum(A^-1)");
+  snprintf(src, sizeof src, "%sy = tr(A^-2)\n", decl);
+  expect_near(eval_at(src, NULL, in), 7, "tr(A^-2)");
+  snprintf(src, sizeof src, "%sy = sum(A^(-3))\n", decl);
+  expect_near(eval_at(src, NULL, in), 2, "sum(A^(-3))");
+  snprintf(src, sizeof src, "%sy = sum(A^-1*A)\n", decl);
+  expect_near(eval_at(src, NULL, in), 2, "sum(A^-1*A)");
+}
+
+// vector(v), matrix(v) and a bare eye take their size from where they
+// stand: with x = [1 2 3] and A = [2 1; 1 1], x'*vector(1) = 6,
+// sum(A + eye) = 5 + 2, sum(matrix(2) .* A) = 10, vector(x'*x)'*x = 14*6.
+// A variable or an intermediate named eye is that, not the identity.
+Test(parse, inferred_constants) {
+  const double x[] = {1, 2, 3}, A[] = {2, 1, 1, 1};
+  const double *in[] = {x, A};
+  const char *decl = "x : vector(3)\nA : matrix(2, 2)\n";
+  char src[160];
+  snprintf(src, sizeof src, "%sy = x'*vector(1)\n", decl);
+  expect_near(eval_at(src, NULL, in), 6, "x'*vector(1)");
+  snprintf(src, sizeof src, "%sy = sum(A + eye)\n", decl);
+  expect_near(eval_at(src, NULL, in), 7, "sum(A + eye)");
+  snprintf(src, sizeof src, "%sy = sum(matrix(2) .* A)\n", decl);
+  expect_near(eval_at(src, NULL, in), 10, "sum(matrix(2) .* A)");
+  snprintf(src, sizeof src, "%sy = vector(x'*x)'*x\n", decl);
+  expect_near(eval_at(src, NULL, in), 84, "vector(x'*x)'*x");
+  snprintf(src, sizeof src, "%seye = A*A\ny = sum(eye)\n", decl);
+  expect_near(eval_at(src, NULL, in), 5 + 3 + 3 + 2, "an intermediate named eye");
+  const double *in2[] = {x, A, A};
+  snprintf(src, sizeof src, "%seye : matrix(2, 2)\ny = sum(eye)\n", decl);
+  expect_near(eval_at(src, NULL, in2), 5, "an input named eye");
 }
 
 /* ---- transposes ----------------------------------------------------------- */
@@ -385,3 +433,76 @@ Test(api, first_error_only_and_null_err) {
   cr_expect_str_eq(err.message, "undeclared variable 'q'");
   cr_expect_null(md_compile("x : scalar\ny = q\n", "e.expr", NULL));
 }
+
+/* ---- one-line expressions: md_expr_source, md_compile_expr --------------- */
+
+// x'*A*x at x = [1 2], A = [1 2; 3 4]: x'*A*x = [1 2]*[5; 11] = 27, and its
+// gradient (A + A')*x = [2 5; 5 8]*[1; 2] = [12; 21], A's x*x' = [1 2; 2 4].
+Test(expr, compile_and_evaluate) {
+  md_error err;
+  memset(&err, 0x55, sizeof err);
+  md_function *f = md_compile_expr("x'*A*x", NULL, &err);
+  cr_assert_not_null(f, "%s", err.diag);
+  cr_expect_eq(err.message[0], '\0', "success left a message");
+  cr_assert_eq(md_num_inputs(f), 2);
+  cr_expect_str_eq(md_input_name(f, 0), "x");
+  cr_expect_str_eq(md_input_name(f, 1), "A");
+  cr_assert_eq(md_num_dims(f), 1);
+  cr_expect_str_eq(md_dim_name(f, 0), "n");
+  cr_expect_str_eq(md_output_name(f), "f");
+  const long dims[] = {2};
+  const double x[] = {1, 2}, A[] = {1, 2, 3, 4};
+  const double *in[] = {x, A};
+  double dx[2] = {0}, dA[4] = {0}, y = 0;
+  double *g[] = {dx, dA};
+  cr_assert_eq(md_grad(f, dims, in, &y, g, &err), 0, "%s", err.message);
+  expect_near(y, 27, "x'*A*x");
+  const double want_dx[] = {12, 21}, want_dA[] = {1, 2, 2, 4};
+  for (int i = 0; i < 2; i++)
+    expect_near(dx[i], want_dx[i], "d/dx");
+  for (int i = 0; i < 4; i++)
+    expect_near(dA[i], want_dA[i], "d/dA");
+  md_free(f);
+}
+
+// wrt: names between commas or blanks, in any order; the program lists
+// them in declaration order. An empty list is every variable.
+Test(expr, wrt_lists) {
+  const char *lists[] = {"A,x", " x , A ", "A x", "x\tA,"};
+  for (int i = 0; i < 4; i++) {
+    md_error err;
+    char *src = md_expr_source("x'*A*x", lists[i], &err);
+    cr_assert_not_null(src, "wrt \"%s\": %s", lists[i], err.diag);
+    cr_expect_str_eq(src, "x : vector(n)\nA : matrix(n, n)\nwrt x, A\nf = x'*A*x\n", "wrt \"%s\"",
+                     lists[i]);
+    free(src);
+  }
+  md_error err;
+  char *src = md_expr_source("  x'*A*x  \n", "", &err);
+  cr_assert_not_null(src, "%s", err.diag);
+  cr_expect_str_eq(src, "x : vector(n)\nA : matrix(n, n)\nf = x'*A*x\n");
+  free(src);
+  md_function *f = md_compile_expr("x'*A*x", "A", &err);
+  cr_assert_not_null(f, "%s", err.diag);
+  cr_expect(!md_input_is_wrt(f, 0), "x is not in wrt");
+  cr_expect(md_input_is_wrt(f, 1), "A is in wrt");
+  md_free(f);
+}
+
+Test(expr, bad_calls) {
+  md_error err;
+  cr_expect_null(md_expr_source("x'*A*x", "x, q", &err));
+  cr_expect_str_eq(err.message, "'q' in wrt is not a variable of the expression; its variables are x and A");
+  cr_expect_eq(err.line, 0);
+  cr_expect_null(md_compile_expr("a*b", "c", &err));
+  cr_expect_str_eq(err.message, "'c' in wrt is not a variable of the expression; its variables are a and b");
+  cr_expect_null(md_expr_source(NULL, NULL, &err));
+  cr_expect(err.message[0], "no message for a NULL expression");
+  cr_expect_null(md_compile_expr(NULL, NULL, &err));
+  cr_expect_null(md_expr_source("x*y", NULL, NULL), "a NULL md_error is allowed");
+  // An error in the expression points into it.
+  cr_expect_null(md_compile_expr("sum(x) + y*z", NULL, &err));
+  cr_expect_eq(err.line, 1);
+  cr_expect_eq(err.col, 11);
+}
+

@@ -10,6 +10,8 @@
  *                       scalar outputs, against central differences of
  *                       md_eval (md_check, with its tolerances)
  *   grad::ops           the same for tests/cases/ops.txt, one case per operation
+ *   grad::expr          tests/cases/expr.txt: the program md_expr_source infers
+ *                       from a one-line expression, then the same oracles
  *
  * The data files run a chunk of cases per test process (see cases_chunks in
  * cases.h); each failure names its case.
@@ -36,6 +38,7 @@
 #define DIFF_FILE MD_SRC_DIR "/tests/cases/diff.txt"
 #define GRAD_FILE MD_SRC_DIR "/tests/cases/grad.txt"
 #define OPS_FILE MD_SRC_DIR "/tests/cases/ops.txt"
+#define EXPR_FILE MD_SRC_DIR "/tests/cases/expr.txt"
 
 /* The tape computes the same numbers in another order: md_check's tolerance. */
 #define TOL_TAPE MD_CHECK_TOL_TAPE
@@ -55,7 +58,8 @@ typedef struct Inst {
 static const long default_dims[] = {3, 2, 4, 5};
 
 // Bind F's sizes (from the case's options, else 3, 2, 4, 5, ...) and fill
-// its inputs from [LO, HI] with a stream seeded by SEED.
+// its inputs from [LO, HI] with a stream seeded by SEED, plus the case's
+// diag=V on the diagonal of every square matrix.
 static void inst_init(Inst *p, md_function *f, const Case *k, uint64_t seed, double lo, double hi) {
   memset(p, 0, sizeof *p);
   p->f = f;
@@ -73,6 +77,9 @@ static void inst_init(Inst *p, md_function *f, const Case *k, uint64_t seed, dou
     cr_assert_not_null(p->in[i]);
     for (long e = 0; e < p->len[i]; e++)
       p->in[i][e] = uniform(&g, lo, hi);
+    long shift = k ? cases_opt(k, "diag", 0) : 0;
+    for (long e = 0; p->rows[i] == p->cols[i] && p->rows[i] > 1 && e < p->rows[i]; e++)
+      p->in[i][e * p->cols[i] + e] += (double)shift;
   }
 }
 
@@ -358,6 +365,28 @@ static void check_oracles(const Case *t) {
 DATA_TEST(grad, oracles, GRAD_FILE, 4, check_oracles)
 DATA_TEST(grad, ops, OPS_FILE, 4, check_oracles)
 
+// One expr.txt case: md_expr_source's program is the expected one, and
+// its gradients pass check_oracles.
+static void check_expr(const Case *t) {
+  char wrt[96];
+  md_error err;
+  char *src = md_expr_source(t->src, cases_opt_str(t, "wrt", wrt, sizeof wrt), &err);
+  if (!src) {
+    cr_expect(0, "%s (expr.txt:%d): %s", t->name, t->line, err.diag);
+    return;
+  }
+  // The case's text has lost its last newline, which the program ends with.
+  size_t n = strlen(src);
+  cr_expect(n > 0 && src[n - 1] == '\n' && strlen(t->expect) == n - 1 && !strncmp(src, t->expect, n - 1),
+            "%s (expr.txt:%d)\n--- got:\n%s--- expected:\n%s", t->name, t->line, src, t->expect);
+  Case program = *t;
+  program.src = src;
+  check_oracles(&program);
+  free(src);
+}
+
+DATA_TEST(grad, expr, EXPR_FILE, 4, check_expr)
+
 Test(grad, data_files_are_complete) {
   Case *cs;
   int n = cases_load(GRAD_FILE, &cs);
@@ -368,6 +397,15 @@ Test(grad, data_files_are_complete) {
   cases_free(cs, n);
   n = cases_load(DIFF_FILE, &cs);
   cr_expect_geq(n, 15, "diff.txt has %d cases", n);
+  cases_free(cs, n);
+  // matrixcalculus.org's nine examples and more, each with its program.
+  n = cases_load(EXPR_FILE, &cs);
+  cr_expect_geq(n, 9, "expr.txt has %d cases", n);
+  for (int i = 0; i < n; i++) {
+    cr_expect_str_eq(cs[i].sect, "source", "expr.txt: %s has no '--- source'", cs[i].name);
+    for (int j = 0; j < i; j++)
+      cr_expect_str_neq(cs[i].name, cs[j].name, "expr.txt: two cases are named %s", cs[i].name);
+  }
   cases_free(cs, n);
 }
 

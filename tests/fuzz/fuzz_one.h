@@ -9,6 +9,8 @@
  *      printed as text and as LaTeX, the DAG as Graphviz dot, the C in each
  *      form `matdiff compile` writes (runtime-linked or standalone, double
  *      or float) and the JIT's, and the operation counts;
+ *   1b. the text as a one-line expression: md_expr_source either fails
+ *      with an error or writes a program that md_front takes;
  *   2. with FUZZ_JIT, md_compile, which runs it all again and hands the C to
  *      libtcc; where that compiles and every value in the DAG (the same DAG
  *      as the front half's, which the sizes are read from) is small at the
@@ -158,6 +160,23 @@ static int fuzz_front(Ctx *c, const char *src, int flags, md_error *err) {
   return go_on;
 }
 
+// 1b. What md_expr_source writes is a program like any other, and one
+// that compiles: every error about the expression is its to report.
+static void fuzz_expr(const char *src) {
+  md_error err;
+  char *prog = md_expr_source(src, NULL, &err);
+  if (!prog) {
+    fuzz_check_error(&err, "md_expr_source");
+    return;
+  }
+  Ctx c;
+  ctx_init(&c, prog, (long)strlen(prog), "expr.expr", &err);
+  if (!md_front(&c))
+    fuzz_fail("md_front refuses the program md_expr_source wrote", err.diag);
+  ctx_free(&c);
+  free(prog);
+}
+
 /* ---- 2. the JIT and the calls -------------------------------------------- */
 
 // Every node of the DAG (the value's, the gradients' and whatever the
@@ -277,6 +296,7 @@ static void fuzz_jit(const char *src, uint64_t hash, const Ctx *c) {
 static void fuzz_one(const char *src, int flags) {
   md_error err;
   Ctx c;
+  fuzz_expr(src);
   if (fuzz_front(&c, src, flags, &err) && (flags & FUZZ_JIT))
     fuzz_jit(src, fnv1a(src), &c);  // the sizes follow the text
   ctx_free(&c);
