@@ -474,9 +474,29 @@ struct mdrt_tape;
    leaf handle of each variable. */
 int record_on_tape(Ctx *c, struct mdrt_tape *t, const long *dims, const double *const *inputs,
                 int *leaves);
+/* The same for every node the NROOTS ROOTS need (the output, gradients), in
+   the order of their ids, in which operands come first: H (one more entry
+   than the largest root id) gets each recorded node's handle, -1 for the
+   others. A gradient's OP_SEED is SEED, or ones if NULL. 0, or -1 with the
+   tape's error (or out of memory). */
+int record_nodes(Ctx *c, struct mdrt_tape *t, const long *dims, const double *const *inputs,
+                 Node *const *roots, int nroots, const double *seed, int *leaves, int *h);
 
 /* ---- dims -------------------------------------------------------------- */
 
 long dim_value(Dim d, const long *dims);
+
+/* Every product and sum of sizes (rows*cols, elements*sizeof(double), a
+   workspace's total) goes through these: A*B and A+B, or -1 when an operand
+   is negative or the result does not fit a long. A chain such as
+   size_mul(size_mul(r, c), sizeof(double)) is -1 if any step is. */
+static inline long size_mul(long a, long b) {
+  long p;
+  return a < 0 || b < 0 || __builtin_mul_overflow(a, b, &p) ? -1 : p;
+}
+static inline long size_add(long a, long b) {
+  long s;
+  return a < 0 || b < 0 || __builtin_add_overflow(a, b, &s) ? -1 : s;
+}
 
 #endif

@@ -30,10 +30,11 @@ static int record(mdrt_tape *t, Node *n, const long *dims, int *h) {
   }
   case OP_ONES:
   case OP_EYE: {
-    double *m = calloc((size_t)(r * cols), sizeof *m);
+    long len = size_mul(r, cols);
+    double *m = len > 0 ? calloc((size_t)len, sizeof *m) : NULL;
     if (!m)
       return -1;
-    for (long i = 0; i < r * cols; i++)
+    for (long i = 0; i < len; i++)
       m[i] = n->op == OP_ONES || i / cols == i % cols;
     int k = mdrt_tape_const(t, r, cols, m);
     free(m);
@@ -54,13 +55,32 @@ static int record(mdrt_tape *t, Node *n, const long *dims, int *h) {
                               : mdrt_tape_unary(t, tape_op[n->op], a, n->k);
 }
 
-int record_on_tape(Ctx *c, mdrt_tape *t, const long *dims, const double *const *inputs, int *leaves) {
-  int n = c->out->id + 1;
-  int *h = malloc(sizeof *h * (size_t)n);
-  char *need = calloc((size_t)n, 1);
-  int out = -1;
-  if (!h || !need)
-    goto done;
+// The seed of a gradient DAG: SEED, or all ones.
+static int record_seed(mdrt_tape *t, const Node *n, const long *dims, const double *seed) {
+  long r = dim_value(n->shape.r, dims), cols = dim_value(n->shape.c, dims), len = size_mul(r, cols);
+  if (seed)
+    return mdrt_tape_const(t, r, cols, seed);
+  double *ones = len > 0 ? malloc(sizeof *ones * (size_t)len) : NULL;
+  if (!ones)
+    return -1;
+  for (long i = 0; i < len; i++)
+    ones[i] = 1;
+  int k = mdrt_tape_const(t, r, cols, ones);
+  free(ones);
+  return k;
+}
+
+int record_nodes(Ctx *c, mdrt_tape *t, const long *dims, const double *const *inputs,
+                 Node *const *roots, int nroots, const double *seed, int *leaves, int *h) {
+  int n = 0;
+  for (int r = 0; r < nroots; r++)
+    n = roots[r]->id >= n ? roots[r]->id + 1 : n;
+  char *need = calloc((size_t)n + 1, 1);
+  if (!need)
+    return -1;
+  int rc = -1;
+  for (int i = 0; i < n; i++)
+    h[i] = -1;
   for (int i = 0; i < c->nvars; i++) {
     Var *v = &c->vars[i];
     leaves[i] = mdrt_tape_leaf(t, dim_value(v->shape.r, dims), dim_value(v->shape.c, dims), inputs[i]);
@@ -69,13 +89,24 @@ int record_on_tape(Ctx *c, mdrt_tape *t, const long *dims, const double *const *
     if (v->node->id < n)
       h[v->node->id] = leaves[i];
   }
-  ast_mark(c, c->out, need);
-  for (int i = 0; i < n; i++)
-    if (need[i] && c->nodes[i]->op != OP_VAR && (h[i] = record(t, c->nodes[i], dims, h)) < 0)
+  for (int r = 0; r < nroots; r++)
+    ast_mark(c, roots[r], need);
+  for (int i = 0; i < n; i++) {
+    Node *p = c->nodes[i];
+    if (need[i] && p->op != OP_VAR &&
+        (h[i] = p->op == OP_SEED ? record_seed(t, p, dims, seed) : record(t, p, dims, h)) < 0)
       goto done;
-  out = h[c->out->id];
+  }
+  rc = 0;
 done:
-  free(h);
   free(need);
+  return rc;
+}
+
+int record_on_tape(Ctx *c, mdrt_tape *t, const long *dims, const double *const *inputs, int *leaves) {
+  int *h = malloc(sizeof *h * (size_t)(c->out->id + 1)), out = -1;
+  if (h && record_nodes(c, t, dims, inputs, &c->out, 1, NULL, leaves, h) == 0)
+    out = h[c->out->id];
+  free(h);
   return out;
 }
