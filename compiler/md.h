@@ -437,6 +437,11 @@ struct mdrt_tape;
    leaf handle of each variable. */
 int record_on_tape(Ctx *c, struct mdrt_tape *t, const long *dims, const double *const *inputs,
                 int *leaves);
+/* Record ROOT, and whatever it depends on that H does not hold yet, on T:
+   H, indexed by node id (ROOT->id + 1 long), holds a handle or -1, and the
+   caller gives the inputs and the seed theirs. Returns ROOT's handle, or
+   -1 (the tape's error, or an input or seed without one). */
+int record_dag(Ctx *c, struct mdrt_tape *t, const Node *root, const long *dims, int *h);
 
 /* ---- dims -------------------------------------------------------------- */
 

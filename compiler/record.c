@@ -54,13 +54,26 @@ static int record(mdrt_tape *t, Node *n, const long *dims, int *h) {
                               : mdrt_tape_unary(t, tape_op[n->op], a, n->k);
 }
 
+int record_dag(Ctx *c, mdrt_tape *t, const Node *root, const long *dims, int *h) {
+  char *need = calloc((size_t)root->id + 1, 1);
+  if (!need)
+    return -1;
+  ast_mark(c, root, need);
+  int out = 0;
+  for (int i = 0; i <= root->id && out >= 0; i++)
+    if (need[i] && h[i] < 0)
+      out = h[i] = record(t, c->nodes[i], dims, h);  // an input or seed not given: -1
+  free(need);
+  return out < 0 ? -1 : h[root->id];
+}
+
 int record_on_tape(Ctx *c, mdrt_tape *t, const long *dims, const double *const *inputs, int *leaves) {
-  int n = c->out->id + 1;
+  int n = c->out->id + 1, out = -1;
   int *h = malloc(sizeof *h * (size_t)n);
-  char *need = calloc((size_t)n, 1);
-  int out = -1;
-  if (!h || !need)
-    goto done;
+  if (!h)
+    return -1;
+  for (int i = 0; i < n; i++)
+    h[i] = -1;
   for (int i = 0; i < c->nvars; i++) {
     Var *v = &c->vars[i];
     leaves[i] = mdrt_tape_leaf(t, dim_value(v->shape.r, dims), dim_value(v->shape.c, dims), inputs[i]);
@@ -69,13 +82,8 @@ int record_on_tape(Ctx *c, mdrt_tape *t, const long *dims, const double *const *
     if (v->node->id < n)
       h[v->node->id] = leaves[i];
   }
-  ast_mark(c, c->out, need);
-  for (int i = 0; i < n; i++)
-    if (need[i] && c->nodes[i]->op != OP_VAR && (h[i] = record(t, c->nodes[i], dims, h)) < 0)
-      goto done;
-  out = h[c->out->id];
+  out = record_dag(c, t, c->out, dims, h);
 done:
   free(h);
-  free(need);
   return out;
 }
