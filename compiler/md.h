@@ -267,6 +267,7 @@ typedef struct Ctx {
   Names varidx, dimidx, letidx; /* name -> index into vars, dims, lets */
   const char **letnames; /* by node id: the name an assignment gave it */
   int nletnames;
+  const char *seedname;  /* how the printers write the seed (print_seed_name) */
 
   Stmt *stmts, *last_stmt;
   int lexpos;        /* the scanner's byte offset */
@@ -406,6 +407,10 @@ char *print_short(Ctx *c, const Node *n, size_t limit); /* at most about LIMIT b
 char *print_num(char *buf, size_t n, double v);      /* shortest round-trip text */
 void print_latex(Ctx *c, Buf *b, const Node *n);     /* the same, as LaTeX */
 void latex_name(Buf *b, const char *name);           /* lambda -> \lambda, W1 -> W_{1} */
+/* The name the seed prints as: G, unless the program has a name that
+   prints as G (as text or as LaTeX); then d and the output's name (dY),
+   unless that is taken too; then the first free of G1, G2, ... */
+const char *print_seed_name(Ctx *c);
 
 /* ---- graph.c ----------------------------------------------------------- */
 

@@ -217,7 +217,7 @@ static void print(Ctx *c, Buf *b, const Node *n) {
     buf_puts(b, c->dims[n->k]);
     return;
   case OP_SEED:
-    buf_puts(b, "G");
+    buf_puts(b, print_seed_name(c));
     return;
   case OP_ZEROS:
   case OP_ONES:
@@ -280,6 +280,52 @@ char *print_short(Ctx *c, const Node *n, size_t limit) {
   return s;
 }
 
+/* ---- the seed's name -------------------------------------------------------- */
+
+// Does the program have a name NAME, or one that LaTeX writes as TEX?
+static bool name_taken(Ctx *c, const char *name, const char *tex) {
+  for (int i = 0; i < c->nvars + c->nlets + c->ndims; i++) {
+    const char *x = i < c->nvars            ? c->vars[i].name
+                    : i < c->nvars + c->nlets ? c->lets[i - c->nvars].name
+                                              : c->dims[i - c->nvars - c->nlets];
+    if (!x)
+      continue;
+    if (!strcmp(x, name))
+      return true;
+    Buf t = {0};
+    latex_name(&t, x);
+    bool same = t.s && !strcmp(t.s, tex);
+    buf_free(&t);
+    if (same)
+      return true;
+  }
+  return false;
+}
+
+const char *print_seed_name(Ctx *c) {
+  if (c->seedname)
+    return c->seedname;
+  char name[64];
+  for (int k = 0; !c->seedname; k++) {
+    if (k == 0)
+      snprintf(name, sizeof name, "G");
+    else if (k == 1 && c->outname && strlen(c->outname) < sizeof name - 1)
+      snprintf(name, sizeof name, "d%s", c->outname);
+    else if (k == 1)
+      continue;
+    else
+      snprintf(name, sizeof name, "G%d", k - 1);
+    Buf t = {0};
+    latex_name(&t, name);
+    if (t.s && !name_taken(c, name, t.s))
+      c->seedname = arena_strdup(&c->arena, name);
+    buf_free(&t);
+    if (k > c->nvars + c->nlets + c->ndims + 2)  // out of memory: one of these was free
+      return "G";
+  }
+  return c->seedname;
+}
+
 /* ---- LaTeX -------------------------------------------------------------- */
 
 /* The same DAG as LaTeX, for papers: products by juxtaposition, \odot for
@@ -299,10 +345,12 @@ void latex_name(Buf *b, const char *name) {
     stem--;
   if (stem == 0)
     stem = n;
+  // W_1 -> W_{1}, x_hat -> x_{hat}; a trailing _ (ws_) stays in the name.
   const char *us = memchr(name, '_', stem);
-  if (us) {
+  if (us && us + 1 < name + n)
     stem = (size_t)(us - name);
-  }
+  else
+    us = NULL;
   bool gr = false;
   for (size_t i = 0; i < sizeof greek / sizeof *greek; i++)
     if (strlen(greek[i]) == stem && !strncmp(greek[i], name, stem))
@@ -311,8 +359,12 @@ void latex_name(Buf *b, const char *name) {
     buf_printf(b, "\\%.*s", (int)stem, name);
   else if (stem == 1)
     buf_printf(b, "%.*s", (int)stem, name);
-  else
-    buf_printf(b, "\\mathrm{%.*s}", (int)stem, name);
+  else {
+    buf_puts(b, "\\mathrm{");
+    for (size_t i = 0; i < stem; i++)
+      buf_printf(b, name[i] == '_' ? "\\_" : "%c", name[i]);
+    buf_puts(b, "}");
+  }
   const char *sub = name + stem + (us ? 1 : 0);
   if (*sub) {
     buf_puts(b, "_{");
@@ -408,6 +460,7 @@ static const char *trailing_name(Ctx *c, const Buf *b, const Node *n, int depth)
   switch (n->op) {
   case OP_VAR: return c->vars[n->k].name;
   case OP_DIM: return c->dims[n->k];
+  case OP_SEED: return print_seed_name(c);
   case OP_MUL:
     if (loose(c, b, n->b, 0) || (!is_minus(n) && leads_minus(c, b, n->b, 0)))
       return NULL;
@@ -465,7 +518,7 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
     latex_name(b, c->dims[n->k]);
     return;
   case OP_SEED:
-    buf_puts(b, op_latex[n->op]);
+    latex_name(b, print_seed_name(c));
     return;
   case OP_ZEROS:
   case OP_ONES:

@@ -174,6 +174,27 @@ static void check_printed(const Case *t) {
 
 DATA_TEST(diff, printed, DIFF_FILE, 64, check_printed)
 
+// Is NAME one of F's inputs, sizes or its output?
+static bool has_name(md_function *f, const char *name) {
+  for (int i = 0; i < md_num_inputs(f); i++)
+    if (!strcmp(md_input_name(f, i), name))
+      return true;
+  for (int i = 0; i < md_num_dims(f); i++)
+    if (!strcmp(md_dim_name(f, i), name))
+      return true;
+  return !strcmp(md_output_name(f), name);
+}
+
+// The name the seed prints as, by docs/LANGUAGE.md's rule: G, else d and the
+// output's name, else G1, G2, ... (No case here names an intermediate so.)
+static void seed_name(md_function *f, char *out, size_t n) {
+  snprintf(out, n, "G");
+  if (has_name(f, out))
+    snprintf(out, n, "d%s", md_output_name(f));
+  for (int k = 1; has_name(f, out); k++)
+    snprintf(out, n, "G%d", k);
+}
+
 // Each printed formula D for variable v is source text: with V a new input
 // of v's type, sum(D .* V) must be the tape's gradient dotted with V. A
 // non-scalar output's formulas hold its seed G: the test declares G and
@@ -197,7 +218,9 @@ static void check_reparse(const Case *t) {
   for (long e = 0; e < p.olen; e++)
     G[e] = uniform(&g, -1, 1);
   if (seeded) {
-    put(&gdecl, "G : ");
+    char seed[64];
+    seed_name(c, seed, sizeof seed);
+    put(&gdecl, "%s : ", seed);
     put_type(&gdecl, c, -1);
     put(&gdecl, "\n");
   }

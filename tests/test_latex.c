@@ -519,7 +519,7 @@ static bool prog_open(Prog *p, const char *src, uint64_t seed) {
       v[e] = uniform(&g, -1, 1);
     p->h[i] = mdrt_tape_leaf(p->t, nr, nc, v);
     free(v);
-    bind(p, n->op == OP_VAR ? c->vars[n->k].name : "G", p->h[i], -1);
+    bind(p, n->op == OP_VAR ? c->vars[n->k].name : print_seed_name(c), p->h[i], -1);
   }
   // The intermediates a formula may name, by their values.
   for (int i = 0; i < c->nlets; i++) {
@@ -639,6 +639,7 @@ static const char *const known[] = {
     "x : scalar\nA : matrix(n, n)\ny = x*2*3 + x^2^3 + tr((A')')*(x^-1)^2 + tr(inv(A)^2)\n",
     "A : matrix(n, n)\nx : vector(n)\nY = A*(x*2)*(x'*3) - 2*(-A)\n",
     "x : vector(n)\nS : matrix(n, n)\nz = S*x\ny = sum(z.*z) + ||z||^2*||z||_F\n",
+    "G : matrix(n, k)\nG_ : matrix(n, k)\nW : matrix(k, m)\nY = (G + G_)*W\n",
 };
 
 Test(latex, known) {
