@@ -375,6 +375,9 @@ void diff_program(Ctx *c, Node *seed);
 
 /* Simplify every gradient in c->grads. */
 void simp_program(Ctx *c);
+/* N simplified, or NULL for want of memory: any expression of C's DAG
+   (a Hessian, a tangent), by the rules simp_program uses. */
+Node *simp_expr(Ctx *c, Node *n);
 
 /* ---- api.c ------------------------------------------------------------- */
 
