@@ -3,7 +3,7 @@
  * writes on paper, applied bottom-up to a fixpoint. Results are memoised by
  * node id, which hash-consing makes exact.
  *
- * Besides local rules (each with its identity beside it), two normal
+ * Besides local rules (each with its identity beside it), three normal
  * forms do most of the work:
  *   - a product of scalars and elementwise factors is one monomial,
  *     c * s1^p1 * ... .* A1.^q1 ... ./ ... / ..., its factors in the order
@@ -11,7 +11,9 @@
  *     e/e is 1);
  *   - a sum is a list of terms with numeric coefficients: like terms are
  *     collected, and a factor common to several terms (a coefficient, a
- *     left or right matrix factor, a divisor) is taken out once.
+ *     left or right matrix factor, a divisor) is taken out once;
+ *   - a transpose is pushed into a sum or product, or pulled out of one,
+ *     whichever prints shorter.
  * Every rule is an identity of real arithmetic. In IEEE arithmetic they
  * hold wherever the expression they rewrite is defined (finite): 0*A is 0
  * only for A finite whatever the inputs; e/e is 1, where e/e itself is not
@@ -21,6 +23,7 @@
  * memo), a normal form looks at a bounded number of nodes below it, and no
  * rule multiplies out a product, so a chain of n steps stays n nodes.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +36,9 @@ typedef struct Simp {
                         back to it stops there, so no cycle of rules loops) */
   char *named;       /* by node id: an intermediate the user named, which
                         prints by its name: rules keep it whole */
-  int cap;
+  char *primal;      /* by node id: the value computes it (ast_mark) */
+  int *tcost;        /* by node id: tlen(), cached; INT_MIN when not yet */
+  int cap, nprimal;
   long budget;       /* rewrites left: stopping early is safe, only less simple */
   int depth;         /* of simp()'s recursion, bounded for the stack's sake */
 } Simp;
@@ -321,7 +326,114 @@ static Node *pull_scalars(Simp *s, Node *n, Node *a) {
   return times(s, outer, ast_opk(s->c, n->op, inner, NULL, n->k));
 }
 
+/* ---- transposes ------------------------------------------------------------
+ *
+ * (A + B)' = A' + B', (A*B)' = B'*A', (s*A)' = s*A', (A/s)' = A'/s,
+ * (A .* B)' = A' .* B', f(A)' = f(A') for an elementwise f: a transpose
+ * can be pushed into a sum or product, or pulled out of one. tlen(N) is
+ * what printing N' costs over printing N, in characters, done the shorter
+ * way; the rules push or pull where that is shorter, and leave a tie.
+ */
+
+enum { TFAR = 1000 };              /* "cannot push": more than any wrapping */
+
+// N' written as N': one character after an atom, "()'" around the rest;
+// a sum counts 2, as it often stands in parentheses already (X*(A + B)').
+static int twrap(const Simp *s, const Node *n) {
+  if (named(s, n) || op_prec[n->op] >= PREC_POST || is_num(n))
+    return 1;
+  return n->op == OP_ADD || n->op == OP_SUB ? 2 : 3;
+}
+
+static int tlen(Simp *s, const Node *n, int depth);
+static int tlen_term(Simp *s, const Node *n, int depth);
+
+// As tlen, for a term of a sum (or an elementwise product) the transpose
+// would be pushed into. A matrix product the value computes anyway is
+// transposed there for free (the emitted code hands BLAS a flag), where
+// pushing it into the sum would make B'*A', a new product: (R - U*V')'
+// stays so. (A vector's product costs little either way.)
+static int tlen_term(Simp *s, const Node *n, int depth) {
+  if (is_matmul(n) && n->id < s->nprimal && s->primal[n->id] && !shape_is_row(n->shape) &&
+      !shape_is_column(n->shape))
+    return twrap(s, n);
+  return tlen(s, n, depth);
+}
+
+// N' with the transpose pushed one level in, over N.
+static int tpushc(Simp *s, const Node *n, int depth) {
+  if (scalar(n))
+    return 0;                      /* s' = s */
+  if (named(s, n))
+    return TFAR;
+  const Node *a = n->a, *b = n->b;
+  int d = depth + 1;
+  switch (n->op) {
+  case OP_TRANS: return -twrap(s, a);
+  case OP_ZEROS:
+  case OP_ONES:
+  case OP_EYE:
+  case OP_DIAGM: return 0;
+  case OP_ADD:
+  case OP_SUB:
+  case OP_EMUL:
+  case OP_EDIV: return tlen_term(s, a, d) + tlen_term(s, b, d);
+  case OP_MUL: return scalar(a) ? tlen(s, b, d) : tlen(s, a, d) + tlen(s, b, d);
+  case OP_DIV: return tlen(s, a, d);
+  case OP_EPOW: return tlen(s, a, d) + tlen(s, b, d);
+  default: return op_class[n->op] == SC_MAP ? tlen(s, a, d) : TFAR;
+  }
+}
+
+static int tlen(Simp *s, const Node *n, int depth) {
+  if (n->id < s->cap && s->tcost[n->id] != INT_MIN)
+    return s->tcost[n->id];
+  int w = twrap(s, n);
+  int r = depth > 100 ? w : tpushc(s, n, depth);
+  r = r < w ? r : w;
+  if (r > TFAR)
+    r = TFAR;
+  if (n->id < s->cap && depth <= 100)
+    s->tcost[n->id] = r;
+  return r;
+}
+
 static Node *trans(Simp *s, Node *a) { return mk(s, OP_TRANS, a, NULL); }
+
+// N' with the transpose pushed one level in (N one of tpushc's ops).
+static Node *tpush(Simp *s, Node *n) {
+  Node *a = n->a, *b = n->b;
+  switch (n->op) {
+  case OP_TRANS: return a;
+  case OP_ZEROS:
+  case OP_ONES:
+  case OP_EYE: return ast_fill(s->c, n->op, (Shape){n->shape.c, n->shape.r});
+  case OP_DIAGM: return n;
+  case OP_ADD:
+  case OP_SUB:
+  case OP_EMUL:
+  case OP_EDIV:
+  case OP_EPOW: return mk(s, n->op, trans(s, a), trans(s, b));
+  case OP_MUL: return scalar(a) ? mk(s, OP_MUL, a, trans(s, b)) : mk(s, OP_MUL, trans(s, b), trans(s, a));
+  case OP_DIV: return mk(s, OP_DIV, trans(s, a), b);
+  default: return op_class[n->op] == SC_MAP ? mk(s, n->op, trans(s, a), NULL) : NULL;
+  }
+}
+
+static Node *simp(Simp *s, Node *n);
+
+// A sum or product that prints shorter as (...)' is written so: B'*X' +
+// X'*B' is (X*B + B*X)'. The result must not be pushed in again.
+static Node *pull_transpose(Simp *s, Node *n) {
+  if (scalar(n) || named(s, n) || !(n->op == OP_ADD || n->op == OP_SUB || is_matmul(n)))
+    return NULL;
+  if (tpushc(s, n, 0) >= -twrap(s, n))
+    return NULL;
+  Node *u = simp(s, tpush(s, n));
+  if (!u || tpushc(s, u, 0) < twrap(s, u))
+    return NULL;
+  return trans(s, u);
+}
 
 /* ---- sums ------------------------------------------------------------------ */
 
@@ -593,7 +705,7 @@ static Node *rw_matmul(Simp *s, Node *n, Node *a, Node *b) {
     return scaled(s, k, mk(s, OP_MUL, inner, b));
   if ((k = sum_coef(s, b, &inner)) != 1)            /* A*(2*a + 2*b) -> 2*A*(a + b) */
     return scaled(s, k, mk(s, OP_MUL, a, inner));
-  return NULL;
+  return pull_transpose(s, n);
 }
 
 static Node *rw_add(Simp *s, Node *n, Node *a, Node *b) {
@@ -603,7 +715,8 @@ static Node *rw_add(Simp *s, Node *n, Node *a, Node *b) {
     return a;
   if (is_zero(a) && shape_eq(b->shape, n->shape))   /* 0 + A -> A, 0 - A -> -A */
     return n->op == OP_ADD ? b : scaled(s, -1, b);
-  return rw_sum(s, n);
+  Node *r = rw_sum(s, n);
+  return r ? r : pull_transpose(s, n);
 }
 
 static Node *rw_emul(Simp *s, Node *n, Node *a, Node *b) {
@@ -619,18 +732,13 @@ static Node *rw_trans(Simp *s, Node *n, Node *a) {
     return a;
   if (a->op == OP_TRANS)                            /* (A')' -> A */
     return a->a;
-  if (op_is_fill(a->op))
-    return ast_fill(s->c, a->op, n->shape);         /* eye' -> eye */
-  if (a->op == OP_DIAGM)                            /* diag(v)' -> diag(v) */
-    return a;
-  if (named(s, a))
-    return NULL;
-  if (a->op == OP_MUL && scalar(a->a))              /* (s*A)' -> s*A' */
-    return mk(s, OP_MUL, a->a, trans(s, a->b));
-  if (a->op == OP_DIV)                              /* (A/s)' -> A'/s */
-    return mk(s, OP_DIV, trans(s, a->a), a->b);
-  if (a->op == OP_MUL)                              /* (A*B)' -> B'*A' */
-    return mk(s, OP_MUL, trans(s, a->b), trans(s, a->a));
+  if (op_is_fill(a->op) || a->op == OP_DIAGM)       /* eye' -> eye, diag(v)' -> diag(v) */
+    return tpush(s, a);
+  // (A + B)' -> A' + B', (A*B)' -> B'*A', (s*A)' -> s*A', (A/s)' -> A'/s,
+  // (A.*B)' -> A'.*B', f(A)' -> f(A'): where that prints shorter.
+  if (tpushc(s, a, 0) < twrap(s, a))
+    return tpush(s, a);
+  (void)n;
   return NULL;
 }
 
@@ -699,9 +807,15 @@ static bool reserve(Simp *s, int id) {
   if (!nm)
     return false;
   s->named = nm;
+  int *tc = realloc(s->tcost, sizeof *tc * (size_t)cap);
+  if (!tc)
+    return false;
+  s->tcost = tc;
   memset(m + s->cap, 0, sizeof *m * (size_t)(cap - s->cap));
   memset(busy + s->cap, 0, (size_t)(cap - s->cap));
   memset(nm + s->cap, 0, (size_t)(cap - s->cap));
+  for (int i = s->cap; i < cap; i++)
+    tc[i] = INT_MIN;
   s->cap = cap;
   return true;
 }
@@ -758,6 +872,10 @@ done:
 
 static void simp_init(Simp *s, Ctx *c) {
   *s = (Simp){.c = c, .budget = 1000000};
+  if (c->out && (s->primal = calloc((size_t)c->out->id + 1, 1))) {
+    ast_mark(c, c->out, s->primal);
+    s->nprimal = c->out->id + 1;
+  }
   // The intermediates the user named print by their names; a rule that took
   // one apart would print it spelled out instead.
   for (int i = 0; i < c->nlets; i++) {
@@ -768,9 +886,11 @@ static void simp_init(Simp *s, Ctx *c) {
 }
 
 static void simp_free(Simp *s) {
+  free(s->primal);
   free(s->memo);
   free(s->busy);
   free(s->named);
+  free(s->tcost);
 }
 
 Node *simp_expr(Ctx *c, Node *n) {
