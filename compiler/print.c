@@ -192,6 +192,20 @@ static const char *let_name(Ctx *c, const Node *n) {
   return n->id < c->nletnames && n->op != OP_VAR ? c->letnames[n->id] : NULL;
 }
 
+// exp(A - logsumexp(A, k)) is softmax(A, k), by definition: the printers
+// write it so (k 0 or 2, the ones lower.c and the emitter have). The DAG
+// keeps the exp, which the emitted code computes from the logsumexp the
+// value has already. Into *A the softmax's operand.
+static bool is_softmax(Ctx *c, const Buf *b, const Node *n, const Node **a) {
+  if (n->op != OP_EXP || !spelled(c, b, n->a) || n->a->op != OP_SUB)
+    return false;
+  const Node *d = n->a, *lse = d->b;
+  if (lse->op != OP_LSE || lse->a != d->a || (lse->k != 0 && lse->k != 2) || !spelled(c, b, lse))
+    return false;
+  *a = d->a;
+  return true;
+}
+
 static void print(Ctx *c, Buf *b, const Node *n) {
   char num[32];
   // A shared subexpression prints once per use: a printed tree can be far
@@ -256,6 +270,13 @@ static void print(Ctx *c, Buf *b, const Node *n) {
   }
   if (op_arity[n->op] == 2) {
     binary(c, b, n);
+    return;
+  }
+  const Node *sm;
+  if (is_softmax(c, b, n, &sm)) {
+    buf_puts(b, "softmax(");
+    print(c, b, sm);
+    buf_puts(b, n->a->b->k ? ", 2)" : ")");
     return;
   }
   buf_printf(b, "%s(", op_spelling[n->op]);
@@ -597,12 +618,17 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
   default:
     break;
   }
-  if (op_latex[n->op])
+  long k = n->k;
+  if (is_softmax(c, b, n, &l)) {
+    k = n->a->b->k;
+    buf_puts(b, "\\operatorname{softmax}");
+  } else if (op_latex[n->op]) {
     buf_puts(b, op_latex[n->op]);
-  else
+  } else {
     buf_printf(b, "\\operatorname{%s}", op_spelling[n->op]);
-  if ((op_flags[n->op] & OPF_AXIS) && n->k)
-    buf_printf(b, "_{%ld}", n->k);
+  }
+  if (k && ((op_flags[n->op] & OPF_AXIS) || n->op == OP_EXP))
+    buf_printf(b, "_{%ld}", k);
   buf_puts(b, "\\left( ");
   latex(c, b, l);
   buf_puts(b, " \\right)");

@@ -683,6 +683,13 @@ static Node *rw_sum(Simp *s, Node *n) {
 
 /* ---- the local rules --------------------------------------------------------- */
 
+// Are X and Y inverse matrices: X*Y = I?
+static bool inverses(const Node *x, const Node *y) {
+  if ((x->op == OP_INV && x->a == y) || (y->op == OP_INV && y->a == x))
+    return true;                   /* inv(A)*A = A*inv(A) = I */
+  return x->op == OP_TRANS && y->op == OP_TRANS && inverses(y->a, x->a);
+}                                  /* inv(A)'*A' = (A*inv(A))' = I */
+
 // A matrix product A*B proper.
 static Node *rw_matmul(Simp *s, Node *n, Node *a, Node *b) {
   if ((is_zero(a) && finite(b)) || (is_zero(b) && finite(a)))
@@ -693,6 +700,16 @@ static Node *rw_matmul(Simp *s, Node *n, Node *a, Node *b) {
     return b;
   if (b->op == OP_EYE)                              /* A*eye -> A */
     return a;
+  if (b->op == OP_ONES && shape_is_column(b->shape)) /* A*ones(k, 1) -> sum(A, 2) */
+    return ast_opk(s->c, OP_SUM, a, NULL, 2);
+  if (a->op == OP_ONES && shape_is_row(a->shape))   /* ones(1, k)*A -> sum(A, 1) */
+    return ast_opk(s->c, OP_SUM, b, NULL, 1);
+  if (inverses(a, b))                               /* inv(A)*A -> eye */
+    return ast_fill(s->c, OP_EYE, n->shape);
+  if (is_matmul(a) && !named(s, a) && inverses(a->b, b))
+    return a->a;                                    /* P*inv(A)*A -> P */
+  if (is_matmul(b) && !named(s, b) && inverses(a, b->a))
+    return b->b;                                    /* inv(A)*(A*Q) -> Q */
   // (s*A)*B -> s*(A*B), A*(s*B) -> s*(A*B), (A/t)*B -> (A*B)/t, ...:
   // the scalar factors of either side come out in front.
   Node *outer, *inner;
@@ -742,6 +759,12 @@ static Node *rw_trans(Simp *s, Node *n, Node *a) {
   return NULL;
 }
 
+// Are A and B vectors of one shape: sum(A .* B) is a dot product?
+static bool same_vectors(const Node *a, const Node *b) {
+  return shape_eq(a->shape, b->shape) && (shape_is_column(a->shape) || shape_is_row(a->shape)) &&
+         !scalar(a);
+}
+
 static Node *rw_sumop(Simp *s, Node *n, Node *a) {
   if (shape_eq(a->shape, n->shape))                 /* sum(A) of one element, or along */
     return a;                                       /* a dimension of size 1 -> A */
@@ -750,12 +773,52 @@ static Node *rw_sumop(Simp *s, Node *n, Node *a) {
     return r;
   if (a->op == OP_ONES && n->k)                     /* sum(ones(n, m), 1) -> n*ones(1, m) */
     return mk(s, OP_MUL, ast_dim(s->c, n->k == 1 ? a->shape.r : a->shape.c), ones(s, n->shape));
+  if (a->op == OP_ONES)                             /* sum(ones(n, m)) -> n*m */
+    return mk(s, OP_MUL, ast_dim(s->c, a->shape.r), ast_dim(s->c, a->shape.c));
+  if (named(s, a))
+    return NULL;
+  if (a->op == OP_EMUL && !n->k && a->a->op == OP_EYE)  /* sum(eye .* A) -> tr(A) */
+    return mk(s, OP_TR, a->b, NULL);
+  if (a->op == OP_EMUL && !n->k && a->b->op == OP_EYE)  /* sum(A .* eye) -> tr(A) */
+    return mk(s, OP_TR, a->a, NULL);
+  if (a->op == OP_EMUL && !n->k && same_vectors(a->a, a->b)) /* sum(a .* b) -> b'*a, vectors */
+    return shape_is_column(a->shape) ? mk(s, OP_MUL, trans(s, a->b), a->a)
+                                     : mk(s, OP_MUL, a->b, trans(s, a->a));
+  if (is_matmul(a) && n->k == 1)                    /* sum(A*B, 1) -> sum(A, 1)*B */
+    return mk(s, OP_MUL, ast_opk(s->c, OP_SUM, a->a, NULL, 1), a->b);
+  if (is_matmul(a) && n->k == 2)                    /* sum(A*B, 2) -> A*sum(B, 2) */
+    return mk(s, OP_MUL, a->a, ast_opk(s->c, OP_SUM, a->b, NULL, 2));
   return NULL;
 }
 
 static Node *rw_linalg(Simp *s, Node *n, Node *a) {
-  (void)s;
   switch (n->op) {
+  case OP_TR:
+    if (a->op == OP_TRANS)                          /* tr(A') -> tr(A) */
+      return mk(s, OP_TR, a->a, NULL);
+    if (a->op == OP_EYE)                            /* tr(eye(n)) -> n */
+      return ast_dim(s->c, a->shape.r);
+    return pull_scalars(s, n, a);                   /* tr(s*A) -> s*tr(A) */
+  case OP_DET:
+    if (a->op == OP_TRANS)                          /* det(A') -> det(A) */
+      return mk(s, OP_DET, a->a, NULL);
+    if (a->op == OP_INV)                            /* det(inv(A)) -> 1/det(A) */
+      return mk(s, OP_DIV, num(s, 1), mk(s, OP_DET, a->a, NULL));
+    return NULL;
+  case OP_LOGDET:
+    if (a->op == OP_TRANS)                          /* logdet(A') -> logdet(A) */
+      return mk(s, OP_LOGDET, a->a, NULL);
+    if (a->op == OP_INV)                            /* logdet(inv(A)) -> -logdet(A) */
+      return scaled(s, -1, mk(s, OP_LOGDET, a->a, NULL));
+    return NULL;
+  case OP_INV:
+    if (a->op == OP_INV)                            /* inv(inv(A)) -> A */
+      return a->a;
+    return NULL;
+  case OP_LOG:
+    if (a->op == OP_DET)                            /* log(det(A)) -> logdet(A), where defined */
+      return mk(s, OP_LOGDET, a->a, NULL);
+    return NULL;
   case OP_DIAGV:
     if (a->op == OP_DIAGM)                          /* diag(diag(v)) -> v */
       return a->a;

@@ -232,6 +232,10 @@ static int call(Reader *r, int op, long k) {
     return -1;
   if (op_class[op] == SC_MAP)
     return tape(r, mdrt_tape_map(r->t, op_spelling[op], a));
+  if (op == OP_SOFTMAX && k == 0) {  // over all elements: exp(A - logsumexp(A)), as lower.c has it
+    int d = binary(r, MDRT_SUB, a, unary(r, MDRT_LOGSUMEXP, a, 0));
+    return d < 0 ? -1 : tape(r, mdrt_tape_map(r->t, "exp", d));
+  }
   return unary(r, (mdrt_op)tape_op[op], a, k);
 }
 
