@@ -270,6 +270,7 @@ typedef struct Ctx {
   Names varidx, dimidx, letidx; /* name -> index into vars, dims, lets */
   const char **letnames; /* by node id: the name an assignment gave it */
   int nletnames;
+  const char *seedname;  /* how the printers write the seed (print_seed_name) */
 
   Stmt *stmts, *last_stmt;
   int lexpos;        /* the scanner's byte offset */
@@ -411,6 +412,9 @@ bool second_jacobian(Ctx *c);
 
 /* Simplify every gradient in c->grads. */
 void simp_program(Ctx *c);
+/* N simplified, or NULL for want of memory: any expression of C's DAG
+   (a Hessian, a tangent), by the rules simp_program uses. */
+Node *simp_expr(Ctx *c, Node *n);
 
 /* ---- api.c ------------------------------------------------------------- */
 
@@ -443,6 +447,10 @@ char *print_short(Ctx *c, const Node *n, size_t limit); /* at most about LIMIT b
 char *print_num(char *buf, size_t n, double v);      /* shortest round-trip text */
 void print_latex(Ctx *c, Buf *b, const Node *n);     /* the same, as LaTeX */
 void latex_name(Buf *b, const char *name);           /* lambda -> \lambda, W1 -> W_{1} */
+/* The name the seed prints as: G, unless the program has a name that
+   prints as G (as text or as LaTeX); then d and the output's name (dY),
+   unless that is taken too; then the first free of G1, G2, ... */
+const char *print_seed_name(Ctx *c);
 
 /* ---- graph.c ----------------------------------------------------------- */
 
@@ -481,6 +489,11 @@ int record_on_tape(Ctx *c, struct mdrt_tape *t, const long *dims, const double *
    tape's error (or out of memory). */
 int record_nodes(Ctx *c, struct mdrt_tape *t, const long *dims, const double *const *inputs,
                  Node *const *roots, int nroots, const double *seed, int *leaves, int *h);
+/* Record ROOT, and whatever it depends on that H does not hold yet, on T:
+   H, indexed by node id (ROOT->id + 1 long), holds a handle or -1, and the
+   caller gives the inputs and the seed theirs. Returns ROOT's handle, or
+   -1 (the tape's error, or an input or seed without one). */
+int record_dag(Ctx *c, struct mdrt_tape *t, const Node *root, const long *dims, int *h);
 
 /* ---- dims -------------------------------------------------------------- */
 

@@ -70,37 +70,42 @@ static int record_seed(mdrt_tape *t, const Node *n, const long *dims, const doub
   return k;
 }
 
+int record_dag(Ctx *c, mdrt_tape *t, const Node *root, const long *dims, int *h) {
+  char *need = calloc((size_t)root->id + 1, 1);
+  if (!need)
+    return -1;
+  ast_mark(c, root, need);
+  int out = 0;
+  for (int i = 0; i <= root->id && out >= 0; i++)
+    if (need[i] && h[i] < 0)
+      out = h[i] = record(t, c->nodes[i], dims, h);  // an input or seed not given: -1
+  free(need);
+  return out < 0 ? -1 : h[root->id];
+}
+
 int record_nodes(Ctx *c, mdrt_tape *t, const long *dims, const double *const *inputs,
                  Node *const *roots, int nroots, const double *seed, int *leaves, int *h) {
   int n = 0;
   for (int r = 0; r < nroots; r++)
     n = roots[r]->id >= n ? roots[r]->id + 1 : n;
-  char *need = calloc((size_t)n + 1, 1);
-  if (!need)
-    return -1;
-  int rc = -1;
   for (int i = 0; i < n; i++)
     h[i] = -1;
   for (int i = 0; i < c->nvars; i++) {
     Var *v = &c->vars[i];
     leaves[i] = mdrt_tape_leaf(t, dim_value(v->shape.r, dims), dim_value(v->shape.c, dims), inputs[i]);
     if (leaves[i] < 0)
-      goto done;
+      return -1;
     if (v->node->id < n)
       h[v->node->id] = leaves[i];
   }
+  // The seed, wherever a gradient reads it; then every root.
+  for (int i = 0; i < n; i++)
+    if (c->nodes[i]->op == OP_SEED && (h[i] = record_seed(t, c->nodes[i], dims, seed)) < 0)
+      return -1;
   for (int r = 0; r < nroots; r++)
-    ast_mark(c, roots[r], need);
-  for (int i = 0; i < n; i++) {
-    Node *p = c->nodes[i];
-    if (need[i] && p->op != OP_VAR &&
-        (h[i] = p->op == OP_SEED ? record_seed(t, p, dims, seed) : record(t, p, dims, h)) < 0)
-      goto done;
-  }
-  rc = 0;
-done:
-  free(need);
-  return rc;
+    if (record_dag(c, t, roots[r], dims, h) < 0)
+      return -1;
+  return 0;
 }
 
 int record_on_tape(Ctx *c, mdrt_tape *t, const long *dims, const double *const *inputs, int *leaves) {
