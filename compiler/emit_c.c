@@ -14,28 +14,15 @@
  *   - the kernels that can fail (a singular matrix) make the function
  *     return their message; the public wrappers turn it into NaN or -1.
  *
- * The emitter first plans (which nodes get a buffer, which are fused into
- * their user, which products are absorbed into a sum), then prints.
+ * plan.c first decides, once per body, which nodes get a buffer, which are
+ * fused into their user, which products are absorbed into a sum; this
+ * file prints from that plan.
  */
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include "md.h"
-
-typedef enum Kind {
-  K_NONE,     /* not needed */
-  K_LEAF,     /* a number, an input, zeros or ones: referenced in place */
-  K_VIEW,     /* a transpose: its operand, read transposed */
-  K_INLINE,   /* an elementwise value used once: fused into its user's loop */
-  K_TERM,     /* a sum used once, absorbed into its user's list of terms */
-  K_GEMM,     /* a product absorbed as a term: gemm into the user's buffer */
-  K_ROOT,     /* a root used only as such: written straight into its buffer */
-  K_SCALAR,   /* a local double */
-  K_BUFFER,   /* a temporary in the workspace */
-} Kind;
-
-#define ALL_ROOTS (~0ull)
+#include "emit.h"
 
 /* A set of C names, open hashing; cap is a power of two. */
 typedef struct NameSet {
@@ -47,15 +34,8 @@ typedef struct Emit {
   Ctx *c;
   Buf *o;
   const EmitOpts *opts;
-  int n;              /* node ids below n */
-  Node **byid;        /* c->nodes when planning began */
-  int *uses;          /* uses by needed nodes and roots */
-  Node **user;        /* the last node seen using each node */
-  unsigned long long *mask; /* the roots that need each node */
-  Kind *kind;
-  char **cname;       /* C name of a buffer, scalar or input */
-  Node **alias;       /* a buffer whose memory this buffer reuses, or NULL */
-  int *lastuse;       /* for buffers: the last statement reading it */
+  const Plan *p;      /* the body being printed */
+  char **cname;       /* C name of a buffer, scalar or input, by node id */
   char **pname;       /* C parameter names of the inputs */
   char **gname;       /* C parameter names of the gradients */
   char **dname;       /* C names of the symbolic sizes */
@@ -63,9 +43,8 @@ typedef struct Emit {
   char *arr_d, *arr_in, *arr_g; /* the JIT entry points' arrays */
   bool matrix_out;    /* the output is not a scalar */
   NameSet fixed;      /* C names of functions and parameters */
-  NameSet temps;      /* C names of the body being planned */
+  NameSet temps;      /* C names of the body being printed */
   bool sealed;        /* the fixed names are all taken */
-  int ntemps;
 } Emit;
 
 static const char *const reserved[] = {
@@ -133,237 +112,8 @@ static char *claim(Emit *e, const char *want) {
   return s;
 }
 
-static bool scalar(const Node *n) { return shape_is_scalar(n->shape); }
-
 static bool is_ident(char ch) {
   return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
-}
-
-static bool is_buffer(Emit *e, const Node *n) {
-  return e->kind[n->id] == K_BUFFER && n->op != OP_VAR && n->op != OP_SEED;
-}
-
-static bool is_product(const Node *n) {
-  return n->op == OP_MUL && !scalar(n->a) && !scalar(n->b);
-}
-
-// Can N be computed element by element from its operands' elements, so
-// that it fuses into a loop? (DIAGM and DIAGV map indices; they fuse too.)
-static bool elementwise(const Node *n) {
-  if (scalar(n))
-    return false;
-  if (op_cfunc[n->op])
-    return true;
-  switch (n->op) {
-  case OP_ADD: case OP_SUB: case OP_EMUL: case OP_EDIV: case OP_EPOW: case OP_DIV:
-  case OP_DIAGM: case OP_DIAGV:
-    return true;
-  case OP_MUL:
-    return !is_product(n);
-  default:
-    return false;
-  }
-}
-
-// Operations that call a runtime kernel on plain (untransposed) buffers.
-static bool kernel(const Node *n) {
-  return n->op == OP_INV || n->op == OP_DET || n->op == OP_LOGDET || n->op == OP_SOFTMAX ||
-         (n->op == OP_LSE && !scalar(n->a));
-}
-
-// A sum whose terms all have its shape: plan_terms and collect expand it.
-static bool flat_sum(const Node *n) {
-  return (n->op == OP_ADD || n->op == OP_SUB) && shape_eq(n->a->shape, n->shape) &&
-         shape_eq(n->b->shape, n->shape);
-}
-
-static Node *strip(Node *n, bool *trans) {
-  *trans = false;
-  while (n->op == OP_TRANS && !scalar(n)) {
-    *trans = !*trans;
-    n = n->a;
-  }
-  return n;
-}
-
-// The memory gemm reads for operand N: through transposes (each a flag)
-// down to the first value that has memory of its own. share_memory's
-// reads() sees the same.
-static Node *strip_mem(Emit *e, Node *n, bool *trans) {
-  *trans = false;
-  while (n->op == OP_TRANS && !scalar(n) && !is_buffer(e, n)) {
-    *trans = !*trans;
-    n = n->a;
-  }
-  return n;
-}
-
-/* ---- planning ----------------------------------------------------------- */
-
-// Mark what ROOT needs, walking down by decreasing id.
-static void need(Emit *e, Node *root, unsigned long long bit) {
-  char *seen = calloc((size_t)e->n, 1);
-  if (!seen) {
-    e->c->failed = true;
-    return;
-  }
-  ast_mark(e->c, root, seen);
-  for (int i = root->id; i >= 0; i--) {
-    if (!seen[i])
-      continue;
-    e->mask[i] |= bit;
-    if (e->kind[i] == K_NONE)
-      e->kind[i] = K_LEAF;  // provisional: "needed"; plan() decides
-  }
-  free(seen);
-}
-
-// Count uses once per needed node (a node needed by several roots is still
-// one piece of code).
-static void count_uses(Emit *e) {
-  for (int i = 0; i < e->n; i++) {
-    if (e->kind[i] == K_NONE)
-      continue;
-    Node *p = e->byid[i];
-    if (p->a)
-      e->uses[p->a->id]++, e->user[p->a->id] = p;
-    if (p->b)
-      e->uses[p->b->id]++, e->user[p->b->id] = p;
-  }
-}
-
-// Uses seen through transposes: a value read through a transpose that is
-// used twice is used twice.
-static int eff_uses(Emit *e, Node *n) {
-  Node *u = e->user[n->id];
-  if (e->uses[n->id] == 1 && u && u->op == OP_TRANS)
-    return eff_uses(e, u);
-  return e->uses[n->id];
-}
-
-// A gemm operand must be in memory; a transpose of it is a flag.
-static void force_buffer(Emit *e, Node *n) {
-  bool tr;
-  n = strip(n, &tr);
-  if (n->op != OP_VAR && n->op != OP_SEED)
-    e->kind[n->id] = K_BUFFER;
-}
-
-// A kernel's operand must be in memory as it is, untransposed.
-static void force_plain(Emit *e, Node *n) {
-  if (n->op != OP_VAR && n->op != OP_SEED && !scalar(n))
-    e->kind[n->id] = K_BUFFER;
-}
-
-/* A product that gemm computes whole, alpha*op(A)*op(B): the product P
-   itself, s*P or P/t (s and t scalars), or (s*P)/t, where each inner node
-   is used only here. */
-typedef struct Gemm {
-  Node *prod;        /* the product */
-  Node *mul, *div;   /* the scalar factor and divisor of alpha, or NULL */
-  Node *inner[2];    /* the nodes between the term and the product */
-  int ninner;
-} Gemm;
-
-static bool gemm_form(Emit *e, Node *t, Gemm *g) {
-  memset(g, 0, sizeof *g);
-  if (t->op == OP_DIV && !scalar(t->a) && (t->a == t || e->uses[t->a->id] == 1)) {
-    g->div = t->b;
-    t = g->inner[g->ninner++] = t->a;
-  }
-  if (t->op == OP_MUL && scalar(t->a) && is_product(t->b) && e->uses[t->b->id] == 1) {
-    g->mul = t->a;
-    t = g->inner[g->ninner++] = t->b;
-  }
-  g->prod = t;
-  return is_product(t);
-}
-
-// Plan term T as a gemm: the nodes inside are absorbed, the operands must
-// be in memory.
-static bool gemm_term(Emit *e, Node *t) {
-  Gemm g;
-  if (!gemm_form(e, t, &g))
-    return false;
-  for (int i = 0; i < g.ninner; i++)
-    e->kind[g.inner[i]->id] = K_GEMM;
-  force_buffer(e, g.prod->a);
-  force_buffer(e, g.prod->b);
-  return true;
-}
-
-// The terms of N, a sum being written into a buffer: sums used once are
-// flattened, and products among the terms are marked for gemm.
-static void plan_terms(Emit *e, Node *n) {
-  if (!flat_sum(n)) {
-    gemm_term(e, n);
-    return;
-  }
-  Node *ops[2] = {n->a, n->b};
-  for (int k = 0; k < 2; k++) {
-    Node *t = ops[k];
-    if (e->uses[t->id] != 1 || e->kind[t->id] == K_BUFFER)
-      continue;
-    if (t->op == OP_ADD || t->op == OP_SUB) {
-      e->kind[t->id] = K_TERM;
-      plan_terms(e, t);
-    } else if (gemm_term(e, t)) {
-      e->kind[t->id] = K_GEMM;
-    }
-  }
-}
-
-// Decide each needed node's kind, parents before operands (by decreasing
-// id), since a parent decides whether its operand is fused or absorbed.
-static void plan(Emit *e, Node **roots, int nroots) {
-  // A matrix root used by nothing else is written straight into its
-  // destination (the output, or a gradient by adding into it).
-  for (int r = 0; r < nroots; r++) {
-    Node *g = roots[r];
-    Op op = g->op;
-    if (!scalar(g) && e->uses[g->id] == 1 && !op_is_leaf(op) && op != OP_TRANS &&
-        !(r > 0 && (kernel(g) || op == OP_SUM))) {
-      e->kind[g->id] = K_ROOT;
-      plan_terms(e, g);
-    }
-  }
-  for (int i = e->n - 1; i >= 0; i--) {
-    Node *p = e->byid[i];
-    Kind k = e->kind[i];
-    if (k == K_NONE || k == K_TERM || k == K_GEMM)
-      continue;
-    if (k == K_ROOT)
-      ;
-    else if (op_is_leaf(p->op) && !op_is_fill(p->op))
-      k = K_LEAF;
-    else if (scalar(p))
-      k = K_SCALAR;
-    else if (k == K_BUFFER)
-      ;
-    else if (op_is_fill(p->op))
-      k = K_LEAF;
-    else if (p->op == OP_TRANS)
-      k = K_VIEW;
-    else if (elementwise(p) && eff_uses(e, p) == 1)
-      k = K_INLINE;
-    else
-      k = K_BUFFER;
-    e->kind[i] = k;
-    if (k == K_BUFFER)
-      plan_terms(e, p);
-    if (is_product(p) && (k == K_BUFFER || k == K_ROOT)) {
-      force_buffer(e, p->a);
-      force_buffer(e, p->b);
-    }
-    if (kernel(p))
-      force_plain(e, p->a);
-    // tr(P*Q) is sum(P.*Q'): the product itself is never formed.
-    if (p->op == OP_TR && is_product(p->a) && !scalar(p->a) && e->uses[p->a->id] == 1) {
-      e->kind[p->a->id] = K_GEMM;
-      force_buffer(e, p->a->a);
-      force_buffer(e, p->a->b);
-    }
-  }
 }
 
 /* ---- C text ------------------------------------------------------------- */
@@ -406,7 +156,7 @@ static char *elem(Emit *e, Node *n, const char *ri, const char *ci, bool flat) {
   if (scalar(n))
     return n->op == OP_VAR || n->op == OP_SEED ? arena_printf(A, "%s[0]", e->cname[n->id])
                                                : e->cname[n->id];
-  if (n->op == OP_VAR || n->op == OP_SEED || e->kind[n->id] == K_BUFFER) {
+  if (in_memory(e->p, n)) {
     const char *name = e->cname[n->id];
     if (flat)
       return arena_printf(A, "%s[i]", name);
@@ -474,7 +224,7 @@ static bool needs_2d(Emit *e, Node *n, Shape shape, bool top) {
     return needs_2d(e, n->a, n->a->shape, false);
   if (op == OP_EYE || op == OP_TRANS || op == OP_DIAGM || op == OP_DIAGV)
     return true;
-  if (e->kind[n->id] == K_BUFFER && !top)
+  if (e->p->kind[n->id] == K_BUFFER && !top)
     return false;
   return (n->a && needs_2d(e, n->a, shape, false)) || (n->b && needs_2d(e, n->b, shape, false));
 }
@@ -523,62 +273,33 @@ static void for_each(Emit *e, int depth, Shape s, bool two, const char *dst, con
   }
 }
 
-// DST (of TOP's shape) OP the elementwise TERMS with their SIGNS.
-static void loop(Emit *e, int depth, const char *dst, Node *top, Node **terms, int *signs, int nt,
-                 const char *op) {
+// DST (of TOP's shape) OP the elementwise terms of TERMS, with their signs.
+static void loop(Emit *e, int depth, const char *dst, Node *top, const Terms *terms, const char *op) {
   bool two = false;
-  for (int t = 0; t < nt; t++)
-    two |= needs_2d(e, terms[t], top->shape, terms[t] == top);
+  for (int t = 0; t < terms->n; t++)
+    if (!terms->gemm[t])
+      two |= needs_2d(e, terms->node[t], top->shape, terms->node[t] == top);
   Buf rhs = {0};
-  for (int t = 0; t < nt; t++) {
-    char *x = terms[t] == top ? elem_op(e, terms[t], "i", "j", !two) : elem(e, terms[t], "i", "j", !two);
-    if (t == 0)
-      buf_printf(&rhs, "%s%s", signs[t] < 0 ? "-" : "", x);
+  for (int t = 0; t < terms->n; t++) {
+    if (terms->gemm[t])
+      continue;
+    Node *x = terms->node[t];
+    char *s = x == top ? elem_op(e, x, "i", "j", !two) : elem(e, x, "i", "j", !two);
+    if (!rhs.len)
+      buf_printf(&rhs, "%s%s", terms->sign[t] < 0 ? "-" : "", s);
     else
-      buf_printf(&rhs, " %s %s", signs[t] < 0 ? "-" : "+", x);
+      buf_printf(&rhs, " %s %s", terms->sign[t] < 0 ? "-" : "+", s);
   }
   for_each(e, depth, top->shape, two, dst, op, rhs.s ? rhs.s : "0.0");
   buf_free(&rhs);
 }
 
-static void collect(Emit *e, Node *n, bool top, int sign, Node **terms, int *signs, int *nt, int cap) {
-  if (top ? flat_sum(n) : (n->op == OP_ADD || n->op == OP_SUB) && e->kind[n->id] == K_TERM) {
-    collect(e, n->a, false, sign, terms, signs, nt, cap);
-    collect(e, n->b, false, n->op == OP_SUB ? -sign : sign, terms, signs, nt, cap);
-    return;
-  }
-  if (*nt < cap) {
-    terms[*nt] = n;
-    signs[*nt] = sign;
-    (*nt)++;
-  }
-}
-
-static int count_terms(Emit *e, Node *n, bool top) {
-  if (top ? flat_sum(n) : (n->op == OP_ADD || n->op == OP_SUB) && e->kind[n->id] == K_TERM)
-    return count_terms(e, n->a, false) + count_terms(e, n->b, false);
-  return 1;
-}
-
-// Is term T of the sum TOP written by gemm?
-static bool is_gemm(Emit *e, Node *t, Node *top) {
-  Gemm g;
-  if (e->kind[t->id] == K_GEMM)
-    return true;
-  if (t != top || !gemm_form(e, t, &g))
-    return false;
-  for (int i = 0; i < g.ninner; i++)
-    if (e->kind[g.inner[i]->id] != K_GEMM)
-      return false;
-  return true;
-}
-
 static void gemm(Emit *e, int depth, const char *dst, Node *t, int sign, bool accumulate) {
   Gemm g;
-  gemm_form(e, t, &g);
+  plan_gemm(e->p, t, &g);
   Node *prod = g.prod;
   bool ta, tb;
-  Node *a = strip_mem(e, prod->a, &ta), *b = strip_mem(e, prod->b, &tb);
+  Node *a = plan_strip(e->p, prod->a, &ta), *b = plan_strip(e->p, prod->b, &tb);
   char *al = g.mul ? elem(e, g.mul, "0", "0", true) : "1.0";
   if (g.div)
     al = arena_printf(&e->c->arena, "%s/%s", al, elem(e, g.div, "0", "0", true));
@@ -592,39 +313,26 @@ static void gemm(Emit *e, int depth, const char *dst, Node *t, int sign, bool ac
 // Write (or with ACCUMULATE, add) the sum of terms N into DST: the
 // elementwise terms in one loop, then each product through gemm.
 static void write_sum(Emit *e, int depth, const char *dst, Node *n, bool accumulate) {
-  int cap = count_terms(e, n, true), nt = 0, new = 0;
-  Node **terms = calloc((size_t)cap, sizeof *terms), **ew = calloc((size_t)cap, sizeof *ew);
-  int *signs = calloc((size_t)cap, sizeof *signs), *ews = calloc((size_t)cap, sizeof *ews);
-  if (!terms || !ew || !signs || !ews) {
-    e->c->failed = true;
-    goto done;
-  }
-  collect(e, n, true, 1, terms, signs, &nt, cap);
-  for (int t = 0; t < nt; t++)
-    if (!is_gemm(e, terms[t], n)) {
-      ew[new] = terms[t];
-      ews[new++] = signs[t];
-    }
+  const Terms *terms = e->p->terms[n->id];
+  int new = 0, first = -1;
+  for (int t = 0; t < terms->n; t++)
+    if (!terms->gemm[t] && !new++)
+      first = t;
+  Node *one = first >= 0 ? terms->node[first] : NULL;
   bool written = accumulate;
-  if (new == 1 && ews[0] > 0 && !accumulate && ew[0] != n &&
-      (ew[0]->op == OP_VAR || ew[0]->op == OP_SEED || e->kind[ew[0]->id] == K_BUFFER) &&
-      shape_eq(ew[0]->shape, n->shape)) {
-    line(e, depth, "mdrt_copy(%s, %s, %s);", lenc(e, n->shape), e->cname[ew[0]->id], dst);
+  if (new == 1 && terms->sign[first] > 0 && !accumulate && one != n && in_memory(e->p, one) &&
+      shape_eq(one->shape, n->shape)) {
+    line(e, depth, "mdrt_copy(%s, %s, %s);", lenc(e, n->shape), e->cname[one->id], dst);
     written = true;
   } else if (new > 0) {
-    loop(e, depth, dst, n, ew, ews, new, accumulate ? "+=" : "=");
+    loop(e, depth, dst, n, terms, accumulate ? "+=" : "=");
     written = true;
   }
-  for (int t = 0; t < nt; t++)
-    if (is_gemm(e, terms[t], n)) {
-      gemm(e, depth, dst, terms[t], signs[t], written);
+  for (int t = 0; t < terms->n; t++)
+    if (terms->gemm[t]) {
+      gemm(e, depth, dst, terms->node[t], terms->sign[t], written);
       written = true;
     }
-done:
-  free(terms);
-  free(signs);
-  free(ew);
-  free(ews);
 }
 
 // sum(A, 1) or sum(A, 2) into DST, fused with A's loop.
@@ -665,7 +373,7 @@ static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accu
   default:
     break;
   }
-  Kind k = e->kind[n->id];
+  Kind k = e->p->kind[n->id];
   if (accumulate && (k == K_BUFFER || n->op == OP_VAR || n->op == OP_SEED)) {
     line(e, depth, "mdrt_axpby(%s, 1.0, %s, 1.0, %s);", lenc(e, n->shape), e->cname[n->id], dst);
     return;
@@ -676,9 +384,9 @@ static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accu
 // A reduction of A to a scalar, into the local double DST.
 static void reduce(Emit *e, int depth, const char *dst, Node *n) {
   bool tr;
-  Node *a = strip_mem(e, n->a, &tr);  // a full reduction does not care about order
+  Node *a = plan_strip(e->p, n->a, &tr);  // a full reduction does not care about order
   bool norm = n->op == OP_NORM;
-  if (a->op == OP_VAR || a->op == OP_SEED || e->kind[a->id] == K_BUFFER) {
+  if (a->op == OP_VAR || a->op == OP_SEED || e->p->kind[a->id] == K_BUFFER) {
     line(e, depth, "%s = %s%s(%s, %s)%s;", dst, norm ? "sqrt(" : "",
          n->op == OP_SUM ? "mdrt_sum" : "mdrt_sumsq", lenc(e, a->shape), e->cname[a->id],
          norm ? ")" : "");
@@ -723,7 +431,7 @@ static void scalar_op(Emit *e, int depth, Node *n) {
     case OP_TR:
       line(e, depth, "%s = 0;", dst);
       line(e, depth, "for (long i = 0; i < %s; i++)", sz);
-      if (e->kind[an->id] == K_GEMM) {  /* tr(P*Q) = sum of P(i,j)*Q(j,i) */
+      if (e->p->kind[an->id] == K_GEMM) {  /* tr(P*Q) = sum of P(i,j)*Q(j,i) */
         line(e, depth + 1, "for (long j = 0; j < %s; j++)", dimc(e, an->a->shape.c));
         line(e, depth + 2, "%s += %s*%s;", dst, elem(e, an->a, "i", "j", false),
              elem(e, an->b, "j", "i", false));
@@ -842,171 +550,26 @@ static void guard_open(Emit *e, unsigned long long m) {
   buf_free(&cond);
 }
 
-// A fused loop's expression is bounded in depth (libtcc's value stack
-// holds 256 entries): every 32 levels of fused operations, one is given a
-// buffer of its own. Operands come before users, so one pass in id order
-// sees each node's operands' depths.
-static void limit_fusion(Emit *e) {
-  int *depth = calloc((size_t)e->n + 1, sizeof *depth);
-  if (!depth) {
-    e->c->failed = true;
-    return;
-  }
-  for (int i = 0; i < e->n; i++) {
-    Node *p = e->byid[i];
-    if (e->kind[i] != K_INLINE && e->kind[i] != K_VIEW)
-      continue;
-    int d = 0;
-    if (p->a && (e->kind[p->a->id] == K_INLINE || e->kind[p->a->id] == K_VIEW))
-      d = depth[p->a->id];
-    if (p->b && (e->kind[p->b->id] == K_INLINE || e->kind[p->b->id] == K_VIEW) && depth[p->b->id] > d)
-      d = depth[p->b->id];
-    depth[i] = d + 1;
-    if (depth[i] > 32 && e->kind[i] == K_INLINE) {
-      e->kind[i] = K_BUFFER;
-      depth[i] = 0;
-    }
-  }
-  free(depth);
-}
-
-/* ---- workspace ---------------------------------------------------------- */
-
-
-// Mark statement S as reading the buffers N's code reads: the buffers met
-// below N through values that have no memory of their own.
-static void reads(Emit *e, Node *n, int s, bool top) {
-  if (!top && is_buffer(e, n)) {
-    e->lastuse[n->id] = s;
-    return;
-  }
-  Kind k = e->kind[n->id];
-  if (!top && (k == K_SCALAR || k == K_LEAF || n->op == OP_VAR))
-    return;
-  if (n->a)
-    reads(e, n->a, s, false);
-  if (n->b)
-    reads(e, n->b, s, false);
-}
-
-// Give each buffer its memory: a buffer may take over the memory of one of
-// the same shape whose last reader came before it (a transposed or gemm
-// read of a buffer being written is never safe, so "before" is strict).
-// Statements are numbered in the order print_body emits them: the nodes in
-// id order, then the gradients, then the output. Returns the workspace
-// size in doubles, as C.
-static char *share_memory(Emit *e, Node **roots, int nroots) {
-  int n = e->n, s = 0;
-  for (int i = 0; i < n; i++)
-    e->lastuse[i] = -1;
-  for (int i = 0; i < n; i++)
-    if (is_buffer(e, e->byid[i]) || e->kind[i] == K_SCALAR)
-      reads(e, e->byid[i], s++, true);
-  for (int r = 1; r <= nroots; r++) {
-    Node *g = roots[r % nroots];  // the gradients, then the output
-    reads(e, g, s++, !is_buffer(e, g));
-  }
-  // Each buffer that owns memory remembers the last statement reading it or
-  // any later tenant; a new buffer takes the first owner of its shape that
-  // is free by then.
-  int *owners = malloc(sizeof *owners * (size_t)(n + 1));
-  int *olast = malloc(sizeof *olast * (size_t)(n + 1));
-  int nowners = 0;
-  Buf ws = {0};
-  buf_puts(&ws, "0");
-  s = 0;
-  for (int i = 0; owners && olast && i < n; i++) {
-    Node *p = e->byid[i];
-    e->alias[i] = NULL;
-    if (!is_buffer(e, p) && e->kind[i] != K_SCALAR)
-      continue;
-    int here = s++;
-    if (!is_buffer(e, p))
-      continue;
-    for (int k = 0; k < nowners && !e->alias[i]; k++) {
-      Node *q = e->byid[owners[k]];
-      if (olast[owners[k]] < here && shape_eq(q->shape, p->shape)) {
-        e->alias[i] = q;
-        if (e->lastuse[i] > olast[owners[k]])
-          olast[owners[k]] = e->lastuse[i];
-      }
-    }
-    if (!e->alias[i]) {
-      owners[nowners++] = i;
-      olast[i] = e->lastuse[i];
-      buf_printf(&ws, " + %s", lenc(e, p->shape));
-    }
-  }
-  if (!owners || !olast)
-    e->c->failed = true;
-  free(owners);
-  free(olast);
-  char *size = ws.s ? arena_strdup(&e->c->arena, ws.s) : NULL;
-  buf_free(&ws);
-  return size;
-}
-
-// Plan one body: the value, and with GRADS the gradients. Returns the
-// workspace size as a C expression in doubles.
-static char *plan_body(Emit *e, bool grads, Node **roots, int *nroots) {
+// Print the body of E->p.
+static void print_body(Emit *e) {
   Ctx *c = e->c;
-  int n = e->n;
-  memset(e->uses, 0, sizeof *e->uses * (size_t)n);
-  memset(e->mask, 0, sizeof *e->mask * (size_t)n);
-  memset(e->kind, 0, sizeof *e->kind * (size_t)n);
-  memset(e->user, 0, sizeof *e->user * (size_t)n);
-  memset(e->cname, 0, sizeof *e->cname * (size_t)n);
-  if (e->temps.cap)
-    memset(e->temps.slot, 0, sizeof(char *) * e->temps.cap);
-  e->temps.n = 0;
-  e->ntemps = 0;
-  roots[0] = c->out;
-  need(e, c->out, ALL_ROOTS);
-  *nroots = 1;
-  if (grads)
-    for (int i = 0; i < c->nvars; i++)
-      if (c->vars[i].wrt) {
-        roots[(*nroots)++] = c->grads[i];
-        need(e, c->grads[i], c->nvars > 63 ? ALL_ROOTS : 1ull << i);
-      }
-  for (int r = 0; r < *nroots; r++)
-    e->uses[roots[r]->id]++;
-  count_uses(e);
-  plan(e, roots, *nroots);
-  limit_fusion(e);
-
-  // Names: buffers and scalars get t1, t2, ... in order.
-  for (int i = 0; i < n; i++) {
-    Node *p = e->byid[i];
-    if (p->op == OP_VAR)
-      e->cname[i] = e->pname[p->k];
-    else if (p->op == OP_SEED)
-      e->cname[i] = e->seedp;
-    else if (e->kind[i] == K_BUFFER || e->kind[i] == K_SCALAR)
-      e->cname[i] = claim(e, arena_printf(&c->arena, "t%d", ++e->ntemps));
-  }
-  return share_memory(e, roots, *nroots);
-}
-
-// Print one body, planned by plan_body.
-static void print_body(Emit *e, bool grads, Node **roots, int nroots) {
-  Ctx *c = e->c;
-  int n = e->n;
+  const Plan *pl = e->p;
+  int n = pl->n;
   // Declarations: workspace pointers and scalars.
   const char *prev = NULL;
   Shape prevshape = shape_scalar();
   for (int i = 0; i < n; i++) {
-    if (is_buffer(e, e->byid[i]) && e->alias[i]) {
+    if (is_buffer(pl, c->nodes[i]) && pl->alias[i]) {
       line(e, 1, "double *%s = %s;  /* %s's memory, no longer needed */", e->cname[i],
-           e->cname[e->alias[i]->id], e->cname[e->alias[i]->id]);
-    } else if (is_buffer(e, e->byid[i])) {
+           e->cname[pl->alias[i]->id], e->cname[pl->alias[i]->id]);
+    } else if (is_buffer(pl, c->nodes[i])) {
       if (prev)
         line(e, 1, "double *%s = %s + %s;", e->cname[i], prev, lenc(e, prevshape));
       else
         line(e, 1, "double *%s = ws;", e->cname[i]);
       prev = e->cname[i];
-      prevshape = e->byid[i]->shape;
-    } else if (e->kind[i] == K_SCALAR) {
+      prevshape = c->nodes[i]->shape;
+    } else if (pl->kind[i] == K_SCALAR) {
       line(e, 1, "double %s = 0;", e->cname[i]);
     }
   }
@@ -1016,14 +579,14 @@ static void print_body(Emit *e, bool grads, Node **roots, int nroots) {
   // The code, in id order, grouped under guards by the roots that need it.
   unsigned long long open = ALL_ROOTS;
   for (int i = 0; i < n; i++) {
-    Kind k = e->kind[i];
-    Node *p = e->byid[i];
+    Kind k = pl->kind[i];
+    Node *p = c->nodes[i];
     if ((k != K_BUFFER && k != K_SCALAR) || p->op == OP_VAR)
       continue;
-    if (e->mask[i] != open) {
+    if (pl->mask[i] != open) {
       if (open != ALL_ROOTS)
         line(e, 1, "}");
-      open = e->mask[i];
+      open = pl->mask[i];
       if (open != ALL_ROOTS)
         guard_open(e, open);
     }
@@ -1037,13 +600,9 @@ static void print_body(Emit *e, bool grads, Node **roots, int nroots) {
   if (open != ALL_ROOTS)
     line(e, 1, "}");
 
-  for (int r = 1; r < nroots; r++) {
-    // Root r is the gradient of the r-th wrt variable.
-    int i = 0;
-    for (int k = 0, seen = 0; k < c->nvars; k++)
-      if (c->vars[k].wrt && ++seen == r)
-        i = k;
-    Node *g = roots[r];
+  for (int r = 1; r < pl->nroots; r++) {
+    int i = pl->rootvar[r];
+    Node *g = pl->roots[r];
     line(e, 1, "if (%s) {", e->gname[i]);
     comment(e, 2, arena_printf(&c->arena, "d%s/d%s", c->outname, c->vars[i].name), g);
     if (g->op == OP_ZEROS || ast_is_num(g, 0))
@@ -1058,14 +617,14 @@ static void print_body(Emit *e, bool grads, Node **roots, int nroots) {
   if (!e->matrix_out) {
     line(e, 1, "%s[0] = %s;", e->outp, elem(e, out, "0", "0", true));
   } else {
-    if (grads)
+    if (pl->grads)
       line(e, 1, "if (%s) {", e->outp);
-    comment(e, 1 + grads, c->outname, out);
-    if (e->kind[out->id] == K_BUFFER || out->op == OP_VAR || out->op == OP_SEED)
-      line(e, 1 + grads, "mdrt_copy(%s, %s, %s);", lenc(e, out->shape), e->cname[out->id], e->outp);
+    comment(e, 1 + pl->grads, c->outname, out);
+    if (in_memory(pl, out))
+      line(e, 1 + pl->grads, "mdrt_copy(%s, %s, %s);", lenc(e, out->shape), e->cname[out->id], e->outp);
     else
-      write_matrix(e, 1 + grads, e->outp, out, false);
-    if (grads)
+      write_matrix(e, 1 + pl->grads, e->outp, out, false);
+    if (pl->grads)
       line(e, 1, "}");
   }
   line(e, 1, "return 0;");
@@ -1114,15 +673,38 @@ static void jit_prologue(Emit *e, bool grads) {
       buf_printf(e->o, "  double *%s = %s[%d];\n", e->gname[i], e->arr_g, i);
 }
 
+// C names for the body's buffers and scalars: t1, t2, ... in id order.
+// Each body names its own: the other body's temporaries are forgotten.
+static bool name_temps(Emit *e) {
+  Ctx *c = e->c;
+  const Plan *p = e->p;
+  if (e->temps.cap)
+    memset(e->temps.slot, 0, sizeof(char *) * e->temps.cap);
+  e->temps.n = 0;
+  int ntemps = 0;
+  for (int i = 0; i < p->n; i++) {
+    Node *n = c->nodes[i];
+    e->cname[i] = NULL;
+    if (n->op == OP_VAR)
+      e->cname[i] = e->pname[n->k];
+    else if (n->op == OP_SEED)
+      e->cname[i] = e->seedp;
+    else if (p->kind[i] == K_BUFFER || p->kind[i] == K_SCALAR) {
+      if (!(e->cname[i] = claim(e, arena_printf(&c->arena, "t%d", ++ntemps))))
+        return false;
+    }
+  }
+  return true;
+}
+
 // The static function that does the work, returning NULL or a message.
-static char *impl(Emit *e, bool grads, bool print) {
-  Node **roots = arena_alloc(&e->c->arena, sizeof *roots * (size_t)(e->c->nvars + 1));
-  int nroots;
-  if (!roots)
-    return NULL;
-  char *size = plan_body(e, grads, roots, &nroots);
-  if (!print)
-    return size;
+static void impl(Emit *e, const Plan *p) {
+  bool grads = p->grads;
+  e->p = p;
+  if (!name_temps(e)) {
+    e->c->failed = true;
+    return;
+  }
   if (e->opts->jit)
     jit_prologue(e, grads);
   else {
@@ -1134,7 +716,7 @@ static char *impl(Emit *e, bool grads, bool print) {
   // cast to void, so the file compiles with -Wall -Wextra -Werror.
   Buf *o = e->o, body = {0};
   e->o = &body;
-  print_body(e, grads, roots, nroots);
+  print_body(e);
   e->o = o;
   Ctx *c = e->c;
   for (int i = 0; i < c->ndims; i++)
@@ -1150,6 +732,18 @@ static char *impl(Emit *e, bool grads, bool print) {
   o->oom |= body.oom;
   buf_free(&body);
   buf_puts(e->o, "}\n\n");
+}
+
+// The workspace a body needs, in doubles, as C: the sizes of the buffers
+// that own memory.
+static char *workspace_size(Emit *e, const Plan *p) {
+  Buf ws = {0};
+  buf_puts(&ws, "0");
+  for (int i = 0; i < p->n; i++)
+    if (is_buffer(p, e->c->nodes[i]) && !p->alias[i])
+      buf_printf(&ws, " + %s", lenc(e, e->c->nodes[i]->shape));
+  char *size = ws.s ? arena_strdup(&e->c->arena, ws.s) : NULL;
+  buf_free(&ws);
   return size;
 }
 
@@ -1243,21 +837,9 @@ static bool setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
   for (int i = 0; i < c->nvars; i++)
     if (c->vars[i].wrt)
       e->gname[i] = claim(e, arena_printf(&c->arena, "d%s", c->vars[i].name));
-  // The DAG has grown during differentiation; emit sees all of it.
-  e->n = c->nnodes;
-  e->byid = c->nodes;
-  e->uses = arena_alloc(&c->arena, sizeof(int) * (size_t)e->n);
-  e->mask = arena_alloc(&c->arena, sizeof(unsigned long long) * (size_t)e->n);
-  e->kind = arena_alloc(&c->arena, sizeof(Kind) * (size_t)e->n);
-  e->cname = arena_alloc(&c->arena, sizeof(char *) * (size_t)e->n);
-  e->user = arena_alloc(&c->arena, sizeof(Node *) * (size_t)e->n);
-  e->alias = arena_alloc(&c->arena, sizeof(Node *) * (size_t)e->n);
-  e->lastuse = arena_alloc(&c->arena, sizeof(int) * (size_t)e->n);
+  e->cname = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->nnodes + 1));
   e->sealed = true;
-  if (!e->byid || !e->uses || !e->mask || !e->kind || !e->cname || !e->user || !e->alias ||
-      !e->lastuse)
-    return false;
-  return true;
+  return e->cname != NULL;
 }
 
 static void header(Emit *e) {
@@ -1298,57 +880,52 @@ static double elems(Shape s, const long *dims) {
 }
 
 // Operations per element of N's fused loop.
-static double fused_ops(Emit *e, Node *n, bool top) {
-  if (!top && (is_buffer(e, n) || scalar(n) || e->kind[n->id] == K_LEAF || n->op == OP_VAR ||
+static double fused_ops(const Plan *p, Node *n, bool top) {
+  if (!top && (is_buffer(p, n) || scalar(n) || p->kind[n->id] == K_LEAF || n->op == OP_VAR ||
                n->op == OP_SEED))
     return 0;
   double k = n->op == OP_TRANS || n->op == OP_DIAGM || n->op == OP_DIAGV ? 0 : 1;
-  return k + (n->a ? fused_ops(e, n->a, false) : 0) + (n->b ? fused_ops(e, n->b, false) : 0);
+  return k + (n->a ? fused_ops(p, n->a, false) : 0) + (n->b ? fused_ops(p, n->b, false) : 0);
 }
 
-static double matrix_cost(Emit *e, Node *n, bool accumulate, const long *dims) {
+static double matrix_cost(const Plan *p, Node *n, bool accumulate, const long *dims) {
   double len = elems(n->shape, dims);
   if (!accumulate && n->op == OP_SUM)
-    return elems(n->a->shape, dims) * (1 + fused_ops(e, n->a, false));
+    return elems(n->a->shape, dims) * (1 + fused_ops(p, n->a, false));
   if (!accumulate && n->op == OP_INV)
     return 2 * pow((double)dim_value(n->shape.r, dims), 3);
   if (!accumulate && (n->op == OP_SOFTMAX || n->op == OP_LSE))
     return 3 * elems(n->a->shape, dims);
-  if (accumulate && (is_buffer(e, n) || n->op == OP_VAR || n->op == OP_SEED))
+  if (accumulate && in_memory(p, n))
     return 2 * len;
-  int cap = count_terms(e, n, true), nt = 0;
-  Node **terms = calloc((size_t)cap, sizeof *terms);
-  int *signs = calloc((size_t)cap, sizeof *signs);
+  const Terms *terms = p->terms[n->id];
   double cost = 0;
   int ew = 0;
-  if (terms && signs)
-    collect(e, n, true, 1, terms, signs, &nt, cap);
-  for (int t = 0; t < nt; t++) {
+  for (int t = 0; t < terms->n; t++) {
+    Node *x = terms->node[t];
     Gemm g;
-    if (is_gemm(e, terms[t], n) && gemm_form(e, terms[t], &g)) {
+    if (terms->gemm[t] && plan_gemm(p, x, &g)) {
       cost += 2 * len * (double)dim_value(g.prod->a->shape.c, dims);
     } else {
-      cost += len * fused_ops(e, terms[t], terms[t] == n);
+      cost += len * fused_ops(p, x, x == n);
       ew++;
     }
   }
   cost += len * ((ew > 1 ? ew - 1 : 0) + (accumulate && ew ? 1 : 0));
-  free(terms);
-  free(signs);
   return cost;
 }
 
-static double scalar_cost(Emit *e, Node *n, const long *dims) {
+static double scalar_cost(const Plan *p, Node *n, const long *dims) {
   Node *a = n->a;
   if (!a || scalar(a))
     return 1;
   double len = elems(a->shape, dims), r = (double)dim_value(a->shape.r, dims);
   switch (n->op) {
-  case OP_SUM: return len * (1 + fused_ops(e, strip_mem(e, a, &(bool){0}), false));
+  case OP_SUM: return len * (1 + fused_ops(p, plan_strip(p, a, &(bool){0}), false));
   case OP_NORM:
-  case OP_NORMSQ: return len * (2 + fused_ops(e, strip_mem(e, a, &(bool){0}), false));
+  case OP_NORMSQ: return len * (2 + fused_ops(p, plan_strip(p, a, &(bool){0}), false));
   case OP_LSE: return 3 * len;
-  case OP_TR: return e->kind[a->id] == K_GEMM ? 2 * r * (double)dim_value(a->a->shape.c, dims) : r;
+  case OP_TR: return p->kind[a->id] == K_GEMM ? 2 * r * (double)dim_value(a->a->shape.c, dims) : r;
   case OP_DET:
   case OP_LOGDET: return 2 * r * r * r / 3;
   case OP_MUL: return 2 * (double)dim_value(a->shape.c, dims);
@@ -1357,33 +934,26 @@ static double scalar_cost(Emit *e, Node *n, const long *dims) {
 }
 
 double emit_flops(Ctx *c, bool grads, const long *dims) {
-  Emit e;
-  Buf sink = {0};
-  EmitOpts o = {.name = "f"};
-  if (!setup(&e, c, &o, &sink))
-    return -1;
-  Node **roots = arena_alloc(&c->arena, sizeof *roots * (size_t)(c->nvars + 1));
-  int nroots;
-  if (!roots || !plan_body(&e, grads, roots, &nroots))
+  const Plan *p = plan_body(c, grads);
+  if (!p)
     return -1;
   double cost = 0;
-  for (int i = 0; i < e.n; i++) {
-    Node *p = e.byid[i];
-    if (e.kind[i] == K_SCALAR)
-      cost += scalar_cost(&e, p, dims);
-    else if (is_buffer(&e, p))
-      cost += matrix_cost(&e, p, false, dims);
+  for (int i = 0; i < p->n; i++) {
+    Node *n = c->nodes[i];
+    if (p->kind[i] == K_SCALAR)
+      cost += scalar_cost(p, n, dims);
+    else if (is_buffer(p, n))
+      cost += matrix_cost(p, n, false, dims);
   }
-  for (int r = 1; r < nroots; r++) {
-    Node *g = roots[r];
+  for (int r = 1; r < p->nroots; r++) {
+    Node *g = p->roots[r];
     if (g->op != OP_ZEROS && !scalar(g))
-      cost += matrix_cost(&e, g, true, dims);
+      cost += matrix_cost(p, g, true, dims);
     else if (scalar(g))
       cost += 1;
   }
-  if (e.matrix_out && !is_buffer(&e, c->out) && c->out->op != OP_VAR)
-    cost += matrix_cost(&e, c->out, false, dims);
-  buf_free(&sink);
+  if (!scalar(c->out) && !is_buffer(p, c->out) && c->out->op != OP_VAR)
+    cost += matrix_cost(p, c->out, false, dims);
   return cost;
 }
 
@@ -1458,8 +1028,12 @@ bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
     buf_puts(out, "#include <math.h>\n#include \"matdiff_rt.h\"\n\n");
 
   // The workspace holds the temporaries of the larger of the two bodies.
-  char *wv = impl(&e, false, false);
-  char *wg = impl(&e, true, false);
+  const Plan *value = plan_body(c, false), *grads = plan_body(c, true);
+  if (!value || !grads) {
+    c->failed = true;
+    return false;
+  }
+  char *wv = workspace_size(&e, value), *wg = workspace_size(&e, grads);
   buf_printf(out, "long %s_workspace_size(", o->name);
   for (int i = 0; i < c->ndims; i++)
     buf_printf(out, "%slong %s", i ? ", " : "", e.dname[i]);
@@ -1473,8 +1047,8 @@ bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
 
   if (o->jit)
     jit_entries(&e);
-  impl(&e, false, true);
-  impl(&e, true, true);
+  impl(&e, value);
+  impl(&e, grads);
   if (!o->jit) {
     wrappers(&e, false);
     wrappers(&e, true);
