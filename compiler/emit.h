@@ -58,8 +58,9 @@ typedef struct Plan {
   Terms **terms;     /* of each buffer and each matrix root not in memory */
 } Plan;
 
-/* Plan one body; NULL when memory ran out. */
-Plan *plan_body(Ctx *c, bool grads);
+/* The plan of one body, made on the first call and kept in C; NULL when
+   memory ran out. */
+const Plan *plan_body(Ctx *c, bool grads);
 /* Is T a gemm in the plan's terms, and which? */
 bool plan_gemm(const Plan *p, Node *t, Gemm *g);
 /* The memory gemm or a reduction reads for operand N: through transposes

@@ -14,7 +14,9 @@
  *   simplify.c        rewrite rules to a fixpoint
  *   print.c           DAG -> text in the input language
  *   dump.c            the state between stages as text (matdiff diff --dump)
- *   emit_c.c          DAG -> C source
+ *   plan.c            how each node of the value and the gradients becomes C
+ *   emit_c.c          the plans -> C source
+ *   cost.c            the plans -> operation counts
  *   jit.c             C source -> machine code with libtcc
  *
  * Memory: everything a compilation makes lives in one Arena and is freed
@@ -287,6 +289,8 @@ typedef struct Ctx {
 
   bool implicit;     /* a one-line expression: its variables undeclared, typed by their first letter */
   struct Infer *infer; /* sizes being inferred (infer.c); NULL while there are none */
+  struct Plan *plan[2]; /* the emitter's plan of the value and of the gradients,
+                           made once when first asked for (plan.c) */
 } Ctx;
 
 void ctx_init(Ctx *c, const char *src, long len, const char *file, md_error *err);
@@ -462,6 +466,9 @@ typedef struct EmitOpts {
 extern const char md_rt_standalone[];  /* runtime/standalone.c, built in */
 /* The whole C file for the compilation. false on allocation failure. */
 bool emit_c(Ctx *c, const EmitOpts *o, Buf *out);
+
+/* ---- cost.c ------------------------------------------------------------ */
+
 /* The arithmetic operations the emitted value (GRADS false) or value and
    gradients (GRADS true) perform at the sizes DIMS; -1 on failure. */
 double emit_flops(Ctx *c, bool grads, const long *dims);

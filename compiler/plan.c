@@ -365,7 +365,7 @@ static bool plan_sum(Plan *p, Node *n) {
 
 #define NEW(A, ptr, count) ((ptr) = arena_alloc((A), sizeof *(ptr) * (size_t)(count)))
 
-Plan *plan_body(Ctx *c, bool grads) {
+static Plan *plan_new(Ctx *c, bool grads) {
   Arena *A = &c->arena;
   Plan *p = arena_alloc(A, sizeof *p);
   if (!p)
@@ -409,4 +409,12 @@ Plan *plan_body(Ctx *c, bool grads) {
       return NULL;
   }
   return p;
+}
+
+// Nodes are never changed, and any made after the plan (by a printer, say)
+// are new ids past p->n: a plan stays right for the compilation's life.
+const Plan *plan_body(Ctx *c, bool grads) {
+  if (!c->plan[grads])
+    c->plan[grads] = plan_new(c, grads);
+  return c->plan[grads];
 }
