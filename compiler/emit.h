@@ -1,13 +1,18 @@
 /*
  * emit.h - what the emitter's files share, and nothing outside them sees
- * (md.h declares emit_c and emit_flops). plan.c decides once per body how
- * each node becomes code: the Plan. The printer reads the plan and writes
- * the C.
+ * (md.h declares emit_c and emit_flops):
+ *
+ *   plan.c    decides once per body how each node becomes code: the Plan;
+ *   emit_c.c  prints the C of each body from its plan;
+ *   abi.c     names everything and prints the functions around the bodies;
+ *   cost.c    counts the operations of each body from its plan.
  */
 #ifndef MD_EMIT_H
 #define MD_EMIT_H
 
 #include "md.h"
+
+/* ---- plan.c ------------------------------------------------------------ */
 
 typedef enum Kind {
   K_NONE,     /* not needed */
@@ -67,6 +72,7 @@ bool plan_gemm(const Plan *p, Node *t, Gemm *g);
    (each a flag) down to the first value that has memory of its own. */
 Node *plan_strip(const Plan *p, Node *n, bool *trans);
 
+
 static inline bool scalar(const Node *n) { return shape_is_scalar(n->shape); }
 
 /* A temporary in the workspace (an input or the seed is in memory too,
@@ -79,5 +85,46 @@ static inline bool is_buffer(const Plan *p, const Node *n) {
 static inline bool in_memory(const Plan *p, const Node *n) {
   return n->op == OP_VAR || n->op == OP_SEED || p->kind[n->id] == K_BUFFER;
 }
+
+/* ---- emit_c.c and abi.c ------------------------------------------------ */
+
+/* A set of C names, open hashing; cap is a power of two. */
+typedef struct NameSet {
+  char **slot;
+  size_t cap, n;
+} NameSet;
+
+/* The printer's state: where the C goes, and the C names of everything. */
+typedef struct Emit {
+  Ctx *c;
+  Buf *o;
+  const EmitOpts *opts;
+  const Plan *p;      /* the body being printed */
+  char **cname;       /* C name of a buffer, scalar or input, by node id */
+  char **pname;       /* C parameter names of the inputs */
+  char **gname;       /* C parameter names of the gradients */
+  char **dname;       /* C names of the symbolic sizes */
+  char *outp, *seedp; /* C names of the output and seed parameters */
+  char *arr_d, *arr_in, *arr_g; /* the JIT entry points' arrays */
+  bool matrix_out;    /* the output is not a scalar */
+  NameSet fixed;      /* C names of functions and parameters */
+  NameSet temps;      /* C names of the body being printed */
+  bool sealed;        /* the fixed names are all taken */
+} Emit;
+
+/* ---- abi.c ------------------------------------------------------------- */
+
+/* Claim the names of the functions, sizes and parameters. */
+bool abi_setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out);
+/* Name the temporaries of the body E->p. */
+bool abi_name_temps(Emit *e);
+void abi_header(Emit *e);
+void abi_workspace_size(Emit *e, const char *value, const char *grads);
+void abi_jit_entries(Emit *e);
+/* The function that computes the value (or with GRADS the gradients) up to
+   the opening of its body. */
+void abi_open(Emit *e, bool grads);
+/* The public functions around it. */
+void abi_wrappers(Emit *e, bool grads);
 
 #endif

@@ -24,94 +24,6 @@
 #include <string.h>
 #include "emit.h"
 
-/* A set of C names, open hashing; cap is a power of two. */
-typedef struct NameSet {
-  char **slot;
-  size_t cap, n;
-} NameSet;
-
-typedef struct Emit {
-  Ctx *c;
-  Buf *o;
-  const EmitOpts *opts;
-  const Plan *p;      /* the body being printed */
-  char **cname;       /* C name of a buffer, scalar or input, by node id */
-  char **pname;       /* C parameter names of the inputs */
-  char **gname;       /* C parameter names of the gradients */
-  char **dname;       /* C names of the symbolic sizes */
-  char *outp, *seedp; /* C names of the output and seed parameters */
-  char *arr_d, *arr_in, *arr_g; /* the JIT entry points' arrays */
-  bool matrix_out;    /* the output is not a scalar */
-  NameSet fixed;      /* C names of functions and parameters */
-  NameSet temps;      /* C names of the body being printed */
-  bool sealed;        /* the fixed names are all taken */
-} Emit;
-
-static const char *const reserved[] = {
-    "auto", "break", "case", "char", "const", "continue", "default", "do", "double", "else",
-    "enum", "extern", "float", "for", "goto", "if", "inline", "int", "long", "register",
-    "restrict", "return", "short", "signed", "sizeof", "static", "struct", "switch", "typedef",
-    "union", "unsigned", "void", "volatile", "while", "_Bool", "_Complex", "_Imaginary",
-    "i", "j", "v", "y", "ws", "ws_", "NULL", "main", "NAN",
-};
-
-static size_t name_hash(const char *s) {
-  size_t h = 5381;
-  while (*s)
-    h = h * 33 + (unsigned char)*s++;
-  return h;
-}
-
-static bool set_has(const NameSet *t, const char *s) {
-  if (!t->cap)
-    return false;
-  for (size_t i = name_hash(s) & (t->cap - 1); t->slot[i]; i = (i + 1) & (t->cap - 1))
-    if (!strcmp(t->slot[i], s))
-      return true;
-  return false;
-}
-
-static bool set_add(Arena *a, NameSet *t, char *s) {
-  if (2 * (t->n + 1) > t->cap) {
-    NameSet bigger = {.cap = t->cap ? 2 * t->cap : 64};
-    if (!(bigger.slot = arena_alloc(a, sizeof(char *) * bigger.cap)))
-      return false;
-    for (size_t i = 0; i < t->cap; i++)
-      if (t->slot[i])
-        set_add(a, &bigger, t->slot[i]);
-    *t = bigger;
-  }
-  size_t i = name_hash(s) & (t->cap - 1);
-  while (t->slot[i])
-    i = (i + 1) & (t->cap - 1);
-  t->slot[i] = s;
-  t->n++;
-  return true;
-}
-
-static bool is_taken(Emit *e, const char *s) {
-  for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
-    if (!strcmp(reserved[i], s))
-      return true;
-  return !strncmp(s, "mdrt_", 5) || optab_is_libm(s, strlen(s), true) || set_has(&e->fixed, s) ||
-         set_has(&e->temps, s);
-}
-
-// A C name for WANT that clashes with nothing so far: WANT, else WANT_,
-// WANT__, ... Names taken before the bodies are planned (functions,
-// parameters) stay; a body's temporaries are forgotten when the next body
-// is planned.
-static char *claim(Emit *e, const char *want) {
-  // The runtime owns every mdrt_ name: a user's mdrt_x becomes u_mdrt_x.
-  char *s = strncmp(want, "mdrt_", 5) ? arena_strdup(&e->c->arena, want)
-                                       : arena_printf(&e->c->arena, "u_%s", want);
-  while (s && is_taken(e, s))
-    s = arena_printf(&e->c->arena, "%s_", s);
-  if (!s || !set_add(&e->c->arena, e->sealed ? &e->temps : &e->fixed, s))
-    return NULL;
-  return s;
-}
-
 static bool is_ident(char ch) {
   return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
 }
@@ -485,62 +397,6 @@ static void scalar_op(Emit *e, int depth, Node *n) {
   }
 }
 
-/* ---- functions ---------------------------------------------------------- */
-
-typedef enum Sig {
-  SIG_VALUE,     /* the value: dims, inputs, out */
-  SIG_GRAD,      /* the gradients: dims, inputs, [seed,] out, grads */
-} Sig;
-
-static void sep(Buf *o, bool *first) {
-  if (!*first)
-    buf_puts(o, ", ");
-  *first = false;
-}
-
-// The parameter list of the generated functions. PUBLIC drops the out
-// parameter where the public API has none (a scalar output is returned;
-// the VJP does not give the value).
-static void params(Emit *e, Sig sig, bool public, bool ws) {
-  Ctx *c = e->c;
-  bool first = true;
-  for (int i = 0; i < c->ndims; i++)
-    sep(e->o, &first), buf_printf(e->o, "long %s", e->dname[i]);
-  for (int i = 0; i < c->nvars; i++)
-    sep(e->o, &first), buf_printf(e->o, "const double *%s", e->pname[i]);
-  if (sig == SIG_GRAD && e->matrix_out)
-    sep(e->o, &first), buf_printf(e->o, "const double *%s", e->seedp);
-  if (!public || (sig == SIG_VALUE && e->matrix_out))
-    sep(e->o, &first), buf_printf(e->o, "double *%s", e->outp);
-  if (sig == SIG_GRAD)
-    for (int i = 0; i < c->nvars; i++)
-      if (c->vars[i].wrt)
-        sep(e->o, &first), buf_printf(e->o, "double *%s", e->gname[i]);
-  if (ws)
-    sep(e->o, &first), buf_puts(e->o, "void *ws_");
-  if (first)
-    buf_puts(e->o, "void");
-}
-
-// The arguments matching params(e, sig, false, true), from the names used
-// inside a public wrapper.
-static void call_args(Emit *e, Sig sig, const char *out) {
-  Ctx *c = e->c;
-  bool first = true;
-  for (int i = 0; i < c->ndims; i++)
-    sep(e->o, &first), buf_puts(e->o, e->dname[i]);
-  for (int i = 0; i < c->nvars; i++)
-    sep(e->o, &first), buf_puts(e->o, e->pname[i]);
-  if (sig == SIG_GRAD && e->matrix_out)
-    sep(e->o, &first), buf_puts(e->o, e->seedp);
-  sep(e->o, &first), buf_puts(e->o, out);
-  if (sig == SIG_GRAD)
-    for (int i = 0; i < c->nvars; i++)
-      if (c->vars[i].wrt)
-        sep(e->o, &first), buf_puts(e->o, e->gname[i]);
-  sep(e->o, &first), buf_puts(e->o, "ws");
-}
-
 static void guard_open(Emit *e, unsigned long long m) {
   Buf cond = {0};
   for (int i = 0; i < e->c->nvars && i < 63; i++)
@@ -648,70 +504,15 @@ static void unused(Emit *e, const char *body, const char *name) {
   line(e, 1, "(void)%s;", name);
 }
 
-// For the JIT, the function that does the work is the entry point itself:
-// it takes its sizes, inputs and gradient buffers as arrays (libtcc cannot
-// pass a hundred arguments), and names them as the AOT code does.
-static void jit_prologue(Emit *e, bool grads) {
-  Ctx *c = e->c;
-  const char *P = e->opts->name;
-  if (grads)
-    buf_printf(e->o, "const char *%s_entry_grad(const long *%s, const double *const *%s, "
-                     "const double *%s, double *%s, double *const *%s, void *ws_) {\n",
-               P, e->arr_d, e->arr_in, e->seedp, e->outp, e->arr_g);
-  else
-    buf_printf(e->o, "const char *%s_entry_eval(const long *%s, const double *const *%s, double *%s, "
-                     "void *ws_) {\n", P, e->arr_d, e->arr_in, e->outp);
-  buf_printf(e->o, "  double *ws = ws_;\n  (void)%s; (void)%s;\n", e->arr_d, e->arr_in);
-  if (grads)
-    buf_printf(e->o, "  (void)%s; (void)%s;\n", e->seedp, e->arr_g);
-  for (int i = 0; i < c->ndims; i++)
-    buf_printf(e->o, "  long %s = %s[%d];\n", e->dname[i], e->arr_d, i);
-  for (int i = 0; i < c->nvars; i++)
-    buf_printf(e->o, "  const double *%s = %s[%d];\n", e->pname[i], e->arr_in, i);
-  for (int i = 0; grads && i < c->nvars; i++)
-    if (c->vars[i].wrt)
-      buf_printf(e->o, "  double *%s = %s[%d];\n", e->gname[i], e->arr_g, i);
-}
-
-// C names for the body's buffers and scalars: t1, t2, ... in id order.
-// Each body names its own: the other body's temporaries are forgotten.
-static bool name_temps(Emit *e) {
-  Ctx *c = e->c;
-  const Plan *p = e->p;
-  if (e->temps.cap)
-    memset(e->temps.slot, 0, sizeof(char *) * e->temps.cap);
-  e->temps.n = 0;
-  int ntemps = 0;
-  for (int i = 0; i < p->n; i++) {
-    Node *n = c->nodes[i];
-    e->cname[i] = NULL;
-    if (n->op == OP_VAR)
-      e->cname[i] = e->pname[n->k];
-    else if (n->op == OP_SEED)
-      e->cname[i] = e->seedp;
-    else if (p->kind[i] == K_BUFFER || p->kind[i] == K_SCALAR) {
-      if (!(e->cname[i] = claim(e, arena_printf(&c->arena, "t%d", ++ntemps))))
-        return false;
-    }
-  }
-  return true;
-}
-
 // The static function that does the work, returning NULL or a message.
 static void impl(Emit *e, const Plan *p) {
   bool grads = p->grads;
   e->p = p;
-  if (!name_temps(e)) {
+  if (!abi_name_temps(e)) {
     e->c->failed = true;
     return;
   }
-  if (e->opts->jit)
-    jit_prologue(e, grads);
-  else {
-    buf_printf(e->o, "static const char *%s_%s(", e->opts->name, grads ? "backward" : "forward");
-    params(e, grads ? SIG_GRAD : SIG_VALUE, false, true);
-    buf_puts(e->o, ") {\n  double *ws = ws_;\n");
-  }
+  abi_open(e, grads);
   // The body first, to see which parameters it leaves unused: those are
   // cast to void, so the file compiles with -Wall -Wextra -Werror.
   Buf *o = e->o, body = {0};
@@ -745,126 +546,6 @@ static char *workspace_size(Emit *e, const Plan *p) {
   char *size = ws.s ? arena_strdup(&e->c->arena, ws.s) : NULL;
   buf_free(&ws);
   return size;
-}
-
-static void dims_args(Emit *e) {
-  for (int i = 0; i < e->c->ndims; i++)
-    buf_printf(e->o, "%s%s", i ? ", " : "", e->dname[i]);
-}
-
-// The public functions around one impl: P_ws / P_grad_ws (or P_vjp_ws) in
-// a caller's workspace, and P / P_grad (P_vjp) allocating it.
-static void wrappers(Emit *e, bool grads) {
-  const char *P = e->opts->name;
-  Sig sig = grads ? SIG_GRAD : SIG_VALUE;
-  const char *suffix = !grads ? "" : e->matrix_out ? "_vjp" : "_grad";
-  const char *impl_name = grads ? "backward" : "forward";
-  // A scalar output is returned (NaN on error); otherwise 0 or -1.
-  const char *type = e->matrix_out ? "int" : "double";
-  bool has_out = !e->matrix_out || !grads;
-  const char *out = !e->matrix_out ? "&y" : grads ? "0" : e->outp;
-  buf_printf(e->o, "%s %s%s_ws(", type, P, suffix);
-  params(e, sig, true, true);
-  buf_printf(e->o, ") {\n  double *ws = ws_;\n");
-  if (!e->matrix_out)
-    buf_printf(e->o, "  double y;\n  if (%s_%s(", P, impl_name), call_args(e, sig, out),
-        buf_puts(e->o, "))\n    return 0.0/0.0;\n  return y;\n}\n\n");
-  else
-    buf_printf(e->o, "  return %s_%s(", P, impl_name), call_args(e, sig, out),
-        buf_puts(e->o, ") ? -1 : 0;\n}\n\n");
-  (void)has_out;
-  buf_printf(e->o, "%s %s%s(", type, P, suffix);
-  params(e, sig, true, false);
-  buf_printf(e->o, ") {\n  void *ws = mdrt_alloc(%s_workspace_size(", P);
-  dims_args(e);
-  buf_printf(e->o, "));\n  if (!ws)\n    return %s;\n  %s y = %s%s_ws(", e->matrix_out ? "-1" : "0.0/0.0",
-             type, P, suffix);
-  Ctx *c = e->c;
-  bool first = true;
-  for (int i = 0; i < c->ndims; i++)
-    sep(e->o, &first), buf_puts(e->o, e->dname[i]);
-  for (int i = 0; i < c->nvars; i++)
-    sep(e->o, &first), buf_puts(e->o, e->pname[i]);
-  if (grads && e->matrix_out)
-    sep(e->o, &first), buf_puts(e->o, e->seedp);
-  if (!grads && e->matrix_out)
-    sep(e->o, &first), buf_puts(e->o, e->outp);
-  if (grads)
-    for (int i = 0; i < c->nvars; i++)
-      if (c->vars[i].wrt)
-        sep(e->o, &first), buf_puts(e->o, e->gname[i]);
-  sep(e->o, &first), buf_puts(e->o, "ws");
-  buf_puts(e->o, ");\n  mdrt_free(ws);\n  return y;\n}\n\n");
-}
-
-// Array-form entry points for md_eval and md_grad, which call any arity.
-static void jit_entries(Emit *e) {
-  Ctx *c = e->c;
-  const char *P = e->opts->name;
-  buf_printf(e->o, "long %s_entry_ws(const long *d) {\n  (void)d;\n  return %s_workspace_size(", P, P);
-  for (int i = 0; i < c->ndims; i++)
-    buf_printf(e->o, "%sd[%d]", i ? ", " : "", i);
-  buf_puts(e->o, ");\n}\n\n");
-}
-
-static bool setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
-  memset(e, 0, sizeof *e);
-  e->c = c;
-  e->o = out;
-  e->opts = o;
-  e->matrix_out = !shape_is_scalar(c->out->shape);
-  static const char *const suffixes[] = {"", "_ws", "_grad", "_grad_ws", "_vjp", "_vjp_ws",
-                                         "_workspace_size", "_forward", "_backward",
-                                         "_entry_ws", "_entry_eval", "_entry_grad"};
-  for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++)
-    claim(e, arena_printf(&c->arena, "%s%s", o->name, suffixes[i]));
-  e->dname = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->ndims + 1));
-  e->pname = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->nvars + 1));
-  e->gname = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->nvars + 1));
-  if (!e->dname || !e->pname || !e->gname)
-    return false;
-  for (int i = 0; i < c->ndims; i++)
-    e->dname[i] = claim(e, c->dims[i]);
-  for (int i = 0; i < c->nvars; i++)
-    e->pname[i] = claim(e, c->vars[i].name);
-  e->seedp = e->matrix_out || o->jit ? claim(e, "seed") : NULL;
-  e->outp = claim(e, "out");
-  if (o->jit) {
-    e->arr_d = claim(e, "dims");
-    e->arr_in = claim(e, "inputs");
-    e->arr_g = claim(e, "grads");
-  }
-  for (int i = 0; i < c->nvars; i++)
-    if (c->vars[i].wrt)
-      e->gname[i] = claim(e, arena_printf(&c->arena, "d%s", c->vars[i].name));
-  e->cname = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->nnodes + 1));
-  e->sealed = true;
-  return e->cname != NULL;
-}
-
-static void header(Emit *e) {
-  Ctx *c = e->c;
-  const char *P = e->opts->name;
-  buf_printf(e->o, "/*\n * Generated by matdiff %s from %s. Do not edit.\n *\n", MATDIFF_VERSION, c->file);
-  char *out = print_short(c, c->out, 2000);
-  buf_printf(e->o, " *   %s = %s\n", c->outname, out ? out : "?");
-  for (int i = 0; i < c->nvars; i++)
-    if (c->vars[i].wrt) {
-      char *g = print_short(c, c->grads[i], 2000);
-      buf_printf(e->o, " *   %s%s/d%s = %s\n", e->matrix_out ? "G'*d" : "d", c->outname,
-                 c->vars[i].name, g ? g : "?");
-    }
-  buf_printf(e->o, " *\n * Matrices are row-major %ss; a scalar is passed as a pointer to one %s.\n",
-             e->opts->flt ? "float" : "double", e->opts->flt ? "float" : "double");
-  if (e->matrix_out)
-    buf_printf(e->o, " * %s writes the output into out and returns 0, or -1 on error (a singular\n"
-                     " * matrix). %s_vjp ADDS seed'*J, the vector-Jacobian product, into each\n"
-                     " * gradient buffer; a NULL buffer skips that gradient and the work only it needs.\n */\n",
-               P, P);
-  else
-    buf_printf(e->o, " * %s returns the value, NaN on error (a singular matrix). %s_grad returns\n"
-                     " * the value and ADDS each gradient into its buffer; a NULL buffer skips that\n"
-                     " * gradient and the work only it needs.\n */\n", P, P);
 }
 
 /* --float: the same program in single precision. The emitter writes double;
@@ -925,43 +606,22 @@ bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
     return ok && !out->oom;
   }
   Emit e;
-  if (!setup(&e, c, o, out))
+  if (!abi_setup(&e, c, o, out))
     return false;
-  header(&e);
-  if (o->jit)
-    buf_puts(out, optab_libm_prototypes);
-  else if (o->standalone)
-    buf_printf(out, "#include <math.h>\n#include <stdlib.h>\n\n"
-                    "/* The runtime's kernels, as plain loops (matdiff's runtime/standalone.c). */\n"
-                    "%s\n", md_rt_standalone);
-  else
-    buf_puts(out, "#include <math.h>\n#include \"matdiff_rt.h\"\n\n");
-
-  // The workspace holds the temporaries of the larger of the two bodies.
+  abi_header(&e);
   const Plan *value = plan_body(c, false), *grads = plan_body(c, true);
   if (!value || !grads) {
     c->failed = true;
     return false;
   }
-  char *wv = workspace_size(&e, value), *wg = workspace_size(&e, grads);
-  buf_printf(out, "long %s_workspace_size(", o->name);
-  for (int i = 0; i < c->ndims; i++)
-    buf_printf(out, "%slong %s", i ? ", " : "", e.dname[i]);
-  if (!c->ndims)
-    buf_puts(out, "void");
-  buf_printf(out, ") {\n");
-  for (int i = 0; i < c->ndims; i++)
-    buf_printf(out, "  (void)%s;\n", e.dname[i]);
-  buf_printf(out, "  long v = %s, g = %s;\n  return (long)sizeof(double) * (v > g ? v : g);\n}\n\n",
-             wv ? wv : "0", wg ? wg : "0");
-
+  abi_workspace_size(&e, workspace_size(&e, value), workspace_size(&e, grads));
   if (o->jit)
-    jit_entries(&e);
+    abi_jit_entries(&e);
   impl(&e, value);
   impl(&e, grads);
   if (!o->jit) {
-    wrappers(&e, false);
-    wrappers(&e, true);
+    abi_wrappers(&e, false);
+    abi_wrappers(&e, true);
   }
   return !out->oom && !c->failed;
 }

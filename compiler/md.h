@@ -15,7 +15,7 @@
  *   print.c           DAG -> text in the input language
  *   dump.c            the state between stages as text (matdiff diff --dump)
  *   plan.c            how each node of the value and the gradients becomes C
- *   emit_c.c          the plans -> C source
+ *   emit_c.c          the plans -> C source (abi.c: names, the functions around them)
  *   cost.c            the plans -> operation counts
  *   jit.c             C source -> machine code with libtcc
  *
