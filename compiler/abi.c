@@ -218,14 +218,27 @@ static void jit_prologue(Emit *e, bool grads) {
 
 // The opening of the function that does the work, up to its body: the
 // static P_forward or P_backward, or for the JIT the entry point itself.
-void abi_open(Emit *e, bool grads) {
+// The parameters the body leaves unused are cast to void, so that the file
+// compiles with -Wall -Wextra -Werror; the plan knows which. (Each
+// gradient buffer is read, by its `if (dX)`.)
+void abi_open(Emit *e) {
+  Ctx *c = e->c;
+  const Plan *p = e->p;
   if (e->opts->jit)
-    jit_prologue(e, grads);
+    jit_prologue(e, p->grads);
   else {
-    buf_printf(e->o, "static const char *%s_%s(", e->opts->name, grads ? "backward" : "forward");
-    params(e, grads ? SIG_GRAD : SIG_VALUE, false, true);
+    buf_printf(e->o, "static const char *%s_%s(", e->opts->name, p->grads ? "backward" : "forward");
+    params(e, p->grads ? SIG_GRAD : SIG_VALUE, false, true);
     buf_puts(e->o, ") {\n  double *ws = ws_;\n");
   }
+  for (int i = 0; i < c->ndims; i++)
+    if (!p->dim_read[i])
+      buf_printf(e->o, "  (void)%s;\n", e->dname[i]);
+  for (int i = 0; i < c->nvars; i++)
+    if (!p->var_read[i])
+      buf_printf(e->o, "  (void)%s;\n", e->pname[i]);
+  if (p->grads && e->matrix_out && !p->seed_read)
+    buf_printf(e->o, "  (void)%s;\n", e->seedp);
 }
 
 static void dims_args(Emit *e) {

@@ -61,6 +61,9 @@ typedef struct Plan {
   unsigned long long *mask; /* the roots that need each node */
   Node **alias;      /* a buffer whose memory this buffer reuses, or NULL */
   Terms **terms;     /* of each buffer and each matrix root not in memory */
+  bool *dim_read;    /* by size index: the printed body reads that size */
+  bool *var_read;    /* by variable index: ... that input */
+  bool seed_read;    /* ... the seed */
 } Plan;
 
 /* The plan of one body, made on the first call and kept in C; NULL when
@@ -121,9 +124,9 @@ bool abi_name_temps(Emit *e);
 void abi_header(Emit *e);
 void abi_workspace_size(Emit *e, const char *value, const char *grads);
 void abi_jit_entries(Emit *e);
-/* The function that computes the value (or with GRADS the gradients) up to
-   the opening of its body. */
-void abi_open(Emit *e, bool grads);
+/* The function that computes the body E->p, up to the opening of its
+   body: with a cast to void of each parameter the body does not read. */
+void abi_open(Emit *e);
 /* The public functions around it. */
 void abi_wrappers(Emit *e, bool grads);
 

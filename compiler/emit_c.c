@@ -19,8 +19,6 @@
  * file prints from that plan.
  */
 #include <math.h>
-#include <stdarg.h>
-#include <stdlib.h>
 #include <string.h>
 #include "emit.h"
 
@@ -146,24 +144,9 @@ static void indent(Emit *e, int depth) {
     buf_puts(e->o, "  ");
 }
 
-static void line(Emit *e, int depth, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void line(Emit *e, int depth, const char *fmt, ...) {
-  indent(e, depth);
-  va_list ap;
-  va_start(ap, fmt);
-  char tmp[1];
-  int n = vsnprintf(tmp, 1, fmt, ap);
-  va_end(ap);
-  char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-  if (s) {
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    buf_puts(e->o, s);
-    free(s);
-  }
-  buf_puts(e->o, "\n");
-}
+// One line of C at DEPTH, printed straight into the output.
+#define line(e, depth, ...) \
+  (indent((e), (depth)), buf_printf((e)->o, __VA_ARGS__), buf_puts((e)->o, "\n"))
 
 // "/* t3 = X*W + b */". Printed formulas never hold "*/": no '/' follows '*'.
 static void comment(Emit *e, int depth, const char *lhs, Node *n) {
@@ -172,16 +155,18 @@ static void comment(Emit *e, int depth, const char *lhs, Node *n) {
     line(e, depth, "/* %s = %s */", lhs, s);
 }
 
-// for (i) [for (j)] DST[..] OP RHS(i, j), over SHAPE.
-static void for_each(Emit *e, int depth, Shape s, bool two, const char *dst, const char *op,
-                     const char *rhs) {
+// for (i) [for (j)] DST[..] OP, over SHAPE: the loops and the left side of
+// the assignment; the caller prints the right side and ends the line.
+static void for_each(Emit *e, int depth, Shape s, bool two, const char *dst, const char *op) {
   if (two) {
     line(e, depth, "for (long i = 0; i < %s; i++)", dimc(e, s.r));
     line(e, depth + 1, "for (long j = 0; j < %s; j++)", dimc(e, s.c));
-    line(e, depth + 2, "%s[i*%s + j] %s %s;", dst, dimc(e, s.c), op, rhs);
+    indent(e, depth + 2);
+    buf_printf(e->o, "%s[i*%s + j] %s ", dst, dimc(e, s.c), op);
   } else {
     line(e, depth, "for (long i = 0; i < %s; i++)", lenc(e, s));
-    line(e, depth + 1, "%s[i] %s %s;", dst, op, rhs);
+    indent(e, depth + 1);
+    buf_printf(e->o, "%s[i] %s ", dst, op);
   }
 }
 
@@ -191,19 +176,20 @@ static void loop(Emit *e, int depth, const char *dst, Node *top, const Terms *te
   for (int t = 0; t < terms->n; t++)
     if (!terms->gemm[t])
       two |= needs_2d(e, terms->node[t], top->shape, terms->node[t] == top);
-  Buf rhs = {0};
+  for_each(e, depth, top->shape, two, dst, op);
+  bool first = true;
   for (int t = 0; t < terms->n; t++) {
     if (terms->gemm[t])
       continue;
     Node *x = terms->node[t];
     char *s = x == top ? elem_op(e, x, "i", "j", !two) : elem(e, x, "i", "j", !two);
-    if (!rhs.len)
-      buf_printf(&rhs, "%s%s", terms->sign[t] < 0 ? "-" : "", s);
+    if (first)
+      buf_printf(e->o, "%s%s", terms->sign[t] < 0 ? "-" : "", s);
     else
-      buf_printf(&rhs, " %s %s", terms->sign[t] < 0 ? "-" : "+", s);
+      buf_printf(e->o, " %s %s", terms->sign[t] < 0 ? "-" : "+", s);
+    first = false;
   }
-  for_each(e, depth, top->shape, two, dst, op, rhs.s ? rhs.s : "0.0");
-  buf_free(&rhs);
+  buf_puts(e->o, ";\n");
 }
 
 static void gemm(Emit *e, int depth, const char *dst, Node *t, int sign, bool accumulate) {
@@ -398,12 +384,15 @@ static void scalar_op(Emit *e, int depth, Node *n) {
 }
 
 static void guard_open(Emit *e, unsigned long long m) {
-  Buf cond = {0};
+  indent(e, 1);
+  buf_puts(e->o, "if (");
+  bool first = true;
   for (int i = 0; i < e->c->nvars && i < 63; i++)
-    if (m & (1ull << i))
-      buf_printf(&cond, "%s%s", cond.len ? " || " : "", e->gname[i]);
-  line(e, 1, "if (%s) {", cond.s ? cond.s : "1");
-  buf_free(&cond);
+    if (m & (1ull << i)) {
+      buf_printf(e->o, "%s%s", first ? "" : " || ", e->gname[i]);
+      first = false;
+    }
+  buf_puts(e->o, first ? "1) {\n" : ") {\n");
 }
 
 // Print the body of E->p.
@@ -486,52 +475,15 @@ static void print_body(Emit *e) {
   line(e, 1, "return 0;");
 }
 
-// (void)NAME; when the C text BODY never mentions NAME.
-static void unused(Emit *e, const char *body, const char *name) {
-  size_t n = strlen(name);
-  for (const char *p = body; p && (p = strstr(p, name)); p += n) {
-    // Mentions inside /* comments */ do not count.
-    const char *open = p, *close = p;
-    while (open > body && !(open[-1] == '*' && open - 1 > body && open[-2] == '/'))
-      open--;
-    while (close > body && !(close[-1] == '/' && close - 1 > body && close[-2] == '*'))
-      close--;
-    bool in_comment = open > close;
-    bool before = p > body && is_ident(p[-1]), after = is_ident(p[n]);
-    if (!before && !after && !in_comment)
-      return;
-  }
-  line(e, 1, "(void)%s;", name);
-}
-
 // The static function that does the work, returning NULL or a message.
 static void impl(Emit *e, const Plan *p) {
-  bool grads = p->grads;
   e->p = p;
   if (!abi_name_temps(e)) {
     e->c->failed = true;
     return;
   }
-  abi_open(e, grads);
-  // The body first, to see which parameters it leaves unused: those are
-  // cast to void, so the file compiles with -Wall -Wextra -Werror.
-  Buf *o = e->o, body = {0};
-  e->o = &body;
+  abi_open(e);
   print_body(e);
-  e->o = o;
-  Ctx *c = e->c;
-  for (int i = 0; i < c->ndims; i++)
-    unused(e, body.s, e->dname[i]);
-  for (int i = 0; i < c->nvars; i++) {
-    unused(e, body.s, e->pname[i]);
-    if (grads && c->vars[i].wrt)
-      unused(e, body.s, e->gname[i]);
-  }
-  if (grads && e->matrix_out)
-    unused(e, body.s, e->seedp);
-  buf_puts(o, body.s ? body.s : "");
-  o->oom |= body.oom;
-  buf_free(&body);
   buf_puts(e->o, "}\n\n");
 }
 

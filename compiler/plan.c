@@ -11,7 +11,9 @@
  *     the workspace (emit.h lists them); a parent decides before its
  *     operands, so nodes are planned by decreasing id;
  *   - the terms of each matrix written into one buffer;
- *   - which buffer reuses the memory of one that is no longer read.
+ *   - which buffer reuses the memory of one that is no longer read;
+ *   - which sizes, inputs and seed the printed code reads: the parameters
+ *     it leaves unused are cast to void.
  */
 #include <string.h>
 #include "emit.h"
@@ -361,6 +363,54 @@ static bool plan_sum(Plan *p, Node *n) {
   return true;
 }
 
+/* ---- what the printed code reads ---------------------------------------- */
+
+// N appears in the printed code: its sizes do, and so does the input, seed
+// or size it is. Every size a statement prints is one of the sizes of a
+// node it reads (loop bounds, gemm's sizes, a row's stride); its fused
+// operands have its sizes, or 1 where they broadcast.
+static void note(Plan *p, const Node *n) {
+  if (n->shape.r.sym >= 0)
+    p->dim_read[n->shape.r.sym] = true;
+  if (n->shape.c.sym >= 0)
+    p->dim_read[n->shape.c.sym] = true;
+  if (n->op == OP_VAR)
+    p->var_read[n->k] = true;
+  else if (n->op == OP_SEED)
+    p->seed_read = true;
+  else if (n->op == OP_DIM)
+    p->dim_read[n->k] = true;
+}
+
+// What printing N reads: N itself and, unless it is read from memory or as
+// a scalar or leaf (or TOP: N is the statement's own node), its operands.
+static void note_reads(Plan *p, Node *n, bool top) {
+  note(p, n);
+  Kind k = p->kind[n->id];
+  if (!top && (in_memory(p, n) || k == K_SCALAR || k == K_LEAF))
+    return;
+  if (n->a)
+    note_reads(p, n->a, false);
+  if (n->b)
+    note_reads(p, n->b, false);
+}
+
+// The statements as emit_c.c prints them: each buffer and scalar; each
+// gradient, added into its buffer; the output.
+static void note_statements(Plan *p) {
+  for (int i = 0; i < p->n; i++) {
+    Node *n = p->c->nodes[i];
+    if ((p->kind[i] == K_BUFFER || p->kind[i] == K_SCALAR) && n->op != OP_VAR)
+      note_reads(p, n, true);
+  }
+  for (int r = 0; r < p->nroots; r++) {
+    Node *g = p->roots[r];
+    if (r > 0 && (g->op == OP_ZEROS || ast_is_num(g, 0)))
+      continue;  // nothing to add
+    note_reads(p, g, !scalar(g) && !in_memory(p, g));
+  }
+}
+
 /* ---- the plan ----------------------------------------------------------- */
 
 #define NEW(A, ptr, count) ((ptr) = arena_alloc((A), sizeof *(ptr) * (size_t)(count)))
@@ -379,7 +429,8 @@ static Plan *plan_new(Ctx *c, bool grads) {
   int *scratch;
   if (!NEW(A, p->roots, c->nvars + 1) || !NEW(A, p->rootvar, c->nvars + 1) ||
       !NEW(A, p->kind, n) || !NEW(A, p->uses, n) || !NEW(A, p->mask, n) || !NEW(A, p->alias, n) ||
-      !NEW(A, p->terms, n) || !NEW(A, user, n) || !NEW(A, seen, n) ||
+      !NEW(A, p->terms, n) || !NEW(A, p->dim_read, c->ndims + 1) ||
+      !NEW(A, p->var_read, c->nvars + 1) || !NEW(A, user, n) || !NEW(A, seen, n) ||
       !NEW(A, scratch, 3 * n + 1))
     return NULL;
 
@@ -408,6 +459,7 @@ static Plan *plan_new(Ctx *c, bool grads) {
     if (!scalar(g) && !in_memory(p, g) && !p->terms[g->id] && !plan_sum(p, g))
       return NULL;
   }
+  note_statements(p);
   return p;
 }
 
