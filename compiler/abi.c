@@ -106,6 +106,13 @@ bool abi_setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
   e->o = out;
   e->opts = o;
   e->matrix_out = !shape_is_scalar(c->out->shape);
+  // The emitter prints either precision directly: the types, literals and
+  // function names it writes are these.
+  e->real = o->flt ? "float" : "double";
+  e->lit = e->libm = o->flt ? "f" : "";
+  e->kern = o->flt ? "_f" : "";
+  e->zero = o->flt ? "0.0f" : "0.0";
+  e->one = o->flt ? "1.0f" : "1.0";
   static const char *const suffixes[] = {"", "_ws", "_grad", "_grad_ws", "_vjp", "_vjp_ws",
                                          "_workspace_size", "_forward", "_backward",
                                          "_entry_ws", "_entry_eval", "_entry_grad"};
@@ -157,15 +164,15 @@ static void params(Emit *e, Sig sig, bool public, bool ws) {
   for (int i = 0; i < c->ndims; i++)
     sep(e->o, &first), buf_printf(e->o, "long %s", e->dname[i]);
   for (int i = 0; i < c->nvars; i++)
-    sep(e->o, &first), buf_printf(e->o, "const double *%s", e->pname[i]);
+    sep(e->o, &first), buf_printf(e->o, "const %s *%s", e->real, e->pname[i]);
   if (sig == SIG_GRAD && e->matrix_out)
-    sep(e->o, &first), buf_printf(e->o, "const double *%s", e->seedp);
+    sep(e->o, &first), buf_printf(e->o, "const %s *%s", e->real, e->seedp);
   if (!public || (sig == SIG_VALUE && e->matrix_out))
-    sep(e->o, &first), buf_printf(e->o, "double *%s", e->outp);
+    sep(e->o, &first), buf_printf(e->o, "%s *%s", e->real, e->outp);
   if (sig == SIG_GRAD)
     for (int i = 0; i < c->nvars; i++)
       if (c->vars[i].wrt)
-        sep(e->o, &first), buf_printf(e->o, "double *%s", e->gname[i]);
+        sep(e->o, &first), buf_printf(e->o, "%s *%s", e->real, e->gname[i]);
   if (ws)
     sep(e->o, &first), buf_puts(e->o, "void *ws_");
   if (first)
@@ -229,7 +236,7 @@ void abi_open(Emit *e) {
   else {
     buf_printf(e->o, "static const char *%s_%s(", e->opts->name, p->grads ? "backward" : "forward");
     params(e, p->grads ? SIG_GRAD : SIG_VALUE, false, true);
-    buf_puts(e->o, ") {\n  double *ws = ws_;\n");
+    buf_printf(e->o, ") {\n  %s *ws = ws_;\n", e->real);
   }
   for (int i = 0; i < c->ndims; i++)
     if (!p->dim_read[i])
@@ -254,15 +261,15 @@ void abi_wrappers(Emit *e, bool grads) {
   const char *suffix = !grads ? "" : e->matrix_out ? "_vjp" : "_grad";
   const char *impl_name = grads ? "backward" : "forward";
   // A scalar output is returned (NaN on error); otherwise 0 or -1.
-  const char *type = e->matrix_out ? "int" : "double";
+  const char *type = e->matrix_out ? "int" : e->real;
   bool has_out = !e->matrix_out || !grads;
   const char *out = !e->matrix_out ? "&y" : grads ? "0" : e->outp;
   buf_printf(e->o, "%s %s%s_ws(", type, P, suffix);
   params(e, sig, true, true);
-  buf_printf(e->o, ") {\n  double *ws = ws_;\n");
+  buf_printf(e->o, ") {\n  %s *ws = ws_;\n", e->real);
   if (!e->matrix_out)
-    buf_printf(e->o, "  double y;\n  if (%s_%s(", P, impl_name), call_args(e, sig, out),
-        buf_puts(e->o, "))\n    return 0.0/0.0;\n  return y;\n}\n\n");
+    buf_printf(e->o, "  %s y;\n  if (%s_%s(", e->real, P, impl_name), call_args(e, sig, out),
+        buf_printf(e->o, "))\n    return %s/%s;\n  return y;\n}\n\n", e->zero, e->zero);
   else
     buf_printf(e->o, "  return %s_%s(", P, impl_name), call_args(e, sig, out),
         buf_puts(e->o, ") ? -1 : 0;\n}\n\n");
@@ -271,8 +278,8 @@ void abi_wrappers(Emit *e, bool grads) {
   params(e, sig, true, false);
   buf_printf(e->o, ") {\n  void *ws = mdrt_alloc(%s_workspace_size(", P);
   dims_args(e);
-  buf_printf(e->o, "));\n  if (!ws)\n    return %s;\n  %s y = %s%s_ws(", e->matrix_out ? "-1" : "0.0/0.0",
-             type, P, suffix);
+  buf_printf(e->o, "));\n  if (!ws)\n    return %s%s%s;\n  %s y = %s%s_ws(", e->matrix_out ? "-1" : e->zero,
+             e->matrix_out ? "" : "/", e->matrix_out ? "" : e->zero, type, P, suffix);
   Ctx *c = e->c;
   bool first = true;
   for (int i = 0; i < c->ndims; i++)
@@ -301,6 +308,37 @@ void abi_jit_entries(Emit *e) {
   buf_puts(e->o, ");\n}\n\n");
 }
 
+// The kernels standalone.c defines that have a single-precision twin
+// mdrt_X_f (kernels.def), which float code calls.
+static const char *const float_twins[] = {
+#define mdrt_real double
+#define MDRT_KERNEL(ret, name, params, args, dbl, flt) TWIN_##flt(name)
+#define TWIN_LOOP(name) #name,
+#define TWIN_OWN(name) #name,
+#define TWIN_NONE(name)
+#define MDRT_LIBM(name, fname, arity, who)
+#include "kernels.def"
+#undef mdrt_real
+#undef MDRT_KERNEL
+#undef TWIN_LOOP
+#undef TWIN_OWN
+#undef TWIN_NONE
+#undef MDRT_LIBM
+};
+
+// --standalone --float: standalone.c read in single precision, as
+// runtime/float.c reads it for the library, by the preprocessor: double is
+// float, <tgmath.h> makes exp expf, and each kernel takes its twin's name.
+static void standalone_float(Emit *e) {
+  buf_puts(e->o, "#include <stdlib.h>\n#include <tgmath.h>\n\n"
+                 "/* The runtime's kernels, as plain loops (matdiff's runtime/standalone.c), in\n"
+                 "   single precision: double is float, <tgmath.h> makes exp expf, and each\n"
+                 "   kernel mdrt_X is mdrt_X_f. */\n#define double float\n");
+  for (size_t i = 0; i < sizeof float_twins / sizeof *float_twins; i++)
+    buf_printf(e->o, "#define mdrt_%s mdrt_%s_f\n", float_twins[i], float_twins[i]);
+  buf_printf(e->o, "%s#undef double\n\n", md_rt_standalone);
+}
+
 // The file's header comment, which says what the functions compute and
 // how to call them, and its includes (for the JIT, declarations).
 void abi_header(Emit *e) {
@@ -316,7 +354,7 @@ void abi_header(Emit *e) {
                  c->vars[i].name, g ? g : "?");
     }
   buf_printf(e->o, " *\n * Matrices are row-major %ss; a scalar is passed as a pointer to one %s.\n",
-             e->opts->flt ? "float" : "double", e->opts->flt ? "float" : "double");
+             e->real, e->real);
   if (e->matrix_out)
     buf_printf(e->o, " * %s writes the output into out and returns 0, or -1 on error (a singular\n"
                      " * matrix). %s_vjp ADDS seed'*J, the vector-Jacobian product, into each\n"
@@ -330,10 +368,12 @@ void abi_header(Emit *e) {
   // jit.c hands libtcc their addresses.
   if (e->opts->jit)
     buf_puts(e->o, optab_libm_prototypes);
-  else if (e->opts->standalone)
+  else if (e->opts->standalone && !e->opts->flt)
     buf_printf(e->o, "#include <math.h>\n#include <stdlib.h>\n\n"
                     "/* The runtime's kernels, as plain loops (matdiff's runtime/standalone.c). */\n"
                     "%s\n", md_rt_standalone);
+  else if (e->opts->standalone)
+    standalone_float(e);
   else
     buf_puts(e->o, "#include <math.h>\n#include \"matdiff_rt.h\"\n\n");
 }
@@ -350,6 +390,6 @@ void abi_workspace_size(Emit *e, const char *value, const char *grads) {
   buf_printf(e->o, ") {\n");
   for (int i = 0; i < c->ndims; i++)
     buf_printf(e->o, "  (void)%s;\n", e->dname[i]);
-  buf_printf(e->o, "  long v = %s, g = %s;\n  return (long)sizeof(double) * (v > g ? v : g);\n}\n\n",
-             value ? value : "0", grads ? grads : "0");
+  buf_printf(e->o, "  long v = %s, g = %s;\n  return (long)sizeof(%s) * (v > g ? v : g);\n}\n\n",
+             value ? value : "0", grads ? grads : "0", e->real);
 }

@@ -110,6 +110,11 @@ typedef struct Emit {
   char *outp, *seedp; /* C names of the output and seed parameters */
   char *arr_d, *arr_in, *arr_g; /* the JIT entry points' arrays */
   bool matrix_out;    /* the output is not a scalar */
+  /* The precision, spelled in C: the type, and the suffix of a floating
+     literal (2.0f), of a libm function (expf) and of a runtime kernel
+     (mdrt_gemm_f). */
+  const char *real, *lit, *libm, *kern;
+  const char *zero, *one;     /* 0.0 and 1.0 at that precision */
   NameSet fixed;      /* C names of functions and parameters */
   NameSet temps;      /* C names of the body being printed */
   bool sealed;        /* the fixed names are all taken */

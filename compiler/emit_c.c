@@ -22,10 +22,6 @@
 #include <string.h>
 #include "emit.h"
 
-static bool is_ident(char ch) {
-  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
-}
-
 /* ---- C text ------------------------------------------------------------- */
 
 static char *dimc(Emit *e, Dim d) {
@@ -43,12 +39,18 @@ static char *lenc(Emit *e, Shape s) {
   return arena_printf(&e->c->arena, "%s*%s", dimc(e, s.r), dimc(e, s.c));
 }
 
+// V as a C floating literal: 2.0, 0.5, 1e+20 (or 2.0f ...); inf and nan as
+// print_num spells them.
 static char *numc(Emit *e, double v) {
   char buf[40];
   print_num(buf, sizeof buf, v);
   bool dot = strpbrk(buf, ".eEn") != NULL;  // n: nan, inf
-  return arena_printf(&e->c->arena, v < 0 ? "(%s%s)" : "%s%s", buf, dot ? "" : ".0");
+  return arena_printf(&e->c->arena, v < 0 ? "(%s%s%s)" : "%s%s%s", buf, dot ? "" : ".0",
+                      isfinite(v) ? e->lit : "");
 }
+
+// The C function of elementwise op OP at the emitter's precision.
+static const char *cfunc(Emit *e, Op op) { return e->opts->flt ? op_cfunc_f[op] : op_cfunc[op]; }
 
 static bool is_one(Dim d) { return d.sym < 0 && d.n == 1; }
 
@@ -62,7 +64,7 @@ static char *elem(Emit *e, Node *n, const char *ri, const char *ci, bool flat) {
   if (n->op == OP_NUM)
     return numc(e, n->num);
   if (n->op == OP_DIM)
-    return arena_printf(A, "(double)%s", e->dname[n->k]);
+    return arena_printf(A, "(%s)%s", e->real, e->dname[n->k]);
   if (scalar(n))
     return n->op == OP_VAR || n->op == OP_SEED ? arena_printf(A, "%s[0]", e->cname[n->id])
                                                : e->cname[n->id];
@@ -83,14 +85,15 @@ static char *elem(Emit *e, Node *n, const char *ri, const char *ci, bool flat) {
 static char *elem_op(Emit *e, Node *n, const char *ri, const char *ci, bool flat) {
   Arena *A = &e->c->arena;
   switch (n->op) {
-  case OP_ZEROS: return "0.0";
-  case OP_ONES: return "1.0";
-  case OP_EYE: return !strcmp(ri, ci) ? "1.0" : arena_printf(A, "(%s == %s ? 1.0 : 0.0)", ri, ci);
+  case OP_ZEROS: return (char *)e->zero;
+  case OP_ONES: return (char *)e->one;
+  case OP_EYE:
+    return !strcmp(ri, ci) ? (char *)e->one : arena_printf(A, "(%s == %s ? %s : %s)", ri, ci, e->one, e->zero);
   case OP_TRANS: return elem(e, n->a, ci, ri, flat);
   case OP_DIAGM:
     if (!strcmp(ri, ci))
       return elem(e, n->a, ri, "0", false);
-    return arena_printf(A, "(%s == %s ? %s : 0.0)", ri, ci, elem(e, n->a, ri, "0", false));
+    return arena_printf(A, "(%s == %s ? %s : %s)", ri, ci, elem(e, n->a, ri, "0", false), e->zero);
   case OP_DIAGV: return elem(e, n->a, ri, ri, false);
   default: break;
   }
@@ -101,7 +104,7 @@ static char *elem_op(Emit *e, Node *n, const char *ri, const char *ci, bool flat
   if (n->b)
     b = elem(e, n->b, is_one(n->b->shape.r) ? "0" : ri, is_one(n->b->shape.c) ? "0" : ci, flat);
   if (op_cfunc[n->op])
-    return arena_printf(A, "%s(%s)", op_cfunc[n->op], a);
+    return arena_printf(A, "%s(%s)", cfunc(e, n->op), a);
   switch (n->op) {
   case OP_ADD: return arena_printf(A, "(%s + %s)", a, b);
   case OP_SUB: return arena_printf(A, "(%s - %s)", a, b);
@@ -114,8 +117,8 @@ static char *elem_op(Emit *e, Node *n, const char *ri, const char *ci, bool flat
     // A square of a value in memory is a product, cheaper than pow().
     if (ast_is_num(n->b, 2) && !strpbrk(a, "(+-*/"))
       return arena_printf(A, "(%s*%s)", a, a);
-    return arena_printf(A, "pow(%s, %s)", a, b);
-  default: return "0.0 /* unreachable */";
+    return arena_printf(A, "pow%s(%s, %s)", e->libm, a, b);
+  default: return arena_printf(A, "%s /* unreachable */", e->zero);
   }
 }
 
@@ -198,14 +201,14 @@ static void gemm(Emit *e, int depth, const char *dst, Node *t, int sign, bool ac
   Node *prod = g.prod;
   bool ta, tb;
   Node *a = plan_strip(e->p, prod->a, &ta), *b = plan_strip(e->p, prod->b, &tb);
-  char *al = g.mul ? elem(e, g.mul, "0", "0", true) : "1.0";
+  const char *al = g.mul ? elem(e, g.mul, "0", "0", true) : e->one;
   if (g.div)
     al = arena_printf(&e->c->arena, "%s/%s", al, elem(e, g.div, "0", "0", true));
   if (sign < 0)
     al = arena_printf(&e->c->arena, "-%s", al);
-  line(e, depth, "mdrt_gemm(%d, %d, %s, %s, %s, %s, %s, %s, %s, %s);", ta, tb,
+  line(e, depth, "mdrt_gemm%s(%d, %d, %s, %s, %s, %s, %s, %s, %s, %s);", e->kern, ta, tb,
        dimc(e, prod->shape.r), dimc(e, prod->shape.c), dimc(e, prod->a->shape.c), al,
-       e->cname[a->id], e->cname[b->id], accumulate ? "1.0" : "0.0", dst);
+       e->cname[a->id], e->cname[b->id], accumulate ? e->one : e->zero, dst);
 }
 
 // Write (or with ACCUMULATE, add) the sum of terms N into DST: the
@@ -220,7 +223,7 @@ static void write_sum(Emit *e, int depth, const char *dst, Node *n, bool accumul
   bool written = accumulate;
   if (new == 1 && terms->sign[first] > 0 && !accumulate && one != n && in_memory(e->p, one) &&
       shape_eq(one->shape, n->shape)) {
-    line(e, depth, "mdrt_copy(%s, %s, %s);", lenc(e, n->shape), e->cname[one->id], dst);
+    line(e, depth, "mdrt_copy%s(%s, %s, %s);", e->kern, lenc(e, n->shape), e->cname[one->id], dst);
     written = true;
   } else if (new > 0) {
     loop(e, depth, dst, n, terms, accumulate ? "+=" : "=");
@@ -259,21 +262,24 @@ static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accu
     write_sum_axis(e, depth, dst, n);
     return;
   case OP_INV:
-    check(e, depth, arena_printf(&e->c->arena, "mdrt_lu_inv(%s, %s, %s, 0)", dimc(e, a->shape.r), src, dst),
+    check(e, depth, arena_printf(&e->c->arena, "mdrt_lu_inv%s(%s, %s, %s, 0)", e->kern, dimc(e, a->shape.r), src, dst),
           "inv");
     return;
   case OP_SOFTMAX:
-    line(e, depth, "mdrt_softmax_rows(%s, %s, %s, %s);", dimc(e, a->shape.r), dimc(e, a->shape.c), src, dst);
+    line(e, depth, "mdrt_softmax_rows%s(%s, %s, %s, %s);", e->kern, dimc(e, a->shape.r), dimc(e, a->shape.c),
+         src, dst);
     return;
   case OP_LSE:
-    line(e, depth, "mdrt_logsumexp_rows(%s, %s, %s, %s);", dimc(e, a->shape.r), dimc(e, a->shape.c), src, dst);
+    line(e, depth, "mdrt_logsumexp_rows%s(%s, %s, %s, %s);", e->kern, dimc(e, a->shape.r),
+         dimc(e, a->shape.c), src, dst);
     return;
   default:
     break;
   }
   Kind k = e->p->kind[n->id];
   if (accumulate && (k == K_BUFFER || n->op == OP_VAR || n->op == OP_SEED)) {
-    line(e, depth, "mdrt_axpby(%s, 1.0, %s, 1.0, %s);", lenc(e, n->shape), e->cname[n->id], dst);
+    line(e, depth, "mdrt_axpby%s(%s, %s, %s, %s, %s);", e->kern, lenc(e, n->shape), e->one, e->cname[n->id],
+         e->one, dst);
     return;
   }
   write_sum(e, depth, dst, n, accumulate);
@@ -284,10 +290,13 @@ static void reduce(Emit *e, int depth, const char *dst, Node *n) {
   bool tr;
   Node *a = plan_strip(e->p, n->a, &tr);  // a full reduction does not care about order
   bool norm = n->op == OP_NORM;
-  if (a->op == OP_VAR || a->op == OP_SEED || e->p->kind[a->id] == K_BUFFER) {
-    line(e, depth, "%s = %s%s(%s, %s)%s;", dst, norm ? "sqrt(" : "",
-         n->op == OP_SUM ? "mdrt_sum" : "mdrt_sumsq", lenc(e, a->shape), e->cname[a->id],
-         norm ? ")" : "");
+  if (in_memory(e->p, a)) {
+    const char *sum = n->op == OP_SUM ? "mdrt_sum" : "mdrt_sumsq";
+    if (norm)
+      line(e, depth, "%s = sqrt%s(%s%s(%s, %s));", dst, e->libm, sum, e->kern, lenc(e, a->shape),
+           e->cname[a->id]);
+    else
+      line(e, depth, "%s = %s%s(%s, %s);", dst, sum, e->kern, lenc(e, a->shape), e->cname[a->id]);
     return;
   }
   bool two = needs_2d(e, a, a->shape, false);
@@ -302,12 +311,12 @@ static void reduce(Emit *e, int depth, const char *dst, Node *n) {
   if (n->op == OP_SUM) {
     line(e, depth + 1 + two, "%s += %s;", dst, x);
   } else {
-    line(e, depth + 1 + two, "double v = %s;", x);
+    line(e, depth + 1 + two, "%s v = %s;", e->real, x);
     line(e, depth + 1 + two, "%s += v*v;", dst);
   }
   line(e, depth + two, "}");
   if (norm)
-    line(e, depth, "%s = sqrt(%s);", dst, dst);
+    line(e, depth, "%s = sqrt%s(%s);", dst, e->libm, dst);
 }
 
 static void scalar_op(Emit *e, int depth, Node *n) {
@@ -324,7 +333,7 @@ static void scalar_op(Emit *e, int depth, Node *n) {
       reduce(e, depth, dst, n);
       return;
     case OP_LSE:
-      line(e, depth, "%s = mdrt_logsumexp(%s, %s);", dst, lenc(e, an->shape), src);
+      line(e, depth, "%s = mdrt_logsumexp%s(%s, %s);", dst, e->kern, lenc(e, an->shape), src);
       return;
     case OP_TR:
       line(e, depth, "%s = 0;", dst);
@@ -338,10 +347,10 @@ static void scalar_op(Emit *e, int depth, Node *n) {
       }
       return;
     case OP_DET:
-      check(e, depth, arena_printf(A, "mdrt_lu_inv(%s, %s, 0, &%s)", sz, src, dst), "det");
+      check(e, depth, arena_printf(A, "mdrt_lu_inv%s(%s, %s, 0, &%s)", e->kern, sz, src, dst), "det");
       return;
     case OP_LOGDET:
-      check(e, depth, arena_printf(A, "mdrt_logdet(%s, %s, &%s)", sz, src, dst), "logdet");
+      check(e, depth, arena_printf(A, "mdrt_logdet%s(%s, %s, &%s)", e->kern, sz, src, dst), "logdet");
       return;
     case OP_MUL:  /* a row times a column: a dot product */
       line(e, depth, "%s = 0;", dst);
@@ -355,7 +364,7 @@ static void scalar_op(Emit *e, int depth, Node *n) {
   char *a = an ? elem(e, an, "0", "0", true) : NULL;
   char *b = n->b ? elem(e, n->b, "0", "0", true) : NULL;
   if (op_cfunc[n->op]) {
-    line(e, depth, "%s = %s(%s);", dst, op_cfunc[n->op], a);
+    line(e, depth, "%s = %s(%s);", dst, cfunc(e, n->op), a);
     return;
   }
   switch (n->op) {
@@ -366,8 +375,8 @@ static void scalar_op(Emit *e, int depth, Node *n) {
   case OP_DIV:
   case OP_EDIV: line(e, depth, "%s = %s/%s;", dst, a, b); break;
   case OP_POW:
-  case OP_EPOW: line(e, depth, "%s = pow(%s, %s);", dst, a, b); break;
-  case OP_NORM: line(e, depth, "%s = fabs(%s);", dst, a); break;
+  case OP_EPOW: line(e, depth, "%s = pow%s(%s, %s);", dst, e->libm, a, b); break;
+  case OP_NORM: line(e, depth, "%s = fabs%s(%s);", dst, e->libm, a); break;
   case OP_NORMSQ: line(e, depth, "%s = %s*%s;", dst, a, a); break;
   case OP_LSE:   /* of a scalar: itself */
   case OP_SUM:
@@ -376,9 +385,9 @@ static void scalar_op(Emit *e, int depth, Node *n) {
   case OP_DET:
   case OP_DIAGM:
   case OP_DIAGV: line(e, depth, "%s = %s;", dst, a); break;
-  case OP_SOFTMAX: line(e, depth, "(void)%s;", a), line(e, depth, "%s = 1.0;", dst); break;
-  case OP_INV: line(e, depth, "%s = 1.0/%s;", dst, a); break;
-  case OP_LOGDET: line(e, depth, "%s = log(fabs(%s));", dst, a); break;
+  case OP_SOFTMAX: line(e, depth, "(void)%s;", a), line(e, depth, "%s = %s;", dst, e->one); break;
+  case OP_INV: line(e, depth, "%s = %s/%s;", dst, e->one, a); break;
+  case OP_LOGDET: line(e, depth, "%s = log%s(fabs%s(%s));", dst, e->libm, e->libm, a); break;
   default: line(e, depth, "%s = 0; /* unreachable */", dst); break;
   }
 }
@@ -405,17 +414,17 @@ static void print_body(Emit *e) {
   Shape prevshape = shape_scalar();
   for (int i = 0; i < n; i++) {
     if (is_buffer(pl, c->nodes[i]) && pl->alias[i]) {
-      line(e, 1, "double *%s = %s;  /* %s's memory, no longer needed */", e->cname[i],
+      line(e, 1, "%s *%s = %s;  /* %s's memory, no longer needed */", e->real, e->cname[i],
            e->cname[pl->alias[i]->id], e->cname[pl->alias[i]->id]);
     } else if (is_buffer(pl, c->nodes[i])) {
       if (prev)
-        line(e, 1, "double *%s = %s + %s;", e->cname[i], prev, lenc(e, prevshape));
+        line(e, 1, "%s *%s = %s + %s;", e->real, e->cname[i], prev, lenc(e, prevshape));
       else
-        line(e, 1, "double *%s = ws;", e->cname[i]);
+        line(e, 1, "%s *%s = ws;", e->real, e->cname[i]);
       prev = e->cname[i];
       prevshape = c->nodes[i]->shape;
     } else if (pl->kind[i] == K_SCALAR) {
-      line(e, 1, "double %s = 0;", e->cname[i]);
+      line(e, 1, "%s %s = 0;", e->real, e->cname[i]);
     }
   }
   if (!prev)
@@ -466,7 +475,8 @@ static void print_body(Emit *e) {
       line(e, 1, "if (%s) {", e->outp);
     comment(e, 1 + pl->grads, c->outname, out);
     if (in_memory(pl, out))
-      line(e, 1 + pl->grads, "mdrt_copy(%s, %s, %s);", lenc(e, out->shape), e->cname[out->id], e->outp);
+      line(e, 1 + pl->grads, "mdrt_copy%s(%s, %s, %s);", e->kern, lenc(e, out->shape), e->cname[out->id],
+         e->outp);
     else
       write_matrix(e, 1 + pl->grads, e->outp, out, false);
     if (pl->grads)
@@ -500,63 +510,7 @@ static char *workspace_size(Emit *e, const Plan *p) {
   return size;
 }
 
-/* --float: the same program in single precision. The emitter writes double;
-   this turns the finished text's tokens, outside comments and strings,
-   into float: the type, each floating literal (2.0 -> 2.0f), each libm
-   function (exp -> expf) and each runtime kernel (mdrt_gemm -> mdrt_gemm_f;
-   the allocator is the same for both). */
-static void to_float(const char *s, Buf *out) {
-  while (*s) {
-    const char *start = s;
-    if (s[0] == '/' && s[1] == '*') {
-      const char *end = strstr(s + 2, "*/");
-      s = end ? end + 2 : s + strlen(s);
-    } else if (s[0] == '/' && s[1] == '/') {
-      s += strcspn(s, "\n");
-    } else if (*s == '"') {
-      for (s++; *s && *s != '"'; s++)
-        if (*s == '\\' && s[1])
-          s++;
-      if (*s)
-        s++;
-    } else if (is_ident(*s) && !(*s >= '0' && *s <= '9')) {
-      while (is_ident(*s))
-        s++;
-      size_t n = (size_t)(s - start);
-      bool math = optab_is_libm(start, n, false);
-      if (n == 6 && !strncmp(start, "double", 6))
-        buf_puts(out, "float");
-      else
-        buf_printf(out, "%.*s%s", (int)n, start,
-                   math ? "f"
-                   : n > 5 && !strncmp(start, "mdrt_", 5) && strncmp(start, "mdrt_alloc", n) &&
-                           strncmp(start, "mdrt_free", n) ? "_f" : "");
-      continue;
-    } else if ((*s >= '0' && *s <= '9') || (*s == '.' && s[1] >= '0' && s[1] <= '9')) {
-      bool real = false;
-      while ((*s >= '0' && *s <= '9') || *s == '.' || *s == 'e' || *s == 'E' ||
-             ((*s == '+' || *s == '-') && (s[-1] == 'e' || s[-1] == 'E')))
-        real |= *s == '.' || *s == 'e' || *s == 'E', s++;
-      buf_printf(out, "%.*s%s", (int)(s - start), start, real ? "f" : "");
-      continue;
-    } else {
-      s++;
-    }
-    buf_printf(out, "%.*s", (int)(s - start), start);
-  }
-}
-
 bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
-  if (o->flt && !o->jit) {
-    EmitOpts d = *o;
-    d.flt = false;
-    Buf tmp = {0};
-    bool ok = emit_c(c, &d, &tmp);
-    if (ok)
-      to_float(tmp.s, out);
-    buf_free(&tmp);
-    return ok && !out->oom;
-  }
   Emit e;
   if (!abi_setup(&e, c, o, out))
     return false;

@@ -460,7 +460,7 @@ typedef struct EmitOpts {
   const char *name;  /* function name prefix P */
   bool jit;          /* prepend no #include; add array-form entry points */
   bool standalone;   /* the runtime's kernels inlined: needs only libm */
-  bool flt;          /* single precision */
+  bool flt;          /* single precision (not with jit: md_eval passes doubles) */
 } EmitOpts;
 
 extern const char md_rt_standalone[];  /* runtime/standalone.c, built in */
