@@ -9,6 +9,9 @@
 #include <string.h>
 #include "emit.h"
 
+#define HEADER_FORMULA_MAX 2000  /* bytes of a formula in the header comment */
+#define NAMESET_MIN 64           /* slots of a name set's first table */
+
 /* ---- names ------------------------------------------------------------- */
 
 static const char *const reserved[] = {
@@ -19,7 +22,7 @@ static const char *const reserved[] = {
     "i", "j", "v", "y", "ws", "ws_", "NULL", "main", "NAN",
 };
 
-static size_t name_hash(const char *s) {
+static size_t name_hash(const char *s) {  // djb2
   size_t h = 5381;
   while (*s)
     h = h * 33 + (unsigned char)*s++;
@@ -37,7 +40,7 @@ static bool set_has(const NameSet *t, const char *s) {
 
 static bool set_add(Arena *a, NameSet *t, char *s) {
   if (2 * (t->n + 1) > t->cap) {
-    NameSet bigger = {.cap = t->cap ? 2 * t->cap : 64};
+    NameSet bigger = {.cap = t->cap ? 2 * t->cap : NAMESET_MIN};
     if (!(bigger.slot = arena_alloc(a, sizeof(char *) * bigger.cap)))
       return false;
     for (size_t i = 0; i < t->cap; i++)
@@ -57,7 +60,7 @@ static bool is_taken(Emit *e, const char *s) {
   for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
     if (!strcmp(reserved[i], s))
       return true;
-  return !strncmp(s, "mdrt_", 5) || optab_is_libm(s, strlen(s), true) || set_has(&e->fixed, s) ||
+  return runtime_name(s) || optab_is_libm(s, strlen(s), true) || set_has(&e->fixed, s) ||
          set_has(&e->temps, s);
 }
 
@@ -67,8 +70,8 @@ static bool is_taken(Emit *e, const char *s) {
 // is planned.
 static char *claim(Emit *e, const char *want) {
   // The runtime owns every mdrt_ name: a user's mdrt_x becomes u_mdrt_x.
-  char *s = strncmp(want, "mdrt_", 5) ? arena_strdup(&e->c->arena, want)
-                                       : arena_printf(&e->c->arena, "u_%s", want);
+  char *s = !runtime_name(want) ? arena_strdup(&e->c->arena, want)
+                                : arena_printf(&e->c->arena, "u_%s", want);
   while (s && is_taken(e, s))
     s = arena_printf(&e->c->arena, "%s_", s);
   if (!s || !set_add(&e->c->arena, e->sealed ? &e->temps : &e->fixed, s))
@@ -92,7 +95,7 @@ bool abi_name_temps(Emit *e) {
       e->cname[i] = e->pname[n->k];
     else if (n->op == OP_SEED)
       e->cname[i] = e->seedp;
-    else if (p->kind[i] == K_BUFFER || p->kind[i] == K_SCALAR) {
+    else if (p->form[i] == F_BUFFER || p->form[i] == F_SCALAR) {
       if (!(e->cname[i] = claim(e, arena_printf(&c->arena, "t%d", ++ntemps))))
         return false;
     }
@@ -179,8 +182,8 @@ static void params(Emit *e, Sig sig, bool public, bool ws) {
     buf_puts(e->o, "void");
 }
 
-// The arguments matching params(e, sig, false, true), from the names used
-// inside a public wrapper.
+// The arguments matching params(e, sig, ...) and the workspace, from the
+// names used inside a public wrapper; OUT is left out when NULL.
 static void call_args(Emit *e, Sig sig, const char *out) {
   Ctx *c = e->c;
   bool first = true;
@@ -190,7 +193,8 @@ static void call_args(Emit *e, Sig sig, const char *out) {
     sep(e->o, &first), buf_puts(e->o, e->pname[i]);
   if (sig == SIG_GRAD && e->matrix_out)
     sep(e->o, &first), buf_puts(e->o, e->seedp);
-  sep(e->o, &first), buf_puts(e->o, out);
+  if (out)
+    sep(e->o, &first), buf_puts(e->o, out);
   if (sig == SIG_GRAD)
     for (int i = 0; i < c->nvars; i++)
       if (c->vars[i].wrt)
@@ -262,7 +266,6 @@ void abi_wrappers(Emit *e, bool grads) {
   const char *impl_name = grads ? "backward" : "forward";
   // A scalar output is returned (NaN on error); otherwise 0 or -1.
   const char *type = e->matrix_out ? "int" : e->real;
-  bool has_out = !e->matrix_out || !grads;
   const char *out = !e->matrix_out ? "&y" : grads ? "0" : e->outp;
   buf_printf(e->o, "%s %s%s_ws(", type, P, suffix);
   params(e, sig, true, true);
@@ -273,28 +276,13 @@ void abi_wrappers(Emit *e, bool grads) {
   else
     buf_printf(e->o, "  return %s_%s(", P, impl_name), call_args(e, sig, out),
         buf_puts(e->o, ") ? -1 : 0;\n}\n\n");
-  (void)has_out;
   buf_printf(e->o, "%s %s%s(", type, P, suffix);
   params(e, sig, true, false);
   buf_printf(e->o, ") {\n  void *ws = mdrt_alloc(%s_workspace_size(", P);
   dims_args(e);
   buf_printf(e->o, "));\n  if (!ws)\n    return %s%s%s;\n  %s y = %s%s_ws(", e->matrix_out ? "-1" : e->zero,
              e->matrix_out ? "" : "/", e->matrix_out ? "" : e->zero, type, P, suffix);
-  Ctx *c = e->c;
-  bool first = true;
-  for (int i = 0; i < c->ndims; i++)
-    sep(e->o, &first), buf_puts(e->o, e->dname[i]);
-  for (int i = 0; i < c->nvars; i++)
-    sep(e->o, &first), buf_puts(e->o, e->pname[i]);
-  if (grads && e->matrix_out)
-    sep(e->o, &first), buf_puts(e->o, e->seedp);
-  if (!grads && e->matrix_out)
-    sep(e->o, &first), buf_puts(e->o, e->outp);
-  if (grads)
-    for (int i = 0; i < c->nvars; i++)
-      if (c->vars[i].wrt)
-        sep(e->o, &first), buf_puts(e->o, e->gname[i]);
-  sep(e->o, &first), buf_puts(e->o, "ws");
+  call_args(e, sig, !grads && e->matrix_out ? e->outp : NULL);
   buf_puts(e->o, ");\n  mdrt_free(ws);\n  return y;\n}\n\n");
 }
 
@@ -345,11 +333,11 @@ void abi_header(Emit *e) {
   Ctx *c = e->c;
   const char *P = e->opts->name;
   buf_printf(e->o, "/*\n * Generated by matdiff %s from %s. Do not edit.\n *\n", MATDIFF_VERSION, c->file);
-  char *out = print_short(c, c->out, 2000);
+  char *out = print_short(c, c->out, HEADER_FORMULA_MAX);
   buf_printf(e->o, " *   %s = %s\n", c->outname, out ? out : "?");
   for (int i = 0; i < c->nvars; i++)
     if (c->vars[i].wrt) {
-      char *g = print_short(c, c->grads[i], 2000);
+      char *g = print_short(c, c->grads[i], HEADER_FORMULA_MAX);
       buf_printf(e->o, " *   %s%s/d%s = %s\n", e->matrix_out ? "G'*d" : "d", c->outname,
                  c->vars[i].name, g ? g : "?");
     }

@@ -10,13 +10,13 @@
 #include <math.h>
 #include "emit.h"
 
-static double elems(Shape s, const long *dims) {
+static double numel(Shape s, const long *dims) {
   return (double)dim_value(s.r, dims) * (double)dim_value(s.c, dims);
 }
 
 // Operations per element of N's fused loop.
 static double fused_ops(const Plan *p, Node *n, bool top) {
-  if (!top && (is_buffer(p, n) || scalar(n) || p->kind[n->id] == K_LEAF || n->op == OP_VAR ||
+  if (!top && (is_buffer(p, n) || scalar(n) || p->form[n->id] == F_LEAF || n->op == OP_VAR ||
                n->op == OP_SEED))
     return 0;
   double k = n->op == OP_TRANS || n->op == OP_DIAGM || n->op == OP_DIAGV ? 0 : 1;
@@ -24,13 +24,13 @@ static double fused_ops(const Plan *p, Node *n, bool top) {
 }
 
 static double matrix_cost(const Plan *p, Node *n, bool accumulate, const long *dims) {
-  double len = elems(n->shape, dims);
+  double len = numel(n->shape, dims);
   if (!accumulate && n->op == OP_SUM)
-    return elems(n->a->shape, dims) * (1 + fused_ops(p, n->a, false));
+    return numel(n->a->shape, dims) * (1 + fused_ops(p, n->a, false));
   if (!accumulate && n->op == OP_INV)
     return 2 * pow((double)dim_value(n->shape.r, dims), 3);
   if (!accumulate && (n->op == OP_SOFTMAX || n->op == OP_LSE))
-    return 3 * elems(n->a->shape, dims);
+    return 3 * numel(n->a->shape, dims);
   if (accumulate && in_memory(p, n))
     return 2 * len;
   const Terms *terms = p->terms[n->id];
@@ -54,13 +54,13 @@ static double scalar_cost(const Plan *p, Node *n, const long *dims) {
   Node *a = n->a;
   if (!a || scalar(a))
     return 1;
-  double len = elems(a->shape, dims), r = (double)dim_value(a->shape.r, dims);
+  double len = numel(a->shape, dims), r = (double)dim_value(a->shape.r, dims);
   switch (n->op) {
   case OP_SUM: return len * (1 + fused_ops(p, plan_strip(p, a, &(bool){0}), false));
   case OP_NORM:
   case OP_NORMSQ: return len * (2 + fused_ops(p, plan_strip(p, a, &(bool){0}), false));
   case OP_LSE: return 3 * len;
-  case OP_TR: return p->kind[a->id] == K_GEMM ? 2 * r * (double)dim_value(a->a->shape.c, dims) : r;
+  case OP_TR: return p->form[a->id] == F_GEMM ? 2 * r * (double)dim_value(a->a->shape.c, dims) : r;
   case OP_DET:
   case OP_LOGDET: return 2 * r * r * r / 3;
   case OP_MUL: return 2 * (double)dim_value(a->shape.c, dims);
@@ -75,7 +75,7 @@ double emit_flops(Ctx *c, bool grads, const long *dims) {
   double cost = 0;
   for (int i = 0; i < p->n; i++) {
     Node *n = c->nodes[i];
-    if (p->kind[i] == K_SCALAR)
+    if (p->form[i] == F_SCALAR)
       cost += scalar_cost(p, n, dims);
     else if (is_buffer(p, n))
       cost += matrix_cost(p, n, false, dims);

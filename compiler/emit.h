@@ -10,22 +10,30 @@
 #ifndef MD_EMIT_H
 #define MD_EMIT_H
 
+#include <string.h>
 #include "md.h"
 
 /* ---- plan.c ------------------------------------------------------------ */
 
-typedef enum Kind {
-  K_NONE,     /* not needed */
-  K_LEAF,     /* a number, an input, zeros or ones: referenced in place */
-  K_VIEW,     /* a transpose: its operand, read transposed */
-  K_INLINE,   /* an elementwise value used once: fused into its user's loop */
-  K_TERM,     /* a sum used once, absorbed into its user's list of terms */
-  K_GEMM,     /* a product absorbed as a term: gemm into the user's buffer */
-  K_ROOT,     /* a root used only as such: written straight into its buffer */
-  K_SCALAR,   /* a local double */
-  K_BUFFER,   /* a temporary in the workspace */
-} Kind;
+/* How a node becomes code. */
+typedef enum Form {
+  F_UNNEEDED, /* no root needs it */
+  F_NEEDED,   /* needed, form not decided yet: seen only while planning */
+  F_LEAF,     /* a number, an input, a size, zeros or ones: referenced in place */
+  F_VIEW,     /* a transpose: its operand, read transposed */
+  F_FUSED,    /* an elementwise value used once: fused into its user's loop */
+  F_TERM,     /* a sum used once, absorbed into its user's list of terms */
+  F_GEMM,     /* a product absorbed as a term: gemm into the user's buffer */
+  F_ROOT,     /* a root used only as such: written straight into its buffer */
+  F_SCALAR,   /* a local variable */
+  F_BUFFER,   /* a temporary in the workspace */
+} Form;
 
+/* A set of roots, as bits of a mask: bit i is the gradient of variable i.
+   Past ROOT_BITS variables, every gradient counts as needing everything
+   (no `if (dX || ...)` guards then). */
+typedef unsigned long long RootMask;
+#define ROOT_BITS 63
 #define ALL_ROOTS (~0ull)
 
 /* A product that gemm computes whole, alpha*op(A)*op(B): the product P
@@ -56,9 +64,9 @@ typedef struct Plan {
   Node **roots;      /* the output, then the gradient of each wrt variable */
   int *rootvar;      /* roots[r], r >= 1: the index of its variable */
   int nroots;
-  Kind *kind;
+  Form *form;        /* how each node becomes code */
   int *uses;         /* uses by needed nodes and roots */
-  unsigned long long *mask; /* the roots that need each node */
+  RootMask *mask;    /* the roots that need each node */
   Node **alias;      /* a buffer whose memory this buffer reuses, or NULL */
   Terms **terms;     /* of each buffer and each matrix root not in memory */
   bool *dim_read;    /* by size index: the printed body reads that size */
@@ -69,7 +77,7 @@ typedef struct Plan {
 /* The plan of one body, made on the first call and kept in C; NULL when
    memory ran out. */
 const Plan *plan_body(Ctx *c, bool grads);
-/* Is T a gemm in the plan's terms, and which? */
+/* Is term T a product gemm computes (in G)? */
 bool plan_gemm(const Plan *p, Node *t, Gemm *g);
 /* The memory gemm or a reduction reads for operand N: through transposes
    (each a flag) down to the first value that has memory of its own. */
@@ -78,15 +86,18 @@ Node *plan_strip(const Plan *p, Node *n, bool *trans);
 
 static inline bool scalar(const Node *n) { return shape_is_scalar(n->shape); }
 
+/* The runtime owns every name that begins so. */
+static inline bool runtime_name(const char *s) { return !strncmp(s, "mdrt_", 5); }
+
 /* A temporary in the workspace (an input or the seed is in memory too,
    but not in the workspace). */
 static inline bool is_buffer(const Plan *p, const Node *n) {
-  return p->kind[n->id] == K_BUFFER && n->op != OP_VAR && n->op != OP_SEED;
+  return p->form[n->id] == F_BUFFER && n->op != OP_VAR && n->op != OP_SEED;
 }
 
 /* Has N memory of its own that can be read in place? */
 static inline bool in_memory(const Plan *p, const Node *n) {
-  return n->op == OP_VAR || n->op == OP_SEED || p->kind[n->id] == K_BUFFER;
+  return n->op == OP_VAR || n->op == OP_SEED || p->form[n->id] == F_BUFFER;
 }
 
 /* ---- emit_c.c and abi.c ------------------------------------------------ */

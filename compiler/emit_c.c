@@ -8,7 +8,7 @@
  *   - elementwise chains whose values are used once are fused into one
  *     loop, and a reduction into the loop that produces its operand;
  *   - every other matrix value is a temporary in one workspace, every
- *     scalar a local double, each commented with the expression it holds;
+ *     scalar a local variable, each commented with the expression it holds;
  *   - work needed only by some gradients sits under `if (dX || ...)`, so
  *     a NULL gradient buffer skips it;
  *   - the kernels that can fail (a singular matrix) make the function
@@ -22,14 +22,16 @@
 #include <string.h>
 #include "emit.h"
 
+#define COMMENT_FORMULA_MAX 69  /* bytes of a statement's comment, about 80 columns in all */
+
 /* ---- C text ------------------------------------------------------------- */
 
-static char *dimc(Emit *e, Dim d) {
+static const char *dimc(Emit *e, Dim d) {
   return d.sym >= 0 ? e->dname[d.sym] : arena_printf(&e->c->arena, "%ld", d.n);
 }
 
 // rows*cols as C, folded when both are literals.
-static char *lenc(Emit *e, Shape s) {
+static const char *lenc(Emit *e, Shape s) {
   if (s.r.sym < 0 && s.c.sym < 0)
     return arena_printf(&e->c->arena, "%ld", s.r.n * s.c.n);
   if (s.r.sym < 0 && s.r.n == 1)
@@ -41,7 +43,7 @@ static char *lenc(Emit *e, Shape s) {
 
 // V as a C floating literal: 2.0, 0.5, 1e+20 (or 2.0f ...); inf and nan as
 // print_num spells them.
-static char *numc(Emit *e, double v) {
+static const char *numc(Emit *e, double v) {
   char buf[40];
   print_num(buf, sizeof buf, v);
   bool dot = strpbrk(buf, ".eEn") != NULL;  // n: nan, inf
@@ -54,12 +56,13 @@ static const char *cfunc(Emit *e, Op op) { return e->opts->flt ? op_cfunc_f[op] 
 
 static bool is_one(Dim d) { return d.sym < 0 && d.n == 1; }
 
-static char *elem_op(Emit *e, Node *n, const char *ri, const char *ci, bool flat);
+static const char *compute_element(Emit *e, Node *n, const char *ri, const char *ci, bool flat);
 
-// The C expression for element (ri, ci) of N; FLAT means one index i runs
-// over N's elements in row-major order. An operand with a size-1 dimension
-// reads index 0 there: that is broadcasting.
-static char *elem(Emit *e, Node *n, const char *ri, const char *ci, bool flat) {
+// The C expression for element (ri, ci) of N, read from memory or computed;
+// FLAT means one index i runs over N's elements in row-major order. An
+// operand with a size-1 dimension reads index 0 there: that is
+// broadcasting.
+static const char *element(Emit *e, Node *n, const char *ri, const char *ci, bool flat) {
   Arena *A = &e->c->arena;
   if (n->op == OP_NUM)
     return numc(e, n->num);
@@ -78,31 +81,34 @@ static char *elem(Emit *e, Node *n, const char *ri, const char *ci, bool flat) {
       return arena_printf(A, "%s[%s]", name, ci);
     return arena_printf(A, "%s[%s*%s + %s]", name, ri, dimc(e, n->shape.c), ci);
   }
-  return elem_op(e, n, ri, ci, flat);
+  return compute_element(e, n, ri, ci, flat);
 }
 
 // Element (ri, ci) of N computed from its operands.
-static char *elem_op(Emit *e, Node *n, const char *ri, const char *ci, bool flat) {
+static const char *compute_element(Emit *e, Node *n, const char *ri, const char *ci, bool flat) {
   Arena *A = &e->c->arena;
   switch (n->op) {
-  case OP_ZEROS: return (char *)e->zero;
-  case OP_ONES: return (char *)e->one;
+  case OP_ZEROS: return e->zero;
+  case OP_ONES: return e->one;
   case OP_EYE:
-    return !strcmp(ri, ci) ? (char *)e->one : arena_printf(A, "(%s == %s ? %s : %s)", ri, ci, e->one, e->zero);
-  case OP_TRANS: return elem(e, n->a, ci, ri, flat);
+    if (!strcmp(ri, ci))
+      return e->one;
+    return arena_printf(A, "(%s == %s ? %s : %s)", ri, ci, e->one, e->zero);
+  case OP_TRANS: return element(e, n->a, ci, ri, flat);
   case OP_DIAGM:
     if (!strcmp(ri, ci))
-      return elem(e, n->a, ri, "0", false);
-    return arena_printf(A, "(%s == %s ? %s : %s)", ri, ci, elem(e, n->a, ri, "0", false), e->zero);
-  case OP_DIAGV: return elem(e, n->a, ri, ri, false);
+      return element(e, n->a, ri, "0", false);
+    return arena_printf(A, "(%s == %s ? %s : %s)", ri, ci, element(e, n->a, ri, "0", false),
+                        e->zero);
+  case OP_DIAGV: return element(e, n->a, ri, ri, false);
   default: break;
   }
   // Broadcast operands see index 0 along their size-1 dimensions.
-  char *a = NULL, *b = NULL;
+  const char *a = NULL, *b = NULL;
   if (n->a)
-    a = elem(e, n->a, is_one(n->a->shape.r) ? "0" : ri, is_one(n->a->shape.c) ? "0" : ci, flat);
+    a = element(e, n->a, is_one(n->a->shape.r) ? "0" : ri, is_one(n->a->shape.c) ? "0" : ci, flat);
   if (n->b)
-    b = elem(e, n->b, is_one(n->b->shape.r) ? "0" : ri, is_one(n->b->shape.c) ? "0" : ci, flat);
+    b = element(e, n->b, is_one(n->b->shape.r) ? "0" : ri, is_one(n->b->shape.c) ? "0" : ci, flat);
   if (op_cfunc[n->op])
     return arena_printf(A, "%s(%s)", cfunc(e, n->op), a);
   switch (n->op) {
@@ -137,7 +143,7 @@ static bool needs_2d(Emit *e, Node *n, Shape shape, bool top) {
     return needs_2d(e, n->a, n->a->shape, false);
   if (op == OP_EYE || op == OP_TRANS || op == OP_DIAGM || op == OP_DIAGV)
     return true;
-  if (e->p->kind[n->id] == K_BUFFER && !top)
+  if (e->p->form[n->id] == F_BUFFER && !top)
     return false;
   return (n->a && needs_2d(e, n->a, shape, false)) || (n->b && needs_2d(e, n->b, shape, false));
 }
@@ -153,7 +159,7 @@ static void indent(Emit *e, int depth) {
 
 // "/* t3 = X*W + b */". Printed formulas never hold "*/": no '/' follows '*'.
 static void comment(Emit *e, int depth, const char *lhs, Node *n) {
-  char *s = print_short(e->c, n, 69);
+  char *s = print_short(e->c, n, COMMENT_FORMULA_MAX);
   if (s)
     line(e, depth, "/* %s = %s */", lhs, s);
 }
@@ -174,7 +180,8 @@ static void for_each(Emit *e, int depth, Shape s, bool two, const char *dst, con
 }
 
 // DST (of TOP's shape) OP the elementwise terms of TERMS, with their signs.
-static void loop(Emit *e, int depth, const char *dst, Node *top, const Terms *terms, const char *op) {
+static void loop(Emit *e, int depth, const char *dst, Node *top, const Terms *terms,
+                 const char *op) {
   bool two = false;
   for (int t = 0; t < terms->n; t++)
     if (!terms->gemm[t])
@@ -185,7 +192,8 @@ static void loop(Emit *e, int depth, const char *dst, Node *top, const Terms *te
     if (terms->gemm[t])
       continue;
     Node *x = terms->node[t];
-    char *s = x == top ? elem_op(e, x, "i", "j", !two) : elem(e, x, "i", "j", !two);
+    const char *s =
+        x == top ? compute_element(e, x, "i", "j", !two) : element(e, x, "i", "j", !two);
     if (first)
       buf_printf(e->o, "%s%s", terms->sign[t] < 0 ? "-" : "", s);
     else
@@ -201,9 +209,9 @@ static void gemm(Emit *e, int depth, const char *dst, Node *t, int sign, bool ac
   Node *prod = g.prod;
   bool ta, tb;
   Node *a = plan_strip(e->p, prod->a, &ta), *b = plan_strip(e->p, prod->b, &tb);
-  const char *al = g.mul ? elem(e, g.mul, "0", "0", true) : e->one;
+  const char *al = g.mul ? element(e, g.mul, "0", "0", true) : e->one;
   if (g.div)
-    al = arena_printf(&e->c->arena, "%s/%s", al, elem(e, g.div, "0", "0", true));
+    al = arena_printf(&e->c->arena, "%s/%s", al, element(e, g.div, "0", "0", true));
   if (sign < 0)
     al = arena_printf(&e->c->arena, "-%s", al);
   line(e, depth, "mdrt_gemm%s(%d, %d, %s, %s, %s, %s, %s, %s, %s, %s);", e->kern, ta, tb,
@@ -244,11 +252,12 @@ static void write_sum_axis(Emit *e, int depth, const char *dst, Node *n) {
   line(e, depth + 1, "%s[i] = 0;", dst);
   line(e, depth, "for (long i = 0; i < %s; i++)", dimc(e, a->shape.r));
   line(e, depth + 1, "for (long j = 0; j < %s; j++)", dimc(e, a->shape.c));
-  line(e, depth + 2, "%s[%s] += %s;", dst, cols ? "j" : "i", elem(e, a, "i", "j", false));
+  line(e, depth + 2, "%s[%s] += %s;", dst, cols ? "j" : "i", element(e, a, "i", "j", false));
 }
 
-// A kernel that can fail returns its message from the generated function.
-static void check(Emit *e, int depth, const char *call, const char *what) {
+// A kernel that can fail (CALL returns nonzero for a singular matrix) makes
+// the generated function return its message.
+static void fail_if_singular(Emit *e, int depth, const char *call, const char *what) {
   line(e, depth, "if (%s)", call);
   line(e, depth + 1, "return \"%s: the matrix is singular\";", what);
 }
@@ -262,12 +271,12 @@ static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accu
     write_sum_axis(e, depth, dst, n);
     return;
   case OP_INV:
-    check(e, depth, arena_printf(&e->c->arena, "mdrt_lu_inv%s(%s, %s, %s, 0)", e->kern, dimc(e, a->shape.r), src, dst),
-          "inv");
+    fail_if_singular(e, depth, arena_printf(&e->c->arena, "mdrt_lu_inv%s(%s, %s, %s, 0)", e->kern,
+                                            dimc(e, a->shape.r), src, dst), "inv");
     return;
   case OP_SOFTMAX:
-    line(e, depth, "mdrt_softmax_rows%s(%s, %s, %s, %s);", e->kern, dimc(e, a->shape.r), dimc(e, a->shape.c),
-         src, dst);
+    line(e, depth, "mdrt_softmax_rows%s(%s, %s, %s, %s);", e->kern, dimc(e, a->shape.r),
+         dimc(e, a->shape.c), src, dst);
     return;
   case OP_LSE:
     line(e, depth, "mdrt_logsumexp_rows%s(%s, %s, %s, %s);", e->kern, dimc(e, a->shape.r),
@@ -276,16 +285,15 @@ static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accu
   default:
     break;
   }
-  Kind k = e->p->kind[n->id];
-  if (accumulate && (k == K_BUFFER || n->op == OP_VAR || n->op == OP_SEED)) {
-    line(e, depth, "mdrt_axpby%s(%s, %s, %s, %s, %s);", e->kern, lenc(e, n->shape), e->one, e->cname[n->id],
-         e->one, dst);
+  if (accumulate && in_memory(e->p, n)) {
+    line(e, depth, "mdrt_axpby%s(%s, %s, %s, %s, %s);", e->kern, lenc(e, n->shape), e->one,
+         e->cname[n->id], e->one, dst);
     return;
   }
   write_sum(e, depth, dst, n, accumulate);
 }
 
-// A reduction of A to a scalar, into the local double DST.
+// A reduction of A to a scalar, into the local variable DST.
 static void reduce(Emit *e, int depth, const char *dst, Node *n) {
   bool tr;
   Node *a = plan_strip(e->p, n->a, &tr);  // a full reduction does not care about order
@@ -300,7 +308,7 @@ static void reduce(Emit *e, int depth, const char *dst, Node *n) {
     return;
   }
   bool two = needs_2d(e, a, a->shape, false);
-  char *x = elem(e, a, "i", "j", !two);
+  const char *x = element(e, a, "i", "j", !two);
   line(e, depth, "%s = 0;", dst);
   if (two) {
     line(e, depth, "for (long i = 0; i < %s; i++)", dimc(e, a->shape.r));
@@ -319,6 +327,7 @@ static void reduce(Emit *e, int depth, const char *dst, Node *n) {
     line(e, depth, "%s = sqrt%s(%s);", dst, e->libm, dst);
 }
 
+// The scalar N into its local variable.
 static void scalar_op(Emit *e, int depth, Node *n) {
   Arena *A = &e->c->arena;
   const char *dst = e->cname[n->id];
@@ -338,31 +347,34 @@ static void scalar_op(Emit *e, int depth, Node *n) {
     case OP_TR:
       line(e, depth, "%s = 0;", dst);
       line(e, depth, "for (long i = 0; i < %s; i++)", sz);
-      if (e->p->kind[an->id] == K_GEMM) {  /* tr(P*Q) = sum of P(i,j)*Q(j,i) */
+      if (e->p->form[an->id] == F_GEMM) {  /* tr(P*Q) = sum of P(i,j)*Q(j,i) */
         line(e, depth + 1, "for (long j = 0; j < %s; j++)", dimc(e, an->a->shape.c));
-        line(e, depth + 2, "%s += %s*%s;", dst, elem(e, an->a, "i", "j", false),
-             elem(e, an->b, "j", "i", false));
+        line(e, depth + 2, "%s += %s*%s;", dst, element(e, an->a, "i", "j", false),
+             element(e, an->b, "j", "i", false));
       } else {
-        line(e, depth + 1, "%s += %s;", dst, elem(e, an, "i", "i", false));
+        line(e, depth + 1, "%s += %s;", dst, element(e, an, "i", "i", false));
       }
       return;
     case OP_DET:
-      check(e, depth, arena_printf(A, "mdrt_lu_inv%s(%s, %s, 0, &%s)", e->kern, sz, src, dst), "det");
+      fail_if_singular(e, depth, arena_printf(A, "mdrt_lu_inv%s(%s, %s, 0, &%s)", e->kern, sz, src, dst),
+                       "det");
       return;
     case OP_LOGDET:
-      check(e, depth, arena_printf(A, "mdrt_logdet%s(%s, %s, &%s)", e->kern, sz, src, dst), "logdet");
+      fail_if_singular(e, depth, arena_printf(A, "mdrt_logdet%s(%s, %s, &%s)", e->kern, sz, src, dst),
+                       "logdet");
       return;
     case OP_MUL:  /* a row times a column: a dot product */
       line(e, depth, "%s = 0;", dst);
       line(e, depth, "for (long i = 0; i < %s; i++)", dimc(e, an->shape.c));
-      line(e, depth + 1, "%s += %s*%s;", dst, elem(e, an, "0", "i", false), elem(e, n->b, "i", "0", false));
+      line(e, depth + 1, "%s += %s*%s;", dst, element(e, an, "0", "i", false),
+           element(e, n->b, "i", "0", false));
       return;
     default:
       break;
     }
   }
-  char *a = an ? elem(e, an, "0", "0", true) : NULL;
-  char *b = n->b ? elem(e, n->b, "0", "0", true) : NULL;
+  const char *a = an ? element(e, an, "0", "0", true) : NULL;
+  const char *b = n->b ? element(e, n->b, "0", "0", true) : NULL;
   if (op_cfunc[n->op]) {
     line(e, depth, "%s = %s(%s);", dst, cfunc(e, n->op), a);
     return;
@@ -392,11 +404,12 @@ static void scalar_op(Emit *e, int depth, Node *n) {
   }
 }
 
-static void guard_open(Emit *e, unsigned long long m) {
+// `if (dX || dY) {`: what follows is needed by the gradients in M only.
+static void guard_open(Emit *e, RootMask m) {
   indent(e, 1);
   buf_puts(e->o, "if (");
   bool first = true;
-  for (int i = 0; i < e->c->nvars && i < 63; i++)
+  for (int i = 0; i < e->c->nvars && i < ROOT_BITS; i++)
     if (m & (1ull << i)) {
       buf_printf(e->o, "%s%s", first ? "" : " || ", e->gname[i]);
       first = false;
@@ -423,7 +436,7 @@ static void print_body(Emit *e) {
         line(e, 1, "%s *%s = ws;", e->real, e->cname[i]);
       prev = e->cname[i];
       prevshape = c->nodes[i]->shape;
-    } else if (pl->kind[i] == K_SCALAR) {
+    } else if (pl->form[i] == F_SCALAR) {
       line(e, 1, "%s %s = 0;", e->real, e->cname[i]);
     }
   }
@@ -431,11 +444,11 @@ static void print_body(Emit *e) {
     line(e, 1, "(void)ws;");
 
   // The code, in id order, grouped under guards by the roots that need it.
-  unsigned long long open = ALL_ROOTS;
+  RootMask open = ALL_ROOTS;
   for (int i = 0; i < n; i++) {
-    Kind k = pl->kind[i];
+    Form k = pl->form[i];
     Node *p = c->nodes[i];
-    if ((k != K_BUFFER && k != K_SCALAR) || p->op == OP_VAR)
+    if ((k != F_BUFFER && k != F_SCALAR) || p->op == OP_VAR)
       continue;
     if (pl->mask[i] != open) {
       if (open != ALL_ROOTS)
@@ -446,7 +459,7 @@ static void print_body(Emit *e) {
     }
     int depth = open == ALL_ROOTS ? 1 : 2;
     comment(e, depth, e->cname[i], p);
-    if (k == K_SCALAR)
+    if (k == F_SCALAR)
       scalar_op(e, depth, p);
     else
       write_matrix(e, depth, e->cname[i], p, false);
@@ -462,14 +475,14 @@ static void print_body(Emit *e) {
     if (g->op == OP_ZEROS || ast_is_num(g, 0))
       line(e, 2, "/* nothing to add */");
     else if (scalar(g))
-      line(e, 2, "%s[0] += %s;", e->gname[i], elem(e, g, "0", "0", true));
+      line(e, 2, "%s[0] += %s;", e->gname[i], element(e, g, "0", "0", true));
     else
       write_matrix(e, 2, e->gname[i], g, true);
     line(e, 1, "}");
   }
   Node *out = c->out;
   if (!e->matrix_out) {
-    line(e, 1, "%s[0] = %s;", e->outp, elem(e, out, "0", "0", true));
+    line(e, 1, "%s[0] = %s;", e->outp, element(e, out, "0", "0", true));
   } else {
     if (pl->grads)
       line(e, 1, "if (%s) {", e->outp);
@@ -485,8 +498,9 @@ static void print_body(Emit *e) {
   line(e, 1, "return 0;");
 }
 
-// The static function that does the work, returning NULL or a message.
-static void impl(Emit *e, const Plan *p) {
+// The function that computes body P: the static P_forward or P_backward
+// (for the JIT, the entry point itself), returning NULL or a message.
+static void print_function(Emit *e, const Plan *p) {
   e->p = p;
   if (!abi_name_temps(e)) {
     e->c->failed = true;
@@ -523,8 +537,8 @@ bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
   abi_workspace_size(&e, workspace_size(&e, value), workspace_size(&e, grads));
   if (o->jit)
     abi_jit_entries(&e);
-  impl(&e, value);
-  impl(&e, grads);
+  print_function(&e, value);
+  print_function(&e, grads);
   if (!o->jit) {
     abi_wrappers(&e, false);
     abi_wrappers(&e, true);

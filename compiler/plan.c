@@ -6,7 +6,7 @@
  *   - what each root needs (the output, and with gradients each wrt
  *     variable's gradient), as a mask of roots: work needed only by some
  *     gradients goes under `if (dX || ...)`;
- *   - each needed node's kind: read in place, fused into its user's loop,
+ *   - each needed node's form: read in place, fused into its user's loop,
  *     absorbed into a sum's terms or into gemm, a local scalar, a buffer in
  *     the workspace (emit.h lists them); a parent decides before its
  *     operands, so nodes are planned by decreasing id;
@@ -17,6 +17,8 @@
  */
 #include <string.h>
 #include "emit.h"
+
+#define MAX_FUSED_DEPTH 32  /* fused operations in one expression, then a buffer */
 
 static bool is_product(const Node *n) {
   return n->op == OP_MUL && !scalar(n->a) && !scalar(n->b);
@@ -74,15 +76,15 @@ Node *plan_strip(const Plan *p, Node *n, bool *trans) {
 /* ---- what is needed, and how often -------------------------------------- */
 
 // Mark what ROOT needs, walking down by decreasing id. SEEN is scratch.
-static void need(Plan *p, Node *root, unsigned long long bit, char *seen) {
+static void mark_needed(Plan *p, Node *root, RootMask bit, char *seen) {
   memset(seen, 0, (size_t)root->id + 1);
   ast_mark(p->c, root, seen);
   for (int i = root->id; i >= 0; i--) {
     if (!seen[i])
       continue;
     p->mask[i] |= bit;
-    if (p->kind[i] == K_NONE)
-      p->kind[i] = K_LEAF;  // provisional: "needed"; plan_kinds() decides
+    if (p->form[i] == F_UNNEEDED)
+      p->form[i] = F_NEEDED;  // plan_forms() decides which form
   }
 }
 
@@ -90,7 +92,7 @@ static void need(Plan *p, Node *root, unsigned long long bit, char *seen) {
 // one piece of code).
 static void count_uses(Plan *p, Node **user) {
   for (int i = 0; i < p->n; i++) {
-    if (p->kind[i] == K_NONE)
+    if (p->form[i] == F_UNNEEDED)
       continue;
     Node *n = p->c->nodes[i];
     if (n->a)
@@ -109,23 +111,23 @@ static int eff_uses(const Plan *p, Node **user, Node *n) {
   return p->uses[n->id];
 }
 
-/* ---- kinds -------------------------------------------------------------- */
+/* ---- forms -------------------------------------------------------------- */
 
 // A gemm operand must be in memory; a transpose of it is a flag.
 static void force_buffer(Plan *p, Node *n) {
   bool tr;
   n = strip(n, &tr);
   if (n->op != OP_VAR && n->op != OP_SEED)
-    p->kind[n->id] = K_BUFFER;
+    p->form[n->id] = F_BUFFER;
 }
 
 // A kernel's operand must be in memory as it is, untransposed.
 static void force_plain(Plan *p, Node *n) {
   if (n->op != OP_VAR && n->op != OP_SEED && !scalar(n))
-    p->kind[n->id] = K_BUFFER;
+    p->form[n->id] = F_BUFFER;
 }
 
-static bool gemm_form(const Plan *p, Node *t, Gemm *g) {
+bool plan_gemm(const Plan *p, Node *t, Gemm *g) {
   memset(g, 0, sizeof *g);
   if (t->op == OP_DIV && !scalar(t->a) && (t->a == t || p->uses[t->a->id] == 1)) {
     g->div = t->b;
@@ -139,16 +141,14 @@ static bool gemm_form(const Plan *p, Node *t, Gemm *g) {
   return is_product(t);
 }
 
-bool plan_gemm(const Plan *p, Node *t, Gemm *g) { return gemm_form(p, t, g); }
-
 // Plan term T as a gemm: the nodes inside are absorbed, the operands must
 // be in memory.
 static bool gemm_term(Plan *p, Node *t) {
   Gemm g;
-  if (!gemm_form(p, t, &g))
+  if (!plan_gemm(p, t, &g))
     return false;
   for (int i = 0; i < g.ninner; i++)
-    p->kind[g.inner[i]->id] = K_GEMM;
+    p->form[g.inner[i]->id] = F_GEMM;
   force_buffer(p, g.prod->a);
   force_buffer(p, g.prod->b);
   return true;
@@ -164,20 +164,20 @@ static void plan_terms(Plan *p, Node *n) {
   Node *ops[2] = {n->a, n->b};
   for (int k = 0; k < 2; k++) {
     Node *t = ops[k];
-    if (p->uses[t->id] != 1 || p->kind[t->id] == K_BUFFER)
+    if (p->uses[t->id] != 1 || p->form[t->id] == F_BUFFER)
       continue;
     if (t->op == OP_ADD || t->op == OP_SUB) {
-      p->kind[t->id] = K_TERM;
+      p->form[t->id] = F_TERM;
       plan_terms(p, t);
     } else if (gemm_term(p, t)) {
-      p->kind[t->id] = K_GEMM;
+      p->form[t->id] = F_GEMM;
     }
   }
 }
 
-// Decide each needed node's kind, parents before operands (by decreasing
+// Decide each needed node's form, parents before operands (by decreasing
 // id), since a parent decides whether its operand is fused or absorbed.
-static void plan_kinds(Plan *p, Node **user) {
+static void plan_forms(Plan *p, Node **user) {
   // A matrix root used by nothing else is written straight into its
   // destination (the output, or a gradient by adding into it).
   for (int r = 0; r < p->nroots; r++) {
@@ -185,35 +185,35 @@ static void plan_kinds(Plan *p, Node **user) {
     Op op = g->op;
     if (!scalar(g) && p->uses[g->id] == 1 && !op_is_leaf(op) && op != OP_TRANS &&
         !(r > 0 && (kernel(g) || op == OP_SUM))) {
-      p->kind[g->id] = K_ROOT;
+      p->form[g->id] = F_ROOT;
       plan_terms(p, g);
     }
   }
   for (int i = p->n - 1; i >= 0; i--) {
     Node *n = p->c->nodes[i];
-    Kind k = p->kind[i];
-    if (k == K_NONE || k == K_TERM || k == K_GEMM)
+    Form k = p->form[i];
+    if (k == F_UNNEEDED || k == F_TERM || k == F_GEMM)
       continue;
-    if (k == K_ROOT)
+    if (k == F_ROOT)
       ;
     else if (op_is_leaf(n->op) && !op_is_fill(n->op))
-      k = K_LEAF;
+      k = F_LEAF;
     else if (scalar(n))
-      k = K_SCALAR;
-    else if (k == K_BUFFER)
+      k = F_SCALAR;
+    else if (k == F_BUFFER)
       ;
     else if (op_is_fill(n->op))
-      k = K_LEAF;
+      k = F_LEAF;
     else if (n->op == OP_TRANS)
-      k = K_VIEW;
+      k = F_VIEW;
     else if (elementwise(n) && eff_uses(p, user, n) == 1)
-      k = K_INLINE;
+      k = F_FUSED;
     else
-      k = K_BUFFER;
-    p->kind[i] = k;
-    if (k == K_BUFFER)
+      k = F_BUFFER;
+    p->form[i] = k;
+    if (k == F_BUFFER)
       plan_terms(p, n);
-    if (is_product(n) && (k == K_BUFFER || k == K_ROOT)) {
+    if (is_product(n) && (k == F_BUFFER || k == F_ROOT)) {
       force_buffer(p, n->a);
       force_buffer(p, n->b);
     }
@@ -221,7 +221,7 @@ static void plan_kinds(Plan *p, Node **user) {
       force_plain(p, n->a);
     // tr(P*Q) is sum(P.*Q'): the product itself is never formed.
     if (n->op == OP_TR && is_product(n->a) && !scalar(n->a) && p->uses[n->a->id] == 1) {
-      p->kind[n->a->id] = K_GEMM;
+      p->form[n->a->id] = F_GEMM;
       force_buffer(p, n->a->a);
       force_buffer(p, n->a->b);
     }
@@ -229,22 +229,22 @@ static void plan_kinds(Plan *p, Node **user) {
 }
 
 // A fused loop's expression is bounded in depth (libtcc's value stack
-// holds 256 entries): every 32 levels of fused operations, one is given a
-// buffer of its own. Operands come before users, so one pass in id order
+// holds 256 entries): every MAX_FUSED_DEPTH levels of fused operations, one
+// is given a buffer of its own. Operands come before users, so one pass in id order
 // sees each node's operands' depths. DEPTH is scratch.
 static void limit_fusion(Plan *p, int *depth) {
   for (int i = 0; i < p->n; i++) {
     Node *n = p->c->nodes[i];
-    if (p->kind[i] != K_INLINE && p->kind[i] != K_VIEW)
+    if (p->form[i] != F_FUSED && p->form[i] != F_VIEW)
       continue;
     int d = 0;
-    if (n->a && (p->kind[n->a->id] == K_INLINE || p->kind[n->a->id] == K_VIEW))
+    if (n->a && (p->form[n->a->id] == F_FUSED || p->form[n->a->id] == F_VIEW))
       d = depth[n->a->id];
-    if (n->b && (p->kind[n->b->id] == K_INLINE || p->kind[n->b->id] == K_VIEW) && depth[n->b->id] > d)
+    if (n->b && (p->form[n->b->id] == F_FUSED || p->form[n->b->id] == F_VIEW) && depth[n->b->id] > d)
       d = depth[n->b->id];
     depth[i] = d + 1;
-    if (depth[i] > 32 && p->kind[i] == K_INLINE) {
-      p->kind[i] = K_BUFFER;
+    if (depth[i] > MAX_FUSED_DEPTH && p->form[i] == F_FUSED) {
+      p->form[i] = F_BUFFER;
       depth[i] = 0;
     }
   }
@@ -259,8 +259,8 @@ static void reads(Plan *p, int *lastuse, Node *n, int s, bool top) {
     lastuse[n->id] = s;
     return;
   }
-  Kind k = p->kind[n->id];
-  if (!top && (k == K_SCALAR || k == K_LEAF || n->op == OP_VAR))
+  Form k = p->form[n->id];
+  if (!top && (k == F_SCALAR || k == F_LEAF || n->op == OP_VAR))
     return;
   if (n->a)
     reads(p, lastuse, n->a, s, false);
@@ -279,7 +279,7 @@ static void share_memory(Plan *p, int *scratch) {
   for (int i = 0; i < n; i++)
     lastuse[i] = -1;
   for (int i = 0; i < n; i++)
-    if (is_buffer(p, p->c->nodes[i]) || p->kind[i] == K_SCALAR)
+    if (is_buffer(p, p->c->nodes[i]) || p->form[i] == F_SCALAR)
       reads(p, lastuse, p->c->nodes[i], s++, true);
   for (int r = 1; r <= p->nroots; r++) {
     Node *g = p->roots[r % p->nroots];  // the gradients, then the output
@@ -292,7 +292,7 @@ static void share_memory(Plan *p, int *scratch) {
   s = 0;
   for (int i = 0; i < n; i++) {
     Node *q = p->c->nodes[i];
-    if (!is_buffer(p, q) && p->kind[i] != K_SCALAR)
+    if (!is_buffer(p, q) && p->form[i] != F_SCALAR)
       continue;
     int here = s++;
     if (!is_buffer(p, q))
@@ -315,7 +315,7 @@ static void share_memory(Plan *p, int *scratch) {
 /* ---- terms -------------------------------------------------------------- */
 
 static bool sum_of_terms(const Plan *p, const Node *n, bool top) {
-  return top ? flat_sum(n) : (n->op == OP_ADD || n->op == OP_SUB) && p->kind[n->id] == K_TERM;
+  return top ? flat_sum(n) : (n->op == OP_ADD || n->op == OP_SUB) && p->form[n->id] == F_TERM;
 }
 
 static int count_terms(const Plan *p, Node *n, bool top) {
@@ -338,12 +338,12 @@ static void collect(const Plan *p, Node *n, bool top, int sign, Terms *t) {
 // Is term T of the sum TOP written by gemm?
 static bool is_gemm(const Plan *p, Node *t, Node *top) {
   Gemm g;
-  if (p->kind[t->id] == K_GEMM)
+  if (p->form[t->id] == F_GEMM)
     return true;
-  if (t != top || !gemm_form(p, t, &g))
+  if (t != top || !plan_gemm(p, t, &g))
     return false;
   for (int i = 0; i < g.ninner; i++)
-    if (p->kind[g.inner[i]->id] != K_GEMM)
+    if (p->form[g.inner[i]->id] != F_GEMM)
       return false;
   return true;
 }
@@ -386,8 +386,8 @@ static void note(Plan *p, const Node *n) {
 // a scalar or leaf (or TOP: N is the statement's own node), its operands.
 static void note_reads(Plan *p, Node *n, bool top) {
   note(p, n);
-  Kind k = p->kind[n->id];
-  if (!top && (in_memory(p, n) || k == K_SCALAR || k == K_LEAF))
+  Form k = p->form[n->id];
+  if (!top && (in_memory(p, n) || k == F_SCALAR || k == F_LEAF))
     return;
   if (n->a)
     note_reads(p, n->a, false);
@@ -400,7 +400,7 @@ static void note_reads(Plan *p, Node *n, bool top) {
 static void note_statements(Plan *p) {
   for (int i = 0; i < p->n; i++) {
     Node *n = p->c->nodes[i];
-    if ((p->kind[i] == K_BUFFER || p->kind[i] == K_SCALAR) && n->op != OP_VAR)
+    if ((p->form[i] == F_BUFFER || p->form[i] == F_SCALAR) && n->op != OP_VAR)
       note_reads(p, n, true);
   }
   for (int r = 0; r < p->nroots; r++) {
@@ -428,26 +428,26 @@ static Plan *plan_new(Ctx *c, bool grads) {
   char *seen;
   int *scratch;
   if (!NEW(A, p->roots, c->nvars + 1) || !NEW(A, p->rootvar, c->nvars + 1) ||
-      !NEW(A, p->kind, n) || !NEW(A, p->uses, n) || !NEW(A, p->mask, n) || !NEW(A, p->alias, n) ||
+      !NEW(A, p->form, n) || !NEW(A, p->uses, n) || !NEW(A, p->mask, n) || !NEW(A, p->alias, n) ||
       !NEW(A, p->terms, n) || !NEW(A, p->dim_read, c->ndims + 1) ||
       !NEW(A, p->var_read, c->nvars + 1) || !NEW(A, user, n) || !NEW(A, seen, n) ||
       !NEW(A, scratch, 3 * n + 1))
     return NULL;
 
   p->roots[0] = c->out;
-  need(p, c->out, ALL_ROOTS, seen);
+  mark_needed(p, c->out, ALL_ROOTS, seen);
   p->nroots = 1;
   if (grads)
     for (int i = 0; i < c->nvars; i++)
       if (c->vars[i].wrt) {
         p->rootvar[p->nroots] = i;
         p->roots[p->nroots++] = c->grads[i];
-        need(p, c->grads[i], c->nvars > 63 ? ALL_ROOTS : 1ull << i, seen);
+        mark_needed(p, c->grads[i], c->nvars > ROOT_BITS ? ALL_ROOTS : 1ull << i, seen);
       }
   for (int r = 0; r < p->nroots; r++)
     p->uses[p->roots[r]->id]++;
   count_uses(p, user);
-  plan_kinds(p, user);
+  plan_forms(p, user);
   limit_fusion(p, scratch);
   share_memory(p, scratch);
 
