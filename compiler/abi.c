@@ -65,23 +65,25 @@ static bool is_taken(Emit *e, const char *s) {
 }
 
 // A C name for WANT that clashes with nothing so far: WANT, else WANT_,
-// WANT__, ... Names taken before the bodies are planned (functions,
+// WANT__, ... Names taken before the bodies are printed (functions,
 // parameters) stay; a body's temporaries are forgotten when the next body
-// is planned.
-static char *claim(Emit *e, const char *want) {
+// is named. Out of memory, "" with e->oom set.
+static const char *claim(Emit *e, const char *want) {
+  Arena *A = &e->c->arena;
   // The runtime owns every mdrt_ name: a user's mdrt_x becomes u_mdrt_x.
-  char *s = !runtime_name(want) ? arena_strdup(&e->c->arena, want)
-                                : arena_printf(&e->c->arena, "u_%s", want);
+  char *s = !want ? NULL : !runtime_name(want) ? arena_strdup(A, want) : arena_printf(A, "u_%s", want);
   while (s && is_taken(e, s))
-    s = arena_printf(&e->c->arena, "%s_", s);
-  if (!s || !set_add(&e->c->arena, e->sealed ? &e->temps : &e->fixed, s))
-    return NULL;
+    s = arena_printf(A, "%s_", s);
+  if (!s || !set_add(A, e->sealed ? &e->temps : &e->fixed, s)) {
+    e->oom = true;
+    return "";
+  }
   return s;
 }
 
 // C names for the body's buffers and scalars: t1, t2, ... in id order.
 // Each body names its own: the other body's temporaries are forgotten.
-bool abi_name_temps(Emit *e) {
+void abi_name_temps(Emit *e) {
   Ctx *c = e->c;
   const Plan *p = e->p;
   if (e->temps.cap)
@@ -95,12 +97,9 @@ bool abi_name_temps(Emit *e) {
       e->cname[i] = e->pname[n->k];
     else if (n->op == OP_SEED)
       e->cname[i] = e->seedp;
-    else if (p->form[i] == F_BUFFER || p->form[i] == F_SCALAR) {
-      if (!(e->cname[i] = claim(e, arena_printf(&c->arena, "t%d", ++ntemps))))
-        return false;
-    }
+    else if (p->form[i] == F_BUFFER || p->form[i] == F_SCALAR)
+      e->cname[i] = claim(e, arena_printf(&c->arena, "t%d", ++ntemps));
   }
-  return true;
 }
 
 bool abi_setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {

@@ -114,12 +114,12 @@ typedef struct Emit {
   Buf *o;
   const EmitOpts *opts;
   const Plan *p;      /* the body being printed */
-  char **cname;       /* C name of a buffer, scalar or input, by node id */
-  char **pname;       /* C parameter names of the inputs */
-  char **gname;       /* C parameter names of the gradients */
-  char **dname;       /* C names of the symbolic sizes */
-  char *outp, *seedp; /* C names of the output and seed parameters */
-  char *arr_d, *arr_in, *arr_g; /* the JIT entry points' arrays */
+  const char **cname; /* C name of a buffer, scalar or input, by node id */
+  const char **pname; /* C parameter names of the inputs */
+  const char **gname; /* C parameter names of the gradients */
+  const char **dname; /* C names of the symbolic sizes */
+  const char *outp, *seedp; /* C names of the output and seed parameters */
+  const char *arr_d, *arr_in, *arr_g; /* the JIT entry points' arrays */
   bool matrix_out;    /* the output is not a scalar */
   /* The precision, spelled in C: the type, and the suffix of a floating
      literal (2.0f), of a libm function (expf) and of a runtime kernel
@@ -129,14 +129,16 @@ typedef struct Emit {
   NameSet fixed;      /* C names of functions and parameters */
   NameSet temps;      /* C names of the body being printed */
   bool sealed;        /* the fixed names are all taken */
+  bool oom;           /* memory ran out: the text is not whole */
 } Emit;
 
 /* ---- abi.c ------------------------------------------------------------- */
 
-/* Claim the names of the functions, sizes and parameters. */
+/* Claim the names of the functions, sizes and parameters. Out of memory,
+   it returns false, or a name is "" and e->oom is set. */
 bool abi_setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out);
 /* Name the temporaries of the body E->p. */
-bool abi_name_temps(Emit *e);
+void abi_name_temps(Emit *e);
 void abi_header(Emit *e);
 void abi_workspace_size(Emit *e, const char *value, const char *grads);
 void abi_jit_entries(Emit *e);

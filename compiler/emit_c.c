@@ -26,19 +26,29 @@
 
 /* ---- C text ------------------------------------------------------------- */
 
+// Pieces of C text live in the arena. When memory runs out a piece is ""
+// and e->oom is set: emit_c then fails with that reason, and no NULL
+// reaches a printf on the way.
+#define text(e, ...) checked((e), arena_printf(&(e)->c->arena, __VA_ARGS__))
+static const char *checked(Emit *e, const char *s) {
+  if (!s)
+    e->oom = true;
+  return s ? s : "";
+}
+
 static const char *dimc(Emit *e, Dim d) {
-  return d.sym >= 0 ? e->dname[d.sym] : arena_printf(&e->c->arena, "%ld", d.n);
+  return d.sym >= 0 ? e->dname[d.sym] : text(e, "%ld", d.n);
 }
 
 // rows*cols as C, folded when both are literals.
 static const char *lenc(Emit *e, Shape s) {
   if (s.r.sym < 0 && s.c.sym < 0)
-    return arena_printf(&e->c->arena, "%ld", s.r.n * s.c.n);
+    return text(e, "%ld", s.r.n * s.c.n);
   if (s.r.sym < 0 && s.r.n == 1)
     return dimc(e, s.c);
   if (s.c.sym < 0 && s.c.n == 1)
     return dimc(e, s.r);
-  return arena_printf(&e->c->arena, "%s*%s", dimc(e, s.r), dimc(e, s.c));
+  return text(e, "%s*%s", dimc(e, s.r), dimc(e, s.c));
 }
 
 // V as a C floating literal: 2.0, 0.5, 1e+20 (or 2.0f ...); inf and nan as
@@ -47,7 +57,7 @@ static const char *numc(Emit *e, double v) {
   char buf[40];
   print_num(buf, sizeof buf, v);
   bool dot = strpbrk(buf, ".eEn") != NULL;  // n: nan, inf
-  return arena_printf(&e->c->arena, v < 0 ? "(%s%s%s)" : "%s%s%s", buf, dot ? "" : ".0",
+  return text(e, v < 0 ? "(%s%s%s)" : "%s%s%s", buf, dot ? "" : ".0",
                       isfinite(v) ? e->lit : "");
 }
 
@@ -63,42 +73,40 @@ static const char *compute_element(Emit *e, Node *n, const char *ri, const char 
 // operand with a size-1 dimension reads index 0 there: that is
 // broadcasting.
 static const char *element(Emit *e, Node *n, const char *ri, const char *ci, bool flat) {
-  Arena *A = &e->c->arena;
   if (n->op == OP_NUM)
     return numc(e, n->num);
   if (n->op == OP_DIM)
-    return arena_printf(A, "(%s)%s", e->real, e->dname[n->k]);
+    return text(e, "(%s)%s", e->real, e->dname[n->k]);
   if (scalar(n))
-    return n->op == OP_VAR || n->op == OP_SEED ? arena_printf(A, "%s[0]", e->cname[n->id])
+    return n->op == OP_VAR || n->op == OP_SEED ? text(e, "%s[0]", e->cname[n->id])
                                                : e->cname[n->id];
   if (in_memory(e->p, n)) {
     const char *name = e->cname[n->id];
     if (flat)
-      return arena_printf(A, "%s[i]", name);
+      return text(e, "%s[i]", name);
     if (is_one(n->shape.c))
-      return arena_printf(A, "%s[%s]", name, ri);
+      return text(e, "%s[%s]", name, ri);
     if (is_one(n->shape.r))
-      return arena_printf(A, "%s[%s]", name, ci);
-    return arena_printf(A, "%s[%s*%s + %s]", name, ri, dimc(e, n->shape.c), ci);
+      return text(e, "%s[%s]", name, ci);
+    return text(e, "%s[%s*%s + %s]", name, ri, dimc(e, n->shape.c), ci);
   }
   return compute_element(e, n, ri, ci, flat);
 }
 
 // Element (ri, ci) of N computed from its operands.
 static const char *compute_element(Emit *e, Node *n, const char *ri, const char *ci, bool flat) {
-  Arena *A = &e->c->arena;
   switch (n->op) {
   case OP_ZEROS: return e->zero;
   case OP_ONES: return e->one;
   case OP_EYE:
     if (!strcmp(ri, ci))
       return e->one;
-    return arena_printf(A, "(%s == %s ? %s : %s)", ri, ci, e->one, e->zero);
+    return text(e, "(%s == %s ? %s : %s)", ri, ci, e->one, e->zero);
   case OP_TRANS: return element(e, n->a, ci, ri, flat);
   case OP_DIAGM:
     if (!strcmp(ri, ci))
       return element(e, n->a, ri, "0", false);
-    return arena_printf(A, "(%s == %s ? %s : %s)", ri, ci, element(e, n->a, ri, "0", false),
+    return text(e, "(%s == %s ? %s : %s)", ri, ci, element(e, n->a, ri, "0", false),
                         e->zero);
   case OP_DIAGV: return element(e, n->a, ri, ri, false);
   default: break;
@@ -110,21 +118,21 @@ static const char *compute_element(Emit *e, Node *n, const char *ri, const char 
   if (n->b)
     b = element(e, n->b, is_one(n->b->shape.r) ? "0" : ri, is_one(n->b->shape.c) ? "0" : ci, flat);
   if (op_cfunc[n->op])
-    return arena_printf(A, "%s(%s)", cfunc(e, n->op), a);
+    return text(e, "%s(%s)", cfunc(e, n->op), a);
   switch (n->op) {
-  case OP_ADD: return arena_printf(A, "(%s + %s)", a, b);
-  case OP_SUB: return arena_printf(A, "(%s - %s)", a, b);
+  case OP_ADD: return text(e, "(%s + %s)", a, b);
+  case OP_SUB: return text(e, "(%s - %s)", a, b);
   case OP_MUL:
-  case OP_EMUL: return arena_printf(A, "(%s*%s)", a, b);
+  case OP_EMUL: return text(e, "(%s*%s)", a, b);
   case OP_DIV:
-  case OP_EDIV: return arena_printf(A, "(%s/%s)", a, b);
+  case OP_EDIV: return text(e, "(%s/%s)", a, b);
   case OP_POW:
   case OP_EPOW:
     // A square of a value in memory is a product, cheaper than pow().
     if (ast_is_num(n->b, 2) && !strpbrk(a, "(+-*/"))
-      return arena_printf(A, "(%s*%s)", a, a);
-    return arena_printf(A, "pow%s(%s, %s)", e->libm, a, b);
-  default: return arena_printf(A, "%s /* unreachable */", e->zero);
+      return text(e, "(%s*%s)", a, a);
+    return text(e, "pow%s(%s, %s)", e->libm, a, b);
+  default: return text(e, "%s /* unreachable */", e->zero);
   }
 }
 
@@ -211,9 +219,9 @@ static void gemm(Emit *e, int depth, const char *dst, Node *t, int sign, bool ac
   Node *a = plan_strip(e->p, prod->a, &ta), *b = plan_strip(e->p, prod->b, &tb);
   const char *al = g.mul ? element(e, g.mul, "0", "0", true) : e->one;
   if (g.div)
-    al = arena_printf(&e->c->arena, "%s/%s", al, element(e, g.div, "0", "0", true));
+    al = text(e, "%s/%s", al, element(e, g.div, "0", "0", true));
   if (sign < 0)
-    al = arena_printf(&e->c->arena, "-%s", al);
+    al = text(e, "-%s", al);
   line(e, depth, "mdrt_gemm%s(%d, %d, %s, %s, %s, %s, %s, %s, %s, %s);", e->kern, ta, tb,
        dimc(e, prod->shape.r), dimc(e, prod->shape.c), dimc(e, prod->a->shape.c), al,
        e->cname[a->id], e->cname[b->id], accumulate ? e->one : e->zero, dst);
@@ -271,7 +279,7 @@ static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accu
     write_sum_axis(e, depth, dst, n);
     return;
   case OP_INV:
-    fail_if_singular(e, depth, arena_printf(&e->c->arena, "mdrt_lu_inv%s(%s, %s, %s, 0)", e->kern,
+    fail_if_singular(e, depth, text(e, "mdrt_lu_inv%s(%s, %s, %s, 0)", e->kern,
                                             dimc(e, a->shape.r), src, dst), "inv");
     return;
   case OP_SOFTMAX:
@@ -329,7 +337,6 @@ static void reduce(Emit *e, int depth, const char *dst, Node *n) {
 
 // The scalar N into its local variable.
 static void scalar_op(Emit *e, int depth, Node *n) {
-  Arena *A = &e->c->arena;
   const char *dst = e->cname[n->id];
   Node *an = n->a;
   if (an && !scalar(an)) {
@@ -356,11 +363,11 @@ static void scalar_op(Emit *e, int depth, Node *n) {
       }
       return;
     case OP_DET:
-      fail_if_singular(e, depth, arena_printf(A, "mdrt_lu_inv%s(%s, %s, 0, &%s)", e->kern, sz, src, dst),
+      fail_if_singular(e, depth, text(e, "mdrt_lu_inv%s(%s, %s, 0, &%s)", e->kern, sz, src, dst),
                        "det");
       return;
     case OP_LOGDET:
-      fail_if_singular(e, depth, arena_printf(A, "mdrt_logdet%s(%s, %s, &%s)", e->kern, sz, src, dst),
+      fail_if_singular(e, depth, text(e, "mdrt_logdet%s(%s, %s, &%s)", e->kern, sz, src, dst),
                        "logdet");
       return;
     case OP_MUL:  /* a row times a column: a dot product */
@@ -471,7 +478,7 @@ static void print_body(Emit *e) {
     int i = pl->rootvar[r];
     Node *g = pl->roots[r];
     line(e, 1, "if (%s) {", e->gname[i]);
-    comment(e, 2, arena_printf(&c->arena, "d%s/d%s", c->outname, c->vars[i].name), g);
+    comment(e, 2, text(e, "d%s/d%s", c->outname, c->vars[i].name), g);
     if (g->op == OP_ZEROS || ast_is_num(g, 0))
       line(e, 2, "/* nothing to add */");
     else if (scalar(g))
@@ -488,8 +495,8 @@ static void print_body(Emit *e) {
       line(e, 1, "if (%s) {", e->outp);
     comment(e, 1 + pl->grads, c->outname, out);
     if (in_memory(pl, out))
-      line(e, 1 + pl->grads, "mdrt_copy%s(%s, %s, %s);", e->kern, lenc(e, out->shape), e->cname[out->id],
-         e->outp);
+      line(e, 1 + pl->grads, "mdrt_copy%s(%s, %s, %s);", e->kern, lenc(e, out->shape),
+           e->cname[out->id], e->outp);
     else
       write_matrix(e, 1 + pl->grads, e->outp, out, false);
     if (pl->grads)
@@ -502,10 +509,7 @@ static void print_body(Emit *e) {
 // (for the JIT, the entry point itself), returning NULL or a message.
 static void print_function(Emit *e, const Plan *p) {
   e->p = p;
-  if (!abi_name_temps(e)) {
-    e->c->failed = true;
-    return;
-  }
+  abi_name_temps(e);
   abi_open(e);
   print_body(e);
   buf_puts(e->o, "}\n\n");
@@ -513,27 +517,28 @@ static void print_function(Emit *e, const Plan *p) {
 
 // The workspace a body needs, in doubles, as C: the sizes of the buffers
 // that own memory.
-static char *workspace_size(Emit *e, const Plan *p) {
+static const char *workspace_size(Emit *e, const Plan *p) {
   Buf ws = {0};
   buf_puts(&ws, "0");
   for (int i = 0; i < p->n; i++)
     if (is_buffer(p, e->c->nodes[i]) && !p->alias[i])
       buf_printf(&ws, " + %s", lenc(e, e->c->nodes[i]->shape));
-  char *size = ws.s ? arena_strdup(&e->c->arena, ws.s) : NULL;
+  const char *size = checked(e, ws.oom ? NULL : arena_strdup(&e->c->arena, ws.s));
   buf_free(&ws);
   return size;
 }
 
 bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
+  Loc nowhere = {-1, -1};
+  if (o->jit && o->flt)
+    return ctx_error(c, nowhere, "internal error: the JIT's code is double precision only");
+  const Plan *value = plan_body(c, false), *grads = plan_body(c, true);
+  if (!value || !grads)
+    return false;  // plan_body said why
   Emit e;
   if (!abi_setup(&e, c, o, out))
-    return false;
+    return ctx_error(c, nowhere, "out of memory naming the variables of the C code");
   abi_header(&e);
-  const Plan *value = plan_body(c, false), *grads = plan_body(c, true);
-  if (!value || !grads) {
-    c->failed = true;
-    return false;
-  }
   abi_workspace_size(&e, workspace_size(&e, value), workspace_size(&e, grads));
   if (o->jit)
     abi_jit_entries(&e);
@@ -543,5 +548,7 @@ bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
     abi_wrappers(&e, false);
     abi_wrappers(&e, true);
   }
-  return !out->oom && !c->failed;
+  if (e.oom || out->oom)
+    return ctx_error(c, nowhere, "out of memory writing the C code (%zu bytes written)", out->len);
+  return true;
 }

@@ -464,7 +464,8 @@ typedef struct EmitOpts {
 } EmitOpts;
 
 extern const char md_rt_standalone[];  /* runtime/standalone.c, built in */
-/* The whole C file for the compilation. false on allocation failure. */
+/* The whole C file for the compilation; false with the reason reported
+   (ctx_error) when it cannot be written. */
 bool emit_c(Ctx *c, const EmitOpts *o, Buf *out);
 
 /* ---- cost.c ------------------------------------------------------------ */

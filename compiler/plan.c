@@ -466,7 +466,8 @@ static Plan *plan_new(Ctx *c, bool grads) {
 // Nodes are never changed, and any made after the plan (by a printer, say)
 // are new ids past p->n: a plan stays right for the compilation's life.
 const Plan *plan_body(Ctx *c, bool grads) {
-  if (!c->plan[grads])
-    c->plan[grads] = plan_new(c, grads);
+  if (!c->plan[grads] && !(c->plan[grads] = plan_new(c, grads)))
+    ctx_error(c, (Loc){-1, -1}, "out of memory planning the C code of the %s",
+              grads ? "gradients" : "value");
   return c->plan[grads];
 }
