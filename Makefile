@@ -55,7 +55,8 @@ LIBS    := -ltcc $(BLAS_LIBS) -ldl -lm -lpthread
 RT_SRCS := runtime/kernels.c runtime/functions.c runtime/float.c runtime/tape.c
 LIB_SRCS := compiler/arena.c compiler/ctx.c compiler/diag.c compiler/ast.c \
             compiler/shape.c compiler/lower.c compiler/infer.c compiler/expr.c compiler/diff.c compiler/second.c \
-            compiler/simplify.c compiler/print.c compiler/emit_c.c compiler/record.c compiler/jit.c \
+            compiler/simplify.c compiler/print.c compiler/plan.c compiler/emit_c.c compiler/abi.c \
+            compiler/cost.c compiler/record.c compiler/jit.c \
             compiler/api.c compiler/check.c compiler/graph.c compiler/dump.c compiler/optab.c
 GEN_SRCS := $(B)/parser.c $(B)/lexer.c
 # The command and its files: text matrices and .npy in and out. Not in

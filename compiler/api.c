@@ -232,9 +232,10 @@ md_function *md_compile(const char *source, const char *filename, md_error *err)
   f->formulas = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->nvars + 1));
   Buf code = {0};
   EmitOpts o = {.name = "md_fn", .jit = true};
-  if (!f->formulas || !emit_c(c, &o, &code)) {
+  if (!f->formulas || !emit_c(c, &o, &code)) {  // emit_c reports why it failed
     buf_free(&code);
-    diag_plain(err, "out of memory");
+    if (!f->formulas)
+      diag_plain(err, "out of memory");
     md_free(f);
     return NULL;
   }

@@ -14,7 +14,9 @@
  *   simplify.c        rewrite rules to a fixpoint
  *   print.c           DAG -> text in the input language
  *   dump.c            the state between stages as text (matdiff diff --dump)
- *   emit_c.c          DAG -> C source
+ *   plan.c            how each node of the value and the gradients becomes C
+ *   emit_c.c          the plans -> C source (abi.c: names, the functions around them)
+ *   cost.c            the plans -> operation counts
  *   jit.c             C source -> machine code with libtcc
  *
  * Memory: everything a compilation makes lives in one Arena and is freed
@@ -288,6 +290,8 @@ typedef struct Ctx {
 
   bool implicit;     /* a one-line expression: its variables undeclared, typed by their first letter */
   struct Infer *infer; /* sizes being inferred (infer.c); NULL while there are none */
+  struct Plan *plan[2]; /* the emitter's plan of the value and of the gradients,
+                           made once when first asked for (plan.c) */
 } Ctx;
 
 void ctx_init(Ctx *c, const char *src, long len, const char *file, md_error *err);
@@ -464,12 +468,16 @@ typedef struct EmitOpts {
   const char *name;  /* function name prefix P */
   bool jit;          /* prepend no #include; add array-form entry points */
   bool standalone;   /* the runtime's kernels inlined: needs only libm */
-  bool flt;          /* single precision */
+  bool flt;          /* single precision (not with jit: md_eval passes doubles) */
 } EmitOpts;
 
 extern const char md_rt_standalone[];  /* runtime/standalone.c, built in */
-/* The whole C file for the compilation. false on allocation failure. */
+/* The whole C file for the compilation; false with the reason reported
+   (ctx_error) when it cannot be written. */
 bool emit_c(Ctx *c, const EmitOpts *o, Buf *out);
+
+/* ---- cost.c ------------------------------------------------------------ */
+
 /* The arithmetic operations the emitted value (GRADS false) or value and
    gradients (GRADS true) perform at the sizes DIMS; -1 on failure. */
 double emit_flops(Ctx *c, bool grads, const long *dims);

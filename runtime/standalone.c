@@ -4,8 +4,9 @@
  * output, so that the C it writes needs nothing beyond libm. Each function
  * is named as in matdiff_rt.h, means the same, and is static inline (an
  * unused one costs nothing and warns about nothing). With --float the
- * emitter turns double into float and each function into its
- * single-precision twin. This file is never compiled on its own.
+ * emitted file reads it in single precision, as float.c does: double
+ * defined as float, <tgmath.h> for libm, and each kernel renamed to its
+ * twin mdrt_X_f. This file is never compiled on its own.
  *
  * These loops are the one definition of the kernels that kernels.def
  * marks LOOP: the runtime library compiles this file into its own (as

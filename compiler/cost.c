@@ -1,0 +1,93 @@
+/*
+ * cost.c - the arithmetic the emitted code does at given sizes, read from
+ * the same plan emit_c.c prints (plan.c): one per +, -, *, / or function
+ * applied to an element, 2mnk per gemm, LU's 2n^3/3 (and 2n^3 for an
+ * inverse), 3 per element for logsumexp and softmax. Copies count nothing.
+ * This is what `matdiff cost` and md_flops report, and what the
+ * cheap-gradient bound of reverse mode (gradient <= 4 x value) is checked
+ * against.
+ */
+#include <math.h>
+#include "emit.h"
+
+static double numel(Shape s, const long *dims) {
+  return (double)dim_value(s.r, dims) * (double)dim_value(s.c, dims);
+}
+
+// Operations per element of N's fused loop.
+static double fused_ops(const Plan *p, Node *n, bool top) {
+  if (!top && (is_buffer(p, n) || scalar(n) || p->form[n->id] == F_LEAF || n->op == OP_VAR ||
+               n->op == OP_SEED))
+    return 0;
+  double k = n->op == OP_TRANS || n->op == OP_DIAGM || n->op == OP_DIAGV ? 0 : 1;
+  return k + (n->a ? fused_ops(p, n->a, false) : 0) + (n->b ? fused_ops(p, n->b, false) : 0);
+}
+
+static double matrix_cost(const Plan *p, Node *n, bool accumulate, const long *dims) {
+  double len = numel(n->shape, dims);
+  if (!accumulate && n->op == OP_SUM)
+    return numel(n->a->shape, dims) * (1 + fused_ops(p, n->a, false));
+  if (!accumulate && n->op == OP_INV)
+    return 2 * pow((double)dim_value(n->shape.r, dims), 3);
+  if (!accumulate && (n->op == OP_SOFTMAX || n->op == OP_LSE))
+    return 3 * numel(n->a->shape, dims);
+  if (accumulate && in_memory(p, n))
+    return 2 * len;
+  const Terms *terms = p->terms[n->id];
+  double cost = 0;
+  int ew = 0;
+  for (int t = 0; t < terms->n; t++) {
+    Node *x = terms->node[t];
+    Gemm g;
+    if (terms->gemm[t] && plan_gemm(p, x, &g)) {
+      cost += 2 * len * (double)dim_value(g.prod->a->shape.c, dims);
+    } else {
+      cost += len * fused_ops(p, x, x == n);
+      ew++;
+    }
+  }
+  cost += len * ((ew > 1 ? ew - 1 : 0) + (accumulate && ew ? 1 : 0));
+  return cost;
+}
+
+static double scalar_cost(const Plan *p, Node *n, const long *dims) {
+  Node *a = n->a;
+  if (!a || scalar(a))
+    return 1;
+  double len = numel(a->shape, dims), r = (double)dim_value(a->shape.r, dims);
+  switch (n->op) {
+  case OP_SUM: return len * (1 + fused_ops(p, plan_strip(p, a, &(bool){0}), false));
+  case OP_NORM:
+  case OP_NORMSQ: return len * (2 + fused_ops(p, plan_strip(p, a, &(bool){0}), false));
+  case OP_LSE: return 3 * len;
+  case OP_TR: return p->form[a->id] == F_GEMM ? 2 * r * (double)dim_value(a->a->shape.c, dims) : r;
+  case OP_DET:
+  case OP_LOGDET: return 2 * r * r * r / 3;
+  case OP_MUL: return 2 * (double)dim_value(a->shape.c, dims);
+  default: return 1;
+  }
+}
+
+double emit_flops(Ctx *c, bool grads, const long *dims) {
+  const Plan *p = plan_body(c, grads);
+  if (!p)
+    return -1;
+  double cost = 0;
+  for (int i = 0; i < p->n; i++) {
+    Node *n = c->nodes[i];
+    if (p->form[i] == F_SCALAR)
+      cost += scalar_cost(p, n, dims);
+    else if (is_buffer(p, n))
+      cost += matrix_cost(p, n, false, dims);
+  }
+  for (int r = 1; r < p->nroots; r++) {
+    Node *g = p->roots[r];
+    if (g->op != OP_ZEROS && !scalar(g))
+      cost += matrix_cost(p, g, true, dims);
+    else if (scalar(g))
+      cost += 1;
+  }
+  if (!scalar(c->out) && !is_buffer(p, c->out) && c->out->op != OP_VAR)
+    cost += matrix_cost(p, c->out, false, dims);
+  return cost;
+}

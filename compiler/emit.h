@@ -1,0 +1,151 @@
+/*
+ * emit.h - what the emitter's files share, and nothing outside them sees
+ * (md.h declares emit_c and emit_flops):
+ *
+ *   plan.c    decides once per body how each node becomes code: the Plan;
+ *   emit_c.c  prints the C of each body from its plan;
+ *   abi.c     names everything and prints the functions around the bodies;
+ *   cost.c    counts the operations of each body from its plan.
+ */
+#ifndef MD_EMIT_H
+#define MD_EMIT_H
+
+#include <string.h>
+#include "md.h"
+
+/* ---- plan.c ------------------------------------------------------------ */
+
+/* How a node becomes code. */
+typedef enum Form {
+  F_UNNEEDED, /* no root needs it */
+  F_NEEDED,   /* needed, form not decided yet: seen only while planning */
+  F_LEAF,     /* a number, an input, a size, zeros or ones: referenced in place */
+  F_VIEW,     /* a transpose: its operand, read transposed */
+  F_FUSED,    /* an elementwise value used once: fused into its user's loop */
+  F_TERM,     /* a sum used once, absorbed into its user's list of terms */
+  F_GEMM,     /* a product absorbed as a term: gemm into the user's buffer */
+  F_ROOT,     /* a root used only as such: written straight into its buffer */
+  F_SCALAR,   /* a local variable */
+  F_BUFFER,   /* a temporary in the workspace */
+} Form;
+
+/* A set of roots, as bits of a mask: bit i is the gradient of variable i.
+   Past ROOT_BITS variables, every gradient counts as needing everything
+   (no `if (dX || ...)` guards then). */
+typedef unsigned long long RootMask;
+#define ROOT_BITS 63
+#define ALL_ROOTS (~0ull)
+
+/* A product that gemm computes whole, alpha*op(A)*op(B): the product P
+   itself, s*P or P/t (s and t scalars), or (s*P)/t, where each inner node
+   is used only here. */
+typedef struct Gemm {
+  Node *prod;        /* the product */
+  Node *mul, *div;   /* the scalar factor and divisor of alpha, or NULL */
+  Node *inner[2];    /* the nodes between the term and the product */
+  int ninner;
+} Gemm;
+
+/* The terms of a matrix written into one buffer: a sum whose operands are
+   sums used once is one list. */
+typedef struct Terms {
+  Node **node;
+  int *sign;         /* +1 or -1 */
+  bool *gemm;        /* written by gemm, not in the elementwise loop */
+  int n;
+} Terms;
+
+/* One body: the value (the forward function) or, with grads, the value and
+   the gradients (the backward function). Arrays are indexed by node id. */
+typedef struct Plan {
+  Ctx *c;
+  bool grads;
+  int n;             /* node ids below n */
+  Node **roots;      /* the output, then the gradient of each wrt variable */
+  int *rootvar;      /* roots[r], r >= 1: the index of its variable */
+  int nroots;
+  Form *form;        /* how each node becomes code */
+  int *uses;         /* uses by needed nodes and roots */
+  RootMask *mask;    /* the roots that need each node */
+  Node **alias;      /* a buffer whose memory this buffer reuses, or NULL */
+  Terms **terms;     /* of each buffer and each matrix root not in memory */
+  bool *dim_read;    /* by size index: the printed body reads that size */
+  bool *var_read;    /* by variable index: ... that input */
+  bool seed_read;    /* ... the seed */
+} Plan;
+
+/* The plan of one body, made on the first call and kept in C; NULL when
+   memory ran out. */
+const Plan *plan_body(Ctx *c, bool grads);
+/* Is term T a product gemm computes (in G)? */
+bool plan_gemm(const Plan *p, Node *t, Gemm *g);
+/* The memory gemm or a reduction reads for operand N: through transposes
+   (each a flag) down to the first value that has memory of its own. */
+Node *plan_strip(const Plan *p, Node *n, bool *trans);
+
+
+static inline bool scalar(const Node *n) { return shape_is_scalar(n->shape); }
+
+/* The runtime owns every name that begins so. */
+static inline bool runtime_name(const char *s) { return !strncmp(s, "mdrt_", 5); }
+
+/* A temporary in the workspace (an input or the seed is in memory too,
+   but not in the workspace). */
+static inline bool is_buffer(const Plan *p, const Node *n) {
+  return p->form[n->id] == F_BUFFER && n->op != OP_VAR && n->op != OP_SEED;
+}
+
+/* Has N memory of its own that can be read in place? */
+static inline bool in_memory(const Plan *p, const Node *n) {
+  return n->op == OP_VAR || n->op == OP_SEED || p->form[n->id] == F_BUFFER;
+}
+
+/* ---- emit_c.c and abi.c ------------------------------------------------ */
+
+/* A set of C names, open hashing; cap is a power of two. */
+typedef struct NameSet {
+  char **slot;
+  size_t cap, n;
+} NameSet;
+
+/* The printer's state: where the C goes, and the C names of everything. */
+typedef struct Emit {
+  Ctx *c;
+  Buf *o;
+  const EmitOpts *opts;
+  const Plan *p;      /* the body being printed */
+  const char **cname; /* C name of a buffer, scalar or input, by node id */
+  const char **pname; /* C parameter names of the inputs */
+  const char **gname; /* C parameter names of the gradients */
+  const char **dname; /* C names of the symbolic sizes */
+  const char *outp, *seedp; /* C names of the output and seed parameters */
+  const char *arr_d, *arr_in, *arr_g; /* the JIT entry points' arrays */
+  bool matrix_out;    /* the output is not a scalar */
+  /* The precision, spelled in C: the type, and the suffix of a floating
+     literal (2.0f), of a libm function (expf) and of a runtime kernel
+     (mdrt_gemm_f). */
+  const char *real, *lit, *libm, *kern;
+  const char *zero, *one;     /* 0.0 and 1.0 at that precision */
+  NameSet fixed;      /* C names of functions and parameters */
+  NameSet temps;      /* C names of the body being printed */
+  bool sealed;        /* the fixed names are all taken */
+  bool oom;           /* memory ran out: the text is not whole */
+} Emit;
+
+/* ---- abi.c ------------------------------------------------------------- */
+
+/* Claim the names of the functions, sizes and parameters. Out of memory,
+   it returns false, or a name is "" and e->oom is set. */
+bool abi_setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out);
+/* Name the temporaries of the body E->p. */
+void abi_name_temps(Emit *e);
+void abi_header(Emit *e);
+void abi_workspace_size(Emit *e, const char *value, const char *grads);
+void abi_jit_entries(Emit *e);
+/* The function that computes the body E->p, up to the opening of its
+   body: with a cast to void of each parameter the body does not read. */
+void abi_open(Emit *e);
+/* The public functions around it. */
+void abi_wrappers(Emit *e, bool grads);
+
+#endif

@@ -1,0 +1,473 @@
+/*
+ * plan.c - how each node of a body becomes C, decided once per body and
+ * then only read: by emit_c.c, which prints the body, and by cost.c, which
+ * counts the operations it does. The plan says
+ *
+ *   - what each root needs (the output, and with gradients each wrt
+ *     variable's gradient), as a mask of roots: work needed only by some
+ *     gradients goes under `if (dX || ...)`;
+ *   - each needed node's form: read in place, fused into its user's loop,
+ *     absorbed into a sum's terms or into gemm, a local scalar, a buffer in
+ *     the workspace (emit.h lists them); a parent decides before its
+ *     operands, so nodes are planned by decreasing id;
+ *   - the terms of each matrix written into one buffer;
+ *   - which buffer reuses the memory of one that is no longer read;
+ *   - which sizes, inputs and seed the printed code reads: the parameters
+ *     it leaves unused are cast to void.
+ */
+#include <string.h>
+#include "emit.h"
+
+#define MAX_FUSED_DEPTH 32  /* fused operations in one expression, then a buffer */
+
+static bool is_product(const Node *n) {
+  return n->op == OP_MUL && !scalar(n->a) && !scalar(n->b);
+}
+
+// Can N be computed element by element from its operands' elements, so
+// that it fuses into a loop? (DIAGM and DIAGV map indices; they fuse too.)
+static bool elementwise(const Node *n) {
+  if (scalar(n))
+    return false;
+  if (op_cfunc[n->op])
+    return true;
+  switch (n->op) {
+  case OP_ADD: case OP_SUB: case OP_EMUL: case OP_EDIV: case OP_EPOW: case OP_DIV:
+  case OP_DIAGM: case OP_DIAGV:
+    return true;
+  case OP_MUL:
+    return !is_product(n);
+  default:
+    return false;
+  }
+}
+
+// Operations that call a runtime kernel on plain (untransposed) buffers.
+static bool kernel(const Node *n) {
+  return n->op == OP_INV || n->op == OP_DET || n->op == OP_LOGDET || n->op == OP_SOFTMAX ||
+         (n->op == OP_LSE && !scalar(n->a));
+}
+
+// A sum whose terms all have its shape: plan_terms and collect expand it.
+static bool flat_sum(const Node *n) {
+  return (n->op == OP_ADD || n->op == OP_SUB) && shape_eq(n->a->shape, n->shape) &&
+         shape_eq(n->b->shape, n->shape);
+}
+
+static Node *strip(Node *n, bool *trans) {
+  *trans = false;
+  while (n->op == OP_TRANS && !scalar(n)) {
+    *trans = !*trans;
+    n = n->a;
+  }
+  return n;
+}
+
+// share_memory's reads() sees the same.
+Node *plan_strip(const Plan *p, Node *n, bool *trans) {
+  *trans = false;
+  while (n->op == OP_TRANS && !scalar(n) && !is_buffer(p, n)) {
+    *trans = !*trans;
+    n = n->a;
+  }
+  return n;
+}
+
+/* ---- what is needed, and how often -------------------------------------- */
+
+// Mark what ROOT needs, walking down by decreasing id. SEEN is scratch.
+static void mark_needed(Plan *p, Node *root, RootMask bit, char *seen) {
+  memset(seen, 0, (size_t)root->id + 1);
+  ast_mark(p->c, root, seen);
+  for (int i = root->id; i >= 0; i--) {
+    if (!seen[i])
+      continue;
+    p->mask[i] |= bit;
+    if (p->form[i] == F_UNNEEDED)
+      p->form[i] = F_NEEDED;  // plan_forms() decides which form
+  }
+}
+
+// Count uses once per needed node (a node needed by several roots is still
+// one piece of code).
+static void count_uses(Plan *p, Node **user) {
+  for (int i = 0; i < p->n; i++) {
+    if (p->form[i] == F_UNNEEDED)
+      continue;
+    Node *n = p->c->nodes[i];
+    if (n->a)
+      p->uses[n->a->id]++, user[n->a->id] = n;
+    if (n->b)
+      p->uses[n->b->id]++, user[n->b->id] = n;
+  }
+}
+
+// Uses seen through transposes: a value read through a transpose that is
+// used twice is used twice.
+static int eff_uses(const Plan *p, Node **user, Node *n) {
+  Node *u = user[n->id];
+  if (p->uses[n->id] == 1 && u && u->op == OP_TRANS)
+    return eff_uses(p, user, u);
+  return p->uses[n->id];
+}
+
+/* ---- forms -------------------------------------------------------------- */
+
+// A gemm operand must be in memory; a transpose of it is a flag.
+static void force_buffer(Plan *p, Node *n) {
+  bool tr;
+  n = strip(n, &tr);
+  if (n->op != OP_VAR && n->op != OP_SEED)
+    p->form[n->id] = F_BUFFER;
+}
+
+// A kernel's operand must be in memory as it is, untransposed.
+static void force_plain(Plan *p, Node *n) {
+  if (n->op != OP_VAR && n->op != OP_SEED && !scalar(n))
+    p->form[n->id] = F_BUFFER;
+}
+
+bool plan_gemm(const Plan *p, Node *t, Gemm *g) {
+  memset(g, 0, sizeof *g);
+  if (t->op == OP_DIV && !scalar(t->a) && (t->a == t || p->uses[t->a->id] == 1)) {
+    g->div = t->b;
+    t = g->inner[g->ninner++] = t->a;
+  }
+  if (t->op == OP_MUL && scalar(t->a) && is_product(t->b) && p->uses[t->b->id] == 1) {
+    g->mul = t->a;
+    t = g->inner[g->ninner++] = t->b;
+  }
+  g->prod = t;
+  return is_product(t);
+}
+
+// Plan term T as a gemm: the nodes inside are absorbed, the operands must
+// be in memory.
+static bool gemm_term(Plan *p, Node *t) {
+  Gemm g;
+  if (!plan_gemm(p, t, &g))
+    return false;
+  for (int i = 0; i < g.ninner; i++)
+    p->form[g.inner[i]->id] = F_GEMM;
+  force_buffer(p, g.prod->a);
+  force_buffer(p, g.prod->b);
+  return true;
+}
+
+// The terms of N, a sum being written into a buffer: sums used once are
+// flattened, and products among the terms are marked for gemm.
+static void plan_terms(Plan *p, Node *n) {
+  if (!flat_sum(n)) {
+    gemm_term(p, n);
+    return;
+  }
+  Node *ops[2] = {n->a, n->b};
+  for (int k = 0; k < 2; k++) {
+    Node *t = ops[k];
+    if (p->uses[t->id] != 1 || p->form[t->id] == F_BUFFER)
+      continue;
+    if (t->op == OP_ADD || t->op == OP_SUB) {
+      p->form[t->id] = F_TERM;
+      plan_terms(p, t);
+    } else if (gemm_term(p, t)) {
+      p->form[t->id] = F_GEMM;
+    }
+  }
+}
+
+// Decide each needed node's form, parents before operands (by decreasing
+// id), since a parent decides whether its operand is fused or absorbed.
+static void plan_forms(Plan *p, Node **user) {
+  // A matrix root used by nothing else is written straight into its
+  // destination (the output, or a gradient by adding into it).
+  for (int r = 0; r < p->nroots; r++) {
+    Node *g = p->roots[r];
+    Op op = g->op;
+    if (!scalar(g) && p->uses[g->id] == 1 && !op_is_leaf(op) && op != OP_TRANS &&
+        !(r > 0 && (kernel(g) || op == OP_SUM))) {
+      p->form[g->id] = F_ROOT;
+      plan_terms(p, g);
+    }
+  }
+  for (int i = p->n - 1; i >= 0; i--) {
+    Node *n = p->c->nodes[i];
+    Form k = p->form[i];
+    if (k == F_UNNEEDED || k == F_TERM || k == F_GEMM)
+      continue;
+    if (k == F_ROOT)
+      ;
+    else if (op_is_leaf(n->op) && !op_is_fill(n->op))
+      k = F_LEAF;
+    else if (scalar(n))
+      k = F_SCALAR;
+    else if (k == F_BUFFER)
+      ;
+    else if (op_is_fill(n->op))
+      k = F_LEAF;
+    else if (n->op == OP_TRANS)
+      k = F_VIEW;
+    else if (elementwise(n) && eff_uses(p, user, n) == 1)
+      k = F_FUSED;
+    else
+      k = F_BUFFER;
+    p->form[i] = k;
+    if (k == F_BUFFER)
+      plan_terms(p, n);
+    if (is_product(n) && (k == F_BUFFER || k == F_ROOT)) {
+      force_buffer(p, n->a);
+      force_buffer(p, n->b);
+    }
+    if (kernel(n))
+      force_plain(p, n->a);
+    // tr(P*Q) is sum(P.*Q'): the product itself is never formed.
+    if (n->op == OP_TR && is_product(n->a) && !scalar(n->a) && p->uses[n->a->id] == 1) {
+      p->form[n->a->id] = F_GEMM;
+      force_buffer(p, n->a->a);
+      force_buffer(p, n->a->b);
+    }
+  }
+}
+
+// A fused loop's expression is bounded in depth (libtcc's value stack
+// holds 256 entries): every MAX_FUSED_DEPTH levels of fused operations, one
+// is given a buffer of its own. Operands come before users, so one pass in id order
+// sees each node's operands' depths. DEPTH is scratch.
+static void limit_fusion(Plan *p, int *depth) {
+  for (int i = 0; i < p->n; i++) {
+    Node *n = p->c->nodes[i];
+    if (p->form[i] != F_FUSED && p->form[i] != F_VIEW)
+      continue;
+    int d = 0;
+    if (n->a && (p->form[n->a->id] == F_FUSED || p->form[n->a->id] == F_VIEW))
+      d = depth[n->a->id];
+    if (n->b && (p->form[n->b->id] == F_FUSED || p->form[n->b->id] == F_VIEW) && depth[n->b->id] > d)
+      d = depth[n->b->id];
+    depth[i] = d + 1;
+    if (depth[i] > MAX_FUSED_DEPTH && p->form[i] == F_FUSED) {
+      p->form[i] = F_BUFFER;
+      depth[i] = 0;
+    }
+  }
+}
+
+/* ---- workspace ---------------------------------------------------------- */
+
+// Mark statement S as reading the buffers N's code reads: the buffers met
+// below N through values that have no memory of their own.
+static void reads(Plan *p, int *lastuse, Node *n, int s, bool top) {
+  if (!top && is_buffer(p, n)) {
+    lastuse[n->id] = s;
+    return;
+  }
+  Form k = p->form[n->id];
+  if (!top && (k == F_SCALAR || k == F_LEAF || n->op == OP_VAR))
+    return;
+  if (n->a)
+    reads(p, lastuse, n->a, s, false);
+  if (n->b)
+    reads(p, lastuse, n->b, s, false);
+}
+
+// Give each buffer its memory: a buffer may take over the memory of one of
+// the same shape whose last reader came before it (a transposed or gemm
+// read of a buffer being written is never safe, so "before" is strict).
+// Statements are numbered in the order the body is printed: the nodes in
+// id order, then the gradients, then the output. SCRATCH has 3n ints.
+static void share_memory(Plan *p, int *scratch) {
+  int n = p->n, s = 0;
+  int *lastuse = scratch, *owners = scratch + n, *olast = scratch + 2 * n;
+  for (int i = 0; i < n; i++)
+    lastuse[i] = -1;
+  for (int i = 0; i < n; i++)
+    if (is_buffer(p, p->c->nodes[i]) || p->form[i] == F_SCALAR)
+      reads(p, lastuse, p->c->nodes[i], s++, true);
+  for (int r = 1; r <= p->nroots; r++) {
+    Node *g = p->roots[r % p->nroots];  // the gradients, then the output
+    reads(p, lastuse, g, s++, !is_buffer(p, g));
+  }
+  // Each buffer that owns memory remembers the last statement reading it or
+  // any later tenant; a new buffer takes the first owner of its shape that
+  // is free by then.
+  int nowners = 0;
+  s = 0;
+  for (int i = 0; i < n; i++) {
+    Node *q = p->c->nodes[i];
+    if (!is_buffer(p, q) && p->form[i] != F_SCALAR)
+      continue;
+    int here = s++;
+    if (!is_buffer(p, q))
+      continue;
+    for (int k = 0; k < nowners && !p->alias[i]; k++) {
+      Node *o = p->c->nodes[owners[k]];
+      if (olast[owners[k]] < here && shape_eq(o->shape, q->shape)) {
+        p->alias[i] = o;
+        if (lastuse[i] > olast[owners[k]])
+          olast[owners[k]] = lastuse[i];
+      }
+    }
+    if (!p->alias[i]) {
+      owners[nowners++] = i;
+      olast[i] = lastuse[i];
+    }
+  }
+}
+
+/* ---- terms -------------------------------------------------------------- */
+
+static bool sum_of_terms(const Plan *p, const Node *n, bool top) {
+  return top ? flat_sum(n) : (n->op == OP_ADD || n->op == OP_SUB) && p->form[n->id] == F_TERM;
+}
+
+static int count_terms(const Plan *p, Node *n, bool top) {
+  if (sum_of_terms(p, n, top))
+    return count_terms(p, n->a, false) + count_terms(p, n->b, false);
+  return 1;
+}
+
+static void collect(const Plan *p, Node *n, bool top, int sign, Terms *t) {
+  if (sum_of_terms(p, n, top)) {
+    collect(p, n->a, false, sign, t);
+    collect(p, n->b, false, n->op == OP_SUB ? -sign : sign, t);
+    return;
+  }
+  t->node[t->n] = n;
+  t->sign[t->n] = sign;
+  t->n++;
+}
+
+// Is term T of the sum TOP written by gemm?
+static bool is_gemm(const Plan *p, Node *t, Node *top) {
+  Gemm g;
+  if (p->form[t->id] == F_GEMM)
+    return true;
+  if (t != top || !plan_gemm(p, t, &g))
+    return false;
+  for (int i = 0; i < g.ninner; i++)
+    if (p->form[g.inner[i]->id] != F_GEMM)
+      return false;
+  return true;
+}
+
+static bool plan_sum(Plan *p, Node *n) {
+  Arena *A = &p->c->arena;
+  int cap = count_terms(p, n, true);
+  Terms *t = arena_alloc(A, sizeof *t);
+  if (!t || !(t->node = arena_alloc(A, sizeof *t->node * (size_t)cap)) ||
+      !(t->sign = arena_alloc(A, sizeof *t->sign * (size_t)cap)) ||
+      !(t->gemm = arena_alloc(A, sizeof *t->gemm * (size_t)cap)))
+    return false;
+  collect(p, n, true, 1, t);
+  for (int k = 0; k < t->n; k++)
+    t->gemm[k] = is_gemm(p, t->node[k], n);
+  p->terms[n->id] = t;
+  return true;
+}
+
+/* ---- what the printed code reads ---------------------------------------- */
+
+// N appears in the printed code: its sizes do, and so does the input, seed
+// or size it is. Every size a statement prints is one of the sizes of a
+// node it reads (loop bounds, gemm's sizes, a row's stride); its fused
+// operands have its sizes, or 1 where they broadcast.
+static void note(Plan *p, const Node *n) {
+  if (n->shape.r.sym >= 0)
+    p->dim_read[n->shape.r.sym] = true;
+  if (n->shape.c.sym >= 0)
+    p->dim_read[n->shape.c.sym] = true;
+  if (n->op == OP_VAR)
+    p->var_read[n->k] = true;
+  else if (n->op == OP_SEED)
+    p->seed_read = true;
+  else if (n->op == OP_DIM)
+    p->dim_read[n->k] = true;
+}
+
+// What printing N reads: N itself and, unless it is read from memory or as
+// a scalar or leaf (or TOP: N is the statement's own node), its operands.
+static void note_reads(Plan *p, Node *n, bool top) {
+  note(p, n);
+  Form k = p->form[n->id];
+  if (!top && (in_memory(p, n) || k == F_SCALAR || k == F_LEAF))
+    return;
+  if (n->a)
+    note_reads(p, n->a, false);
+  if (n->b)
+    note_reads(p, n->b, false);
+}
+
+// The statements as emit_c.c prints them: each buffer and scalar; each
+// gradient, added into its buffer; the output.
+static void note_statements(Plan *p) {
+  for (int i = 0; i < p->n; i++) {
+    Node *n = p->c->nodes[i];
+    if ((p->form[i] == F_BUFFER || p->form[i] == F_SCALAR) && n->op != OP_VAR)
+      note_reads(p, n, true);
+  }
+  for (int r = 0; r < p->nroots; r++) {
+    Node *g = p->roots[r];
+    if (r > 0 && (g->op == OP_ZEROS || ast_is_num(g, 0)))
+      continue;  // nothing to add
+    note_reads(p, g, !scalar(g) && !in_memory(p, g));
+  }
+}
+
+/* ---- the plan ----------------------------------------------------------- */
+
+#define NEW(A, ptr, count) ((ptr) = arena_alloc((A), sizeof *(ptr) * (size_t)(count)))
+
+static Plan *plan_new(Ctx *c, bool grads) {
+  Arena *A = &c->arena;
+  Plan *p = arena_alloc(A, sizeof *p);
+  if (!p)
+    return NULL;
+  // The DAG has grown during differentiation; the plan sees all of it.
+  int n = p->n = c->nnodes;
+  p->c = c;
+  p->grads = grads;
+  Node **user;
+  char *seen;
+  int *scratch;
+  if (!NEW(A, p->roots, c->nvars + 1) || !NEW(A, p->rootvar, c->nvars + 1) ||
+      !NEW(A, p->form, n) || !NEW(A, p->uses, n) || !NEW(A, p->mask, n) || !NEW(A, p->alias, n) ||
+      !NEW(A, p->terms, n) || !NEW(A, p->dim_read, c->ndims + 1) ||
+      !NEW(A, p->var_read, c->nvars + 1) || !NEW(A, user, n) || !NEW(A, seen, n) ||
+      !NEW(A, scratch, 3 * n + 1))
+    return NULL;
+
+  p->roots[0] = c->out;
+  mark_needed(p, c->out, ALL_ROOTS, seen);
+  p->nroots = 1;
+  if (grads)
+    for (int i = 0; i < c->nvars; i++)
+      if (c->vars[i].wrt) {
+        p->rootvar[p->nroots] = i;
+        p->roots[p->nroots++] = c->grads[i];
+        mark_needed(p, c->grads[i], c->nvars > ROOT_BITS ? ALL_ROOTS : 1ull << i, seen);
+      }
+  for (int r = 0; r < p->nroots; r++)
+    p->uses[p->roots[r]->id]++;
+  count_uses(p, user);
+  plan_forms(p, user);
+  limit_fusion(p, scratch);
+  share_memory(p, scratch);
+
+  for (int i = 0; i < n; i++)
+    if (is_buffer(p, c->nodes[i]) && !plan_sum(p, c->nodes[i]))
+      return NULL;
+  for (int r = 0; r < p->nroots; r++) {
+    Node *g = p->roots[r];
+    if (!scalar(g) && !in_memory(p, g) && !p->terms[g->id] && !plan_sum(p, g))
+      return NULL;
+  }
+  note_statements(p);
+  return p;
+}
+
+// Nodes are never changed, and any made after the plan (by a printer, say)
+// are new ids past p->n: a plan stays right for the compilation's life.
+const Plan *plan_body(Ctx *c, bool grads) {
+  if (!c->plan[grads] && !(c->plan[grads] = plan_new(c, grads)))
+    ctx_error(c, (Loc){-1, -1}, "out of memory planning the C code of the %s",
+              grads ? "gradients" : "value");
+  return c->plan[grads];
+}
