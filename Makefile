@@ -45,7 +45,8 @@ ALL_CFLAGS := -std=c11 $(WARN) $(CFLAGS) $(SAN_FLAGS) -D_POSIX_C_SOURCE=200809L 
               -Icompiler -Iruntime -I$(B) $(BLAS_CFLAGS)
 LIBS    := -ltcc $(BLAS_LIBS) -ldl -lm -lpthread
 
-RT_SRCS := runtime/kernels.c runtime/functions.c runtime/float.c runtime/tape.c
+RT_SRCS := runtime/kernels.c runtime/functions.c runtime/float.c runtime/tape.c \
+           $(if $(filter none,$(BLAS)),,runtime/linalg.c runtime/linalg_f.c)
 LIB_SRCS := compiler/arena.c compiler/ctx.c compiler/diag.c compiler/ast.c \
             compiler/shape.c compiler/lower.c compiler/infer.c compiler/expr.c compiler/diff.c \
             compiler/simplify.c compiler/print.c compiler/emit_c.c compiler/record.c compiler/jit.c \

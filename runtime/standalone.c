@@ -63,76 +63,211 @@ MDRT_INLINE double mdrt_sumsq(long n, const double *x) {
   return s;
 }
 
-/* LU with partial pivoting of a copy of A: det(A) into *det, inv(A) into
-   OUT (each when not NULL), and log|det A| into *logdet. 0, or -1 if A is
-   singular, -2 without memory. */
-static inline int mdrt_lu(long n, const double *A, double *out, double *det, double *logdet) {
-  double *lu = (double *)malloc(sizeof(double) * (size_t)(n * n + 1));
-  long *piv = (long *)malloc(sizeof(long) * (size_t)(n + 1));
-  int rc = lu && piv ? 0 : -2;
-  double d = 1, ld = 0;
-  for (long i = 0; rc == 0 && i < n * n; i++)
-    lu[i] = A[i];
-  for (long c = 0; rc == 0 && c < n; c++) {
-    long p = c;
-    for (long r = c + 1; r < n; r++)
-      if (fabs(lu[r * n + c]) > fabs(lu[p * n + c]))
-        p = r;
-    piv[c] = p;
-    if (lu[p * n + c] == 0 || !isfinite(lu[p * n + c])) {
+/* Linear algebra. F holds the factors in LAPACK's layout (kernels.def): the
+   row-major A read as column-major is A', so column j of M = A' is
+   F + j*n, and mdrt_lu factors M = P*L*U in place, mdrt_chol M = L*L'.
+   The library calls LAPACK instead of these loops (runtime/linalg.c). */
+#ifndef MDRT_HAVE_LAPACK
+MDRT_INLINE int mdrt_lu(long n, const double *A, double *F) {
+  int *piv = (int *)(F + n * n), rc = 0;
+  for (long i = 0; i < n * n; i++)
+    if (!isfinite(F[i] = A[i]))
       rc = -1;
-      break;
+  for (long j = 0; j < n; j++) {
+    double *cj = F + j * n;
+    long p = j;
+    for (long i = j + 1; i < n; i++)
+      if (fabs(cj[i]) > fabs(cj[p]))
+        p = i;
+    piv[j] = (int)(p + 1);
+    for (long c = 0; p != j && c < n; c++) {
+      double t = F[c * n + j];
+      F[c * n + j] = F[c * n + p];
+      F[c * n + p] = t;
     }
-    if (p != c) {
-      d = -d;
-      for (long j = 0; j < n; j++) {
-        double t = lu[c * n + j];
-        lu[c * n + j] = lu[p * n + j];
-        lu[p * n + j] = t;
-      }
+    if (cj[j] == 0 || !isfinite(cj[j])) {
+      rc = -1;
+      continue;
     }
-    d *= lu[c * n + c];
-    ld += log(fabs(lu[c * n + c]));
-    for (long r = c + 1; r < n; r++) {
-      double f = lu[r * n + c] /= lu[c * n + c];
-      for (long j = c + 1; j < n; j++)
-        lu[r * n + j] -= f * lu[c * n + j];
-    }
-  }
-  // The inverse, one column of the identity at a time: P A = L U.
-  for (long col = 0; rc == 0 && out && col < n; col++) {
-    double *x = out + col;  /* column col of OUT, stride n */
-    for (long i = 0; i < n; i++)
-      x[i * n] = i == col;
-    for (long i = 0; i < n; i++) {
-      double t = x[i * n];
-      x[i * n] = x[piv[i] * n];
-      x[piv[i] * n] = t;
-    }
-    for (long i = 0; i < n; i++)
-      for (long j = 0; j < i; j++)
-        x[i * n] -= lu[i * n + j] * x[j * n];
-    for (long i = n - 1; i >= 0; i--) {
-      for (long j = i + 1; j < n; j++)
-        x[i * n] -= lu[i * n + j] * x[j * n];
-      x[i * n] /= lu[i * n + i];
+    for (long i = j + 1; i < n; i++)
+      cj[i] /= cj[j];
+    for (long c = j + 1; c < n; c++) {
+      double *cc = F + c * n, f = cc[j];
+      for (long i = j + 1; i < n; i++)
+        cc[i] -= f * cj[i];
     }
   }
-  if (det)
-    *det = rc == 0 ? d : 0;
-  if (logdet)
-    *logdet = ld;
-  free(lu);
-  free(piv);
   return rc;
 }
 
-static inline int mdrt_lu_inv(long n, const double *A, double *out, double *det) {
-  return mdrt_lu(n, A, out, det, NULL);
+/* Solve M*y = b, or M'*y = b when TRANS, in place in Y (stride S), from
+   M = P*L*U: P = P_1*...*P_n, where P_j swaps j and piv[j]. */
+static inline void mdrt_lu_vsolve(int trans, long n, const double *F, double *y, long s) {
+  const int *piv = (const int *)(F + n * n);
+  for (long i = 0; !trans && i < n; i++) {  /* P'*b */
+    double t = y[i * s];
+    y[i * s] = y[(piv[i] - 1) * s];
+    y[(piv[i] - 1) * s] = t;
+  }
+  for (long j = 0; !trans && j < n; j++)  /* L, unit lower */
+    for (long i = j + 1; i < n; i++)
+      y[i * s] -= F[j * n + i] * y[j * s];
+  for (long j = n - 1; !trans && j >= 0; j--) {  /* U */
+    y[j * s] /= F[j * n + j];
+    for (long i = 0; i < j; i++)
+      y[i * s] -= F[j * n + i] * y[j * s];
+  }
+  for (long j = 0; trans && j < n; j++) {  /* U' */
+    double t = y[j * s];
+    for (long i = 0; i < j; i++)
+      t -= F[j * n + i] * y[i * s];
+    y[j * s] = t / F[j * n + j];
+  }
+  for (long j = n - 1; trans && j >= 0; j--)  /* L' */
+    for (long i = j + 1; i < n; i++)
+      y[j * s] -= F[j * n + i] * y[i * s];
+  for (long i = n - 1; trans && i >= 0; i--) {  /* P*z */
+    double t = y[i * s];
+    y[i * s] = y[(piv[i] - 1) * s];
+    y[(piv[i] - 1) * s] = t;
+  }
 }
 
-static inline int mdrt_logdet(long n, const double *A, double *out) {
-  return mdrt_lu(n, A, NULL, NULL, out);
+/* A*x = b is M'*x = b for a column x of X; x*A = b is M*x = b for a row. */
+MDRT_INLINE int mdrt_lu_solve(int trans, long n, long m, const double *F, const double *B,
+                              double *X) {
+  for (long i = 0; X != B && i < n * m; i++)
+    X[i] = B[i];
+  for (long k = 0; k < m; k++)
+    mdrt_lu_vsolve(!trans, n, F, X + k, m);
+  return 0;
+}
+
+MDRT_INLINE int mdrt_lu_solve_right(int trans, long m, long n, const double *F, const double *B,
+                                    double *X) {
+  for (long i = 0; X != B && i < n * m; i++)
+    X[i] = B[i];
+  for (long k = 0; k < m; k++)
+    mdrt_lu_vsolve(trans, n, F, X + k * n, 1);
+  return 0;
+}
+
+MDRT_INLINE int mdrt_lu_inverse(long n, const double *F, double *out) {
+  for (long i = 0; i < n * n; i++)
+    out[i] = i % (n + 1) == 0;
+  return mdrt_lu_solve_right(0, n, n, F, out, out);
+}
+
+MDRT_INLINE int mdrt_chol(long n, const double *A, double *F) {
+  for (long i = 0; i < n * n; i++)
+    if (!isfinite(F[i] = A[i]))
+      return -1;
+  for (long j = 0; j < n; j++) {
+    double *cj = F + j * n;
+    for (long k = 0; k < j; k++)
+      for (long i = j; i < n; i++)
+        cj[i] -= F[k * n + i] * F[k * n + j];
+    if (!(cj[j] > 0) || !isfinite(cj[j]))
+      return -1;
+    cj[j] = sqrt(cj[j]);
+    for (long i = j + 1; i < n; i++)
+      cj[i] /= cj[j];
+  }
+  return 0;
+}
+
+/* Solve M*y = b in place in Y (stride S), from M = L*L'. */
+static inline void mdrt_chol_vsolve(long n, const double *F, double *y, long s) {
+  for (long j = 0; j < n; j++) {
+    y[j * s] /= F[j * n + j];
+    for (long i = j + 1; i < n; i++)
+      y[i * s] -= F[j * n + i] * y[j * s];
+  }
+  for (long j = n - 1; j >= 0; j--) {
+    double t = y[j * s];
+    for (long i = j + 1; i < n; i++)
+      t -= F[j * n + i] * y[i * s];
+    y[j * s] = t / F[j * n + j];
+  }
+}
+
+MDRT_INLINE int mdrt_chol_solve(long n, long m, const double *F, const double *B, double *X) {
+  for (long i = 0; X != B && i < n * m; i++)
+    X[i] = B[i];
+  for (long k = 0; k < m; k++)
+    mdrt_chol_vsolve(n, F, X + k, m);
+  return 0;
+}
+
+MDRT_INLINE int mdrt_chol_solve_right(long m, long n, const double *F, const double *B,
+                                      double *X) {
+  for (long i = 0; X != B && i < n * m; i++)
+    X[i] = B[i];
+  for (long k = 0; k < m; k++)
+    mdrt_chol_vsolve(n, F, X + k * n, 1);
+  return 0;
+}
+
+/* Symmetric to the last bit, as dpotri's is. */
+MDRT_INLINE int mdrt_chol_inverse(long n, const double *F, double *out) {
+  for (long i = 0; i < n * n; i++)
+    out[i] = i % (n + 1) == 0;
+  mdrt_chol_solve_right(n, n, F, out, out);
+  for (long i = 0; i < n; i++)
+    for (long j = 0; j < i; j++)
+      out[i * n + j] = out[j * n + i];
+  return 0;
+}
+#endif
+
+MDRT_INLINE double mdrt_lu_det(long n, const double *F) {
+  const int *piv = (const int *)(F + n * n);
+  double d = 1;
+  for (long i = 0; i < n; i++)
+    d *= piv[i] == i + 1 ? F[i * n + i] : -F[i * n + i];
+  return d;
+}
+
+MDRT_INLINE double mdrt_lu_logdet(long n, const double *F) {
+  double s = 0;
+  for (long i = 0; i < n; i++)
+    s += log(fabs(F[i * n + i]));
+  return s;
+}
+
+MDRT_INLINE double mdrt_chol_det(long n, const double *F) {
+  double d = 1;
+  for (long i = 0; i < n; i++)
+    d *= F[i * n + i] * F[i * n + i];
+  return d;
+}
+
+MDRT_INLINE double mdrt_chol_logdet(long n, const double *F) { return 2 * mdrt_lu_logdet(n, F); }
+
+/* One factorisation in scratch memory; the det is 0 for an exact zero
+   pivot, NaN for non-finite input. */
+MDRT_INLINE int mdrt_lu_inv(long n, const double *A, double *out, double *det) {
+  double *F = (double *)malloc(sizeof(double) * (size_t)(n * n + n + 1));
+  int rc = F ? mdrt_lu(n, A, F) : -2;
+  if (det && rc != -2) {
+    long i = 0;
+    while (i < n * n && isfinite(A[i]))
+      i++;
+    *det = i < n * n ? NAN : rc == 0 ? mdrt_lu_det(n, F) : 0;
+  }
+  if (rc == 0 && out)
+    rc = mdrt_lu_inverse(n, F, out);
+  free(F);
+  return rc;
+}
+
+MDRT_INLINE int mdrt_logdet(long n, const double *A, double *out) {
+  double *F = (double *)malloc(sizeof(double) * (size_t)(n * n + n + 1));
+  int rc = F ? mdrt_lu(n, A, F) : -2;
+  if (rc == 0)
+    *out = mdrt_lu_logdet(n, F);
+  free(F);
+  return rc;
 }
 
 MDRT_INLINE double mdrt_logsumexp(long n, const double *x) {

@@ -1,7 +1,8 @@
 /*
  * test_runtime.c - unit tests of the runtime (runtime/kernels.c and
  * runtime/tape.c): gemm in all four transpose combinations against a naive
- * triple loop, the vector and LU kernels, every tape op's value on a hand
+ * triple loop, the vector kernels, the factorisations and solves against
+ * the tape's own LU, every tape op's value on a hand
  * example and its gradient against central finite differences, the
  * broadcast and accumulation semantics of backward, the errors, and the
  * numerically delicate cases (softplus(700), logsumexp of [1000 1000]).
@@ -192,6 +193,203 @@ Test(kernels, lu_singular) {
   cr_expect(isnan(det));
   double I[4] = {INFINITY, 0, 0, 1};
   cr_expect_eq(mdrt_logdet(2, I, &ld), -1);
+}
+
+/* ---- kernels: factorisations against the tape's own LU ------------------ */
+
+// The tape's value of OP applied to the n x n matrix A, into OUT.
+static void tape_op(mdrt_op op, long n, const double *A, double *out) {
+  mdrt_tape *t = mdrt_tape_new();
+  int a = mdrt_tape_leaf(t, n, n, A);
+  int y = mdrt_tape_unary(t, op, a, 0);
+  cr_assert_geq(y, 0, "tape: %s", mdrt_tape_error(t));
+  memcpy(out, mdrt_tape_value(t, y), sizeof(double) * (size_t)(op == MDRT_INV ? n * n : 1));
+  mdrt_tape_free(t);
+}
+
+// max|got - want| / max(1, max|want|) over LEN numbers.
+static double max_rel(long len, const double *got, const double *want) {
+  double d = 0, w = 1;
+  for (long i = 0; i < len; i++) {
+    d = fmax(d, fabs(got[i] - want[i]));
+    w = fmax(w, fabs(want[i]));
+  }
+  return d / w;
+}
+
+// X = op(inv)*B or B*op(inv) through gemm, from the tape's inverse.
+static void by_inverse(int right, int trans, long n, long m, const double *inv, const double *B,
+                       double *X) {
+  if (right)
+    mdrt_gemm(0, trans, m, n, n, 1.0, B, inv, 0.0, X);
+  else
+    mdrt_gemm(trans, 0, n, m, n, 1.0, inv, B, 0.0, X);
+}
+
+typedef struct {
+  int (*solve)(int trans, long n, long m, const double *F, const double *B, double *X);
+  int (*solve_right)(int trans, long m, long n, const double *F, const double *B, double *X);
+} Solves;
+
+static int chol_solve_t(int trans, long n, long m, const double *F, const double *B, double *X) {
+  (void)trans;  // A' = A
+  return mdrt_chol_solve(n, m, F, B, X);
+}
+static int chol_solve_right_t(int trans, long m, long n, const double *F, const double *B,
+                              double *X) {
+  (void)trans;
+  return mdrt_chol_solve_right(m, n, F, B, X);
+}
+
+// Every solve of F's matrix, out of place and in place, against the tape's
+// inverse times B.
+static void check_solves(Solves s, long n, const double *F, const double *inv, Rng *g) {
+  enum { M = 3 };
+  double *B = malloc(sizeof(double) * (size_t)(n * M)), *X = malloc(sizeof(double) * (size_t)(n * M));
+  double *W = malloc(sizeof(double) * (size_t)(n * M));
+  for (long i = 0; i < n * M; i++)
+    B[i] = uniform(g, -1, 1);
+  for (int right = 0; right < 2; right++)
+    for (int trans = 0; trans < 2; trans++) {
+      by_inverse(right, trans, n, M, inv, B, W);
+      int rc = right ? s.solve_right(trans, M, n, F, B, X) : s.solve(trans, n, M, F, B, X);
+      cr_expect_eq(rc, 0);
+      cr_expect(max_rel(n * M, X, W) < 1e-10, "n=%ld right=%d trans=%d: %g", n, right, trans,
+                max_rel(n * M, X, W));
+      memcpy(X, B, sizeof(double) * (size_t)(n * M));
+      rc = right ? s.solve_right(trans, M, n, F, X, X) : s.solve(trans, n, M, F, X, X);
+      cr_expect(rc == 0 && max_rel(n * M, X, W) < 1e-10, "in place: n=%ld right=%d trans=%d", n,
+                right, trans);
+    }
+  free(B), free(X), free(W);
+}
+
+// The sizes go past LAPACK's block of 64, so that the blocked paths run.
+static const long SIZES[] = {1, 2, 3, 7, 33, 130};
+
+Test(kernels, lu_against_tape) {
+  Rng g = {fnv1a("lu_against_tape")};
+  for (size_t k = 0; k < sizeof SIZES / sizeof *SIZES; k++) {
+    long n = SIZES[k];
+    double *A = malloc(sizeof(double) * (size_t)(n * n)), *F = malloc(sizeof(double) * (size_t)(n * n + n));
+    double *inv = malloc(sizeof(double) * (size_t)(n * n)), *got = malloc(sizeof(double) * (size_t)(n * n));
+    for (long i = 0; i < n * n; i++)
+      A[i] = uniform(&g, -1, 1);  // pivoting happens
+    double det, ld;
+    tape_op(MDRT_DET, n, A, &det);
+    tape_op(MDRT_LOGDET, n, A, &ld);
+    tape_op(MDRT_INV, n, A, inv);
+    cr_assert_eq(mdrt_lu(n, A, F), 0, "n=%ld", n);
+    cr_expect(near(mdrt_lu_det(n, F), det, 1e-10), "det n=%ld: %.17g, tape %.17g", n,
+              mdrt_lu_det(n, F), det);
+    cr_expect(near(mdrt_lu_logdet(n, F), ld, 1e-12), "logdet n=%ld", n);
+    cr_assert_eq(mdrt_lu_inverse(n, F, got), 0);
+    cr_expect(max_rel(n * n, got, inv) < 1e-10, "inverse n=%ld: %g", n, max_rel(n * n, got, inv));
+    check_solves((Solves){mdrt_lu_solve, mdrt_lu_solve_right}, n, F, inv, &g);
+    // A may be F.
+    memcpy(F, A, sizeof(double) * (size_t)(n * n));
+    cr_expect(mdrt_lu(n, F, F) == 0 && near(mdrt_lu_det(n, F), det, 1e-10), "in place n=%ld", n);
+    free(A), free(F), free(inv), free(got);
+  }
+}
+
+Test(kernels, chol_against_tape) {
+  Rng g = {fnv1a("chol_against_tape")};
+  for (size_t k = 0; k < sizeof SIZES / sizeof *SIZES; k++) {
+    long n = SIZES[k];
+    double *M = malloc(sizeof(double) * (size_t)(n * n)), *A = malloc(sizeof(double) * (size_t)(n * n));
+    double *F = malloc(sizeof(double) * (size_t)(n * n)), *inv = malloc(sizeof(double) * (size_t)(n * n));
+    double *got = malloc(sizeof(double) * (size_t)(n * n));
+    for (long i = 0; i < n * n; i++)
+      M[i] = uniform(&g, -1, 1);
+    mdrt_gemm(0, 1, n, n, n, 1.0, M, M, 0.0, A);  // A = M*M' + I
+    for (long i = 0; i < n; i++)
+      A[i * n + i] += 1;
+    double det, ld;
+    tape_op(MDRT_DET, n, A, &det);
+    tape_op(MDRT_LOGDET, n, A, &ld);
+    tape_op(MDRT_INV, n, A, inv);
+    // Only the upper triangle is read: another lower one changes nothing.
+    memcpy(got, A, sizeof(double) * (size_t)(n * n));
+    for (long i = 0; i < n; i++)
+      for (long j = 0; j < i; j++)
+        got[i * n + j] = 1e3 + (double)j;
+    cr_assert_eq(mdrt_chol(n, got, F), 0, "n=%ld", n);
+    cr_expect(near(mdrt_chol_det(n, F), det, 1e-10), "det n=%ld", n);
+    cr_expect(near(mdrt_chol_logdet(n, F), ld, 1e-12), "logdet n=%ld", n);
+    // R'*R = A, R the upper triangle.
+    double err = 0;
+    for (long i = 0; i < n; i++)
+      for (long j = 0; j < n; j++) {
+        double s = 0;
+        for (long p = 0; p <= i && p <= j; p++)
+          s += F[p * n + i] * F[p * n + j];
+        err = fmax(err, fabs(s - A[i * n + j]) / fmax(1, fabs(A[i * n + j])));
+      }
+    cr_expect(err < 1e-12, "R'R = A, n=%ld: %g", n, err);
+    cr_assert_eq(mdrt_chol_inverse(n, F, got), 0);
+    cr_expect(max_rel(n * n, got, inv) < 1e-10, "inverse n=%ld: %g", n, max_rel(n * n, got, inv));
+    long asym = 0;
+    for (long i = 0; i < n; i++)
+      for (long j = 0; j < i; j++)
+        asym += got[i * n + j] != got[j * n + i];
+    cr_expect_eq(asym, 0, "inverse symmetric n=%ld", n);
+    check_solves((Solves){chol_solve_t, chol_solve_right_t}, n, F, inv, &g);
+    free(M), free(A), free(F), free(inv), free(got);
+  }
+}
+
+// The float twins against the double kernels, at float's precision.
+Test(kernels, factorisations_in_float) {
+  enum { N = 7, M = 2 };
+  Rng g = {fnv1a("factorisations_in_float")};
+  double A[N * N], S[N * N], F[N * N + N], inv[N * N], B[N * M], X[N * M];
+  float Af[N * N], Sf[N * N], Ff[N * N + N], invf[N * N], Bf[N * M], Xf[N * M];
+  for (int i = 0; i < N * N; i++)
+    Af[i] = (float)(A[i] = uniform(&g, -1, 1));
+  mdrt_gemm(0, 1, N, N, N, 1.0, A, A, 0.0, S);
+  for (int i = 0; i < N * N; i++)
+    Sf[i] = (float)(S[i] += i % (N + 1) == 0);
+  for (int i = 0; i < N * M; i++)
+    Bf[i] = (float)(B[i] = uniform(&g, -1, 1));
+  for (int c = 0; c < 2; c++) {
+    int ok = c ? mdrt_chol(N, S, F) == 0 && mdrt_chol_f(N, Sf, Ff) == 0
+               : mdrt_lu(N, A, F) == 0 && mdrt_lu_f(N, Af, Ff) == 0;
+    cr_assert(ok);
+    double det = c ? mdrt_chol_logdet(N, F) : mdrt_lu_logdet(N, F);
+    float detf = c ? mdrt_chol_logdet_f(N, Ff) : mdrt_lu_logdet_f(N, Ff);
+    cr_expect(near(detf, det, 1e-4), "logdet %d: %g, %g", c, detf, det);
+    cr_expect(near(c ? mdrt_chol_det_f(N, Ff) : mdrt_lu_det_f(N, Ff),
+                   c ? mdrt_chol_det(N, F) : mdrt_lu_det(N, F), 1e-4));
+    cr_assert_eq(c ? mdrt_chol_inverse(N, F, inv) : mdrt_lu_inverse(N, F, inv), 0);
+    cr_assert_eq(c ? mdrt_chol_inverse_f(N, Ff, invf) : mdrt_lu_inverse_f(N, Ff, invf), 0);
+    for (int i = 0; i < N * N; i++)
+      cr_expect(near(invf[i], inv[i], 1e-3), "inverse %d [%d]", c, i);
+    for (int right = 0; right < 2; right++) {
+      if (c)
+        cr_assert(right ? !mdrt_chol_solve_right(M, N, F, B, X) && !mdrt_chol_solve_right_f(M, N, Ff, Bf, Xf)
+                        : !mdrt_chol_solve(N, M, F, B, X) && !mdrt_chol_solve_f(N, M, Ff, Bf, Xf));
+      else
+        cr_assert(right ? !mdrt_lu_solve_right(1, M, N, F, B, X) && !mdrt_lu_solve_right_f(1, M, N, Ff, Bf, Xf)
+                        : !mdrt_lu_solve(1, N, M, F, B, X) && !mdrt_lu_solve_f(1, N, M, Ff, Bf, Xf));
+      for (int i = 0; i < N * M; i++)
+        cr_expect(near(Xf[i], X[i], 1e-3), "solve %d %d [%d]", c, right, i);
+    }
+  }
+}
+
+Test(kernels, factorisations_refuse) {
+  double F[6], S[4] = {1, 2, 2, 4};
+  cr_expect_eq(mdrt_lu(2, S, F), -1, "singular");
+  cr_expect_eq(mdrt_lu_det(2, F), 0.0, "an exact zero pivot");
+  cr_expect_eq(mdrt_chol(2, S, F), -1, "semidefinite");
+  cr_expect_eq(mdrt_chol(2, (double[]){1, 2, 2, 1}, F), -1, "indefinite");
+  cr_expect_eq(mdrt_lu(2, (double[]){1, NAN, 0, 1}, F), -1, "NaN");
+  cr_expect_eq(mdrt_chol(2, (double[]){1, 0, 0, INFINITY}, F), -1, "infinity");
+  cr_expect_eq(mdrt_lu(0, NULL, F), 0);
+  cr_expect_eq(mdrt_lu_det(0, F), 1.0);
+  cr_expect_eq(mdrt_lu_logdet(0, F), 0.0);
+  cr_expect_eq(mdrt_chol(0, NULL, F), 0);
 }
 
 /* ---- tape: values ------------------------------------------------------- */
