@@ -1,6 +1,6 @@
 /*
- * linalg.c - the factorisations and solves of kernels.def (marked LAPACK)
- * through LAPACK and BLAS, which OpenBLAS ships: LU by dgetrf, Cholesky by
+ * linalg.c - the kernels that kernels.def marks LAPACK, through LAPACK and
+ * BLAS, which OpenBLAS ships: A*A' by dsyrk; LU by dgetrf, Cholesky by
  * dpotrf, the inverse by dgetri or dpotri, solves by dgetrs, dpotrs and
  * dtrsm. Emitted code factorises a matrix once per call and takes its
  * det, logdet, inverse and solves from the one F.
@@ -27,12 +27,14 @@
 #define LA(name) s##name##_                 /* the LAPACK routine */
 #define trsm cblas_strsm
 #define swap cblas_sswap
+#define syrk cblas_ssyrk
 #else
 #define real double
 #define K(name) mdrt_##name
 #define LA(name) d##name##_
 #define trsm cblas_dtrsm
 #define swap cblas_dswap
+#define syrk cblas_dsyrk
 #endif
 
 // dgetri is LAPACK's own, not one of the routines OpenBLAS's f77blas.h
@@ -42,6 +44,22 @@ int LA(getri)(blasint *n, real *a, blasint *lda, blasint *ipiv, real *work, blas
 
 // F keeps the pivots as ints in the room of n reals (kernels.def).
 _Static_assert(sizeof(blasint) == sizeof(int), "LAPACK with 32-bit integers");
+
+// C = alpha*op(A)*op(A)' + beta*C into C's upper triangle (row-major),
+// then mirrored into the lower.
+void K(syrk)(int trans, long n, long k, real alpha, const real *A, real beta, real *C) {
+  if (n <= 0)
+    return;
+  if (k <= 0 || n > INT_MAX || k > INT_MAX) {
+    K(gemm)(trans, !trans, n, n, k, alpha, A, A, beta, C);
+    return;
+  }
+  syrk(CblasRowMajor, CblasUpper, trans ? CblasTrans : CblasNoTrans, (blasint)n, (blasint)k, alpha,
+       A, trans ? (blasint)n : (blasint)k, beta, C, (blasint)n);
+  for (long i = 0; i < n; i++)
+    for (long j = 0; j < i; j++)
+      C[i * n + j] = C[j * n + i];
+}
 
 // What a kernel with sizes N and M does first: 1 when a size is 0 (there
 // is nothing to do), -2 when one passes LAPACK's int, 0 to go on.

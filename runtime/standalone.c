@@ -39,6 +39,20 @@ static inline void mdrt_gemm(int transa, int transb, long m, long n, long k, dou
   }
 }
 
+MDRT_INLINE void mdrt_scale_rows(long r, long c, double alpha, const double *v, const double *X,
+                                 double beta, double *Y) {
+  for (long i = 0; i < r; i++)
+    for (long j = 0; j < c; j++)
+      Y[i * c + j] = alpha * v[i] * X[i * c + j] + (beta == 0 ? 0 : beta * Y[i * c + j]);
+}
+
+MDRT_INLINE void mdrt_scale_cols(long r, long c, double alpha, const double *v, const double *X,
+                                 double beta, double *Y) {
+  for (long i = 0; i < r; i++)
+    for (long j = 0; j < c; j++)
+      Y[i * c + j] = alpha * X[i * c + j] * v[j] + (beta == 0 ? 0 : beta * Y[i * c + j]);
+}
+
 MDRT_INLINE void mdrt_copy(long n, const double *x, double *y) {
   for (long i = 0; i < n; i++)
     y[i] = x[i];
@@ -63,11 +77,18 @@ MDRT_INLINE double mdrt_sumsq(long n, const double *x) {
   return s;
 }
 
+/* The library calls LAPACK and BLAS instead of the loops from here to the
+   #endif (runtime/linalg.c). */
+#ifndef MDRT_HAVE_LAPACK
+/* Where dsyrk does half gemm's work, this is gemm. */
+MDRT_INLINE void mdrt_syrk(int trans, long n, long k, double alpha, const double *A, double beta,
+                           double *C) {
+  mdrt_gemm(trans, !trans, n, n, k, alpha, A, A, beta, C);
+}
+
 /* Linear algebra. F holds the factors in LAPACK's layout (kernels.def): the
    row-major A read as column-major is A', so column j of M = A' is
-   F + j*n, and mdrt_lu factors M = P*L*U in place, mdrt_chol M = L*L'.
-   The library calls LAPACK instead of these loops (runtime/linalg.c). */
-#ifndef MDRT_HAVE_LAPACK
+   F + j*n, and mdrt_lu factors M = P*L*U in place, mdrt_chol M = L*L'. */
 MDRT_INLINE int mdrt_lu(long n, const double *A, double *F) {
   int *piv = (int *)(F + n * n), rc = 0;
   for (long i = 0; i < n * n; i++)

@@ -122,6 +122,56 @@ Test(kernels, gemm_empty_sizes) {
   cr_expect(D[0] == 2 && D[3] == 8);
 }
 
+// syrk is gemm of A with itself, and the products with diag(v) are gemm
+// with the dense diagonal matrix, in both precisions.
+Test(kernels, syrk_and_diagonal_scalings) {
+  enum { N = 70, K = 5 };  // past OpenBLAS's small-matrix paths
+  static double A[N * K], C[N * N], W[N * N], D[N * N], v[N], X[N * K];
+  static float Af[N * K], Cf[N * N], vf[N], Xf[N * K];
+  Rng g = {fnv1a("syrk")};
+  for (int i = 0; i < N * K; i++)
+    Af[i] = (float)(A[i] = uniform(&g, -1, 1));
+  for (int i = 0; i < N; i++)
+    vf[i] = (float)(v[i] = uniform(&g, -1, 1));
+  for (int trans = 0; trans < 2; trans++) {
+    long n = trans ? K : N, k = trans ? N : K;
+    for (long i = 0; i < n * n; i++)
+      C[i] = W[i] = (double)(i / n + i % n);  // symmetric, for beta
+    mdrt_syrk(trans, n, k, 0.5, A, 2.0, C);
+    naive_gemm(trans, !trans, n, n, k, 0.5, A, A, 2.0, W);
+    for (long i = 0; i < n * n; i++) {
+      cr_expect(near(C[i], W[i], 1e-13), "syrk trans=%d [%ld]", trans, i);
+      cr_expect_eq(C[i], C[(i % n) * n + i / n], "symmetric");
+    }
+    mdrt_syrk_f(trans, n, k, 1.0f, Af, 0.0f, Cf);
+    naive_gemm(trans, !trans, n, n, k, 1.0, A, A, 0.0, W);
+    for (long i = 0; i < n * n; i++)
+      cr_expect(near(Cf[i], W[i], 1e-5), "syrk_f trans=%d [%ld]", trans, i);
+  }
+  for (int cols = 0; cols < 2; cols++) {
+    long r = cols ? K : N, c = cols ? N : K, m = cols ? c : r;
+    for (long i = 0; i < m * m; i++)
+      D[i] = i % (m + 1) ? 0 : v[i / m];
+    for (long i = 0; i < r * c; i++)
+      X[i] = W[i] = (double)i;
+    naive_gemm(0, 0, r, c, cols ? c : r, 3.0, cols ? A : D, cols ? D : A, -1.0, W);
+    (cols ? mdrt_scale_cols : mdrt_scale_rows)(r, c, 3.0, v, A, -1.0, X);
+    for (long i = 0; i < r * c; i++)
+      cr_expect(near(X[i], W[i], 1e-15), "scale %s [%ld]", cols ? "cols" : "rows", i);
+    memcpy(X, A, sizeof A);  // in place, beta = 0 ignoring NaN
+    (cols ? mdrt_scale_cols : mdrt_scale_rows)(r, c, 3.0, v, X, 0.0, X);
+    for (long i = 0; i < r * c; i++)
+      W[i] = NAN;
+    naive_gemm(0, 0, r, c, cols ? c : r, 3.0, cols ? A : D, cols ? D : A, 0.0, W);
+    for (long i = 0; i < r * c; i++)
+      cr_expect(near(X[i], W[i], 1e-15), "in place %s [%ld]", cols ? "cols" : "rows", i);
+    memcpy(Xf, Af, sizeof Af);
+    (cols ? mdrt_scale_cols_f : mdrt_scale_rows_f)(r, c, 3.0f, vf, Xf, 0.0f, Xf);
+    for (long i = 0; i < r * c; i++)
+      cr_expect(near(Xf[i], W[i], 1e-5), "float %s [%ld]", cols ? "cols" : "rows", i);
+  }
+}
+
 /* ---- kernels: vectors, workspace, LU ------------------------------------ */
 
 Test(kernels, vector_ops) {
