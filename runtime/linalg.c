@@ -1,6 +1,7 @@
 /*
- * linalg.c - the kernels that kernels.def marks LAPACK, through LAPACK and
- * BLAS, which OpenBLAS ships: A*A' by dsyrk; LU by dgetrf, Cholesky by
+ * linalg.c - the kernels that kernels.def marks BLAS, through BLAS and
+ * LAPACK, which OpenBLAS ships: matrix products by dgemm and dgemv, A*A'
+ * by dsyrk; LU by dgetrf, Cholesky by
  * dpotrf, the inverse by dgetri or dpotri, solves by dgetrs, dpotrs and
  * dtrsm. Emitted code factorises a matrix once per call and takes its
  * det, logdet, inverse and solves from the one F.
@@ -28,6 +29,8 @@
 #define trsm cblas_strsm
 #define swap cblas_sswap
 #define syrk cblas_ssyrk
+#define gemm cblas_sgemm
+#define gemv cblas_sgemv
 #else
 #define real double
 #define K(name) mdrt_##name
@@ -35,6 +38,8 @@
 #define trsm cblas_dtrsm
 #define swap cblas_dswap
 #define syrk cblas_dsyrk
+#define gemm cblas_dgemm
+#define gemv cblas_dgemv
 #endif
 
 // dgetri is LAPACK's own, not one of the routines OpenBLAS's f77blas.h
@@ -44,6 +49,37 @@ int LA(getri)(blasint *n, real *a, blasint *lda, blasint *ipiv, real *work, blas
 
 // F keeps the pivots as ints in the room of n reals (kernels.def).
 _Static_assert(sizeof(blasint) == sizeof(int), "LAPACK with 32-bit integers");
+
+/* A matrix times a vector is gemv, which BLAS does faster than a gemm of
+   one column: C (m x 1) = alpha*op(A)*b, or C (1 x n) = alpha*a*op(B). An
+   empty inner product, or alpha == 0, leaves beta*C: BLAS then reads
+   neither A nor B, and some BLASes reject a k == 0 leading dimension.
+   Sizes past BLAS's int take the plain loop. */
+void K(gemm)(int transa, int transb, long m, long n, long k, real alpha, const real *A,
+             const real *B, real beta, real *C) {
+  if (m <= 0 || n <= 0)
+    return;
+  if (k > 0 && alpha != 0 && m <= INT_MAX && n <= INT_MAX && k <= INT_MAX) {
+    blasint M = (blasint)m, N = (blasint)n, Kk = (blasint)k;
+    if (n == 1)
+      gemv(CblasRowMajor, transa ? CblasTrans : CblasNoTrans, transa ? Kk : M, transa ? M : Kk,
+           alpha, A, transa ? M : Kk, B, 1, beta, C, 1);
+    else if (m == 1)
+      gemv(CblasRowMajor, transb ? CblasNoTrans : CblasTrans, transb ? N : Kk, transb ? Kk : N,
+           alpha, B, transb ? Kk : N, A, 1, beta, C, 1);
+    else
+      gemm(CblasRowMajor, transa ? CblasTrans : CblasNoTrans, transb ? CblasTrans : CblasNoTrans,
+           M, N, Kk, alpha, A, transa ? M : Kk, B, transb ? Kk : N, beta, C, N);
+    return;
+  }
+  for (long i = 0; i < m; i++)
+    for (long j = 0; j < n; j++) {
+      real s = 0;
+      for (long p = 0; alpha != 0 && p < k; p++)
+        s += (transa ? A[p * m + i] : A[i * k + p]) * (transb ? B[j * k + p] : B[p * n + j]);
+      C[i * n + j] = alpha * s + (beta == 0 ? 0 : beta * C[i * n + j]);
+    }
+}
 
 // C = alpha*op(A)*op(A)' + beta*C into C's upper triangle (row-major),
 // then mirrored into the lower.

@@ -23,22 +23,6 @@ MDRT_INLINE void *mdrt_alloc(long nbytes) {
 
 MDRT_INLINE void mdrt_free(void *p) { free(p); }
 
-/* C = alpha*op(A)*op(B) + beta*C, row-major; op(A) is m x k. */
-static inline void mdrt_gemm(int transa, int transb, long m, long n, long k, double alpha,
-                             const double *A, const double *B, double beta, double *C) {
-  for (long i = 0; i < m; i++) {
-    for (long j = 0; j < n; j++)
-      C[i * n + j] = beta == 0 ? 0 : beta * C[i * n + j];
-    for (long p = 0; p < k; p++) {
-      double a = alpha * (transa ? A[p * m + i] : A[i * k + p]);
-      if (a == 0)
-        continue;
-      for (long j = 0; j < n; j++)
-        C[i * n + j] += a * (transb ? B[j * k + p] : B[p * n + j]);
-    }
-  }
-}
-
 MDRT_INLINE void mdrt_scale_rows(long r, long c, double alpha, const double *v, const double *X,
                                  double beta, double *Y) {
   for (long i = 0; i < r; i++)
@@ -77,9 +61,29 @@ MDRT_INLINE double mdrt_sumsq(long n, const double *x) {
   return s;
 }
 
-/* The library calls LAPACK and BLAS instead of the loops from here to the
+/* The library calls BLAS and LAPACK instead of the loops from here to the
    #endif (runtime/linalg.c). */
-#ifndef MDRT_HAVE_LAPACK
+#ifndef MDRT_HAVE_BLAS
+/* C = alpha*op(A)*op(B) + beta*C, row-major; op(A) is m x k, its (i,p) at
+   A[i*ars + p*acs]. In tiles of 64 (three tiles of doubles, 96 KiB, sit in
+   L2), the inner loop along a row of C. As in BLAS, beta == 0 ignores C's
+   old contents (NaN included) and alpha == 0 reads neither A nor B. */
+MDRT_INLINE void mdrt_gemm(int transa, int transb, long m, long n, long k, double alpha,
+                           const double *A, const double *B, double beta, double *C) {
+  long ars = transa ? 1 : k, acs = transa ? m : 1, brs = transb ? 1 : n, bcs = transb ? k : 1;
+  for (long i = 0; i < m * n; i++)
+    C[i] = beta == 0 ? 0 : beta * C[i];
+  for (long i0 = 0; alpha != 0 && i0 < m; i0 += 64)
+    for (long p0 = 0; p0 < k; p0 += 64)
+      for (long j0 = 0; j0 < n; j0 += 64)
+        for (long i = i0; i < m && i < i0 + 64; i++)
+          for (long p = p0; p < k && p < p0 + 64; p++) {
+            double a = alpha * A[i * ars + p * acs];
+            for (long j = j0; j < n && j < j0 + 64; j++)
+              C[i * n + j] += a * B[p * brs + j * bcs];
+          }
+}
+
 /* Where dsyrk does half gemm's work, this is gemm. */
 MDRT_INLINE void mdrt_syrk(int trans, long n, long k, double alpha, const double *A, double beta,
                            double *C) {

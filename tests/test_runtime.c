@@ -63,34 +63,40 @@ static void naive_gemm(int ta, int tb, long m, long n, long k, double alpha, con
     }
 }
 
-// Every flag combination and beta in {0, 1}; with beta 0, C starts as NaN,
-// which must not leak into the result.
+// Every flag combination and beta in {0, 1}, in both precisions; with beta
+// 0, C starts as NaN, which must not leak into the result.
 static void check_gemm(long m, long n, long k) {
   Rng g = {(uint64_t)(m * 10007 + n * 101 + k)};
   double *A = calloc((size_t)(m * k), sizeof(double));
   double *B = calloc((size_t)(k * n), sizeof(double));
   double *C = calloc((size_t)(m * n), sizeof(double));
   double *D = calloc((size_t)(m * n), sizeof(double));
-  cr_assert(A && B && C && D);
+  float *Af = calloc((size_t)(m * k), sizeof(float)), *Bf = calloc((size_t)(k * n), sizeof(float));
+  float *Cf = calloc((size_t)(m * n), sizeof(float));
+  cr_assert(A && B && C && D && Af && Bf && Cf);
   for (long i = 0; i < m * k; i++)
-    A[i] = uniform(&g, -1, 1);
+    Af[i] = (float)(A[i] = uniform(&g, -1, 1));
   for (long i = 0; i < k * n; i++)
-    B[i] = uniform(&g, -1, 1);
+    Bf[i] = (float)(B[i] = uniform(&g, -1, 1));
   for (int ta = 0; ta < 2; ta++)
     for (int tb = 0; tb < 2; tb++)
       for (int beta = 0; beta < 2; beta++) {
         for (long i = 0; i < m * n; i++)
           C[i] = D[i] = beta ? uniform(&g, -1, 1) : NAN;
-        mdrt_gemm(ta, tb, m, n, k, 1.5, A, B, beta, C);
-        naive_gemm(ta, tb, m, n, k, 1.5, A, B, beta, D);
         for (long i = 0; i < m * n; i++)
+          Cf[i] = (float)C[i];
+        mdrt_gemm(ta, tb, m, n, k, 1.5, A, B, beta, C);
+        mdrt_gemm_f(ta, tb, m, n, k, 1.5f, Af, Bf, (float)beta, Cf);
+        naive_gemm(ta, tb, m, n, k, 1.5, A, B, beta, D);
+        for (long i = 0; i < m * n; i++) {
           cr_expect(near(C[i], D[i], 1e-12), "%ldx%ldx%ld ta=%d tb=%d beta=%d [%ld]: %g vs %g",
                     m, n, k, ta, tb, beta, i, C[i], D[i]);
+          cr_expect(near(Cf[i], D[i], 1e-5), "float %ldx%ldx%ld ta=%d tb=%d beta=%d [%ld]", m, n,
+                    k, ta, tb, beta, i);
+        }
       }
-  free(A);
-  free(B);
-  free(C);
-  free(D);
+  free(A), free(B), free(C), free(D);
+  free(Af), free(Bf), free(Cf);
 }
 
 Test(kernels, gemm_transposes) {
