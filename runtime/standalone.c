@@ -47,18 +47,39 @@ MDRT_INLINE void mdrt_axpby(long n, double a, const double *x, double b, double 
     y[i] = a * x[i] + (b == 0 ? 0 : b * y[i]);
 }
 
+/* Pairwise: halves summed apart down to 256 numbers, which go to four
+   running sums, so that the rounding error grows as log n rather than n.
+   A float sum of a million numbers then keeps float's precision. */
 MDRT_INLINE double mdrt_sum(long n, const double *x) {
-  double s = 0;
-  for (long i = 0; i < n; i++)
-    s += x[i];
-  return s;
+  if (n > 256)
+    return mdrt_sum(n / 2, x) + mdrt_sum(n - n / 2, x + n / 2);
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  long i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += x[i];
+    s1 += x[i + 1];
+    s2 += x[i + 2];
+    s3 += x[i + 3];
+  }
+  for (; i < n; i++)
+    s0 += x[i];
+  return (s0 + s1) + (s2 + s3);
 }
 
 MDRT_INLINE double mdrt_sumsq(long n, const double *x) {
-  double s = 0;
-  for (long i = 0; i < n; i++)
-    s += x[i] * x[i];
-  return s;
+  if (n > 256)
+    return mdrt_sumsq(n / 2, x) + mdrt_sumsq(n - n / 2, x + n / 2);
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  long i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += x[i] * x[i];
+    s1 += x[i + 1] * x[i + 1];
+    s2 += x[i + 2] * x[i + 2];
+    s3 += x[i + 3] * x[i + 3];
+  }
+  for (; i < n; i++)
+    s0 += x[i] * x[i];
+  return (s0 + s1) + (s2 + s3);
 }
 
 /* The library calls BLAS and LAPACK instead of the loops from here to the

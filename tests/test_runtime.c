@@ -115,6 +115,27 @@ Test(kernels, gemm_vector_shapes) {
   check_gemm(1, 4, 1);
 }
 
+// Float sums are pairwise: a million numbers keep float's precision, where
+// a running float sum of numbers alike drifts by 1e-3 relative.
+Test(kernels, float_sums_keep_precision) {
+  enum { N = 1000000 };
+  static float x[N];
+  Rng g = {fnv1a("float sums")};
+  double sum = 0, sumsq = 0;
+  for (long i = 0; i < N; i++) {
+    x[i] = (float)uniform(&g, 0.1, 0.101);  // alike: a running sum drifts
+    sum += x[i];
+    sumsq += (double)x[i] * x[i];
+  }
+  cr_expect(fabs(mdrt_sum_f(N, x) - sum) < 1e-6 * sum, "%.9g vs %.9g", mdrt_sum_f(N, x), sum);
+  cr_expect(fabs(mdrt_sumsq_f(N, x) - sumsq) < 1e-6 * sumsq, "%.9g vs %.9g", mdrt_sumsq_f(N, x),
+            sumsq);
+  float naive = 0;
+  for (long i = 0; i < N; i++)
+    naive += x[i];
+  cr_expect(fabs(naive - sum) > 1e-4 * sum, "the test's premise: %.9g vs %.9g", naive, sum);
+}
+
 Test(kernels, gemm_empty_sizes) {
   double C[6] = {NAN, NAN, NAN, NAN, NAN, NAN}, A[1] = {NAN}, B[1] = {NAN};
   mdrt_gemm(0, 0, 2, 3, 0, 1.0, A, B, 0.0, C);  // k = 0, beta = 0: zeros
