@@ -39,14 +39,24 @@ BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 endif
 
+# The elementwise functions on blocks (runtime/vmath.h) use glibc's vector
+# math library, libmvec, through vmath_avx2.c, built for AVX2 on x86-64
+# and called where the CPU has it; -lm brings libmvec in. BLAS=none leaves
+# it out too: scalar libm only.
+ifeq ($(BLAS)-$(filter x86_64-%,$(shell $(CC) -dumpmachine)),openblas-$(shell $(CC) -dumpmachine))
+VMATH_CFLAGS := -DMDRT_VMATH_AVX2
+VMATH_SRCS   := runtime/vmath_avx2.c
+endif
+AVX2_FLAGS := -mavx2 -mfma
+
 WARN    := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS := -std=c11 $(WARN) $(CFLAGS) $(SAN_FLAGS) -D_POSIX_C_SOURCE=200809L -MMD -MP \
-              -Icompiler -Iruntime -I$(B) $(BLAS_CFLAGS)
+              -Icompiler -Iruntime -I$(B) $(BLAS_CFLAGS) $(VMATH_CFLAGS)
 LIBS    := -ltcc $(BLAS_LIBS) -ldl -lm -lpthread
 
 RT_SRCS := runtime/kernels.c runtime/functions.c runtime/float.c runtime/tape.c \
-           $(if $(filter none,$(BLAS)),,runtime/linalg.c runtime/linalg_f.c)
+           $(if $(filter none,$(BLAS)),,runtime/linalg.c runtime/linalg_f.c) $(VMATH_SRCS)
 LIB_SRCS := compiler/arena.c compiler/ctx.c compiler/diag.c compiler/ast.c \
             compiler/shape.c compiler/lower.c compiler/infer.c compiler/expr.c compiler/diff.c \
             compiler/simplify.c compiler/print.c compiler/emit_c.c compiler/record.c compiler/jit.c \
@@ -139,6 +149,9 @@ $(B)/rt_standalone.o: $(B)/rt_standalone.c
 $(B)/rt_header.o: $(B)/rt_header.c
 	@echo "  CC      $<"
 	$(Q)$(CC) -std=c11 $(SAN_FLAGS) -c $< -o $@
+
+# vmath_avx2.c alone is built for AVX2 and FMA (see VMATH_CFLAGS).
+$(B)/runtime/vmath_avx2.o: ALL_CFLAGS += $(AVX2_FLAGS)
 
 # The CLI prints the BLAS flags it was built with (matdiff config).
 $(B)/compiler/cli.o: ALL_CFLAGS += -DMD_BLAS_LIBS='"$(BLAS_LIBS)"' -DMD_SAN_LIBS='"$(SAN_FLAGS)"'
@@ -266,7 +279,7 @@ FUZZ_SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer
 # -Wno-unknown-warning-option: the sources quiet GCC-only warnings by name.
 FUZZ_CFLAGS := -std=c11 $(WARN) -Wno-unknown-warning-option -g -O1 $(FUZZ_SAN) \
                -D_POSIX_C_SOURCE=200809L -MMD -MP \
-               -Icompiler -Iruntime -I$(B) $(BLAS_CFLAGS)
+               -Icompiler -Iruntime -I$(B) $(BLAS_CFLAGS) $(VMATH_CFLAGS)
 FUZZ_OBJS   := $(patsubst $(B)/%,$(FZ)/%,$(RT_OBJS) $(LIB_OBJS))
 FUZZ_ENV    := OPENBLAS_NUM_THREADS=1 MD_FUZZ_JIT=$(FUZZ_JIT) ASAN_OPTIONS=detect_leaks=1 \
                UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
@@ -283,6 +296,7 @@ $(FZ)/%.o: $(B)/%.c
 	$(Q)$(FUZZ_CC) $(filter-out -Wmissing-prototypes -Wshadow,$(FUZZ_CFLAGS)) -Wno-unused-function \
 	  -fsanitize=fuzzer-no-link -c $< -o $@
 $(FUZZ_OBJS): | $(B)/parser.h $(B)/lexer.h
+$(FZ)/runtime/vmath_avx2.o: FUZZ_CFLAGS += $(AVX2_FLAGS)
 
 $(FZ)/fuzz_md: tests/fuzz/fuzz_md.c tests/fuzz/fuzz_one.h $(FUZZ_OBJS)
 	@echo "  FUZZLD  $@"
@@ -394,6 +408,7 @@ $(PIC)/%.o: $(B)/%.c
 	@echo "  PICCC   $<"
 	$(Q)$(CC) $(GEN_CFLAGS) $(PIC_CFLAGS) -c $< -o $@
 $(PIC_LIB_OBJS): | $(B)/parser.h $(B)/lexer.h
+$(PIC)/runtime/vmath_avx2.o: ALL_CFLAGS += $(AVX2_FLAGS)
 
 # Version scripts: the public names, read from the public headers.
 $(PIC)/matdiff.map: compiler/matdiff.h

@@ -11,6 +11,10 @@
  */
 #include <stdlib.h>
 #include <tgmath.h>
+#ifdef MDRT_VMATH_AVX2
+#include "vmath.h"
+#define MDRT_VECTOR(name, args) MDRT_AVX2(name##_f, args)
+#endif
 
 #define mdrt_real float
 #define MDRT_KERNEL(ret, name, params, args, dbl, flt) MDRT_TWIN_##flt(ret, name, params, args)

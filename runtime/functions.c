@@ -30,5 +30,9 @@
 #ifndef MDRT_NO_BLAS
 #define MDRT_HAVE_BLAS
 #endif
+#ifdef MDRT_VMATH_AVX2
+#include "vmath.h"
+#define MDRT_VECTOR(name, args) MDRT_AVX2(name, args)
+#endif
 #define MDRT_INLINE
 #include "standalone.c"

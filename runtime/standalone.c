@@ -11,10 +11,14 @@
  * marks LOOP: the runtime library compiles this file into its own (as
  * exported functions, functions.c; in float, float.c), and the tape
  * calls those, so standalone C, compiled C and the tape cannot disagree.
- * MDRT_INLINE marks them; the library defines it empty.
+ * MDRT_INLINE marks them; the library defines it empty. MDRT_VECTOR, a
+ * no-op here, is where the library's loops on blocks take vector code.
  */
 #ifndef MDRT_INLINE
 #define MDRT_INLINE static inline
+#endif
+#ifndef MDRT_VECTOR
+#define MDRT_VECTOR(name, args) (void)0
 #endif
 
 MDRT_INLINE void *mdrt_alloc(long nbytes) {
@@ -351,3 +355,111 @@ MDRT_INLINE double mdrt_softplus(double x) { return (x > 0 ? x : 0) + log1p(exp(
 MDRT_INLINE double mdrt_relu(double x) { return x > 0 || isnan(x) ? x : 0; }
 
 MDRT_INLINE double mdrt_sign(double x) { return x > 0 ? 1 : x < 0 ? -1 : x == 0 ? 0 : x; }
+
+/* The elementwise functions on blocks, y = f(x). MDRT_VECTOR is where the
+   library hands a block to its vector code (runtime/vmath.h). */
+MDRT_INLINE void mdrt_vexp(long n, const double *x, double *y) {
+  MDRT_VECTOR(vexp, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = exp(x[i]);
+}
+
+MDRT_INLINE void mdrt_vlog(long n, const double *x, double *y) {
+  MDRT_VECTOR(vlog, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = log(x[i]);
+}
+
+MDRT_INLINE void mdrt_vsqrt(long n, const double *x, double *y) {
+  MDRT_VECTOR(vsqrt, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = sqrt(x[i]);
+}
+
+MDRT_INLINE void mdrt_vsin(long n, const double *x, double *y) {
+  MDRT_VECTOR(vsin, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = sin(x[i]);
+}
+
+MDRT_INLINE void mdrt_vcos(long n, const double *x, double *y) {
+  MDRT_VECTOR(vcos, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = cos(x[i]);
+}
+
+MDRT_INLINE void mdrt_vtan(long n, const double *x, double *y) {
+  MDRT_VECTOR(vtan, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = tan(x[i]);
+}
+
+MDRT_INLINE void mdrt_vtanh(long n, const double *x, double *y) {
+  MDRT_VECTOR(vtanh, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = tanh(x[i]);
+}
+
+MDRT_INLINE void mdrt_vasin(long n, const double *x, double *y) {
+  MDRT_VECTOR(vasin, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = asin(x[i]);
+}
+
+MDRT_INLINE void mdrt_vacos(long n, const double *x, double *y) {
+  MDRT_VECTOR(vacos, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = acos(x[i]);
+}
+
+MDRT_INLINE void mdrt_vatan(long n, const double *x, double *y) {
+  MDRT_VECTOR(vatan, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = atan(x[i]);
+}
+
+MDRT_INLINE void mdrt_verf(long n, const double *x, double *y) {
+  MDRT_VECTOR(verf, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = erf(x[i]);
+}
+
+MDRT_INLINE void mdrt_vfabs(long n, const double *x, double *y) {
+  MDRT_VECTOR(vfabs, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = fabs(x[i]);
+}
+
+MDRT_INLINE void mdrt_vsigmoid(long n, const double *x, double *y) {
+  MDRT_VECTOR(vsigmoid, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = mdrt_sigmoid(x[i]);
+}
+
+MDRT_INLINE void mdrt_vsoftplus(long n, const double *x, double *y) {
+  MDRT_VECTOR(vsoftplus, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = mdrt_softplus(x[i]);
+}
+
+MDRT_INLINE void mdrt_vrelu(long n, const double *x, double *y) {
+  MDRT_VECTOR(vrelu, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = mdrt_relu(x[i]);
+}
+
+MDRT_INLINE void mdrt_vsign(long n, const double *x, double *y) {
+  MDRT_VECTOR(vsign, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = mdrt_sign(x[i]);
+}
+
+/* Both from one exp(-|x|) in the library's vector code; twice here. */
+MDRT_INLINE void mdrt_vsoftplus_sigmoid(long n, const double *x, double *sp, double *sg) {
+  MDRT_VECTOR(vsoftplus_sigmoid, (n, x, sp, sg));
+  for (long i = 0; i < n; i++) {
+    double v = x[i];
+    sp[i] = mdrt_softplus(v);
+    sg[i] = mdrt_sigmoid(v);
+  }
+}
