@@ -6,7 +6,9 @@
 #   make check    the Criterion suites alone: the fast edit-test loop
 #   make pytest   the Python package's tests alone (tests/python, pytest)
 #   make deps     install the Debian packages the build needs
-#   make bench    time matdiff against hand-written CBLAS and PyTorch (bench/)
+#   make bench    time matdiff against hand-written CBLAS, PyTorch and NumPy
+#                 (bench/results.md); make readme-bench copies its table into
+#                 the README
 #   make install  PREFIX=/usr/local DESTDIR=: CLI, headers, static and shared
 #                 libraries, pkg-config files, man page, the Python package;
 #                 make uninstall removes them
@@ -81,8 +83,8 @@ TEST_PKGS  := libcriterion-dev valgrind python3-numpy python3-torch graphviz
 TEST_PKGS  += python3-pytest python3-venv python3-setuptools python3-wheel python3-pip
 # `make fuzz` also needs clang and its libFuzzer and sanitizer runtimes.
 FUZZ_PKGS  := clang libclang-rt-14-dev
-# `make bench` also needs gnuplot for its plot (and the tests' python3-torch).
-BENCH_PKGS := gnuplot-nox
+# `make bench` needs only the tests' packages (python3-torch, python3-numpy).
+BENCH_PKGS :=
 
 all: $(B)/matdiff $(B)/libmatdiff.a $(B)/libmatdiff_rt.a
 
@@ -493,53 +495,41 @@ train: all
 
 # ---- benchmarks -------------------------------------------------------------
 #
-#   make bench    bench/results.md and bench/results.png: the notebook's loss,
-#                 logistic regression and the MLP, each as emitted C (AOT),
-#                 through the JIT, on the tape, hand-written against CBLAS and
-#                 in PyTorch, one thread; and md_compile's latency
+#   make bench         bench/results.md: every implementation of every case
+#                      (the emitted C built ahead of time, the JIT, hand-written
+#                      CBLAS, PyTorch, NumPy) timed in one process, in the same
+#                      rounds, one thread; and md_compile's time and memory on
+#                      generated programs. bench/README.md says how. About 5
+#                      minutes; not run by CI.
+#   make readme-bench  the README's performance table, from bench/results.md
 #
-# The emitted C is built the way a user builds it: .expr -> .c with
-# `matdiff compile`, then cc -O2, the same flags as the hand-written baseline.
+# bench/bench.py builds the emitted C as a user does: `matdiff compile`, then
+# cc -O2, here into shared objects that harness.c's timing loop calls.
 BB          := $(B)/bench
 BENCH_OPT   := -O2 -g
-BENCH_ENV   := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-BENCH_AOT   := $(BB)/aot_seed_sym.o $(BB)/aot_logistic.o $(BB)/aot_mlp.o
-BENCH_OBJS  := $(BB)/bench.o $(BB)/hand.o $(BENCH_AOT)
+BENCH_ENV   := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 PYTHONDONTWRITEBYTECODE=1
 
-$(BB)/aot_%.c: bench/%.expr $(B)/matdiff
+$(BB)/libharness.so: bench/harness.c bench/hand.c bench/hand.h $(PIC)/libmatdiff.so
 	@mkdir -p $(dir $@)
-	@echo "  MATDIFF $<"
-	$(Q)$(B)/matdiff compile $< -o $@ --name $*
-$(BB)/aot_%.c: examples/%.expr $(B)/matdiff
-	@mkdir -p $(dir $@)
-	@echo "  MATDIFF $<"
-	$(Q)$(B)/matdiff compile $< -o $@ --name $*
-.PRECIOUS: $(BB)/aot_%.c
-$(BB)/aot_%.o: $(BB)/aot_%.c
-	@echo "  CC      $<"
-	$(Q)$(CC) -std=c99 $(BENCH_OPT) -Wall -Wextra -pedantic -Iruntime $(BLAS_CFLAGS) -c $< -o $@
-$(BB)/hand.o: bench/hand.c bench/hand.h
-	@mkdir -p $(dir $@)
-	@echo "  CC      $<"
-	$(Q)$(CC) -std=c11 $(WARN) $(BENCH_OPT) $(BLAS_CFLAGS) -c $< -o $@
-$(BB)/bench.o: bench/bench.c bench/hand.h | $(B)/parser.h $(B)/lexer.h
-	@mkdir -p $(dir $@)
-	@echo "  CC      $<"
-	$(Q)$(CC) $(ALL_CFLAGS) -Ibench -c $< -o $@
-$(BB)/bench: $(BENCH_OBJS) $(B)/libmatdiff.a $(B)/libmatdiff_rt.a
 	@echo "  LD      $@"
-	$(Q)$(CC) $(CFLAGS) -o $@ $(BENCH_OBJS) $(B)/libmatdiff.a $(B)/libmatdiff_rt.a $(LIBS)
+	$(Q)$(CC) -std=c11 $(WARN) $(BENCH_OPT) -D_POSIX_C_SOURCE=200809L -fPIC -shared -Icompiler \
+	  $(BLAS_CFLAGS) -o $@ \
+	  bench/harness.c bench/hand.c -L$(PIC) -lmatdiff -lmatdiff_rt $(BLAS_LIBS) \
+	  -Wl,-rpath,$(abspath $(PIC))
+$(BB)/compile_probe: bench/compile_probe.c $(B)/libmatdiff.a $(B)/libmatdiff_rt.a
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libmatdiff.a $(B)/libmatdiff_rt.a $(LIBS)
 
-bench: bench-deps all $(BB)/bench
-	@echo "== $(BB)/bench: matdiff and hand-written CBLAS (a few minutes)"
-	$(Q)$(BENCH_ENV) $(BB)/bench $(BB)
-	@echo "== bench/torch_bench.py: PyTorch on the same inputs"
-	$(Q)$(BENCH_ENV) $(PYTHON) bench/torch_bench.py $(BB)
-	$(Q)$(PYTHON) bench/report.py $(BB) bench/results.md "$(CC) -std=c99 $(BENCH_OPT)"
-	$(Q)gnuplot -e "datafile='$(BB)/seed.dat'; outfile='bench/results.png'" bench/results.gp
-	@echo "== wrote bench/results.md and bench/results.png"
+bench: bench-deps all shared $(BB)/libharness.so $(BB)/compile_probe
+	@echo "== bench/bench.py: every implementation, interleaved (about 5 minutes)"
+	$(Q)$(BENCH_ENV) $(PYTHON) bench/bench.py --build $(B) --cc "$(CC)" \
+	  --cflags "$(BLAS_CFLAGS)" --libs "$(BLAS_LIBS)"
 
-.PHONY: bench bench-deps
+readme-bench:
+	$(Q)$(PYTHON) bench/readme.py bench/results.md README.md
+
+.PHONY: bench bench-deps readme-bench
 
 # make soak [N=100000] [SEED=S]: N random programs through every oracle of
 # tests/test_random.c, on every core, from seed S (default: from the clock);
