@@ -51,40 +51,53 @@ MDRT_INLINE void mdrt_axpby(long n, double a, const double *x, double b, double 
     y[i] = a * x[i] + (b == 0 ? 0 : b * y[i]);
 }
 
-/* Pairwise: halves summed apart down to 256 numbers, which go to four
-   running sums, so that the rounding error grows as log n rather than n.
-   A float sum of a million numbers then keeps float's precision. */
-MDRT_INLINE double mdrt_sum(long n, const double *x) {
-  if (n > 256)
-    return mdrt_sum(n / 2, x) + mdrt_sum(n - n / 2, x + n / 2);
+/* Sums in a fixed shape, which emitted loops on blocks reproduce: blocks of
+   256 numbers, each summed in four running sums (number i in sum i % 4),
+   and the blocks' sums added as a binary counter adds ones (mdrt_cascade),
+   so that the rounding error grows as log n rather than n. A float sum of
+   a million numbers then keeps float's precision. */
+MDRT_INLINE void mdrt_cascade(double *acc, long k, double s) {
+  long j = 0;
+  for (long c = k; c & 1; c >>= 1, j++)
+    s = acc[j] + s;
+  acc[j] = s;
+}
+
+MDRT_INLINE double mdrt_cascade_total(const double *acc, long k) {
+  double t = 0;
+  for (long j = 0; k >> j; j++)
+    if (k >> j & 1)
+      t = acc[j] + t;
+  return t;
+}
+
+/* One block: X[i] (SQ: squared) into running sum i % 4. */
+static inline double mdrt_block_sum(long n, const double *x, int sq) {
   double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   long i = 0;
   for (; i + 4 <= n; i += 4) {
-    s0 += x[i];
-    s1 += x[i + 1];
-    s2 += x[i + 2];
-    s3 += x[i + 3];
+    s0 += sq ? x[i] * x[i] : x[i];
+    s1 += sq ? x[i + 1] * x[i + 1] : x[i + 1];
+    s2 += sq ? x[i + 2] * x[i + 2] : x[i + 2];
+    s3 += sq ? x[i + 3] * x[i + 3] : x[i + 3];
   }
-  for (; i < n; i++)
-    s0 += x[i];
+  s0 += i < n ? (sq ? x[i] * x[i] : x[i]) : 0;
+  s1 += i + 1 < n ? (sq ? x[i + 1] * x[i + 1] : x[i + 1]) : 0;
+  s2 += i + 2 < n ? (sq ? x[i + 2] * x[i + 2] : x[i + 2]) : 0;
   return (s0 + s1) + (s2 + s3);
 }
 
-MDRT_INLINE double mdrt_sumsq(long n, const double *x) {
-  if (n > 256)
-    return mdrt_sumsq(n / 2, x) + mdrt_sumsq(n - n / 2, x + n / 2);
-  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  long i = 0;
-  for (; i + 4 <= n; i += 4) {
-    s0 += x[i] * x[i];
-    s1 += x[i + 1] * x[i + 1];
-    s2 += x[i + 2] * x[i + 2];
-    s3 += x[i + 3] * x[i + 3];
-  }
-  for (; i < n; i++)
-    s0 += x[i] * x[i];
-  return (s0 + s1) + (s2 + s3);
+static inline double mdrt_blocks_sum(long n, const double *x, int sq) {
+  double acc[64];
+  long k = 0;
+  for (long i = 0; i < n; i += 256, k++)
+    mdrt_cascade(acc, k, mdrt_block_sum(n - i < 256 ? n - i : 256, x + i, sq));
+  return mdrt_cascade_total(acc, k);
 }
+
+MDRT_INLINE double mdrt_sum(long n, const double *x) { return mdrt_blocks_sum(n, x, 0); }
+
+MDRT_INLINE double mdrt_sumsq(long n, const double *x) { return mdrt_blocks_sum(n, x, 1); }
 
 /* The library calls BLAS and LAPACK instead of the loops from here to the
    #endif (runtime/linalg.c). */

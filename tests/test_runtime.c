@@ -117,7 +117,8 @@ Test(kernels, gemm_vector_shapes) {
 }
 
 // Float sums are pairwise: a million numbers keep float's precision, where
-// a running float sum of numbers alike drifts by 1e-3 relative.
+// a running float sum of numbers alike drifts by 1e-3 relative. Summed
+// block by block through the cascade, they come out the same to the bit.
 Test(kernels, float_sums_keep_precision) {
   enum { N = 1000000 };
   static float x[N];
@@ -135,6 +136,21 @@ Test(kernels, float_sums_keep_precision) {
   for (long i = 0; i < N; i++)
     naive += x[i];
   cr_expect(fabs(naive - sum) > 1e-4 * sum, "the test's premise: %.9g vs %.9g", naive, sum);
+  // Block by block through the cascade, as emitted loops sum: the same bits.
+  for (long n = 0; n < 3000; n = 2 * n + 37) {
+    float acc[64];
+    long k = 0;
+    for (long i = 0; i < n; i += 256, k++)
+      mdrt_cascade_f(acc, k, mdrt_sum_f(n - i < 256 ? n - i : 256, x + i));
+    cr_expect_eq(mdrt_cascade_total_f(acc, k), mdrt_sum_f(n, x), "n = %ld", n);
+  }
+  double xd[5000], acc[64];
+  for (long i = 0; i < 5000; i++)
+    xd[i] = x[i] - 0.1005;
+  long k = 0;
+  for (long i = 0; i < 5000; i += 256, k++)
+    mdrt_cascade(acc, k, mdrt_sumsq(5000 - i < 256 ? 5000 - i : 256, xd + i));
+  cr_expect_eq(mdrt_cascade_total(acc, k), mdrt_sumsq(5000, xd));
 }
 
 Test(kernels, gemm_empty_sizes) {
