@@ -371,3 +371,84 @@ md_function *md_compile_expr(const char *expr, const char *wrt, md_error *err) {
   free(src);
   return f;
 }
+
+/* ---- second order --------------------------------------------------------- */
+
+const char *md_direction_name(md_function *f, int i) {
+  if (!md_input_is_wrt(f, i) || !diff_name_directions(&f->ctx))
+    return NULL;
+  return f->ctx.dirnames[i];
+}
+
+enum { SO_JVP, SO_HVP, SO_HESSIAN, SO_JACOBIAN };
+
+// The printed formula WHAT (SO_*) for variables I and J, derived on the
+// first call (second.c) and kept. NULL with *ERR filled.
+static const char *second_formula(md_function *f, int what, int i, int j, md_error *err) {
+  diag_clear(err);
+  if (!f) {
+    diag_plain(err, "no function");
+    return NULL;
+  }
+  Ctx *c = &f->ctx;
+  int n = c->nvars;
+  if (what != SO_JVP && !(md_input_is_wrt(f, i) && (what != SO_HESSIAN || md_input_is_wrt(f, j)))) {
+    diag_plain(err, "input %d is not differentiated (not in wrt)", what == SO_HESSIAN &&
+               md_input_is_wrt(f, i) ? j : i);
+    return NULL;
+  }
+  if (what == SO_HESSIAN && !shape_is_scalar(c->out->shape)) {
+    diag_plain(err, "the Hessian needs a scalar output; %s is %s", c->outname,
+               shape_str(c, c->out->shape));
+    return NULL;
+  }
+  if (!f->second && !(f->second = arena_alloc(&c->arena, sizeof(char *) * (size_t)(1 + 2 * n + n * n))))
+    return diag_plain(err, "out of memory"), NULL;
+  char **slot = &f->second[what == SO_JVP ? 0 : what == SO_HVP ? 1 + i
+                          : what == SO_HESSIAN ? 1 + n + i * n + j : 1 + n + n * n + j];
+  if (*slot)
+    return *slot;
+  // The derivation reports through the caller's md_error for the call.
+  c->err = err;
+  c->failed = false;
+  bool ok = what == SO_JVP ? c->jvp || second_jvp(c)
+            : what == SO_HVP ? c->hvps || second_hvp(c)
+            : what == SO_HESSIAN ? (c->hvps || second_hvp(c)) && (c->hess || second_hessian(c))
+                                 : c->jacs || second_jacobian(c);
+  c->err = NULL;
+  if (!ok)
+    return NULL;
+  Node *node = what == SO_JVP ? c->jvp : what == SO_HVP ? c->hvps[i]
+               : what == SO_HESSIAN ? c->hess[i * n + j] : c->jacs[j];
+  if (!node) {
+    bool vec_out = shape_is_column(c->out->shape) || shape_is_row(c->out->shape);
+    bool vec_in = (shape_is_column(c->vars[i].shape) || shape_is_row(c->vars[i].shape)) &&
+                  (shape_is_column(c->vars[j].shape) || shape_is_row(c->vars[j].shape));
+    diag_plain(err, "d%s%s/d%s%s%s is not a matrix formula: %s", what == SO_HESSIAN ? "2" : "",
+               c->outname, c->vars[i].name, what == SO_HESSIAN ? "d" : "",
+               what == SO_HESSIAN ? c->vars[j].name : "",
+               !vec_out ? "the output is a matrix" : !vec_in ? "a variable is a matrix"
+               : "matdiff finds none (one that is, for instance, a sum over samples of matrices "
+                 "that differ per sample has no matrix product); the HVP stands for it");
+    return NULL;
+  }
+  if (!(*slot = print_str(c, node)))
+    diag_plain(err, "out of memory");
+  return *slot;
+}
+
+const char *md_jvp_formula(md_function *f, md_error *err) {
+  return second_formula(f, SO_JVP, 0, 0, err);
+}
+
+const char *md_hvp_formula(md_function *f, int i, md_error *err) {
+  return second_formula(f, SO_HVP, i, i, err);
+}
+
+const char *md_hessian_formula(md_function *f, int i, int j, md_error *err) {
+  return second_formula(f, SO_HESSIAN, i, j, err);
+}
+
+const char *md_jacobian_formula(md_function *f, int j, md_error *err) {
+  return second_formula(f, SO_JACOBIAN, j, j, err);
+}

@@ -14,6 +14,9 @@ struct md_function {
   Jit jit;
   void *ws;          /* the workspace of the last call ... */
   long *wsdims;      /* ... and the sizes it was made for */
+  char **second;     /* printed second-order formulas, made when first asked
+                        for (api.c, "second order"): the JVP, then per
+                        variable the HVP, the Hessian blocks, the Jacobians */
 };
 
 /* The checks every call of a compiled function starts with: F, DIMS (when

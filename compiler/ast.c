@@ -142,6 +142,11 @@ Node *ast_seed(Ctx *c, Shape s) {
   return intern(c, &key);
 }
 
+Node *ast_dir(Ctx *c, int index) {
+  Node key = {.op = OP_DIR, .k = index, .shape = c->vars[index].shape};
+  return intern(c, &key);
+}
+
 bool ast_is_num(const Node *n, double v) { return n && n->op == OP_NUM && n->num == v; }
 
 void ast_mark(Ctx *c, const Node *root, char *seen) {

@@ -5,6 +5,8 @@
  *
  *   md_tape_vjp  the runtime's tape (record.c records the value's DAG on
  *                it, mdrt_tape_backward differentiates numerically)
+ *   md_tape_jvp  the same tape's forward mode, and its forward-over-reverse
+ *   md_tape_hvp  (mdrt_tape_forward, mdrt_tape_backward2): second order
  *   md_rel_err   the one measure of disagreement, with md_check's tolerances
  *   md_rng       the seeded generator md_check draws inputs from
  *   md_check     the JIT's gradients against both oracles and against
@@ -67,6 +69,92 @@ int md_tape_vjp(md_function *f, const long *dims, const double *const *inputs, c
   }
   rc = 0;
 done:
+  mdrt_tape_free(t);
+  free(leaves);
+  return rc;
+}
+
+/* ---- the tape: forward mode and second order ------------------------------ */
+
+// The value's operations on a new tape *T, each wrt input's leaf with its
+// direction DIRS[i] (NULL entries and DIRS NULL: none). The output's handle,
+// or -1 with *ERR filled.
+static int record_with_directions(md_function *f, const long *dims, const double *const *inputs,
+                                  const double *const *dirs, mdrt_tape **t, int **leaves,
+                                  md_error *err) {
+  Ctx *c = &f->ctx;
+  *t = mdrt_tape_new();
+  *leaves = calloc((size_t)c->nvars + 1, sizeof **leaves);
+  if (!*t || !*leaves) {
+    diag_plain(err, "out of memory");
+    return -1;
+  }
+  int h = record_on_tape(c, *t, dims, inputs, *leaves);
+  for (int i = 0; h >= 0 && dirs && i < c->nvars; i++)
+    if (dirs[i] && c->vars[i].wrt && mdrt_tape_direction(*t, (*leaves)[i], dirs[i]) != 0)
+      h = -1;
+  if (h < 0) {
+    const char *why = mdrt_tape_error(*t);
+    diag_plain(err, "the tape failed: %s", *why ? why : "out of memory");
+  }
+  return h;
+}
+
+static long numel_of(md_function *f, int i, const long *dims) {
+  return i < 0 ? md_output_rows(f, dims) * md_output_cols(f, dims)
+               : md_input_rows(f, i, dims) * md_input_cols(f, i, dims);
+}
+
+int md_tape_jvp(md_function *f, const long *dims, const double *const *inputs,
+                const double *const *dirs, double *out, double *tangent, md_error *err) {
+  if (!api_call_ok(f, dims, inputs, err) || !api_sizes_ok(f, dims, err))
+    return -1;
+  if (!tangent) {
+    diag_plain(err, "no buffer for the tangent");
+    return -1;
+  }
+  mdrt_tape *t;
+  int *leaves, rc = -1;
+  int h = record_with_directions(f, dims, inputs, dirs, &t, &leaves, err);
+  if (h >= 0 && mdrt_tape_forward(t) != 0)
+    diag_plain(err, "the tape failed: %s", mdrt_tape_error(t));
+  else if (h >= 0) {
+    long len = numel_of(f, -1, dims);
+    if (out)
+      memcpy(out, mdrt_tape_value(t, h), sizeof *out * (size_t)len);
+    memcpy(tangent, mdrt_tape_tangent(t, h), sizeof *tangent * (size_t)len);
+    rc = 0;
+  }
+  mdrt_tape_free(t);
+  free(leaves);
+  return rc;
+}
+
+int md_tape_hvp(md_function *f, const long *dims, const double *const *inputs,
+                const double *const *dirs, const double *seed, double *out, double *const *grads,
+                double *const *hv, md_error *err) {
+  if (!api_call_ok(f, dims, inputs, err) || !api_sizes_ok(f, dims, err))
+    return -1;
+  mdrt_tape *t;
+  int *leaves, rc = -1;
+  int h = record_with_directions(f, dims, inputs, dirs, &t, &leaves, err);
+  if (h >= 0 && mdrt_tape_backward2(t, h, seed) != 0)
+    diag_plain(err, "the tape failed: %s", mdrt_tape_error(t));
+  else if (h >= 0) {
+    if (out)
+      memcpy(out, mdrt_tape_value(t, h), sizeof *out * (size_t)numel_of(f, -1, dims));
+    for (int i = 0; i < f->ctx.nvars; i++) {
+      if (!f->ctx.vars[i].wrt)
+        continue;
+      long len = numel_of(f, i, dims);
+      const double *g = mdrt_tape_grad(t, leaves[i]), *hvi = mdrt_tape_hvp(t, leaves[i]);
+      for (long k = 0; grads && grads[i] && k < len; k++)
+        grads[i][k] += g[k];
+      for (long k = 0; hv && hv[i] && k < len; k++)
+        hv[i][k] += hvi[k];
+    }
+    rc = 0;
+  }
   mdrt_tape_free(t);
   free(leaves);
   return rc;

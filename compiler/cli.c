@@ -88,6 +88,7 @@ typedef struct Args {
   int nwords;
   const char *out, *name, *format, *dump;
   bool latex, standalone, flt, grad;
+  bool jvp, hvp, hessian, jacobian; /* second order (second.c) */
   unsigned long long seed, trials;
 } Args;
 
@@ -126,6 +127,10 @@ static const Option options[] = {
     {"--latex", V_DIFF, FLAG, F(latex), NULL, 0, 0},
     {"--standalone", V_DIFF | V_COMPILE, FLAG, F(standalone), NULL, 0, 0},
     {"--dump", V_DIFF, TEXT, F(dump), "STAGE,...", 0, 0},
+    {"--jvp", V_DIFF, FLAG, F(jvp), NULL, 0, 0},
+    {"--hvp", V_DIFF, FLAG, F(hvp), NULL, 0, 0},
+    {"--hessian", V_DIFF, FLAG, F(hessian), NULL, 0, 0},
+    {"--jacobian", V_DIFF, FLAG, F(jacobian), NULL, 0, 0},
     {"--grad", V_GRAPH | V_EVAL, FLAG, F(grad), NULL, 0, 0},
     {"-o", V_COMPILE, TEXT, F(out), "OUT.c", 0, 0},
     {"--name", V_COMPILE, TEXT, F(name), "P", 0, 0},
@@ -265,8 +270,17 @@ static void args_free(Args *a) {
 
 static const char diff_help[] =
     "usage: matdiff diff FILE|-e EXPR [--wrt NAMES] [--latex [--standalone]] [--dump=STAGE,...]\n"
+    "                    [--jvp | --hvp | --hessian | --jacobian]\n"
     "Print d(output)/d(var) for each wrt variable, in the input language (it parses\n"
     "again), or with --latex as LaTeX; --standalone wraps it in a document.\n"
+    "  --jvp       instead, the output's tangent dy along the directions dx of the wrt\n"
+    "              variables (the Jacobian-vector product)\n"
+    "  --hvp       each gradient's tangent d(dy/dx) along them: the Hessian times the\n"
+    "              directions (for a scalar output)\n"
+    "  --hessian   d2y/dx2 and the mixed d2y/dxdb as matrices, for wrt variables that\n"
+    "              are scalars or vectors; a matrix variable's row prints as its HVP\n"
+    "  --jacobian  dF/dx as a matrix, for a scalar or vector output F and variable x;\n"
+    "              for a matrix variable, F's tangent along dx\n"
     "  --dump=STAGE,...  first print the state after each STAGE named, under a line\n"
     "                    '# after STAGE' and followed by an empty one: parse (the\n"
     "                    parse tree), dag (the DAG after lowering), adjoint (the\n"
@@ -369,10 +383,163 @@ static void print_latex_diff(Ctx *c, bool standalone) {
     puts("\n\\end{align*}\n\\end{document}");
 }
 
+/* ---- diff: second order ---------------------------------------------------- */
+
+/* One line "LHS = formula", in text or in LaTeX; LHS comes in both forms.
+   A formula cut at MD_MAX_PRINT says so on stderr. */
+typedef struct Line {
+  Ctx *c;
+  bool latex, standalone, first;
+} Line;
+
+static void formula_line(Line *l, const char *text, const char *tex, const Node *n) {
+  if (l->latex) {
+    Buf b = {0};
+    if (l->standalone && !l->first)
+      buf_puts(&b, " \\\\\n");
+    buf_printf(&b, "%s%s", tex, l->standalone ? " &= " : " = ");
+    print_latex(l->c, &b, n);
+    fputs(b.s ? b.s : "", stdout);
+    if (!l->standalone)
+      putchar('\n');
+    buf_free(&b);
+  } else {
+    char *f = print_str(l->c, n);
+    printf("%s = %s\n", text, f ? f : "?");
+    if (f && strlen(f) > MD_MAX_PRINT)
+      fprintf(stderr, "matdiff: note: %s is longer than %d bytes written out and was cut\n", text,
+              MD_MAX_PRINT);
+  }
+  l->first = false;
+}
+
+// A comment line in the text form (the output still parses).
+static void comment_line(Line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void comment_line(Line *l, const char *fmt, ...) {
+  if (l->latex)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("# ", stdout);
+  vprintf(fmt, ap);
+  putchar('\n');
+  va_end(ap);
+}
+
+// \partial^2 y / \partial x \partial b, and the like.
+static char *tex_partial(Ctx *c, int order, int i, int j) {
+  Buf b = {0};
+  buf_puts(&b, order == 2 ? "\\frac{\\partial^2 " : "\\frac{\\partial ");
+  latex_name(&b, c->outname);
+  buf_puts(&b, "}{");
+  if (order == 2 && i == j) {
+    buf_puts(&b, "\\partial ");
+    latex_name(&b, c->vars[i].name);
+    buf_puts(&b, "^2}");
+  } else {
+    buf_puts(&b, "\\partial ");
+    latex_name(&b, c->vars[i].name);
+    if (order == 2) {
+      buf_puts(&b, " \\partial ");
+      latex_name(&b, c->vars[j].name);
+    }
+    buf_puts(&b, "}");
+  }
+  char *s = arena_strdup(&c->arena, b.s ? b.s : "");
+  buf_free(&b);
+  return s;
+}
+
+static bool vector_like(Shape s) { return shape_is_column(s) || shape_is_row(s); }
+
+// d2y/dx2 and d2y/dxdb; d2y/dW1dW1 where a name ends in a digit.
+static char *square_name(Ctx *c, int i, int j) {
+  const char *x = c->vars[i].name;
+  char last = x[strlen(x) - 1];
+  if (i == j && !(last >= '0' && last <= '9'))
+    return arena_printf(&c->arena, "d2%s/d%s2", c->outname, x);
+  return arena_printf(&c->arena, "d2%s/d%sd%s", c->outname, x, c->vars[j].name);
+}
+
+// diff --jvp, --hvp, --hessian or --jacobian on the front half's C.
+static bool print_second(Ctx *c, const Args *a) {
+  Line l = {c, a->latex, a->standalone, true};
+  const char *y = c->outname;
+  bool scalar = shape_is_scalar(c->out->shape);
+  if ((a->hessian || a->hvp) && !scalar)
+    return fail("diff: %s needs a scalar output; %s is %s (--jacobian or --jvp take any)",
+                a->hessian ? "--hessian" : "--hvp", y, shape_str(c, c->out->shape)), false;
+  if (a->jacobian && !vector_like(c->out->shape))
+    return fail("diff: --jacobian needs a scalar or vector output; %s is %s, and --jvp prints "
+                "its tangent", y, shape_str(c, c->out->shape)), false;
+  if (a->jvp) {
+    if (!second_jvp(c))
+      return false;
+    char *tex = arena_printf(&c->arena, "\\mathrm{d}%s", y);
+    formula_line(&l, arena_printf(&c->arena, "d%s", y), tex, c->jvp);
+  }
+  if (a->hvp || a->hessian) {
+    if (!second_hvp(c) || (a->hessian && !second_hessian(c)))
+      return false;
+  }
+  for (int i = 0; a->hvp && i < c->nvars; i++)
+    if (c->vars[i].wrt)
+      formula_line(&l, arena_printf(&c->arena, "d(d%s/d%s)", y, c->vars[i].name),
+                   arena_printf(&c->arena, "\\mathrm{d}%s", tex_partial(c, 1, i, i)), c->hvps[i]);
+  // The blocks that are matrices, and for a variable with a block that is
+  // not, its row of blocks as the HVP.
+  int n = c->nvars;
+  for (int i = 0; a->hessian && i < n; i++) {
+    if (!c->vars[i].wrt)
+      continue;
+    bool whole = true;
+    for (int j = 0; j < n; j++)
+      if (c->vars[j].wrt && !c->hess[i * n + j])
+        whole = false;
+    for (int j = i; j < n; j++)
+      if (c->vars[j].wrt && c->hess[i * n + j])
+        formula_line(&l, square_name(c, i, j),
+                     tex_partial(c, 2, i, j), c->hess[i * n + j]);
+    if (whole)
+      continue;
+    if (!vector_like(c->vars[i].shape))
+      comment_line(&l, "%s is a matrix: its Hessian is a fourth-order tensor; its row of blocks "
+                   "times the directions is", c->vars[i].name);
+    else
+      comment_line(&l, "not every block in %s's row is a matrix: the row times the directions is",
+                   c->vars[i].name);
+    formula_line(&l, arena_printf(&c->arena, "d(d%s/d%s)", y, c->vars[i].name),
+                 arena_printf(&c->arena, "\\mathrm{d}%s", tex_partial(c, 1, i, i)), c->hvps[i]);
+  }
+  if (a->jacobian && !second_jacobian(c))
+    return false;
+  for (int j = 0; a->jacobian && j < n; j++) {
+    if (!c->vars[j].wrt)
+      continue;
+    if (c->jacs[j]) {
+      formula_line(&l, arena_printf(&c->arena, "d%s/d%s", y, c->vars[j].name),
+                   tex_partial(c, 1, j, j), c->jacs[j]);
+      continue;
+    }
+    // A matrix variable: its Jacobian is a matrix only in vec layout.
+    Node *t;
+    if (!diff_tangents(c, &c->out, 1, j, &t))
+      return false;
+    comment_line(&l, "d%s/d%s is not a matrix formula: %s's tangent along d%s alone is", y,
+                 c->vars[j].name, y, c->vars[j].name);
+    formula_line(&l, arena_printf(&c->arena, "d%s", y),
+                 arena_printf(&c->arena, "\\mathrm{d}%s", y), t);
+  }
+  return true;
+}
+
 static int cmd_diff(const Args *a) {
   bool latex = a->latex, standalone = a->standalone;
+  bool second = a->jvp || a->hvp || a->hessian || a->jacobian;
   if (standalone && !latex)
     return fail("diff: --standalone goes with --latex");
+  if (a->jvp + a->hvp + a->hessian + a->jacobian > 1)
+    return fail("diff: give one of --jvp, --hvp, --hessian and --jacobian");
   if (a->dump && !dump_ok(a->dump))
     return 1;
   Front fr;
@@ -380,6 +547,18 @@ static int cmd_diff(const Args *a) {
   bool ok = front_file(&fr, a, a->dump);
   if (ok && a->src && !latex)
     fputs(a->src, stdout);  // the declarations -e inferred, and the expression
+  if (ok && second) {
+    if (standalone)
+      puts("\\documentclass{article}\n\\usepackage{amsmath,amssymb}\n\\begin{document}\n"
+           "\\begin{align*}");
+    ok = print_second(c, a);
+    if (!ok && c->failed)
+      report(&fr.err);
+    if (standalone)
+      puts("\n\\end{align*}\n\\end{document}");
+    front_free(&fr);
+    return ok ? 0 : 1;
+  }
   if (ok && latex)
     print_latex_diff(c, standalone);
   for (int i = 0; ok && !latex && i < c->nvars; i++)

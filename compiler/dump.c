@@ -84,6 +84,7 @@ static void dump_node(Ctx *c, Buf *b, const Node *n) {
   case OP_NUM: buf_printf(b, " %s", print_num(num, sizeof num, n->num)); break;
   case OP_VAR: buf_printf(b, " %s", c->vars[n->k].name); break;
   case OP_DIM: buf_printf(b, " %s", c->dims[n->k]); break;
+  case OP_DIR: buf_printf(b, " %s", c->vars[n->k].name); break;
   default:
     if (n->a)
       buf_printf(b, " %%%d", n->a->id);

@@ -16,6 +16,7 @@ static void label(Ctx *c, Buf *b, const Node *n) {
   case OP_NUM: buf_puts(b, print_num(num, sizeof num, n->num)); break;
   case OP_VAR: buf_puts(b, c->vars[n->k].name); break;
   case OP_DIM: buf_puts(b, c->dims[n->k]); break;
+  case OP_DIR: buf_printf(b, "d%s", c->vars[n->k].name); break;
   case OP_NORM: buf_puts(b, "||·||"); break;
   case OP_NORMSQ: buf_puts(b, "||·||²"); break;
   case OP_TRANS: buf_puts(b, "transpose '"); break;

@@ -77,6 +77,31 @@ int md_grad(md_function *f, const long *dims, const double *const *inputs, doubl
 int md_vjp(md_function *f, const long *dims, const double *const *inputs, const double *seed,
            double *out, double *const *grads, md_error *err);
 
+/* ---- second order: formulas (second.c) ---- */
+
+/* Second derivatives and Jacobians as formulas in the input language,
+   derived when first asked for and kept with F; each parses again. The
+   direction of input I, of its shape, is named md_direction_name(f, i):
+   "dx" for x, or "dx_1", ... if the source has that name (NULL if I is not
+   in wrt). NULL with *ERR filled when there is no such formula.
+     md_jvp_formula      the output's tangent along the directions of every
+                         wrt input: the Jacobian-vector product, "dy"
+     md_hvp_formula      the tangent of input I's gradient along them: for a
+                         scalar output, block row I of the Hessian times the
+                         directions, "d(dy/dx)" (a matrix output's names G)
+     md_hessian_formula  d2y/dxi dxj as a matrix, rows for input I's elements
+                         and columns for J's, for a scalar output and inputs
+                         that are scalars or vectors; "d2y/dxdb"
+     md_jacobian_formula d(output)/d(input J) as a matrix, one row per element
+                         of a scalar or vector output and one column per
+                         element of a scalar or vector input J
+   A matrix is in vec layout: a vector's elements in order. */
+const char *md_direction_name(md_function *f, int i);
+const char *md_jvp_formula(md_function *f, md_error *err);
+const char *md_hvp_formula(md_function *f, int i, md_error *err);
+const char *md_hessian_formula(md_function *f, int i, int j, md_error *err);
+const char *md_jacobian_formula(md_function *f, int j, md_error *err);
+
 /* ---- the oracle (check.c) ---- */
 
 /* The value and gradients md_vjp (SEED given) or md_grad (SEED NULL) would
@@ -88,6 +113,23 @@ int md_vjp(md_function *f, const long *dims, const double *const *inputs, const 
    JIT against. 0, or -1 with *ERR filled (a singular matrix, a bad size). */
 int md_tape_vjp(md_function *f, const long *dims, const double *const *inputs, const double *seed,
                 double *out, double *const *grads, md_error *err);
+
+/* Forward mode and second order on the same tape, as independent of the
+   symbolic derivatives. DIRS holds one direction per input, of its shape
+   (NULL entries, and inputs not in wrt, move nothing); OUT may be NULL.
+   md_tape_jvp writes into TANGENT (the output's shape) the output's
+   directional derivative along DIRS, the Jacobian-vector product.
+   md_tape_hvp ADDS into grads[i] what md_tape_vjp would, and into hv[i]
+   that gradient's directional derivative along DIRS: for a scalar output,
+   sum_j d2y/dxi dxj * dirs[j], block row i of the Hessian times the
+   directions (forward-over-reverse). NULL entries of GRADS and HV, or
+   either NULL, are skipped; SEED is md_tape_vjp's. 0, or -1 with *ERR
+   filled. */
+int md_tape_jvp(md_function *f, const long *dims, const double *const *inputs,
+                const double *const *dirs, double *out, double *tangent, md_error *err);
+int md_tape_hvp(md_function *f, const long *dims, const double *const *inputs,
+                const double *const *dirs, const double *seed, double *out, double *const *grads,
+                double *const *hv, md_error *err);
 
 /* A seeded generator: xoshiro256** through splitmix64. The stream depends
    on the seed alone (its normal deviates use no libm function, whose last

@@ -7,7 +7,10 @@
  *   parser.y/lexer.l  source text -> statements holding expression trees
  *   lower.c           trees -> hash-consed DAG (ast.c), shapes checked (shape.c),
  *                     undeclared sizes inferred (infer.c)
- *   diff.c            DAG -> one adjoint DAG per wrt variable (reverse mode)
+ *   diff.c            DAG -> one adjoint DAG per wrt variable (reverse mode);
+ *                     tangents (forward mode)
+ *   second.c          tangents of the output and the gradients: JVPs, HVPs,
+ *                     Hessians and Jacobians as matrices
  *   simplify.c        rewrite rules to a fixpoint
  *   print.c           DAG -> text in the input language
  *   dump.c            the state between stages as text (matdiff diff --dump)
@@ -275,6 +278,12 @@ typedef struct Ctx {
   char *outname;
   Node *out;
   Node **grads;      /* per variable: simplified d(out)/d(var), NULL if not wrt */
+  char **dirnames;   /* per variable: the name its direction (OP_DIR) prints as;
+                        NULL until forward mode names them (diff.c) */
+  Node *jvp;         /* second.c, each NULL until asked for: the output's tangent */
+  Node **hvps;       /* per variable: its gradient's tangent, NULL if not wrt */
+  Node **hess;       /* nvars x nvars: Hessian blocks as matrices, or NULL */
+  Node **jacs;       /* per variable: the Jacobian as a matrix, or NULL */
 
   bool implicit;     /* a one-line expression: its variables undeclared, typed by their first letter */
   struct Infer *infer; /* sizes being inferred (infer.c); NULL while there are none */
@@ -299,6 +308,7 @@ Node *ast_var(Ctx *c, int index);
 Node *ast_fill(Ctx *c, Op op, Shape s);               /* an op with OPF_FILL */
 Node *ast_dim(Ctx *c, Dim d);                         /* a size as a scalar */
 Node *ast_seed(Ctx *c, Shape s);                      /* G, the adjoint of the output */
+Node *ast_dir(Ctx *c, int index);                     /* dx, the direction of variable INDEX */
 /* Any operation on well-shaped operands (the caller has checked with
    shape_check); NULL if they are not, or if A or B is NULL, or without
    memory: c->astfail says which. K is the op's integer attribute (an op
@@ -369,6 +379,33 @@ char *infer_name(Ctx *c, const char *const *first, int nfirst, const char *stem,
 /* Reverse mode: fills c->grads[i] for every wrt variable, with SEED the
    adjoint of the output (ast_num(1) for a scalar output). */
 void diff_program(Ctx *c, Node *seed);
+/* Forward mode: the tangents of the N nodes ROOTS (NULL entries skipped)
+   into OUT, along the directions (ast_dir) of every wrt variable (ONLY < 0)
+   or of variable ONLY alone: each root's directional derivative, a DAG in
+   the roots' operands and the directions, linear in the directions. A zero
+   tangent is a fill of zeros. false with the error reported. */
+bool diff_tangents(Ctx *c, Node *const *roots, int n, int only, Node **out);
+/* Name every variable's direction in c->dirnames (once): dx, or dx_1, dx_2,
+   ... when the program has that name. false with the error reported. */
+bool diff_name_directions(Ctx *c);
+
+/* ---- second.c ---------------------------------------------------------- */
+
+/* Second order and Jacobians, each on demand after the front half
+   (md_front), simplified. false with the error reported.
+   second_jvp       c->jvp: the output's tangent along every wrt direction;
+   second_hvp       c->hvps[i]: gradient i's tangent along every direction,
+                    H*v block row i (forward over reverse);
+   second_hessian   c->hess[i*nvars + j]: d2(out)/dxi dxj as a matrix, for
+                    wrt variables that are scalars or vectors (vec layout);
+                    NULL where it is not one (a matrix variable) or where
+                    the rules find none;
+   second_jacobian  c->jacs[j]: d(out)/dxj as a matrix (vec layout), for a
+                    scalar or vector output and variable; else NULL. */
+bool second_jvp(Ctx *c);
+bool second_hvp(Ctx *c);
+bool second_hessian(Ctx *c);
+bool second_jacobian(Ctx *c);
 
 /* ---- simplify.c -------------------------------------------------------- */
 

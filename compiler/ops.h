@@ -23,7 +23,7 @@
  *     An op with no operands (class LEAF, flag OPF_LEAF): a value from
  *     outside the DAG's operations. The tape holds it as a constant.
  *
- *   MAP(name, spelling, cfn, latex, dom, dtape)
+ *   MAP(name, spelling, cfn, latex, dom, dtape, d2tape)
  *     An elementwise function f(A): arity 1, printed as a call, of A's
  *     shape (class MAP), recorded on the tape by its spelling.
  *     cfn    its C function: LIBM(double, float) from libm, or RT(name) for
@@ -31,6 +31,8 @@
  *     dtape  its derivative on the tape, a C expression in x (the operand)
  *            and y (the value). It is written apart from diff.c's rule on
  *            purpose: the tape is the oracle that rule is checked against.
+ *     d2tape its second derivative on the tape, the same way: the tape's
+ *            forward-over-reverse mode (Hessian-vector products) needs it.
  *
  * Includers define OP, and LEAF or MAP when they want those lines apart (a
  * LEAF or MAP left undefined becomes an OP line); ops.h undefines all three
@@ -42,11 +44,12 @@
  *   - one line here;
  *   - one shape rule in shape.c (none for an elementwise function: its
  *     class is its rule);
- *   - one reverse rule in diff.c;
- *   - one tangent rule (forward mode, #10, brings their table);
+ *   - one reverse rule and one tangent rule (forward mode) in diff.c, side
+ *     by side (an elementwise function has one derivative, which both use);
  *   - one runtime kernel if libm has no C function for it: a line in
  *     runtime/kernels.def and its loop in runtime/standalone.c.
- * While a shape or reverse rule is missing, -Wswitch fails the build.
+ * While a shape, reverse or tangent rule is missing, -Wswitch fails the
+ * build.
  * For an elementwise function that is all: tests/test_ops.c then takes the
  * new line through the JIT, compiled C, --float, --standalone, LaTeX and
  * the tape. Any other op also needs its code in emit_c.c and, if the tape
@@ -60,7 +63,7 @@
   OP(name, spelling, 0, PREC_ATOM, LEAF, NONE, latex, OPF_LEAF | (flags), ANY, ANY)
 #endif
 #ifndef MAP
-#define MAP(name, spelling, cfn, latex, dom, dtape) \
+#define MAP(name, spelling, cfn, latex, dom, dtape, d2tape) \
   OP(name, spelling, 1, PREC_ATOM, MAP, NONE, latex, 0, dom, ANY)
 #endif
 
@@ -69,6 +72,7 @@ LEAF(NUM,     "num",     NULL,           0)         /* num = the value */
 LEAF(VAR,     "var",     NULL,           0)         /* k = index of the declared variable */
 LEAF(DIM,     "dim",     NULL,           0)         /* k = index of a symbolic size, as a scalar */
 LEAF(SEED,    "G",       "G",            0)         /* the adjoint seed of a non-scalar output */
+LEAF(DIR,     "d",       "\\mathrm{d}",  0)         /* k = index of a variable: its direction, dx (forward mode) */
 LEAF(ZEROS,   "zeros",   "0",            OPF_FILL)  /* a matrix of zeros, of the node's shape */
 LEAF(ONES,    "ones",    "\\mathbf{1}",  OPF_FILL)  /* a matrix of ones, of the node's shape */
 LEAF(EYE,     "eye",     "I",            OPF_FILL)  /* the identity, of the node's square shape */
@@ -107,23 +111,23 @@ OP(DIAGV,   "diag",      1, PREC_ATOM, INDEX,   DIAG,       "\\operatorname{diag
 /* The elementwise functions. relu, abs and sign take the subgradient 0 at
    their kink, 0 (tests keep their inputs AWAY from it); erf's derivative is
    2/sqrt(pi) e^(-x^2). */
-/*   name      spelling    C function          latex          dom   derivative on the tape */
-MAP(EXP,      "exp",       LIBM(exp, expf),     "\\exp",       ANY,  y)
-MAP(LOG,      "log",       LIBM(log, logf),     "\\log",       POS,  1 / x)
-MAP(SQRT,     "sqrt",      LIBM(sqrt, sqrtf),   "\\sqrt",      POS,  0.5 / y)
-MAP(SIN,      "sin",       LIBM(sin, sinf),     "\\sin",       ANY,  cos(x))
-MAP(COS,      "cos",       LIBM(cos, cosf),     "\\cos",       ANY,  -sin(x))
-MAP(TAN,      "tan",       LIBM(tan, tanf),     "\\tan",       ANY,  1 + y * y)
-MAP(TANH,     "tanh",      LIBM(tanh, tanhf),   "\\tanh",      ANY,  1 - y * y)
-MAP(SIGMOID,  "sigmoid",   RT(sigmoid),         "\\sigma",     ANY,  y * (1 - y))
-MAP(RELU,     "relu",      RT(relu),            NULL,          AWAY, x > 0)
-MAP(SOFTPLUS, "softplus",  RT(softplus),        NULL,          ANY,  mdrt_sigmoid(x))
-MAP(ABS,      "abs",       LIBM(fabs, fabsf),   "\\left|",     AWAY, mdrt_sign(x))
-MAP(SIGN,     "sign",      RT(sign),            NULL,          AWAY, 0)
-MAP(ASIN,     "arcsin",    LIBM(asin, asinf),   "\\arcsin",    UNIT, 1 / sqrt(1 - x * x))
-MAP(ACOS,     "arccos",    LIBM(acos, acosf),   "\\arccos",    UNIT, -1 / sqrt(1 - x * x))
-MAP(ATAN,     "arctan",    LIBM(atan, atanf),   "\\arctan",    ANY,  1 / (1 + x * x))
-MAP(ERF,      "erf",       LIBM(erf, erff),     NULL,          ANY,  1.1283791670955126 * exp(-x * x))
+/*  name      spelling    C function         latex       dom   on the tape: f'(x)    f''(x) */
+MAP(EXP,      "exp",      LIBM(exp, expf),   "\\exp",    ANY,  y,                    y)
+MAP(LOG,      "log",      LIBM(log, logf),   "\\log",    POS,  1 / x,                -1 / (x * x))
+MAP(SQRT,     "sqrt",     LIBM(sqrt, sqrtf), "\\sqrt",   POS,  0.5 / y,              -0.25 / (y * y * y))
+MAP(SIN,      "sin",      LIBM(sin, sinf),   "\\sin",    ANY,  cos(x),               -y)
+MAP(COS,      "cos",      LIBM(cos, cosf),   "\\cos",    ANY,  -sin(x),              -y)
+MAP(TAN,      "tan",      LIBM(tan, tanf),   "\\tan",    ANY,  1 + y * y,            2 * y * (1 + y * y))
+MAP(TANH,     "tanh",     LIBM(tanh, tanhf), "\\tanh",   ANY,  1 - y * y,            -2 * y * (1 - y * y))
+MAP(SIGMOID,  "sigmoid",  RT(sigmoid),       "\\sigma",  ANY,  y * (1 - y),          y * (1 - y) * (1 - 2 * y))
+MAP(RELU,     "relu",     RT(relu),          NULL,       AWAY, x > 0,                0)
+MAP(SOFTPLUS, "softplus", RT(softplus),      NULL,       ANY,  mdrt_sigmoid(x),      mdrt_sigmoid(x) * (1 - mdrt_sigmoid(x)))
+MAP(ABS,      "abs",      LIBM(fabs, fabsf), "\\left|",  AWAY, mdrt_sign(x),         0)
+MAP(SIGN,     "sign",     RT(sign),          NULL,       AWAY, 0,                    0)
+MAP(ASIN,     "arcsin",   LIBM(asin, asinf), "\\arcsin", UNIT, 1 / sqrt(1 - x * x),  x / ((1 - x * x) * sqrt(1 - x * x)))
+MAP(ACOS,     "arccos",   LIBM(acos, acosf), "\\arccos", UNIT, -1 / sqrt(1 - x * x), -x / ((1 - x * x) * sqrt(1 - x * x)))
+MAP(ATAN,     "arctan",   LIBM(atan, atanf), "\\arctan", ANY,  1 / (1 + x * x),      -2 * x / ((1 + x * x) * (1 + x * x)))
+MAP(ERF,      "erf",      LIBM(erf, erff),   NULL,       ANY,  1.1283791670955126 * exp(-x * x), -2.2567583341910252 * x * exp(-x * x))
 
 #undef OP
 #undef LEAF

@@ -90,6 +90,14 @@ static void binary(Ctx *c, Buf *b, const Node *n) {
   operand(c, b, r, rp);
 }
 
+// exp(A - logsumexp(A, k)), which softmax(A) lowers to and which the
+// derivative of logsumexp is, prints as softmax(A, k): it reads back as
+// the same function. NULL if N is not of that form.
+static const Node *softmax_operand(const Node *n) {
+  const Node *d = n->op == OP_EXP ? n->a : NULL;
+  return d && d->op == OP_SUB && d->b->op == OP_LSE && d->b->a == d->a ? d->a : NULL;
+}
+
 static void shape_args(Ctx *c, Buf *b, const Node *n) {
   buf_printf(b, "(%s, %s)", dim_str(c, n->shape.r), dim_str(c, n->shape.c));
 }
@@ -138,6 +146,9 @@ static void print(Ctx *c, Buf *b, const Node *n) {
   case OP_SEED:
     buf_puts(b, "G");
     return;
+  case OP_DIR:
+    buf_puts(b, c->dirnames ? c->dirnames[n->k] : "d?");
+    return;
   case OP_ZEROS:
   case OP_ONES:
     buf_puts(b, op_spelling[n->op]);
@@ -160,6 +171,16 @@ static void print(Ctx *c, Buf *b, const Node *n) {
     operand(c, b, n->a, eprec(c, b, n->a) < PREC_POST);
     buf_puts(b, "'");
     return;
+  case OP_EXP:
+    if (softmax_operand(n)) {
+      buf_puts(b, "softmax(");
+      print(c, b, softmax_operand(n));
+      if (n->a->b->k)
+        buf_printf(b, ", %ld", n->a->b->k);
+      buf_puts(b, ")");
+      return;
+    }
+    break;
   case OP_NORM:
   case OP_NORMSQ: {
     bool vector = shape_is_scalar(n->a->shape) || (n->a->shape.c.sym < 0 && n->a->shape.c.n == 1);
@@ -273,6 +294,10 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
   case OP_DIM:
     latex_name(b, c->dims[n->k]);
     return;
+  case OP_DIR:
+    buf_printf(b, "%s ", op_latex[n->op]);
+    latex_name(b, c->vars[n->k].name);
+    return;
   case OP_SEED:
   case OP_ZEROS:
     buf_puts(b, op_latex[n->op]);
@@ -352,10 +377,16 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
   default:
     break;
   }
-  if (op_latex[n->op])
+  if (softmax_operand(n)) {
+    buf_puts(b, "\\operatorname{softmax}");
+    if (n->a->b->k)
+      buf_printf(b, "_{%ld}", n->a->b->k);
+    l = softmax_operand(n);
+  } else if (op_latex[n->op]) {
     buf_puts(b, op_latex[n->op]);
-  else
+  } else {
     buf_printf(b, "\\operatorname{%s}", op_spelling[n->op]);
+  }
   if ((op_flags[n->op] & OPF_AXIS) && n->k)
     buf_printf(b, "_{%ld}", n->k);
   buf_puts(b, "\\left( ");

@@ -105,6 +105,25 @@ int mdrt_tape_map(mdrt_tape *t, const char *fn, int a);
 int mdrt_tape_backward(mdrt_tape *t, int out, const double *seed);
 void mdrt_tape_zero_grad(mdrt_tape *t);   /* every leaf's gradient to zero */
 
+/* Forward mode and second order. A leaf's direction (DIR, rows*cols
+   doubles, is copied; NULL makes it zero, as every leaf's is at first) is
+   what mdrt_tape_forward differentiates along: it sets every value's
+   tangent, its directional derivative (a Jacobian-vector product), which
+   mdrt_tape_tangent then reads. Values recorded later have a tangent after
+   the next forward pass. 0, or -1 on error (a handle that is not a leaf, a
+   singular matrix). */
+int mdrt_tape_direction(mdrt_tape *t, int leaf, const double *dir);
+int mdrt_tape_forward(mdrt_tape *t);
+const double *mdrt_tape_tangent(const mdrt_tape *t, int h);  /* NULL before a forward pass */
+/* Forward-over-reverse: mdrt_tape_backward from OUT with SEED, and with it
+   the directional derivative of that reverse pass along the leaves'
+   directions, which it ADDS into each leaf's hvp: for a scalar OUT, the
+   Hessian times the directions stacked, H*v, block by block. It runs a
+   forward pass first. 0, or -1 on error, with gradients and hvps as they
+   were. mdrt_tape_zero_grad zeros the hvps too. */
+int mdrt_tape_backward2(mdrt_tape *t, int out, const double *seed);
+const double *mdrt_tape_hvp(const mdrt_tape *t, int leaf);  /* NULL before one */
+
 long mdrt_tape_rows(const mdrt_tape *t, int h);
 long mdrt_tape_cols(const mdrt_tape *t, int h);
 const double *mdrt_tape_value(const mdrt_tape *t, int h);

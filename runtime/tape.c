@@ -10,7 +10,14 @@
  * the "backward" section, each under its math. Broadcasting is undone in
  * one place only, unbroadcast_add. The elementwise functions are those of
  * matdiff's language, one per line of compiler/ops.h, which gives each its
- * C function and the derivative the tape uses.
+ * C function and the first and second derivatives the tape uses.
+ *
+ * Forward mode is one walk up in creation order with one tangent rule per
+ * op; second order (Hessian-vector products) is forward-over-reverse: the
+ * reverse walk carries the tangent of every adjoint beside it, through the
+ * same rules plus each rule's curvature, written under it in its own
+ * section. All three are the oracles of the symbolic first and second
+ * derivatives.
  *
  * A tape owns its memory and its error message and there is no global
  * state, so separate tapes may be used from separate threads. Nothing here
@@ -46,6 +53,9 @@ typedef struct {
   long rows, cols;
   double *val;
   double *grad;    /* leaves only: the sum over backward passes */
+  double *tan;     /* a leaf's direction (NULL: zero); an op's tangent, from
+                      the last forward pass (NULL before one) */
+  double *hvp;     /* leaves only: the sum over second-order backward passes */
   int needs_grad;  /* a leaf lies at or below, so backward must visit */
 } TapeNode;
 
@@ -148,6 +158,8 @@ void mdrt_tape_free(mdrt_tape *t) {
   for (int h = 0; h < t->len; h++) {
     free(t->nodes[h].val);
     free(t->nodes[h].grad);
+    free(t->nodes[h].tan);
+    free(t->nodes[h].hvp);
   }
   free(t->nodes);
   free(t);
@@ -202,24 +214,26 @@ int mdrt_tape_const(mdrt_tape *t, long rows, long cols, const double *data) {
 
 /* ---- elementwise functions ---------------------------------------------- */
 
-// Each entry is f and its derivative, given both x and y = f(x) so that the
-// rule can reuse the value (exp, tanh, sigmoid). Both come from the
-// function's line in compiler/ops.h: f is the C function compiled code
-// calls (libm's, or the runtime's kernel), the derivative the line's own
-// formula, written apart from the compiler's rule.
+// Each entry is f and its first and second derivatives, given both x and
+// y = f(x) so that the rules can reuse the value (exp, tanh, sigmoid). All
+// come from the function's line in compiler/ops.h: f is the C function
+// compiled code calls (libm's, or the runtime's kernel), the derivatives
+// the line's own formulas, written apart from the compiler's rules.
 typedef struct {
   double (*f)(double x);
   double (*df)(double x, double y);
+  double (*d2f)(double x, double y);
 } Elementwise;
 
 #define OP(...)
-#define MAP(name, spelling, cfn, latex, dom, dtape) \
-  static double d_##name(double x, double y) { (void)x, (void)y; return dtape; }
+#define MAP(name, spelling, cfn, latex, dom, dtape, d2tape) \
+  static double d_##name(double x, double y) { (void)x, (void)y; return dtape; } \
+  static double d2_##name(double x, double y) { (void)x, (void)y; return d2tape; }
 #include "ops.h"
 
 static const Elementwise elementwise[TAPE_NOPS] = {
 #define OP(...)
-#define MAP(name, spelling, cfn, ...) [TAPE_##name] = {cfn, d_##name},
+#define MAP(name, spelling, cfn, ...) [TAPE_##name] = {cfn, d_##name, d2_##name},
 #define LIBM(d, f) d
 #define RT(n) mdrt_##n
 #include "ops.h"
@@ -231,11 +245,15 @@ static const Elementwise *elementwise_of(TapeOp op) {
   return op > TAPE_BEFORE_MAPS && op < TAPE_NOPS ? &elementwise[op] : NULL;
 }
 
-// Binary elementwise ops: f(a, b) and its two partials given a, b, y.
+// Binary elementwise ops: f(a, b), its two partials given a, b, y, and the
+// directional derivatives of those partials, given also the tangents da,
+// db and dy (second order).
 typedef struct {
   double (*f)(double a, double b);
   double (*da)(double a, double b, double y);
   double (*db)(double a, double b, double y);
+  double (*dda)(double a, double b, double y, double da, double db, double dy);
+  double (*ddb)(double a, double b, double y, double da, double db, double dy);
 } Binary;
 
 static double add(double a, double b) { return a + b; }
@@ -264,10 +282,58 @@ static double d_pow_b(double a, double b, double y) {
   return a == 0.0 && b >= 0.0 ? 0.0 : y * log(a);
 }
 
+/* The partials' directional derivatives. Of a constant partial: 0. */
+static double flat(double a, double b, double y, double da, double db, double dy) {
+  (void)a, (void)b, (void)y, (void)da, (void)db, (void)dy;
+  return 0.0;
+}
+
+/* y = a*b: d(b) = db, d(a) = da */
+static double dd_mul_a(double a, double b, double y, double da, double db, double dy) {
+  (void)a, (void)b, (void)y, (void)da, (void)dy;
+  return db;
+}
+static double dd_mul_b(double a, double b, double y, double da, double db, double dy) {
+  (void)a, (void)b, (void)y, (void)db, (void)dy;
+  return da;
+}
+
+/* y = a/b: d(1/b) = -db/b^2;  d(-y/b) = (y db/b - dy)/b */
+static double dd_quo_a(double a, double b, double y, double da, double db, double dy) {
+  (void)a, (void)y, (void)da, (void)dy;
+  return -db / (b * b);
+}
+static double dd_quo_b(double a, double b, double y, double da, double db, double dy) {
+  (void)a, (void)da;
+  return (y * db / b - dy) / b;
+}
+
+/* y = a^b: d(b a^(b-1)) = db a^(b-1) + b ((b-1) a^(b-2) da + a^(b-1) log(a) db);
+   d(y log a) = dy log a + y da/a. A term whose factor da or db is 0 is
+   left out, so that a constant exponent never meets log of its base, nor
+   0^(b-2) at a 0 base. */
+static double dd_pow_a(double a, double b, double y, double da, double db, double dy) {
+  (void)y, (void)dy;
+  double d = 0.0;
+  if (db != 0.0)
+    d += db * pow(a, b - 1.0) * (1.0 + b * log(a));
+  if (da != 0.0 && b != 0.0 && b != 1.0)
+    d += b * (b - 1.0) * pow(a, b - 2.0) * da;
+  return d;
+}
+static double dd_pow_b(double a, double b, double y, double da, double db, double dy) {
+  (void)db;
+  if (a == 0.0 && b >= 0.0)
+    return 0.0;
+  return dy * log(a) + (da != 0.0 ? y * da / a : 0.0);
+}
+
 static const Binary binary[] = {
-  [MDRT_ADD] = {add, one, one},        [MDRT_SUB] = {sub, one, minus_one},
-  [MDRT_EMUL] = {mul, take_b, take_a}, [MDRT_EDIV] = {quo, d_quo_a, d_quo_b},
-  [MDRT_EPOW] = {pow, d_pow_a, d_pow_b},
+  [MDRT_ADD] = {add, one, one, flat, flat},
+  [MDRT_SUB] = {sub, one, minus_one, flat, flat},
+  [MDRT_EMUL] = {mul, take_b, take_a, dd_mul_a, dd_mul_b},
+  [MDRT_EDIV] = {quo, d_quo_a, d_quo_b, dd_quo_a, dd_quo_b},
+  [MDRT_EPOW] = {pow, d_pow_a, d_pow_b, dd_pow_a, dd_pow_b},
 };
 
 /* ---- shapes ------------------------------------------------------------- */
@@ -492,6 +558,27 @@ static int lu(long n, const double *A, double *inv, double *det, double *logdet)
   return rc;
 }
 
+// D (n x n) = the top-right block of [A B; 0 A]^k, which is
+// sum_{i<k} A^i B A^(k-1-i): the derivative of A^k in the direction B, in
+// about 2 log2(k) products of twice the size. -1 without memory.
+static int upper_power(long n, const double *A, const double *B, long k, double *D) {
+  long m = 2 * n;
+  double *M = new_zeros(2 * m * m);
+  if (!M)
+    return -1;
+  double *P = M + m * m;
+  for (long i = 0; i < n; i++)
+    for (long j = 0; j < n; j++) {
+      M[i * m + j] = M[(i + n) * m + j + n] = A[i * n + j];
+      M[i * m + j + n] = B[i * n + j];
+    }
+  int rc = mpow(m, M, k, P);
+  for (long i = 0; rc == 0 && i < n; i++)
+    mdrt_copy(n, P + i * m + n, D + i * n);
+  free(M);
+  return rc;
+}
+
 // The LU-based ops: det, logdet, inv, with their failures.
 static int forward_lu(mdrt_tape *t, TapeOp op, const TapeNode *a, double *y) {
   int rc = op == MDRT_DET      ? lu(a->rows, a->val, NULL, y, NULL)
@@ -505,15 +592,17 @@ static int forward_lu(mdrt_tape *t, TapeOp op, const TapeNode *a, double *y) {
   return 0;
 }
 
-static void diag(const TapeNode *a, double *y) {
-  long n = a->rows;
-  if (a->cols == 1) {
+// diag of X (rows x cols): a column to a diagonal matrix, a square matrix
+// to its diagonal. It is linear, so it serves values and tangents alike.
+static void diag(long rows, long cols, const double *x, double *y) {
+  long n = rows;
+  if (cols == 1) {
     mdrt_fill(n * n, 0.0, y);
     for (long i = 0; i < n; i++)
-      y[i * n + i] = a->val[i];
+      y[i * n + i] = x[i];
   } else {
     for (long i = 0; i < n; i++)
-      y[i] = a->val[i * n + i];
+      y[i] = x[i * n + i];
   }
 }
 
@@ -567,7 +656,7 @@ static int forward_unary(mdrt_tape *t, TapeNode *y, const TapeNode *a) {
     groups(a, y->k, &gr, &gc);
     softmax_rows(gr, gc, a->val, y->val);
     return 0;
-  case MDRT_DIAG: diag(a, y->val); return 0;
+  case MDRT_DIAG: diag(a->rows, a->cols, a->val, y->val); return 0;
   case MDRT_DET:
   case MDRT_LOGDET:
   case MDRT_INV:
@@ -660,6 +749,186 @@ int mdrt_tape_binary(mdrt_tape *t, mdrt_op op, int a, int b) {
   return push(t, y);
 }
 
+/* ---- forward mode: one tangent rule per op ------------------------------ */
+
+// In every rule dy is the output's tangent, which the rule writes, dx (da,
+// db) the operands' tangents and y the output. The rules are the
+// directional derivatives of the forward section's values.
+
+static double dot_sign(long n, const double *x, const double *dx) {
+  double s = 0.0;
+  for (long i = 0; i < n; i++)
+    s += mdrt_sign(x[i]) * dx[i];
+  return s;
+}
+
+// tr(A*B) for n x n A and B, without forming the product.
+static double trace_of_product(long n, const double *A, const double *B) {
+  double s = 0.0;
+  for (long i = 0; i < n; i++)
+    for (long j = 0; j < n; j++)
+      s += A[i * n + j] * B[j * n + i];
+  return s;
+}
+
+// inv(X) into a new buffer, or NULL with the tape's error (WHO: the op).
+static double *inverse(mdrt_tape *t, const TapeNode *x, const char *who) {
+  long n = x->rows;
+  double *inv = new_buf(n * n);
+  int rc = inv ? lu(n, x->val, inv, NULL, NULL) : -2;
+  if (rc == 0)
+    return inv;
+  free(inv);
+  fail(t, rc == -1 ? "%s: its derivatives need an invertible matrix" : "%s: out of memory", who);
+  return NULL;
+}
+
+/* D (n x n) = alpha*A*B*C + beta*D for n x n matrices, through scratch. */
+static int triple(long n, double alpha, const double *A, const double *B, const double *C,
+                  double beta, double *D) {
+  double *tmp = new_buf(n * n);
+  if (!tmp)
+    return -1;
+  mdrt_gemm(0, 0, n, n, n, 1.0, A, B, 0.0, tmp);
+  mdrt_gemm(0, 0, n, n, n, alpha, tmp, C, beta, D);
+  free(tmp);
+  return 0;
+}
+
+static int tangent_unary(mdrt_tape *t, const TapeNode *y, const TapeNode *x, double *dy) {
+  const Elementwise *e = elementwise_of(y->op);
+  const double *dx = x->tan;
+  long n = numel(x), gr, gc;
+  if (e) {
+    /* y = f(x) elementwise: dy = f'(x) .* dx */
+    for (long i = 0; i < n; i++)
+      dy[i] = e->df(x->val[i], y->val[i]) * dx[i];
+    return 0;
+  }
+  switch (y->op) {
+  /* y = -x: dy = -dx */
+  case MDRT_NEG: mdrt_axpby(n, -1.0, dx, 0.0, dy); return 0;
+  /* Y = X': dY = dX' */
+  case MDRT_TRANSPOSE: mdrt_axpby_t(x->cols, x->rows, 1.0, dx, 0.0, dy); return 0;
+  /* y = sum (or mean) of x along k: dy = the same of dx */
+  case MDRT_SUM:
+  case MDRT_MEAN: {
+    long count = y->k == 0 ? n : y->k == 1 ? x->rows : x->cols;
+    mdrt_fill(numel(y), 0.0, dy);
+    unbroadcast_add(dx, x->rows, x->cols, y->op == MDRT_MEAN ? 1.0 / (double)count : 1.0, dy,
+                    y->rows, y->cols);
+    return 0;
+  }
+  /* y = sum x.^2: dy = 2 <x, dx> */
+  case MDRT_SUMSQ: dy[0] = 2.0 * mdrt_dot(n, x->val, dx); return 0;
+  /* y = ||x||: dy = <x, dx>/y, 0 at x = 0 */
+  case MDRT_NORM2: dy[0] = y->val[0] > 0 ? mdrt_dot(n, x->val, dx) / y->val[0] : 0.0; return 0;
+  /* y = sum |x|: dy = <sign(x), dx> */
+  case MDRT_NORM1: dy[0] = dot_sign(n, x->val, dx); return 0;
+  /* y = tr X: dy = tr dX */
+  case MDRT_TRACE: dy[0] = trace(x->rows, dx); return 0;
+  /* y_i = log sum_j exp x_ij: dy_i = sum_j exp(x_ij - y_i) dx_ij */
+  case MDRT_LOGSUMEXP:
+    groups(x, y->k, &gr, &gc);
+    for (long i = 0; i < gr; i++) {
+      dy[i] = 0.0;
+      for (long j = 0; j < gc; j++)
+        dy[i] += exp(x->val[i * gc + j] - y->val[i]) * dx[i * gc + j];
+    }
+    return 0;
+  /* Y = softmax of each row of X: dY_i = Y_i .* (dX_i - <Y_i, dX_i>) */
+  case MDRT_SOFTMAX:
+    for (long i = 0; i < y->rows; i++) {
+      const double *yi = y->val + i * y->cols, *dxi = dx + i * y->cols;
+      double s = mdrt_dot(y->cols, yi, dxi);
+      for (long j = 0; j < y->cols; j++)
+        dy[i * y->cols + j] = yi[j] * (dxi[j] - s);
+    }
+    return 0;
+  /* y = diag(x): dy = diag(dx) */
+  case MDRT_DIAG: diag(x->rows, x->cols, dx, dy); return 0;
+  /* y = det X: dy = y tr(inv(X) dX);  y = log|det X|: dy = tr(inv(X) dX) */
+  case MDRT_DET:
+  case MDRT_LOGDET: {
+    double *inv = inverse(t, x, op_names[y->op]);
+    if (!inv)
+      return -1;
+    double tr = trace_of_product(x->rows, inv, dx);
+    dy[0] = y->op == MDRT_DET ? y->val[0] * tr : tr;
+    free(inv);
+    return 0;
+  }
+  /* Y = inv X: dY = -Y dX Y */
+  case MDRT_INV:
+    return triple(x->rows, -1.0, y->val, dx, y->val, 0.0, dy) ? fail(t, "forward: out of memory")
+                                                              : 0;
+  /* Y = X^k: dY = sum_{i<k} X^i dX X^(k-1-i), the top-right block of [X dX; 0 X]^k */
+  case MDRT_MPOW:
+    return upper_power(x->rows, x->val, dx, y->k, dy) ? fail(t, "forward: out of memory") : 0;
+  default:
+    return fail(t, "%s: no tangent rule", op_names[y->op]);
+  }
+}
+
+static void tangent_binary(const TapeNode *y, const TapeNode *a, const TapeNode *b, double *dy) {
+  if (y->op == MDRT_MATMUL) {
+    /* C = A*B: dC = dA*B + A*dB */
+    mdrt_gemm(0, 0, a->rows, b->cols, a->cols, 1.0, a->tan, b->val, 0.0, dy);
+    mdrt_gemm(0, 0, a->rows, b->cols, a->cols, 1.0, a->val, b->tan, 1.0, dy);
+    return;
+  }
+  /* y = f(a, b) with broadcasting: dy = f_a da + f_b db. A term whose
+     tangent is 0 is left out: a constant exponent's partial, log of a
+     negative base, is NaN, and 0*NaN would be too. */
+  const Binary *f = &binary[y->op];
+  for (long i = 0; i < y->rows; i++)
+    for (long j = 0; j < y->cols; j++) {
+      long o = i * y->cols + j, ia = bidx(a->rows, a->cols, i, j), ib = bidx(b->rows, b->cols, i, j);
+      double av = a->val[ia], bv = b->val[ib], da = a->tan[ia], db = b->tan[ib];
+      dy[o] = (da != 0 ? f->da(av, bv, y->val[o]) * da : 0) + (db != 0 ? f->db(av, bv, y->val[o]) * db : 0);
+    }
+}
+
+int mdrt_tape_direction(mdrt_tape *t, int leaf, const double *dir) {
+  if (!t)
+    return -1;
+  TapeNode *n = leaf >= 0 && leaf < t->len ? &t->nodes[leaf] : NULL;
+  if (!n)
+    return bad_handle(t, leaf);
+  if (n->kind != KIND_LEAF)
+    return fail(t, "direction: handle %d is not a leaf", leaf);
+  if (!dir) {
+    free(n->tan);
+    n->tan = NULL;
+    return 0;
+  }
+  if (!n->tan && !(n->tan = new_buf(numel(n))))
+    return fail(t, "direction: out of memory");
+  mdrt_copy(numel(n), dir, n->tan);
+  return 0;
+}
+
+// Every value's tangent, in creation order (a topological order): a leaf
+// without a direction and a constant have a zero one.
+int mdrt_tape_forward(mdrt_tape *t) {
+  if (!t)
+    return -1;
+  for (int h = 0; h < t->len; h++) {
+    TapeNode *y = &t->nodes[h];
+    if (y->kind == KIND_LEAF && y->tan)
+      continue;
+    if (!y->tan && !(y->tan = new_buf(numel(y))))
+      return fail(t, "forward: out of memory");
+    if (y->kind != KIND_OP)
+      mdrt_fill(numel(y), 0.0, y->tan);
+    else if (y->b >= 0)
+      tangent_binary(y, &t->nodes[y->a], &t->nodes[y->b], y->tan);
+    else if (tangent_unary(t, y, &t->nodes[y->a], y->tan))
+      return -1;
+  }
+  return 0;
+}
+
 /* ---- backward: one vector-Jacobian rule per op -------------------------- */
 
 // In every rule G is the output's adjoint, d* the operands' adjoints (NULL
@@ -743,26 +1012,20 @@ static int back_inv(mdrt_tape *t, const TapeNode *y, const double *G, double *dx
   return 0;
 }
 
-/* Y = X^k: dX += sum_{i<k} (X')^i G (X')^(k-1-i). That sum is the top-right
-   block of [X' G; 0 X']^k, so the forward power computes it in log2(k)
-   products. */
+/* Y = X^k: dX += sum_{i<k} (X')^i G (X')^(k-1-i), the top-right block of
+   [X' G; 0 X']^k (upper_power) */
 static int back_mpow(mdrt_tape *t, const TapeNode *y, const TapeNode *x, const double *G,
                      double *dx) {
-  long n = x->rows, m = 2 * n;
-  double *M = new_zeros(2 * m * m);
-  if (!M)
+  long n = x->rows;
+  double *buf = new_buf(2 * n * n);
+  if (!buf)
     return fail(t, "backward: out of memory");
-  double *P = M + m * m;
-  for (long i = 0; i < n; i++)
-    for (long j = 0; j < n; j++) {
-      M[i * m + j] = M[(i + n) * m + j + n] = x->val[j * n + i];
-      M[i * m + j + n] = G[i * n + j];
-    }
-  int rc = mpow(m, M, y->k, P);
-  for (long i = 0; rc == 0 && i < n; i++)
-    for (long j = 0; j < n; j++)
-      dx[i * n + j] += P[i * m + j + n];
-  free(M);
+  double *xt = buf, *D = buf + n * n;
+  mdrt_axpby_t(n, n, 1.0, x->val, 0.0, xt);
+  int rc = upper_power(n, xt, G, y->k, D);
+  if (rc == 0)
+    mdrt_axpby(n * n, 1.0, D, 1.0, dx);
+  free(buf);
   return rc ? fail(t, "backward: out of memory") : 0;
 }
 
@@ -846,10 +1109,159 @@ static int back_binary(mdrt_tape *t, const TapeNode *y, const double *G, double 
     back_matmul(a, b, G, da, db);
     return 0;
   }
-  double *D = new_buf(numel(y));
+  // Zeroed, though every element is written before it is read: GCC's
+  // -Wmaybe-uninitialized cannot see that through the broadcast indexing.
+  double *D = new_zeros(numel(y));
   if (!D)
     return fail(t, "backward: out of memory");
   back_broadcast(y, a, b, G, D, da, db);
+  free(D);
+  return 0;
+}
+
+/* ---- second order: the curvature of each vector-Jacobian rule ---------- */
+
+// Forward-over-reverse differentiates the reverse pass along the tangents.
+// Each rule above is linear in its G, so the tangent dG of an adjoint goes
+// through the rule itself; what is left is the rule's derivative with G
+// held fixed, its curvature, one per op here under the rule it
+// differentiates. d* are the operands' tangents, dy the output's, and dd*
+// the tangents of the operands' adjoints, which the rules add into.
+
+static int curve_unary(mdrt_tape *t, const TapeNode *y, const double *G, double *ddx) {
+  const TapeNode *x = &t->nodes[y->a];
+  const Elementwise *e = elementwise_of(y->op);
+  const double *dx = x->tan, *dy = y->tan;
+  long n = numel(x), gr, gc;
+  if (e) {
+    /* dx += G .* f'(x):  ddx += G .* f''(x) .* dx */
+    for (long i = 0; i < n; i++)
+      ddx[i] += G[i] * e->d2f(x->val[i], y->val[i]) * dx[i];
+    return 0;
+  }
+  switch (y->op) {
+  /* linear, or constant derivatives (norm1's sign): none */
+  case MDRT_NEG:
+  case MDRT_TRANSPOSE:
+  case MDRT_SUM:
+  case MDRT_MEAN:
+  case MDRT_NORM1:
+  case MDRT_TRACE:
+  case MDRT_DIAG:
+    return 0;
+  /* dx += 2 g x:  ddx += 2 g dx */
+  case MDRT_SUMSQ: mdrt_axpby(n, 2.0 * G[0], dx, 1.0, ddx); return 0;
+  /* dx += g x / y:  ddx += g (dx - x dy/y) / y */
+  case MDRT_NORM2:
+    for (long i = 0; y->val[0] > 0 && i < n; i++)
+      ddx[i] += G[0] * (dx[i] - x->val[i] * dy[0] / y->val[0]) / y->val[0];
+    return 0;
+  /* dx_ij += g_i exp(x_ij - y_i):  ddx_ij += g_i exp(x_ij - y_i) (dx_ij - dy_i) */
+  case MDRT_LOGSUMEXP:
+    groups(x, y->k, &gr, &gc);
+    for (long i = 0; i < gr; i++)
+      for (long j = 0; j < gc; j++) {
+        long o = i * gc + j;
+        ddx[o] += G[i] * exp(x->val[o] - y->val[i]) * (dx[o] - dy[i]);
+      }
+    return 0;
+  /* dX_i += Y_i .* (G_i - <G_i, Y_i>):
+     ddX_i += dY_i .* (G_i - <G_i, Y_i>) - Y_i <G_i, dY_i> */
+  case MDRT_SOFTMAX: {
+    long c = y->cols;
+    for (long i = 0; i < y->rows; i++) {
+      const double *yi = y->val + i * c, *dyi = dy + i * c, *gi = G + i * c;
+      double s = mdrt_dot(c, gi, yi), ds = mdrt_dot(c, gi, dyi);
+      for (long j = 0; j < c; j++)
+        ddx[i * c + j] += dyi[j] * (gi[j] - s) - yi[j] * ds;
+    }
+    return 0;
+  }
+  /* dX += g y inv(X)':  ddX += g dy inv(X)' - g y (inv(X) dX inv(X))';
+     dX += g inv(X)':    ddX += -g (inv(X) dX inv(X))' */
+  case MDRT_DET:
+  case MDRT_LOGDET: {
+    long m = x->rows;
+    double *inv = inverse(t, x, op_names[y->op]), *P = inv ? new_buf(m * m) : NULL;
+    int rc = P && triple(m, 1.0, inv, dx, inv, 0.0, P) == 0 ? 0 : -1;
+    if (rc == 0 && y->op == MDRT_DET) {
+      mdrt_axpby_t(m, m, G[0] * dy[0], inv, 1.0, ddx);
+      mdrt_axpby_t(m, m, -G[0] * y->val[0], P, 1.0, ddx);
+    } else if (rc == 0) {
+      mdrt_axpby_t(m, m, -G[0], P, 1.0, ddx);
+    }
+    free(inv);
+    free(P);
+    return rc == 0 ? 0 : inv ? fail(t, "backward: out of memory") : -1;
+  }
+  /* dX += -Y' G Y':  ddX += -(dY' G Y' + Y' G dY') */
+  case MDRT_INV: {
+    long m = x->rows;
+    double *tmp = new_buf(m * m);
+    if (!tmp)
+      return fail(t, "backward: out of memory");
+    mdrt_gemm(1, 0, m, m, m, 1.0, dy, G, 0.0, tmp);
+    mdrt_gemm(0, 1, m, m, m, -1.0, tmp, y->val, 1.0, ddx);
+    mdrt_gemm(1, 0, m, m, m, 1.0, y->val, G, 0.0, tmp);
+    mdrt_gemm(0, 1, m, m, m, -1.0, tmp, dy, 1.0, ddx);
+    free(tmp);
+    return 0;
+  }
+  /* dX += the top-right block of M^k, M = [X' G; 0 X']: ddX += the same block
+     of M^k's derivative along [dX' 0; 0 dX'], by upper_power at twice the size */
+  case MDRT_MPOW: {
+    long m = x->rows, w = 2 * m;
+    double *buf = new_zeros(3 * w * w);
+    if (!buf)
+      return fail(t, "backward: out of memory");
+    double *M = buf, *dM = buf + w * w, *D = buf + 2 * w * w;
+    for (long i = 0; i < m; i++)
+      for (long j = 0; j < m; j++) {
+        M[i * w + j] = M[(i + m) * w + j + m] = x->val[j * m + i];
+        M[i * w + j + m] = G[i * m + j];
+        dM[i * w + j] = dM[(i + m) * w + j + m] = dx[j * m + i];
+      }
+    int rc = upper_power(w, M, dM, y->k, D);
+    for (long i = 0; rc == 0 && i < m; i++)
+      mdrt_axpby(m, 1.0, D + i * w + m, 1.0, ddx + i * m);
+    free(buf);
+    return rc ? fail(t, "backward: out of memory") : 0;
+  }
+  default:
+    return fail(t, "%s: no second-order rule", op_names[y->op]);
+  }
+}
+
+static int curve_binary(mdrt_tape *t, const TapeNode *y, const double *G, double *dda,
+                        double *ddb) {
+  const TapeNode *a = &t->nodes[y->a], *b = &t->nodes[y->b];
+  if (y->op == MDRT_MATMUL) {
+    /* dA += G B':  ddA += G dB';  dB += A' G:  ddB += dA' G */
+    long r = a->rows, k = a->cols, c = b->cols;
+    if (dda)
+      mdrt_gemm(0, 1, r, k, c, 1.0, G, b->tan, 1.0, dda);
+    if (ddb)
+      mdrt_gemm(1, 0, k, c, r, 1.0, a->tan, G, 1.0, ddb);
+    return 0;
+  }
+  /* da += unbroadcast(G .* f_a):  dda += unbroadcast(G .* d(f_a)), and so for b */
+  const Binary *f = &binary[y->op];
+  double *D = new_buf(numel(y));
+  if (!D)
+    return fail(t, "backward: out of memory");
+  for (int side = 0; side < 2; side++) {
+    const TapeNode *w = side ? b : a;
+    double *ddw = side ? ddb : dda;
+    if (!ddw)
+      continue;
+    for (long i = 0; i < y->rows; i++)
+      for (long j = 0; j < y->cols; j++) {
+        long o = i * y->cols + j, ia = bidx(a->rows, a->cols, i, j), ib = bidx(b->rows, b->cols, i, j);
+        double av = a->val[ia], bv = b->val[ib];
+        D[o] = G[o] * (side ? f->ddb : f->dda)(av, bv, y->val[o], a->tan[ia], b->tan[ib], y->tan[o]);
+      }
+    unbroadcast_add(D, y->rows, y->cols, 1.0, ddw, w->rows, w->cols);
+  }
   free(D);
   return 0;
 }
@@ -867,34 +1279,59 @@ static double *adjoint(mdrt_tape *t, double **adj, int h, int *rc) {
 }
 
 // Apply handle H's rule if it is an op with an adjoint, then drop that
-// adjoint: every use of H comes after H, so it is complete and spent.
-static int visit(mdrt_tape *t, double **adj, int h) {
+// adjoint: every use of H comes after H, so it is complete and spent. With
+// ADJT, the tangents of the adjoints (second order), the rule also takes
+// H's adjoint tangent, and its curvature adds the rest.
+static int visit(mdrt_tape *t, double **adj, double **adjt, int h) {
   const TapeNode *y = &t->nodes[h];
   if (y->kind != KIND_OP || !adj[h])
     return 0;
-  int rc = 0;
+  int rc = 0, binary_op = y->b >= 0;
   double *da = adjoint(t, adj, y->a, &rc);
-  double *db = y->b >= 0 ? adjoint(t, adj, y->b, &rc) : NULL;
+  double *db = binary_op ? adjoint(t, adj, y->b, &rc) : NULL;
+  double *dda = adjt ? adjoint(t, adjt, y->a, &rc) : NULL;
+  double *ddb = adjt && binary_op ? adjoint(t, adjt, y->b, &rc) : NULL;
   if (rc == 0)
-    rc = y->b >= 0 ? back_binary(t, y, adj[h], da, db) : back_unary(t, y, adj[h], da);
+    rc = binary_op ? back_binary(t, y, adj[h], da, db) : back_unary(t, y, adj[h], da);
+  if (rc == 0 && adjt)
+    rc = binary_op ? back_binary(t, y, adjt[h], dda, ddb) : back_unary(t, y, adjt[h], dda);
+  if (rc == 0 && adjt)
+    rc = binary_op ? curve_binary(t, y, adj[h], dda, ddb) : curve_unary(t, y, adj[h], dda);
   free(adj[h]);
   adj[h] = NULL;
+  if (adjt) {
+    free(adjt[h]);
+    adjt[h] = NULL;
+  }
   return rc;
 }
 
-// Leaf gradients change only once the whole walk has succeeded, so a
-// failed backward pass leaves them as they were.
-int mdrt_tape_backward(mdrt_tape *t, int out, const double *seed) {
+// The reverse pass from OUT, and with SECOND its tangent (mdrt_tape_backward2).
+// Leaf gradients and hvps change only once the whole walk has succeeded, so
+// a failed pass leaves them as they were.
+static int reverse(mdrt_tape *t, int out, const double *seed, int second) {
   if (!t)
     return -1;
   const TapeNode *o = node(t, out);
   if (!o)
     return bad_handle(t, out);
+  if (second && mdrt_tape_forward(t))
+    return -1;
+  for (int h = 0; second && h < t->len; h++) {
+    TapeNode *n = &t->nodes[h];
+    if (n->kind == KIND_LEAF && !n->hvp && !(n->hvp = new_zeros(numel(n))))
+      return fail(t, "backward: out of memory");
+  }
   if (!o->needs_grad)
     return 0;
   double **adj = calloc((size_t)out + 1, sizeof *adj);
-  if (!adj || !(adj[out] = new_buf(numel(o)))) {
+  double **adjt = second ? calloc((size_t)out + 1, sizeof *adjt) : NULL;
+  if (!adj || (second && !adjt) || !(adj[out] = new_buf(numel(o))) ||
+      (second && !(adjt[out] = new_zeros(numel(o))))) {
+    if (adj)
+      free(adj[out]);
     free(adj);
+    free(adjt);
     return fail(t, "backward: out of memory");
   }
   if (seed)
@@ -903,21 +1340,37 @@ int mdrt_tape_backward(mdrt_tape *t, int out, const double *seed) {
     mdrt_fill(numel(o), 1.0, adj[out]);
   int rc = 0;
   for (int h = out; h >= 0 && rc == 0; h--)
-    rc = visit(t, adj, h);
+    rc = visit(t, adj, adjt, h);
   for (int h = 0; h <= out; h++) {
     TapeNode *n = &t->nodes[h];
     if (rc == 0 && adj[h] && n->kind == KIND_LEAF)
       mdrt_axpby(numel(n), 1.0, adj[h], 1.0, n->grad);
+    if (rc == 0 && adjt && adjt[h] && n->kind == KIND_LEAF)
+      mdrt_axpby(numel(n), 1.0, adjt[h], 1.0, n->hvp);
     free(adj[h]);
+    if (adjt)
+      free(adjt[h]);
   }
   free(adj);
+  free(adjt);
   return rc;
+}
+
+int mdrt_tape_backward(mdrt_tape *t, int out, const double *seed) {
+  return reverse(t, out, seed, 0);
+}
+
+int mdrt_tape_backward2(mdrt_tape *t, int out, const double *seed) {
+  return reverse(t, out, seed, 1);
 }
 
 void mdrt_tape_zero_grad(mdrt_tape *t) {
   for (int h = 0; t && h < t->len; h++)
-    if (t->nodes[h].kind == KIND_LEAF)
+    if (t->nodes[h].kind == KIND_LEAF) {
       mdrt_fill(numel(&t->nodes[h]), 0.0, t->nodes[h].grad);
+      if (t->nodes[h].hvp)
+        mdrt_fill(numel(&t->nodes[h]), 0.0, t->nodes[h].hvp);
+    }
 }
 
 /* ---- accessors: -1 or NULL for a bad handle ----------------------------- */
@@ -940,6 +1393,16 @@ const double *mdrt_tape_value(const mdrt_tape *t, int h) {
 const double *mdrt_tape_grad(const mdrt_tape *t, int h) {
   const TapeNode *n = node(t, h);
   return n ? n->grad : NULL;
+}
+
+const double *mdrt_tape_tangent(const mdrt_tape *t, int h) {
+  const TapeNode *n = node(t, h);
+  return n ? n->tan : NULL;
+}
+
+const double *mdrt_tape_hvp(const mdrt_tape *t, int h) {
+  const TapeNode *n = node(t, h);
+  return n ? n->hvp : NULL;
 }
 
 const char *mdrt_tape_error(const mdrt_tape *t) {

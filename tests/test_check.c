@@ -4,8 +4,9 @@
  *
  *   rng        md_rng's stream, pinned to reference values, and its moments
  *   rel_err    md_rel_err's scale: relative above 1, absolute below, NaN kept
- *   tape       md_tape_vjp against gradients derived by hand, with md_grad's
- *              conventions (adds, NULL entries, inputs not in wrt, a seed)
+ *   tape       md_tape_vjp, md_tape_jvp and md_tape_hvp against derivatives
+ *              derived by hand, with md_grad's conventions (adds, NULL
+ *              entries, inputs not in wrt, a seed)
  *   check      md_check: agreement where the gradient is right, and a
  *              disagreement found where finite differences see a kink the
  *              symbolic subgradient does not; the fallback distributions;
@@ -147,6 +148,26 @@ Test(tape, matrix_output_vjp) {
   const double want[] = {5, 6, -5, -6};
   for (int i = 0; i < 4; i++)
     cr_expect_eq(gA[i], want[i], "dA[%d] = %g", i, gA[i]);
+  md_free(f);
+}
+
+// Forward mode and second order by hand: y = (w*x + b)^2 with u = w*x + b
+// = 5 at w = 2, x = 1, b = 3. Along (dw, db) = (1, 2), x not in wrt:
+//   dy = 2u*(x*dw + db) = 30;  d(dy/dw) = 2*x*(x*dw + db) = 6,
+//   d(dy/db) = 2*(x*dw + db) = 6. The hvps add; x's direction moves nothing.
+Test(tape, forward_and_second_order) {
+  md_function *f = compile_ok("w : scalar\nx : scalar\nb : scalar\nwrt w, b\ny = (w*x + b)^2\n");
+  double w = 2, x = 1, b = 3, dw = 1, dx = 100, db = 2, y = 0, t = 0;
+  const double *in[] = {&w, &x, &b}, *dirs[] = {&dw, &dx, &db};
+  md_error err;
+  cr_assert_eq(md_tape_jvp(f, NULL, in, dirs, &y, &t, &err), 0, "%s", err.message);
+  cr_expect(y == 25 && t == 30, "y = %g, dy = %g", y, t);
+  double gw = 0, gb = 0, hw = 1, hb = 0, *g[] = {&gw, NULL, &gb}, *hv[] = {&hw, NULL, &hb};
+  cr_assert_eq(md_tape_hvp(f, NULL, in, dirs, NULL, NULL, g, hv, &err), 0, "%s", err.message);
+  cr_expect(gw == 10 && gb == 10, "gradients %g %g", gw, gb);
+  cr_expect(hw == 7 && hb == 6, "hvps %g (added to 1) %g", hw, hb);
+  cr_expect_eq(md_tape_jvp(f, NULL, in, dirs, NULL, NULL, &err), -1);
+  cr_expect(strstr(err.message, "tangent"), "%s", err.message);
   md_free(f);
 }
 

@@ -65,6 +65,44 @@ Test(cli, diff_of_the_seed) {
   run_free(&r);
 }
 
+// Second order: the logistic example's Hessian blocks and HVPs, a matrix
+// variable's row as its HVP under a comment, a Jacobian, and the misuses.
+Test(cli, diff_second_order) {
+  Run r = matdiff("diff --hessian " MD_SRC_DIR "/examples/logistic.expr");
+  cr_expect_eq(r.status, 0, "%s", r.err);
+  cr_expect_str_eq(r.out, "d2loss/dw2 = X'*diag(sigmoid(z).*(1 - sigmoid(z)))*X/n\n"
+                          "d2loss/dwdb = X'*(sigmoid(z).*(1 - sigmoid(z)))/n\n"
+                          "d2loss/db2 = sum(sigmoid(z).*(1 - sigmoid(z)))/n\n");
+  run_free(&r);
+  r = matdiff("diff --hvp " MD_SRC_DIR "/examples/logistic.expr");
+  cr_expect_str_eq(r.out, "d(dloss/dw) = X'*(sigmoid(z).*(1 - sigmoid(z)).*(X*dw + db))/n\n"
+                          "d(dloss/db) = sum(sigmoid(z).*(1 - sigmoid(z)).*(X*dw + db))/n\n");
+  run_free(&r);
+  r = matdiff("diff --jvp -e \"x'*A*x\" --wrt x");
+  cr_expect(strstr(r.out, "\ndf = dx'*A*x + x'*A*dx\n"), "%s", r.out);
+  run_free(&r);
+  r = matdiff("diff --hessian -e \"sum(U*v)^2\"");
+  cr_expect_eq(r.status, 0, "%s", r.err);
+  cr_expect(strstr(r.out, "# U is a matrix: its Hessian is a fourth-order tensor; its row of "
+                          "blocks times the directions is\nd(df/dU) = "), "%s", r.out);
+  cr_expect(strstr(r.out, "\nd2f/dv2 = 2*U'*ones(n, 1)*ones(1, n)*U\n"), "%s", r.out);
+  run_free(&r);
+  r = matdiff("diff --jacobian -e \"exp(A*x)\" --wrt x");
+  cr_expect(strstr(r.out, "\ndf/dx = diag(exp(A*x))*A\n"), "%s", r.out);
+  run_free(&r);
+  expect_error("diff --hvp --hessian " SEED, "matdiff: error: diff: give one of --jvp, --hvp, "
+               "--hessian and --jacobian\n", false);
+  char args[512];
+  snprintf(args, sizeof args, "diff --hessian %s",
+           tmpdir_text("ax.expr", "A : matrix(n, m)\nx : vector(m)\nF = A*x\n"));
+  expect_error(args, "matdiff: error: diff: --hessian needs a scalar output; F is (n×1) "
+               "(--jacobian or --jvp take any)\n", false);
+  snprintf(args, sizeof args, "diff --jacobian %s",
+           tmpdir_text("ab.expr", "A : matrix(n, m)\nB : matrix(m, k)\nF = A*B\n"));
+  expect_error(args, "matdiff: error: diff: --jacobian needs a scalar or vector output; F is "
+               "(n×k), and --jvp prints its tangent\n", false);
+}
+
 // A source error: exit 1, nothing written, the GCC-style diagnostic on stderr.
 Test(cli, compile_error_is_a_diagnostic) {
   const char *bad = tmpdir_text("bad.expr", "x : scalar\ny = x*q\n");

@@ -21,6 +21,11 @@
  *                           --float, built by cc with every warning an error
  *                           and run: against the JIT; single precision must
  *                           call the float twin;
+ *                         - second order: the op's tangent rule three ways
+ *                           (the symbolic JVP, printed and compiled again;
+ *                           the tape's forward mode; central differences),
+ *                           and its HVP the same way (the tape's forward-
+ *                           over-reverse, differences of the gradient);
  *                         - LaTeX: the value printed as `diff --latex` does
  *                           names the op's LaTeX, and every gradient prints,
  *                           with its braces and \left...\right balanced.
@@ -218,6 +223,98 @@ static void check_numbers(const char *op, Inst *p) {
               "off by %.3g (ops.h's derivative column?)", op, x, r.tape[i]);
   }
   md_check_result_free(&r);
+}
+
+/* ---- second order: the tangent rules ----------------------------------------- */
+
+static const double *const *dirs_of(double v[MAXV][MAXN]) {
+  static const double *d[MAXV];
+  for (int i = 0; i < MAXV; i++)
+    d[i] = v[i];
+  return d;
+}
+
+// FORMULA, printed from P's function, compiled again and evaluated at P's
+// inputs and the directions V: LEN numbers into OUT.
+static void eval_formula(const char *op, const Prog *prog, Inst *p, const char *formula,
+                         double v[MAXV][MAXN], double *out, long len) {
+  char *src = formula_program(p->f, prog->src, formula);
+  md_error err;
+  md_function *h = md_compile(src, "formula.expr", &err);
+  cr_assert_not_null(h, "%s: the formula does not compile again:\n%s\n%s", op, src, err.diag);
+  const double *in[2 * MAXV + 2];
+  long dims[3] = {0};
+  formula_inputs(h, p->f, p->dims, inputs(p), dirs_of(v), p->seed, dims, in);
+  cr_assert_eq(md_output_rows(h, dims) * md_output_cols(h, dims), len);
+  cr_assert_eq(md_eval(h, dims, in, out, &err), 0, "%s: %s", op, err.message);
+  md_free(h);
+  free(src);
+}
+
+// P's inputs moved by T along V.
+static void move(Inst *p, double v[MAXV][MAXN], double t) {
+  for (int i = 0; i < MAXV; i++)
+    for (long e = 0; e < p->len[i]; e++)
+      p->in[i][e] += t * v[i][e];
+}
+
+// The op's tangent rule three ways: diff.c's (the symbolic JVP, printed and
+// compiled again), the tape's forward mode, and central differences of
+// md_eval along random directions. Then its HVP, the tangent rules over the
+// reverse rules, three ways: the symbolic HVP of each input, the tape's
+// forward-over-reverse, and central differences of md_vjp (seeded as in
+// check_numbers).
+static void check_second(const char *op, const Prog *prog, Inst *p) {
+  double v[MAXV][MAXN] = {{0}}, sym[MAXN], tape[MAXN], fd[MAXN], fp[MAXN], fm[MAXN];
+  md_rng g;
+  md_rng_seed(&g, 2000 + (unsigned long long)prog->op);
+  for (int i = 0; i < MAXV; i++)
+    for (long e = 0; e < p->len[i]; e++)
+      v[i][e] = 2 * md_rng_uniform(&g) - 1;
+  md_error err;
+  const char *jvp = md_jvp_formula(p->f, &err);
+  cr_assert_not_null(jvp, "%s: %s", op, err.message);
+  eval_formula(op, prog, p, jvp, v, sym, p->olen);
+  cr_assert_eq(md_tape_jvp(p->f, p->dims, inputs(p), dirs_of(v), NULL, tape, &err), 0, "%s: %s", op,
+               err.message);
+  const double t = 1e-5;
+  move(p, v, t);
+  cr_assert_eq(md_eval(p->f, p->dims, inputs(p), fp, &err), 0);
+  move(p, v, -2 * t);
+  cr_assert_eq(md_eval(p->f, p->dims, inputs(p), fm, &err), 0);
+  move(p, v, t);
+  for (long e = 0; e < p->olen; e++)
+    fd[e] = (fp[e] - fm[e]) / (2 * t);
+  double e1 = md_rel_err(sym, tape, p->olen), e2 = md_rel_err(sym, fd, p->olen);
+  cr_expect(e1 <= MD_CHECK_TOL_TAPE, "%s: the JVP %s is off the tape's by %.3g (diff.c's tangent "
+            "rule, or the tape's?)", op, jvp, e1);
+  cr_expect(e2 <= MD_CHECK_TOL_FD, "%s: the JVP %s is off central differences by %.3g", op, jvp, e2);
+  for (int i = 0; i < md_num_inputs(p->f); i++) {
+    const char *x = md_input_name(p->f, i);
+    const char *hvp = md_hvp_formula(p->f, i, &err);
+    cr_assert_not_null(hvp, "%s: %s", op, err.message);
+    eval_formula(op, prog, p, hvp, v, sym, p->len[i]);
+    double *hv[MAXV] = {0}, *gp[MAXV] = {0}, *gm[MAXV] = {0};
+    memset(tape, 0, sizeof tape);
+    memset(fp, 0, sizeof fp);
+    memset(fm, 0, sizeof fm);
+    hv[i] = tape, gp[i] = fp, gm[i] = fm;
+    cr_assert_eq(md_tape_hvp(p->f, p->dims, inputs(p), dirs_of(v), p->seed, NULL, NULL, hv, &err),
+                 0, "%s: %s", op, err.message);
+    move(p, v, t);
+    cr_assert_eq(md_vjp(p->f, p->dims, inputs(p), p->seed, NULL, gp, &err), 0);
+    move(p, v, -2 * t);
+    cr_assert_eq(md_vjp(p->f, p->dims, inputs(p), p->seed, NULL, gm, &err), 0);
+    move(p, v, t);
+    for (long e = 0; e < p->len[i]; e++)
+      fd[e] = (fp[e] - fm[e]) / (2 * t);
+    e1 = md_rel_err(sym, tape, p->len[i]);
+    e2 = md_rel_err(sym, fd, p->len[i]);
+    cr_expect(e1 <= MD_CHECK_TOL_TAPE, "%s: the HVP d(d/d%s) = %s is off the tape's by %.3g", op, x,
+              hvp, e1);
+    cr_expect(e2 <= MD_CHECK_TOL_FD, "%s: the HVP d(d/d%s) = %s is off differences of the gradient "
+              "by %.3g", op, x, hvp, e2);
+  }
 }
 
 /* ---- compiled C ------------------------------------------------------------- */
@@ -484,6 +581,7 @@ ParameterizedTest(int *o, ops, each, .timeout = 60) {
   Inst p;
   inst_init(&p, &prog);
   check_numbers(name, &p);
+  check_second(name, &prog, &p);
   check_compiled(name, &prog, &p);
   md_error err;
   Ctx c;

@@ -36,12 +36,14 @@
  *   MD_RANDOM_SEED=1      the first seed; program i has seed SEED + i
  *   MD_RANDOM_JOBS        worker processes (default: the online CPUs)
  *   MD_RANDOM_AOT=50      the AOT path on every Nth program (0: never)
+ *   MD_RANDOM_HESSIAN=10  full Hessians (the blocks that are matrices) on every
+ *                         Nth program (0: never)
  *   MD_RANDOM_SHRINK=6    failures to shrink and save, at most
  *   MD_RANDOM_SHRINK_SECONDS=60
  *                         time for all the shrinking together; what is left unshrunk is listed
  *   MD_RANDOM_SAVE=1      write the shrunk cases to tests/regress/ (0: print only)
  *   MD_RANDOM_SHOW=1      print every program before running it
- *   MD_RANDOM_SKIP=print,aot,ref,accum
+ *   MD_RANDOM_SKIP=print,aot,ref,accum,second,hessian
  *                         leave those oracles out (while a known bug floods one)
  *
  * A failure prints the seed and the shrunk program, ready to save as an
@@ -98,6 +100,7 @@
 #define TIMEOUT 60        /* seconds for one program, AOT included */
 #define MAXIN 24
 #define PRINT_MAX 4000    /* characters of a printed derivative worth compiling again */
+#define PRINT_MAX_SECOND 100000 /* ... of the printed second order, checked once per program */
 
 /* What went wrong, one bit per oracle. */
 enum {
@@ -114,22 +117,24 @@ enum {
   K_PRINT = 1 << 10,   /* a printed derivative does not compile or disagrees */
   K_AOT = 1 << 11,     /* matdiff compile + cc + driver: an error, or numbers that differ */
   K_WARN = 1 << 12,    /* the emitted C builds, but not warning-free */
-  K_COUNT = 13
+  K_SECOND = 1 << 13,  /* a printed JVP, HVP or Hessian against the tape's forward modes */
+  K_COUNT = 14
 };
 
 static const char *const kind_name[K_COUNT] = {
     "crash", "hang", "compile error", "call error", "value vs interpreter", "value: eval vs grad",
     "value vs tape", "gradient vs tape", "gradient vs finite differences", "accumulation",
-    "printed derivative", "AOT", "AOT build warnings"};
+    "printed derivative", "AOT", "AOT build warnings", "second order vs tape"};
 
 /* Which oracles to run beyond the three. */
-enum { O_REF = 1, O_PRINT = 2, O_AOT = 4, O_ACCUM = 8 };
+enum { O_REF = 1, O_PRINT = 2, O_AOT = 4, O_ACCUM = 8, O_SECOND = 16, O_HESSIAN = 32 };
 
 typedef struct Report {
   unsigned kinds;
   char msg[1024];      /* the first failure's detail, then the others' */
   int fd_steps;        /* finite-difference steps tried beyond the first */
   int print_skipped;   /* printed derivatives too long to check */
+  int second_order;    /* second-order checks made: 1 for the JVP and HVPs, 2 with a Hessian */
   bool second;         /* in the second trial, at other sizes */
 } Report;
 
@@ -389,35 +394,6 @@ static bool names_taken(const char *src) {
   return false;
 }
 
-// SRC without its wrt statements (a statement runs from a line start or a
-// ';' to the next ';' or line end; '...' continues a line, '#' comments).
-static char *strip_wrt(const char *src) {
-  Out o = {0};
-  put(&o, "%s", "");
-  const char *s = src;
-  while (*s) {
-    const char *t = s;
-    while (*t == ' ' || *t == '\t' || *t == '\r')
-      t++;
-    bool wrt = !strncmp(t, "wrt", 3) && (t[3] == ' ' || t[3] == '\t');
-    const char *e = s;  // the end of this statement, separator excluded
-    while (*e && *e != ';' && *e != '\n') {
-      if (*e == '#')
-        e += strcspn(e, "\n");
-      else if (!strncmp(e, "...", 3))
-        e += 3 + strcspn(e + 3, "\n") + (e[3 + strcspn(e + 3, "\n")] ? 1 : 0);
-      else
-        e++;
-    }
-    if (!wrt)
-      put(&o, "%.*s", (int)(e - s), s);
-    if (*e)
-      put(&o, "%c", *e), e++;
-    s = e;
-  }
-  return o.s;
-}
-
 // Each printed derivative must parse again after the program's own
 // statements (it may name the program's intermediates) and evaluate to the
 // gradient; G, for a matrix output, is declared after them.
@@ -493,6 +469,174 @@ static void check_print(Prob *p, const char *src, Report *r) {
     free(o.s);
   }
   free(body);
+}
+
+/* ---- second order ---------------------------------------------------------- */
+
+// A formula P's function prints, compiled again as the output of a program
+// of its own (formula_program, with the weights W__k declared): NULL, with
+// the failure flagged, if it does not compile.
+static md_function *compile_again(Prob *p, const char *src, const char *formula, const char *decls,
+                                  Report *r) {
+  char *prog = formula_program(p->f, src, formula);
+  Out o = {0};
+  put(&o, "%s%s", decls, prog);
+  md_error err;
+  md_function *h = md_compile(o.s, "second.expr", &err);
+  if (!h)
+    flag(r, K_SECOND, "a printed second-order formula does not compile: %s\n%.300s", err.message,
+         formula);
+  free(o.s);
+  free(prog);
+  return h;
+}
+
+// The JVP and every HVP, printed, checked together through one program:
+// sum(W__0 .* (jvp)) + sum over the wrt inputs i of sum(W__i .* (hvp_i)),
+// with random weights, against the same sum of the tape's forward mode and
+// forward-over-reverse, at random directions. The HVPs of a matrix output
+// are those of <G, output>. Within 1e-9 of the sum of the terms' sizes.
+static void check_second(Prob *p, const char *src, Report *r) {
+  md_error err;
+  if (names_taken(src))
+    return;
+  const char *jvp = md_jvp_formula(p->f, &err);
+  if (!jvp) {
+    flag(r, K_SECOND, "no JVP: %s", err.message);
+    return;
+  }
+  Out sum = {0}, decls = {0};
+  put(&sum, "sum(W__0 .* (%s))", jvp);
+  put(&decls, "W__0 : ");
+  put_type(&decls, p->f, -1);
+  put(&decls, "\n");
+  bool long_formula = strlen(jvp) > PRINT_MAX_SECOND;
+  for (int i = 0; i < p->n && !long_formula; i++) {
+    if (!p->g[i])
+      continue;
+    const char *hvp = md_hvp_formula(p->f, i, &err);
+    if (!hvp) {
+      flag(r, K_SECOND, "no HVP for %s: %s", md_input_name(p->f, i), err.message);
+      goto done;
+    }
+    long_formula |= strlen(hvp) > PRINT_MAX_SECOND;
+    put(&sum, " + sum(W__%d .* (%s))", i + 1, hvp);
+    put(&decls, "W__%d : ", i + 1);
+    put_type(&decls, p->f, i);
+    put(&decls, "\n");
+  }
+  if (long_formula) {
+    r->print_skipped++;
+    goto done;
+  }
+  double *w[MAXIN + 1] = {0}, *v[MAXIN] = {0}, *hv[MAXIN] = {0}, *tan = NULL;
+  w[0] = data(p->seed, "W", "", p->outlen);
+  for (int i = 0; i < p->n; i++) {
+    v[i] = data(p->seed, "second dir", md_input_name(p->f, i), p->len[i]);
+    if (p->g[i]) {
+      w[i + 1] = data(p->seed, "W", md_input_name(p->f, i), p->len[i]);
+      hv[i] = calloc((size_t)p->len[i], sizeof(double));
+    }
+  }
+  tan = calloc((size_t)p->outlen, sizeof(double));
+  md_function *h = compile_again(p, src, sum.s, decls.s, r);
+  const double *const *in = (const double *const *)p->in, *const *dirs = (const double *const *)v;
+  const double *seed = p->matrix ? p->G : NULL;
+  if (!h)
+    goto free_all;
+  if (md_tape_jvp(p->f, p->dims, in, dirs, NULL, tan, &err) != 0 ||
+      md_tape_hvp(p->f, p->dims, in, dirs, seed, NULL, NULL, hv, &err) != 0) {
+    flag(r, K_CALL, "the tape's second order: %s", err.message);
+    goto free_all;
+  }
+  // The tape's sum, and the size of its terms.
+  double want = 0, scale = 0;
+  for (long k = 0; k < p->outlen; k++)
+    want += w[0][k] * tan[k], scale += fabs(w[0][k] * tan[k]);
+  for (int i = 0; i < p->n; i++)
+    for (long k = 0; hv[i] && k < p->len[i]; k++) {
+      want += w[i + 1][k] * hv[i][k], scale += fabs(w[i + 1][k] * hv[i][k]);
+    }
+  const double *hin[2 * MAXIN + 8];
+  long hdims[GEN_MAX_DIMS + 8] = {0};
+  if (md_num_inputs(h) > 2 * MAXIN + 8) {
+    flag(r, K_CALL, "too many inputs for the second-order check");
+    goto free_all;
+  }
+  formula_inputs(h, p->f, p->dims, in, dirs, p->G, hdims, hin);
+  for (int k = 0; k < md_num_inputs(h); k++)
+    if (!strncmp(md_input_name(h, k), "W__", 3))
+      hin[k] = w[atoi(md_input_name(h, k) + 3)];
+  double got;
+  if (md_eval(h, hdims, hin, &got, &err) != 0)
+    flag(r, K_SECOND, "the printed second order fails to evaluate: %s", err.message);
+  else if (!(fabs(got - want) <= TOL_VALUE * fmax(1, scale)))
+    flag(r, K_SECOND, "the printed JVP and HVPs, weighted, give %.17g; the tape's %.17g (off by %.2g "
+         "of %.2g)", got, want, fabs(got - want), scale);
+  r->second_order = 1;
+free_all:
+  md_free(h);
+  free(tan);
+  for (int i = 0; i <= p->n; i++)
+    free(w[i]);
+  for (int i = 0; i < p->n; i++) {
+    free(v[i]);
+    free(hv[i]);
+  }
+done:
+  free(sum.s);
+  free(decls.s);
+}
+
+// Every Hessian block that is a matrix formula, compiled again, against the
+// tape's forward-over-reverse along each unit direction: column by column.
+static void check_hessian(Prob *p, const char *src, Report *r) {
+  md_error err;
+  if (p->matrix || names_taken(src))
+    return;
+  const double *const *in = (const double *const *)p->in;
+  for (int i = 0; i < p->n; i++)
+    for (int j = 0; p->g[i] && j < p->n; j++) {
+      const char *m = p->g[j] ? md_hessian_formula(p->f, i, j, &err) : NULL;
+      if (!m || strlen(m) > PRINT_MAX_SECOND)
+        continue;
+      md_function *h = compile_again(p, src, m, "", r);
+      if (!h)
+        return;
+      long rows = p->len[i], cols = p->len[j];
+      double *got = malloc(sizeof(double) * (size_t)(rows * cols));
+      double *want = malloc(sizeof(double) * (size_t)(rows * cols)), *col = malloc(sizeof(double) * (size_t)rows);
+      double *v[MAXIN] = {0}, *hv[MAXIN] = {0};
+      for (int k = 0; k < p->n; k++)
+        v[k] = calloc((size_t)p->len[k], sizeof(double));
+      hv[i] = col;
+      const double *hin[2 * MAXIN + 8];
+      long hdims[GEN_MAX_DIMS + 8] = {0};
+      formula_inputs(h, p->f, p->dims, in, (const double *const *)v, p->G, hdims, hin);
+      bool ok = md_num_inputs(h) <= 2 * MAXIN + 8 && md_eval(h, hdims, hin, got, &err) == 0;
+      for (long k = 0; ok && k < cols; k++) {
+        v[j][k] = 1;
+        memset(col, 0, sizeof(double) * (size_t)rows);
+        ok = md_tape_hvp(p->f, p->dims, in, (const double *const *)v, NULL, NULL, NULL, hv, &err) == 0;
+        for (long e = 0; e < rows; e++)
+          want[e * cols + k] = col[e];
+        v[j][k] = 0;
+      }
+      double e = ok ? md_rel_err(got, want, rows * cols) : 0;
+      if (!ok)
+        flag(r, K_SECOND, "d2/d%sd%s = %.200s fails to evaluate: %s", md_input_name(p->f, i),
+             md_input_name(p->f, j), m, err.message);
+      else if (!(e <= TOL_VALUE))
+        flag(r, K_SECOND, "d2/d%sd%s = %.300s is off the tape's Hessian by %.2g", md_input_name(p->f, i),
+             md_input_name(p->f, j), m, e);
+      r->second_order = 2;
+      for (int k = 0; k < p->n; k++)
+        free(v[k]);
+      free(got);
+      free(want);
+      free(col);
+      md_free(h);
+    }
 }
 
 /* ---- the AOT path ---------------------------------------------------------- */
@@ -712,6 +856,10 @@ static void trial(Prob *p, uint64_t seed, const GProg *prog, unsigned what, cons
     check_accum(p, r);
   if (what & O_PRINT)
     check_print(p, src, r);
+  if (what & O_SECOND)
+    check_second(p, src, r);
+  if (what & O_HESSIAN)
+    check_hessian(p, src, r);
   if (what & O_AOT)
     check_aot(p, src, r);
 done:
@@ -776,7 +924,7 @@ typedef struct Fail {
 typedef struct Worker {
   volatile long current;   /* the index being run, -1 when done */
   volatile long done;
-  volatile long matrix, aot, nodes, fd_steps, print_skipped;
+  volatile long matrix, aot, nodes, fd_steps, print_skipped, second, hessians;
 } Worker;
 
 typedef struct Shared {
@@ -786,7 +934,7 @@ typedef struct Shared {
 } Shared;
 
 typedef struct Config {
-  long n, jobs, aot_every, shrink, shrink_seconds;
+  long n, jobs, aot_every, hessian_every, shrink, shrink_seconds;
   unsigned skip;       /* O_* left out */
   uint64_t seed;
   bool save, show;
@@ -804,9 +952,11 @@ static void record(Shared *sh, uint64_t seed, unsigned kinds, const char *msg) {
 }
 
 static unsigned oracles(const Config *cf, long index) {
-  unsigned what = O_REF | O_PRINT | O_ACCUM;
+  unsigned what = O_REF | O_PRINT | O_ACCUM | O_SECOND;
   if (cf->aot_every > 0 && index % cf->aot_every == cf->aot_every - 1)
     what |= O_AOT;
+  if (cf->hessian_every > 0 && index % cf->hessian_every == cf->hessian_every - 1)
+    what |= O_HESSIAN;
   return what & ~cf->skip;
 }
 
@@ -830,6 +980,8 @@ static void worker(Shared *sh, const Config *cf, int w, long from) {
     sh->w[w].nodes += gen_size(&p);
     sh->w[w].fd_steps += r.fd_steps > 0;
     sh->w[w].print_skipped += r.print_skipped;
+    sh->w[w].second += r.second_order > 0;
+    sh->w[w].hessians += r.second_order > 1;
     sh->w[w].done++;
     free(src);
     gen_free(&p);
@@ -985,6 +1137,8 @@ static void shrink_and_save(const Config *cf, const Fail *f, double deadline) {
   Target t = {.kind = primary(f->kinds), .what = O_REF | O_ACCUM, .deadline = deadline};
   if (t.kind == K_PRINT)
     t.what |= O_PRINT;
+  if (t.kind == K_SECOND)
+    t.what |= O_SECOND | O_HESSIAN;
   if (t.kind & (K_AOT | K_WARN | K_CRASH | K_HANG))
     t.what |= O_PRINT | O_AOT;
   // A warning keeps its -W flag while shrinking, so it does not drift to another.
@@ -1033,6 +1187,7 @@ Test(random, expressions, .timeout = 0) {
       .seed = env_u64("MD_RANDOM_SEED", 1),
       .jobs = env_long("MD_RANDOM_JOBS", sysconf(_SC_NPROCESSORS_ONLN)),
       .aot_every = env_long("MD_RANDOM_AOT", 50),
+      .hessian_every = env_long("MD_RANDOM_HESSIAN", 10),
       .shrink = env_long("MD_RANDOM_SHRINK", 6),
       .shrink_seconds = env_long("MD_RANDOM_SHRINK_SECONDS", 60),
       .save = env_long("MD_RANDOM_SAVE", 1) != 0,
@@ -1040,8 +1195,8 @@ Test(random, expressions, .timeout = 0) {
   };
   cf.jobs = cf.jobs < 1 ? 1 : cf.jobs > MAXW ? MAXW : cf.jobs;
   const char *skip = getenv("MD_RANDOM_SKIP");
-  static const char *const oracle_names[] = {"ref", "print", "aot", "accum"};
-  for (int k = 0; skip && k < 4; k++)
+  static const char *const oracle_names[] = {"ref", "print", "aot", "accum", "second", "hessian"};
+  for (int k = 0; skip && k < 6; k++)
     if (strstr(skip, oracle_names[k]))
       cf.skip |= 1u << k;
   Shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -1090,7 +1245,7 @@ Test(random, expressions, .timeout = 0) {
   getrusage(RUSAGE_CHILDREN, &ru);
   double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
                (double)ru.ru_stime.tv_usec * 1e-6;
-  long done = 0, matrix = 0, aot = 0, nodes = 0, fds = 0, pskip = 0;
+  long done = 0, matrix = 0, aot = 0, nodes = 0, fds = 0, pskip = 0, second = 0, hessians = 0;
   for (int w = 0; w < cf.jobs; w++) {
     done += sh->w[w].done;
     matrix += sh->w[w].matrix;
@@ -1098,6 +1253,8 @@ Test(random, expressions, .timeout = 0) {
     nodes += sh->w[w].nodes;
     fds += sh->w[w].fd_steps;
     pskip += sh->w[w].print_skipped;
+    second += sh->w[w].second;
+    hessians += sh->w[w].hessians;
   }
   long nfail = sh->nfail < MAXFAIL ? sh->nfail : MAXFAIL;
   long per_kind[K_COUNT] = {0};
@@ -1109,10 +1266,12 @@ Test(random, expressions, .timeout = 0) {
           "(%.1f CPU s, %.1f programs per CPU second)\n"
           "random: %ld with a matrix output, %ld through the AOT path, %.1f nodes on average, "
           "%ld needed a second finite-difference step, %ld printed derivatives too long to check\n"
+          "random: %ld with their JVP and HVPs held against the tape, %ld with Hessians too\n"
           "random: exclusions: GEN_HOSTILE_NAMES=%d\n"
           "random: %ld failed\n",
           done, (unsigned long long)cf.seed, (unsigned long long)(cf.seed + (uint64_t)cf.n - 1), secs,
           (double)done / secs, cf.jobs, cpu, (double)done / fmax(cpu, 1e-9), matrix, aot, done ? (double)nodes / (double)done : 0.0, fds, pskip,
+          second, hessians,
           GEN_HOSTILE_NAMES, nfail);
   for (int b = 0; b < K_COUNT; b++)
     if (per_kind[b])
@@ -1183,7 +1342,8 @@ Test(random, regressions, .timeout = 0) {
       uint64_t s = trial ? gen_hash(seed, tag) : seed;
       Report r;
       int sig;
-      if (!run_child(src, s, NULL, O_PRINT | O_ACCUM | (trial == 0 ? O_AOT : 0), &r, &sig)) {
+      if (!run_child(src, s, NULL, O_PRINT | O_ACCUM | O_SECOND | (trial == 0 ? O_AOT | O_HESSIAN : 0),
+                     &r, &sig)) {
         r.kinds = sig == SIGALRM ? K_HANG : K_CRASH;
         snprintf(r.msg, sizeof r.msg, "%s", sig == SIGALRM ? "no answer within the time limit"
                                             : sig > 0 ? strsignal(sig) : "the check died");

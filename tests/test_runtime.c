@@ -2,8 +2,9 @@
  * test_runtime.c - unit tests of the runtime (runtime/kernels.c and
  * runtime/tape.c): gemm in all four transpose combinations against a naive
  * triple loop, the vector kernels, the factorisations and solves against
- * the tape's own LU, every tape op's value on a hand
- * example and its gradient against central finite differences, the
+ * the tape's own LU, every tape op's value on a hand example, its
+ * gradient, its tangent (forward mode) and its Hessian-vector product
+ * (forward-over-reverse) against central finite differences, the
  * broadcast and accumulation semantics of backward, the errors, and the
  * numerically delicate cases (softplus(700), logsumexp of [1000 1000]).
  *
@@ -766,21 +767,54 @@ static double weighted(const Inputs *in, double x[][MAXN], Build build, const vo
   return f;
 }
 
+// The gradients of sum(W .* y) at X into GRAD; with V (one direction per
+// input), the second-order pass's hvps into HVP and the output's tangent
+// (its Jacobian-vector product) into JVP.
+static void derivatives(const char *name, const Inputs *in, double x[][MAXN], Build build,
+                        const void *ctx, const double *W, double v[][MAXN], double grad[][MAXN],
+                        double hvp[][MAXN], double *jvp) {
+  int y;
+  mdrt_tape *t = record(in, x, build, ctx, &y);
+  for (int i = 0; v && i < in->n; i++)
+    cr_assert_eq(mdrt_tape_direction(t, i, v[i]), 0, "%s: %s", name, mdrt_tape_error(t));
+  int rc = v ? mdrt_tape_backward2(t, y, W) : mdrt_tape_backward(t, y, W);
+  cr_assert_eq(rc, 0, "%s: %s", name, mdrt_tape_error(t));
+  for (int i = 0; i < in->n; i++) {
+    size_t bytes = sizeof(double) * (size_t)(in->r[i] * in->c[i]);
+    memcpy(grad[i], mdrt_tape_grad(t, i), bytes);
+    if (v)
+      memcpy(hvp[i], mdrt_tape_hvp(t, i), bytes);
+  }
+  if (v)
+    memcpy(jvp, mdrt_tape_tangent(t, y), sizeof(double) * (size_t)(mdrt_tape_rows(t, y) * mdrt_tape_cols(t, y)));
+  mdrt_tape_free(t);
+}
+
+// X + S*V for every input.
+static void step(const Inputs *in, double x[][MAXN], double v[][MAXN], double s, double out[][MAXN]) {
+  for (int i = 0; i < in->n; i++)
+    for (long e = 0; e < in->r[i] * in->c[i]; e++)
+      out[i][e] = x[i][e] + s * v[i][e];
+}
+
 // Backward with a random seed W against central differences of sum(W .* y),
-// with step h = 1e-6 max(1, |x|) and relative tolerance 1e-6.
+// with step h = 1e-6 max(1, |x|) and relative tolerance 1e-6. Then forward
+// mode and forward-over-reverse along a random direction V: the tangent of
+// y against central differences of y along V, and the hvps against central
+// differences of the gradients along V, with step 1e-5 and tolerance 1e-6
+// (the gradients of the steps are exact to rounding, so the differences
+// carry only their O(h^2) truncation and rounding of eps/h).
 static void check_gradient(const char *name, const Inputs *in, Build build, const void *ctx) {
   Rng g = {fnv1a(name)};
-  double x[3][MAXN], grad[3][MAXN], W[MAXN];
+  double x[3][MAXN], grad[3][MAXN], W[MAXN], v[3][MAXN], hvp[3][MAXN], jvp[MAXN];
   for (int i = 0; i < in->n; i++)
     draw(&g, in->dom[i], in->r[i], in->c[i], x[i]);
   for (int i = 0; i < MAXN; i++)
     W[i] = uniform(&g, -1, 1);
-  int y;
-  mdrt_tape *t = record(in, x, build, ctx, &y);
-  cr_assert_eq(mdrt_tape_backward(t, y, W), 0, "%s: %s", name, mdrt_tape_error(t));
   for (int i = 0; i < in->n; i++)
-    memcpy(grad[i], mdrt_tape_grad(t, i), sizeof(double) * (size_t)(in->r[i] * in->c[i]));
-  mdrt_tape_free(t);
+    for (long e = 0; e < MAXN; e++)
+      v[i][e] = uniform(&g, -1, 1);
+  derivatives(name, in, x, build, ctx, W, NULL, grad, NULL, NULL);
   for (int i = 0; i < in->n; i++)
     for (long e = 0; e < in->r[i] * in->c[i]; e++) {
       double x0 = x[i][e], h = 1e-6 * fmax(1.0, fabs(x0));
@@ -791,6 +825,32 @@ static void check_gradient(const char *name, const Inputs *in, Build build, cons
       cr_expect(near(grad[i][e], fd, 1e-6), "%s: input %d element %ld: tape %.12g, fd %.12g",
                 name, i, e, grad[i][e], fd);
     }
+  double grad2[3][MAXN];
+  derivatives(name, in, x, build, ctx, W, v, grad2, hvp, jvp);
+  for (int i = 0; i < in->n; i++)
+    for (long e = 0; e < in->r[i] * in->c[i]; e++)
+      cr_expect_eq(grad2[i][e], grad[i][e], "%s: the second-order pass changed the gradient", name);
+  const double h = 1e-5;
+  double xp[3][MAXN], xm[3][MAXN], gp[3][MAXN], gm[3][MAXN];
+  step(in, x, v, h, xp);
+  step(in, x, v, -h, xm);
+  derivatives(name, in, xp, build, ctx, W, NULL, gp, NULL, NULL);
+  derivatives(name, in, xm, build, ctx, W, NULL, gm, NULL, NULL);
+  for (int i = 0; i < in->n; i++)
+    for (long e = 0; e < in->r[i] * in->c[i]; e++) {
+      double fd = (gp[i][e] - gm[i][e]) / (2 * h);
+      cr_expect(near(hvp[i][e], fd, 1e-6), "%s: hvp of input %d element %ld: tape %.12g, fd %.12g",
+                name, i, e, hvp[i][e], fd);
+    }
+  int yp, ym;
+  mdrt_tape *tp = record(in, xp, build, ctx, &yp), *tm = record(in, xm, build, ctx, &ym);
+  for (long e = 0; e < mdrt_tape_rows(tp, yp) * mdrt_tape_cols(tp, yp); e++) {
+    double fd = (mdrt_tape_value(tp, yp)[e] - mdrt_tape_value(tm, ym)[e]) / (2 * h);
+    cr_expect(near(jvp[e], fd, 1e-6), "%s: tangent element %ld: tape %.12g, fd %.12g", name, e,
+              jvp[e], fd);
+  }
+  mdrt_tape_free(tp);
+  mdrt_tape_free(tm);
 }
 
 // One op on one or two leaves. Names are arrays, not pointers: Criterion
@@ -843,6 +903,7 @@ ParameterizedTestParameters(grad, unary) {
     MAP("arcsin", 3, 4, UNIT),
     MAP("arccos", 3, 4, UNIT),
     MAP("arctan", 3, 4, ANY),
+    MAP("erf", 3, 4, ANY),
     UNARY("logsumexp k=0", MDRT_LOGSUMEXP, 0, 3, 4, ANY),
     UNARY("logsumexp k=2", MDRT_LOGSUMEXP, 2, 3, 4, ANY),
     UNARY("softmax k=2", MDRT_SOFTMAX, 2, 3, 4, ANY),
@@ -938,6 +999,60 @@ static int build_matrix_chain(mdrt_tape *t, const int *leaf, const void *ctx) {
 Test(grad, matrix_chain) {
   Inputs in = {2, {3, 3}, {3, 1}, {DIAGDOM, ANY}};
   check_gradient("matrix chain", &in, build_matrix_chain, NULL);
+}
+
+/* ---- tape: forward mode and second order, by hand ------------------------ */
+
+// f = x'*A*x: its tangent along v is x'(A + A')v, its Hessian A + A', so
+// the hvp along v is (A + A')v. The hvp adds over passes like the gradient,
+// and zero_grad clears it; A, without a direction, moves nothing.
+Test(tape, second_order_by_hand) {
+  const double A[4] = {1, 2, -3, 4}, x[2] = {0.5, -1}, v[2] = {2, 3};
+  mdrt_tape *t = mdrt_tape_new();
+  int a = mdrt_tape_leaf(t, 2, 2, A), xl = mdrt_tape_leaf(t, 2, 1, x);
+  int xt = mdrt_tape_unary(t, MDRT_TRANSPOSE, xl, 0);
+  int f = mdrt_tape_binary(t, MDRT_MATMUL, mdrt_tape_binary(t, MDRT_MATMUL, xt, a), xl);
+  cr_assert_geq(f, 0, "%s", mdrt_tape_error(t));
+  cr_expect_null(mdrt_tape_tangent(t, f), "no tangent before a forward pass");
+  expect_error(t, mdrt_tape_direction(t, f, v), "not a leaf");
+  cr_assert_eq(mdrt_tape_direction(t, xl, v), 0);
+  cr_assert_eq(mdrt_tape_forward(t), 0, "%s", mdrt_tape_error(t));
+  // (A + A') = [2 -1; -1 8]; (A + A')v = [1, 22]; x'(A + A')v = 0.5 - 22
+  cr_expect(near(mdrt_tape_tangent(t, f)[0], -21.5, 1e-15));
+  cr_expect(near(mdrt_tape_tangent(t, a)[3], 0, 0), "a leaf without a direction has a zero tangent");
+  for (int pass = 1; pass <= 2; pass++) {
+    cr_assert_eq(mdrt_tape_backward2(t, f, NULL), 0, "%s", mdrt_tape_error(t));
+    expect_grad(t, xl, 2, (double[]){pass * (2 * 0.5 - 1 * -1), pass * (-1 * 0.5 + 8 * -1)});
+    const double *h = mdrt_tape_hvp(t, xl);
+    cr_expect(near(h[0], pass * 1.0, 1e-15) && near(h[1], pass * 22.0, 1e-15),
+              "pass %d: hvp [%g, %g]", pass, h[0], h[1]);
+  }
+  // d/dA (x'Ax) = x x', and its tangent along v: v x' + x v'.
+  const double *ha = mdrt_tape_hvp(t, a);
+  cr_expect(near(ha[1], 2 * (2 * -1 + 0.5 * 3), 1e-15), "hvp of A: %g", ha[1]);
+  // A leaf recorded after the output has a zero hvp, as its gradient is.
+  int late = mdrt_tape_leaf(t, 1, 1, (double[]){1});
+  cr_assert_eq(mdrt_tape_backward2(t, f, NULL), 0, "%s", mdrt_tape_error(t));
+  cr_expect(mdrt_tape_hvp(t, late) && mdrt_tape_hvp(t, late)[0] == 0.0);
+  mdrt_tape_zero_grad(t);
+  cr_expect_eq(mdrt_tape_hvp(t, xl)[1], 0.0);
+  cr_assert_eq(mdrt_tape_direction(t, xl, NULL), 0);
+  cr_assert_eq(mdrt_tape_forward(t), 0);
+  cr_expect_eq(mdrt_tape_tangent(t, f)[0], 0.0, "no direction: a zero tangent");
+  mdrt_tape_free(t);
+}
+
+// x.^2 at a negative x: the exponent is a constant, and its partial, log x,
+// is NaN there. It must not reach the tangent or the hvp as 0*NaN.
+Test(tape, constant_exponent_of_a_negative_base) {
+  mdrt_tape *t = mdrt_tape_new();
+  int x = mdrt_tape_leaf(t, 1, 1, (double[]){-3});
+  int y = mdrt_tape_binary(t, MDRT_EPOW, x, mdrt_tape_const(t, 1, 1, (double[]){2}));
+  cr_assert_eq(mdrt_tape_direction(t, x, (double[]){1}), 0);
+  cr_assert_eq(mdrt_tape_backward2(t, y, NULL), 0, "%s", mdrt_tape_error(t));
+  cr_expect_eq(mdrt_tape_tangent(t, y)[0], -6.0);
+  cr_expect_eq(mdrt_tape_hvp(t, x)[0], 2.0);
+  mdrt_tape_free(t);
 }
 
 /* ---- tape: backward semantics ------------------------------------------- */

@@ -9,6 +9,8 @@
  *   numbers                   the numbers on a tagged line of a program's output
  *   put_type                  a compiled function's input (or output) type as
  *                             the language spells it, for writing sources
+ *   strip_wrt, formula_*      a printed derivative as the output of a program
+ *                             of its own, and that program's inputs
  *   tmpdir_*                  a temporary directory per test, and files in it
  *
  * Plain C, so that the fuzz harness can use it too (with Criterion included
@@ -154,6 +156,86 @@ static inline void put_type(Out *o, const md_function *f, int i) {
       put(o, "%s%ld", axis ? ", " : "", lit[axis]);
   }
   put(o, ")");
+}
+
+/* ---- printed formulas, compiled again -------------------------------------- */
+
+// SRC without its wrt statements (a statement runs from a line start or a
+// ';' to the next ';' or line end; '...' continues a line, '#' comments).
+static inline char *strip_wrt(const char *src) {
+  Out o = {0};
+  put(&o, "%s", "");
+  const char *s = src;
+  while (*s) {
+    const char *t = s;
+    while (*t == ' ' || *t == '\t' || *t == '\r')
+      t++;
+    bool wrt = !strncmp(t, "wrt", 3) && (t[3] == ' ' || t[3] == '\t');
+    const char *e = s;  // the end of this statement, separator excluded
+    while (*e && *e != ';' && *e != '\n') {
+      if (*e == '#')
+        e += strcspn(e, "\n");
+      else if (!strncmp(e, "...", 3))
+        e += 3 + strcspn(e + 3, "\n") + (e[3 + strcspn(e + 3, "\n")] ? 1 : 0);
+      else
+        e++;
+    }
+    if (!wrt)
+      put(&o, "%.*s", (int)(e - s), s);
+    if (*e)
+      put(&o, "%c", *e), e++;
+    s = e;
+  }
+  return o.s;
+}
+
+// The program whose output is FORMULA, a derivative F printed: SRC's
+// statements (the formula may name its intermediates) without its wrt
+// lines, a declaration of every direction F's formulas name (md_direction_
+// name), G of the output's shape if F's output is not a scalar, and one
+// unused wrt input, which spares differentiating the rest (only the value
+// is wanted). malloc'd.
+static inline char *formula_program(md_function *f, const char *src, const char *formula) {
+  char *body = strip_wrt(src);
+  Out o = {0};
+  put(&o, "%s\n", body);
+  for (int i = 0; i < md_num_inputs(f); i++)
+    if (md_input_is_wrt(f, i)) {
+      put(&o, "%s : ", md_direction_name(f, i));
+      put_type(&o, f, i);
+      put(&o, "\n");
+    }
+  if (md_output_rows(f, NULL) != 1 || md_output_cols(f, NULL) != 1) {
+    put(&o, "G : ");
+    put_type(&o, f, -1);
+    put(&o, "\n");
+  }
+  put(&o, "unused__ : scalar\nwrt unused__\nformula__ = %s\n", formula);
+  free(body);
+  return o.s;
+}
+
+// The sizes and inputs of H, a formula_program of F, at F's sizes FDIMS,
+// inputs IN, directions DIRS (one per input of F) and seed G: each input
+// of H by its name, and 0 for the unused one.
+static inline void formula_inputs(md_function *h, md_function *f, const long *fdims,
+                                  const double *const *in, const double *const *dirs,
+                                  const double *G, long *hdims, const double **hin) {
+  static const double zero = 0;
+  for (int d = 0; d < md_num_dims(h); d++)
+    for (int k = 0; k < md_num_dims(f); k++)
+      if (!strcmp(md_dim_name(h, d), md_dim_name(f, k)))
+        hdims[d] = fdims[k];
+  for (int v = 0; v < md_num_inputs(h); v++) {
+    const char *name = md_input_name(h, v);
+    hin[v] = !strcmp(name, "G") ? G : &zero;
+    for (int k = 0; k < md_num_inputs(f); k++) {
+      if (!strcmp(name, md_input_name(f, k)))
+        hin[v] = in[k];
+      if (md_input_is_wrt(f, k) && !strcmp(name, md_direction_name(f, k)))
+        hin[v] = dirs[k];
+    }
+  }
 }
 
 /* ---- a temporary directory ----------------------------------------------- */
