@@ -193,9 +193,10 @@ int K(lu_solve)(int trans, long n, long m, const real *F, const real *B, real *X
   blasint N = (blasint)n, M = (blasint)m;
   if (trans)
     swap_rows(n, m, pivots(n, F), X, 0);
-  trsm(CblasColMajor, CblasRight, trans ? CblasLower : CblasUpper, trans ? CblasTrans : CblasNoTrans,
+  enum CBLAS_TRANSPOSE t = trans ? CblasTrans : CblasNoTrans;
+  trsm(CblasColMajor, CblasRight, trans ? CblasLower : CblasUpper, t,
        trans ? CblasUnit : CblasNonUnit, M, N, 1, F, N, X, M);
-  trsm(CblasColMajor, CblasRight, trans ? CblasUpper : CblasLower, trans ? CblasTrans : CblasNoTrans,
+  trsm(CblasColMajor, CblasRight, trans ? CblasUpper : CblasLower, t,
        trans ? CblasNonUnit : CblasUnit, M, N, 1, F, N, X, M);
   if (!trans)
     swap_rows(n, m, pivots(n, F), X, 1);
