@@ -62,7 +62,8 @@ RT_SRCS := runtime/kernels.c runtime/functions.c runtime/float.c runtime/tape.c 
 LIB_SRCS := compiler/arena.c compiler/ctx.c compiler/diag.c compiler/ast.c \
             compiler/shape.c compiler/lower.c compiler/infer.c compiler/expr.c compiler/diff.c compiler/second.c \
             compiler/simplify.c compiler/print.c compiler/emit_c.c compiler/record.c compiler/jit.c \
-            compiler/api.c compiler/check.c compiler/graph.c compiler/dump.c compiler/optab.c
+            compiler/api.c compiler/check.c compiler/graph.c compiler/dump.c compiler/optab.c \
+            compiler/chain.c
 GEN_SRCS := $(B)/parser.c $(B)/lexer.c
 # The command and its files: text matrices and .npy in and out. Not in
 # libmatdiff, whose API takes buffers and never prints.
@@ -73,7 +74,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o $(B)/rt_header.o
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/%.o)
 CLI_IO_OBJS := $(filter-out $(B)/compiler/cli.o,$(CLI_OBJS))
 
-TESTS    := test_runtime test_dataio test_npy test_front test_check test_grad test_aot test_cli test_cookbook test_cost test_random test_fuzz_regress test_hostile test_ops test_second
+TESTS    := test_runtime test_dataio test_npy test_front test_check test_grad test_aot test_cli test_cookbook test_cost test_random test_fuzz_regress test_hostile test_ops test_second test_chain
 TEST_BINS := $(TESTS:%=$(B)/tests/%)
 
 # Debian packages: the build needs these, the tests the rest.

@@ -12,6 +12,7 @@
  *   second.c          tangents of the output and the gradients: JVPs, HVPs,
  *                     Hessians and Jacobians as matrices
  *   simplify.c        rewrite rules to a fixpoint
+ *   chain.c           the DAG the emitter sees, rewritten for cost
  *   print.c           DAG -> text in the input language
  *   dump.c            the state between stages as text (matdiff diff --dump)
  *   emit_c.c          DAG -> C source
@@ -443,6 +444,15 @@ char *print_short(Ctx *c, const Node *n, size_t limit); /* at most about LIMIT b
 char *print_num(char *buf, size_t n, double v);      /* shortest round-trip text */
 void print_latex(Ctx *c, Buf *b, const Node *n);     /* the same, as LaTeX */
 void latex_name(Buf *b, const char *name);           /* lambda -> \lambda, W1 -> W_{1} */
+
+/* ---- chain.c ----------------------------------------------------------- */
+
+/* Rewrite the N ROOTS (NULL entries skipped) in place for cost, as the
+   emitter computes them: product chains grouped by cost, structured
+   matrices never dense, only what is read of a product computed. The
+   nodes the roots had are left as they were (the printed formulas use
+   them). false without memory. */
+bool chain_rewrite(Ctx *c, Node **roots, int n);
 
 /* ---- graph.c ----------------------------------------------------------- */
 
