@@ -2,7 +2,9 @@
 #
 #   make          build build/matdiff, build/libmatdiff.a, build/libmatdiff_rt.a
 #   make demo     the notebook's loss: formulas, value and gradients
-#   make test     every test (Criterion suites, examples, PyTorch, valgrind, Python)
+#   make test     every test (Criterion suites, examples, PyTorch, valgrind, Python);
+#                 SAN=1 all of it under ASan and UBSan, SAN=thread the threads
+#                 under ThreadSanitizer
 #   make check    the Criterion suites alone: the fast edit-test loop
 #   make pytest   the Python package's tests alone (tests/python, pytest)
 #   make deps     install the Debian packages the build needs
@@ -23,9 +25,14 @@ SAN     ?= 0
 B       := build
 
 # SAN=1: everything built with AddressSanitizer and UBSan, in build/san.
+# SAN=thread: with ThreadSanitizer, in build/tsan; `make test SAN=thread`
+# runs the tests that call one function from many threads (THREAD_TESTS).
 ifeq ($(SAN),1)
 B       := build/san
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+else ifeq ($(SAN),thread)
+B       := build/tsan
+SAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
 endif
 Q       := $(if $(filter 1,$(V)),,@)
 
@@ -74,8 +81,10 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o $(B)/rt_header.o
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/%.o)
 CLI_IO_OBJS := $(filter-out $(B)/compiler/cli.o,$(CLI_OBJS))
 
-TESTS    := test_runtime test_dataio test_npy test_front test_check test_grad test_aot test_cli test_cookbook test_cost test_random test_fuzz_regress test_hostile test_ops test_second test_chain
+TESTS    := test_runtime test_dataio test_npy test_front test_check test_grad test_aot test_cli test_cookbook test_cost test_random test_fuzz_regress test_hostile test_ops test_second test_latex test_api_hostile test_threads \
+            test_chain
 TEST_BINS := $(TESTS:%=$(B)/tests/%)
+THREAD_TESTS := test_threads
 
 # Debian packages: the build needs these, the tests the rest.
 BUILD_PKGS := gcc make flex bison tcc libtcc-dev libopenblas-dev pkg-config
@@ -166,6 +175,11 @@ $(B)/tests/%: tests/%.c $(B)/libmatdiff.a $(B)/libmatdiff_rt.a
 	@echo "  CC      $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -DMD_BUILD_DIR='"$(abspath $(B))"' -DMD_SRC_DIR='"$(abspath .)"' \
 	  -o $@ $< $(filter %.o,$^) $(B)/libmatdiff.a $(B)/libmatdiff_rt.a -lcriterion $(LIBS)
+# A plain program: Criterion cannot start under ThreadSanitizer.
+$(B)/tests/test_threads: tests/test_threads.c $(B)/libmatdiff.a $(B)/libmatdiff_rt.a
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libmatdiff.a $(B)/libmatdiff_rt.a $(LIBS)
 # The CLI's file formats are tested on their own.
 $(B)/tests/test_dataio $(B)/tests/test_npy: $(CLI_IO_OBJS)
 
@@ -184,6 +198,15 @@ check: all $(TEST_BINS)
 # tree's build/pic/), so they run in the default build only.
 PYTHON_TESTS := $(if $(filter build,$(B)),pytest)
 
+# Under ThreadSanitizer, the tests that call from many threads. OpenBLAS
+# starts no threads of its own (it is not instrumented), and the first race
+# fails the test.
+TSAN_ENV := OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+ifeq ($(SAN),thread)
+test: deps $(THREAD_TESTS:%=$(B)/tests/%)
+	@for t in $(THREAD_TESTS:%=$(B)/tests/%); do echo "== $$t under ThreadSanitizer"; \
+	  $(TSAN_ENV) $$t --jobs 1 || exit 1; done
+else
 test: deps all $(if $(PYTHON_TESTS),shared) $(TEST_BINS) $(B)/practice
 	@for t in $(TEST_BINS); do echo "== $$t"; $$t --jobs 2 || exit 1; done
 	@echo "== examples/practice"; $(B)/practice > /dev/null
@@ -209,6 +232,7 @@ endif
 ifneq ($(SAN),1)
 	@echo "== make install into a temporary DESTDIR, pkg-config, make uninstall"
 	@MAKE="$(MAKE)" bash tests/install_test.sh
+endif
 endif
 
 # The Python package's tests, on the tree's build/pic/libmatdiff.so. The

@@ -5,6 +5,8 @@
  * DAG) stays alive with the function, for the tape oracle and for names.
  */
 #include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "api.h"
@@ -42,6 +44,158 @@ bool md_front(Ctx *c) {
   return true;
 }
 
+/* ---- workspaces ---------------------------------------------------------- */
+
+// A buffer of a call, for finding those that share memory (see Call).
+enum { SPAN_READ, SPAN_OUT, SPAN_GRAD };
+
+typedef struct Span {
+  uintptr_t lo, hi;       /* the bytes [lo, hi) */
+  int kind, i;            /* SPAN_*; the input, for a gradient */
+  bool shared;            /* overlaps another span */
+} Span;
+
+// What a call needs besides the caller's buffers: the emitted code's
+// workspace, the gradient pointers it is passed, and md_grad's seed of ones
+// for a non-scalar output. Each call borrows one from its function's pool
+// and gives it back, so that concurrent calls never share one, and calls
+// that follow one another reuse it: a steady state allocates nothing.
+typedef struct Workspace {
+  struct Workspace *next;   /* in the pool */
+  long *dims;               /* the sizes it was checked and sized for ... */
+  bool sized;               /* ... if this is set */
+  void *mem;                /* the emitted code's workspace */
+  long cap;                 /* its bytes */
+  long *len, outlen;        /* each input's elements and the output's, at DIMS */
+  double **g;               /* one gradient pointer per input */
+  double *ones;             /* md_grad's seed of ones, NONES of them */
+  long nones;
+  Span *span;               /* the call's buffers, 2 per input + 2 (see redirect) */
+  double **tmp, *tmp_out;   /* scratch for the gradients and the output, in a call */
+} Workspace;
+
+static void ws_free(Workspace *w) {
+  free(w->dims);
+  free(w->len);
+  free(w->mem);
+  free(w->g);
+  free(w->ones);
+  free(w->span);
+  free(w->tmp);
+  free(w);
+}
+
+static bool same_dims(const md_function *f, const Workspace *w, const long *dims) {
+  int nd = f->ctx.ndims;
+  return w->sized && (nd == 0 || !memcmp(w->dims, dims, sizeof *dims * (size_t)nd));
+}
+
+// A workspace goes to the idle slot if it is empty, else to the pool.
+static void give_back(md_function *f, Workspace *w) {
+  Workspace *none = NULL;
+  if (atomic_compare_exchange_strong(&f->idle, &none, w))
+    return;
+  pthread_mutex_lock(&f->pool_lock);
+  w->next = f->pool;
+  f->pool = w;
+  pthread_mutex_unlock(&f->pool_lock);
+}
+
+// Check DIMS and size W's workspace for them. It grows as needed and
+// shrinks when a quarter of it would do.
+static bool fit(md_function *f, Workspace *w, const long *dims, md_error *err) {
+  w->sized = false;
+  if (!api_sizes_ok(f, dims, err))
+    return false;
+  long bytes = f->jit.ws_size(dims);
+  if (bytes < 0) {
+    diag_plain(err, "internal error: the workspace size is %ld", bytes);
+    return false;
+  }
+  if (!w->mem || bytes > w->cap || bytes < w->cap / 4) {
+    void *mem = malloc(bytes > 0 ? (size_t)bytes : 1);
+    if (!mem) {
+      diag_plain(err, "out of memory: the workspace needs %ld bytes", bytes);
+      return false;
+    }
+    free(w->mem);
+    w->mem = mem;
+    w->cap = bytes;
+  }
+  if (f->ctx.ndims)
+    memcpy(w->dims, dims, sizeof *dims * (size_t)f->ctx.ndims);
+  for (int i = 0; i < f->ctx.nvars; i++)
+    w->len[i] = api_len(f->ctx.vars[i].shape, dims);
+  w->outlen = api_len(f->ctx.out->shape, dims);
+  w->sized = true;
+  return true;
+}
+
+// A workspace for a call at DIMS: the idle one if it is sized for them
+// (calls one after another take no lock), else one from the pool that is,
+// else any, else a new one. NULL with *ERR filled.
+static Workspace *borrow(md_function *f, const long *dims, md_error *err) {
+  Workspace *w = atomic_exchange(&f->idle, NULL);
+  if (!w || !same_dims(f, w, dims)) {
+    pthread_mutex_lock(&f->pool_lock);
+    Workspace **pick = NULL;
+    for (Workspace **p = &f->pool; *p && !pick; p = &(*p)->next)
+      if (same_dims(f, *p, dims))
+        pick = p;
+    if (!pick && !w && f->pool)
+      pick = &f->pool;
+    if (pick) {
+      Workspace *found = *pick;
+      *pick = found->next;
+      if (w) {  // the idle one goes to the pool instead
+        w->next = f->pool;
+        f->pool = w;
+      }
+      w = found;
+    }
+    pthread_mutex_unlock(&f->pool_lock);
+  }
+  if (!w) {
+    size_t nd = (size_t)f->ctx.ndims + 1, nv = (size_t)f->ctx.nvars + 1;
+    w = calloc(1, sizeof *w);
+    if (!w || !(w->dims = calloc(nd, sizeof *w->dims)) || !(w->len = calloc(nv, sizeof *w->len)) ||
+        !(w->g = calloc(nv, sizeof *w->g)) ||
+        !(w->tmp = calloc(nv, sizeof *w->tmp)) || !(w->span = calloc(2 * nv + 2, sizeof(Span)))) {
+      if (w)
+        ws_free(w);
+      diag_plain(err, "out of memory");
+      return NULL;
+    }
+  }
+  if (!same_dims(f, w, dims) && !fit(f, w, dims, err)) {
+    give_back(f, w);
+    return NULL;
+  }
+  return w;
+}
+
+// W's seed of ones, for md_grad on a non-scalar output, at W's sizes.
+static const double *ones(Workspace *w, md_error *err) {
+  long n = w->outlen;
+  if (n > w->nones) {
+    double *s = malloc(sizeof *s * (size_t)n);
+    if (!s) {
+      diag_plain(err, "out of memory: a seed of %ld ones", n);
+      return NULL;
+    }
+    for (long i = 0; i < n; i++)
+      s[i] = 1;
+    free(w->ones);
+    w->ones = s;
+    w->nones = n;
+  }
+  return w->ones;
+}
+
+/* ---- compiling ------------------------------------------------------------ */
+
+const char *md_version(void) { return MATDIFF_VERSION; }
+
 md_function *md_compile(const char *source, const char *filename, md_error *err) {
   diag_clear(err);
   if (!source) {
@@ -49,13 +203,18 @@ md_function *md_compile(const char *source, const char *filename, md_error *err)
     return NULL;
   }
   md_function *f = calloc(1, sizeof *f);
-  char *src = f ? strdup(source) : NULL;
-  if (!src) {
-    free(f);
+  if (!f) {
     diag_plain(err, "out of memory");
     return NULL;
   }
-  f->src = src;
+  pthread_mutex_init(&f->pool_lock, NULL);
+  pthread_mutex_init(&f->arena_lock, NULL);
+  if (!(f->src = strdup(source))) {
+    diag_plain(err, "out of memory");
+    md_free(f);
+    return NULL;
+  }
+  char *src = f->src;
   f->file = filename ? strdup(filename) : NULL;
   if (filename && !f->file) {
     diag_plain(err, "out of memory");
@@ -80,6 +239,7 @@ md_function *md_compile(const char *source, const char *filename, md_error *err)
     return NULL;
   }
   f->csrc = code.s;
+  f->scalar = shape_is_scalar(c->out->shape);
   if (!jit_compile(&f->jit, f->csrc, o.name, err)) {
     md_free(f);
     return NULL;
@@ -95,8 +255,14 @@ void md_free(md_function *f) {
   jit_free(&f->jit);
   ctx_free(&f->ctx);
   free(f->csrc);
-  free(f->ws);
-  free(f->wsdims);
+  if (f->idle)
+    ws_free(f->idle);
+  for (Workspace *w = f->pool, *next; w; w = next) {
+    next = w->next;
+    ws_free(w);
+  }
+  pthread_mutex_destroy(&f->pool_lock);
+  pthread_mutex_destroy(&f->arena_lock);
   free(f->file);
   free(f->src);
   free(f);
@@ -123,9 +289,19 @@ const char *md_grad_formula(const md_function *f, int i) {
   if (!md_input_is_wrt(f, i))
     return NULL;
   md_function *m = (md_function *)f;  // the cache is not part of the value
+  pthread_mutex_lock(&m->arena_lock);
   if (!m->formulas[i])
     m->formulas[i] = print_str(&m->ctx, m->ctx.grads[i]);
-  return m->formulas[i];
+  const char *s = m->formulas[i];
+  pthread_mutex_unlock(&m->arena_lock);
+  return s;
+}
+
+char *api_print(md_function *f, const Node *n, size_t limit) {
+  pthread_mutex_lock(&f->arena_lock);
+  char *s = print_short(&f->ctx, n, limit);
+  pthread_mutex_unlock(&f->arena_lock);
+  return s;
 }
 
 const char *md_c_source(const md_function *f) { return f ? f->csrc : NULL; }
@@ -136,7 +312,10 @@ double md_flops(md_function *f, const long *dims, int grad) {
   for (int i = 0; i < f->ctx.ndims; i++)
     if (dims[i] < 1)
       return -1;
-  return emit_flops(&f->ctx, grad != 0, dims);
+  pthread_mutex_lock(&f->arena_lock);
+  double n = emit_flops(&f->ctx, grad != 0, dims);
+  pthread_mutex_unlock(&f->arena_lock);
+  return n;
 }
 
 static long size_of(Dim d, const long *dims) {
@@ -180,18 +359,36 @@ static bool dims_ok(md_function *f, const long *dims, md_error *err) {
   return true;
 }
 
+long api_len(Shape s, const long *dims) {
+  long n = size_mul(dim_value(s.r, dims), dim_value(s.c, dims));
+  return size_mul(n, sizeof(double)) < 0 ? -1 : n;
+}
+
+// A size as the source writes it: its name, or its number in BUF. Not
+// dim_str, which allocates in the compilation's arena: a call changes
+// nothing in the function it calls.
+static const char *dim_text(const Ctx *c, Dim d, char *buf, size_t n) {
+  if (d.sym >= 0)
+    return c->dims[d.sym];
+  snprintf(buf, n, "%ld", d.n);
+  return buf;
+}
+
 // Would any value's size, or the workspace (a sum of them, in bytes),
 // overflow a long? The emitted code computes them without checking, so
-// the sizes are checked here first, for every node of the DAG.
+// the sizes are checked here first, for every node of the DAG, with room
+// to spare for what the emitted code adds to a sum (a factor of 16).
 static bool sizes_fit(md_function *f, const long *dims, md_error *err) {
-  const long limit = LONG_MAX / 16;
   long total = 0;
   for (int i = 0; i < f->ctx.nnodes; i++) {
     const Node *p = f->ctx.nodes[i];
-    long r = dim_value(p->shape.r, dims), c = dim_value(p->shape.c, dims);
-    if (r > limit / c || (total += r * c) > limit / (long)sizeof(double)) {
+    total = size_add(total, api_len(p->shape, dims));
+    if (size_mul(total, 16 * sizeof(double)) < 0) {
+      char r[32], c[32];
       diag_plain(err, "the sizes are too large: a %ld×%ld value (%s×%s) and the workspace overflow",
-                 r, c, dim_str(&f->ctx, p->shape.r), dim_str(&f->ctx, p->shape.c));
+                 dim_value(p->shape.r, dims), dim_value(p->shape.c, dims),
+                 dim_text(&f->ctx, p->shape.r, r, sizeof r),
+                 dim_text(&f->ctx, p->shape.c, c, sizeof c));
       return false;
     }
   }
@@ -200,32 +397,6 @@ static bool sizes_fit(md_function *f, const long *dims, md_error *err) {
 
 bool api_sizes_ok(md_function *f, const long *dims, md_error *err) {
   return dims_ok(f, dims, err) && sizes_fit(f, dims, err);
-}
-
-// The workspace is kept between calls and sized again only when the sizes
-// change.
-static void *workspace(md_function *f, const long *dims, md_error *err) {
-  int nd = f->ctx.ndims;
-  if (f->ws && (nd == 0 || !memcmp(f->wsdims, dims, sizeof *dims * (size_t)nd)))
-    return f->ws;
-  if (!api_sizes_ok(f, dims, err))
-    return NULL;
-  long bytes = f->jit.ws_size(dims);
-  void *ws = malloc(bytes > 0 ? (size_t)bytes : 1);
-  long *d = malloc(sizeof *d * (size_t)(nd ? nd : 1));
-  if (!ws || !d || bytes < 0) {
-    free(ws);
-    free(d);
-    diag_plain(err, "out of memory: the workspace needs %ld bytes", bytes);
-    return NULL;
-  }
-  if (nd)
-    memcpy(d, dims, sizeof *d * (size_t)nd);
-  free(f->ws);
-  free(f->wsdims);
-  f->ws = ws;
-  f->wsdims = d;
-  return ws;
 }
 
 bool api_call_ok(md_function *f, const long *dims, const double *const *inputs, md_error *err) {
@@ -254,6 +425,162 @@ long md_output_cols(const md_function *f, const long *dims) {
   return f ? size_of(f->ctx.out->shape.c, dims) : -1;
 }
 
+/* ---- calls ------------------------------------------------------------------ */
+
+// One call: the caller's buffers, and the ones the emitted code gets. The
+// code reads the inputs and the seed while it writes the output and the
+// gradients, so a buffer it writes that shares memory with another buffer
+// of the call is replaced by scratch, and the result copied (the output)
+// or added (a gradient) into the caller's buffer once everything is read.
+// That is what an in-place step (grads[i] == inputs[i]) expects. Gradient
+// buffers may share memory (tied parameters get the sum); the output may
+// not share memory with a gradient, which means nothing: an error.
+typedef struct Call {
+  md_function *f;
+  const long *dims;
+  const double *const *inputs;
+  const double *seed;     /* the caller's seed, or md_grad's ones; NULL for a scalar */
+  double *out;            /* the caller's (NULL: md_grad without the value) */
+  double *const *grads;   /* the caller's (NULL: none) */
+  double scale;           /* the gradients are added times this */
+  bool all;               /* every gradient through scratch (md_vjp, scalar output) */
+  bool scratch;           /* some gradient went through scratch */
+  Workspace *w;
+  double *code_out;       /* what the code writes: OUT, scratch, or a local */
+  double y;               /* the local, for a scalar output without OUT */
+} Call;
+
+static int by_start(const void *a, const void *b) {
+  uintptr_t x = ((const Span *)a)->lo, y = ((const Span *)b)->lo;
+  return (x > y) - (x < y);
+}
+
+static bool overlap(const Span *a, const Span *b) { return a->lo < b->hi && b->lo < a->hi; }
+
+// Mark every span of S[0, N) that overlaps another, where the first NW are
+// written; true if any does. A few are compared pair by pair, but never two
+// that are only read: that costs a call next to nothing. Many are sorted by
+// start, and then a span overlaps an earlier one exactly when it starts
+// before the furthest end so far, and it overlaps the span that end
+// belongs to.
+static bool mark_shared(Span *s, int nw, int n) {
+  bool any = false;
+  if (n <= 32) {
+    for (int a = 0; a < nw; a++)
+      for (int b = a + 1; b < n; b++)
+        if (overlap(&s[a], &s[b]))
+          s[a].shared = s[b].shared = any = true;
+    return any;
+  }
+  qsort(s, (size_t)n, sizeof *s, by_start);
+  int far = -1;
+  for (int k = 0; k < n; k++) {
+    if (far >= 0 && s[k].lo < s[far].hi)
+      s[k].shared = s[far].shared = any = true;
+    if (far < 0 || s[k].hi > s[far].hi)
+      far = k;
+  }
+  return any;
+}
+
+static Span span(const void *p, long len, int kind, int i) {
+  uintptr_t lo = (uintptr_t)p;
+  return (Span){lo, lo + sizeof(double) * (size_t)len, kind, i, false};
+}
+
+// The code's buffers for K: W->g[i] and K->code_out, each the caller's
+// buffer or scratch (W->tmp[i], W->tmp_out). false with *ERR filled.
+static bool redirect(Call *k, md_error *err) {
+  md_function *f = k->f;
+  Ctx *c = &f->ctx;
+  Workspace *w = k->w;
+  long outlen = w->outlen;
+  int n = 0;
+  for (int i = 0; k->grads && i < c->nvars; i++) {  // first what the code writes ...
+    w->g[i] = c->vars[i].wrt ? k->grads[i] : NULL;
+    if (w->g[i])
+      w->span[n++] = span(w->g[i], w->len[i], SPAN_GRAD, i);
+  }
+  if (k->out)
+    w->span[n++] = span(k->out, outlen, SPAN_OUT, -1);
+  int nw = n;
+  for (int i = 0; i < c->nvars; i++)  // ... then what it reads
+    w->span[n++] = span(k->inputs[i], w->len[i], SPAN_READ, i);
+  if (k->seed)
+    w->span[n++] = span(k->seed, outlen, SPAN_READ, -1);
+  // The code writes a scalar value always, a matrix only where asked to.
+  k->code_out = k->out ? k->out : f->scalar ? &k->y : NULL;
+  if (!mark_shared(w->span, nw, n) && !k->all)
+    return true;
+  for (int s = 0; s < n; s++) {
+    Span *p = &w->span[s];
+    if (p->kind == SPAN_OUT && p->shared) {
+      for (int t = 0; t < n; t++)
+        if (w->span[t].kind == SPAN_GRAD && overlap(&w->span[t], p)) {
+          diag_plain(err, "out and the gradient of '%s' overlap", c->vars[w->span[t].i].name);
+          return false;
+        }
+      if (!(k->code_out = w->tmp_out = malloc(sizeof(double) * (size_t)outlen)))
+        goto oom;
+    }
+    if (p->kind == SPAN_GRAD && (p->shared || k->all)) {
+      if (!(w->g[p->i] = w->tmp[p->i] = calloc((size_t)w->len[p->i], sizeof(double))))
+        goto oom;
+      k->scratch = true;
+    }
+  }
+  return true;
+oom:
+  diag_plain(err, "out of memory");
+  return false;
+}
+
+// After a successful call: the scratch copied or added into the caller's
+// buffers. Then the scratch is freed and W goes back to the pool.
+static void finish(Call *k, bool ok) {
+  Ctx *c = &k->f->ctx;
+  Workspace *w = k->w;
+  if (ok && w->tmp_out)
+    memcpy(k->out, w->tmp_out, sizeof(double) * (size_t)w->outlen);
+  for (int i = 0; k->scratch && i < c->nvars; i++) {
+    if (!w->tmp[i])
+      continue;
+    for (long e = 0; ok && e < w->len[i]; e++)
+      k->grads[i][e] += k->scale * w->tmp[i][e];
+    free(w->tmp[i]);
+    w->tmp[i] = NULL;
+  }
+  if (w->tmp_out) {
+    free(w->tmp_out);
+    w->tmp_out = NULL;
+  }
+  give_back(k->f, w);
+}
+
+// Run K: md_eval (GRAD false) or one of the gradient entries.
+static int call(Call *k, bool grad, md_error *err) {
+  md_function *f = k->f;
+  if (!(k->w = borrow(f, k->dims, err)))
+    return -1;
+  bool scalar = f->scalar;
+  if (grad && !scalar && !k->seed && !(k->seed = ones(k->w, err))) {
+    give_back(f, k->w);
+    return -1;
+  }
+  const char *why = NULL;
+  bool ok = redirect(k, err);
+  if (ok)
+    why = grad ? f->jit.grad(k->dims, k->inputs, scalar ? NULL : k->seed, k->code_out, k->w->g,
+                             k->w->mem)
+               : f->jit.eval(k->dims, k->inputs, k->code_out, k->w->mem);
+  if (why) {
+    diag_plain(err, "%s", why);
+    ok = false;
+  }
+  finish(k, ok);
+  return ok ? 0 : -1;
+}
+
 int md_eval(md_function *f, const long *dims, const double *const *inputs, double *out,
             md_error *err) {
   if (!api_call_ok(f, dims, inputs, err))
@@ -262,68 +589,21 @@ int md_eval(md_function *f, const long *dims, const double *const *inputs, doubl
     diag_plain(err, "no buffer for the output");
     return -1;
   }
-  void *ws = workspace(f, dims, err);
-  if (!ws)
-    return -1;
-  const char *why = f->jit.eval(dims, inputs, out, ws);
-  if (why) {
-    diag_plain(err, "%s", why);
-    return -1;
-  }
-  return 0;
+  Call k = {.f = f, .dims = dims, .inputs = inputs, .out = out};
+  return call(&k, false, err);
 }
-
-// The gradient entry takes an array with one entry per input; inputs
-// without a gradient are never read, and an absent array means none.
-static int backward(md_function *f, const long *dims, const double *const *inputs,
-                    const double *seed, double *out, double *const *grads, md_error *err) {
-  void *ws = workspace(f, dims, err);
-  if (!ws)
-    return -1;
-  double **g = calloc((size_t)f->ctx.nvars + 1, sizeof *g);
-  if (!g) {
-    diag_plain(err, "out of memory");
-    return -1;
-  }
-  for (int i = 0; grads && i < f->ctx.nvars; i++)
-    g[i] = grads[i];
-  double y;
-  bool scalar = shape_is_scalar(f->ctx.out->shape);
-  const char *why = f->jit.grad(dims, inputs, seed, out ? out : scalar ? &y : NULL, g, ws);
-  free(g);
-  if (why) {
-    diag_plain(err, "%s", why);
-    return -1;
-  }
-  return 0;
-}
-
-// A seed of all ones, for md_grad on a non-scalar output.
-static double *ones(md_function *f, const long *dims, md_error *err) {
-  long r = md_output_rows(f, dims), c = md_output_cols(f, dims);
-  double *s = r > 0 && c > 0 ? malloc(sizeof *s * (size_t)(r * c)) : NULL;
-  if (!s)
-    diag_plain(err, "out of memory");
-  for (long i = 0; s && i < r * c; i++)
-    s[i] = 1;
-  return s;
-}
-
 
 int md_grad(md_function *f, const long *dims, const double *const *inputs, double *out,
             double *const *grads, md_error *err) {
   if (!api_call_ok(f, dims, inputs, err))
     return -1;
-  if (shape_is_scalar(f->ctx.out->shape))
-    return backward(f, dims, inputs, NULL, out, grads, err);
-  if (!dims_ok(f, dims, err))
-    return -1;
-  double *seed = ones(f, dims, err);
-  int rc = seed ? backward(f, dims, inputs, seed, out, grads, err) : -1;
-  free(seed);
-  return rc;
+  Call k = {.f = f, .dims = dims, .inputs = inputs, .out = out, .grads = grads, .scale = 1};
+  return call(&k, true, err);
 }
 
+// For a scalar output the seed scales the gradient: the emitted code
+// computes it into scratch, and it is added times the seed (read first,
+// since a gradient buffer may hold it).
 int md_vjp(md_function *f, const long *dims, const double *const *inputs, const double *seed,
            double *out, double *const *grads, md_error *err) {
   if (!api_call_ok(f, dims, inputs, err))
@@ -332,33 +612,10 @@ int md_vjp(md_function *f, const long *dims, const double *const *inputs, const 
     diag_plain(err, "no seed");
     return -1;
   }
-  if (!shape_is_scalar(f->ctx.out->shape))
-    return backward(f, dims, inputs, seed, out, grads, err);
-  if (!dims_ok(f, dims, err))
-    return -1;
-  // A scalar output's gradient scaled by the seed: computed into scratch
-  // buffers, then added.
-  int n = f->ctx.nvars, rc = 0;
-  double **g = calloc((size_t)n + 1, sizeof *g);
-  long *len = calloc((size_t)n + 1, sizeof *len);
-  rc = g && len ? 0 : -1;
-  for (int i = 0; rc == 0 && grads && i < n; i++) {
-    len[i] = md_input_rows(f, i, dims) * md_input_cols(f, i, dims);
-    if (grads[i] && f->ctx.vars[i].wrt && !(g[i] = calloc((size_t)len[i], sizeof(double))))
-      rc = -1;
-  }
-  if (rc)
-    diag_plain(err, "out of memory");
-  else
-    rc = backward(f, dims, inputs, NULL, out, g, err);
-  for (int i = 0; rc == 0 && grads && i < n; i++)
-    for (long k = 0; g[i] && k < len[i]; k++)
-      grads[i][k] += seed[0] * g[i][k];
-  for (int i = 0; g && i < n; i++)
-    free(g[i]);
-  free(g);
-  free(len);
-  return rc;
+  bool scalar = f->scalar;
+  Call k = {.f = f, .dims = dims, .inputs = inputs, .seed = seed, .out = out, .grads = grads,
+            .scale = scalar ? seed[0] : 1, .all = scalar};
+  return call(&k, true, err);
 }
 
 /* ---- one-line expressions ------------------------------------------------ */

@@ -15,6 +15,16 @@ static uint64_t mix(uint64_t h, uint64_t v) {
   return h;
 }
 
+// splitmix64's finaliser: every bit of the key reaches the low bits that
+// index the table. Without it a whole number, whose double has a low half
+// of zeros, changed only high bits: every literal fell in one hash chain,
+// and interning n of them took time n^2.
+static uint64_t finish(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
 static uint64_t hash_node(const Node *n) {
   uint64_t bits;
   memcpy(&bits, &n->num, sizeof bits);
@@ -24,7 +34,7 @@ static uint64_t hash_node(const Node *n) {
   h = mix(h, (uint64_t)n->k);
   h = mix(h, (uint64_t)n->shape.r.sym * 31 + (uint64_t)n->shape.r.n);
   h = mix(h, (uint64_t)n->shape.c.sym * 31 + (uint64_t)n->shape.c.n);
-  return h;
+  return finish(h);
 }
 
 static bool same_node(const Node *x, const Node *y) {

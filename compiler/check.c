@@ -58,12 +58,12 @@ int md_tape_vjp(md_function *f, const long *dims, const double *const *inputs, c
     goto done;
   }
   if (out)
-    memcpy(out, mdrt_tape_value(t, h), sizeof *out * (size_t)(r * cols));
+    memcpy(out, mdrt_tape_value(t, h), sizeof *out * (size_t)api_len(c->out->shape, dims));
   for (int i = 0; grads && i < c->nvars; i++) {
     if (!grads[i] || !c->vars[i].wrt)
       continue;
     const double *g = mdrt_tape_grad(t, leaves[i]);
-    long len = md_input_rows(f, i, dims) * md_input_cols(f, i, dims);
+    long len = api_len(c->vars[i].shape, dims);
     for (long k = 0; k < len; k++)
       grads[i][k] += g[k];
   }
@@ -157,6 +157,65 @@ int md_tape_hvp(md_function *f, const long *dims, const double *const *inputs,
   }
   mdrt_tape_free(t);
   free(leaves);
+  return rc;
+}
+
+// The first non-finite element of the tape's value H, or 0 with *AT -1.
+static double nonfinite(const mdrt_tape *t, int h, long *at) {
+  const double *v = mdrt_tape_value(t, h);
+  long len = size_mul(mdrt_tape_rows(t, h), mdrt_tape_cols(t, h));
+  for (long e = 0; v && e < len; e++)
+    if (!isfinite(v[e]))
+      return *at = e, v[e];
+  return *at = -1, 0;
+}
+
+int md_first_nonfinite(md_function *f, const long *dims, const double *const *inputs, int grad,
+                       char *op, size_t n, double *bad, md_error *err) {
+  if (!api_call_ok(f, dims, inputs, err) || !api_sizes_ok(f, dims, err))
+    return -1;
+  if (!op || n < 4) {
+    diag_plain(err, "no room for the operation");
+    return -1;
+  }
+  Ctx *c = &f->ctx;
+  mdrt_tape *t = mdrt_tape_new();
+  Node **roots = calloc((size_t)c->nvars + 1, sizeof *roots);
+  int *leaves = calloc((size_t)c->nvars + 1, sizeof *leaves);
+  int *h = malloc(sizeof *h * (size_t)c->nnodes), nroots = 0, rc = -1;
+  if (!t || !roots || !leaves || !h) {
+    diag_plain(err, "out of memory");
+    goto done;
+  }
+  roots[nroots++] = c->out;
+  for (int i = 0; grad && i < c->nvars; i++)
+    if (c->vars[i].wrt)
+      roots[nroots++] = c->grads[i];
+  if (record_nodes(c, t, dims, inputs, roots, nroots, NULL, leaves, h) != 0) {
+    const char *why = mdrt_tape_error(t);
+    diag_plain(err, "the tape failed: %s", *why ? why : "out of memory");
+    goto done;
+  }
+  int last = 0;  // the nodes recorded are those up to the last root
+  for (int r = 0; r < nroots; r++)
+    last = roots[r]->id > last ? roots[r]->id : last;
+  rc = 0;
+  for (int i = 0; rc == 0 && i <= last; i++) {
+    long at = -1;
+    double v = h[i] >= 0 ? nonfinite(t, h[i], &at) : 0;
+    if (at < 0)
+      continue;
+    char *s = api_print(f, c->nodes[i], n - 4);
+    snprintf(op, n, "%s", s ? s : "an operation matdiff cannot print (out of memory)");
+    if (bad)
+      *bad = v;
+    rc = 1;
+  }
+done:
+  mdrt_tape_free(t);
+  free(roots);
+  free(leaves);
+  free(h);
   return rc;
 }
 
@@ -290,7 +349,7 @@ static bool check_init(Check *k, md_function *f, const long *dims, const md_chec
                        md_error *err) {
   int n = md_num_inputs(f);
   *k = (Check){.f = f, .dims = dims, .n = n};
-  k->outlen = md_output_rows(f, dims) * md_output_cols(f, dims);
+  k->outlen = api_len(f->ctx.out->shape, dims);
   size_t m = (size_t)n + 1, ol = (size_t)k->outlen;
   k->len = calloc(m, sizeof *k->len);
   k->drawn = calloc(m, sizeof *k->drawn);
@@ -305,7 +364,7 @@ static bool check_init(Check *k, md_function *f, const long *dims, const md_chec
     return false;
   }
   for (int i = 0; i < n; i++) {
-    k->len[i] = md_input_rows(f, i, dims) * md_input_cols(f, i, dims);
+    k->len[i] = api_len(f->ctx.vars[i].shape, dims);
     size_t bytes = sizeof(double) * (size_t)k->len[i];
     k->in[i] = malloc(bytes);
     if (!k->in[i]) {

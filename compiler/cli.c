@@ -87,7 +87,7 @@ typedef struct Args {
   const char **words; /* config's options, in command-line order */
   int nwords;
   const char *out, *name, *format, *dump;
-  bool latex, standalone, flt, grad;
+  bool latex, standalone, flt, grad, strict;
   bool jvp, hvp, hessian, jacobian; /* second order (second.c) */
   unsigned long long seed, trials;
 } Args;
@@ -140,6 +140,7 @@ static const Option options[] = {
     {"--trials", V_CHECK, NUMBER, F(trials), "T", 1, 1000000},
     {"--out", V_EVAL, TEXT, F(out), "DIR", 0, 0},
     {"--format", V_EVAL, TEXT, F(format), "txt|npy", 0, 0},
+    {"--strict", V_EVAL, FLAG, F(strict), NULL, 0, 0},
     {"--cflags", V_CONFIG, WORD, 0, NULL, 0, 0},
     {"--libs", V_CONFIG, WORD, 0, NULL, 0, 0},
     {"--jit-libs", V_CONFIG, WORD, 0, NULL, 0, 0},
@@ -633,10 +634,19 @@ static bool is_ident(const char *s) {
   return true;
 }
 
+// Are paths A and B one file (the same device and inode, whatever their
+// names: a link, "./x", a symbolic link)? false if either is not there.
+static bool same_file(const char *a, const char *b) {
+  struct stat sa, sb;
+  return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 static int cmd_compile(const Args *a) {
   const char *file = a->file, *out = a->out, *name = a->name;
   if (name && !is_ident(name))
     return fail("--name '%s' is not a C identifier", name);
+  if (out && file && same_file(file, out))
+    return fail("compile: -o '%s' is the input file '%s'; the C would replace it", out, file);
   Front fr;
   if (!front_file(&fr, a, NULL)) {
     front_free(&fr);
@@ -937,7 +947,7 @@ static md_function *compile_file(const Args *a) {
 
 static const char eval_help[] =
     "usage: matdiff eval FILE|-e EXPR [--wrt NAMES] [NAME=PATH ...] [--dim D=N ...] [--seed S] [--grad]\n"
-    "                   [--out DIR [--format txt|npy]]\n"
+    "                   [--out DIR [--format txt|npy]] [--strict]\n"
     "Evaluate FILE's output, and with --grad its gradients, through the JIT.\n"
     "  NAME=PATH     input NAME from a text matrix (one row per line) or a NumPy .npy\n"
     "                file (float64 or float32, C or Fortran order, 0-d, 1-d or 2-d)\n"
@@ -945,21 +955,109 @@ static const char eval_help[] =
     "  --seed S      seed for the standard-normal inputs not given (default 1)\n"
     "  --grad        also print each gradient\n"
     "  --out DIR     also write DIR/OUT.txt and DIR/dOUT_dVAR.txt, 17 digits\n"
-    "  --format npy  write float64 .npy files there instead\n";
+    "  --format npy  write float64 .npy files there instead\n"
+    "A result that is not finite (nan, inf) is printed, with a warning that names\n"
+    "the first operation whose value is not finite; eval exits 0, or with --strict 3.\n"
+    "  --strict      exit 3 when a result is not finite\n";
 
-static bool write_out(const char *dir, const char *name, const double *x, long r, long c,
-                      bool npy, bool vector) {
-  char path[PATH_MAX];
-  snprintf(path, sizeof path, "%s/%s.%s", dir, name, npy ? "npy" : "txt");
-  md_error err;
-  if ((npy ? npy_write(path, x, r, c, vector, &err) : io_write_matrix(path, x, r, c, &err)) != 0) {
-    report(&err);
-    return false;
+// printf into a new string; NULL, with the error printed, if out of memory.
+__attribute__((format(printf, 1, 2)))
+static char *str_printf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
+  if (!s) {
+    fail("out of memory");
+    return NULL;
   }
-  return true;
+  va_start(ap, fmt);
+  vsnprintf(s, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  return s;
 }
 
-static int run_eval(Inputs *in, bool grad, const char *out, bool npy) {
+// DIR and every directory above it that is missing, as mkdir -p makes them.
+static bool make_dirs(const char *dir) {
+  char *p = str_printf("%s", dir);
+  if (!p)
+    return false;
+  bool ok = true;
+  // Each prefix that ends before a '/' (past a leading one), then the whole.
+  for (char *q = p + (*p == '/'); ok; q++) {
+    if (*q && *q != '/')
+      continue;
+    char saved = *q;
+    *q = '\0';
+    struct stat st;
+    if (mkdir(p, 0777) != 0 && (errno != EEXIST || stat(p, &st) != 0 || !S_ISDIR(st.st_mode))) {
+      fail("cannot create the directory '%s': %s", p,
+           errno == EEXIST ? "a file is in the way" : strerror(errno));
+      ok = false;
+    }
+    *q = saved;
+    if (!saved)
+      break;
+  }
+  free(p);
+  return ok;
+}
+
+// DIR/NAME.txt or .npy, built to its full length: a name cut to fit a
+// buffer could have made two gradients' files one. A path the system
+// cannot open is said so, without the directory, which may be most of it.
+static bool write_out(const char *dir, const char *name, const double *x, long r, long c,
+                      bool npy, bool vector) {
+  const char *ext = npy ? "npy" : "txt";
+  char *path = str_printf("%s/%s.%s", dir, name, ext);
+  if (!path)
+    return false;
+  if (strlen(path) >= PATH_MAX) {
+    fail("--out: the path of %s.%s is %zu bytes long, longer than the system allows (%d)", name,
+         ext, strlen(path), PATH_MAX - 1);
+    free(path);
+    return false;
+  }
+  md_error err;
+  bool ok = (npy ? npy_write(path, x, r, c, vector, &err)
+                 : io_write_matrix(path, x, r, c, &err)) == 0;
+  if (!ok)
+    report(&err);
+  free(path);
+  return ok;
+}
+
+// Does any of the N numbers at X hold a NaN or an infinity?
+static bool any_nonfinite(const double *x, long n) {
+  for (long k = 0; x && k < n; k++)
+    if (!isfinite(x[k]))
+      return true;
+  return false;
+}
+
+// WHAT (the output, or a gradient: GRAD) is not finite: say so on stderr,
+// naming the first operation whose value is not finite. md_first_nonfinite
+// finds it on the tape, which costs an evaluation: only a result that is
+// not finite pays it.
+static void warn_nonfinite(Inputs *in, const char *what, bool grad) {
+  char op[200];
+  double bad = 0;
+  md_error err;
+  int found = md_first_nonfinite(in->f, in->dims, (const double *const *)in->data, grad, op,
+                                 sizeof op, &bad, &err);
+  if (found > 0)
+    fprintf(stderr, "matdiff: warning: %s is not finite: %s is the first operation computed "
+            "that is not (%g)\n", what, op, bad);
+  else if (found == 0)
+    fprintf(stderr, "matdiff: warning: %s is not finite, but every operation is when computed "
+            "one at a time: the compiled code's order of operations made it\n", what);
+  else
+    fprintf(stderr, "matdiff: warning: %s is not finite (finding where failed: %s)\n", what,
+            err.message);
+}
+
+static int run_eval(Inputs *in, bool grad, const char *out, bool npy, bool strict) {
   md_function *f = in->f;
   const char *y = md_output_name(f);
   long yr = md_output_rows(f, in->dims), yc = md_output_cols(f, in->dims);
@@ -975,8 +1073,8 @@ static int run_eval(Inputs *in, bool grad, const char *out, bool npy) {
   if (rc == 0 && (grad ? md_grad(f, in->dims, (const double *const *)in->data, value, g, &err)
                        : md_eval(f, in->dims, (const double *const *)in->data, value, &err)) != 0)
     rc = report(&err);
-  if (rc == 0 && out && mkdir(out, 0777) != 0 && errno != EEXIST)
-    rc = fail("cannot create %s: %s", out, strerror(errno));
+  if (rc == 0 && out && !make_dirs(out))
+    rc = 1;
   if (rc == 0) {
     io_print_matrix(stdout, y, value, yr, yc);
     if (out && !write_out(out, y, value, yr, yc, npy, false))
@@ -989,13 +1087,34 @@ static int run_eval(Inputs *in, bool grad, const char *out, bool npy) {
     if (!g[i])
       continue;
     long r = md_input_rows(f, i, in->dims), c = md_input_cols(f, i, in->dims);
-    char label[600];
-    snprintf(label, sizeof label, "d%s/d%s", y, md_input_name(f, i));
-    io_print_matrix(stdout, label, g[i], r, c);
-    snprintf(label, sizeof label, "d%s_d%s", y, md_input_name(f, i));
-    if (out && !write_out(out, label, g[i], r, c, npy, md_input_is_vector(f, i)))
+    const char *x = md_input_name(f, i);
+    char *label = str_printf("d%s/d%s", y, x), *file = label ? str_printf("d%s_d%s", y, x) : NULL;
+    if (!file)
       rc = 1;
+    else
+      io_print_matrix(stdout, label, g[i], r, c);
+    if (file && out && !write_out(out, file, g[i], r, c, npy, md_input_is_vector(f, i)))
+      rc = 1;
+    free(label);
+    free(file);
   }
+  // Only the first result that is not finite is named: one cause makes many.
+  bool warned = false;
+  if (rc == 0 && any_nonfinite(value, size_mul(yr, yc))) {
+    warn_nonfinite(in, y, false);
+    warned = true;
+  }
+  for (int i = 0; rc == 0 && !warned && grad && i < in->n; i++) {
+    long len;
+    if (g[i] && input_len(in, i, &len) && any_nonfinite(g[i], len)) {
+      char *what = str_printf("d%s/d%s", y, md_input_name(f, i));
+      warn_nonfinite(in, what ? what : "a gradient", true);
+      free(what);
+      warned = true;
+    }
+  }
+  if (warned && strict)
+    rc = 3;
   for (int i = 0; g && i < in->n; i++)
     free(g[i]);
   free(g);
@@ -1025,7 +1144,7 @@ static int cmd_eval(const Args *a) {
   md_rng rng;
   md_rng_seed(&rng, a->seed);
   if (rc == 0)
-    rc = fill_random(&in, &rng) ? run_eval(&in, a->grad, a->out, npy) : 1;
+    rc = fill_random(&in, &rng) ? run_eval(&in, a->grad, a->out, npy, a->strict) : 1;
   inputs_free(&in);
   md_free(f);
   return rc;

@@ -10,9 +10,11 @@
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "dataio.h"
 #include "diag.h"
 
@@ -22,6 +24,9 @@
 // INT_MAX bytes, its NUL included.
 #define MAX_FILE ((size_t)INT_MAX)
 
+// A regular file's size is known before reading: one too large is refused
+// at once, and the buffer is made large enough for it in one go. A pipe's is
+// not, and it is refused when it has sent too much.
 char *io_read_file(const char *path, long *len, md_error *err) {
   FILE *f = fopen(path, "rb");
   if (!f) {
@@ -29,14 +34,24 @@ char *io_read_file(const char *path, long *len, md_error *err) {
     return NULL;
   }
   char *buf = NULL;
-  size_t n = 0, cap = 0, got;
+  size_t n = 0, cap = 0, got, first = 4096;
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) {
+    if ((unsigned long long)st.st_size >= MAX_FILE) {
+      diag_plain(err, "'%s' is too large (2 GiB at most)", path);
+      goto error;
+    }
+    first = (size_t)st.st_size + 2;  // and a byte to see the end of the file
+    if (first > MAX_FILE)
+      first = MAX_FILE;
+  }
   do {
     if (cap - n < 2) {  // room for one more byte and the NUL
       if (cap == MAX_FILE) {
         diag_plain(err, "'%s' is too large (2 GiB at most)", path);
         goto error;
       }
-      size_t want = !cap ? 4096 : cap > MAX_FILE / 2 ? MAX_FILE : 2 * cap;
+      size_t want = !cap ? first : cap > MAX_FILE / 2 ? MAX_FILE : 2 * cap;
       char *p = realloc(buf, want);
       if (!p) {
         diag_plain(err, "out of memory reading '%s'", path);
@@ -128,22 +143,27 @@ static int push(Reader *R, double v) {
 }
 
 // The token src[begin, end) as one number. strtod stops at every separator,
-// so a token is a number exactly when strtod consumes all of it.
+// so a token is a number exactly when strtod consumes all of it. Hexadecimal
+// (which strtod reads, "0x10" as 16) is refused, as NumPy's loadtxt refuses
+// it: no tool writes it, and where it shows up it is rarely a number.
 static int read_number(Reader *R, long begin, long end) {
   const char *tok = R->src + begin;
-  int n = (int)(end - begin), shown = n > MAX_QUOTE ? MAX_QUOTE - 3 : n;
-  const char *more = n > MAX_QUOTE ? "..." : "";
+  char q[MAX_QUOTE + 1];
+  diag_quote(q, sizeof q, tok, end - begin, MAX_QUOTE);
+  const char *digits = tok + (*tok == '+' || *tok == '-');
+  if (digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X'))
+    return fail(R, begin, end, "'%s' is hexadecimal: matdiff reads decimal numbers only", q);
   char *stop;
   errno = 0;
   double v = strtod(tok, &stop);
   if (stop != R->src + end)
-    return fail(R, begin, end, "'%.*s%s' is not a number", shown, tok, more);
+    return fail(R, begin, end, "'%s' is not a number", q);
   if (isnan(v) || (isinf(v) && errno != ERANGE))
-    return fail(R, begin, end, "'%.*s%s' is not a finite number", shown, tok, more);
+    return fail(R, begin, end, "'%s' is not a finite number", q);
   // Overflow, or underflow all the way to zero. A subnormal result is kept:
   // it is exact enough, and %.17g of a subnormal must read back.
   if (errno == ERANGE && (isinf(v) || v == 0))
-    return fail(R, begin, end, "'%.*s%s' is out of range for a double", shown, tok, more);
+    return fail(R, begin, end, "'%s' is out of range for a double", q);
   return push(R, v);
 }
 
@@ -158,11 +178,22 @@ static int end_row(Reader *R, long count, long begin, long end) {
 }
 
 // One line from *POS, which is left at the start of the next line. A line
-// with no numbers (blank, or only a comment) is not a row.
+// with no numbers (blank, or only a comma) is not a row. A comma ends a
+// number; a comma with no number before it ("1,,3", ",1") is an empty entry,
+// an error, but one at the end of a line is allowed, as PyTorch prints rows.
 static int read_line(Reader *R, long *pos) {
   const char *s = R->src;
   long p = *pos, first = -1, last = -1, count = 0;
+  bool entry = false;  // a number since the last comma
   while (p < R->len && s[p] != '\n' && s[p] != '#') {
+    if (s[p] == ',') {
+      if (!entry)
+        return fail(R, p, p + 1, count ? "empty entry: two commas with no number between them"
+                                       : "empty entry: a comma before the first number");
+      entry = false;
+      p++;
+      continue;
+    }
     if (is_sep(s[p])) {
       p++;
       continue;
@@ -176,6 +207,7 @@ static int read_line(Reader *R, long *pos) {
       first = begin;
     last = p;
     count++;
+    entry = true;
   }
   while (p < R->len && s[p] != '\n')
     p++;

@@ -6,7 +6,10 @@
  * and/or commas, '#' to end of line a comment, blank lines ignored. A file of
  * one number per line is an n x 1 column, all numbers on one line is 1 x n,
  * a scalar is one number. Numbers are read with strtod, so LC_NUMERIC must
- * be "C" (matdiff never calls setlocale).
+ * be "C" (matdiff never calls setlocale), and must be finite decimals:
+ * hexadecimal, which strtod also reads, is an error, as NumPy's loadtxt
+ * has it. A comma with no number before it on its line ("1,,3") is an
+ * empty entry, an error; one that ends a line is allowed.
  */
 #ifndef MD_DATAIO_H
 #define MD_DATAIO_H
@@ -23,7 +26,8 @@ typedef struct io_matrix {
    in *LEN, malloc'd; or NULL with *ERR filled ("cannot read 'PATH': ...").
    Reading to EOF rather than trusting a size also works for pipes such as
    /dev/stdin. The CLI reads sources, text matrices and .npy files with it;
-   at most 2 GiB, since diagnostics locate bytes with ints. */
+   at most 2 GiB, since diagnostics locate bytes with ints: a regular file
+   larger than that is refused before it is read. */
 char *io_read_file(const char *path, long *len, md_error *err);
 
 /* Writing a file: io_create opens PATH afresh (NULL with *ERR filled);

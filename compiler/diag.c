@@ -45,6 +45,26 @@ static void copy_line(char *buf, size_t n, const char *p, long len) {
   buf[i] = '\0';
 }
 
+char *diag_quote(char *buf, size_t n, const char *p, long len, long max) {
+  long cut = len > max ? max - 3 : len;
+  size_t k = 0;
+  for (long i = 0; i < cut && k + 1 < n;) {
+    int u = utf8_len((const unsigned char *)p + i, cut - i);
+    unsigned char c = p[i];
+    if (u > 1 && k + (size_t)u < n) {
+      memcpy(buf + k, p + i, (size_t)u);
+      k += (size_t)u, i += u;
+      continue;
+    }
+    buf[k++] = u == 0 || c < 32 || c == 127 ? '?' : (char)c;
+    i++;
+  }
+  if (cut < len && k + 4 <= n)
+    memcpy(buf + k, "...", 3), k += 3;
+  buf[k] = '\0';
+  return buf;
+}
+
 void diag_verror(md_error *err, const char *file, const char *src, long len, Loc loc,
                  const char *fmt, va_list ap) {
   if (!err || err->message[0])

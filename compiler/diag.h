@@ -28,5 +28,10 @@ void diag_verror(md_error *err, const char *file, const char *src, long len, Loc
 /* An error that is not about a place in a source (line = col = 0). */
 void diag_plain(md_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void diag_clear(md_error *err);
+/* The LEN bytes at P as a message quotes them, into BUF (N bytes): past MAX
+   bytes, the first MAX-3 and "..."; control bytes and bytes that are not
+   UTF-8 as '?', as the source line shows them, so that a file's bytes
+   (ESC, BEL) never reach the terminal. Returns BUF. */
+char *diag_quote(char *buf, size_t n, const char *p, long len, long max);
 
 #endif

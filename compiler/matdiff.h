@@ -8,9 +8,19 @@
  * Every call reports failure through an md_error and never prints or exits.
  * An md_function is independent of every other one: several may live at
  * once and several threads may compile at once.
+ *
+ * Threads: calls are reentrant. Any number of threads may call one
+ * md_function at once (md_eval, md_grad, md_vjp, md_tape_vjp, md_check,
+ * md_flops and every query); only md_free must wait until no call is
+ * running. Each call borrows a workspace from the function's pool and gives
+ * it back, so concurrent calls never share one, and calls one after another
+ * at the same sizes allocate nothing. The pool keeps as many workspaces as
+ * calls ever ran at once, each as large as the sizes it last served.
  */
 #ifndef MATDIFF_H
 #define MATDIFF_H
+
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -26,6 +36,11 @@ typedef struct md_error {
 } md_error;
 
 typedef struct md_function md_function;
+
+/* MATDIFF_VERSION of the library itself: a program, or a binding that loads
+   the library at run time (the Python package does), can check it against
+   the header it was written for. */
+const char *md_version(void);
 
 /* Parse, differentiate, emit and JIT-compile SOURCE. FILENAME is used only in
    diagnostics (NULL means "<input>"). Returns NULL with *ERR filled on error. */
@@ -102,6 +117,15 @@ const char *md_hvp_formula(md_function *f, int i, md_error *err);
 const char *md_hessian_formula(md_function *f, int i, int j, md_error *err);
 const char *md_jacobian_formula(md_function *f, int j, md_error *err);
 
+/* Buffers may share memory. OUT and the gradient buffers may overlap the
+   inputs and the seed: each call writes its results as if after reading
+   everything, so an in-place step, grads[i] == inputs[i], adds the gradient
+   at the old value. Gradient buffers may overlap one another (tied inputs
+   get the sum of their gradients). OUT may not overlap a gradient buffer:
+   that is an error (-1), with nothing written. A buffer that overlaps
+   another is computed in scratch memory of its size, allocated for the
+   call; buffers that overlap nothing cost nothing. */
+
 /* ---- the oracle (check.c) ---- */
 
 /* The value and gradients md_vjp (SEED given) or md_grad (SEED NULL) would
@@ -130,6 +154,18 @@ int md_tape_jvp(md_function *f, const long *dims, const double *const *inputs,
 int md_tape_hvp(md_function *f, const long *dims, const double *const *inputs,
                 const double *const *dirs, const double *seed, double *out, double *const *grads,
                 double *const *hv, md_error *err);
+
+/* Where a value first stops being finite. The value of F at DIMS and INPUTS
+   and, with GRAD, its gradients as md_grad computes them (a seed of ones)
+   are evaluated operation by operation on the runtime's tape, operands
+   before the operations that use them, and the first operation whose
+   result holds a NaN or an infinity is written into OP (N bytes) as matdiff
+   prints it ("log(x - 1)"; a long one cut, with "..."), with its first such
+   element in *BAD (may be NULL). 1 if one is found, 0 if every value is
+   finite, -1 with *ERR filled. `matdiff eval` calls it only when a result
+   it computed is not finite: it costs a tape evaluation. */
+int md_first_nonfinite(md_function *f, const long *dims, const double *const *inputs, int grad,
+                       char *op, size_t n, double *bad, md_error *err);
 
 /* A seeded generator: xoshiro256** through splitmix64. The stream depends
    on the seed alone (its normal deviates use no libm function, whose last

@@ -271,6 +271,7 @@ typedef struct Ctx {
   Names varidx, dimidx, letidx; /* name -> index into vars, dims, lets */
   const char **letnames; /* by node id: the name an assignment gave it */
   int nletnames;
+  const char *seedname;  /* how the printers write the seed (print_seed_name) */
 
   Stmt *stmts, *last_stmt;
   int lexpos;        /* the scanner's byte offset */
@@ -412,6 +413,9 @@ bool second_jacobian(Ctx *c);
 
 /* Simplify every gradient in c->grads. */
 void simp_program(Ctx *c);
+/* N simplified, or NULL for want of memory: any expression of C's DAG
+   (a Hessian, a tangent), by the rules simp_program uses. */
+Node *simp_expr(Ctx *c, Node *n);
 
 /* ---- api.c ------------------------------------------------------------- */
 
@@ -444,6 +448,10 @@ char *print_short(Ctx *c, const Node *n, size_t limit); /* at most about LIMIT b
 char *print_num(char *buf, size_t n, double v);      /* shortest round-trip text */
 void print_latex(Ctx *c, Buf *b, const Node *n);     /* the same, as LaTeX */
 void latex_name(Buf *b, const char *name);           /* lambda -> \lambda, W1 -> W_{1} */
+/* The name the seed prints as: G, unless the program has a name that
+   prints as G (as text or as LaTeX); then d and the output's name (dY),
+   unless that is taken too; then the first free of G1, G2, ... */
+const char *print_seed_name(Ctx *c);
 
 /* ---- chain.c ----------------------------------------------------------- */
 
@@ -484,9 +492,34 @@ struct mdrt_tape;
    leaf handle of each variable. */
 int record_on_tape(Ctx *c, struct mdrt_tape *t, const long *dims, const double *const *inputs,
                 int *leaves);
+/* The same for every node the NROOTS ROOTS need (the output, gradients), in
+   the order of their ids, in which operands come first: H (one more entry
+   than the largest root id) gets each recorded node's handle, -1 for the
+   others. A gradient's OP_SEED is SEED, or ones if NULL. 0, or -1 with the
+   tape's error (or out of memory). */
+int record_nodes(Ctx *c, struct mdrt_tape *t, const long *dims, const double *const *inputs,
+                 Node *const *roots, int nroots, const double *seed, int *leaves, int *h);
+/* Record ROOT, and whatever it depends on that H does not hold yet, on T:
+   H, indexed by node id (ROOT->id + 1 long), holds a handle or -1, and the
+   caller gives the inputs and the seed theirs. Returns ROOT's handle, or
+   -1 (the tape's error, or an input or seed without one). */
+int record_dag(Ctx *c, struct mdrt_tape *t, const Node *root, const long *dims, int *h);
 
 /* ---- dims -------------------------------------------------------------- */
 
 long dim_value(Dim d, const long *dims);
+
+/* Every product and sum of sizes (rows*cols, elements*sizeof(double), a
+   workspace's total) goes through these: A*B and A+B, or -1 when an operand
+   is negative or the result does not fit a long. A chain such as
+   size_mul(size_mul(r, c), sizeof(double)) is -1 if any step is. */
+static inline long size_mul(long a, long b) {
+  long p;
+  return a < 0 || b < 0 || __builtin_mul_overflow(a, b, &p) ? -1 : p;
+}
+static inline long size_add(long a, long b) {
+  long s;
+  return a < 0 || b < 0 || __builtin_add_overflow(a, b, &s) ? -1 : s;
+}
 
 #endif

@@ -44,6 +44,85 @@ static int eprec(Ctx *c, const Buf *b, const Node *n) {
   return n != b->top && let_name(c, n) ? PREC_ATOM : prec(n);
 }
 
+// Is N printed as itself here, not by the name the user gave it?
+static bool spelled(Ctx *c, const Buf *b, const Node *n) { return n == b->top || !let_name(c, n); }
+
+static bool is_minus(const Node *n) { return n->op == OP_MUL && ast_is_num(n->a, -1); }
+
+/* How far the printers look into a tree to decide on parentheses before
+   giving the safe answer: they ask at every product, and a tree may be deep. */
+enum { LOOK = 64 };
+
+/* A product reads left to right: a*(b*c) printed as a*b*c is (a*b)*c. That
+   is the same product wherever it is defined, and it is unless a scalar
+   stands inside: a*(h*y), h*y a scalar, is no (a*h)*y. Reading L and then
+   the factors R prints bare is defined when L is a scalar, or R's factors
+   all are, or L's columns are the rows of R's first factor that is not a
+   scalar: every step after it is then a product R's own reading defines.
+   The printers ask this at every product; only R's leading scalars are
+   walked (at most LOOK), so it costs little. */
+typedef enum Form { TEXT, TEX } Form;
+enum { NO_MATRIX = 0, FOUND = 1, UNKNOWN = 2 };
+
+static bool chain_ok(Ctx *c, const Buf *b, Form f, const Node *l, const Node *r, int *budget);
+static bool loose(Ctx *c, const Buf *b, const Node *n, int depth);
+static bool leads_minus(Ctx *c, const Buf *b, const Node *n, int depth);
+
+// Is N, in a product, printed as a chain of factors, a bare left operand
+// and, when RIGHT says, a bare right one (which continues the chain)?
+static bool chained(Ctx *c, const Buf *b, Form f, const Node *n) {
+  if (f == TEXT)
+    return eprec(c, b, n) == PREC_MUL && (n->op == OP_MUL || n->op == OP_DIV);
+  return spelled(c, b, n) && n->op == OP_MUL && !is_minus(n);
+}
+
+static bool left_bare(Ctx *c, const Buf *b, Form f, const Node *n) {
+  const Node *l = n->a;
+  if (f == TEX)
+    return !loose(c, b, l, 0);
+  return eprec(c, b, l) >= PREC_MUL &&
+         !(n->op == OP_MUL && (l->op == OP_EMUL || l->op == OP_EDIV) && eprec(c, b, l) == PREC_MUL);
+}
+
+static bool right_bare(Ctx *c, const Buf *b, Form f, const Node *n, int *budget) {
+  const Node *r = n->b;
+  if (n->op != OP_MUL)
+    return false;
+  if (f == TEXT)
+    return r->op == OP_MUL && eprec(c, b, r) == PREC_MUL && chain_ok(c, b, f, n->a, r, budget);
+  return !loose(c, b, r, 0) && !leads_minus(c, b, r, 0) &&
+         (!chained(c, b, f, r) || chain_ok(c, b, f, n->a, r, budget));
+}
+
+// The first factor of N's reading in a product that is not a scalar.
+static int first_matrix(Ctx *c, const Buf *b, Form f, const Node *n, int *budget, const Node **out) {
+  if (--*budget < 0)
+    return UNKNOWN;
+  if (!chained(c, b, f, n)) {
+    *out = n;
+    return shape_is_scalar(n->shape) ? NO_MATRIX : FOUND;
+  }
+  int k = NO_MATRIX;
+  if (left_bare(c, b, f, n))
+    k = first_matrix(c, b, f, n->a, budget, out);
+  else if (!shape_is_scalar(n->a->shape))
+    *out = n->a, k = FOUND;
+  if (k != NO_MATRIX || n->op == OP_DIV)  // a divisor is a scalar
+    return k;
+  if (right_bare(c, b, f, n, budget))
+    return first_matrix(c, b, f, n->b, budget, out);
+  *out = n->b;
+  return shape_is_scalar(n->b->shape) ? NO_MATRIX : FOUND;
+}
+
+static bool chain_ok(Ctx *c, const Buf *b, Form f, const Node *l, const Node *r, int *budget) {
+  if (shape_is_scalar(l->shape))
+    return true;
+  const Node *m = NULL;
+  int k = first_matrix(c, b, f, r, budget, &m);
+  return k == NO_MATRIX || (k == FOUND && dim_eq(l->shape.c, m->shape.r));
+}
+
 static void operand(Ctx *c, Buf *b, const Node *n, bool paren) {
   if (paren)
     buf_puts(b, "(");
@@ -70,17 +149,26 @@ static void binary(Ctx *c, Buf *b, const Node *n) {
     // X*(A.*B)*C must not read as (X*A).*B*C.
     if (n->op == OP_MUL && (l->op == OP_EMUL || l->op == OP_EDIV) && eprec(c, b, l) == PREC_MUL)
       lp = true;
-    // a*(b*c) is a*b*c and a + (b + c) is a + b + c, as long as a + b
-    // still fits together (broadcasting may not allow it); other operators
-    // on the right need parentheses at their own level.
+    // a*(b*c) is a*b*c and a + (b + c) is a + b + c, as long as a*b and
+    // a + b still fit together (a scalar inside a product, broadcasting may
+    // not allow it); other operators on the right need parentheses at their
+    // own level.
     Shape sh;
     char msg[8];
-    bool assoc = (n->op == OP_MUL && r->op == OP_MUL && eprec(c, b, r) == PREC_MUL) ||
+    int budget = LOOK;
+    bool assoc = (n->op == OP_MUL && right_bare(c, b, TEXT, n, &budget)) ||
                  (n->op == OP_ADD && (r->op == OP_ADD || r->op == OP_SUB) &&
                   shape_check(c, OP_ADD, l->shape, r->a->shape, 0, &sh, msg, sizeof msg));
     rp = assoc ? eprec(c, b, r) < p : eprec(c, b, r) <= p;
-    if (r->op == OP_MUL && eprec(c, b, r) == PREC_UNARY && n->op != OP_POW)
-      rp = false;  // a*-b and a - -b parse as meant
+    // a*-b and a - -b parse as meant. But -X prints as - then X, and the
+    // minus takes only X's first factor: a.*-b*c reads (a.*(-b))*c and
+    // a/-b*c (a/(-b))*c. Without parentheses only where that is the same:
+    // after + or -, before an X that is one factor, or in a chain of
+    // products with X a product.
+    if (r->op == OP_MUL && eprec(c, b, r) == PREC_UNARY && n->op != OP_POW) {
+      const Node *x = r->b;
+      rp = !(p == PREC_ADD || eprec(c, b, x) > PREC_MUL || (n->op == OP_MUL && x->op == OP_MUL));
+    }
   }
   operand(c, b, l, lp);
   if (p == PREC_ADD)
@@ -88,14 +176,6 @@ static void binary(Ctx *c, Buf *b, const Node *n) {
   else
     buf_puts(b, op_spelling[n->op]);
   operand(c, b, r, rp);
-}
-
-// exp(A - logsumexp(A, k)), which softmax(A) lowers to and which the
-// derivative of logsumexp is, prints as softmax(A, k): it reads back as
-// the same function. NULL if N is not of that form.
-static const Node *softmax_operand(const Node *n) {
-  const Node *d = n->op == OP_EXP ? n->a : NULL;
-  return d && d->op == OP_SUB && d->b->op == OP_LSE && d->b->a == d->a ? d->a : NULL;
 }
 
 static void shape_args(Ctx *c, Buf *b, const Node *n) {
@@ -117,6 +197,20 @@ static const char *let_name(Ctx *c, const Node *n) {
     c->nletnames = c->nnodes;
   }
   return n->id < c->nletnames && n->op != OP_VAR ? c->letnames[n->id] : NULL;
+}
+
+// exp(A - logsumexp(A, k)) is softmax(A, k), by definition: the printers
+// write it so (k 0 or 2, the ones lower.c and the emitter have). The DAG
+// keeps the exp, which the emitted code computes from the logsumexp the
+// value has already. Into *A the softmax's operand.
+static bool is_softmax(Ctx *c, const Buf *b, const Node *n, const Node **a) {
+  if (n->op != OP_EXP || !spelled(c, b, n->a) || n->a->op != OP_SUB)
+    return false;
+  const Node *d = n->a, *lse = d->b;
+  if (lse->op != OP_LSE || lse->a != d->a || (lse->k != 0 && lse->k != 2) || !spelled(c, b, lse))
+    return false;
+  *a = d->a;
+  return true;
 }
 
 static void print(Ctx *c, Buf *b, const Node *n) {
@@ -144,7 +238,7 @@ static void print(Ctx *c, Buf *b, const Node *n) {
     buf_puts(b, c->dims[n->k]);
     return;
   case OP_SEED:
-    buf_puts(b, "G");
+    buf_puts(b, print_seed_name(c));
     return;
   case OP_DIR:
     buf_puts(b, c->dirnames ? c->dirnames[n->k] : "d?");
@@ -171,16 +265,6 @@ static void print(Ctx *c, Buf *b, const Node *n) {
     operand(c, b, n->a, eprec(c, b, n->a) < PREC_POST);
     buf_puts(b, "'");
     return;
-  case OP_EXP:
-    if (softmax_operand(n)) {
-      buf_puts(b, "softmax(");
-      print(c, b, softmax_operand(n));
-      if (n->a->b->k)
-        buf_printf(b, ", %ld", n->a->b->k);
-      buf_puts(b, ")");
-      return;
-    }
-    break;
   case OP_NORM:
   case OP_NORMSQ: {
     bool vector = shape_is_scalar(n->a->shape) || (n->a->shape.c.sym < 0 && n->a->shape.c.n == 1);
@@ -196,6 +280,13 @@ static void print(Ctx *c, Buf *b, const Node *n) {
   }
   if (op_arity[n->op] == 2) {
     binary(c, b, n);
+    return;
+  }
+  const Node *sm;
+  if (is_softmax(c, b, n, &sm)) {
+    buf_puts(b, "softmax(");
+    print(c, b, sm);
+    buf_puts(b, n->a->b->k ? ", 2)" : ")");
     return;
   }
   buf_printf(b, "%s(", op_spelling[n->op]);
@@ -220,6 +311,52 @@ char *print_short(Ctx *c, const Node *n, size_t limit) {
   return s;
 }
 
+/* ---- the seed's name -------------------------------------------------------- */
+
+// Does the program have a name NAME, or one that LaTeX writes as TEX?
+static bool name_taken(Ctx *c, const char *name, const char *tex) {
+  for (int i = 0; i < c->nvars + c->nlets + c->ndims; i++) {
+    const char *x = i < c->nvars            ? c->vars[i].name
+                    : i < c->nvars + c->nlets ? c->lets[i - c->nvars].name
+                                              : c->dims[i - c->nvars - c->nlets];
+    if (!x)
+      continue;
+    if (!strcmp(x, name))
+      return true;
+    Buf t = {0};
+    latex_name(&t, x);
+    bool same = t.s && !strcmp(t.s, tex);
+    buf_free(&t);
+    if (same)
+      return true;
+  }
+  return false;
+}
+
+const char *print_seed_name(Ctx *c) {
+  if (c->seedname)
+    return c->seedname;
+  char name[64];
+  for (int k = 0; !c->seedname; k++) {
+    if (k == 0)
+      snprintf(name, sizeof name, "G");
+    else if (k == 1 && c->outname && strlen(c->outname) < sizeof name - 1)
+      snprintf(name, sizeof name, "d%s", c->outname);
+    else if (k == 1)
+      continue;
+    else
+      snprintf(name, sizeof name, "G%d", k - 1);
+    Buf t = {0};
+    latex_name(&t, name);
+    if (t.s && !name_taken(c, name, t.s))
+      c->seedname = arena_strdup(&c->arena, name);
+    buf_free(&t);
+    if (k > c->nvars + c->nlets + c->ndims + 2)  // out of memory: one of these was free
+      return "G";
+  }
+  return c->seedname;
+}
+
 /* ---- LaTeX -------------------------------------------------------------- */
 
 /* The same DAG as LaTeX, for papers: products by juxtaposition, \odot for
@@ -239,10 +376,12 @@ void latex_name(Buf *b, const char *name) {
     stem--;
   if (stem == 0)
     stem = n;
+  // W_1 -> W_{1}, x_hat -> x_{hat}; a trailing _ (ws_) stays in the name.
   const char *us = memchr(name, '_', stem);
-  if (us) {
+  if (us && us + 1 < name + n)
     stem = (size_t)(us - name);
-  }
+  else
+    us = NULL;
   bool gr = false;
   for (size_t i = 0; i < sizeof greek / sizeof *greek; i++)
     if (strlen(greek[i]) == stem && !strncmp(greek[i], name, stem))
@@ -251,8 +390,12 @@ void latex_name(Buf *b, const char *name) {
     buf_printf(b, "\\%.*s", (int)stem, name);
   else if (stem == 1)
     buf_printf(b, "%.*s", (int)stem, name);
-  else
-    buf_printf(b, "\\mathrm{%.*s}", (int)stem, name);
+  else {
+    buf_puts(b, "\\mathrm{");
+    for (size_t i = 0; i < stem; i++)
+      buf_printf(b, name[i] == '_' ? "\\_" : "%c", name[i]);
+    buf_puts(b, "}");
+  }
   const char *sub = name + stem + (us ? 1 : 0);
   if (*sub) {
     buf_puts(b, "_{");
@@ -279,10 +422,121 @@ static void latex_dim(Ctx *c, Buf *b, Dim d) {
     buf_printf(b, "%ld", d.n);
 }
 
+// Does N's LaTeX hold a sum, or an elementwise product or quotient, outside
+// any parentheses? As an operand of a product (juxtaposition, which binds
+// tighter than \odot) it then needs them: X^\top (b \odot a), not
+// X^\top b \odot a. A unary minus prints its operand bare: -(A .* B) is
+// -A \odot B.
+static bool loose(Ctx *c, const Buf *b, const Node *n, int depth) {
+  if (!spelled(c, b, n))
+    return false;
+  if (n->op == OP_EMUL || n->op == OP_EDIV || prec(n) <= PREC_ADD || depth > LOOK)
+    return true;
+  return is_minus(n) && loose(c, b, n->b, depth + 1);
+}
+
+// Does N's LaTeX end in a superscript (X^\top, X^{-1}, x^{2}, \|x\|^2)? A
+// second one needs parentheses first: X^\top^\top is not TeX.
+static bool superscripted(Ctx *c, const Buf *b, const Node *n) {
+  return spelled(c, b, n) && (n->op == OP_TRANS || n->op == OP_INV || n->op == OP_POW ||
+                              n->op == OP_EPOW || n->op == OP_NORMSQ);
+}
+
+// The base of a superscript is an atom, with no superscript of its own.
+static bool base_paren(Ctx *c, const Buf *b, const Node *n) {
+  return eprec(c, b, n) < PREC_ATOM || superscripted(c, b, n);
+}
+
+// Does N's LaTeX begin with a minus sign? After juxtaposition that reads as
+// a subtraction: X (-2 Y), not X -2 Y.
+static bool leads_minus(Ctx *c, const Buf *b, const Node *n, int depth) {
+  if (!spelled(c, b, n))
+    return false;
+  if (n->op == OP_NUM)
+    return n->num < 0 || signbit(n->num);
+  if (n->op != OP_MUL || depth > LOOK)
+    return depth > LOOK;
+  return loose(c, b, n->a, 0) ? false : leads_minus(c, b, n->a, depth + 1);
+}
+
+// Does N's LaTeX begin with a digit, or with a parenthesis? TeX ignores
+// spaces in math, so 2 3 reads as 23, and a product of such juxtaposed
+// takes \cdot; so does one whose left factor reads as a function (below).
+static bool leads(Ctx *c, const Buf *b, const Node *n, bool digit, int depth) {
+  if (depth > LOOK)
+    return true;  // \cdot is never wrong
+  if (!spelled(c, b, n))
+    return false;
+  switch (n->op) {
+  case OP_NUM:
+  case OP_ZEROS: return digit;
+  case OP_MUL:
+    if (is_minus(n))
+      return false;
+    return loose(c, b, n->a, 0) ? !digit : leads(c, b, n->a, digit, depth + 1);
+  case OP_POW:
+  case OP_EPOW:
+  case OP_TRANS:
+  case OP_INV: return base_paren(c, b, n->a) ? !digit : leads(c, b, n->a, digit, depth + 1);
+  default: return false;
+  }
+}
+
+// The name N's LaTeX ends with, or NULL if it ends otherwise.
+static const char *trailing_name(Ctx *c, const Buf *b, const Node *n, int depth) {
+  if (!spelled(c, b, n))
+    return let_name(c, n);
+  if (depth > LOOK)
+    return NULL;
+  switch (n->op) {
+  case OP_VAR: return c->vars[n->k].name;
+  case OP_DIM: return c->dims[n->k];
+  case OP_SEED: return print_seed_name(c);
+  case OP_MUL:
+    if (loose(c, b, n->b, 0) || (!is_minus(n) && leads_minus(c, b, n->b, 0)))
+      return NULL;
+    return trailing_name(c, b, n->b, depth + 1);
+  default: return NULL;
+  }
+}
+
+// Is NAME, in LaTeX, also how a function is written? A group in parentheses
+// after it would read as a call: sigma*(x + y) printed as
+// \sigma \left( x + y \right) is sigmoid(x + y).
+static bool function_like(const char *name) {
+  Buf t = {0};
+  latex_name(&t, name);
+  bool yes = false;
+  for (int op = 0; t.s && op < OP_COUNT; op++)
+    yes |= op_arity[op] == 1 && ((op_latex[op] && !strcmp(op_latex[op], t.s)) ||
+                                 !strcmp(op_spelling[op], name));
+  buf_free(&t);
+  return yes;
+}
+
+static void latex_product(Ctx *c, Buf *b, const Node *n) {
+  const Node *l = n->a, *r = n->b;
+  int budget = LOOK;
+  bool lp = loose(c, b, l, 0);
+  bool rp = !right_bare(c, b, TEX, n, &budget);
+  latex_group(c, b, l, lp);
+  const char *name = lp ? NULL : trailing_name(c, b, l, 0);
+  bool dot = rp ? l->op == OP_NUM && spelled(c, b, l) && leads_minus(c, b, r, 0) : leads(c, b, r, true, 0);
+  dot |= name && (rp || leads(c, b, r, false, 0)) && function_like(name);
+  buf_puts(b, dot ? " \\cdot " : " ");
+  latex_group(c, b, r, rp);
+}
+
 static void latex(Ctx *c, Buf *b, const Node *n) {
   char num[32];
   if (b->limit && b->len > b->limit)  // as print(): a tree may dwarf its DAG
     return;
+  // A value the user named prints by its name, as in the text form.
+  const char *let = n != b->top ? let_name(c, n) : NULL;
+  if (let) {
+    latex_name(b, let);
+    return;
+  }
   const Node *l = n->a, *r = n->b;
   switch (n->op) {
   case OP_NUM:
@@ -299,38 +553,42 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
     latex_name(b, c->vars[n->k].name);
     return;
   case OP_SEED:
-  case OP_ZEROS:
-    buf_puts(b, op_latex[n->op]);
+    latex_name(b, print_seed_name(c));
     return;
+  case OP_ZEROS:
   case OP_ONES:
   case OP_EYE:
     buf_printf(b, "%s_{", op_latex[n->op]);
     latex_dim(c, b, n->shape.r);
-    if (n->op == OP_ONES && !(n->shape.c.sym < 0 && n->shape.c.n == 1))
+    if (n->op != OP_EYE && !(n->shape.c.sym < 0 && n->shape.c.n == 1))
       buf_puts(b, " \\times "), latex_dim(c, b, n->shape.c);
     buf_puts(b, "}");
     return;
   case OP_ADD:
-  case OP_SUB:
+  case OP_SUB: {
+    // a + (b + c) is a + b + c when a + b fits together (see binary()).
+    Shape sh;
+    char msg[8];
+    bool assoc = n->op == OP_ADD && (r->op == OP_ADD || r->op == OP_SUB) &&
+                 shape_check(c, OP_ADD, l->shape, r->a->shape, 0, &sh, msg, sizeof msg);
     latex_group(c, b, l, false);
     buf_printf(b, " %s ", op_latex[n->op]);
-    latex_group(c, b, r, n->op == OP_SUB && prec(r) <= PREC_ADD);
+    latex_group(c, b, r, eprec(c, b, r) <= PREC_ADD && !assoc);
     return;
+  }
   case OP_MUL:
-    if (l->op == OP_NUM && l->num == -1) {
+    if (is_minus(n)) {
       buf_puts(b, "-");
-      latex_group(c, b, r, prec(r) <= PREC_ADD);
+      latex_group(c, b, r, eprec(c, b, r) <= PREC_ADD);
       return;
     }
-    latex_group(c, b, l, prec(l) <= PREC_ADD);
-    buf_puts(b, l->op == OP_NUM && (r->op == OP_NUM || prec(r) == PREC_UNARY) ? " \\cdot " : " ");
-    latex_group(c, b, r, prec(r) <= PREC_ADD || prec(r) == PREC_UNARY);
+    latex_product(c, b, n);
     return;
   case OP_EMUL:
   case OP_EDIV:
-    latex_group(c, b, l, prec(l) <= PREC_ADD);
+    latex_group(c, b, l, eprec(c, b, l) <= PREC_ADD);
     buf_printf(b, " %s ", op_latex[n->op]);
-    latex_group(c, b, r, prec(r) <= PREC_MUL);
+    latex_group(c, b, r, eprec(c, b, r) <= PREC_MUL || loose(c, b, r, 0));
     return;
   case OP_DIV:
     buf_printf(b, "%s{", op_latex[n->op]);
@@ -341,17 +599,14 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
     return;
   case OP_POW:
   case OP_EPOW:
-    latex_group(c, b, l, prec(l) < PREC_ATOM || l->op == OP_TRANS);
+    latex_group(c, b, l, base_paren(c, b, l));
     buf_puts(b, n->op == OP_POW ? "^{" : "^{\\circ ");
     latex(c, b, r);
     buf_puts(b, "}");
     return;
   case OP_TRANS:
-    latex_group(c, b, l, prec(l) < PREC_ATOM || l->op == OP_INV);
-    buf_puts(b, op_latex[n->op]);
-    return;
   case OP_INV:
-    latex_group(c, b, l, prec(l) < PREC_ATOM || l->op == OP_TRANS);
+    latex_group(c, b, l, base_paren(c, b, l));
     buf_puts(b, op_latex[n->op]);
     return;
   case OP_NORM:
@@ -377,18 +632,17 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
   default:
     break;
   }
-  if (softmax_operand(n)) {
+  long k = n->k;
+  if (is_softmax(c, b, n, &l)) {
+    k = n->a->b->k;
     buf_puts(b, "\\operatorname{softmax}");
-    if (n->a->b->k)
-      buf_printf(b, "_{%ld}", n->a->b->k);
-    l = softmax_operand(n);
   } else if (op_latex[n->op]) {
     buf_puts(b, op_latex[n->op]);
   } else {
     buf_printf(b, "\\operatorname{%s}", op_spelling[n->op]);
   }
-  if ((op_flags[n->op] & OPF_AXIS) && n->k)
-    buf_printf(b, "_{%ld}", n->k);
+  if (k && ((op_flags[n->op] & OPF_AXIS) || n->op == OP_EXP))
+    buf_printf(b, "_{%ld}", k);
   buf_puts(b, "\\left( ");
   latex(c, b, l);
   buf_puts(b, " \\right)");
@@ -396,10 +650,13 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
 
 void print_latex(Ctx *c, Buf *b, const Node *n) {
   size_t limit = b->limit;
+  const Node *top = b->top;
   if (!limit)
     b->limit = b->len + MD_MAX_PRINT;
+  b->top = n;  // spelled out, even if the user named it
   latex(c, b, n);
   if (b->len > b->limit)
     buf_puts(b, " \\dots");
   b->limit = limit;
+  b->top = top;
 }

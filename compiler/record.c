@@ -30,10 +30,11 @@ static int record(mdrt_tape *t, Node *n, const long *dims, int *h) {
   }
   case OP_ONES:
   case OP_EYE: {
-    double *m = calloc((size_t)(r * cols), sizeof *m);
+    long len = size_mul(r, cols);
+    double *m = len > 0 ? calloc((size_t)len, sizeof *m) : NULL;
     if (!m)
       return -1;
-    for (long i = 0; i < r * cols; i++)
+    for (long i = 0; i < len; i++)
       m[i] = n->op == OP_ONES || i / cols == i % cols;
     int k = mdrt_tape_const(t, r, cols, m);
     free(m);
@@ -54,28 +55,63 @@ static int record(mdrt_tape *t, Node *n, const long *dims, int *h) {
                               : mdrt_tape_unary(t, tape_op[n->op], a, n->k);
 }
 
-int record_on_tape(Ctx *c, mdrt_tape *t, const long *dims, const double *const *inputs, int *leaves) {
-  int n = c->out->id + 1;
-  int *h = malloc(sizeof *h * (size_t)n);
-  char *need = calloc((size_t)n, 1);
-  int out = -1;
-  if (!h || !need)
-    goto done;
+// The seed of a gradient DAG: SEED, or all ones.
+static int record_seed(mdrt_tape *t, const Node *n, const long *dims, const double *seed) {
+  long r = dim_value(n->shape.r, dims), cols = dim_value(n->shape.c, dims), len = size_mul(r, cols);
+  if (seed)
+    return mdrt_tape_const(t, r, cols, seed);
+  double *ones = len > 0 ? malloc(sizeof *ones * (size_t)len) : NULL;
+  if (!ones)
+    return -1;
+  for (long i = 0; i < len; i++)
+    ones[i] = 1;
+  int k = mdrt_tape_const(t, r, cols, ones);
+  free(ones);
+  return k;
+}
+
+int record_dag(Ctx *c, mdrt_tape *t, const Node *root, const long *dims, int *h) {
+  char *need = calloc((size_t)root->id + 1, 1);
+  if (!need)
+    return -1;
+  ast_mark(c, root, need);
+  int out = 0;
+  for (int i = 0; i <= root->id && out >= 0; i++)
+    if (need[i] && h[i] < 0)
+      out = h[i] = record(t, c->nodes[i], dims, h);  // an input or seed not given: -1
+  free(need);
+  return out < 0 ? -1 : h[root->id];
+}
+
+int record_nodes(Ctx *c, mdrt_tape *t, const long *dims, const double *const *inputs,
+                 Node *const *roots, int nroots, const double *seed, int *leaves, int *h) {
+  int n = 0;
+  for (int r = 0; r < nroots; r++)
+    n = roots[r]->id >= n ? roots[r]->id + 1 : n;
+  for (int i = 0; i < n; i++)
+    h[i] = -1;
   for (int i = 0; i < c->nvars; i++) {
     Var *v = &c->vars[i];
     leaves[i] = mdrt_tape_leaf(t, dim_value(v->shape.r, dims), dim_value(v->shape.c, dims), inputs[i]);
     if (leaves[i] < 0)
-      goto done;
+      return -1;
     if (v->node->id < n)
       h[v->node->id] = leaves[i];
   }
-  ast_mark(c, c->out, need);
+  // The seed, wherever a gradient reads it; then every root.
   for (int i = 0; i < n; i++)
-    if (need[i] && c->nodes[i]->op != OP_VAR && (h[i] = record(t, c->nodes[i], dims, h)) < 0)
-      goto done;
-  out = h[c->out->id];
-done:
+    if (c->nodes[i]->op == OP_SEED && (h[i] = record_seed(t, c->nodes[i], dims, seed)) < 0)
+      return -1;
+  for (int r = 0; r < nroots; r++)
+    if (record_dag(c, t, roots[r], dims, h) < 0)
+      return -1;
+  return 0;
+}
+
+int record_on_tape(Ctx *c, mdrt_tape *t, const long *dims, const double *const *inputs, int *leaves) {
+  int *h = malloc(sizeof *h * (size_t)(c->out->id + 1)), out = -1;
+  if (h && record_nodes(c, t, dims, inputs, &c->out, 1, NULL, leaves, h) == 0)
+    out = h[c->out->id];
   free(h);
-  free(need);
   return out;
 }

@@ -47,6 +47,7 @@
 #undef MDRT_TWIN_BLAS
 #endif
 
+#define MDRT_BLOCK_SUMS
 #define double float
 #include "standalone.c"
 #undef double

@@ -95,9 +95,27 @@ static inline double mdrt_blocks_sum(long n, const double *x, int sq) {
   return mdrt_cascade_total(acc, k);
 }
 
-MDRT_INLINE double mdrt_sum(long n, const double *x) { return mdrt_blocks_sum(n, x, 0); }
+/* One number after another, as the emitter's fused loops add today: a
+   value that one body sums in a loop and the other by mdrt_sum is then
+   the same to the bit (md_eval's and md_grad's). Single precision takes
+   the blocks and the cascade (float.c defines MDRT_BLOCK_SUMS), where a
+   running sum of a million numbers loses float's precision; double will
+   too once the fused loops work on blocks. */
+static inline double mdrt_running_sum(long n, const double *x, int sq) {
+  double s = 0;
+  for (long i = 0; i < n; i++)
+    s += sq ? x[i] * x[i] : x[i];
+  return s;
+}
+#ifdef MDRT_BLOCK_SUMS
+#define MDRT_SUMS mdrt_blocks_sum
+#else
+#define MDRT_SUMS mdrt_running_sum
+#endif
 
-MDRT_INLINE double mdrt_sumsq(long n, const double *x) { return mdrt_blocks_sum(n, x, 1); }
+MDRT_INLINE double mdrt_sum(long n, const double *x) { return MDRT_SUMS(n, x, 0); }
+
+MDRT_INLINE double mdrt_sumsq(long n, const double *x) { return MDRT_SUMS(n, x, 1); }
 
 /* The library calls BLAS and LAPACK instead of the loops from here to the
    #endif (runtime/linalg.c). */

@@ -72,11 +72,11 @@ Test(cli, diff_second_order) {
   cr_expect_eq(r.status, 0, "%s", r.err);
   cr_expect_str_eq(r.out, "d2loss/dw2 = X'*diag(sigmoid(z).*(1 - sigmoid(z)))*X/n\n"
                           "d2loss/dwdb = X'*(sigmoid(z).*(1 - sigmoid(z)))/n\n"
-                          "d2loss/db2 = sum(sigmoid(z).*(1 - sigmoid(z)))/n\n");
+                          "d2loss/db2 = (1 - sigmoid(z)')*sigmoid(z)/n\n");
   run_free(&r);
   r = matdiff("diff --hvp " MD_SRC_DIR "/examples/logistic.expr");
   cr_expect_str_eq(r.out, "d(dloss/dw) = X'*(sigmoid(z).*(1 - sigmoid(z)).*(X*dw + db))/n\n"
-                          "d(dloss/db) = sum(sigmoid(z).*(1 - sigmoid(z)).*(X*dw + db))/n\n");
+                          "d(dloss/db) = (X*dw + db)'*(sigmoid(z).*(1 - sigmoid(z)))/n\n");
   run_free(&r);
   r = matdiff("diff --jvp -e \"x'*A*x\" --wrt x");
   cr_expect(strstr(r.out, "\ndf = dx'*A*x + x'*A*dx\n"), "%s", r.out);
@@ -85,7 +85,7 @@ Test(cli, diff_second_order) {
   cr_expect_eq(r.status, 0, "%s", r.err);
   cr_expect(strstr(r.out, "# U is a matrix: its Hessian is a fourth-order tensor; its row of "
                           "blocks times the directions is\nd(df/dU) = "), "%s", r.out);
-  cr_expect(strstr(r.out, "\nd2f/dv2 = 2*U'*ones(n, 1)*ones(1, n)*U\n"), "%s", r.out);
+  cr_expect(strstr(r.out, "\nd2f/dv2 = 2*sum(U', 2)*sum(U, 1)\n"), "%s", r.out);
   run_free(&r);
   r = matdiff("diff --jacobian -e \"exp(A*x)\" --wrt x");
   cr_expect(strstr(r.out, "\ndf/dx = diag(exp(A*x))*A\n"), "%s", r.out);
@@ -308,7 +308,7 @@ Test(cli, dump_adjoint_before_simplification) {
   cr_expect(!strstr(simp, "= num 1 : scalar\n"), "the seed survived simplification:\n%s", simp);
   const char *dx = strstr(simp, "dy/dx = %"), *dw = strstr(simp, "dy/dw = %");
   cr_expect(dx && dw && dx < dw, "%s", simp);
-  cr_expect(strstr(r.out, "\ndy/dx = 2*w*w*x\ndy/dw = 2*w*x*x\n"), "%s", r.out);
+  cr_expect(strstr(r.out, "\ndy/dx = 2*w^2*x\ndy/dw = 2*w*x^2\n"), "%s", r.out);
   free(dag);
   free(adj);
   free(simp);
@@ -385,4 +385,119 @@ Test(cli, expression_errors) {
                "matdiff: error: diff: -e EXPR takes the place of FILE: give one, not both\n", false);
   expect_error("diff " SEED " --wrt X",
                "matdiff: error: diff: --wrt goes with -e; in a FILE, say 'wrt NAME ...'\n", false);
+}
+
+/* ---- files written (issue #10) -------------------------------------------- */
+
+// --out's paths were built in a PATH_MAX buffer without a check, and eval
+// exited 0 whatever was cut: under a directory 4090 bytes long, dy_dX, dy_dW
+// and dy_db were all cut to "dy_d", one file that each overwrote; under one
+// of 4088, to "dy_dX." and so on. A path too long to write is an error now:
+// here y.txt fits and dy_dX.txt does not.
+Test(cli, eval_out_under_a_deep_directory) {
+  enum { LEN = 4088 };
+  char deep[4200];
+  size_t n = (size_t)snprintf(deep, sizeof deep, "%s", tmpdir());
+  while (n < LEN) {
+    size_t k = LEN - n - 1 < 200 ? LEN - n - 1 : 200;
+    deep[n++] = '/';
+    memset(deep + n, 'd', k);
+    n += k;
+  }
+  deep[n] = '\0';
+  cr_assert_eq(strlen(deep), LEN);
+  setenv("DEEP", deep, 1);
+  cr_assert_eq(run("mkdir -p \"$DEEP\""), 0);
+  Run r = matdiff("eval " SEED " --grad --out \"$DEEP\"");
+  cr_expect_eq(r.status, 1, "exit %d:\n%s", r.status, r.err);
+  cr_expect_str_eq(r.err, "matdiff: error: --out: the path of dy_dX.txt is 4098 bytes long, "
+                   "longer than the system allows (4095)\n");
+  run_free(&r);
+  char rm[128];
+  snprintf(rm, sizeof rm, "rm -rf %s/dd*", tmpdir());
+  run(rm);
+}
+
+// --out created one directory; it creates its parents too, as mkdir -p.
+Test(cli, eval_out_makes_parents) {
+  char args[1024], path[512], want[1024];
+  snprintf(args, sizeof args, "eval " SEED " --grad --out %s/a/b/c", tmpdir());
+  Run r = matdiff(args);
+  cr_expect_eq(r.status, 0, "exit %d:\n%s", r.status, r.err);
+  run_free(&r);
+  const char *files[] = {"y.txt", "dy_dX.txt", "dy_dW.txt", "dy_db.txt"};
+  for (int i = 0; i < 4; i++) {
+    snprintf(path, sizeof path, "%s/a/b/c/%s", tmpdir(), files[i]);
+    cr_expect_eq(access(path, R_OK), 0, "%s was not written", path);
+  }
+  // A file where a directory should be is an error that names it.
+  snprintf(path, sizeof path, "%s/a/b/c/y.txt/d", tmpdir());
+  snprintf(args, sizeof args, "eval " SEED " --out %s", path);
+  snprintf(want, sizeof want, "matdiff: error: cannot create the directory '%s/a/b/c/y.txt': "
+           "a file is in the way\n", tmpdir());
+  expect_error(args, want, false);
+  snprintf(args, sizeof args, "rm -rf %s/a", tmpdir());
+  run(args);
+}
+
+// compile -o onto its own input replaced the .expr with the C. The same
+// file by another name (a hard link, ./) is refused too: files are compared
+// by device and inode.
+Test(cli, compile_onto_its_input_is_refused) {
+  char *seed = slurp(SEED);
+  cr_assert_not_null(seed);
+  const char *src = tmpdir_text("s.expr", seed);
+  char other[512], args[1200], want[1200];
+  snprintf(other, sizeof other, "%s/s.c", tmpdir());
+  cr_assert_eq(link(src, other), 0);
+  const char *outs[] = {src, other};
+  for (int i = 0; i < 2; i++) {
+    snprintf(args, sizeof args, "compile %s -o %s", src, outs[i]);
+    snprintf(want, sizeof want, "matdiff: error: compile: -o '%s' is the input file '%s'; the C "
+             "would replace it\n", outs[i], src);
+    expect_error(args, want, false);
+  }
+  char *after = slurp(src);
+  cr_expect_str_eq(after, seed, "the input was changed");
+  free(after);
+  free(seed);
+}
+
+/* ---- results that are not finite (issue #10) ------------------------------ */
+
+// eval printed -nan and exited 0, saying nothing. It warns now, naming the
+// first operation computed whose value is not finite, and exits 0, or 3
+// with --strict. By hand: log(0.5 - 1) is NaN; sqrt at 0 is 0, finite, but
+// its derivative 1/(2 sqrt(x)) is infinite.
+Test(cli, eval_warns_of_a_result_that_is_not_finite) {
+  char args[1024];
+  const char *f = tmpdir_text("nf.expr", "x : scalar\ny = exp(log(x - 1)*x)\n");
+  const char *x = tmpdir_text("x.txt", "0.5\n");
+  snprintf(args, sizeof args, "eval %s x=%s --grad", f, x);
+  Run r = matdiff(args);
+  cr_expect_eq(r.status, 0);
+  cr_expect(strstr(r.out, "y = -nan\n") || strstr(r.out, "y = nan\n"), "%s", r.out);
+  cr_expect_str_eq(r.err, "matdiff: warning: y is not finite: log(x - 1) is the first operation "
+                   "computed that is not (-nan)\n");
+  run_free(&r);
+  snprintf(args, sizeof args, "eval %s x=%s --strict", f, x);
+  r = matdiff(args);
+  cr_expect_eq(r.status, 3, "--strict: exit %d", r.status);
+  run_free(&r);
+
+  f = tmpdir_text("sqrt.expr", "x : vector(n)\ny = sum(sqrt(x))\n");
+  x = tmpdir_text("x2.txt", "0\n4\n");
+  snprintf(args, sizeof args, "eval %s x=%s --grad --strict", f, x);
+  r = matdiff(args);
+  cr_expect_eq(r.status, 3, "exit %d", r.status);
+  cr_expect_str_eq(r.err, "matdiff: warning: dy/dx is not finite: 0.5./sqrt(x) is the first "
+                   "operation computed that is not (inf)\n");
+  run_free(&r);
+  // Finite: no warning, and --strict changes nothing.
+  x = tmpdir_text("x3.txt", "1\n4\n");
+  snprintf(args, sizeof args, "eval %s x=%s --grad --strict", f, x);
+  r = matdiff(args);
+  cr_expect_eq(r.status, 0);
+  cr_expect_str_eq(r.err, "");
+  run_free(&r);
 }

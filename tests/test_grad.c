@@ -39,6 +39,7 @@
 #define GRAD_FILE MD_SRC_DIR "/tests/cases/grad.txt"
 #define OPS_FILE MD_SRC_DIR "/tests/cases/ops.txt"
 #define EXPR_FILE MD_SRC_DIR "/tests/cases/expr.txt"
+#define FORMS_FILE MD_SRC_DIR "/tests/cases/forms.txt"
 
 /* The tape computes the same numbers in another order: md_check's tolerance. */
 #define TOL_TAPE MD_CHECK_TOL_TAPE
@@ -174,6 +175,27 @@ static void check_printed(const Case *t) {
 
 DATA_TEST(diff, printed, DIFF_FILE, 64, check_printed)
 
+// Is NAME one of F's inputs, sizes or its output?
+static bool has_name(md_function *f, const char *name) {
+  for (int i = 0; i < md_num_inputs(f); i++)
+    if (!strcmp(md_input_name(f, i), name))
+      return true;
+  for (int i = 0; i < md_num_dims(f); i++)
+    if (!strcmp(md_dim_name(f, i), name))
+      return true;
+  return !strcmp(md_output_name(f), name);
+}
+
+// The name the seed prints as, by docs/LANGUAGE.md's rule: G, else d and the
+// output's name, else G1, G2, ... (No case here names an intermediate so.)
+static void seed_name(md_function *f, char *out, size_t n) {
+  snprintf(out, n, "G");
+  if (has_name(f, out))
+    snprintf(out, n, "d%s", md_output_name(f));
+  for (int k = 1; has_name(f, out); k++)
+    snprintf(out, n, "G%d", k);
+}
+
 // Each printed formula D for variable v is source text: with V a new input
 // of v's type, sum(D .* V) must be the tape's gradient dotted with V. A
 // non-scalar output's formulas hold its seed G: the test declares G and
@@ -197,7 +219,9 @@ static void check_reparse(const Case *t) {
   for (long e = 0; e < p.olen; e++)
     G[e] = uniform(&g, -1, 1);
   if (seeded) {
-    put(&gdecl, "G : ");
+    char seed[64];
+    seed_name(c, seed, sizeof seed);
+    put(&gdecl, "%s : ", seed);
     put_type(&gdecl, c, -1);
     put(&gdecl, "\n");
   }
@@ -248,6 +272,75 @@ static void check_reparse(const Case *t) {
 }
 
 DATA_TEST(diff, reparses, DIFF_FILE, 8, check_reparse)
+
+/* ---- forms.txt: the forms a person writes ---------------------------------- */
+
+// The text after "KEY:" on its line of T's expected text, or NULL.
+static char *form_line(const Case *t, const char *key) {
+  size_t n = strlen(key);
+  for (const char *q = t->expect; q && *q; q = strchr(q, '\n') ? strchr(q, '\n') + 1 : NULL)
+    if (!strncmp(q, key, n) && q[n] == ':') {
+      const char *v = q + n + 1;
+      v += strspn(v, " ");
+      return strndup(v, strcspn(v, "\n"));
+    }
+  return NULL;
+}
+
+// Characters without spaces: the length the issue measures forms by.
+static size_t ink(const char *s) {
+  size_t n = 0;
+  for (; s && *s; s++)
+    n += *s != ' ';
+  return n;
+}
+
+// The one gradient of T's program, as matdiff prints it, is the after
+// line; where it is not the wanted form a note says why.
+static void check_forms(const Case *t) {
+  char *want = form_line(t, "want"), *before = form_line(t, "before"), *after = form_line(t, "after"),
+       *note = form_line(t, "note");
+  cr_expect(!strcmp(t->sect, "forms") && want && before && after,
+            "%s (forms.txt:%d) needs a '--- forms' with want, before and after", t->name, t->line);
+  md_error err;
+  md_function *f = md_compile(t->src, "case.expr", &err);
+  cr_expect_not_null(f, "%s: %s", t->name, err.diag);
+  const char *got = NULL;
+  for (int i = 0; f && i < md_num_inputs(f); i++)
+    if (md_input_is_wrt(f, i)) {
+      cr_expect_null(got, "%s (forms.txt:%d) has more than one wrt variable", t->name, t->line);
+      got = md_grad_formula(f, i);
+    }
+  if (got && after)
+    cr_expect_str_eq(got, after, "%s (forms.txt:%d)\n--- got:\n%s\n--- after:\n%s", t->name, t->line,
+                     got, after);
+  if (want && after && strcmp(want, after))
+    cr_expect_not_null(note, "%s (forms.txt:%d): after is not want, and no note says why", t->name,
+                       t->line);
+  md_free(f);
+  free(want), free(before), free(after), free(note);
+}
+
+DATA_TEST(forms, printed, FORMS_FILE, 64, check_forms)
+DATA_TEST(forms, reparses, FORMS_FILE, 8, check_reparse)
+
+// Over the whole table, what matdiff prints now is shorter than what it
+// printed before, and the totals are the ones the issue asks for.
+Test(forms, length) {
+  int n;
+  Case *cs = load_cases(FORMS_FILE, &n);
+  size_t before = 0, after = 0, want = 0;
+  for (int i = 0; i < n; i++) {
+    char *b = form_line(&cs[i], "before"), *a = form_line(&cs[i], "after"), *w = form_line(&cs[i], "want");
+    before += ink(b), after += ink(a), want += ink(w);
+    free(b), free(a), free(w);
+  }
+  cr_log_info("forms.txt: %d cases, printed length (characters without spaces) %zu before, %zu after, "
+              "%zu wanted", n, before, after, want);
+  cr_expect_geq(n, 40);
+  cr_expect_lt(after, before, "the table prints %zu characters now, %zu before", after, before);
+  cases_free(cs, n);
+}
 
 // md_grad_formula holds what `matdiff diff` prints.
 Test(diff, md_grad_formula) {

@@ -113,3 +113,222 @@ Test(hostile, negative_zero_survives) {
   grad_at("x : scalar\ny = x/(0*(-1))\n", (double[]){2}, g);
   cr_expect(isinf(g[0]) && g[0] < 0, "d/dx x/(0*(-1)) = %g, expected -inf", g[0]);
 }
+
+/* ---- aliasing (issue #10, item 8) ---------------------------------------- */
+
+// Calls whose buffers share memory: an output or a gradient buffer that is
+// also an input or the seed, as an in-place optimiser step has it. They
+// behave as if every output were written after all the inputs were read.
+// The oracle is md_tape_vjp on separate copies.
+
+static md_function *compiled(const char *src) {
+  md_error err;
+  md_function *f = md_compile(src, "alias.expr", &err);
+  cr_assert_not_null(f, "%s", err.diag);
+  return f;
+}
+
+// md_tape_vjp at copies of the N inputs IN (lengths LEN), SEED as given:
+// the value into Y and the gradients into fresh arrays G[i] (zeroed first).
+static void oracle(md_function *f, const long *dims, int n, double **in, const long *len,
+                   const double *seed, double *y, double **g) {
+  const double *copies[4];
+  for (int i = 0; i < n; i++) {
+    double *c = malloc(sizeof *c * (size_t)len[i]);
+    g[i] = calloc((size_t)len[i], sizeof *g[i]);
+    cr_assert(c && g[i]);
+    memcpy(c, in[i], sizeof *c * (size_t)len[i]);
+    copies[i] = c;
+  }
+  md_error err;
+  cr_assert_eq(md_tape_vjp(f, dims, copies, seed, y, g, &err), 0, "%s", err.message);
+  for (int i = 0; i < n; i++)
+    free((void *)copies[i]);
+}
+
+static void expect_near(const double *got, const double *want, long n, const char *what) {
+  cr_expect_leq(md_rel_err(got, want, n), 1e-12, "%s: off by %g", what, md_rel_err(got, want, n));
+}
+
+// md_eval with out equal to an input gave zeros for A*B (the product's
+// kernel cleared its output, its own left factor, before reading it), and
+// a wrong transpose for A' (transposed in place, element by element).
+Test(alias, eval_into_an_input) {
+  const char *outputs[] = {"A*B", "A'", "A*B + A"};
+  for (int t = 0; t < 3; t++) {
+    char src[128];
+    snprintf(src, sizeof src, "A : matrix(3, 3)\nB : matrix(3, 3)\ny = %s\n", outputs[t]);
+    md_function *f = compiled(src);
+    double A[9], B[9], want[9], *in[] = {A, B}, *g[2];
+    for (int k = 0; k < 9; k++)
+      A[k] = 1 + k, B[k] = 2 - 0.5 * k;
+    oracle(f, NULL, 2, in, (const long[]){9, 9}, NULL, want, g);
+    md_error err;
+    cr_assert_eq(md_eval(f, NULL, (const double *const[]){A, B}, A, &err), 0, "%s", err.message);
+    expect_near(A, want, 9, outputs[t]);
+    free(g[0]), free(g[1]);
+    md_free(f);
+  }
+}
+
+// The notebook's loss, one step of W += dW, X += dX, b += db with every
+// gradient buffer its own input, as an optimiser step in place has it. The
+// gradient of one input read another input already stepped.
+Test(alias, grad_in_place_step) {
+  md_function *f = compiled("X : matrix(n, k)\nW : matrix(k, m)\nb : matrix(n, m)\n"
+                            "y = ||X*W + b||_F^2\n");
+  const long dims[] = {5, 3, 4}, len[] = {15, 12, 20};
+  double X[15], W[12], b[20], *in[] = {X, W, b}, *g[3], y, ty;
+  for (int k = 0; k < 20; k++) {
+    if (k < 15)
+      X[k] = sin(k);
+    if (k < 12)
+      W[k] = cos(k);
+    b[k] = 0.1 * k - 1;
+  }
+  oracle(f, dims, 3, in, len, NULL, &ty, g);
+  md_error err;
+  cr_assert_eq(md_grad(f, dims, (const double *const *)in, &y, in, &err), 0, "%s", err.message);
+  cr_expect_eq(y, ty);
+  const char *names[] = {"X", "W", "b"};
+  for (int i = 0; i < 3; i++) {
+    double want[20];  // the old value plus its gradient
+    for (int k = 0; k < len[i]; k++)
+      want[k] = (i == 0 ? sin(k) : i == 1 ? cos(k) : 0.1 * k - 1) + g[i][k];
+    expect_near(in[i], want, len[i], names[i]);
+    free(g[i]);
+  }
+  md_free(f);
+}
+
+// Two inputs whose gradient buffers are one buffer (tied parameters): it
+// gets both gradients.
+Test(alias, tied_gradients_add_up) {
+  md_function *f = compiled("A : matrix(2, 2)\nB : matrix(2, 2)\ny = ||A*B + B*A||_F^2\n");
+  double A[4] = {1, 2, 3, 4}, B[4] = {-1, 0.5, 2, 1}, *in[] = {A, B}, *g[2], y;
+  oracle(f, NULL, 2, in, (const long[]){4, 4}, NULL, &y, g);
+  double both[4] = {0}, want[4];
+  for (int k = 0; k < 4; k++)
+    want[k] = g[0][k] + g[1][k];
+  md_error err;
+  cr_assert_eq(md_grad(f, NULL, (const double *const *)in, NULL, (double *const[]){both, both}, &err),
+               0, "%s", err.message);
+  expect_near(both, want, 4, "dA + dB in one buffer");
+  free(g[0]), free(g[1]);
+  md_free(f);
+}
+
+// md_vjp with the seed, the input and the gradient all one buffer, for a
+// matrix output (the seed is read throughout) and a scalar one (it scales).
+Test(alias, vjp_seed_is_the_gradient) {
+  md_function *f = compiled("A : matrix(2, 2)\ny = A*A + tanh(A)\n");
+  double A[4] = {0.5, -1, 2, 0.25}, seed[4] = {1, -2, 0.5, 3}, *in[] = {A}, *g[1], y[4];
+  oracle(f, NULL, 1, in, (const long[]){4}, seed, y, g);
+  double want[4], buf[4];
+  for (int k = 0; k < 4; k++)
+    want[k] = seed[k] + g[0][k], buf[k] = seed[k];
+  md_error err;
+  cr_assert_eq(md_vjp(f, NULL, (const double *const[]){A}, buf, NULL, (double *const[]){buf}, &err),
+               0, "%s", err.message);
+  expect_near(buf, want, 4, "seed + seed'*J into the seed");
+  free(g[0]);
+  md_free(f);
+
+  f = compiled("x : vector(3)\ny = sum(exp(x))*x'*x\n");
+  double x[3] = {0.5, -1, 0.25}, s = 3, *xin[] = {x}, ys, *gx[1];
+  oracle(f, NULL, 1, xin, (const long[]){3}, &s, &ys, gx);
+  double xw[3];
+  for (int k = 0; k < 3; k++)
+    xw[k] = x[k] + gx[0][k];
+  cr_assert_eq(md_vjp(f, NULL, (const double *const *)xin, &s, &x[0], xin, &err), -1,
+               "out inside a gradient buffer was accepted");
+  cr_assert_eq(md_vjp(f, NULL, (const double *const *)xin, &s, NULL, xin, &err), 0, "%s",
+               err.message);
+  expect_near(x, xw, 3, "x += 3*d/dx");
+  free(gx[0]);
+  md_free(f);
+}
+
+// An output buffer that is also a gradient buffer has no meaning: an error,
+// and nothing written.
+Test(alias, out_overlapping_a_gradient_is_an_error) {
+  md_function *f = compiled("A : matrix(2, 2)\ny = A*A\n");
+  double A[4] = {1, 2, 3, 4}, buf[8] = {0};
+  md_error err;
+  cr_expect_eq(md_grad(f, NULL, (const double *const[]){A}, buf + 2, (double *const[]){buf}, &err),
+               -1);
+  cr_expect(strstr(err.message, "overlap") != NULL, "%s", err.message);
+  for (int k = 0; k < 8; k++)
+    cr_expect_eq(buf[k], 0, "buf[%d] was written", k);
+  md_free(f);
+}
+
+// Past 16 inputs the buffers are sorted to find those that overlap, not
+// compared pair by pair: an in-place step on 24 scalars, y = sum x_i x_{i+1}.
+Test(alias, many_inputs_in_place) {
+  enum { N = 24 };
+  char src[2048];
+  size_t len = 0;
+  for (int i = 0; i < N; i++)
+    len += (size_t)snprintf(src + len, sizeof src - len, "x%d : scalar\n", i);
+  len += (size_t)snprintf(src + len, sizeof src - len, "y = x0*x1");
+  for (int i = 1; i + 1 < N; i++)
+    len += (size_t)snprintf(src + len, sizeof src - len, " + x%d*x%d", i, i + 1);
+  snprintf(src + len, sizeof src - len, "\n");
+  md_function *f = compiled(src);
+  double x[N], want[N];
+  for (int i = 0; i < N; i++)
+    x[i] = 1 + 0.5 * i;
+  for (int i = 0; i < N; i++)  // by hand: x_i + x_{i-1} + x_{i+1}
+    want[i] = x[i] + (i > 0 ? x[i - 1] : 0) + (i + 1 < N ? x[i + 1] : 0);
+  const double *in[N];
+  double *g[N];
+  for (int i = 0; i < N; i++)
+    in[i] = g[i] = &x[i];
+  md_error err;
+  cr_assert_eq(md_grad(f, NULL, in, NULL, g, &err), 0, "%s", err.message);
+  expect_near(x, want, N, "x += dy/dx");
+  md_free(f);
+}
+
+/* ---- where a value stops being finite (issue #10, item 11) ------------------ */
+
+// md_first_nonfinite names the first operation, in the order they are
+// computed, whose value holds a NaN or an infinity: in the value, or with
+// GRAD in the gradients. Worked by hand for each.
+static int first_nonfinite(const char *src, const double *const *in, int grad, char *op,
+                           double *bad) {
+  md_function *f = compiled(src);
+  md_error err;
+  int rc = md_first_nonfinite(f, NULL, in, grad, op, 128, bad, &err);
+  cr_assert_geq(rc, 0, "%s", err.message);
+  md_free(f);
+  return rc;
+}
+
+Test(nonfinite, first_operation_is_named) {
+  char op[128];
+  double bad, x = 0.5, zero = 0, v[2] = {0, 4};
+  // log(0.5 - 1) is NaN; the product after it is not the first.
+  cr_expect_eq(first_nonfinite("x : scalar\ny = exp(log(x - 1)*x)\n", (const double *[]){&x}, 0,
+                               op, &bad), 1);
+  cr_expect_str_eq(op, "log(x - 1)");
+  cr_expect(isnan(bad));
+  // The value is finite, sqrt(0) = 0; its derivative 1/(2 sqrt(x)) is not.
+  cr_expect_eq(first_nonfinite("x : scalar\ny = sqrt(x)\n", (const double *[]){&zero}, 0, op,
+                               &bad), 0);
+  cr_expect_eq(first_nonfinite("x : scalar\ny = sqrt(x)\n", (const double *[]){&zero}, 1, op,
+                               &bad), 1);
+  cr_expect_str_eq(op, "0.5/sqrt(x)");
+  cr_expect(isinf(bad) && bad > 0);
+  // A matrix output: the gradient is seeded with ones, here 0.5*G./sqrt(v).
+  cr_expect_eq(first_nonfinite("v : vector(2)\ny = sqrt(v)\n", (const double *[]){v}, 1, op,
+                               &bad), 1);
+  cr_expect(isinf(bad), "%s: %g", op, bad);
+  cr_expect_str_eq(op, "0.5*G./sqrt(v)");
+  // An input that is not finite is where it starts.
+  double nan_x = NAN;
+  cr_expect_eq(first_nonfinite("x : scalar\ny = 2*x\n", (const double *[]){&nan_x}, 0, op, &bad),
+               1);
+  cr_expect_str_eq(op, "x");
+}

@@ -145,13 +145,11 @@ Test(kernels, float_sums_keep_precision) {
       mdrt_cascade_f(acc, k, mdrt_sum_f(n - i < 256 ? n - i : 256, x + i));
     cr_expect_eq(mdrt_cascade_total_f(acc, k), mdrt_sum_f(n, x), "n = %ld", n);
   }
-  double xd[5000], acc[64];
-  for (long i = 0; i < 5000; i++)
-    xd[i] = x[i] - 0.1005;
+  float acc[64];
   long k = 0;
   for (long i = 0; i < 5000; i += 256, k++)
-    mdrt_cascade(acc, k, mdrt_sumsq(5000 - i < 256 ? 5000 - i : 256, xd + i));
-  cr_expect_eq(mdrt_cascade_total(acc, k), mdrt_sumsq(5000, xd));
+    mdrt_cascade_f(acc, k, mdrt_sumsq_f(5000 - i < 256 ? 5000 - i : 256, x + i));
+  cr_expect_eq(mdrt_cascade_total_f(acc, k), mdrt_sumsq_f(5000, x));
 }
 
 Test(kernels, gemm_empty_sizes) {

@@ -12,14 +12,18 @@ matdiff.torch wraps a compiled function as a torch.autograd.Function; it
 is imported on first use, so that `import matdiff` needs only NumPy.
 
 __libpath__ is the libmatdiff.so loaded, __libsource__ how it was found:
-"install", "build" (a source tree's build/pic/), "MATDIFF_LIB" or "loader".
+"install", "build" (a source tree's build/pic/), "MATDIFF_LIB" or "loader";
+__libversion__ is its md_version(), which must be this package's version.
 """
+# First: _lib checks the library against it while the package is imported.
+__version__ = "0.1.0"
+
 from ._errors import CompileError, Error, EvalError, ShapeError
 from ._function import Function, Input, Sym, compile, load
 from ._lib import LIBPATH as __libpath__
 from ._lib import LIBSOURCE as __libsource__
+from ._lib import LIBVERSION as __libversion__
 
-__version__ = "0.1.0"
 __all__ = ["compile", "load", "Function", "Input", "Sym", "Error", "CompileError",
            "ShapeError", "EvalError"]
 

@@ -10,7 +10,6 @@ Then one C call does the work, with the GIL released (ctypes does that).
 import collections
 import ctypes
 import os
-import threading
 import weakref
 
 import numpy as np
@@ -97,10 +96,6 @@ _ENTRIES = {
     "vjp": _Entry("md_vjp", seed=True, grads=True),
 }
 
-# Two sets of size values no declared size can be: a returned size that
-# follows the probe is that symbolic size, one that does not is a number.
-_PROBE_A, _PROBE_B = 1 << 40, 1 << 41
-
 
 class Function:
     """A compiled matdiff function. Make one with matdiff.compile or
@@ -119,31 +114,26 @@ class Function:
     def __init__(self, handle, filename=None):
         self._handle = handle
         self._finalizer = weakref.finalize(self, _LIB.md_free, handle)
-        self._lock = threading.Lock()
         self.filename = filename
         nd = _LIB.md_num_dims(handle)
         self.dims = tuple(_text(_LIB.md_dim_name(handle, j)) for j in range(nd))
-        probe_a = (ctypes.c_long * max(nd, 1))(*[_PROBE_A + j for j in range(nd)])
-        probe_b = (ctypes.c_long * max(nd, 1))(*[_PROBE_B + j for j in range(nd)])
 
-        def size(read, *args):
-            a, b = read(handle, *args, probe_a), read(handle, *args, probe_b)
-            if a == b:
-                return a
-            j = a - _PROBE_A
-            if not (0 <= j < nd and b - _PROBE_B == j):
-                raise RuntimeError("libmatdiff reports sizes this package cannot read")
-            return Sym(self.dims[j], j)
+        def size(dim, literal):
+            """A size: the symbolic size DIM (md_input_dim's answer), or
+            the number LITERAL (md_input_rows's, without sizes) if DIM < 0."""
+            return Sym(self.dims[dim], dim) if dim >= 0 else literal
 
         inputs = []
         for i in range(_LIB.md_num_inputs(handle)):
-            shape = (size(_LIB.md_input_rows, i), size(_LIB.md_input_cols, i))
+            shape = (size(_LIB.md_input_dim(handle, i, 0), _LIB.md_input_rows(handle, i, None)),
+                     size(_LIB.md_input_dim(handle, i, 1), _LIB.md_input_cols(handle, i, None)))
             inputs.append(Input(_text(_LIB.md_input_name(handle, i)), shape,
                                 bool(_LIB.md_input_is_wrt(handle, i))))
         self.inputs = tuple(inputs)
         self.wrt = tuple(x for x in self.inputs if x.wrt)
         self.output = _text(_LIB.md_output_name(handle))
-        self.output_shape = (size(_LIB.md_output_rows), size(_LIB.md_output_cols))
+        self.output_shape = (size(_LIB.md_output_dim(handle, 0), _LIB.md_output_rows(handle, None)),
+                             size(_LIB.md_output_dim(handle, 1), _LIB.md_output_cols(handle, None)))
         self.c_source = _text(_LIB.md_c_source(handle))
         self._index = {name: i for i, name in enumerate(self.inputs)}
         self._formulas = None
@@ -156,9 +146,8 @@ class Function:
     def formulas(self):
         """{input: its derivative as matdiff prints it}, for each wrt input."""
         if self._formulas is None:
-            with self._lock:  # the library prints them on first request and caches them
-                self._formulas = {str(x): _text(_LIB.md_grad_formula(self._handle, i))
-                                  for i, x in enumerate(self.inputs) if x.wrt}
+            self._formulas = {str(x): _text(_LIB.md_grad_formula(self._handle, i))
+                              for i, x in enumerate(self.inputs) if x.wrt}
         return dict(self._formulas)
 
     # ---- calls ---------------------------------------------------------
@@ -183,14 +172,12 @@ class Function:
         return self._run("vjp", args, arrays, seed=seed, grads=grads)
 
     def _call(self, cname, *args):
-        """The one call into C. An md_function keeps its workspace between
-        calls and is not reentrant yet (issue #10): one call at a time per
-        function, so the lock. Remove it here when #10 lands; nothing else
-        depends on it. ctypes releases the GIL during the call, so other
-        functions, and other Python threads, run meanwhile."""
+        """The one call into C. Calls of an md_function are reentrant (each
+        borrows a workspace of its own), and ctypes releases the GIL during
+        the call, so calls from several Python threads, to one function or
+        to several, run in parallel."""
         err = _lib.MdError()
-        with self._lock:
-            rc = getattr(_LIB, cname)(self._handle, *args, ctypes.byref(err))
+        rc = getattr(_LIB, cname)(self._handle, *args, ctypes.byref(err))
         if rc != 0:
             raise EvalError(_text(err.message))
 

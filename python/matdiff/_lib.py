@@ -1,8 +1,9 @@
 """_lib.py - finds libmatdiff.so, loads it with ctypes and declares the
 public C API of compiler/matdiff.h, and nothing more.
 
-Where the library comes from, first found wins (matdiff.__libpath__ and
-matdiff.__libsource__ say which):
+Where the library comes from, the first found whose md_version() is this
+package's version wins (matdiff.__libpath__ and matdiff.__libsource__ say
+which; a library of another version is passed over, and named if none fits):
   1. "install": the library `make install` put next to this package, at the
      path it recorded in _install.py (relative to this directory, so that
      a DESTDIR staging tree works as well as the live one);
@@ -18,6 +19,8 @@ and a ctypes call on a CDLL releases the GIL while C runs.
 """
 import ctypes
 import os
+
+from . import __version__
 
 SONAME = "libmatdiff.so.0"
 RT_SONAME = "libmatdiff_rt.so.0"
@@ -36,6 +39,7 @@ _L, _I, _S = ctypes.c_long, ctypes.c_int, ctypes.c_char_p
 # The C API, as (result type, argument types). A new entry point of
 # matdiff.h (the second-order calls of issue #12, for one) is one line here.
 PROTOTYPES = {
+    "md_version": (_S, []),
     "md_compile": (_P, [_S, _S, _ERR]),
     "md_free": (None, [_P]),
     "md_num_inputs": (_I, [_P]),
@@ -50,6 +54,9 @@ PROTOTYPES = {
     "md_c_source": (_S, [_P]),
     "md_output_rows": (_L, [_P, _P]),
     "md_output_cols": (_L, [_P, _P]),
+    # f, i, axis -> the symbolic size's index, or -1 for a number
+    "md_input_dim": (_I, [_P, _I, _I]),
+    "md_output_dim": (_I, [_P, _I]),
     # f, dims, inputs, out, err
     "md_eval": (_I, [_P, _P, _P, _P, _ERR]),
     # f, dims, inputs, out, grads, err
@@ -107,8 +114,21 @@ def _loaded_path(lib, path):
     return path
 
 
+def _version(lib):
+    """LIB's md_version(), or None if it has none (not libmatdiff, or one
+    from before md_version)."""
+    try:
+        fn = lib.md_version
+    except AttributeError:
+        return None
+    fn.restype, fn.argtypes = PROTOTYPES["md_version"]
+    return fn().decode("utf-8", "replace")
+
+
 def load():
-    """(library, path, source); ImportError listing every place tried."""
+    """(library, path, source, version); ImportError listing every place
+    tried. A library is used only if it is this package's version: the
+    prototypes below are that version's API."""
     tried = []
     for source, path in candidates():
         try:
@@ -116,13 +136,20 @@ def load():
         except OSError as e:
             tried.append("  %s: %s: %s" % (source, path, e))
             continue
+        version = _version(lib)
+        if version != __version__:
+            tried.append("  %s: %s: %s" % (source, path, "it has no md_version()" if version is None
+                                          else "it is version %s, this package %s"
+                                          % (version, __version__)))
+            continue
         for name, (restype, argtypes) in PROTOTYPES.items():
             fn = getattr(lib, name)
             fn.restype, fn.argtypes = restype, argtypes
-        return lib, _loaded_path(lib, path), source
-    raise ImportError("matdiff: cannot load libmatdiff.so; tried, in order:\n%s\n"
+        return lib, _loaded_path(lib, path), source, version
+    raise ImportError("matdiff: cannot load libmatdiff.so %s; tried, in order:\n%s\n"
                       "Build it with `make shared` in the source tree, install it with "
-                      "`make install`, or set MATDIFF_LIB to its path." % "\n".join(tried))
+                      "`make install`, or set MATDIFF_LIB to its path."
+                      % (__version__, "\n".join(tried)))
 
 
-LIB, LIBPATH, LIBSOURCE = load()
+LIB, LIBPATH, LIBSOURCE, LIBVERSION = load()

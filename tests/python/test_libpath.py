@@ -58,6 +58,29 @@ def test_nothing_found_says_where_it_looked(outside):
         pytest.skip("libmatdiff.so.0 is installed on the loader's path")
     p = run(outside, {"MATDIFF_LIB": "/nonexistent/libmatdiff.so"})
     assert p.returncode == 1
-    assert "ImportError: matdiff: cannot load libmatdiff.so; tried, in order:\n" \
+    assert "ImportError: matdiff: cannot load libmatdiff.so 0.1.0; tried, in order:\n" \
            "  MATDIFF_LIB: /nonexistent/libmatdiff.so: no such file\n" \
            "  loader: libmatdiff.so.0: " in p.stderr
+
+
+def test_a_library_is_used_only_at_the_package_version(outside):
+    """md_version() is checked: a package of another version, or a library
+    without md_version (here libmatdiff_rt.so), passes the library over,
+    and the ImportError says why."""
+    lib = os.path.join(PIC, "libmatdiff.so")
+    p = run(outside, {"MATDIFF_LIB": lib},
+            "import matdiff; print(matdiff.__libversion__, matdiff.__version__)")
+    assert p.stdout.split() == ["0.1.0", "0.1.0"], p.stderr
+    init = os.path.join(outside, "matdiff", "__init__.py")
+    with open(init) as f:
+        text = f.read()
+    with open(init, "w") as f:
+        f.write(text.replace('__version__ = "0.1.0"', '__version__ = "9.9.9"'))
+    p = run(outside, {"MATDIFF_LIB": lib})
+    assert p.returncode == 1
+    assert "  MATDIFF_LIB: %s: it is version 0.1.0, this package 9.9.9\n" % lib in p.stderr, \
+        p.stderr
+    rt = os.path.join(PIC, "libmatdiff_rt.so")
+    p = run(outside, {"MATDIFF_LIB": rt})
+    assert p.returncode == 1
+    assert "  MATDIFF_LIB: %s: it has no md_version()\n" % rt in p.stderr, p.stderr

@@ -14,9 +14,9 @@ CALLS = 200
 
 
 def problems():
-    """One problem per thread, each at other sizes: the function's cached
-    workspace is sized for the last call's sizes, so calls that overlapped
-    would compute in a buffer another call resized under them."""
+    """One problem per thread, each at other sizes: calls that overlapped
+    and shared a workspace would compute in a buffer another call resized
+    under them."""
     rng = np.random.default_rng(8)
     out = []
     for t in range(THREADS):
