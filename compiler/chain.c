@@ -60,12 +60,16 @@ static bool is_scalar(const Node *n) { return shape_is_scalar(n->shape); }
 static bool is_one(Dim d) { return d.sym < 0 && d.n == 1; }
 
 // A matrix product, or a scaling of a matrix by a scalar.
+// (P*Q)' is Q'*P': the transpose of a product is a chain too.
 static bool chainable(const Node *n) {
+  if (n->op == OP_TRANS)
+    return !is_scalar(n) && chainable(n->a);
   return n->op == OP_MUL && !(is_scalar(n->a) && is_scalar(n->b));
 }
 
-// A product's operand K (0 or 1).
+// Operand K (0 or 1) of a product, or of a transpose (which has one).
 static Node *operand(const Node *n, int k) { return k ? n->b : n->a; }
+static int operands(const Node *n) { return n->b ? 2 : 1; }
 
 static double size(Dim d) { return d.sym < 0 ? (double)d.n : SYMBOLIC_SIZE; }
 
@@ -154,7 +158,34 @@ static bool push(Chain *ch, Node *f) {
 // The factors are rewritten nodes (memo). An identity is left out, and a
 // full matrix of ones is a column of ones times a row. Returns the index
 // past N's last factor, or -1 if the chain is too long.
+static int flatten(Chain *ch, Node *n, bool top);
+
+// The factors [FIRST, LAST] of a product, transposed: reversed, each
+// transposed, and the written splits mirrored (through ch->split, which
+// is free until the chain is grouped).
+static void transpose(Chain *ch, int first, int last) {
+  int(*w)[MAX_CHAIN] = ch->split;
+  for (int i = first; i <= last; i++)
+    for (int j = i + 1; j <= last; j++)
+      w[i][j] = ch->written[i][j];
+  for (int i = first; i <= last; i++)
+    for (int j = i + 1; j <= last; j++)
+      ch->written[first + last - j][first + last - i] = first + last - (w[i][j] + 1);
+  for (int i = first, j = last; i <= j; i++, j--) {
+    Node *f = trans(ch, ch->factor[i]);
+    ch->factor[i] = trans(ch, ch->factor[j]);
+    ch->factor[j] = f;
+  }
+}
+
 static int flatten(Chain *ch, Node *n, bool top) {
+  if (n->op == OP_TRANS && chainable(n) && (top || ch->inner[n->id])) {
+    int first = ch->nf;
+    if (flatten(ch, n->a, false) < 0)
+      return -1;
+    transpose(ch, first, ch->nf - 1);
+    return ch->nf;
+  }
   if (chainable(n) && (top || ch->inner[n->id])) {
     int first = ch->nf;
     int mid = flatten(ch, n->a, false);
@@ -338,7 +369,7 @@ bool chain_rewrite(Ctx *c, Node **roots, int nroots) {
     return false;
   for (int i = 0; i < ch.n; i++)
     if (seen[i] && chainable(c->nodes[i]))
-      for (int k = 0; k < 2; k++)
+      for (int k = 0; k < operands(c->nodes[i]); k++)
         chain_users[operand(c->nodes[i], k)->id]++;
   for (int i = 0; i < ch.n; i++) {
     Node *x = c->nodes[i], *u = ch.user[i];
@@ -348,7 +379,7 @@ bool chain_rewrite(Ctx *c, Node **roots, int nroots) {
     if (u && ch.uses[i] == 1)
       reads(&ch, u, &reduces);
     cand[i] = !is_scalar(x) && (chain_users[i] == ch.uses[i] || (reduces && u->a == x));
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < operands(x); k++) {
       Node *o = operand(x, k);
       len[i] += is_scalar(o) ? 0 : cand[o->id] ? len[o->id] : 2;
     }
@@ -360,7 +391,7 @@ bool chain_rewrite(Ctx *c, Node **roots, int nroots) {
       continue;
     if (!cand[i] || chain_users[i] < ch.uses[i])  // group() starts here
       too_long[i] |= len[i] + 2 > MAX_CHAIN;
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < operands(x); k++)
       if (cand[operand(x, k)->id])
         too_long[operand(x, k)->id] |= too_long[i];
     ch.inner[i] = cand[i] && !too_long[i];
