@@ -66,6 +66,7 @@ typedef struct Buf {
   bool oom;          /* an allocation failed; the text is truncated */
   size_t limit;      /* printers stop past this length (0: no limit) */
   const struct Node *top; /* what a printer prints: spelled out even if named */
+  int depth;         /* the printer's nesting, bounded by MD_MAX_PRINT_DEPTH */
 } Buf;
 void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_puts(Buf *b, const char *s);
@@ -225,8 +226,9 @@ struct Stmt {
 #define MD_MAX_SOURCE (1 << 26)  /* bytes of source: 64 MiB */
 #define MD_MAX_DEPTH 1000        /* nesting of one expression */
 #define MD_MAX_EXPRS 1000000     /* operations in one source */
-#define MD_MAX_NODE_DEPTH 4000   /* of any DAG node, the simplifier's too */
+#define MD_MAX_NODE_DEPTH 100000   /* of any DAG node, the simplifier's too */
 #define MD_MAX_PRINT (1 << 20)   /* bytes of one printed formula, then "..." */
+#define MD_MAX_PRINT_DEPTH 1000  /* nesting of one printed formula, then "..." */
 
 typedef struct Var {
   char *name;
