@@ -8,7 +8,9 @@
 #   make check    the Criterion suites alone: the fast edit-test loop
 #   make pytest   the Python package's tests alone (tests/python, pytest)
 #   make deps     install the Debian packages the build needs
-#   make bench    time matdiff against hand-written CBLAS and PyTorch (bench/)
+#   make bench    time matdiff against hand-written CBLAS, PyTorch and NumPy
+#                 (bench/results.md); make readme-bench copies its table into
+#                 the README
 #   make install  PREFIX=/usr/local DESTDIR=: CLI, headers, static and shared
 #                 libraries, pkg-config files, man page, the Python package;
 #                 make uninstall removes them
@@ -46,18 +48,30 @@ BLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   := $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 endif
 
+# The elementwise functions on blocks (runtime/vmath.h) use glibc's vector
+# math library, libmvec, through vmath_avx2.c, built for AVX2 on x86-64
+# and called where the CPU has it; -lm brings libmvec in. BLAS=none leaves
+# it out too: scalar libm only.
+ifeq ($(BLAS)-$(filter x86_64-%,$(shell $(CC) -dumpmachine)),openblas-$(shell $(CC) -dumpmachine))
+VMATH_CFLAGS := -DMDRT_VMATH_AVX2
+VMATH_SRCS   := runtime/vmath_avx2.c
+endif
+AVX2_FLAGS := -mavx2 -mfma
+
 WARN    := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS := -std=c11 $(WARN) $(CFLAGS) $(SAN_FLAGS) -D_POSIX_C_SOURCE=200809L -MMD -MP \
-              -Icompiler -Iruntime -I$(B) $(BLAS_CFLAGS)
+              -Icompiler -Iruntime -I$(B) $(BLAS_CFLAGS) $(VMATH_CFLAGS)
 LIBS    := -ltcc $(BLAS_LIBS) -ldl -lm -lpthread
 
-RT_SRCS := runtime/kernels.c runtime/functions.c runtime/float.c runtime/tape.c
+RT_SRCS := runtime/kernels.c runtime/functions.c runtime/float.c runtime/tape.c \
+           $(if $(filter none,$(BLAS)),,runtime/linalg.c runtime/linalg_f.c) $(VMATH_SRCS)
 LIB_SRCS := compiler/arena.c compiler/ctx.c compiler/diag.c compiler/ast.c \
             compiler/shape.c compiler/lower.c compiler/infer.c compiler/expr.c compiler/diff.c compiler/second.c \
             compiler/simplify.c compiler/print.c compiler/plan.c compiler/emit_c.c compiler/abi.c \
             compiler/cost.c compiler/record.c compiler/jit.c \
-            compiler/api.c compiler/check.c compiler/graph.c compiler/dump.c compiler/optab.c
+            compiler/api.c compiler/check.c compiler/graph.c compiler/dump.c compiler/optab.c \
+            compiler/chain.c
 GEN_SRCS := $(B)/parser.c $(B)/lexer.c
 # The command and its files: text matrices and .npy in and out. Not in
 # libmatdiff, whose API takes buffers and never prints.
@@ -68,7 +82,8 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o $(B)/rt_header.o
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/%.o)
 CLI_IO_OBJS := $(filter-out $(B)/compiler/cli.o,$(CLI_OBJS))
 
-TESTS    := test_runtime test_dataio test_npy test_front test_check test_grad test_aot test_cli test_cookbook test_cost test_random test_fuzz_regress test_hostile test_ops test_second test_latex test_api_hostile test_threads
+TESTS    := test_runtime test_dataio test_npy test_front test_check test_grad test_aot test_cli test_cookbook test_cost test_random test_fuzz_regress test_hostile test_ops test_second test_latex test_api_hostile test_threads \
+            test_chain
 TEST_BINS := $(TESTS:%=$(B)/tests/%)
 THREAD_TESTS := test_threads
 
@@ -79,8 +94,8 @@ TEST_PKGS  := libcriterion-dev valgrind python3-numpy python3-torch graphviz
 TEST_PKGS  += python3-pytest python3-venv python3-setuptools python3-wheel python3-pip
 # `make fuzz` also needs clang and its libFuzzer and sanitizer runtimes.
 FUZZ_PKGS  := clang libclang-rt-14-dev
-# `make bench` also needs gnuplot for its plot (and the tests' python3-torch).
-BENCH_PKGS := gnuplot-nox
+# `make bench` needs only the tests' packages (python3-torch, python3-numpy).
+BENCH_PKGS :=
 
 all: $(B)/matdiff $(B)/libmatdiff.a $(B)/libmatdiff_rt.a
 
@@ -147,6 +162,9 @@ $(B)/rt_standalone.o: $(B)/rt_standalone.c
 $(B)/rt_header.o: $(B)/rt_header.c
 	@echo "  CC      $<"
 	$(Q)$(CC) -std=c11 $(SAN_FLAGS) -c $< -o $@
+
+# vmath_avx2.c alone is built for AVX2 and FMA (see VMATH_CFLAGS).
+$(B)/runtime/vmath_avx2.o: ALL_CFLAGS += $(AVX2_FLAGS)
 
 # The CLI prints the BLAS flags it was built with (matdiff config).
 $(B)/compiler/cli.o: ALL_CFLAGS += -DMD_BLAS_LIBS='"$(BLAS_LIBS)"' -DMD_SAN_LIBS='"$(SAN_FLAGS)"'
@@ -289,7 +307,7 @@ FUZZ_SAN    := -fsanitize=address,undefined -fno-omit-frame-pointer
 # -Wno-unknown-warning-option: the sources quiet GCC-only warnings by name.
 FUZZ_CFLAGS := -std=c11 $(WARN) -Wno-unknown-warning-option -g -O1 $(FUZZ_SAN) \
                -D_POSIX_C_SOURCE=200809L -MMD -MP \
-               -Icompiler -Iruntime -I$(B) $(BLAS_CFLAGS)
+               -Icompiler -Iruntime -I$(B) $(BLAS_CFLAGS) $(VMATH_CFLAGS)
 FUZZ_OBJS   := $(patsubst $(B)/%,$(FZ)/%,$(RT_OBJS) $(LIB_OBJS))
 FUZZ_ENV    := OPENBLAS_NUM_THREADS=1 MD_FUZZ_JIT=$(FUZZ_JIT) ASAN_OPTIONS=detect_leaks=1 \
                UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
@@ -306,6 +324,7 @@ $(FZ)/%.o: $(B)/%.c
 	$(Q)$(FUZZ_CC) $(filter-out -Wmissing-prototypes -Wshadow,$(FUZZ_CFLAGS)) -Wno-unused-function \
 	  -fsanitize=fuzzer-no-link -c $< -o $@
 $(FUZZ_OBJS): | $(B)/parser.h $(B)/lexer.h
+$(FZ)/runtime/vmath_avx2.o: FUZZ_CFLAGS += $(AVX2_FLAGS)
 
 $(FZ)/fuzz_md: tests/fuzz/fuzz_md.c tests/fuzz/fuzz_one.h $(FUZZ_OBJS)
 	@echo "  FUZZLD  $@"
@@ -417,6 +436,7 @@ $(PIC)/%.o: $(B)/%.c
 	@echo "  PICCC   $<"
 	$(Q)$(CC) $(GEN_CFLAGS) $(PIC_CFLAGS) -c $< -o $@
 $(PIC_LIB_OBJS): | $(B)/parser.h $(B)/lexer.h
+$(PIC)/runtime/vmath_avx2.o: ALL_CFLAGS += $(AVX2_FLAGS)
 
 # Version scripts: the public names, read from the public headers.
 $(PIC)/matdiff.map: compiler/matdiff.h
@@ -501,53 +521,41 @@ train: all
 
 # ---- benchmarks -------------------------------------------------------------
 #
-#   make bench    bench/results.md and bench/results.png: the notebook's loss,
-#                 logistic regression and the MLP, each as emitted C (AOT),
-#                 through the JIT, on the tape, hand-written against CBLAS and
-#                 in PyTorch, one thread; and md_compile's latency
+#   make bench         bench/results.md: every implementation of every case
+#                      (the emitted C built ahead of time, the JIT, hand-written
+#                      CBLAS, PyTorch, NumPy) timed in one process, in the same
+#                      rounds, one thread; and md_compile's time and memory on
+#                      generated programs. bench/README.md says how. About 5
+#                      minutes; not run by CI.
+#   make readme-bench  the README's performance table, from bench/results.md
 #
-# The emitted C is built the way a user builds it: .expr -> .c with
-# `matdiff compile`, then cc -O2, the same flags as the hand-written baseline.
+# bench/bench.py builds the emitted C as a user does: `matdiff compile`, then
+# cc -O2, here into shared objects that harness.c's timing loop calls.
 BB          := $(B)/bench
 BENCH_OPT   := -O2 -g
-BENCH_ENV   := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
-BENCH_AOT   := $(BB)/aot_seed_sym.o $(BB)/aot_logistic.o $(BB)/aot_mlp.o
-BENCH_OBJS  := $(BB)/bench.o $(BB)/hand.o $(BENCH_AOT)
+BENCH_ENV   := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 PYTHONDONTWRITEBYTECODE=1
 
-$(BB)/aot_%.c: bench/%.expr $(B)/matdiff
+$(BB)/libharness.so: bench/harness.c bench/hand.c bench/hand.h $(PIC)/libmatdiff.so
 	@mkdir -p $(dir $@)
-	@echo "  MATDIFF $<"
-	$(Q)$(B)/matdiff compile $< -o $@ --name $*
-$(BB)/aot_%.c: examples/%.expr $(B)/matdiff
-	@mkdir -p $(dir $@)
-	@echo "  MATDIFF $<"
-	$(Q)$(B)/matdiff compile $< -o $@ --name $*
-.PRECIOUS: $(BB)/aot_%.c
-$(BB)/aot_%.o: $(BB)/aot_%.c
-	@echo "  CC      $<"
-	$(Q)$(CC) -std=c99 $(BENCH_OPT) -Wall -Wextra -pedantic -Iruntime $(BLAS_CFLAGS) -c $< -o $@
-$(BB)/hand.o: bench/hand.c bench/hand.h
-	@mkdir -p $(dir $@)
-	@echo "  CC      $<"
-	$(Q)$(CC) -std=c11 $(WARN) $(BENCH_OPT) $(BLAS_CFLAGS) -c $< -o $@
-$(BB)/bench.o: bench/bench.c bench/hand.h | $(B)/parser.h $(B)/lexer.h
-	@mkdir -p $(dir $@)
-	@echo "  CC      $<"
-	$(Q)$(CC) $(ALL_CFLAGS) -Ibench -c $< -o $@
-$(BB)/bench: $(BENCH_OBJS) $(B)/libmatdiff.a $(B)/libmatdiff_rt.a
 	@echo "  LD      $@"
-	$(Q)$(CC) $(CFLAGS) -o $@ $(BENCH_OBJS) $(B)/libmatdiff.a $(B)/libmatdiff_rt.a $(LIBS)
+	$(Q)$(CC) -std=c11 $(WARN) $(BENCH_OPT) -D_POSIX_C_SOURCE=200809L -fPIC -shared -Icompiler \
+	  $(BLAS_CFLAGS) -o $@ \
+	  bench/harness.c bench/hand.c -L$(PIC) -lmatdiff -lmatdiff_rt $(BLAS_LIBS) \
+	  -Wl,-rpath,$(abspath $(PIC))
+$(BB)/compile_probe: bench/compile_probe.c $(B)/libmatdiff.a $(B)/libmatdiff_rt.a
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libmatdiff.a $(B)/libmatdiff_rt.a $(LIBS)
 
-bench: bench-deps all $(BB)/bench
-	@echo "== $(BB)/bench: matdiff and hand-written CBLAS (a few minutes)"
-	$(Q)$(BENCH_ENV) $(BB)/bench $(BB)
-	@echo "== bench/torch_bench.py: PyTorch on the same inputs"
-	$(Q)$(BENCH_ENV) $(PYTHON) bench/torch_bench.py $(BB)
-	$(Q)$(PYTHON) bench/report.py $(BB) bench/results.md "$(CC) -std=c99 $(BENCH_OPT)"
-	$(Q)gnuplot -e "datafile='$(BB)/seed.dat'; outfile='bench/results.png'" bench/results.gp
-	@echo "== wrote bench/results.md and bench/results.png"
+bench: bench-deps all shared $(BB)/libharness.so $(BB)/compile_probe
+	@echo "== bench/bench.py: every implementation, interleaved (about 5 minutes)"
+	$(Q)$(BENCH_ENV) $(PYTHON) bench/bench.py --build $(B) --cc "$(CC)" \
+	  --cflags "$(BLAS_CFLAGS)" --libs "$(BLAS_LIBS)"
 
-.PHONY: bench bench-deps
+readme-bench:
+	$(Q)$(PYTHON) bench/readme.py bench/results.md README.md
+
+.PHONY: bench bench-deps readme-bench
 
 # make soak [N=100000] [SEED=S]: N random programs through every oracle of
 # tests/test_random.c, on every core, from seed S (default: from the clock);

@@ -302,6 +302,7 @@ static const char *const float_twins[] = {
 #define MDRT_KERNEL(ret, name, params, args, dbl, flt) TWIN_##flt(name)
 #define TWIN_LOOP(name) #name,
 #define TWIN_OWN(name) #name,
+#define TWIN_BLAS(name) #name,
 #define TWIN_NONE(name)
 #define MDRT_LIBM(name, fname, arity, who)
 #include "kernels.def"
@@ -309,6 +310,7 @@ static const char *const float_twins[] = {
 #undef MDRT_KERNEL
 #undef TWIN_LOOP
 #undef TWIN_OWN
+#undef TWIN_BLAS
 #undef TWIN_NONE
 #undef MDRT_LIBM
 };

@@ -12,6 +12,7 @@
  *   second.c          tangents of the output and the gradients: JVPs, HVPs,
  *                     Hessians and Jacobians as matrices
  *   simplify.c        rewrite rules to a fixpoint
+ *   chain.c           the DAG the emitter sees, rewritten for cost
  *   print.c           DAG -> text in the input language
  *   dump.c            the state between stages as text (matdiff diff --dump)
  *   plan.c            how each node of the value and the gradients becomes C
@@ -67,6 +68,7 @@ typedef struct Buf {
   bool oom;          /* an allocation failed; the text is truncated */
   size_t limit;      /* printers stop past this length (0: no limit) */
   const struct Node *top; /* what a printer prints: spelled out even if named */
+  int depth;         /* the printer's nesting, bounded by MD_MAX_PRINT_DEPTH */
 } Buf;
 void buf_printf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_puts(Buf *b, const char *s);
@@ -226,8 +228,9 @@ struct Stmt {
 #define MD_MAX_SOURCE (1 << 26)  /* bytes of source: 64 MiB */
 #define MD_MAX_DEPTH 1000        /* nesting of one expression */
 #define MD_MAX_EXPRS 1000000     /* operations in one source */
-#define MD_MAX_NODE_DEPTH 4000   /* of any DAG node, the simplifier's too */
+#define MD_MAX_NODE_DEPTH 100000   /* of any DAG node, the simplifier's too */
 #define MD_MAX_PRINT (1 << 20)   /* bytes of one printed formula, then "..." */
+#define MD_MAX_PRINT_DEPTH 1000  /* nesting of one printed formula, then "..." */
 
 typedef struct Var {
   char *name;
@@ -455,6 +458,15 @@ void latex_name(Buf *b, const char *name);           /* lambda -> \lambda, W1 ->
    prints as G (as text or as LaTeX); then d and the output's name (dY),
    unless that is taken too; then the first free of G1, G2, ... */
 const char *print_seed_name(Ctx *c);
+
+/* ---- chain.c ----------------------------------------------------------- */
+
+/* Rewrite the N ROOTS (NULL entries skipped) in place for cost, as the
+   emitter computes them: product chains grouped by cost, structured
+   matrices never dense, only what is read of a product computed. The
+   nodes the roots had are left as they were (the printed formulas use
+   them). false without memory. */
+bool chain_rewrite(Ctx *c, Node **roots, int n);
 
 /* ---- graph.c ----------------------------------------------------------- */
 

@@ -213,7 +213,22 @@ static bool is_softmax(Ctx *c, const Buf *b, const Node *n, const Node **a) {
   return true;
 }
 
+static void print_node(Ctx *c, Buf *b, const Node *n);
+
+// Nesting past MD_MAX_PRINT_DEPTH prints as "...": a chain of thousands of
+// layers has a DAG that deep, and a printer that followed it all the way
+// would run out of stack before it ran out of its length limit.
 static void print(Ctx *c, Buf *b, const Node *n) {
+  if (b->depth >= MD_MAX_PRINT_DEPTH) {
+    buf_puts(b, "...");
+    return;
+  }
+  b->depth++;
+  print_node(c, b, n);
+  b->depth--;
+}
+
+static void print_node(Ctx *c, Buf *b, const Node *n) {
   char num[32];
   // A shared subexpression prints once per use: a printed tree can be far
   // larger than its DAG, so a printer given a limit stops at it.

@@ -454,6 +454,14 @@ static bool is_sum(const Simp *s, const Node *n) {
 // numeric multiple of a sum (k*(a + b) = k*a + k*b). false past MAX_TERMS,
 // when the sum is left as it is.
 static bool flatten(Simp *s, Node *n, double sign, bool distribute, Term *ts, int *nt) {
+  // Each sum on the left spine brings a term more: a spine longer than
+  // MAX_TERMS is given up at once, not after recursing all the way down
+  // (the gradient of a weight that thousands of layers share is such a sum).
+  int spine = 0;
+  for (const Node *x = n; is_sum(s, x) && spine <= MAX_TERMS; x = x->a)
+    spine++;
+  if (spine > MAX_TERMS)
+    return false;
   if (is_sum(s, n))
     return flatten(s, n->a, sign, distribute, ts, nt) &&
            flatten(s, n->b, n->op == OP_SUB ? -sign : sign, distribute, ts, nt);
@@ -964,9 +972,53 @@ Node *simp_expr(Ctx *c, Node *n) {
   return r;
 }
 
+// simp() recurses into the operands first, as deep as the DAG. The sweep
+// walks the DAG below ROOT as it would, with a stack of its own, and
+// simplifies each node in the order the recursion would finish it: each
+// call then finds its operands done, and recurses no deeper than a
+// rewrite's new nodes, however long a chain of layers is.
+typedef struct Visit {
+  Node *n;
+  int next;  /* the operand to visit next: 0 (a), 1 (b), 2 (done) */
+} Visit;
+
+static void sweep(Simp *s, Node *root) {
+  int cap = 64, top = 0;
+  Visit *st = malloc(sizeof *st * (size_t)cap);
+  if (st)
+    st[top++] = (Visit){root, 0};
+  while (top > 0) {
+    Visit *v = &st[top - 1];
+    Node *n = v->n;
+    if (v->next == 0 && (!reserve(s, n->id) || s->memo[n->id] || s->named[n->id])) {
+      top--;
+      continue;
+    }
+    if (v->next == 2) {
+      top--;
+      simp(s, n);
+      continue;
+    }
+    Node *o = v->next++ == 0 ? n->a : n->b;
+    if (!o)
+      continue;
+    if (top == cap) {
+      Visit *g = realloc(st, sizeof *st * (size_t)(cap *= 2));
+      if (!g)
+        break;  // simp() itself then recurses, and reports what fails
+      st = g;
+    }
+    st[top++] = (Visit){o, 0};
+  }
+  free(st);
+}
+
 void simp_program(Ctx *c) {
   Simp s;
   simp_init(&s, c);
+  for (int i = 0; i < c->nvars; i++)
+    if (c->grads[i])
+      sweep(&s, c->grads[i]);
   for (int i = 0; i < c->nvars; i++)
     if (c->grads[i] && !(c->grads[i] = simp(&s, c->grads[i])))
       ctx_error(c, (Loc){-1, -1}, "internal error: simplifying d%s/d%s failed", c->outname,

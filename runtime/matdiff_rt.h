@@ -32,12 +32,14 @@ extern "C" {
 #define MDRT_KERNEL(ret, name, params, args, dbl, flt) MDRT_TWIN_##flt(ret, name, params)
 #define MDRT_TWIN_LOOP(ret, name, params) ret mdrt_##name##_f params;
 #define MDRT_TWIN_OWN(ret, name, params) ret mdrt_##name##_f params;
+#define MDRT_TWIN_BLAS(ret, name, params) ret mdrt_##name##_f params;
 #define MDRT_TWIN_NONE(ret, name, params)
 #include "kernels.def"
 #undef mdrt_real
 #undef MDRT_KERNEL
 #undef MDRT_TWIN_LOOP
 #undef MDRT_TWIN_OWN
+#undef MDRT_TWIN_BLAS
 #undef MDRT_TWIN_NONE
 #undef MDRT_LIBM
 

@@ -12,10 +12,14 @@
  * marks LOOP: the runtime library compiles this file into its own (as
  * exported functions, functions.c; in float, float.c), and the tape
  * calls those, so standalone C, compiled C and the tape cannot disagree.
- * MDRT_INLINE marks them; the library defines it empty.
+ * MDRT_INLINE marks them; the library defines it empty. MDRT_VECTOR, a
+ * no-op here, is where the library's loops on blocks take vector code.
  */
 #ifndef MDRT_INLINE
 #define MDRT_INLINE static inline
+#endif
+#ifndef MDRT_VECTOR
+#define MDRT_VECTOR(name, args) (void)0
 #endif
 
 MDRT_INLINE void *mdrt_alloc(long nbytes) {
@@ -24,20 +28,18 @@ MDRT_INLINE void *mdrt_alloc(long nbytes) {
 
 MDRT_INLINE void mdrt_free(void *p) { free(p); }
 
-/* C = alpha*op(A)*op(B) + beta*C, row-major; op(A) is m x k. */
-static inline void mdrt_gemm(int transa, int transb, long m, long n, long k, double alpha,
-                             const double *A, const double *B, double beta, double *C) {
-  for (long i = 0; i < m; i++) {
-    for (long j = 0; j < n; j++)
-      C[i * n + j] = beta == 0 ? 0 : beta * C[i * n + j];
-    for (long p = 0; p < k; p++) {
-      double a = alpha * (transa ? A[p * m + i] : A[i * k + p]);
-      if (a == 0)
-        continue;
-      for (long j = 0; j < n; j++)
-        C[i * n + j] += a * (transb ? B[j * k + p] : B[p * n + j]);
-    }
-  }
+MDRT_INLINE void mdrt_scale_rows(long r, long c, double alpha, const double *v, const double *X,
+                                 double beta, double *Y) {
+  for (long i = 0; i < r; i++)
+    for (long j = 0; j < c; j++)
+      Y[i * c + j] = alpha * v[i] * X[i * c + j] + (beta == 0 ? 0 : beta * Y[i * c + j]);
+}
+
+MDRT_INLINE void mdrt_scale_cols(long r, long c, double alpha, const double *v, const double *X,
+                                 double beta, double *Y) {
+  for (long i = 0; i < r; i++)
+    for (long j = 0; j < c; j++)
+      Y[i * c + j] = alpha * X[i * c + j] * v[j] + (beta == 0 ? 0 : beta * Y[i * c + j]);
 }
 
 MDRT_INLINE void mdrt_copy(long n, const double *x, double *y) {
@@ -50,90 +52,304 @@ MDRT_INLINE void mdrt_axpby(long n, double a, const double *x, double b, double 
     y[i] = a * x[i] + (b == 0 ? 0 : b * y[i]);
 }
 
-MDRT_INLINE double mdrt_sum(long n, const double *x) {
-  double s = 0;
-  for (long i = 0; i < n; i++)
-    s += x[i];
-  return s;
+/* Sums in a fixed shape, which emitted loops on blocks reproduce: blocks of
+   256 numbers, each summed in four running sums (number i in sum i % 4),
+   and the blocks' sums added as a binary counter adds ones (mdrt_cascade),
+   so that the rounding error grows as log n rather than n. A float sum of
+   a million numbers then keeps float's precision. */
+MDRT_INLINE void mdrt_cascade(double *acc, long k, double s) {
+  long j = 0;
+  for (long c = k; c & 1; c >>= 1, j++)
+    s = acc[j] + s;
+  acc[j] = s;
 }
 
-MDRT_INLINE double mdrt_sumsq(long n, const double *x) {
-  double s = 0;
-  for (long i = 0; i < n; i++)
-    s += x[i] * x[i];
-  return s;
+MDRT_INLINE double mdrt_cascade_total(const double *acc, long k) {
+  double t = 0;
+  for (long j = 0; k >> j; j++)
+    if (k >> j & 1)
+      t = acc[j] + t;
+  return t;
 }
 
-/* LU with partial pivoting of a copy of A: det(A) into *det, inv(A) into
-   OUT (each when not NULL), and log|det A| into *logdet. 0, or -1 if A is
-   singular, -2 without memory. */
-static inline int mdrt_lu(long n, const double *A, double *out, double *det, double *logdet) {
-  double *lu = (double *)malloc(sizeof(double) * (size_t)(n * n + 1));
-  long *piv = (long *)malloc(sizeof(long) * (size_t)(n + 1));
-  int rc = lu && piv ? 0 : -2;
-  double d = 1, ld = 0;
-  for (long i = 0; rc == 0 && i < n * n; i++)
-    lu[i] = A[i];
-  for (long c = 0; rc == 0 && c < n; c++) {
-    long p = c;
-    for (long r = c + 1; r < n; r++)
-      if (fabs(lu[r * n + c]) > fabs(lu[p * n + c]))
-        p = r;
-    piv[c] = p;
-    if (lu[p * n + c] == 0 || !isfinite(lu[p * n + c])) {
+/* One block: X[i] (SQ: squared) into running sum i % 4. */
+static inline double mdrt_block_sum(long n, const double *x, int sq) {
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  long i = 0;
+  for (; i + 4 <= n; i += 4) {
+    s0 += sq ? x[i] * x[i] : x[i];
+    s1 += sq ? x[i + 1] * x[i + 1] : x[i + 1];
+    s2 += sq ? x[i + 2] * x[i + 2] : x[i + 2];
+    s3 += sq ? x[i + 3] * x[i + 3] : x[i + 3];
+  }
+  s0 += i < n ? (sq ? x[i] * x[i] : x[i]) : 0;
+  s1 += i + 1 < n ? (sq ? x[i + 1] * x[i + 1] : x[i + 1]) : 0;
+  s2 += i + 2 < n ? (sq ? x[i + 2] * x[i + 2] : x[i + 2]) : 0;
+  return (s0 + s1) + (s2 + s3);
+}
+
+static inline double mdrt_blocks_sum(long n, const double *x, int sq) {
+  double acc[64];
+  long k = 0;
+  for (long i = 0; i < n; i += 256, k++)
+    mdrt_cascade(acc, k, mdrt_block_sum(n - i < 256 ? n - i : 256, x + i, sq));
+  return mdrt_cascade_total(acc, k);
+}
+
+/* One number after another, as the emitter's fused loops add today: a
+   value that one body sums in a loop and the other by mdrt_sum is then
+   the same to the bit (md_eval's and md_grad's). Single precision takes
+   the blocks and the cascade (float.c defines MDRT_BLOCK_SUMS), where a
+   running sum of a million numbers loses float's precision; double will
+   too once the fused loops work on blocks. */
+static inline double mdrt_running_sum(long n, const double *x, int sq) {
+  double s = 0;
+  for (long i = 0; i < n; i++)
+    s += sq ? x[i] * x[i] : x[i];
+  return s;
+}
+#ifdef MDRT_BLOCK_SUMS
+#define MDRT_SUMS mdrt_blocks_sum
+#else
+#define MDRT_SUMS mdrt_running_sum
+#endif
+
+MDRT_INLINE double mdrt_sum(long n, const double *x) { return MDRT_SUMS(n, x, 0); }
+
+MDRT_INLINE double mdrt_sumsq(long n, const double *x) { return MDRT_SUMS(n, x, 1); }
+
+/* The library calls BLAS and LAPACK instead of the loops from here to the
+   #endif (runtime/linalg.c). */
+#ifndef MDRT_HAVE_BLAS
+/* C = alpha*op(A)*op(B) + beta*C, row-major; op(A) is m x k, its (i,p) at
+   A[i*ars + p*acs]. In tiles of 64 (three tiles of doubles, 96 KiB, sit in
+   L2), the inner loop along a row of C. As in BLAS, beta == 0 ignores C's
+   old contents (NaN included) and alpha == 0 reads neither A nor B. */
+MDRT_INLINE void mdrt_gemm(int transa, int transb, long m, long n, long k, double alpha,
+                           const double *A, const double *B, double beta, double *C) {
+  long ars = transa ? 1 : k, acs = transa ? m : 1, brs = transb ? 1 : n, bcs = transb ? k : 1;
+  for (long i = 0; i < m * n; i++)
+    C[i] = beta == 0 ? 0 : beta * C[i];
+  for (long i0 = 0; alpha != 0 && i0 < m; i0 += 64)
+    for (long p0 = 0; p0 < k; p0 += 64)
+      for (long j0 = 0; j0 < n; j0 += 64)
+        for (long i = i0; i < m && i < i0 + 64; i++)
+          for (long p = p0; p < k && p < p0 + 64; p++) {
+            double a = alpha * A[i * ars + p * acs];
+            for (long j = j0; j < n && j < j0 + 64; j++)
+              C[i * n + j] += a * B[p * brs + j * bcs];
+          }
+}
+
+/* Where dsyrk does half gemm's work, this is gemm. */
+MDRT_INLINE void mdrt_syrk(int trans, long n, long k, double alpha, const double *A, double beta,
+                           double *C) {
+  mdrt_gemm(trans, !trans, n, n, k, alpha, A, A, beta, C);
+}
+
+/* Linear algebra. F holds the factors in LAPACK's layout (kernels.def): the
+   row-major A read as column-major is A', so column j of M = A' is
+   F + j*n, and mdrt_lu factors M = P*L*U in place, mdrt_chol M = L*L'. */
+MDRT_INLINE int mdrt_lu(long n, const double *A, double *F) {
+  int *piv = (int *)(F + n * n), rc = 0;
+  for (long i = 0; i < n * n; i++)
+    if (!isfinite(F[i] = A[i]))
       rc = -1;
-      break;
+  for (long j = 0; j < n; j++) {
+    double *cj = F + j * n;
+    long p = j;
+    for (long i = j + 1; i < n; i++)
+      if (fabs(cj[i]) > fabs(cj[p]))
+        p = i;
+    piv[j] = (int)(p + 1);
+    for (long c = 0; p != j && c < n; c++) {
+      double t = F[c * n + j];
+      F[c * n + j] = F[c * n + p];
+      F[c * n + p] = t;
     }
-    if (p != c) {
-      d = -d;
-      for (long j = 0; j < n; j++) {
-        double t = lu[c * n + j];
-        lu[c * n + j] = lu[p * n + j];
-        lu[p * n + j] = t;
-      }
+    if (cj[j] == 0 || !isfinite(cj[j])) {
+      rc = -1;
+      continue;
     }
-    d *= lu[c * n + c];
-    ld += log(fabs(lu[c * n + c]));
-    for (long r = c + 1; r < n; r++) {
-      double f = lu[r * n + c] /= lu[c * n + c];
-      for (long j = c + 1; j < n; j++)
-        lu[r * n + j] -= f * lu[c * n + j];
-    }
-  }
-  // The inverse, one column of the identity at a time: P A = L U.
-  for (long col = 0; rc == 0 && out && col < n; col++) {
-    double *x = out + col;  /* column col of OUT, stride n */
-    for (long i = 0; i < n; i++)
-      x[i * n] = i == col;
-    for (long i = 0; i < n; i++) {
-      double t = x[i * n];
-      x[i * n] = x[piv[i] * n];
-      x[piv[i] * n] = t;
-    }
-    for (long i = 0; i < n; i++)
-      for (long j = 0; j < i; j++)
-        x[i * n] -= lu[i * n + j] * x[j * n];
-    for (long i = n - 1; i >= 0; i--) {
-      for (long j = i + 1; j < n; j++)
-        x[i * n] -= lu[i * n + j] * x[j * n];
-      x[i * n] /= lu[i * n + i];
+    for (long i = j + 1; i < n; i++)
+      cj[i] /= cj[j];
+    for (long c = j + 1; c < n; c++) {
+      double *cc = F + c * n, f = cc[j];
+      for (long i = j + 1; i < n; i++)
+        cc[i] -= f * cj[i];
     }
   }
-  if (det)
-    *det = rc == 0 ? d : 0;
-  if (logdet)
-    *logdet = ld;
-  free(lu);
-  free(piv);
   return rc;
 }
 
-static inline int mdrt_lu_inv(long n, const double *A, double *out, double *det) {
-  return mdrt_lu(n, A, out, det, NULL);
+/* Solve M*y = b, or M'*y = b when TRANS, in place in Y (stride S), from
+   M = P*L*U: P = P_1*...*P_n, where P_j swaps j and piv[j]. */
+static inline void mdrt_lu_vsolve(int trans, long n, const double *F, double *y, long s) {
+  const int *piv = (const int *)(F + n * n);
+  for (long i = 0; !trans && i < n; i++) {  /* P'*b */
+    double t = y[i * s];
+    y[i * s] = y[(piv[i] - 1) * s];
+    y[(piv[i] - 1) * s] = t;
+  }
+  for (long j = 0; !trans && j < n; j++)  /* L, unit lower */
+    for (long i = j + 1; i < n; i++)
+      y[i * s] -= F[j * n + i] * y[j * s];
+  for (long j = n - 1; !trans && j >= 0; j--) {  /* U */
+    y[j * s] /= F[j * n + j];
+    for (long i = 0; i < j; i++)
+      y[i * s] -= F[j * n + i] * y[j * s];
+  }
+  for (long j = 0; trans && j < n; j++) {  /* U' */
+    double t = y[j * s];
+    for (long i = 0; i < j; i++)
+      t -= F[j * n + i] * y[i * s];
+    y[j * s] = t / F[j * n + j];
+  }
+  for (long j = n - 1; trans && j >= 0; j--)  /* L' */
+    for (long i = j + 1; i < n; i++)
+      y[j * s] -= F[j * n + i] * y[i * s];
+  for (long i = n - 1; trans && i >= 0; i--) {  /* P*z */
+    double t = y[i * s];
+    y[i * s] = y[(piv[i] - 1) * s];
+    y[(piv[i] - 1) * s] = t;
+  }
 }
 
-static inline int mdrt_logdet(long n, const double *A, double *out) {
-  return mdrt_lu(n, A, NULL, NULL, out);
+/* A*x = b is M'*x = b for a column x of X; x*A = b is M*x = b for a row. */
+MDRT_INLINE int mdrt_lu_solve(int trans, long n, long m, const double *F, const double *B,
+                              double *X) {
+  for (long i = 0; X != B && i < n * m; i++)
+    X[i] = B[i];
+  for (long k = 0; k < m; k++)
+    mdrt_lu_vsolve(!trans, n, F, X + k, m);
+  return 0;
+}
+
+MDRT_INLINE int mdrt_lu_solve_right(int trans, long m, long n, const double *F, const double *B,
+                                    double *X) {
+  for (long i = 0; X != B && i < n * m; i++)
+    X[i] = B[i];
+  for (long k = 0; k < m; k++)
+    mdrt_lu_vsolve(trans, n, F, X + k * n, 1);
+  return 0;
+}
+
+MDRT_INLINE int mdrt_lu_inverse(long n, const double *F, double *out) {
+  for (long i = 0; i < n * n; i++)
+    out[i] = i % (n + 1) == 0;
+  return mdrt_lu_solve_right(0, n, n, F, out, out);
+}
+
+MDRT_INLINE int mdrt_chol(long n, const double *A, double *F) {
+  for (long i = 0; i < n * n; i++)
+    if (!isfinite(F[i] = A[i]))
+      return -1;
+  for (long j = 0; j < n; j++) {
+    double *cj = F + j * n;
+    for (long k = 0; k < j; k++)
+      for (long i = j; i < n; i++)
+        cj[i] -= F[k * n + i] * F[k * n + j];
+    if (!(cj[j] > 0) || !isfinite(cj[j]))
+      return -1;
+    cj[j] = sqrt(cj[j]);
+    for (long i = j + 1; i < n; i++)
+      cj[i] /= cj[j];
+  }
+  return 0;
+}
+
+/* Solve M*y = b in place in Y (stride S), from M = L*L'. */
+static inline void mdrt_chol_vsolve(long n, const double *F, double *y, long s) {
+  for (long j = 0; j < n; j++) {
+    y[j * s] /= F[j * n + j];
+    for (long i = j + 1; i < n; i++)
+      y[i * s] -= F[j * n + i] * y[j * s];
+  }
+  for (long j = n - 1; j >= 0; j--) {
+    double t = y[j * s];
+    for (long i = j + 1; i < n; i++)
+      t -= F[j * n + i] * y[i * s];
+    y[j * s] = t / F[j * n + j];
+  }
+}
+
+MDRT_INLINE int mdrt_chol_solve(long n, long m, const double *F, const double *B, double *X) {
+  for (long i = 0; X != B && i < n * m; i++)
+    X[i] = B[i];
+  for (long k = 0; k < m; k++)
+    mdrt_chol_vsolve(n, F, X + k, m);
+  return 0;
+}
+
+MDRT_INLINE int mdrt_chol_solve_right(long m, long n, const double *F, const double *B,
+                                      double *X) {
+  for (long i = 0; X != B && i < n * m; i++)
+    X[i] = B[i];
+  for (long k = 0; k < m; k++)
+    mdrt_chol_vsolve(n, F, X + k * n, 1);
+  return 0;
+}
+
+/* Symmetric to the last bit, as dpotri's is. */
+MDRT_INLINE int mdrt_chol_inverse(long n, const double *F, double *out) {
+  for (long i = 0; i < n * n; i++)
+    out[i] = i % (n + 1) == 0;
+  mdrt_chol_solve_right(n, n, F, out, out);
+  for (long i = 0; i < n; i++)
+    for (long j = 0; j < i; j++)
+      out[i * n + j] = out[j * n + i];
+  return 0;
+}
+#endif
+
+MDRT_INLINE double mdrt_lu_det(long n, const double *F) {
+  const int *piv = (const int *)(F + n * n);
+  double d = 1;
+  for (long i = 0; i < n; i++)
+    d *= piv[i] == i + 1 ? F[i * n + i] : -F[i * n + i];
+  return d;
+}
+
+MDRT_INLINE double mdrt_lu_logdet(long n, const double *F) {
+  double s = 0;
+  for (long i = 0; i < n; i++)
+    s += log(fabs(F[i * n + i]));
+  return s;
+}
+
+MDRT_INLINE double mdrt_chol_det(long n, const double *F) {
+  double d = 1;
+  for (long i = 0; i < n; i++)
+    d *= F[i * n + i] * F[i * n + i];
+  return d;
+}
+
+MDRT_INLINE double mdrt_chol_logdet(long n, const double *F) { return 2 * mdrt_lu_logdet(n, F); }
+
+/* One factorisation in scratch memory; the det is 0 for an exact zero
+   pivot, NaN for non-finite input. */
+MDRT_INLINE int mdrt_lu_inv(long n, const double *A, double *out, double *det) {
+  double *F = (double *)malloc(sizeof(double) * (size_t)(n * n + n + 1));
+  int rc = F ? mdrt_lu(n, A, F) : -2;
+  if (det && rc != -2) {
+    long i = 0;
+    while (i < n * n && isfinite(A[i]))
+      i++;
+    *det = i < n * n ? NAN : rc == 0 ? mdrt_lu_det(n, F) : 0;
+  }
+  if (rc == 0 && out)
+    rc = mdrt_lu_inverse(n, F, out);
+  free(F);
+  return rc;
+}
+
+MDRT_INLINE int mdrt_logdet(long n, const double *A, double *out) {
+  double *F = (double *)malloc(sizeof(double) * (size_t)(n * n + n + 1));
+  int rc = F ? mdrt_lu(n, A, F) : -2;
+  if (rc == 0)
+    *out = mdrt_lu_logdet(n, F);
+  free(F);
+  return rc;
 }
 
 MDRT_INLINE double mdrt_logsumexp(long n, const double *x) {
@@ -171,3 +387,111 @@ MDRT_INLINE double mdrt_softplus(double x) { return (x > 0 ? x : 0) + log1p(exp(
 MDRT_INLINE double mdrt_relu(double x) { return x > 0 || isnan(x) ? x : 0; }
 
 MDRT_INLINE double mdrt_sign(double x) { return x > 0 ? 1 : x < 0 ? -1 : x == 0 ? 0 : x; }
+
+/* The elementwise functions on blocks, y = f(x). MDRT_VECTOR is where the
+   library hands a block to its vector code (runtime/vmath.h). */
+MDRT_INLINE void mdrt_vexp(long n, const double *x, double *y) {
+  MDRT_VECTOR(vexp, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = exp(x[i]);
+}
+
+MDRT_INLINE void mdrt_vlog(long n, const double *x, double *y) {
+  MDRT_VECTOR(vlog, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = log(x[i]);
+}
+
+MDRT_INLINE void mdrt_vsqrt(long n, const double *x, double *y) {
+  MDRT_VECTOR(vsqrt, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = sqrt(x[i]);
+}
+
+MDRT_INLINE void mdrt_vsin(long n, const double *x, double *y) {
+  MDRT_VECTOR(vsin, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = sin(x[i]);
+}
+
+MDRT_INLINE void mdrt_vcos(long n, const double *x, double *y) {
+  MDRT_VECTOR(vcos, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = cos(x[i]);
+}
+
+MDRT_INLINE void mdrt_vtan(long n, const double *x, double *y) {
+  MDRT_VECTOR(vtan, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = tan(x[i]);
+}
+
+MDRT_INLINE void mdrt_vtanh(long n, const double *x, double *y) {
+  MDRT_VECTOR(vtanh, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = tanh(x[i]);
+}
+
+MDRT_INLINE void mdrt_vasin(long n, const double *x, double *y) {
+  MDRT_VECTOR(vasin, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = asin(x[i]);
+}
+
+MDRT_INLINE void mdrt_vacos(long n, const double *x, double *y) {
+  MDRT_VECTOR(vacos, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = acos(x[i]);
+}
+
+MDRT_INLINE void mdrt_vatan(long n, const double *x, double *y) {
+  MDRT_VECTOR(vatan, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = atan(x[i]);
+}
+
+MDRT_INLINE void mdrt_verf(long n, const double *x, double *y) {
+  MDRT_VECTOR(verf, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = erf(x[i]);
+}
+
+MDRT_INLINE void mdrt_vfabs(long n, const double *x, double *y) {
+  MDRT_VECTOR(vfabs, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = fabs(x[i]);
+}
+
+MDRT_INLINE void mdrt_vsigmoid(long n, const double *x, double *y) {
+  MDRT_VECTOR(vsigmoid, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = mdrt_sigmoid(x[i]);
+}
+
+MDRT_INLINE void mdrt_vsoftplus(long n, const double *x, double *y) {
+  MDRT_VECTOR(vsoftplus, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = mdrt_softplus(x[i]);
+}
+
+MDRT_INLINE void mdrt_vrelu(long n, const double *x, double *y) {
+  MDRT_VECTOR(vrelu, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = mdrt_relu(x[i]);
+}
+
+MDRT_INLINE void mdrt_vsign(long n, const double *x, double *y) {
+  MDRT_VECTOR(vsign, (n, x, y));
+  for (long i = 0; i < n; i++)
+    y[i] = mdrt_sign(x[i]);
+}
+
+/* Both from one exp(-|x|) in the library's vector code; twice here. */
+MDRT_INLINE void mdrt_vsoftplus_sigmoid(long n, const double *x, double *sp, double *sg) {
+  MDRT_VECTOR(vsoftplus_sigmoid, (n, x, sp, sg));
+  for (long i = 0; i < n; i++) {
+    double v = x[i];
+    sp[i] = mdrt_softplus(v);
+    sg[i] = mdrt_sigmoid(v);
+  }
+}

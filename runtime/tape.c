@@ -493,6 +493,71 @@ static int mpow(long n, const double *X, long k, double *Y) {
   return 0;
 }
 
+/* The tape's own LU, apart from the runtime's LAPACK kernels so that it can
+   check them: Gaussian elimination with partial pivoting on a row-major
+   copy of A, the inverse from n solves. It writes det(A) into *DET,
+   log|det A| into *LOGDET, inv(A) into INV (each when not NULL), and
+   returns 0; -1 if A is singular (*DET is then 0, or NaN for non-finite
+   input); -2 without memory. */
+static int lu(long n, const double *A, double *inv, double *det, double *logdet) {
+  double *a = new_buf(n * n), d = 1, ld = 0;
+  long *piv = malloc(sizeof(long) * (size_t)(n + 1));
+  int rc = a && piv ? 0 : -2, finite = 1;
+  for (long i = 0; rc == 0 && i < n * n; i++)
+    finite &= isfinite(a[i] = A[i]) != 0;
+  if (rc == 0 && !finite)
+    rc = -1, d = NAN;
+  for (long c = 0; rc == 0 && c < n; c++) {
+    long p = c;
+    for (long r = c + 1; r < n; r++)
+      if (fabs(a[r * n + c]) > fabs(a[p * n + c]))
+        p = r;
+    piv[c] = p;
+    if (a[p * n + c] == 0 || !isfinite(a[p * n + c])) {
+      rc = -1, d = a[p * n + c] == 0 ? 0 : NAN;
+      break;
+    }
+    for (long j = 0; p != c && j < n; j++) {
+      double v = a[c * n + j];
+      a[c * n + j] = a[p * n + j];
+      a[p * n + j] = v;
+    }
+    d *= p != c ? -a[c * n + c] : a[c * n + c];
+    ld += log(fabs(a[c * n + c]));
+    for (long r = c + 1; r < n; r++) {
+      double f = a[r * n + c] /= a[c * n + c];
+      for (long j = c + 1; j < n; j++)
+        a[r * n + j] -= f * a[c * n + j];
+    }
+  }
+  // Column COL of the inverse solves L*U*x = P*e_col, in place in INV.
+  for (long col = 0; rc == 0 && inv && col < n; col++) {
+    double *x = inv + col;
+    for (long i = 0; i < n; i++)
+      x[i * n] = i == col;
+    for (long i = 0; i < n; i++) {
+      double v = x[i * n];
+      x[i * n] = x[piv[i] * n];
+      x[piv[i] * n] = v;
+    }
+    for (long i = 0; i < n; i++)
+      for (long j = 0; j < i; j++)
+        x[i * n] -= a[i * n + j] * x[j * n];
+    for (long i = n - 1; i >= 0; i--) {
+      for (long j = i + 1; j < n; j++)
+        x[i * n] -= a[i * n + j] * x[j * n];
+      x[i * n] /= a[i * n + i];
+    }
+  }
+  if (det && rc != -2)
+    *det = d;
+  if (logdet && rc == 0)
+    *logdet = ld;
+  free(a);
+  free(piv);
+  return rc;
+}
+
 // D (n x n) = the top-right block of [A B; 0 A]^k, which is
 // sum_{i<k} A^i B A^(k-1-i): the derivative of A^k in the direction B, in
 // about 2 log2(k) products of twice the size. -1 without memory.
@@ -516,9 +581,9 @@ static int upper_power(long n, const double *A, const double *B, long k, double 
 
 // The LU-based ops: det, logdet, inv, with their failures.
 static int forward_lu(mdrt_tape *t, TapeOp op, const TapeNode *a, double *y) {
-  int rc = op == MDRT_DET      ? mdrt_lu_inv(a->rows, a->val, NULL, y)
-           : op == MDRT_LOGDET ? mdrt_logdet(a->rows, a->val, y)
-                               : mdrt_lu_inv(a->rows, a->val, y, NULL);
+  int rc = op == MDRT_DET      ? lu(a->rows, a->val, NULL, y, NULL)
+           : op == MDRT_LOGDET ? lu(a->rows, a->val, NULL, NULL, y)
+                               : lu(a->rows, a->val, y, NULL, NULL);
   if (rc == -2)
     return fail(t, "%s: out of memory", op_names[op]);
   // det of a singular matrix is a fine value: 0 (or NaN for non-finite input)
@@ -710,7 +775,7 @@ static double trace_of_product(long n, const double *A, const double *B) {
 static double *inverse(mdrt_tape *t, const TapeNode *x, const char *who) {
   long n = x->rows;
   double *inv = new_buf(n * n);
-  int rc = inv ? mdrt_lu_inv(n, x->val, inv, NULL) : -2;
+  int rc = inv ? lu(n, x->val, inv, NULL, NULL) : -2;
   if (rc == 0)
     return inv;
   free(inv);
@@ -924,7 +989,7 @@ static int back_det(mdrt_tape *t, const TapeNode *y, const TapeNode *x, const do
                     double *dx) {
   long n = x->rows;
   double *inv = new_buf(n * n);
-  int rc = inv ? mdrt_lu_inv(n, x->val, inv, NULL) : -2;
+  int rc = inv ? lu(n, x->val, inv, NULL, NULL) : -2;
   if (rc == 0) {
     double scale = y->op == MDRT_DET ? G[0] * y->val[0] : G[0];
     mdrt_axpby_t(n, n, scale, inv, 1.0, dx);

@@ -1,9 +1,10 @@
 /*
  * test_runtime.c - unit tests of the runtime (runtime/kernels.c and
  * runtime/tape.c): gemm in all four transpose combinations against a naive
- * triple loop, the vector and LU kernels, every tape op's value on a hand
- * example, its gradient, its tangent (forward mode) and its Hessian-vector
- * product (forward-over-reverse) against central finite differences, the
+ * triple loop, the vector kernels, the factorisations and solves against
+ * the tape's own LU, every tape op's value on a hand example, its
+ * gradient, its tangent (forward mode) and its Hessian-vector product
+ * (forward-over-reverse) against central finite differences, the
  * broadcast and accumulation semantics of backward, the errors, and the
  * numerically delicate cases (softplus(700), logsumexp of [1000 1000]).
  *
@@ -12,6 +13,7 @@
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -63,34 +65,40 @@ static void naive_gemm(int ta, int tb, long m, long n, long k, double alpha, con
     }
 }
 
-// Every flag combination and beta in {0, 1}; with beta 0, C starts as NaN,
-// which must not leak into the result.
+// Every flag combination and beta in {0, 1}, in both precisions; with beta
+// 0, C starts as NaN, which must not leak into the result.
 static void check_gemm(long m, long n, long k) {
   Rng g = {(uint64_t)(m * 10007 + n * 101 + k)};
   double *A = calloc((size_t)(m * k), sizeof(double));
   double *B = calloc((size_t)(k * n), sizeof(double));
   double *C = calloc((size_t)(m * n), sizeof(double));
   double *D = calloc((size_t)(m * n), sizeof(double));
-  cr_assert(A && B && C && D);
+  float *Af = calloc((size_t)(m * k), sizeof(float)), *Bf = calloc((size_t)(k * n), sizeof(float));
+  float *Cf = calloc((size_t)(m * n), sizeof(float));
+  cr_assert(A && B && C && D && Af && Bf && Cf);
   for (long i = 0; i < m * k; i++)
-    A[i] = uniform(&g, -1, 1);
+    Af[i] = (float)(A[i] = uniform(&g, -1, 1));
   for (long i = 0; i < k * n; i++)
-    B[i] = uniform(&g, -1, 1);
+    Bf[i] = (float)(B[i] = uniform(&g, -1, 1));
   for (int ta = 0; ta < 2; ta++)
     for (int tb = 0; tb < 2; tb++)
       for (int beta = 0; beta < 2; beta++) {
         for (long i = 0; i < m * n; i++)
           C[i] = D[i] = beta ? uniform(&g, -1, 1) : NAN;
-        mdrt_gemm(ta, tb, m, n, k, 1.5, A, B, beta, C);
-        naive_gemm(ta, tb, m, n, k, 1.5, A, B, beta, D);
         for (long i = 0; i < m * n; i++)
+          Cf[i] = (float)C[i];
+        mdrt_gemm(ta, tb, m, n, k, 1.5, A, B, beta, C);
+        mdrt_gemm_f(ta, tb, m, n, k, 1.5f, Af, Bf, (float)beta, Cf);
+        naive_gemm(ta, tb, m, n, k, 1.5, A, B, beta, D);
+        for (long i = 0; i < m * n; i++) {
           cr_expect(near(C[i], D[i], 1e-12), "%ldx%ldx%ld ta=%d tb=%d beta=%d [%ld]: %g vs %g",
                     m, n, k, ta, tb, beta, i, C[i], D[i]);
+          cr_expect(near(Cf[i], D[i], 1e-5), "float %ldx%ldx%ld ta=%d tb=%d beta=%d [%ld]", m, n,
+                    k, ta, tb, beta, i);
+        }
       }
-  free(A);
-  free(B);
-  free(C);
-  free(D);
+  free(A), free(B), free(C), free(D);
+  free(Af), free(Bf), free(Cf);
 }
 
 Test(kernels, gemm_transposes) {
@@ -109,6 +117,41 @@ Test(kernels, gemm_vector_shapes) {
   check_gemm(1, 4, 1);
 }
 
+// Float sums are pairwise: a million numbers keep float's precision, where
+// a running float sum of numbers alike drifts by 1e-3 relative. Summed
+// block by block through the cascade, they come out the same to the bit.
+Test(kernels, float_sums_keep_precision) {
+  enum { N = 1000000 };
+  static float x[N];
+  Rng g = {fnv1a("float sums")};
+  double sum = 0, sumsq = 0;
+  for (long i = 0; i < N; i++) {
+    x[i] = (float)uniform(&g, 0.1, 0.101);  // alike: a running sum drifts
+    sum += x[i];
+    sumsq += (double)x[i] * x[i];
+  }
+  cr_expect(fabs(mdrt_sum_f(N, x) - sum) < 1e-6 * sum, "%.9g vs %.9g", mdrt_sum_f(N, x), sum);
+  cr_expect(fabs(mdrt_sumsq_f(N, x) - sumsq) < 1e-6 * sumsq, "%.9g vs %.9g", mdrt_sumsq_f(N, x),
+            sumsq);
+  float naive = 0;
+  for (long i = 0; i < N; i++)
+    naive += x[i];
+  cr_expect(fabs(naive - sum) > 1e-4 * sum, "the test's premise: %.9g vs %.9g", naive, sum);
+  // Block by block through the cascade, as emitted loops sum: the same bits.
+  for (long n = 0; n < 3000; n = 2 * n + 37) {
+    float acc[64];
+    long k = 0;
+    for (long i = 0; i < n; i += 256, k++)
+      mdrt_cascade_f(acc, k, mdrt_sum_f(n - i < 256 ? n - i : 256, x + i));
+    cr_expect_eq(mdrt_cascade_total_f(acc, k), mdrt_sum_f(n, x), "n = %ld", n);
+  }
+  float acc[64];
+  long k = 0;
+  for (long i = 0; i < 5000; i += 256, k++)
+    mdrt_cascade_f(acc, k, mdrt_sumsq_f(5000 - i < 256 ? 5000 - i : 256, x + i));
+  cr_expect_eq(mdrt_cascade_total_f(acc, k), mdrt_sumsq_f(5000, x));
+}
+
 Test(kernels, gemm_empty_sizes) {
   double C[6] = {NAN, NAN, NAN, NAN, NAN, NAN}, A[1] = {NAN}, B[1] = {NAN};
   mdrt_gemm(0, 0, 2, 3, 0, 1.0, A, B, 0.0, C);  // k = 0, beta = 0: zeros
@@ -120,6 +163,56 @@ Test(kernels, gemm_empty_sizes) {
   mdrt_gemm(0, 0, 0, 2, 2, 1.0, A, B, 0.0, D);  // m = 0: nothing to write
   mdrt_gemm(0, 0, 2, 0, 2, 1.0, A, B, 0.0, D);  // n = 0: likewise
   cr_expect(D[0] == 2 && D[3] == 8);
+}
+
+// syrk is gemm of A with itself, and the products with diag(v) are gemm
+// with the dense diagonal matrix, in both precisions.
+Test(kernels, syrk_and_diagonal_scalings) {
+  enum { N = 70, K = 5 };  // past OpenBLAS's small-matrix paths
+  static double A[N * K], C[N * N], W[N * N], D[N * N], v[N], X[N * K];
+  static float Af[N * K], Cf[N * N], vf[N], Xf[N * K];
+  Rng g = {fnv1a("syrk")};
+  for (int i = 0; i < N * K; i++)
+    Af[i] = (float)(A[i] = uniform(&g, -1, 1));
+  for (int i = 0; i < N; i++)
+    vf[i] = (float)(v[i] = uniform(&g, -1, 1));
+  for (int trans = 0; trans < 2; trans++) {
+    long n = trans ? K : N, k = trans ? N : K;
+    for (long i = 0; i < n * n; i++)
+      C[i] = W[i] = (double)(i / n + i % n);  // symmetric, for beta
+    mdrt_syrk(trans, n, k, 0.5, A, 2.0, C);
+    naive_gemm(trans, !trans, n, n, k, 0.5, A, A, 2.0, W);
+    for (long i = 0; i < n * n; i++) {
+      cr_expect(near(C[i], W[i], 1e-13), "syrk trans=%d [%ld]", trans, i);
+      cr_expect_eq(C[i], C[(i % n) * n + i / n], "symmetric");
+    }
+    mdrt_syrk_f(trans, n, k, 1.0f, Af, 0.0f, Cf);
+    naive_gemm(trans, !trans, n, n, k, 1.0, A, A, 0.0, W);
+    for (long i = 0; i < n * n; i++)
+      cr_expect(near(Cf[i], W[i], 1e-5), "syrk_f trans=%d [%ld]", trans, i);
+  }
+  for (int cols = 0; cols < 2; cols++) {
+    long r = cols ? K : N, c = cols ? N : K, m = cols ? c : r;
+    for (long i = 0; i < m * m; i++)
+      D[i] = i % (m + 1) ? 0 : v[i / m];
+    for (long i = 0; i < r * c; i++)
+      X[i] = W[i] = (double)i;
+    naive_gemm(0, 0, r, c, cols ? c : r, 3.0, cols ? A : D, cols ? D : A, -1.0, W);
+    (cols ? mdrt_scale_cols : mdrt_scale_rows)(r, c, 3.0, v, A, -1.0, X);
+    for (long i = 0; i < r * c; i++)
+      cr_expect(near(X[i], W[i], 1e-15), "scale %s [%ld]", cols ? "cols" : "rows", i);
+    memcpy(X, A, sizeof A);  // in place, beta = 0 ignoring NaN
+    (cols ? mdrt_scale_cols : mdrt_scale_rows)(r, c, 3.0, v, X, 0.0, X);
+    for (long i = 0; i < r * c; i++)
+      W[i] = NAN;
+    naive_gemm(0, 0, r, c, cols ? c : r, 3.0, cols ? A : D, cols ? D : A, 0.0, W);
+    for (long i = 0; i < r * c; i++)
+      cr_expect(near(X[i], W[i], 1e-15), "in place %s [%ld]", cols ? "cols" : "rows", i);
+    memcpy(Xf, Af, sizeof Af);
+    (cols ? mdrt_scale_cols_f : mdrt_scale_rows_f)(r, c, 3.0f, vf, Xf, 0.0f, Xf);
+    for (long i = 0; i < r * c; i++)
+      cr_expect(near(Xf[i], W[i], 1e-5), "float %s [%ld]", cols ? "cols" : "rows", i);
+  }
 }
 
 /* ---- kernels: vectors, workspace, LU ------------------------------------ */
@@ -193,6 +286,298 @@ Test(kernels, lu_singular) {
   cr_expect(isnan(det));
   double I[4] = {INFINITY, 0, 0, 1};
   cr_expect_eq(mdrt_logdet(2, I, &ld), -1);
+}
+
+/* ---- kernels: elementwise functions on blocks ---------------------------- */
+
+// Every elementwise function of the op table, from its line: a function
+// without its block kernel mdrt_v<f> fails to compile here.
+static const struct {
+  const char *name;
+  double (*d)(double);
+  float (*f)(float);
+  void (*vd)(long, const double *, double *);
+  void (*vf)(long, const float *, float *);
+} VFNS[] = {
+#define OP(...)
+#define MAP(name, spelling, cfn, ...) cfn
+#define LIBM(d, f) {#d, d, f, mdrt_v##d, mdrt_v##d##_f},
+#define RT(n) {#n, mdrt_##n, mdrt_##n##_f, mdrt_v##n, mdrt_v##n##_f},
+#include "ops.h"
+#undef LIBM
+#undef RT
+};
+
+// How many ulps of WANT apart GOT is; 0 for equal values (infinities,
+// zeros of either sign, two NaNs), infinity where one is NaN or infinite
+// and the other not.
+static double ulps(double got, double want, double ulp_of_one) {
+  if (got == want || (isnan(got) && isnan(want)))
+    return 0;
+  if (!isfinite(got) || !isfinite(want))
+    return INFINITY;
+  // The ulp of WANT, not below that of the smallest normal number.
+  double u = fmax(ulp_of_one * fabs(want), ulp_of_one * (ulp_of_one == DBL_EPSILON ? DBL_MIN : FLT_MIN));
+  return fabs(got - want) / u;
+}
+
+/* libmvec promises 4 ulp from the exact result and glibc's scalar
+   functions about 2 (tanh), so the block kernels must stay within 6 ulp of
+   the scalar function, at wide arguments, at the special values, and at
+   every length of a last partial block. */
+Test(kernels, elementwise_on_blocks) {
+  enum { N = 4099 };
+  static double x[N], y[N];
+  static float xf[N], yf[N];
+  Rng g = {fnv1a("elementwise on blocks")};
+  static const double special[] = {0.0, -0.0, 1, -1, 0.5, -0.5, INFINITY, -INFINITY, NAN,
+                                   700, -700, 710, -745, 1e-310, -1e-310, 1e300, -1e300,
+                                   88, -88, 89, -104, 1e-40, 3.4e38};
+  for (size_t k = 0; k < sizeof VFNS / sizeof *VFNS; k++) {
+    size_t ns = sizeof special / sizeof *special;
+    for (long i = 0; i < N; i++) {
+      double r = uniform(&g, 0, 1);
+      x[i] = i < (long)ns     ? special[i]
+             : i % 3 == 0     ? uniform(&g, -30, 30)
+             : i % 3 == 1     ? uniform(&g, -1, 1)
+                              : (r < 0.5 ? -1 : 1) * exp(uniform(&g, -700, 700));
+      xf[i] = (float)x[i];
+    }
+    double worst = 0, worstf = 0;
+    long at = 0, atf = 0;
+    static const long lengths[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, N};  // every tail
+    for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++) {
+      long n = lengths[l];
+      VFNS[k].vd(n, x, y);
+      VFNS[k].vf(n, xf, yf);
+      for (long i = 0; i < n; i++) {
+        double e = ulps(y[i], VFNS[k].d(x[i]), DBL_EPSILON);
+        double ef = ulps(yf[i], VFNS[k].f(xf[i]), FLT_EPSILON);
+        if (e > worst)
+          worst = e, at = i;
+        if (ef > worstf)
+          worstf = ef, atf = i;
+      }
+    }
+    cr_expect(worst <= 6, "mdrt_v%s: %g ulp at x = %.17g: %.17g, scalar %.17g", VFNS[k].name,
+              worst, x[at], (VFNS[k].vd(N, x, y), y[at]), VFNS[k].d(x[at]));
+    cr_expect(worstf <= 6, "mdrt_v%s_f: %g ulp at x = %.9g: %.9g, scalar %.9g", VFNS[k].name,
+              worstf, xf[atf], (VFNS[k].vf(N, xf, yf), yf[atf]), VFNS[k].f(xf[atf]));
+    memcpy(y, x, sizeof x);  // in place
+    VFNS[k].vd(N, y, y);
+    for (long i = 0; i < N; i++)
+      cr_assert(ulps(y[i], VFNS[k].d(x[i]), DBL_EPSILON) <= 6, "in place: mdrt_v%s", VFNS[k].name);
+  }
+  // softplus and sigmoid from one exp.
+  static double sp[N], sg[N];
+  mdrt_vsoftplus_sigmoid(N, x, sp, sg);
+  for (long i = 0; i < N; i++)
+    cr_assert(ulps(sp[i], mdrt_softplus(x[i]), DBL_EPSILON) <= 6 &&
+                  ulps(sg[i], mdrt_sigmoid(x[i]), DBL_EPSILON) <= 6,
+              "softplus_sigmoid at %.17g: %.17g %.17g", x[i], sp[i], sg[i]);
+  static float spf[N], sgf[N];
+  mdrt_vsoftplus_sigmoid_f(N, xf, spf, sgf);
+  for (long i = 0; i < N; i++)
+    cr_assert(ulps(spf[i], mdrt_softplus_f(xf[i]), FLT_EPSILON) <= 6 &&
+                  ulps(sgf[i], mdrt_sigmoid_f(xf[i]), FLT_EPSILON) <= 6,
+              "softplus_sigmoid_f at %.9g", xf[i]);
+}
+
+/* ---- kernels: factorisations against the tape's own LU ------------------ */
+
+// The tape's value of OP applied to the n x n matrix A, into OUT.
+static void tape_op(mdrt_op op, long n, const double *A, double *out) {
+  mdrt_tape *t = mdrt_tape_new();
+  int a = mdrt_tape_leaf(t, n, n, A);
+  int y = mdrt_tape_unary(t, op, a, 0);
+  cr_assert_geq(y, 0, "tape: %s", mdrt_tape_error(t));
+  memcpy(out, mdrt_tape_value(t, y), sizeof(double) * (size_t)(op == MDRT_INV ? n * n : 1));
+  mdrt_tape_free(t);
+}
+
+// max|got - want| / max(1, max|want|) over LEN numbers.
+static double max_rel(long len, const double *got, const double *want) {
+  double d = 0, w = 1;
+  for (long i = 0; i < len; i++) {
+    d = fmax(d, fabs(got[i] - want[i]));
+    w = fmax(w, fabs(want[i]));
+  }
+  return d / w;
+}
+
+// X = op(inv)*B or B*op(inv) through gemm, from the tape's inverse.
+static void by_inverse(int right, int trans, long n, long m, const double *inv, const double *B,
+                       double *X) {
+  if (right)
+    mdrt_gemm(0, trans, m, n, n, 1.0, B, inv, 0.0, X);
+  else
+    mdrt_gemm(trans, 0, n, m, n, 1.0, inv, B, 0.0, X);
+}
+
+typedef struct {
+  int (*solve)(int trans, long n, long m, const double *F, const double *B, double *X);
+  int (*solve_right)(int trans, long m, long n, const double *F, const double *B, double *X);
+} Solves;
+
+static int chol_solve_t(int trans, long n, long m, const double *F, const double *B, double *X) {
+  (void)trans;  // A' = A
+  return mdrt_chol_solve(n, m, F, B, X);
+}
+static int chol_solve_right_t(int trans, long m, long n, const double *F, const double *B,
+                              double *X) {
+  (void)trans;
+  return mdrt_chol_solve_right(m, n, F, B, X);
+}
+
+// Every solve of F's matrix, out of place and in place, against the tape's
+// inverse times B.
+static void check_solves(Solves s, long n, const double *F, const double *inv, Rng *g) {
+  enum { M = 3 };
+  double *B = malloc(sizeof(double) * (size_t)(n * M)), *X = malloc(sizeof(double) * (size_t)(n * M));
+  double *W = malloc(sizeof(double) * (size_t)(n * M));
+  for (long i = 0; i < n * M; i++)
+    B[i] = uniform(g, -1, 1);
+  for (int right = 0; right < 2; right++)
+    for (int trans = 0; trans < 2; trans++) {
+      by_inverse(right, trans, n, M, inv, B, W);
+      int rc = right ? s.solve_right(trans, M, n, F, B, X) : s.solve(trans, n, M, F, B, X);
+      cr_expect_eq(rc, 0);
+      cr_expect(max_rel(n * M, X, W) < 1e-10, "n=%ld right=%d trans=%d: %g", n, right, trans,
+                max_rel(n * M, X, W));
+      memcpy(X, B, sizeof(double) * (size_t)(n * M));
+      rc = right ? s.solve_right(trans, M, n, F, X, X) : s.solve(trans, n, M, F, X, X);
+      cr_expect(rc == 0 && max_rel(n * M, X, W) < 1e-10, "in place: n=%ld right=%d trans=%d", n,
+                right, trans);
+    }
+  free(B), free(X), free(W);
+}
+
+// The sizes go past LAPACK's block of 64, so that the blocked paths run.
+static const long SIZES[] = {1, 2, 3, 7, 33, 130};
+
+Test(kernels, lu_against_tape) {
+  Rng g = {fnv1a("lu_against_tape")};
+  for (size_t k = 0; k < sizeof SIZES / sizeof *SIZES; k++) {
+    long n = SIZES[k];
+    double *A = malloc(sizeof(double) * (size_t)(n * n)), *F = malloc(sizeof(double) * (size_t)(n * n + n));
+    double *inv = malloc(sizeof(double) * (size_t)(n * n)), *got = malloc(sizeof(double) * (size_t)(n * n));
+    for (long i = 0; i < n * n; i++)
+      A[i] = uniform(&g, -1, 1);  // pivoting happens
+    double det, ld;
+    tape_op(MDRT_DET, n, A, &det);
+    tape_op(MDRT_LOGDET, n, A, &ld);
+    tape_op(MDRT_INV, n, A, inv);
+    cr_assert_eq(mdrt_lu(n, A, F), 0, "n=%ld", n);
+    cr_expect(near(mdrt_lu_det(n, F), det, 1e-10), "det n=%ld: %.17g, tape %.17g", n,
+              mdrt_lu_det(n, F), det);
+    cr_expect(near(mdrt_lu_logdet(n, F), ld, 1e-12), "logdet n=%ld", n);
+    cr_assert_eq(mdrt_lu_inverse(n, F, got), 0);
+    cr_expect(max_rel(n * n, got, inv) < 1e-10, "inverse n=%ld: %g", n, max_rel(n * n, got, inv));
+    check_solves((Solves){mdrt_lu_solve, mdrt_lu_solve_right}, n, F, inv, &g);
+    // A may be F.
+    memcpy(F, A, sizeof(double) * (size_t)(n * n));
+    cr_expect(mdrt_lu(n, F, F) == 0 && near(mdrt_lu_det(n, F), det, 1e-10), "in place n=%ld", n);
+    free(A), free(F), free(inv), free(got);
+  }
+}
+
+Test(kernels, chol_against_tape) {
+  Rng g = {fnv1a("chol_against_tape")};
+  for (size_t k = 0; k < sizeof SIZES / sizeof *SIZES; k++) {
+    long n = SIZES[k];
+    double *M = malloc(sizeof(double) * (size_t)(n * n)), *A = malloc(sizeof(double) * (size_t)(n * n));
+    double *F = malloc(sizeof(double) * (size_t)(n * n)), *inv = malloc(sizeof(double) * (size_t)(n * n));
+    double *got = malloc(sizeof(double) * (size_t)(n * n));
+    for (long i = 0; i < n * n; i++)
+      M[i] = uniform(&g, -1, 1);
+    mdrt_gemm(0, 1, n, n, n, 1.0, M, M, 0.0, A);  // A = M*M' + I
+    for (long i = 0; i < n; i++)
+      A[i * n + i] += 1;
+    double det, ld;
+    tape_op(MDRT_DET, n, A, &det);
+    tape_op(MDRT_LOGDET, n, A, &ld);
+    tape_op(MDRT_INV, n, A, inv);
+    // Only the upper triangle is read: another lower one changes nothing.
+    memcpy(got, A, sizeof(double) * (size_t)(n * n));
+    for (long i = 0; i < n; i++)
+      for (long j = 0; j < i; j++)
+        got[i * n + j] = 1e3 + (double)j;
+    cr_assert_eq(mdrt_chol(n, got, F), 0, "n=%ld", n);
+    cr_expect(near(mdrt_chol_det(n, F), det, 1e-10), "det n=%ld", n);
+    cr_expect(near(mdrt_chol_logdet(n, F), ld, 1e-12), "logdet n=%ld", n);
+    // R'*R = A, R the upper triangle.
+    double err = 0;
+    for (long i = 0; i < n; i++)
+      for (long j = 0; j < n; j++) {
+        double s = 0;
+        for (long p = 0; p <= i && p <= j; p++)
+          s += F[p * n + i] * F[p * n + j];
+        err = fmax(err, fabs(s - A[i * n + j]) / fmax(1, fabs(A[i * n + j])));
+      }
+    cr_expect(err < 1e-12, "R'R = A, n=%ld: %g", n, err);
+    cr_assert_eq(mdrt_chol_inverse(n, F, got), 0);
+    cr_expect(max_rel(n * n, got, inv) < 1e-10, "inverse n=%ld: %g", n, max_rel(n * n, got, inv));
+    long asym = 0;
+    for (long i = 0; i < n; i++)
+      for (long j = 0; j < i; j++)
+        asym += got[i * n + j] != got[j * n + i];
+    cr_expect_eq(asym, 0, "inverse symmetric n=%ld", n);
+    check_solves((Solves){chol_solve_t, chol_solve_right_t}, n, F, inv, &g);
+    free(M), free(A), free(F), free(inv), free(got);
+  }
+}
+
+// The float twins against the double kernels, at float's precision.
+Test(kernels, factorisations_in_float) {
+  enum { N = 7, M = 2 };
+  Rng g = {fnv1a("factorisations_in_float")};
+  double A[N * N], S[N * N], F[N * N + N], inv[N * N], B[N * M], X[N * M];
+  float Af[N * N], Sf[N * N], Ff[N * N + N], invf[N * N], Bf[N * M], Xf[N * M];
+  for (int i = 0; i < N * N; i++)
+    Af[i] = (float)(A[i] = uniform(&g, -1, 1));
+  mdrt_gemm(0, 1, N, N, N, 1.0, A, A, 0.0, S);
+  for (int i = 0; i < N * N; i++)
+    Sf[i] = (float)(S[i] += i % (N + 1) == 0);
+  for (int i = 0; i < N * M; i++)
+    Bf[i] = (float)(B[i] = uniform(&g, -1, 1));
+  for (int c = 0; c < 2; c++) {
+    int ok = c ? mdrt_chol(N, S, F) == 0 && mdrt_chol_f(N, Sf, Ff) == 0
+               : mdrt_lu(N, A, F) == 0 && mdrt_lu_f(N, Af, Ff) == 0;
+    cr_assert(ok);
+    double det = c ? mdrt_chol_logdet(N, F) : mdrt_lu_logdet(N, F);
+    float detf = c ? mdrt_chol_logdet_f(N, Ff) : mdrt_lu_logdet_f(N, Ff);
+    cr_expect(near(detf, det, 1e-4), "logdet %d: %g, %g", c, detf, det);
+    cr_expect(near(c ? mdrt_chol_det_f(N, Ff) : mdrt_lu_det_f(N, Ff),
+                   c ? mdrt_chol_det(N, F) : mdrt_lu_det(N, F), 1e-4));
+    cr_assert_eq(c ? mdrt_chol_inverse(N, F, inv) : mdrt_lu_inverse(N, F, inv), 0);
+    cr_assert_eq(c ? mdrt_chol_inverse_f(N, Ff, invf) : mdrt_lu_inverse_f(N, Ff, invf), 0);
+    for (int i = 0; i < N * N; i++)
+      cr_expect(near(invf[i], inv[i], 1e-3), "inverse %d [%d]", c, i);
+    for (int right = 0; right < 2; right++) {
+      if (c)
+        cr_assert(right ? !mdrt_chol_solve_right(M, N, F, B, X) && !mdrt_chol_solve_right_f(M, N, Ff, Bf, Xf)
+                        : !mdrt_chol_solve(N, M, F, B, X) && !mdrt_chol_solve_f(N, M, Ff, Bf, Xf));
+      else
+        cr_assert(right ? !mdrt_lu_solve_right(1, M, N, F, B, X) && !mdrt_lu_solve_right_f(1, M, N, Ff, Bf, Xf)
+                        : !mdrt_lu_solve(1, N, M, F, B, X) && !mdrt_lu_solve_f(1, N, M, Ff, Bf, Xf));
+      for (int i = 0; i < N * M; i++)
+        cr_expect(near(Xf[i], X[i], 1e-3), "solve %d %d [%d]", c, right, i);
+    }
+  }
+}
+
+Test(kernels, factorisations_refuse) {
+  double F[6], S[4] = {1, 2, 2, 4};
+  cr_expect_eq(mdrt_lu(2, S, F), -1, "singular");
+  cr_expect_eq(mdrt_lu_det(2, F), 0.0, "an exact zero pivot");
+  cr_expect_eq(mdrt_chol(2, S, F), -1, "semidefinite");
+  cr_expect_eq(mdrt_chol(2, (double[]){1, 2, 2, 1}, F), -1, "indefinite");
+  cr_expect_eq(mdrt_lu(2, (double[]){1, NAN, 0, 1}, F), -1, "NaN");
+  cr_expect_eq(mdrt_chol(2, (double[]){1, 0, 0, INFINITY}, F), -1, "infinity");
+  cr_expect_eq(mdrt_lu(0, NULL, F), 0);
+  cr_expect_eq(mdrt_lu_det(0, F), 1.0);
+  cr_expect_eq(mdrt_lu_logdet(0, F), 0.0);
+  cr_expect_eq(mdrt_chol(0, NULL, F), 0);
 }
 
 /* ---- tape: values ------------------------------------------------------- */

@@ -1,0 +1,406 @@
+/*
+ * chain.c - the emitter's algebra: the value's and the gradients' DAG
+ * rewritten for cost just before C is planned, so that no O(n^3) work is
+ * done where O(n^2) will do. The printed formulas keep the user's form:
+ * only the emitted code sees these nodes.
+ *
+ *   - A chain of matrix products is grouped by its cost: the classic
+ *     dynamic program over the chain's dimensions, a symbolic size
+ *     counted as large, so that a vector at either end (or a size 1
+ *     inside) is always used first. The written grouping stays unless
+ *     another is cheaper. Scalar factors go to the front.
+ *   - Structured matrices are never dense: diag(v)*A is v.*A, A*diag(v)
+ *     is A.*v', eye*A is A, ones(1,n)*A is sum(A,1) and a full ones(n,m)
+ *     times A the outer product ones(n,1)*sum(A,1).
+ *   - Only what is read of a product is computed: sum(A*B) is
+ *     sum(A,1)*sum(B,2), diag(M*N) is sum(M.*N', 2) and tr(M*N) is
+ *     sum(M.*N'); the chain inside is grouped for that last step's cost.
+ *   - A'*B' is (B*A)', so that a product and its transpose are one node;
+ *     (P + Q)*x is P*x + Q*x for a vector x, used once: no n x n sum.
+ *
+ * One sweep by increasing id rewrites each node after its operands, with
+ * no recursion over the DAG's depth.
+ */
+#include <float.h>
+#include "md.h"
+
+enum {
+  MAX_CHAIN = 64,  /* factors of one chain; a longer one keeps its grouping */
+};
+
+/* What is read of a chain's product: all of it, its diagonal (diag), or
+   the sum of its diagonal (tr). A sum reads all of a longer chain, one
+   with vectors of ones at its ends. */
+typedef enum Want { WANT_ALL, WANT_DIAG, WANT_TRACE } Want;
+
+// A symbolic size, counted in the cost model: large, but not so large
+// that a literal size never matters.
+#define SYMBOLIC_SIZE 1e4
+
+typedef struct Chain {
+  Ctx *c;
+  int n;          /* nodes below n are the original DAG's */
+  int *uses;      /* by original id: users among the needed nodes, and roots */
+  Node **user;    /* by original id: a user */
+  char *inner;    /* by original id: a product the chain above it takes apart */
+  Node **memo;    /* by original id: the rewritten node */
+  /* The chain being grouped. */
+  Node *factor[MAX_CHAIN];
+  int nf;
+  Node *coef;     /* the product of its scalar factors, or NULL */
+  Node *eye;      /* an identity it left out, or NULL */
+  double dim[MAX_CHAIN + 1];
+  int (*written)[MAX_CHAIN]; /* the split of [i, j]: as written */
+  int (*split)[MAX_CHAIN];   /* ... and the cheapest */
+  double (*cost)[MAX_CHAIN]; /* the cost of [i, j] split so */
+} Chain;
+
+static bool is_scalar(const Node *n) { return shape_is_scalar(n->shape); }
+
+static bool is_one(Dim d) { return d.sym < 0 && d.n == 1; }
+
+// A matrix product, or a scaling of a matrix by a scalar.
+// (P*Q)' is Q'*P': the transpose of a product is a chain too.
+static bool chainable(const Node *n) {
+  if (n->op == OP_TRANS)
+    return !is_scalar(n) && chainable(n->a);
+  return n->op == OP_MUL && !(is_scalar(n->a) && is_scalar(n->b));
+}
+
+// Operand K (0 or 1) of a product, or of a transpose (which has one).
+static Node *operand(const Node *n, int k) { return k ? n->b : n->a; }
+static int operands(const Node *n) { return n->b ? 2 : 1; }
+
+static double size(Dim d) { return d.sym < 0 ? (double)d.n : SYMBOLIC_SIZE; }
+
+/* ---- products of two ----------------------------------------------------- */
+
+static Node *op(Chain *ch, Op o, Node *a, Node *b, long k) { return ast_opk(ch->c, o, a, b, k); }
+
+// N', and (N')' is N.
+static Node *trans(Chain *ch, Node *n) {
+  return n && n->op == OP_TRANS ? n->a : op(ch, OP_TRANS, n, NULL, 0);
+}
+
+static bool is_diag(const Node *n) { return n->op == OP_DIAGM || n->op == OP_EYE; }
+
+// ones of N's shape, read through any transposes.
+static bool is_ones(const Node *n) {
+  while (n->op == OP_TRANS)
+    n = n->a;
+  return n->op == OP_ONES;
+}
+
+static Node *ones(Chain *ch, Dim r, Dim c) {
+  return ast_fill(ch->c, OP_ONES, (Shape){r, c});
+}
+
+// A sum of two matrices of its shape, not a broadcast.
+static bool flat_sum(const Node *n) {
+  return (n->op == OP_ADD || n->op == OP_SUB) && shape_eq(n->a->shape, n->shape) &&
+         shape_eq(n->b->shape, n->shape);
+}
+
+// Used once: by its id below ch->n, else made here (and used once).
+static bool once(const Chain *ch, const Node *n) { return n->id >= ch->n || ch->uses[n->id] == 1; }
+
+static Node *mul(Chain *ch, Node *a, Node *b);
+
+/* A*B with the structure of either used. */
+static Node *mul(Chain *ch, Node *a, Node *b) {
+  if (!a || !b)
+    return NULL;
+  if (a->op == OP_EYE)
+    return b;
+  if (b->op == OP_EYE)
+    return a;
+  if (a->op == OP_DIAGM)  // row i scaled by v(i)
+    return op(ch, OP_EMUL, a->a, b, 0);
+  if (b->op == OP_DIAGM)  // column j scaled by v(j)
+    return op(ch, OP_EMUL, a, trans(ch, b->a), 0);
+  // A column of ones on the left (a row on the right) is an outer product
+  // already; anything wider, each row (column) of the product is the same.
+  if (is_ones(a) && !is_one(a->shape.c)) {
+    Node *sums = op(ch, OP_SUM, b, NULL, 1);
+    return is_one(a->shape.r) ? sums : op(ch, OP_MUL, ones(ch, a->shape.r, dim_lit(1)), sums, 0);
+  }
+  if (is_ones(b) && !is_one(b->shape.r)) {
+    Node *sums = op(ch, OP_SUM, a, NULL, 2);
+    return is_one(b->shape.c) ? sums : op(ch, OP_MUL, sums, ones(ch, dim_lit(1), b->shape.c), 0);
+  }
+  if (a->op == OP_TRANS && b->op == OP_TRANS)
+    return trans(ch, mul(ch, b->a, a->a));
+  if (flat_sum(a) && is_one(b->shape.c) && once(ch, a))
+    return op(ch, a->op, mul(ch, a->a, b), mul(ch, a->b, b), 0);
+  if (flat_sum(b) && is_one(a->shape.r) && once(ch, b))
+    return op(ch, b->op, mul(ch, a, b->a), mul(ch, a, b->b), 0);
+  return op(ch, OP_MUL, a, b, 0);
+}
+
+/* What WANT reads of M*N: its diagonal, sum(M.*N', 2), or the sum of its
+   diagonal, sum(M.*N'). */
+static Node *read_product(Chain *ch, Want want, Node *m, Node *n) {
+  Node *dots = op(ch, OP_EMUL, m, trans(ch, n), 0);
+  return op(ch, OP_SUM, dots, NULL, want == WANT_DIAG ? 2 : 0);
+}
+
+/* ---- one chain ------------------------------------------------------------ */
+
+static bool push(Chain *ch, Node *f) {
+  if (ch->nf == MAX_CHAIN)
+    return false;
+  ch->factor[ch->nf++] = f;
+  return true;
+}
+
+// Take N apart into ch's factors and scalar coefficient, through the
+// products the chain owns; the written split of each product is kept.
+// The factors are rewritten nodes (memo). An identity is left out, and a
+// full matrix of ones is a column of ones times a row. Returns the index
+// past N's last factor, or -1 if the chain is too long.
+static int flatten(Chain *ch, Node *n, bool top);
+
+// The factors [FIRST, LAST] of a product, transposed: reversed, each
+// transposed, and the written splits mirrored (through ch->split, which
+// is free until the chain is grouped).
+static void transpose(Chain *ch, int first, int last) {
+  int(*w)[MAX_CHAIN] = ch->split;
+  for (int i = first; i <= last; i++)
+    for (int j = i + 1; j <= last; j++)
+      w[i][j] = ch->written[i][j];
+  for (int i = first; i <= last; i++)
+    for (int j = i + 1; j <= last; j++)
+      ch->written[first + last - j][first + last - i] = first + last - (w[i][j] + 1);
+  for (int i = first, j = last; i <= j; i++, j--) {
+    Node *f = trans(ch, ch->factor[i]);
+    ch->factor[i] = trans(ch, ch->factor[j]);
+    ch->factor[j] = f;
+  }
+}
+
+static int flatten(Chain *ch, Node *n, bool top) {
+  if (n->op == OP_TRANS && chainable(n) && (top || ch->inner[n->id])) {
+    int first = ch->nf;
+    if (flatten(ch, n->a, false) < 0)
+      return -1;
+    transpose(ch, first, ch->nf - 1);
+    return ch->nf;
+  }
+  if (chainable(n) && (top || ch->inner[n->id])) {
+    int first = ch->nf;
+    int mid = flatten(ch, n->a, false);
+    if (mid < 0 || flatten(ch, n->b, false) < 0)
+      return -1;
+    if (mid > first && ch->nf > mid)  // a product of two parts, not a scaling
+      ch->written[first][ch->nf - 1] = mid - 1;
+    return ch->nf;
+  }
+  Node *f = ch->memo[n->id];
+  if (is_scalar(n)) {  // a scalar factor of a scaling
+    ch->coef = ch->coef ? op(ch, OP_MUL, ch->coef, f, 0) : f;
+    return ch->nf;
+  }
+  if (f->op == OP_EYE) {
+    ch->eye = f;
+    return ch->nf;
+  }
+  if (is_ones(f) && !is_one(f->shape.r) && !is_one(f->shape.c)) {
+    if (!push(ch, ones(ch, f->shape.r, dim_lit(1))) || !push(ch, ones(ch, dim_lit(1), f->shape.c)))
+      return -1;
+    ch->written[ch->nf - 2][ch->nf - 1] = ch->nf - 2;
+    return ch->nf;
+  }
+  return push(ch, f) ? ch->nf : -1;
+}
+
+// The cost of multiplying [i, s] by [s+1, j]; the last step of a chain
+// whose WANT is not all of it costs what that reading costs.
+static double step_cost(const Chain *ch, int i, int s, int j, Want want) {
+  const double *d = ch->dim;
+  if (want != WANT_ALL)
+    return d[i] * d[s + 1];
+  if ((s == i && is_diag(ch->factor[i])) || (s + 1 == j && is_diag(ch->factor[j])))
+    return d[i] * d[j + 1];  // a scaling
+  return d[i] * d[s + 1] * d[j + 1];
+}
+
+// The cost of [i, j] split as SPLIT says, the last step wanting WANT.
+static double tree_cost(const Chain *ch, int split[][MAX_CHAIN], int i, int j, Want want) {
+  if (i == j)
+    return 0;
+  int s = split[i][j];
+  return tree_cost(ch, split, i, s, WANT_ALL) + tree_cost(ch, split, s + 1, j, WANT_ALL) +
+         step_cost(ch, i, s, j, want);
+}
+
+// The cheapest split of every [i, j], by dynamic programming.
+static void best_splits(Chain *ch, int split[][MAX_CHAIN], Want want) {
+  double(*cost)[MAX_CHAIN] = ch->cost;
+  int k = ch->nf;
+  for (int i = 0; i < k; i++)
+    cost[i][i] = 0;
+  for (int len = 2; len <= k; len++)
+    for (int i = 0; i + len - 1 < k; i++) {
+      int j = i + len - 1;
+      Want w = len == k ? want : WANT_ALL;
+      cost[i][j] = DBL_MAX;
+      for (int s = i; s < j; s++) {
+        double t = cost[i][s] + cost[s + 1][j] + step_cost(ch, i, s, j, w);
+        if (t < cost[i][j])
+          cost[i][j] = t, split[i][j] = s;
+      }
+    }
+}
+
+static Node *build(Chain *ch, int split[][MAX_CHAIN], int i, int j) {
+  if (i == j)
+    return ch->factor[i];
+  int s = split[i][j];
+  return mul(ch, build(ch, split, i, s), build(ch, split, s + 1, j));
+}
+
+/* The chain at N (a product or scaling), grouped for WANT: the node that
+   computes it, or what TOP (diag, tr, sum along K) reads of it. */
+static Node *group(Chain *ch, Node *n, Want want, Op top, long k) {
+  int(*split)[MAX_CHAIN] = ch->split;
+  ch->nf = 0;
+  ch->coef = ch->eye = NULL;
+  // sum(P) is 1'*P*1: a longer chain, with vectors at its ends.
+  if (top == OP_SUM && k != 2 && !is_one(n->shape.r) && !push(ch, ones(ch, dim_lit(1), n->shape.r)))
+    return NULL;
+  int first = ch->nf;
+  if (flatten(ch, n, true) < 0)
+    return NULL;
+  if (first && ch->nf >= 2)  // as written: 1'*(P)
+    ch->written[0][ch->nf - 1] = 0;
+  int last = ch->nf;
+  if (top == OP_SUM && k != 1 && !is_one(n->shape.c) && !push(ch, ones(ch, n->shape.c, dim_lit(1))))
+    return NULL;
+  if (ch->nf > last && last >= 1)  // (1'*P)*1
+    ch->written[0][ch->nf - 1] = last - 1;
+  if (ch->nf == 0)  // identities and scalars only
+    push(ch, ch->eye);
+  int nf = ch->nf;
+  ch->dim[0] = size(ch->factor[0]->shape.r);
+  for (int i = 0; i < nf; i++)
+    ch->dim[i + 1] = size(ch->factor[i]->shape.c);
+  Want w = nf >= 2 ? want : WANT_ALL;
+  best_splits(ch, split, w);
+  // The written grouping unless another is cheaper.
+  if (nf >= 2 && tree_cost(ch, split, 0, nf - 1, w) >= tree_cost(ch, ch->written, 0, nf - 1, w))
+    split = ch->written;
+  Node *r;
+  if (w == WANT_ALL)
+    r = build(ch, split, 0, nf - 1);
+  else
+    r = read_product(ch, w, build(ch, split, 0, split[0][nf - 1]),
+                     build(ch, split, split[0][nf - 1] + 1, nf - 1));
+  if (want != WANT_ALL && w == WANT_ALL)  // one factor: read as written
+    r = op(ch, top, r, NULL, 0);
+  if (top == OP_SUM && r && !shape_eq(r->shape, shape_scalar()) && k == 0)
+    r = op(ch, OP_SUM, r, NULL, 0);  // a vector at one end only: one sum more
+  return ch->coef && r ? op(ch, OP_MUL, ch->coef, r, 0) : r;
+}
+
+/* ---- the sweep ------------------------------------------------------------ */
+
+// What a reduction N reads of its operand, if that is a product used only
+// here: its diagonal (diag), the sum of its diagonal (tr), or its sum (all
+// of a longer chain).
+static Want reads(const Chain *ch, const Node *n, bool *reduces) {
+  const Node *a = n->a;
+  *reduces = false;
+  if (!a || a->id >= ch->n || !chainable(a) || is_scalar(a) || ch->uses[a->id] != 1)
+    return WANT_ALL;
+  *reduces = n->op == OP_DIAGV || n->op == OP_TR || n->op == OP_SUM;
+  return n->op == OP_DIAGV ? WANT_DIAG : n->op == OP_TR ? WANT_TRACE : WANT_ALL;
+}
+
+static Node *rewrite(Chain *ch, Node *n) {
+  if (op_is_leaf(n->op))
+    return n;
+  if (chainable(n))
+    return group(ch, n, WANT_ALL, OP_MUL, 0);
+  bool reduces;
+  Want want = reads(ch, n, &reduces);
+  if (n->a && ch->inner[n->a->id])  // a product that only this reads part of
+    return group(ch, n->a, want, n->op, n->k);
+  return op(ch, n->op, ch->memo[n->a->id], n->b ? ch->memo[n->b->id] : NULL, n->k);
+}
+
+bool chain_rewrite(Ctx *c, Node **roots, int nroots) {
+  Chain ch = {.c = c, .n = c->nnodes};
+  Arena *A = &c->arena;
+  size_t n = (size_t)ch.n;
+  char *seen = arena_alloc(A, n + 1);
+  ch.uses = arena_alloc(A, sizeof(int) * (n + 1));
+  ch.user = arena_alloc(A, sizeof(Node *) * (n + 1));
+  ch.inner = arena_alloc(A, n + 1);
+  ch.memo = arena_alloc(A, sizeof(Node *) * (n + 1));
+  ch.written = arena_alloc(A, sizeof(int[MAX_CHAIN][MAX_CHAIN]));
+  ch.split = arena_alloc(A, sizeof(int[MAX_CHAIN][MAX_CHAIN]));
+  ch.cost = arena_alloc(A, sizeof(double[MAX_CHAIN][MAX_CHAIN]));
+  if (!seen || !ch.uses || !ch.user || !ch.inner || !ch.memo || !ch.written || !ch.split ||
+      !ch.cost)
+    return false;
+  for (int r = 0; r < nroots; r++)
+    if (roots[r]) {
+      ast_mark(c, roots[r], seen);
+      ch.uses[roots[r]->id]++;
+    }
+  for (int i = 0; i < ch.n; i++) {
+    Node *x = c->nodes[i];
+    if (!seen[i])
+      continue;
+    if (x->a)
+      ch.uses[x->a->id]++, ch.user[x->a->id] = x;
+    if (x->b)
+      ch.uses[x->b->id]++, ch.user[x->b->id] = x;
+  }
+  // A product whose every user is a product, or that one reduction reads
+  // part of, belongs to the chains above it (a candidate): each takes it
+  // apart, and the groupings they choose share what they share, being
+  // hash-consed. Unless a chain is longer than MAX_CHAIN factors: then its
+  // products are chains of their own.
+  int *len = arena_alloc(A, sizeof(int) * (n + 1));
+  int *chain_users = arena_alloc(A, sizeof(int) * (n + 1));
+  char *cand = arena_alloc(A, n + 1), *too_long = arena_alloc(A, n + 1);
+  if (!len || !chain_users || !cand || !too_long)
+    return false;
+  for (int i = 0; i < ch.n; i++)
+    if (seen[i] && chainable(c->nodes[i]))
+      for (int k = 0; k < operands(c->nodes[i]); k++)
+        chain_users[operand(c->nodes[i], k)->id]++;
+  for (int i = 0; i < ch.n; i++) {
+    Node *x = c->nodes[i], *u = ch.user[i];
+    bool reduces = false;
+    if (!seen[i] || !chainable(x))
+      continue;
+    if (u && ch.uses[i] == 1)
+      reads(&ch, u, &reduces);
+    cand[i] = !is_scalar(x) && (chain_users[i] == ch.uses[i] || (reduces && u->a == x));
+    for (int k = 0; k < operands(x); k++) {
+      Node *o = operand(x, k);
+      len[i] += is_scalar(o) ? 0 : cand[o->id] ? len[o->id] : 2;
+    }
+    len[i] = len[i] > MAX_CHAIN ? MAX_CHAIN + 1 : len[i];  // a power can double it
+  }
+  for (int i = ch.n - 1; i >= 0; i--) {
+    Node *x = c->nodes[i];
+    if (!seen[i] || !chainable(x))
+      continue;
+    if (!cand[i] || chain_users[i] < ch.uses[i])  // group() starts here
+      too_long[i] |= len[i] + 2 > MAX_CHAIN;
+    for (int k = 0; k < operands(x); k++)
+      if (cand[operand(x, k)->id])
+        too_long[operand(x, k)->id] |= too_long[i];
+    ch.inner[i] = cand[i] && !too_long[i];
+  }
+  for (int i = 0; i < ch.n; i++)
+    if (seen[i] && !ch.inner[i] && !(ch.memo[i] = rewrite(&ch, c->nodes[i])))
+      return false;
+  for (int r = 0; r < nroots; r++)
+    if (roots[r])
+      roots[r] = ch.memo[roots[r]->id];
+  return true;
+}

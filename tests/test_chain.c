@@ -1,0 +1,163 @@
+/*
+ * test_chain.c - chain.c's rewrites for cost, each held against the form
+ * it rewrote: the value and every gradient of a program, evaluated on the
+ * runtime's tape as the front half leaves them and as chain_rewrite
+ * leaves them, must agree. Then the point of each rewrite: what it leaves
+ * has no product of two matrices where the program needs none (the issue's
+ * probes), and a long chain is grouped by its sizes.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+#include "matdiff_rt.h"
+#include "md.h"
+#include "util.h"
+
+enum { N = 7, MAXROOTS = 8, MAXVARS = 32 };
+
+typedef struct Case {
+  const char *src;
+  bool dense_products;  /* the rewritten DAG may keep a matrix times a matrix */
+} Case;
+
+// Every size N, every input drawn from the case's own stream.
+static void inputs(Ctx *c, const char *src, long *dims, double **in) {
+  Rng g = {fnv1a(src)};
+  for (int i = 0; i < c->ndims; i++)
+    dims[i] = N;
+  for (int i = 0; i < c->nvars; i++) {
+    long len = dim_value(c->vars[i].shape.r, dims) * dim_value(c->vars[i].shape.c, dims);
+    in[i] = malloc(sizeof(double) * (size_t)len);
+    for (long k = 0; k < len; k++)
+      in[i][k] = uniform(&g, -1, 1);
+  }
+}
+
+// ROOT's value, recorded on a tape: into a fresh buffer, with its size.
+static double *value(Ctx *c, Node *root, const long *dims, double **in, long *len) {
+  mdrt_tape *t = mdrt_tape_new();
+  int leaves[MAXVARS];
+  Node *out = c->out;
+  c->out = root;
+  int h = record_on_tape(c, t, dims, (const double *const *)in, leaves);
+  c->out = out;
+  cr_assert_geq(h, 0, "tape: %s", mdrt_tape_error(t));
+  *len = mdrt_tape_rows(t, h) * mdrt_tape_cols(t, h);
+  double *v = malloc(sizeof(double) * (size_t)*len);
+  memcpy(v, mdrt_tape_value(t, h), sizeof(double) * (size_t)*len);
+  mdrt_tape_free(t);
+  return v;
+}
+
+// Is there a product of two matrices (neither a vector nor a scalar) in
+// the DAG below ROOT?
+static bool dense_product(Ctx *c, Node *root) {
+  char *seen = calloc((size_t)c->nnodes, 1);
+  ast_mark(c, root, seen);
+  bool found = false;
+  for (int i = 0; i <= root->id; i++) {
+    Node *x = c->nodes[i];
+    if (seen[i] && x->op == OP_MUL) {
+      Shape a = x->a->shape, b = x->b->shape;
+      bool vec_a = (a.r.sym < 0 && a.r.n == 1) || (a.c.sym < 0 && a.c.n == 1);
+      bool vec_b = (b.r.sym < 0 && b.r.n == 1) || (b.c.sym < 0 && b.c.n == 1);
+      found |= !vec_a && !vec_b;
+    }
+  }
+  free(seen);
+  return found;
+}
+
+static void check(const Case *k) {
+  md_error err;
+  Ctx c;
+  ctx_init(&c, k->src, (long)strlen(k->src), "chain.expr", &err);
+  cr_assert(md_front(&c), "%s", err.diag);
+  Node *roots[MAXROOTS], *was[MAXROOTS];
+  int n = 0;
+  roots[n++] = c.out;
+  for (int i = 0; i < c.nvars && n < MAXROOTS; i++)
+    if (c.grads[i])
+      roots[n++] = c.grads[i];
+  memcpy(was, roots, sizeof roots);
+  cr_assert(chain_rewrite(&c, roots, n), "%s", k->src);
+  long dims[8];
+  double *in[MAXVARS];
+  inputs(&c, k->src, dims, in);
+  for (int r = 0; r < n; r++) {
+    long la, lb;
+    double *a = value(&c, was[r], dims, in, &la), *b = value(&c, roots[r], dims, in, &lb);
+    cr_assert_eq(la, lb);
+    double d = 0, m = 1;
+    for (long i = 0; i < la; i++)
+      d = fmax(d, fabs(a[i] - b[i])), m = fmax(m, fabs(a[i]));
+    cr_expect(d <= 1e-12 * m, "%sroot %d: rewritten differs by %g\n%s", k->src, r, d / m,
+              print_str(&c, roots[r]));
+    if (!k->dense_products)
+      cr_expect(!dense_product(&c, roots[r]), "%sroot %d keeps a matrix product: %s", k->src, r,
+                print_str(&c, roots[r]));
+    free(a), free(b);
+  }
+  for (int i = 0; i < c.nvars; i++)
+    free(in[i]);
+  ctx_free(&c);
+}
+
+static const Case cases[] = {
+    /* the six probes of issue #13 */
+    {"A : matrix(n, n)\nB : matrix(n, n)\nx : vector(n)\ny = sum(A*B*x)\n", false},
+    {"A : matrix(n, n)\nx : vector(n)\nwrt x\ny = x'*(A'*A)*x\n", false},
+    {"A : matrix(n, n)\nv : vector(n)\ny = ||diag(v)*A||_F^2\n", false},
+    {"A : matrix(n, n)\nv : vector(n)\ny = ||A*diag(v)||_F^2\n", false},
+    {"A : matrix(n, n)\nB : matrix(n, n)\ny = sum(A*B)\n", false},
+    {"A : matrix(n, n)\ny = ||eye(n)*A||_F^2\n", false},
+    /* what is read of a product */
+    {"M : matrix(n, n)\nP : matrix(n, n)\nv : vector(n)\ny = v'*diag(M*P)\n", false},
+    {"M : matrix(n, n)\nP : matrix(n, n)\ny = tr(M*P)\n", false},
+    {"M : matrix(n, n)\nP : matrix(n, n)\nQ : matrix(n, n)\ny = sum(2*M*P*Q)\n", false},
+    {"M : matrix(n, n)\nP : matrix(n, n)\ny = sum(diag(M*P')/3)\n", false},
+    /* ones, eye, transposes, sums */
+    {"A : matrix(n, n)\nx : vector(n)\ny = ones(n,1)'*A*x\n", false},
+    {"A : matrix(n, n)\nB : matrix(n, n)\ny = sum(ones(n,n)*A .* B)\n", false},
+    {"A : matrix(n, n)\nx : vector(n)\ny = x'*A'*(A*x) + sum(x'*A')\n", false},
+    {"A : matrix(n, n)\nx : vector(n)\ny = x'*(A + A')*x\n", false},
+    {"A : matrix(n, n)\nx : vector(n)\ny = x'*A*x\n", false},
+    {"A : matrix(n, n)\nv : vector(n)\nw : vector(n)\ny = w'*diag(v)*A*diag(w)*v\n", false},
+    /* chains the sizes decide, scalars among the factors */
+    {"A : matrix(n, 3)\nB : matrix(3, n)\nC : matrix(n, n)\ny = ||A*B*C||_F^2\n", true},
+    {"A : matrix(n, 3)\nB : matrix(3, n)\nC : matrix(n, 2)\ny = ||2*A*(B*C)/5||_F^2\n", true},
+    {"X : matrix(n, n)\nW : matrix(n, n)\nb : matrix(n, n)\ny = ||X*W + b||_F^2\n", true},
+    {"A : matrix(n, n)\nB : matrix(n, n)\ny = logdet(A*B + eye(n)*3*n)\n", true},
+};
+
+Test(chain, rewrites_agree_with_the_written_form) {
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    check(&cases[i]);
+}
+
+// A long chain of (n x 2)(2 x n) pairs ending in a vector: from the right,
+// every product is a matrix times a vector; as written, n x n products.
+Test(chain, long_chains_are_grouped_by_cost) {
+  char src[4096];
+  int len = snprintf(src, sizeof src, "x : vector(n)\n");
+  for (int i = 0; i < 10; i++)
+    len += snprintf(src + len, sizeof src - (size_t)len, "A%d : matrix(n, 2)\nB%d : matrix(2, n)\n",
+                    i, i);
+  len += snprintf(src + len, sizeof src - (size_t)len, "y = sum(");
+  for (int i = 0; i < 10; i++)
+    len += snprintf(src + len, sizeof src - (size_t)len, "A%d*B%d*", i, i);
+  snprintf(src + len, sizeof src - (size_t)len, "x)\n");
+  Case k = {src, false};
+  check(&k);
+}
+
+// Past MAX_CHAIN factors a chain keeps its grouping, and still agrees.
+Test(chain, chains_past_the_limit_are_left_alone) {
+  char src[8192];
+  int len = snprintf(src, sizeof src, "A : matrix(n, n)\nx : vector(n)\ny = sum(");
+  for (int i = 0; i < 70; i++)
+    len += snprintf(src + len, sizeof src - (size_t)len, "A*");
+  snprintf(src + len, sizeof src - (size_t)len, "x/%d)\n", 7);
+  Case k = {src, true};
+  check(&k);
+}
