@@ -286,7 +286,8 @@ static const char diff_help[] =
     "                    '# after STAGE' and followed by an empty one: parse (the\n"
     "                    parse tree), dag (the DAG after lowering), adjoint (the\n"
     "                    gradients' DAG straight out of reverse mode), simplified\n"
-    "                    (the same, simplified)\n";
+    "                    (the same, simplified), plan (how the C computes each\n"
+    "                    body: each needed node's form, uses and buffer)\n";
 
 // Is NAME in LIST, a comma-separated list?
 static bool listed(const char *list, const char *name) {

@@ -426,7 +426,8 @@ Node *simp_expr(Ctx *c, Node *n);
 /* ---- api.c ------------------------------------------------------------- */
 
 /* The front half of the pipeline as a table of stages, in order, ended by
-   a NULL name: parse, dag (lowering), adjoint (reverse mode), simplified.
+   a NULL name: parse, dag (lowering), adjoint (reverse mode), simplified,
+   plan (how the emitter computes each body, plan.c).
    Each runs on the state the one before left (false with the error
    reported) and has a printer of the state it leaves, which
    `matdiff diff --dump=STAGE,...` shows. A stage is one line here. */
@@ -446,6 +447,7 @@ bool md_front(Ctx *c);
 void dump_parse(Ctx *c, Buf *b);   /* the statements, as s-expressions */
 void dump_dag(Ctx *c, Buf *b);     /* the value's DAG, one node a line */
 void dump_grads(Ctx *c, Buf *b);   /* the gradients' DAG, the same way */
+void dump_plan(Ctx *c, Buf *b);    /* each body's plan, one needed node a line */
 
 /* ---- print.c ----------------------------------------------------------- */
 
