@@ -102,18 +102,18 @@ typedef struct Verb {
   const char *help;
 } Verb;
 
-typedef enum Kind {
+typedef enum ArgKind {
   FLAG,              /* a bool, set */
   TEXT,              /* a string: the value */
   NUMBER,            /* an unsigned long long from MIN to MAX */
   DIM,               /* D=N, appended to binds */
   WORD,              /* the option's own name, appended to words */
-} Kind;
+} ArgKind;
 
 typedef struct Option {
   const char *name;
   unsigned verbs;    /* the verbs that take it */
-  Kind kind;
+  ArgKind kind;
   size_t field;      /* in Args: offsetof */
   const char *value; /* the value, as the usage names it */
   unsigned long long min, max;
