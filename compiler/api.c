@@ -5,6 +5,7 @@
  * DAG) stays alive with the function, for the tape oracle and for names.
  */
 #include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -347,6 +348,14 @@ int md_output_dim(const md_function *f, int axis) {
   return dim_index(axis ? f->ctx.out->shape.c : f->ctx.out->shape.r);
 }
 
+int md_input_is_symmetric(const md_function *f, int i) {
+  return f && i >= 0 && i < f->ctx.nvars ? f->ctx.vars[i].symmetric : 0;
+}
+
+int md_input_is_posdef(const md_function *f, int i) {
+  return f && i >= 0 && i < f->ctx.nvars ? f->ctx.vars[i].posdef : 0;
+}
+
 int md_input_is_vector(const md_function *f, int i) {
   return f && i >= 0 && i < f->ctx.nvars && f->ctx.vars[i].vector;
 }
@@ -400,6 +409,34 @@ bool api_sizes_ok(md_function *f, const long *dims, md_error *err) {
   return dims_ok(f, dims, err) && sizes_fit(f, dims, err);
 }
 
+// The data of input I, declared symmetric(n) or posdef(n), is symmetric:
+// every |S(i,j) - S(j,i)| is within MD_SYMMETRIC_TOL of max|S|. The code
+// reads such an input as if it were (S' is S), so data that is not would
+// give a value and gradients of some other matrix.
+static bool symmetric_ok(md_function *f, int i, const long *dims, const double *x,
+                         md_error *err) {
+  if (!api_sizes_ok(f, dims, err))
+    return false;
+  const Var *v = &f->ctx.vars[i];
+  long n = dim_value(v->shape.r, dims);
+  double big = 0;
+  for (long k = 0; k < n * n; k++)
+    big = fmax(big, fabs(x[k]));
+  for (long r = 0; r < n; r++)
+    for (long c = r + 1; c < n; c++) {
+      double d = fabs(x[r * n + c] - x[c * n + r]);
+      if (d > MD_SYMMETRIC_TOL * big || isnan(d)) {
+        diag_plain(err, "input '%s' is declared %s but is not symmetric: %s(%ld,%ld) = %.17g and "
+                   "%s(%ld,%ld) = %.17g differ by more than %g times max|%s| = %g",
+                   v->name, v->posdef ? "posdef" : "symmetric", v->name, r + 1, c + 1,
+                   x[r * n + c], v->name, c + 1, r + 1, x[c * n + r], MD_SYMMETRIC_TOL, v->name,
+                   big);
+        return false;
+      }
+    }
+  return true;
+}
+
 bool api_call_ok(md_function *f, const long *dims, const double *const *inputs, md_error *err) {
   diag_clear(err);
   if (!f) {
@@ -415,6 +452,9 @@ bool api_call_ok(md_function *f, const long *dims, const double *const *inputs, 
       diag_plain(err, "input '%s' is missing", f->ctx.vars[i].name);
       return false;
     }
+  for (int i = 0; i < f->ctx.nvars; i++)
+    if (f->ctx.vars[i].symmetric && !symmetric_ok(f, i, dims, inputs[i], err))
+      return false;
   return true;
 }
 

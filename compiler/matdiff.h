@@ -74,6 +74,15 @@ int md_input_dim(const md_function *f, int i, int axis);
 int md_output_dim(const md_function *f, int axis);
 /* Declared vector(n): an n x 1 column that a file may hold as one row. */
 int md_input_is_vector(const md_function *f, int i);
+/* Declared symmetric(n) or posdef(n) (md_input_is_symmetric), or posdef(n)
+   (md_input_is_posdef): an n x n matrix that every call requires to be
+   symmetric, to MD_SYMMETRIC_TOL times its largest element, and whose
+   gradient is the symmetric one, (G + G')/2 of the gradient G over all
+   matrices (docs/LANGUAGE.md). A posdef input that is not positive
+   definite fails where it is factorised (Cholesky), naming it. */
+#define MD_SYMMETRIC_TOL 1e-12
+int md_input_is_symmetric(const md_function *f, int i);
+int md_input_is_posdef(const md_function *f, int i);
 
 /* The value of the output into OUT (one double for a scalar output, else
    rows*cols, row-major). DIMS holds one value per symbolic size, INPUTS one
