@@ -409,16 +409,24 @@ bool api_sizes_ok(md_function *f, const long *dims, md_error *err) {
   return dims_ok(f, dims, err) && sizes_fit(f, dims, err);
 }
 
-// The data of input I, declared symmetric(n) or posdef(n), is symmetric:
-// every |S(i,j) - S(j,i)| is within MD_SYMMETRIC_TOL of max|S|. The code
-// reads such an input as if it were (S' is S), so data that is not would
-// give a value and gradients of some other matrix.
-static bool symmetric_ok(md_function *f, int i, const long *dims, const double *x,
-                         md_error *err) {
-  if (!api_sizes_ok(f, dims, err))
-    return false;
+// The code reads a symmetric input as if it were (S' is S), so data that is
+// not would give the value and gradients of some other matrix.
+int md_check_input(const md_function *f, int i, const double *x, long rows, long cols,
+                   md_error *err) {
+  diag_clear(err);
+  if (!f || i < 0 || i >= f->ctx.nvars || !x) {
+    diag_plain(err, !f ? "no function" : !x ? "no data" : "no input %d", i);
+    return -1;
+  }
   const Var *v = &f->ctx.vars[i];
-  long n = dim_value(v->shape.r, dims);
+  if (!v->symmetric)
+    return 0;
+  if (rows != cols) {
+    diag_plain(err, "input '%s' is declared %s but is %ld×%ld, not square", v->name,
+               v->posdef ? "posdef" : "symmetric", rows, cols);
+    return -1;
+  }
+  long n = rows;
   double big = 0;
   for (long k = 0; k < n * n; k++)
     big = fmax(big, fabs(x[k]));
@@ -431,10 +439,10 @@ static bool symmetric_ok(md_function *f, int i, const long *dims, const double *
                    v->name, v->posdef ? "posdef" : "symmetric", v->name, r + 1, c + 1,
                    x[r * n + c], v->name, c + 1, r + 1, x[c * n + r], MD_SYMMETRIC_TOL, v->name,
                    big);
-        return false;
+        return -1;
       }
     }
-  return true;
+  return 0;
 }
 
 bool api_call_ok(md_function *f, const long *dims, const double *const *inputs, md_error *err) {
@@ -452,9 +460,15 @@ bool api_call_ok(md_function *f, const long *dims, const double *const *inputs, 
       diag_plain(err, "input '%s' is missing", f->ctx.vars[i].name);
       return false;
     }
-  for (int i = 0; i < f->ctx.nvars; i++)
-    if (f->ctx.vars[i].symmetric && !symmetric_ok(f, i, dims, inputs[i], err))
+  for (int i = 0; i < f->ctx.nvars; i++) {
+    if (!f->ctx.vars[i].symmetric)
+      continue;
+    if (!api_sizes_ok(f, dims, err))
       return false;
+    long n = dim_value(f->ctx.vars[i].shape.r, dims);
+    if (md_check_input(f, i, inputs[i], n, n, err) != 0)
+      return false;
+  }
   return true;
 }
 

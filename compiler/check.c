@@ -298,6 +298,20 @@ double md_rng_normal(md_rng *r) {
 
 /* ---- the checker -------------------------------------------------------- */
 
+// Gershgorin: every eigenvalue lies within the sum of the magnitudes of
+// the other elements of some row of its diagonal element.
+void md_symmetrize(double *A, long n, int posdef) {
+  for (long i = 0; i < n; i++)
+    for (long j = 0; j < i; j++)
+      A[i * n + j] = A[j * n + i] = (A[i * n + j] + A[j * n + i]) / 2;
+  for (long i = 0; posdef && i < n; i++) {
+    double off = 0;
+    for (long j = 0; j < n; j++)
+      off += j == i ? 0 : fabs(A[i * n + j]);
+    A[i * n + i] = fabs(A[i * n + i]) + off + 0.5;
+  }
+}
+
 static const char *const dist_names[] = {"given", "standard normal", "uniform in [-0.5, 0.5]",
                                          "uniform in [0.1, 0.9]"};
 
@@ -390,22 +404,6 @@ static bool check_init(Check *k, md_function *f, const long *dims, const md_chec
 
 static const double *const *inputs(const Check *k) { return (const double *const *)k->in; }
 
-// A (n x n) made symmetric, (A + A')/2; with POSDEF also positive definite:
-// each diagonal element becomes larger than the sum of the magnitudes of
-// the others in its row (a strictly diagonally dominant symmetric matrix
-// with a positive diagonal is positive definite, by Gershgorin).
-static void symmetrize(double *A, long n, bool posdef) {
-  for (long i = 0; i < n; i++)
-    for (long j = 0; j < i; j++)
-      A[i * n + j] = A[j * n + i] = (A[i * n + j] + A[j * n + i]) / 2;
-  for (long i = 0; posdef && i < n; i++) {
-    double off = 0;
-    for (long j = 0; j < n; j++)
-      off += j == i ? 0 : fabs(A[i * n + j]);
-    A[i * n + i] = fabs(A[i * n + i]) + off + 0.5;
-  }
-}
-
 // The drawn inputs at distribution D; with WELL, square matrices get their
 // size added to the diagonal.
 static void fill(Check *k, md_rng *rng, md_dist d, bool well) {
@@ -416,7 +414,7 @@ static void fill(Check *k, md_rng *rng, md_dist d, bool well) {
       k->in[i][e] = draw(rng, d);
     long r = md_input_rows(k->f, i, k->dims), c = md_input_cols(k->f, i, k->dims);
     if (md_input_is_symmetric(k->f, i))
-      symmetrize(k->in[i], r, md_input_is_posdef(k->f, i));
+      md_symmetrize(k->in[i], r, md_input_is_posdef(k->f, i));
     for (long e = 0; well && r == c && r > 1 && e < r; e++)
       k->in[i][e * c + e] += (double)r;
   }

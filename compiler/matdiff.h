@@ -83,6 +83,13 @@ int md_input_is_vector(const md_function *f, int i);
 #define MD_SYMMETRIC_TOL 1e-12
 int md_input_is_symmetric(const md_function *f, int i);
 int md_input_is_posdef(const md_function *f, int i);
+/* Is X (ROWS x COLS, row-major) data that input I takes? Every call checks
+   this; a program that reads its inputs from files may check each as it
+   is read, to say which file is wrong. 0, or -1 with *ERR saying why (a
+   symmetric input's data is not square, or not symmetric, naming the
+   first pair of elements that differ). */
+int md_check_input(const md_function *f, int i, const double *x, long rows, long cols,
+                   md_error *err);
 
 /* The value of the output into OUT (one double for a scalar output, else
    rows*cols, row-major). DIMS holds one value per symbolic size, INPUTS one
@@ -186,6 +193,14 @@ typedef struct md_rng {
 void md_rng_seed(md_rng *r, unsigned long long seed);
 double md_rng_uniform(md_rng *r);   /* [0, 1), 53 random bits */
 double md_rng_normal(md_rng *r);    /* standard normal, Marsaglia's polar method */
+
+/* A (N x N, row-major) made symmetric, each element and its mirror
+   replaced by their mean; with POSDEF also positive definite, each diagonal
+   element replaced by its magnitude plus those of the rest of its row plus
+   0.5 (a strictly diagonally dominant symmetric matrix with a positive
+   diagonal is positive definite). How md_check and `matdiff eval` draw a
+   symmetric(n) or posdef(n) input. */
+void md_symmetrize(double *A, long n, int posdef);
 
 /* How far A is from the reference B (N numbers each): max|a - b| divided by
    max(1, max|b|), so relative where B is large and absolute where it is
