@@ -83,7 +83,7 @@ CLI_OBJS := $(CLI_SRCS:%.c=$(B)/%.o)
 CLI_IO_OBJS := $(filter-out $(B)/compiler/cli.o,$(CLI_OBJS))
 
 TESTS    := test_runtime test_dataio test_npy test_front test_check test_grad test_aot test_cli test_cookbook test_cost test_random test_fuzz_regress test_hostile test_ops test_second test_latex test_api_hostile test_threads \
-            test_chain
+            test_chain test_symmetric
 TEST_BINS := $(TESTS:%=$(B)/tests/%)
 THREAD_TESTS := test_threads
 

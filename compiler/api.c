@@ -5,6 +5,7 @@
  * DAG) stays alive with the function, for the tape oracle and for names.
  */
 #include <limits.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -355,6 +356,14 @@ int md_output_dim(const md_function *f, int axis) {
   return dim_index(axis ? f->ctx.out->shape.c : f->ctx.out->shape.r);
 }
 
+int md_input_is_symmetric(const md_function *f, int i) {
+  return f && i >= 0 && i < f->ctx.nvars ? f->ctx.vars[i].symmetric : 0;
+}
+
+int md_input_is_posdef(const md_function *f, int i) {
+  return f && i >= 0 && i < f->ctx.nvars ? f->ctx.vars[i].posdef : 0;
+}
+
 int md_input_is_vector(const md_function *f, int i) {
   return f && i >= 0 && i < f->ctx.nvars && f->ctx.vars[i].vector;
 }
@@ -408,6 +417,42 @@ bool api_sizes_ok(md_function *f, const long *dims, md_error *err) {
   return dims_ok(f, dims, err) && sizes_fit(f, dims, err);
 }
 
+// The code reads a symmetric input as if it were (S' is S), so data that is
+// not would give the value and gradients of some other matrix.
+int md_check_input(const md_function *f, int i, const double *x, long rows, long cols,
+                   md_error *err) {
+  diag_clear(err);
+  if (!f || i < 0 || i >= f->ctx.nvars || !x) {
+    diag_plain(err, !f ? "no function" : !x ? "no data" : "no input %d", i);
+    return -1;
+  }
+  const Var *v = &f->ctx.vars[i];
+  if (!v->symmetric)
+    return 0;
+  if (rows != cols) {
+    diag_plain(err, "input '%s' is declared %s but is %ld×%ld, not square", v->name,
+               v->posdef ? "posdef" : "symmetric", rows, cols);
+    return -1;
+  }
+  long n = rows;
+  double big = 0;
+  for (long k = 0; k < n * n; k++)
+    big = fmax(big, fabs(x[k]));
+  for (long r = 0; r < n; r++)
+    for (long c = r + 1; c < n; c++) {
+      double d = fabs(x[r * n + c] - x[c * n + r]);
+      if (d > MD_SYMMETRIC_TOL * big || isnan(d)) {
+        diag_plain(err, "input '%s' is declared %s but is not symmetric: %s(%ld,%ld) = %.17g and "
+                   "%s(%ld,%ld) = %.17g differ by more than %g times max|%s| = %g",
+                   v->name, v->posdef ? "posdef" : "symmetric", v->name, r + 1, c + 1,
+                   x[r * n + c], v->name, c + 1, r + 1, x[c * n + r], MD_SYMMETRIC_TOL, v->name,
+                   big);
+        return -1;
+      }
+    }
+  return 0;
+}
+
 bool api_call_ok(md_function *f, const long *dims, const double *const *inputs, md_error *err) {
   diag_clear(err);
   if (!f) {
@@ -423,6 +468,15 @@ bool api_call_ok(md_function *f, const long *dims, const double *const *inputs, 
       diag_plain(err, "input '%s' is missing", f->ctx.vars[i].name);
       return false;
     }
+  for (int i = 0; i < f->ctx.nvars; i++) {
+    if (!f->ctx.vars[i].symmetric)
+      continue;
+    if (!api_sizes_ok(f, dims, err))
+      return false;
+    long n = dim_value(f->ctx.vars[i].shape.r, dims);
+    if (md_check_input(f, i, inputs[i], n, n, err) != 0)
+      return false;
+  }
   return true;
 }
 

@@ -33,6 +33,15 @@ double md_rel_err(const double *a, const double *b, long n) {
 
 /* ---- the tape ----------------------------------------------------------- */
 
+// Add the tape's gradient G of input I into OUT: G itself, or for a
+// symmetric input the gradient in the space of symmetric matrices,
+// (G + G')/2, which the symbolic one is (diff.c).
+static void add_grad(double *out, const double *g, const Ctx *c, int i, const long *dims) {
+  long len = api_len(c->vars[i].shape, dims), n = dim_value(c->vars[i].shape.r, dims);
+  for (long k = 0; k < len; k++)
+    out[k] += c->vars[i].symmetric ? (g[k] + g[k % n * n + k / n]) / 2 : g[k];
+}
+
 int md_tape_vjp(md_function *f, const long *dims, const double *const *inputs, const double *seed,
                 double *out, double *const *grads, md_error *err) {
   if (!api_call_ok(f, dims, inputs, err) || !api_sizes_ok(f, dims, err))
@@ -62,10 +71,7 @@ int md_tape_vjp(md_function *f, const long *dims, const double *const *inputs, c
   for (int i = 0; grads && i < c->nvars; i++) {
     if (!grads[i] || !c->vars[i].wrt)
       continue;
-    const double *g = mdrt_tape_grad(t, leaves[i]);
-    long len = api_len(c->vars[i].shape, dims);
-    for (long k = 0; k < len; k++)
-      grads[i][k] += g[k];
+    add_grad(grads[i], mdrt_tape_grad(t, leaves[i]), c, i, dims);
   }
   rc = 0;
 done:
@@ -146,12 +152,10 @@ int md_tape_hvp(md_function *f, const long *dims, const double *const *inputs,
     for (int i = 0; i < f->ctx.nvars; i++) {
       if (!f->ctx.vars[i].wrt)
         continue;
-      long len = numel_of(f, i, dims);
-      const double *g = mdrt_tape_grad(t, leaves[i]), *hvi = mdrt_tape_hvp(t, leaves[i]);
-      for (long k = 0; grads && grads[i] && k < len; k++)
-        grads[i][k] += g[k];
-      for (long k = 0; hv && hv[i] && k < len; k++)
-        hv[i][k] += hvi[k];
+      if (grads && grads[i])
+        add_grad(grads[i], mdrt_tape_grad(t, leaves[i]), &f->ctx, i, dims);
+      if (hv && hv[i])
+        add_grad(hv[i], mdrt_tape_hvp(t, leaves[i]), &f->ctx, i, dims);
     }
     rc = 0;
   }
@@ -294,6 +298,20 @@ double md_rng_normal(md_rng *r) {
 
 /* ---- the checker -------------------------------------------------------- */
 
+// Gershgorin: every eigenvalue lies within the sum of the magnitudes of
+// the other elements of some row of its diagonal element.
+void md_symmetrize(double *A, long n, int posdef) {
+  for (long i = 0; i < n; i++)
+    for (long j = 0; j < i; j++)
+      A[i * n + j] = A[j * n + i] = (A[i * n + j] + A[j * n + i]) / 2;
+  for (long i = 0; posdef && i < n; i++) {
+    double off = 0;
+    for (long j = 0; j < n; j++)
+      off += j == i ? 0 : fabs(A[i * n + j]);
+    A[i * n + i] = fabs(A[i * n + i]) + off + 0.5;
+  }
+}
+
 static const char *const dist_names[] = {"given", "standard normal", "uniform in [-0.5, 0.5]",
                                          "uniform in [0.1, 0.9]"};
 
@@ -395,6 +413,8 @@ static void fill(Check *k, md_rng *rng, md_dist d, bool well) {
     for (long e = 0; e < k->len[i]; e++)
       k->in[i][e] = draw(rng, d);
     long r = md_input_rows(k->f, i, k->dims), c = md_input_cols(k->f, i, k->dims);
+    if (md_input_is_symmetric(k->f, i))
+      md_symmetrize(k->in[i], r, md_input_is_posdef(k->f, i));
     for (long e = 0; well && r == c && r > 1 && e < r; e++)
       k->in[i][e * c + e] += (double)r;
   }
@@ -446,13 +466,22 @@ static bool finite_diff(Check *k, int i, double *e, md_error *err) {
     return false;
   }
   bool ok = true;
+  // A symmetric input moves symmetrically, along S + h*(E_jt + E_tj)/2
+  // (element j and its mirror t, each by h/2): the derivative there is
+  // (G(j) + G(t))/2, element j of the symmetric gradient.
+  long n = md_input_is_symmetric(k->f, i) ? md_input_rows(k->f, i, k->dims) : 0;
   for (long j = 0; ok && j < k->len[i]; j++) {
-    double x = k->in[i][j], h = 1e-6 * fmax(1, fabs(x)), fp = 0, fm = 0;
-    k->in[i][j] = x + h;
+    long t = n ? j % n * n + j / n : j;
+    double x = k->in[i][j], y = k->in[i][t], h = 1e-6 * fmax(1, fabs(x)), fp = 0, fm = 0;
+    double step = t == j ? h : h / 2;
+    k->in[i][j] = x + step;
+    k->in[i][t] = y + step;
     ok = scalarize(k, &fp, err);
-    k->in[i][j] = x - h;
+    k->in[i][j] = x - step;
+    k->in[i][t] = y - step;
     ok = ok && scalarize(k, &fm, err);
     k->in[i][j] = x;
+    k->in[i][t] = y;
     fd[j] = (fp - fm) / (2 * h);
   }
   if (ok)

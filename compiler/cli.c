@@ -861,6 +861,10 @@ static bool load_input(Inputs *in, const char *arg) {
   snprintf(what, sizeof what, "%s (%s, %ld×%ld)", path, name, m.rows, m.cols);
   bool ok = bind(in, md_input_dim(in->f, i, 0), md_input_rows(in->f, i, NULL), m.rows, what) &&
             bind(in, md_input_dim(in->f, i, 1), md_input_cols(in->f, i, NULL), m.cols, what);
+  if (ok && md_check_input(in->f, i, m.data, m.rows, m.cols, &err) != 0) {
+    fail("%s: %s", path, err.message);
+    ok = false;
+  }
   if (!ok) {
     free(m.data);
     return false;
@@ -905,7 +909,8 @@ static bool input_len(Inputs *in, int i, long *len) {
 }
 
 // Inputs not given come from the seeded generator, standard normal, in
-// declaration order, so the same seed gives the same numbers.
+// declaration order, so the same seed gives the same numbers. A symmetric
+// input is symmetric, a posdef one positive definite.
 static bool fill_random(Inputs *in, md_rng *rng) {
   for (int d = 0; d < in->nd; d++)
     if (in->dims[d] < 0) {
@@ -923,6 +928,8 @@ static bool fill_random(Inputs *in, md_rng *rng) {
     }
     for (long k = 0; k < len; k++)
       in->data[i][k] = md_rng_normal(rng);
+    if (md_input_is_symmetric(in->f, i))
+      md_symmetrize(in->data[i], md_input_rows(in->f, i, in->dims), md_input_is_posdef(in->f, i));
   }
   return true;
 }

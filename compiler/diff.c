@@ -259,7 +259,14 @@ void diff_program(Ctx *c, Node *seed) {
   for (int i = 0; i < c->nvars; i++)
     if (c->vars[i].wrt) {
       Node *v = c->vars[i].node;
-      c->grads[i] = v->id < n && d.adj[v->id] ? d.adj[v->id] : ast_fill(c, OP_ZEROS, v->shape);
+      Node *g = v->id < n && d.adj[v->id] ? d.adj[v->id] : ast_fill(c, OP_ZEROS, v->shape);
+      // A symmetric variable's gradient is the one in the space of symmetric
+      // matrices: the projection (G + G')/2 of the gradient over all
+      // matrices, G (docs/LANGUAGE.md). The simplifier takes it back to G
+      // when G is known symmetric.
+      if (g && c->vars[i].symmetric)
+        g = ast_op(c, OP_DIV, ast_op(c, OP_ADD, g, ast_op(c, OP_TRANS, g, NULL)), ast_num(c, 2));
+      c->grads[i] = g;
     }
 }
 

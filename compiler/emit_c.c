@@ -270,6 +270,17 @@ static void fail_if_singular(Emit *e, int depth, const char *call, const char *w
   line(e, depth + 1, "return \"%s: the matrix is singular\";", what);
 }
 
+// inv, det or logdet (OP) of a matrix A known positive definite (posdef(n),
+// simp_posdef) factorises it by Cholesky, which fails, naming it, when it
+// is not. FIELD picks the result: "out, 0, 0", "0, &d, 0" or "0, 0, &d".
+static void chol(Emit *e, int depth, Op op, Node *a, const char *field) {
+  const char *name = print_short(e->c, a, 40);
+  line(e, depth, "if (mdrt_chol_inv%s(%s, %s, %s))", e->kern, dimc(e, a->shape.r),
+       e->cname[a->id], field);
+  line(e, depth + 1, "return \"%s(%s): %s is not positive definite\";", op_spelling[op],
+       name ? name : "", name ? name : "the matrix");
+}
+
 // Write the matrix N into DST (or add it in, with ACCUMULATE).
 static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accumulate) {
   Node *a = n->a;
@@ -279,6 +290,10 @@ static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accu
     write_sum_axis(e, depth, dst, n);
     return;
   case OP_INV:
+    if (simp_posdef(e->c, a)) {
+      chol(e, depth, OP_INV, a, text(e, "%s, 0, 0", dst));
+      return;
+    }
     fail_if_singular(e, depth, text(e, "mdrt_lu_inv%s(%s, %s, %s, 0)", e->kern,
                                             dimc(e, a->shape.r), src, dst), "inv");
     return;
@@ -363,12 +378,18 @@ static void scalar_op(Emit *e, int depth, Node *n) {
       }
       return;
     case OP_DET:
+    case OP_LOGDET:
+      if (simp_posdef(e->c, an)) {
+        chol(e, depth, n->op, an, text(e, n->op == OP_DET ? "0, &%s, 0" : "0, 0, &%s", dst));
+        return;
+      }
+      if (n->op == OP_LOGDET) {
+        fail_if_singular(e, depth, text(e, "mdrt_logdet%s(%s, %s, &%s)", e->kern, sz, src, dst),
+                         "logdet");
+        return;
+      }
       fail_if_singular(e, depth, text(e, "mdrt_lu_inv%s(%s, %s, 0, &%s)", e->kern, sz, src, dst),
                        "det");
-      return;
-    case OP_LOGDET:
-      fail_if_singular(e, depth, text(e, "mdrt_logdet%s(%s, %s, &%s)", e->kern, sz, src, dst),
-                       "logdet");
       return;
     case OP_MUL:  /* a row times a column: a dot product */
       line(e, depth, "%s = 0;", dst);

@@ -449,26 +449,36 @@ static bool declare(Ctx *c, Stmt *s) {
     return ctx_error(c, s->loc, "'%s' is already declared", s->name);
   if (find_dim(c, s->name) >= 0)
     return ctx_error(c, s->loc, "'%s' is already a size", s->name);
+  // symmetric(n) and posdef(n) are n x n matrices that are known to be
+  // symmetric (and positive definite): matrixcalculus.org's "symmetric
+  // matrix", with one size, as the matrix is square.
   static const struct {
     const char *type;
     int ndims;
     const char *form;
-  } types[] = {{"scalar", 0, "scalar"}, {"vector", 1, "vector(n)"}, {"matrix", 2, "matrix(n, m)"}};
+  } types[] = {{"scalar", 0, "scalar"},         {"vector", 1, "vector(n)"},
+               {"matrix", 2, "matrix(n, m)"},   {"symmetric", 1, "symmetric(n)"},
+               {"posdef", 1, "posdef(n)"}};
   int t = -1;
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 5; i++)
     if (!strcmp(s->type, types[i].type))
       t = i;
   if (t < 0)
-    return ctx_error(c, s->typeloc, "unknown type '%s'; expected scalar, vector(n) or matrix(n, m)",
-                     s->type);
+    return ctx_error(c, s->typeloc,
+                     "unknown type '%s'; expected scalar, vector(n), matrix(n, m), symmetric(n) "
+                     "or posdef(n)", s->type);
   if (s->ndims != types[t].ndims)
-    return ctx_error(c, s->typeloc, "%s takes %d size%s, as in '%s'", s->type, types[t].ndims,
-                     types[t].ndims == 1 ? "" : "s", types[t].form);
-  Var v = {.name = s->name, .shape = shape_scalar(), .vector = t == 1, .loc = s->loc};
+    return ctx_error(c, s->typeloc, "%s takes %d size%s, as in '%s'%s", s->type, types[t].ndims,
+                     types[t].ndims == 1 ? "" : "s", types[t].form,
+                     t >= 3 ? ": the matrix is square" : "");
+  Var v = {.name = s->name, .shape = shape_scalar(), .vector = t == 1, .symmetric = t >= 3,
+           .posdef = t == 4, .loc = s->loc};
   if (t >= 1 && !dim(c, &s->dims[0], &v.shape.r))
     return false;
   if (t == 2 && !dim(c, &s->dims[1], &v.shape.c))
     return false;
+  if (t >= 3)
+    v.shape.c = v.shape.r;
   return add_var(c, v);
 }
 

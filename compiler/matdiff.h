@@ -74,6 +74,22 @@ int md_input_dim(const md_function *f, int i, int axis);
 int md_output_dim(const md_function *f, int axis);
 /* Declared vector(n): an n x 1 column that a file may hold as one row. */
 int md_input_is_vector(const md_function *f, int i);
+/* Declared symmetric(n) or posdef(n) (md_input_is_symmetric), or posdef(n)
+   (md_input_is_posdef): an n x n matrix that every call requires to be
+   symmetric, to MD_SYMMETRIC_TOL times its largest element, and whose
+   gradient is the symmetric one, (G + G')/2 of the gradient G over all
+   matrices (docs/LANGUAGE.md). A posdef input that is not positive
+   definite fails where it is factorised (Cholesky), naming it. */
+#define MD_SYMMETRIC_TOL 1e-12
+int md_input_is_symmetric(const md_function *f, int i);
+int md_input_is_posdef(const md_function *f, int i);
+/* Is X (ROWS x COLS, row-major) data that input I takes? Every call checks
+   this; a program that reads its inputs from files may check each as it
+   is read, to say which file is wrong. 0, or -1 with *ERR saying why (a
+   symmetric input's data is not square, or not symmetric, naming the
+   first pair of elements that differ). */
+int md_check_input(const md_function *f, int i, const double *x, long rows, long cols,
+                   md_error *err);
 
 /* The value of the output into OUT (one double for a scalar output, else
    rows*cols, row-major). DIMS holds one value per symbolic size, INPUTS one
@@ -177,6 +193,14 @@ typedef struct md_rng {
 void md_rng_seed(md_rng *r, unsigned long long seed);
 double md_rng_uniform(md_rng *r);   /* [0, 1), 53 random bits */
 double md_rng_normal(md_rng *r);    /* standard normal, Marsaglia's polar method */
+
+/* A (N x N, row-major) made symmetric, each element and its mirror
+   replaced by their mean; with POSDEF also positive definite, each diagonal
+   element replaced by its magnitude plus those of the rest of its row plus
+   0.5 (a strictly diagonally dominant symmetric matrix with a positive
+   diagonal is positive definite). How md_check and `matdiff eval` draw a
+   symmetric(n) or posdef(n) input. */
+void md_symmetrize(double *A, long n, int posdef);
 
 /* How far A is from the reference B (N numbers each): max|a - b| divided by
    max(1, max|b|), so relative where B is large and absolute where it is

@@ -220,7 +220,7 @@ struct Stmt {
   StmtKind kind;
   Loc loc;           /* the name (DECL, ASSIGN) or the keyword (WRT) */
   char *name;        /* DECL, ASSIGN */
-  char *type;        /* DECL: scalar, vector or matrix */
+  char *type;        /* DECL: scalar, vector, matrix, symmetric or posdef */
   Loc typeloc;
   DimSpec dims[2];
   int ndims;
@@ -246,6 +246,10 @@ typedef struct Var {
   char *name;
   Shape shape;
   bool vector;       /* declared vector(...), so printed and read as one */
+  bool symmetric;    /* declared symmetric(n) or posdef(n): S' = S, and its
+                        gradient is the symmetric one, (G + G')/2 */
+  bool posdef;       /* declared posdef(n): symmetric positive definite,
+                        factorised by Cholesky */
   bool wrt;
   Node *node;
   Loc loc;
@@ -429,6 +433,14 @@ void simp_program(Ctx *c);
 /* N simplified, or NULL for want of memory: any expression of C's DAG
    (a Hessian, a tangent), by the rules simp_program uses. */
 Node *simp_expr(Ctx *c, Node *n);
+
+/* Is N known to be symmetric, N' = N: a scalar, a variable declared
+   symmetric(n) or posdef(n), eye, diag(v), A*A', P*S*P', inv(S), f(S), sums
+   and elementwise products of such, ...? And positive definite: a posdef
+   variable, eye, inv(P), P', sums of them, a positive multiple? Both look
+   a bounded number of nodes deep: false means "not known". */
+bool simp_symmetric(const Ctx *c, const Node *n);
+bool simp_posdef(const Ctx *c, const Node *n);
 
 /* ---- api.c ------------------------------------------------------------- */
 

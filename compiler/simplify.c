@@ -106,6 +106,106 @@ static Node *fold(Simp *s, Op op, double x, double y) {
   return foldable(v) ? num(s, v) : NULL;
 }
 
+/* ---- symmetry ---------------------------------------------------------------
+ *
+ * What is known symmetric from its structure. Each test visits at most
+ * SYM_VISITS nodes, so that a sum of sums costs a bounded time however
+ * large the DAG.
+ */
+
+enum { SYM_VISITS = 64 };
+
+// Is X' the node Y (or Y' the node X)?
+static bool transposes(const Node *x, const Node *y) {
+  return (y->op == OP_TRANS && y->a == x) || (x->op == OP_TRANS && x->a == y);
+}
+
+static bool sym(const Ctx *c, const Node *n, int *visits);
+
+// The factors of the matrix product N, however it is grouped, into F (at
+// most MAXCHAIN): false if there are more. A grouping nests no deeper than
+// it has factors, which bounds the recursion.
+enum { MAXCHAIN = 16 };
+static bool chain_factors(const Node *n, const Node **f, int *k, int depth) {
+  if (depth > MAXCHAIN)
+    return false;
+  if (n->op == OP_MUL && !shape_is_scalar(n->a->shape) && !shape_is_scalar(n->b->shape))
+    return chain_factors(n->a, f, k, depth + 1) && chain_factors(n->b, f, k, depth + 1);
+  if (*k == MAXCHAIN)
+    return false;
+  f[(*k)++] = n;
+  return true;
+}
+
+// A product F1*...*Fk is symmetric when it reads the same transposed: Fi'
+// is F(k+1-i), and the middle factor, if any, is symmetric:
+// (A*A')' = A*A', (P*S*P')' = P*S'*P' = P*S*P', (S*T*S)' = S*T*S.
+static bool sym_chain(const Ctx *c, const Node *n, int *visits) {
+  const Node *f[MAXCHAIN];
+  int k = 0;
+  if (!chain_factors(n, f, &k, 0))
+    return false;
+  for (int i = 0, j = k - 1; i <= j; i++, j--)
+    if (!(i < j && transposes(f[i], f[j])) && !(f[i] == f[j] && sym(c, f[i], visits)))
+      return false;
+  return true;
+}
+
+static bool sym(const Ctx *c, const Node *n, int *visits) {
+  if (shape_is_scalar(n->shape))
+    return true;                                    /* s' = s */
+  if (!shape_is_square(n->shape) || --*visits < 0)
+    return false;
+  const Node *a = n->a, *b = n->b;
+  switch (n->op) {
+  case OP_VAR: return c->vars[n->k].symmetric;      /* S : symmetric(n) */
+  case OP_EYE:
+  case OP_ZEROS:
+  case OP_ONES:
+  case OP_DIAGM: return true;
+  case OP_TRANS:
+  case OP_INV: return sym(c, a, visits);            /* inv(S)' = inv(S') = inv(S) */
+  case OP_DIV: return sym(c, a, visits);            /* (S/t)' = S/t */
+  case OP_ADD:
+  case OP_EMUL:
+  case OP_SUB:
+  case OP_EDIV:
+  case OP_EPOW: return sym(c, a, visits) && sym(c, b, visits); /* elementwise, S and T or s */
+  case OP_MUL:
+    if (shape_is_scalar(a->shape) || shape_is_scalar(b->shape))
+      return sym(c, a, visits) && sym(c, b, visits); /* (s*S)' = s*S */
+    return sym_chain(c, n, visits);
+  default:                                          /* f(S)' = f(S'), elementwise */
+    return op_class[n->op] == SC_MAP && sym(c, a, visits);
+  }
+}
+
+bool simp_symmetric(const Ctx *c, const Node *n) {
+  int visits = SYM_VISITS;
+  return sym(c, n, &visits);
+}
+
+static bool pd(const Ctx *c, const Node *n, int *visits) {
+  if (--*visits < 0)
+    return false;
+  switch (n->op) {
+  case OP_VAR: return c->vars[n->k].posdef;         /* P : posdef(n) */
+  case OP_EYE: return true;
+  case OP_TRANS:
+  case OP_INV: return pd(c, n->a, visits);          /* P' = P; inv(P) = R^-1*R^-T */
+  case OP_ADD: return pd(c, n->a, visits) && pd(c, n->b, visits); /* x'(P + Q)x > 0 */
+  case OP_MUL:                                      /* s*P, s > 0 */
+    return n->a->op == OP_NUM && n->a->num > 0 && pd(c, n->b, visits);
+  case OP_DIV: return n->b->op == OP_NUM && n->b->num > 0 && pd(c, n->a, visits);
+  default: return false;
+  }
+}
+
+bool simp_posdef(const Ctx *c, const Node *n) {
+  int visits = SYM_VISITS;
+  return shape_is_square(n->shape) && !shape_is_scalar(n->shape) && pd(c, n, &visits);
+}
+
 /* ---- monomials ------------------------------------------------------------
  *
  * A product of scalars and elementwise factors, as a coefficient and a list
@@ -368,8 +468,8 @@ static int tlen_term(Simp *s, const Node *n, int depth) {
 
 // N' with the transpose pushed one level in, over N.
 static int tpushc(Simp *s, const Node *n, int depth) {
-  if (scalar(n))
-    return 0;                      /* s' = s */
+  if (scalar(n) || simp_symmetric(s->c, n))
+    return 0;                      /* s' = s, S' = S */
   if (named(s, n))
     return TFAR;
   const Node *a = n->a, *b = n->b;
@@ -409,6 +509,8 @@ static Node *trans(Simp *s, Node *a) { return mk(s, OP_TRANS, a, NULL); }
 // N' with the transpose pushed one level in (N one of tpushc's ops).
 static Node *tpush(Simp *s, Node *n) {
   Node *a = n->a, *b = n->b;
+  if (simp_symmetric(s->c, n))
+    return n;                      /* S' = S */
   switch (n->op) {
   case OP_TRANS: return a;
   case OP_ZEROS:
@@ -763,6 +865,8 @@ static Node *rw_trans(Simp *s, Node *n, Node *a) {
     return a;
   if (a->op == OP_TRANS)                            /* (A')' -> A */
     return a->a;
+  if (simp_symmetric(s->c, a))                      /* S' -> S, S symmetric */
+    return a;
   if (op_is_fill(a->op) || a->op == OP_DIAGM)       /* eye' -> eye, diag(v)' -> diag(v) */
     return tpush(s, a);
   // (A + B)' -> A' + B', (A*B)' -> B'*A', (s*A)' -> s*A', (A/s)' -> A'/s,

@@ -352,6 +352,20 @@ MDRT_INLINE int mdrt_logdet(long n, const double *A, double *out) {
   return rc;
 }
 
+MDRT_INLINE int mdrt_chol_inv(long n, const double *A, double *out, double *det,
+                              double *logdet) {
+  double *F = (double *)malloc(sizeof(double) * (size_t)(n * n + 1));
+  int rc = F ? mdrt_chol(n, A, F) : -2;
+  if (rc == 0 && det)
+    *det = mdrt_chol_det(n, F);
+  if (rc == 0 && logdet)
+    *logdet = mdrt_chol_logdet(n, F);
+  if (rc == 0 && out)
+    rc = mdrt_chol_inverse(n, F, out);
+  free(F);
+  return rc;
+}
+
 MDRT_INLINE double mdrt_logsumexp(long n, const double *x) {
   double mx = -INFINITY, s = 0;
   for (long i = 0; i < n; i++)

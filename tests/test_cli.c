@@ -161,6 +161,35 @@ Test(cli, eval_names_both_sources_of_a_size) {
   expect_error(args, want, false);
 }
 
+// A symmetric input from a file that is not symmetric: the message names
+// the file, the input and the elements; one that is, with drawn inputs
+// besides, evaluates, and a posdef one that is not positive definite fails
+// by name.
+Test(cli, eval_symmetric_data) {
+  char args[1024], want[1024];
+  const char *src = tmpdir_text("s.expr", "S : symmetric(n)\nx : vector(n)\nf = x'*S*x\n");
+  const char *bad = tmpdir_text("bad.txt", "1 2\n2.5 1\n");
+  snprintf(args, sizeof args, "eval %s S=%s", src, bad);
+  snprintf(want, sizeof want, "matdiff: error: %s: input 'S' is declared symmetric but is not "
+           "symmetric: S(1,2) = 2 and S(2,1) = 2.5 differ by more than 1e-12 times max|S| = 2.5\n",
+           bad);
+  expect_error(args, want, false);
+  snprintf(args, sizeof args, "eval %s S=%s x=%s --grad", src, tmpdir_text("ok.txt", "1 2\n2 1\n"),
+           tmpdir_text("x.txt", "1\n1\n"));
+  Run r = matdiff(args);
+  cr_expect_eq(r.status, 0, "%s%s", r.out, r.err);
+  cr_expect(strstr(r.out, "f = 6") && strstr(r.out, "df/dx =\n[[6.0000],\n [6.0000]]"), "%s", r.out);
+  run_free(&r);
+  // Drawn: symmetric, and positive definite for posdef.
+  src = tmpdir_text("p.expr", "P : posdef(n)\nf = logdet(P)\n");
+  snprintf(args, sizeof args, "eval %s --dim n=6 --seed 3", src);
+  r = matdiff(args);
+  cr_expect_eq(r.status, 0, "%s%s", r.out, r.err);
+  run_free(&r);
+  snprintf(args, sizeof args, "eval %s P=%s", src, tmpdir_text("ind.txt", "1 2\n2 1\n"));
+  expect_error(args, "error: logdet(P): P is not positive definite\n", false);
+}
+
 /* ---- options -------------------------------------------------------------- */
 
 Test(cli, numbers_are_whole_numbers) {

@@ -59,8 +59,9 @@ typedef struct Inst {
 static const long default_dims[] = {3, 2, 4, 5};
 
 // Bind F's sizes (from the case's options, else 3, 2, 4, 5, ...) and fill
-// its inputs from [LO, HI] with a stream seeded by SEED, plus the case's
-// diag=V on the diagonal of every square matrix.
+// its inputs from [LO, HI] with a stream seeded by SEED (symmetric inputs
+// symmetric, posdef ones positive definite), plus the case's diag=V on the
+// diagonal of every square matrix.
 static void inst_init(Inst *p, md_function *f, const Case *k, uint64_t seed, double lo, double hi) {
   memset(p, 0, sizeof *p);
   p->f = f;
@@ -78,6 +79,8 @@ static void inst_init(Inst *p, md_function *f, const Case *k, uint64_t seed, dou
     cr_assert_not_null(p->in[i]);
     for (long e = 0; e < p->len[i]; e++)
       p->in[i][e] = uniform(&g, lo, hi);
+    if (md_input_is_symmetric(f, i))  // symmetric(n), posdef(n): as declared
+      md_symmetrize(p->in[i], p->rows[i], md_input_is_posdef(f, i));
     long shift = k ? cases_opt(k, "diag", 0) : 0;
     for (long e = 0; p->rows[i] == p->cols[i] && p->rows[i] > 1 && e < p->rows[i]; e++)
       p->in[i][e * p->cols[i] + e] += (double)shift;

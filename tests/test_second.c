@@ -76,6 +76,12 @@ static void point_init(Point *p, md_function *f, unsigned long long seed) {
       p->in[i][k] = md_rng_normal(&g);
       p->dir[i][k] = md_input_is_wrt(f, i) ? md_rng_normal(&g) : 0;
     }
+    // A symmetric input, and the direction it moves in, are symmetric.
+    if (md_input_is_symmetric(f, i)) {
+      long r = md_input_rows(f, i, p->dims);
+      md_symmetrize(p->in[i], r, md_input_is_posdef(f, i));
+      md_symmetrize(p->dir[i], r, 0);
+    }
   }
   p->outlen = md_output_rows(f, p->dims) * md_output_cols(f, p->dims);
   p->G = malloc(sizeof(double) * (size_t)p->outlen);

@@ -50,7 +50,7 @@ SEED = 20240601
 
 # ---- what a .expr file declares -------------------------------------------
 
-DECL = re.compile(r"^([A-Za-z_]\w*)\s*:\s*(scalar|vector|matrix)\s*(?:\((.*)\))?$")
+DECL = re.compile(r"^([A-Za-z_]\w*)\s*:\s*(scalar|vector|matrix|symmetric|posdef)\s*(?:\((.*)\))?$")
 WRT = re.compile(r"^wrt\s+(.*)$")
 ASSIGN = re.compile(r"^([A-Za-z_]\w*)\s*=(?!=)")
 
@@ -101,6 +101,8 @@ def matdiff_shape(kind, sizes, dims):
         return (1, 1)
     if kind == "vector":
         return (bound[0], 1)
+    if kind in ("symmetric", "posdef"):
+        return (bound[0], bound[0])
     return (bound[0], bound[1])
 
 
@@ -122,6 +124,13 @@ def normal(rng, shape):
 def positive(rng, shape):
     """A penalty such as lambda: positive, with all 17 digits in use."""
     return rng.uniform(0.25, 2.0, size=shape)
+
+
+def posdef(rng, shape):
+    """A covariance: symmetric to the last bit, positive definite."""
+    a = rng.standard_normal(shape)
+    s = a @ a.T / shape[0] + np.eye(shape[0])
+    return (s + s.T) / 2
 
 
 def labels01(rng, shape):
@@ -170,8 +179,7 @@ def mlp_loss(t):
 
 def gaussian_nll_loss(t):
     n, d = t["X"].shape
-    sigma = t["L"] @ t["L"].T + torch.eye(d, dtype=torch.float64)
-    dist = torch.distributions.MultivariateNormal(t["mu"], covariance_matrix=sigma)
+    dist = torch.distributions.MultivariateNormal(t["mu"], covariance_matrix=t["Sigma"])
     # The .expr leaves out the constant n*d/2*log(2*pi).
     return -dist.log_prob(t["X"]).sum() - n * d / 2 * math.log(2 * math.pi)
 
@@ -207,7 +215,7 @@ EXAMPLES = {
              "Y": one_hot},
             mlp_loss),
     "gaussian_nll": ({"n": 7, "d": 4},
-                     {"X": normal, "mu": normal, "L": normal},
+                     {"X": normal, "mu": normal, "Sigma": posdef},
                      gaussian_nll_loss),
     "factorisation": ({"m": 6, "n": 5, "k": 3},
                       {"R": normal, "U": normal, "V": normal, "lambda": positive},
@@ -285,6 +293,11 @@ def run_example(binary, example, tally):
             grad = leaves[var].grad
             want[q] = (np.zeros(shapes[var]) if grad is None
                        else grad.numpy().reshape(shapes[var]))
+            if kinds[var] in ("symmetric", "posdef"):
+                # PyTorch's gradient treats every element as free; matdiff's
+                # is the one among symmetric matrices, its projection
+                # (G + G')/2 (docs/LANGUAGE.md).
+                want[q] = (want[q] + want[q].T) / 2
             files[q] = "d%s_d%s.txt" % (output, var)
             order.append(q)
 
