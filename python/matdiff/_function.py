@@ -105,7 +105,7 @@ class Function:
       f.grad(X=..., ...)                  (value, {name: gradient})
       f.vjp(seed, X=..., ...)             (value, {name: seed'*J})
       f.inputs, f.dims, f.wrt, f.output, f.output_shape
-      f.formulas, f.c_source
+      f.formulas, f.c_source, f.numpy_source
 
     Arrays may also be given by position, in declaration order. Calls are
     thread-safe: see _call.
@@ -149,6 +149,18 @@ class Function:
             self._formulas = {str(x): _text(_LIB.md_grad_formula(self._handle, i))
                               for i, x in enumerate(self.inputs) if x.wrt}
         return dict(self._formulas)
+
+    @property
+    def numpy_source(self):
+        """The function as a Python module that needs only NumPy, as
+        `matdiff compile --lang numpy` writes it: f(inputs) the value,
+        f_grad(inputs) (value, {input: gradient}), and for an output that is
+        not a scalar f_vjp(G, inputs). Made on first use."""
+        err = _lib.MdError()
+        s = _LIB.md_numpy_source(self._handle, ctypes.byref(err))
+        if not s:
+            raise MemoryError(_text(err.message))
+        return _text(s)
 
     # ---- calls ---------------------------------------------------------
 

@@ -52,6 +52,7 @@ PROTOTYPES = {
     "md_input_is_wrt": (_I, [_P, _I]),
     "md_grad_formula": (_S, [_P, _I]),
     "md_c_source": (_S, [_P]),
+    "md_numpy_source": (_S, [_P, _ERR]),
     "md_output_rows": (_L, [_P, _P]),
     "md_output_cols": (_L, [_P, _P]),
     # f, i, axis -> the symbolic size's index, or -1 for a number
