@@ -199,3 +199,32 @@ def test_cli_lang(tmp_path):
     py = run("--lang", "numpy", "--name", "loss", seed).stdout
     assert "def loss(X, W, b):" in py and "def loss_grad(X, W, b):" in py
     compile(py, "loss.py", "exec")
+
+
+def test_names(tmp_path):
+    """Python's keywords and the module's own names as inputs and
+    intermediates, a temporary's t1 taken by the source, a function named
+    after a builtin the helpers call, a file name with a quote and a
+    backslash: the module imports and computes the same."""
+    src = ("lambda : scalar\ndef : matrix(n, n)\nnp : vector(n)\nsizes : vector(n)\n"
+           "given : scalar\nfloat : scalar\nf_grad : scalar\nX : vector(n)\ndX : vector(n)\n"
+           "t1 = def*np\nNone = t1 + sizes\n"
+           "y = lambda*sum(None.*X) + given*float*f_grad + sum(exp(dX))\n")
+    path = tmp_path / 'we"ird\\N'
+    path.mkdir()
+    (path / "min.expr").write_text(src)
+    m, name = cli_module(str(path / "min.expr"), tmp_path, "--name", "min")
+    assert name == "min" and not hasattr(m, "min") and callable(m.min_) and callable(m.min_grad)
+    f = matdiff.compile(src)
+    rng = np.random.default_rng(3)
+    arrays, _ = draw(f, rng, -1, 1)
+    value, g = m.min_grad(*arrays)
+    wv, wg = f.grad(*arrays)
+    assert rel_err(value, wv) <= 1e-12 and rel_err(m.min_(*arrays), wv) <= 1e-12
+    assert list(g) == list(wg) == ["lambda", "def", "np", "sizes", "given", "float", "f_grad",
+                                   "X", "dX"]
+    for k in wg:
+        assert rel_err(g[k], wg[k]) <= 1e-12, k
+    text = (tmp_path / "min.py").read_text()
+    assert set(re.findall(r"^    t1 = .*$", text, re.M)) <= {"    t1 = def_ @ np_"}
+    assert "lambda_ = _input(\"lambda\"" in text
