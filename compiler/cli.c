@@ -1266,7 +1266,7 @@ static const char usage[] =
     "usage: matdiff VERB [ARGS]\n"
     "  diff FILE [--latex]       print the gradients as formulas (or as LaTeX)\n"
     "  graph FILE [--grad]       print the expression DAG as Graphviz dot\n"
-    "  compile FILE [-o OUT.c]   write C for the value and the gradients\n"
+    "  compile FILE [-o OUT.c]   write C (--lang numpy: NumPy) for the value and gradients\n"
     "  eval FILE [NAME=PATH...]  evaluate through the JIT (--grad for gradients)\n"
     "  check FILE                compare the gradients with the tape and finite differences\n"
     "  cost FILE --dim D=N ...   count the operations of the value and the gradients\n"
