@@ -94,8 +94,9 @@ TEST_PKGS  := libcriterion-dev valgrind python3-numpy python3-torch graphviz
 TEST_PKGS  += python3-pytest python3-venv python3-setuptools python3-wheel python3-pip
 # `make fuzz` also needs clang and its libFuzzer and sanitizer runtimes.
 FUZZ_PKGS  := clang libclang-rt-14-dev
-# `make bench` needs only the tests' packages (python3-torch, python3-numpy).
-BENCH_PKGS :=
+# tests/install_test.sh links a program with -static: OpenBLAS's archive
+# needs gfortran's.
+TEST_PKGS  += libgfortran-12-dev
 
 all: $(B)/matdiff $(B)/libmatdiff.a $(B)/libmatdiff_rt.a
 
@@ -111,30 +112,41 @@ $(B)/matdiff: $(CLI_OBJS) $(B)/libmatdiff.a $(B)/libmatdiff_rt.a
 	@echo "  LD      $@"
 	$(Q)$(CC) $(CFLAGS) $(SAN_FLAGS) -o $@ $(CLI_OBJS) $(B)/libmatdiff.a $(B)/libmatdiff_rt.a $(LIBS)
 
-$(B)/%.o: %.c
+# Every object of every build (this one, the -fPIC one for the shared
+# libraries, the fuzzer's) is made by this one recipe, from a source of the
+# tree or one generated into $(B); the builds differ only in OBJ_CC and
+# OBJ_CFLAGS, set for each below.
+OBJ_CC     = $(CC)
+OBJ_CFLAGS = $(ALL_CFLAGS)
+OBJ_TAG    = CC
+define make_object
 	@mkdir -p $(dir $@)
-	@echo "  CC      $<"
-	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@printf '  %-8s%s\n' '$(OBJ_TAG)' '$<'
+	$(Q)$(OBJ_CC) $(OBJ_CFLAGS) -c $< -o $@
+endef
+$(B)/%.o: %.c
+	$(make_object)
+$(B)/%.o: $(B)/%.c
+	$(make_object)
 
 # The generated parser and lexer live in build/ and are never committed.
-# Generated code gets the warnings flex and bison can live with.
+# Generated code (they, and the runtime as strings) gets the warnings flex
+# and bison can live with.
 GEN_CFLAGS := $(filter-out -Wmissing-prototypes -Wshadow,$(ALL_CFLAGS)) -Wno-unused-function
-$(B)/parser.c $(B)/parser.h: compiler/parser.y
+GEN_OBJS   := $(B)/parser.o $(B)/lexer.o $(B)/rt_header.o $(B)/rt_standalone.o
+$(GEN_OBJS): OBJ_CFLAGS = $(GEN_CFLAGS)
+$(B)/parser.c $(B)/parser.h &: compiler/parser.y
 	@mkdir -p $(B)
 	@echo "  BISON   $<"
 	$(Q)bison -Wall -Werror -o $(B)/parser.c --header=$(B)/parser.h $<
 
-$(B)/lexer.c $(B)/lexer.h: compiler/lexer.l
+$(B)/lexer.c $(B)/lexer.h &: compiler/lexer.l
 	@mkdir -p $(B)
 	@echo "  FLEX    $<"
 	$(Q)flex -o $(B)/lexer.c --header-file=$(B)/lexer.h $<
 
-$(B)/parser.o: $(B)/parser.c $(B)/lexer.h
-	@echo "  CC      $<"
-	$(Q)$(CC) $(GEN_CFLAGS) -c $< -o $@
-$(B)/lexer.o: $(B)/lexer.c $(B)/parser.h
-	@echo "  CC      $<"
-	$(Q)$(CC) $(GEN_CFLAGS) -c $< -o $@
+$(B)/parser.o: $(B)/lexer.h
+$(B)/lexer.o: $(B)/parser.h
 $(LIB_OBJS) $(CLI_OBJS): | $(B)/parser.h $(B)/lexer.h
 
 # The runtime's header as installed and as the JIT sees it: kernels.def
@@ -156,12 +168,6 @@ $(B)/rt_standalone.c: runtime/standalone.c
 	@echo "  GEN     $@"
 	$(Q){ echo 'const char md_rt_standalone[] ='; \
 	  sed 's/\\/\\\\/g; s/"/\\"/g; s/^/  "/; s/$$/\\n"/' $<; echo ';'; } > $@
-$(B)/rt_standalone.o: $(B)/rt_standalone.c
-	@echo "  CC      $<"
-	$(Q)$(CC) -std=c11 $(SAN_FLAGS) -c $< -o $@
-$(B)/rt_header.o: $(B)/rt_header.c
-	@echo "  CC      $<"
-	$(Q)$(CC) -std=c11 $(SAN_FLAGS) -c $< -o $@
 
 # vmath_avx2.c alone is built for AVX2 and FMA (see VMATH_CFLAGS).
 $(B)/runtime/vmath_avx2.o: ALL_CFLAGS += $(AVX2_FLAGS)
@@ -259,10 +265,10 @@ demo: deps all
 	  echo && echo "== the expression DAG and its gradients: $(B)/seed.svg"; fi
 
 # One recipe, three lists: `deps` for the build and the tests, `fuzz-deps` for
-# the build and the fuzzer, `bench-deps` for the build and the benchmark.
-deps: PKGS = $(BUILD_PKGS) $(TEST_PKGS)
+# the build and the fuzzer, `bench-deps` for the build and the benchmark
+# (which needs only the tests' python3-torch and python3-numpy).
+deps bench-deps: PKGS = $(BUILD_PKGS) $(TEST_PKGS)
 fuzz-deps: PKGS = $(BUILD_PKGS) $(FUZZ_PKGS)
-bench-deps: PKGS = $(BUILD_PKGS) $(TEST_PKGS) $(BENCH_PKGS)
 deps fuzz-deps bench-deps:
 	@missing=""; for p in $(PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
@@ -313,16 +319,15 @@ FUZZ_ENV    := OPENBLAS_NUM_THREADS=1 MD_FUZZ_JIT=$(FUZZ_JIT) ASAN_OPTIONS=detec
                UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 FUZZ_RUN    := $(FUZZ_ENV):suppressions=$(abspath tests/fuzz/ubsan.supp)
 
+$(FZ)/%.o: OBJ_CC = $(FUZZ_CC)
+$(FZ)/%.o: OBJ_TAG = FUZZCC
+$(FZ)/%.o: OBJ_CFLAGS = $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link
 $(FZ)/%.o: %.c
-	@mkdir -p $(dir $@)
-	@echo "  FUZZCC  $<"
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
-# The generated sources: the parser, the lexer, the runtime as strings.
+	$(make_object)
 $(FZ)/%.o: $(B)/%.c
-	@mkdir -p $(dir $@)
-	@echo "  FUZZCC  $<"
-	$(Q)$(FUZZ_CC) $(filter-out -Wmissing-prototypes -Wshadow,$(FUZZ_CFLAGS)) -Wno-unused-function \
-	  -fsanitize=fuzzer-no-link -c $< -o $@
+	$(make_object)
+$(patsubst $(B)/%,$(FZ)/%,$(GEN_OBJS)): OBJ_CFLAGS = $(filter-out -Wmissing-prototypes -Wshadow,\
+  $(FUZZ_CFLAGS)) -Wno-unused-function -fsanitize=fuzzer-no-link
 $(FUZZ_OBJS): | $(B)/parser.h $(B)/lexer.h
 $(FZ)/runtime/vmath_avx2.o: FUZZ_CFLAGS += $(AVX2_FLAGS)
 
@@ -374,9 +379,6 @@ fuzz-regress: fuzz-deps $(FZ)/fuzz_md
 # compiler/tcc_so.c for how it fits in a shared library anyway).
 PREFIX     ?= /usr/local
 DESTDIR    ?=
-# tests/install_test.sh links a program with -static: OpenBLAS's archive
-# needs gfortran's.
-TEST_PKGS  += libgfortran-12-dev
 BINDIR     ?= $(PREFIX)/bin
 INCLUDEDIR ?= $(PREFIX)/include
 LIBDIR     ?= $(PREFIX)/lib
@@ -426,15 +428,13 @@ PC_SUBST = -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(MD_VERSION)|' \
 
 shared: $(PIC)/libmatdiff.so $(PIC)/libmatdiff_rt.so
 
+$(PIC)/%.o: OBJ_CFLAGS = $(ALL_CFLAGS) $(PIC_CFLAGS)
+$(PIC)/%.o: OBJ_TAG = PICCC
 $(PIC)/%.o: %.c
-	@mkdir -p $(dir $@)
-	@echo "  PICCC   $<"
-	$(Q)$(CC) $(ALL_CFLAGS) $(PIC_CFLAGS) -c $< -o $@
-# The generated sources: the parser, the lexer, the runtime as strings.
+	$(make_object)
 $(PIC)/%.o: $(B)/%.c
-	@mkdir -p $(dir $@)
-	@echo "  PICCC   $<"
-	$(Q)$(CC) $(GEN_CFLAGS) $(PIC_CFLAGS) -c $< -o $@
+	$(make_object)
+$(patsubst $(B)/%,$(PIC)/%,$(GEN_OBJS)): OBJ_CFLAGS = $(GEN_CFLAGS) $(PIC_CFLAGS)
 $(PIC_LIB_OBJS): | $(B)/parser.h $(B)/lexer.h
 $(PIC)/runtime/vmath_avx2.o: ALL_CFLAGS += $(AVX2_FLAGS)
 
@@ -517,8 +517,6 @@ train: all
 	$(Q)$(MAKE) --no-print-directory $(if $(Q),-s) -C examples/train MATDIFF=$(abspath $(B)/matdiff) \
 	  OUT=$(abspath $(B)/train) CFLAGS="$(CFLAGS) $(SAN_FLAGS)" WARN="-Wall -Wextra -pedantic -Werror" run
 
-.PHONY: shared install uninstall train
-
 # ---- benchmarks -------------------------------------------------------------
 #
 #   make bench         bench/results.md: every implementation of every case
@@ -555,18 +553,16 @@ bench: bench-deps all shared $(BB)/libharness.so $(BB)/compile_probe
 readme-bench:
 	$(Q)$(PYTHON) bench/readme.py bench/results.md README.md
 
-.PHONY: bench bench-deps readme-bench
-
 # make soak [N=100000] [SEED=S]: N random programs through every oracle of
 # tests/test_random.c, on every core, from seed S (default: from the clock);
 # prints the throughput, and shrinks and saves failures to tests/regress/.
 soak: all $(B)/tests/test_random
 	@MD_RANDOM_N=$(or $(N),100000) MD_RANDOM_SEED=$(or $(SEED),$$(($$(date +%s) * 1000000))) \
 	  $(B)/tests/test_random --filter 'random/expressions'
-.PHONY: soak
 
 clean:
 	rm -rf $(B)
 
-.PHONY: all check test pytest demo deps clean fuzz fuzz-deps fuzz-regress
+.PHONY: all check test pytest demo deps clean fuzz fuzz-deps fuzz-regress shared install \
+        uninstall train bench bench-deps readme-bench soak
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

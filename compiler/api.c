@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "api.h"
+#include "emit.h"
 
 // Reverse mode from the output's seed: 1 for a scalar, else G.
 static bool adjoint(Ctx *c) {
@@ -28,11 +29,18 @@ static bool simplify(Ctx *c) {
   return !c->failed;
 }
 
+// Plan both bodies now, so that a failure is the front's and --dump can
+// show the plan; the emitter and the cost model read the same plans.
+static bool plan(Ctx *c) {
+  return plan_body(c, false) && plan_body(c, true);
+}
+
 const Stage md_stages[] = {
     {"parse", parse_program, dump_parse},
     {"dag", lower_program, dump_dag},
     {"adjoint", adjoint, dump_grads},
     {"simplified", simplify, dump_grads},
+    {"plan", plan, dump_plan},
     {NULL, NULL, NULL},
 };
 

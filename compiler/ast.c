@@ -140,6 +140,14 @@ bool ast_error(Ctx *c, Loc loc, const char *what) {
 
 Node *ast_op(Ctx *c, Op op, Node *a, Node *b) { return ast_opk(c, op, a, b, 0); }
 
+Node *ast_op_nz(Ctx *c, Op op, Node *a, Node *b, bool *failed) {
+  if (!a || (op_arity[op] == 2 && !b))
+    return NULL;
+  Node *n = ast_op(c, op, a, b);
+  *failed |= !n;
+  return n;
+}
+
 Node *ast_dim(Ctx *c, Dim d) {
   if (d.sym < 0)
     return ast_num(c, (double)d.n);

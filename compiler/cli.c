@@ -102,18 +102,18 @@ typedef struct Verb {
   const char *help;
 } Verb;
 
-typedef enum Kind {
+typedef enum ArgKind {
   FLAG,              /* a bool, set */
   TEXT,              /* a string: the value */
   NUMBER,            /* an unsigned long long from MIN to MAX */
   DIM,               /* D=N, appended to binds */
   WORD,              /* the option's own name, appended to words */
-} Kind;
+} ArgKind;
 
 typedef struct Option {
   const char *name;
   unsigned verbs;    /* the verbs that take it */
-  Kind kind;
+  ArgKind kind;
   size_t field;      /* in Args: offsetof */
   const char *value; /* the value, as the usage names it */
   unsigned long long min, max;
@@ -287,7 +287,8 @@ static const char diff_help[] =
     "                    '# after STAGE' and followed by an empty one: parse (the\n"
     "                    parse tree), dag (the DAG after lowering), adjoint (the\n"
     "                    gradients' DAG straight out of reverse mode), simplified\n"
-    "                    (the same, simplified)\n";
+    "                    (the same, simplified), plan (how the C computes each\n"
+    "                    body: each needed node's form, uses and buffer)\n";
 
 // Is NAME in LIST, a comma-separated list?
 static bool listed(const char *list, const char *name) {

@@ -28,3 +28,12 @@ bool ctx_error(Ctx *c, Loc loc, const char *fmt, ...) {
   c->failed = true;
   return false;
 }
+
+int ctx_new_dim(Ctx *c, char *name) {
+  char **dims = arena_grow(&c->arena, c->dims, c->ndims, &c->dimcap, sizeof *dims);
+  if (!dims || !names_put(&c->arena, &c->dimidx, name, c->ndims))
+    return -1;
+  dims[c->ndims] = name;
+  c->dims = dims;
+  return c->ndims++;
+}

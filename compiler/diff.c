@@ -299,13 +299,7 @@ typedef struct Fwd {
 
 // A node from operands that may be NULL, standing for zero: NULL when the
 // product of a zero is wanted, or when making it failed (F->failed then).
-static Node *mk(Fwd *f, Op o, Node *a, Node *b) {
-  if (!a || (op_arity[o] == 2 && !b))
-    return NULL;
-  Node *n = ast_op(f->c, o, a, b);
-  f->failed |= !n;
-  return n;
-}
+static Node *mk(Fwd *f, Op o, Node *a, Node *b) { return ast_op_nz(f->c, o, a, b, &f->failed); }
 
 static Node *mkk(Fwd *f, Op o, Node *a, long k) {
   if (!a)

@@ -13,9 +13,15 @@
  *
  *   %3 = * %0 %1 : (n×m)
  *   y = %7
+ *
+ * A plan (plan.c) prints as each body's needed nodes, one a line, with the
+ * form the emitter gives it, its uses, the roots that need it, the buffer
+ * whose memory it reuses, and the terms written into it:
+ *
+ *   %5 = + %4 %2 : (n×m)  -- buffer, 2 uses for dW,db  reuses %3  terms +%4 +gemm %2
  */
 #include <stdlib.h>
-#include "md.h"
+#include "emit.h"
 
 /* ---- the parse tree ------------------------------------------------------ */
 
@@ -93,7 +99,7 @@ static void dump_node(Ctx *c, Buf *b, const Node *n) {
     if ((op_flags[n->op] & OPF_AXIS) && n->k)
       buf_printf(b, " k=%ld", n->k);
   }
-  buf_printf(b, " : %s\n", shape_str(c, n->shape));
+  buf_printf(b, " : %s", shape_str(c, n->shape));
 }
 
 // Every node the N ROOTS depend on, in id order.
@@ -107,8 +113,10 @@ static void dump_nodes(Ctx *c, Buf *b, Node *const *roots, int n) {
     if (roots[i])
       ast_mark(c, roots[i], seen);
   for (int i = 0; i < c->nnodes; i++)
-    if (seen[i])
+    if (seen[i]) {
       dump_node(c, b, c->nodes[i]);
+      buf_puts(b, "\n");
+    }
   free(seen);
 }
 
@@ -134,4 +142,63 @@ void dump_grads(Ctx *c, Buf *b) {
   for (int i = 0; i < c->nvars; i++)
     if (c->grads[i])
       buf_printf(b, "d%s/d%s = %%%d\n", c->outname, c->vars[i].name, c->grads[i]->id);
+}
+
+/* ---- plans --------------------------------------------------------------- */
+
+static const char *const form_name[] = {
+    [F_UNNEEDED] = "unneeded", [F_NEEDED] = "needed", [F_LEAF] = "leaf",
+    [F_VIEW] = "view",         [F_FUSED] = "fused",   [F_TERM] = "term",
+    [F_GEMM] = "gemm",         [F_ROOT] = "root",     [F_SCALAR] = "scalar",
+    [F_BUFFER] = "buffer",
+};
+
+// The gradients MASK names, or all roots (the output's work is needed by all).
+static void dump_mask(Ctx *c, Buf *b, const Plan *p, RootMask mask) {
+  if (mask == ALL_ROOTS) {
+    buf_puts(b, " for all");
+    return;
+  }
+  const char *sep = " for ";
+  for (int r = 1; r < p->nroots; r++)
+    if (mask & 1ull << p->rootvar[r]) {
+      buf_printf(b, "%sd%s", sep, c->vars[p->rootvar[r]].name);
+      sep = ",";
+    }
+}
+
+static void dump_body(Ctx *c, Buf *b, const Plan *p) {
+  buf_printf(b, "%s:\n", p->grads ? "gradients" : "value");
+  for (int i = 0; i < p->n; i++) {
+    Form f = p->form[i];
+    if (f == F_UNNEEDED)
+      continue;
+    dump_node(c, b, c->nodes[i]);
+    buf_printf(b, "  -- %s, %d use%s", form_name[f], p->uses[i], p->uses[i] == 1 ? "" : "s");
+    if (p->grads)
+      dump_mask(c, b, p, p->mask[i]);
+    if (p->alias[i])
+      buf_printf(b, "  reuses %%%d", p->alias[i]->id);
+    if (p->terms[i]) {
+      buf_puts(b, "  terms");
+      for (int t = 0; t < p->terms[i]->n; t++)
+        buf_printf(b, " %c%s%%%d", p->terms[i]->sign[t] < 0 ? '-' : '+',
+                   p->terms[i]->gemm[t] ? "gemm " : "", p->terms[i]->node[t]->id);
+    }
+    buf_puts(b, "\n");
+  }
+  for (int r = 0; r < p->nroots; r++)
+    if (r == 0)
+      buf_printf(b, "%s = %%%d\n", c->outname, p->roots[r]->id);
+    else
+      buf_printf(b, "d%s/d%s = %%%d\n", c->outname, c->vars[p->rootvar[r]].name, p->roots[r]->id);
+}
+
+// After planning: how the emitter will compute each body, node by node.
+void dump_plan(Ctx *c, Buf *b) {
+  for (int grads = 0; grads < 2; grads++) {
+    const Plan *p = plan_body(c, grads);
+    if (p)
+      dump_body(c, b, p);
+  }
 }

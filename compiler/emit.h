@@ -1,6 +1,7 @@
 /*
- * emit.h - what the emitter's files share, and nothing outside them sees
- * (md.h declares emit_c and emit_flops):
+ * emit.h - what the emitter's files share (md.h declares emit_c and
+ * emit_flops for everyone else; api.c runs plan_body as the front's last
+ * stage, and dump.c prints the plans):
  *
  *   plan.c    decides once per body how each node becomes code: the Plan;
  *   emit_c.c  prints the C of each body from its plan;

@@ -151,7 +151,7 @@ bool infer_fresh(Ctx *c, Loc loc, const char *what, int axis, Dim *out) {
   if (slot[r].dim < 0) {
     static const char *const names[] = {"n", "m", "k", "p", "q", "r", "s", "t", "u", "v", "w"};
     char *name = infer_name(c, names, (int)(sizeof names / sizeof *names), "n", &in->named);
-    int d = name ? lower_new_dim(c, name) : -1;
+    int d = name ? ctx_new_dim(c, name) : -1;
     if (d < 0 || !set_dimslot(c, in, d, r))
       return ctx_error(c, loc, "out of memory");
     slot[r].dim = d;
@@ -201,9 +201,9 @@ static bool unify_pairs(Infer *in, Dim p[][2], int n) {
 }
 
 // What a shape is to broadcasting: a scalar, a column, a row or a matrix.
-typedef enum Kind { K_SCALAR, K_COLUMN, K_ROW, K_MATRIX } Kind;
+typedef enum ShapeKind { K_SCALAR, K_COLUMN, K_ROW, K_MATRIX } ShapeKind;
 
-static Kind kind(Shape s) {
+static ShapeKind kind(Shape s) {
   return shape_is_scalar(s) ? K_SCALAR : shape_is_column(s) ? K_COLUMN : shape_is_row(s) ? K_ROW : K_MATRIX;
 }
 
@@ -215,7 +215,7 @@ bool infer_fit(Ctx *c, Op op, Shape a, Shape b) {
   b = infer_shape(c, b);
   Dim p[2][2];
   int n = 0;
-  Kind ka = kind(a), kb = kind(b);
+  ShapeKind ka = kind(a), kb = kind(b);
   switch (op) {
   case OP_ADD:
   case OP_SUB:

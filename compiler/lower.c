@@ -438,19 +438,10 @@ static bool dim(Ctx *c, DimSpec *d, Dim *out) {
   int i = find_dim(c, d->name);
   if (i < 0 && find_var(c, d->name) >= 0)
     return ctx_error(c, d->loc, "'%s' is a variable, not a size", d->name);
-  if (i < 0 && (i = lower_new_dim(c, d->name)) < 0)
+  if (i < 0 && (i = ctx_new_dim(c, d->name)) < 0)
     return ctx_error(c, d->loc, "out of memory");
   *out = (Dim){.sym = i};
   return true;
-}
-
-int lower_new_dim(Ctx *c, char *name) {
-  char **dims = arena_grow(&c->arena, c->dims, c->ndims, &c->dimcap, sizeof *dims);
-  if (!dims || !names_put(&c->arena, &c->dimidx, name, c->ndims))
-    return -1;
-  dims[c->ndims] = name;
-  c->dims = dims;
-  return c->ndims++;
 }
 
 static bool declare(Ctx *c, Stmt *s) {

@@ -87,6 +87,16 @@ typedef struct Shape {
   Dim r, c;
 } Shape;
 
+/* The algebra of sizes, which every stage reads. */
+static inline bool dim_eq(Dim a, Dim b) { return a.sym == b.sym && (a.sym >= 0 || a.n == b.n); }
+static inline bool shape_eq(Shape a, Shape b) { return dim_eq(a.r, b.r) && dim_eq(a.c, b.c); }
+static inline Dim dim_lit(long n) { return (Dim){.sym = -1, .n = n}; }  /* a literal size */
+static inline Shape shape_scalar(void) { return (Shape){dim_lit(1), dim_lit(1)}; }
+static inline bool shape_is_scalar(Shape s) { return dim_eq(s.r, dim_lit(1)) && dim_eq(s.c, dim_lit(1)); }
+static inline bool shape_is_square(Shape s) { return dim_eq(s.r, s.c); }
+static inline bool shape_is_column(Shape s) { return dim_eq(s.c, dim_lit(1)); }  /* n x 1 */
+static inline bool shape_is_row(Shape s) { return dim_eq(s.r, dim_lit(1)); }     /* 1 x m */
+
 /* ---- operations -------------------------------------------------------- */
 
 enum { PREC_ADD = 1, PREC_MUL, PREC_UNARY, PREC_POW, PREC_POST, PREC_ATOM };
@@ -301,6 +311,10 @@ typedef struct Ctx {
 void ctx_init(Ctx *c, const char *src, long len, const char *file, md_error *err);
 void ctx_free(Ctx *c);
 bool ctx_error(Ctx *c, Loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Append the symbolic size NAME (not copied) to c->dims: its index, or -1
+   on allocation failure. Lowering makes the declared sizes, infer.c the
+   inferred ones. */
+int ctx_new_dim(Ctx *c, char *name);
 
 /* ---- parser.y ---------------------------------------------------------- */
 
@@ -325,6 +339,10 @@ Node *ast_dir(Ctx *c, int index);                     /* dx, the direction of va
    for want of memory otherwise. */
 Node *ast_op(Ctx *c, Op op, Node *a, Node *b);
 Node *ast_opk(Ctx *c, Op op, Node *a, Node *b, long k);
+/* For the linear maps of forward mode and second order, where NULL stands
+   for zero: NULL if A, or B of a binary op, is NULL (the product with a
+   zero); else ast_op, setting *FAILED when that fails. */
+Node *ast_op_nz(Ctx *c, Op op, Node *a, Node *b, bool *failed);
 /* Report at LOC why the last ast_* call returned NULL: "out of memory", or
    for ill-shaped operands, an internal error in WHAT (it built them) with
    the shape rule's message. Returns false. */
@@ -337,18 +355,10 @@ void ast_mark(Ctx *c, const Node *root, char *seen);
 
 /* ---- shape.c ----------------------------------------------------------- */
 
-bool dim_eq(Dim a, Dim b);
-bool shape_eq(Shape a, Shape b);
-bool shape_is_scalar(Shape s);
-Shape shape_scalar(void);
 char *shape_str(Ctx *c, Shape s);                    /* "(n×k)" or "scalar" */
 char *dim_str(Ctx *c, Dim d);
 /* The result shape of OP on A and B, or NULL and an error message in MSG. */
 bool shape_check(Ctx *c, Op op, Shape a, Shape b, long k, Shape *out, char *msg, size_t n);
-bool shape_is_square(Shape s);
-bool shape_is_column(Shape s);                       /* n x 1 */
-bool shape_is_row(Shape s);                          /* 1 x m */
-Dim dim_lit(long n);                                 /* a literal size */
 
 /* ---- lower.c ----------------------------------------------------------- */
 
@@ -356,9 +366,6 @@ Dim dim_lit(long n);                                 /* a literal size */
    checked. Sets c->vars, c->dims, c->lets, c->out. */
 bool lower_program(Ctx *c);
 
-/* Append the symbolic size NAME (not copied) to c->dims: its index, or -1
-   on allocation failure. */
-int lower_new_dim(Ctx *c, char *name);
 
 /* ---- infer.c ----------------------------------------------------------- */
 
@@ -427,7 +434,8 @@ Node *simp_expr(Ctx *c, Node *n);
 /* ---- api.c ------------------------------------------------------------- */
 
 /* The front half of the pipeline as a table of stages, in order, ended by
-   a NULL name: parse, dag (lowering), adjoint (reverse mode), simplified.
+   a NULL name: parse, dag (lowering), adjoint (reverse mode), simplified,
+   plan (how the emitter computes each body, plan.c).
    Each runs on the state the one before left (false with the error
    reported) and has a printer of the state it leaves, which
    `matdiff diff --dump=STAGE,...` shows. A stage is one line here. */
@@ -447,6 +455,7 @@ bool md_front(Ctx *c);
 void dump_parse(Ctx *c, Buf *b);   /* the statements, as s-expressions */
 void dump_dag(Ctx *c, Buf *b);     /* the value's DAG, one node a line */
 void dump_grads(Ctx *c, Buf *b);   /* the gradients' DAG, the same way */
+void dump_plan(Ctx *c, Buf *b);    /* each body's plan, one needed node a line */
 
 /* ---- print.c ----------------------------------------------------------- */
 

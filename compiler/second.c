@@ -107,13 +107,7 @@ static bool depends(Lin *l, const Node *n) {
 
 // Nodes as ast_op makes them, NULL standing for zero: a product with a
 // zero is zero. A failure sets L->failed.
-static Node *mk(Lin *l, Op o, Node *a, Node *b) {
-  if (!a || (op_arity[o] == 2 && !b))
-    return NULL;
-  Node *n = ast_op(l->c, o, a, b);
-  l->failed |= !n;
-  return n;
-}
+static Node *mk(Lin *l, Op o, Node *a, Node *b) { return ast_op_nz(l->c, o, a, b, &l->failed); }
 
 static Node *fail(Lin *l) {
   l->failed = true;

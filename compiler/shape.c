@@ -7,16 +7,6 @@
 #include <stdio.h>
 #include "md.h"
 
-bool dim_eq(Dim a, Dim b) { return a.sym == b.sym && (a.sym >= 0 || a.n == b.n); }
-
-bool shape_eq(Shape a, Shape b) { return dim_eq(a.r, b.r) && dim_eq(a.c, b.c); }
-
-Dim dim_lit(long n) { return (Dim){.sym = -1, .n = n}; }
-
-Shape shape_scalar(void) { return (Shape){dim_lit(1), dim_lit(1)}; }
-
-bool shape_is_scalar(Shape s) { return dim_eq(s.r, dim_lit(1)) && dim_eq(s.c, dim_lit(1)); }
-
 long dim_value(Dim d, const long *dims) { return d.sym >= 0 ? dims[d.sym] : d.n; }
 
 char *dim_str(Ctx *c, Dim d) {
@@ -28,12 +18,6 @@ char *shape_str(Ctx *c, Shape s) {
     return "scalar";
   return arena_printf(&c->arena, "(%s×%s)", dim_str(c, s.r), dim_str(c, s.c));
 }
-
-bool shape_is_square(Shape s) { return dim_eq(s.r, s.c); }
-
-bool shape_is_column(Shape s) { return dim_eq(s.c, dim_lit(1)); }
-
-bool shape_is_row(Shape s) { return dim_eq(s.r, dim_lit(1)); }
 
 static const char *verb(Op op) {
   switch (op) {

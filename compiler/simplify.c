@@ -29,6 +29,12 @@
 #include <string.h>
 #include "md.h"
 
+enum {
+  REWRITE_BUDGET = 1000000,  /* rewrites in one program, a guard against a cycle of rules */
+  MAX_REWRITE_DEPTH = 2000,  /* simp()'s recursion through rewritten nodes, for the stack */
+  MAX_TLEN_DEPTH = 100,      /* tlen()'s look into pushed-in transposes: past it, wrapped */
+};
+
 typedef struct Simp {
   Ctx *c;
   Node **memo;       /* by node id: the simplified node */
@@ -389,11 +395,11 @@ static int tlen(Simp *s, const Node *n, int depth) {
   if (n->id < s->cap && s->tcost[n->id] != INT_MIN)
     return s->tcost[n->id];
   int w = twrap(s, n);
-  int r = depth > 100 ? w : tpushc(s, n, depth);
+  int r = depth > MAX_TLEN_DEPTH ? w : tpushc(s, n, depth);
   r = r < w ? r : w;
   if (r > TFAR)
     r = TFAR;
-  if (n->id < s->cap && depth <= 100)
+  if (n->id < s->cap && depth <= MAX_TLEN_DEPTH)
     s->tcost[n->id] = r;
   return r;
 }
@@ -915,7 +921,7 @@ static Node *simp(Simp *s, Node *n) {
   }
   s->busy[m->id] = 1;
   mine = true;
-  r = s->budget > 0 && s->depth < 2000 ? rewrite(s, m) : NULL;
+  r = s->budget > 0 && s->depth < MAX_REWRITE_DEPTH ? rewrite(s, m) : NULL;
   // A rewrite may lose sharing (x^(2^40) as products re-associated): one
   // that builds a DAG deeper than every later stage's recursion can take
   // is not made.
@@ -942,7 +948,7 @@ done:
 }
 
 static void simp_init(Simp *s, Ctx *c) {
-  *s = (Simp){.c = c, .budget = 1000000};
+  *s = (Simp){.c = c, .budget = REWRITE_BUDGET};
   if (c->out && (s->primal = calloc((size_t)c->out->id + 1, 1))) {
     ast_mark(c, c->out, s->primal);
     s->nprimal = c->out->id + 1;

@@ -315,10 +315,33 @@ Test(cli, dump_adjoint_before_simplification) {
   run_free(&r);
 }
 
+// The plan says how each body is computed: in the seed's gradients, X*W + b
+// is a buffer that every gradient reads, and each gradient is written
+// straight into its root by gemm, needed by its own variable only.
+Test(cli, dump_plan) {
+  Run r = matdiff("diff " SEED " --dump=plan");
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  char *plan = section(r.out, "plan");
+  cr_assert(plan, "%s", r.out);
+  const char *grads = strstr(plan, "gradients:\n");
+  cr_assert(!strncmp(plan, "value:\n", 7) && grads, "%s", plan);
+  cr_expect(strstr(grads, "= + %3 %2 : (10×4)  -- buffer, 4 uses for all  terms +gemm %3 +%2\n"),
+            "%s", grads);
+  const char *dw = strstr(grads, "dy/dW = %");
+  cr_assert(dw, "%s", grads);
+  char line[64];
+  snprintf(line, sizeof line, "\n%%%d = * ", atoi(dw + 9));
+  const char *root = strstr(grads, line);
+  cr_expect(root && strstr(root + 1, "  -- root, 1 use for dW  terms +gemm ") < strchr(root + 1, '\n'),
+            "%s", grads);
+  free(plan);
+  run_free(&r);
+}
+
 Test(cli, dump_errors) {
   expect_error("diff " SEED " --dump=parse,plans",
                "matdiff: error: diff: --dump: there is no stage 'plans'; the stages are parse, dag, "
-               "adjoint, simplified\n",
+               "adjoint, simplified, plan\n",
                false);
   // A stage that fails: the states before it, then its error.
   char args[512];
