@@ -681,6 +681,30 @@ int md_vjp(md_function *f, const long *dims, const double *const *inputs, const 
   return call(&k, true, err);
 }
 
+/* ---- NumPy --------------------------------------------------------------- */
+
+const char *md_numpy_source(md_function *f, md_error *err) {
+  diag_clear(err);
+  if (!f) {
+    diag_plain(err, "no function");
+    return NULL;
+  }
+  Ctx *c = &f->ctx;
+  pthread_mutex_lock(&f->arena_lock);
+  if (!f->numpy) {
+    Buf b = {0};
+    c->err = err;  // emit_numpy reports through the caller's md_error
+    c->failed = false;
+    if (emit_numpy(c, "f", &b) && !(f->numpy = arena_strdup(&c->arena, b.s)))
+      diag_plain(err, "out of memory");
+    c->err = NULL;
+    buf_free(&b);
+  }
+  const char *s = f->numpy;
+  pthread_mutex_unlock(&f->arena_lock);
+  return s;
+}
+
 /* ---- one-line expressions ------------------------------------------------ */
 
 // md_expr_source (expr.c) finds every error about the expression, located

@@ -24,6 +24,7 @@ struct md_function {
   pthread_mutex_t pool_lock;
   struct Workspace *pool;      /* the other idle ones, the last given back first */
   pthread_mutex_t arena_lock;  /* for ctx.arena and formulas */
+  char *numpy;       /* the NumPy module (emit_numpy), made when first asked for */
   char **second;     /* printed second-order formulas, made when first asked
                         for (api.c, "second order"): the JVP, then per
                         variable the HVP, the Hessian blocks, the Jacobians */

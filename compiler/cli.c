@@ -86,7 +86,7 @@ typedef struct Args {
   int nbinds;
   const char **words; /* config's options, in command-line order */
   int nwords;
-  const char *out, *name, *format, *dump;
+  const char *out, *name, *format, *dump, *lang;
   bool latex, standalone, flt, grad, strict;
   bool jvp, hvp, hessian, jacobian; /* second order (second.c) */
   unsigned long long seed, trials;
@@ -135,6 +135,7 @@ static const Option options[] = {
     {"-o", V_COMPILE, TEXT, F(out), "OUT.c", 0, 0},
     {"--name", V_COMPILE, TEXT, F(name), "P", 0, 0},
     {"--float", V_COMPILE, FLAG, F(flt), NULL, 0, 0},
+    {"--lang", V_COMPILE, TEXT, F(lang), "c|numpy", 0, 0},
     {"--dim", V_EVAL | V_CHECK | V_COST, DIM, 0, "D=N", 0, 0},
     {"--seed", V_EVAL | V_CHECK, NUMBER, F(seed), "S", 0, ULLONG_MAX},
     {"--trials", V_CHECK, NUMBER, F(trials), "T", 1, 1000000},
@@ -599,11 +600,14 @@ static int cmd_graph(const Args *a) {
 }
 
 static const char compile_help[] =
-    "usage: matdiff compile FILE|-e EXPR [--wrt NAMES] [-o OUT.c] [--name P] [--standalone] [--float]\n"
+    "usage: matdiff compile FILE|-e EXPR [--wrt NAMES] [-o OUT] [--name P] [--lang c|numpy]\n"
+    "                       [--standalone] [--float]\n"
     "Write C99 for the value, P(...), and the gradients, P_grad(...), which ADDS\n"
     "each gradient into its buffer (NULL skips it). P defaults to FILE's base name.\n"
     "  --standalone  inline the kernels as plain loops: the file needs only libm\n"
-    "  --float       single precision (runtime-linked: the runtime's _f kernels)\n";
+    "  --float       single precision (runtime-linked: the runtime's _f kernels)\n"
+    "  --lang numpy  a Python module instead, NumPy only: P(inputs) returns the value,\n"
+    "                P_grad(inputs) (value, {input: gradient}); --lang c is the default\n";
 
 // A C identifier from a file's base name: seed.expr -> seed.
 static char *default_name(const char *path) {
@@ -646,8 +650,15 @@ static int cmd_compile(const Args *a) {
   const char *file = a->file, *out = a->out, *name = a->name;
   if (name && !is_ident(name))
     return fail("--name '%s' is not a C identifier", name);
+  bool numpy = a->lang && !strcmp(a->lang, "numpy");
+  if (a->lang && !numpy && strcmp(a->lang, "c"))
+    return fail("compile: --lang takes c or numpy, not '%s'", a->lang);
+  if (numpy && (a->standalone || a->flt))
+    return fail("compile: --%s is for C; --lang numpy computes in float64 with NumPy",
+                a->standalone ? "standalone" : "float");
   if (out && file && same_file(file, out))
-    return fail("compile: -o '%s' is the input file '%s'; the C would replace it", out, file);
+    return fail("compile: -o '%s' is the input file '%s'; the %s would replace it", out, file,
+                numpy ? "module" : "C");
   Front fr;
   if (!front_file(&fr, a, NULL)) {
     front_free(&fr);
@@ -659,7 +670,9 @@ static int cmd_compile(const Args *a) {
   int rc = 0;
   if (!o.name)
     rc = fail("out of memory");
-  else if (!emit_c(&fr.c, &o, &code))
+  else if (numpy && !emit_numpy(&fr.c, o.name, &code))
+    rc = report(&fr.err);
+  else if (!numpy && !emit_c(&fr.c, &o, &code))
     rc = fail("out of memory");
   else if (!out)
     fputs(code.s, stdout);
@@ -1261,7 +1274,7 @@ static const char usage[] =
     "usage: matdiff VERB [ARGS]\n"
     "  diff FILE [--latex]       print the gradients as formulas (or as LaTeX)\n"
     "  graph FILE [--grad]       print the expression DAG as Graphviz dot\n"
-    "  compile FILE [-o OUT.c]   write C for the value and the gradients\n"
+    "  compile FILE [-o OUT.c]   write C (--lang numpy: NumPy) for the value and gradients\n"
     "  eval FILE [NAME=PATH...]  evaluate through the JIT (--grad for gradients)\n"
     "  check FILE                compare the gradients with the tape and finite differences\n"
     "  cost FILE --dim D=N ...   count the operations of the value and the gradients\n"

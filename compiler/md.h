@@ -149,6 +149,7 @@ extern const char *const op_latex[OP_COUNT];   /* NULL: \operatorname{spelling} 
 extern const char *const op_cfunc[OP_COUNT];   /* elementwise functions: the C function */
 extern const char *const op_cfunc_f[OP_COUNT]; /* ... and its single-precision twin */
 extern const Domain op_domain[OP_COUNT][2];    /* of each operand */
+extern const char *const op_numpy[OP_COUNT];   /* its NumPy template (ops.h), NULL for a named leaf */
 
 static inline bool op_is_leaf(Op op) { return op_flags[op] & OPF_LEAF; }
 static inline bool op_is_fill(Op op) { return op_flags[op] & OPF_FILL; }
@@ -479,6 +480,9 @@ void latex_name(Buf *b, const char *name);           /* lambda -> \lambda, W1 ->
    prints as G (as text or as LaTeX); then d and the output's name (dY),
    unless that is taken too; then the first free of G1, G2, ... */
 const char *print_seed_name(Ctx *c);
+/* The name an assignment gave N (the first), NULL for none or the output:
+   the printers write it in N's place, emit_numpy.c names N's value so. */
+const char *print_let_name(Ctx *c, const Node *n);
 
 /* ---- chain.c ----------------------------------------------------------- */
 
@@ -508,6 +512,13 @@ extern const char md_rt_standalone[];  /* runtime/standalone.c, built in */
 /* The whole C file for the compilation; false with the reason reported
    (ctx_error) when it cannot be written. */
 bool emit_c(Ctx *c, const EmitOpts *o, Buf *out);
+
+/* ---- emit_numpy.c ------------------------------------------------------ */
+
+/* The NumPy module for the compilation: NAME(inputs), NAME_grad(inputs)
+   and, for an output that is not a scalar, NAME_vjp(G, inputs), from the
+   plans emit_c prints; false with the reason reported. */
+bool emit_numpy(Ctx *c, const char *name, Buf *out);
 
 /* ---- cost.c ------------------------------------------------------------ */
 

@@ -33,8 +33,14 @@ const char *const op_latex[OP_COUNT] = {
 };
 
 const Domain op_domain[OP_COUNT][2] = {
-#define OP(name, spelling, arity, prec, class, tape, latex, flags, dom_a, dom_b) \
+#define OP(name, spelling, arity, prec, class, tape, latex, flags, dom_a, dom_b, ...) \
   [OP_##name] = {DOM_##dom_a, DOM_##dom_b},
+#include "ops.h"
+};
+
+const char *const op_numpy[OP_COUNT] = {
+#define OP(name, spelling, arity, prec, class, tape, latex, flags, dom_a, dom_b, numpy) \
+  [OP_##name] = numpy,
 #include "ops.h"
 };
 

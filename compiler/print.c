@@ -25,7 +25,6 @@ char *print_num(char *buf, size_t n, double v) {
 }
 
 static void print(Ctx *c, Buf *b, const Node *n);
-static const char *let_name(Ctx *c, const Node *n);
 
 // The precedence a node prints at: a negative number or a -1*A prints as
 // a unary minus.
@@ -41,11 +40,11 @@ static int prec(const Node *n) {
 
 // The precedence N prints at here: a named value is an atom.
 static int eprec(Ctx *c, const Buf *b, const Node *n) {
-  return n != b->top && let_name(c, n) ? PREC_ATOM : prec(n);
+  return n != b->top && print_let_name(c, n) ? PREC_ATOM : prec(n);
 }
 
 // Is N printed as itself here, not by the name the user gave it?
-static bool spelled(Ctx *c, const Buf *b, const Node *n) { return n == b->top || !let_name(c, n); }
+static bool spelled(Ctx *c, const Buf *b, const Node *n) { return n == b->top || !print_let_name(c, n); }
 
 static bool is_minus(const Node *n) { return n->op == OP_MUL && ast_is_num(n->a, -1); }
 
@@ -183,7 +182,7 @@ static void shape_args(Ctx *c, Buf *b, const Node *n) {
 }
 
 // The name the user gave N with an assignment, if any (the first).
-static const char *let_name(Ctx *c, const Node *n) {
+const char *print_let_name(Ctx *c, const Node *n) {
   if (c->nletnames < c->nnodes) {
     const char **names = arena_alloc(&c->arena, sizeof *names * (size_t)(c->nnodes + 1));
     if (!names)
@@ -237,7 +236,7 @@ static void print_node(Ctx *c, Buf *b, const Node *n) {
   // A value the user named is printed by its name: dloss/dw =
   // X'*(sigmoid(z) - y)/n rather than z spelled out. (Not at the top: the
   // definition of z itself is spelled out.)
-  const char *let = n != b->top ? let_name(c, n) : NULL;
+  const char *let = n != b->top ? print_let_name(c, n) : NULL;
   if (let) {
     buf_puts(b, let);
     return;
@@ -500,7 +499,7 @@ static bool leads(Ctx *c, const Buf *b, const Node *n, bool digit, int depth) {
 // The name N's LaTeX ends with, or NULL if it ends otherwise.
 static const char *trailing_name(Ctx *c, const Buf *b, const Node *n, int depth) {
   if (!spelled(c, b, n))
-    return let_name(c, n);
+    return print_let_name(c, n);
   if (depth > LOOK)
     return NULL;
   switch (n->op) {
@@ -547,7 +546,7 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
   if (b->limit && b->len > b->limit)  // as print(): a tree may dwarf its DAG
     return;
   // A value the user named prints by its name, as in the text form.
-  const char *let = n != b->top ? let_name(c, n) : NULL;
+  const char *let = n != b->top ? print_let_name(c, n) : NULL;
   if (let) {
     latex_name(b, let);
     return;

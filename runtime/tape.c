@@ -226,7 +226,7 @@ typedef struct {
 } Elementwise;
 
 #define OP(...)
-#define MAP(name, spelling, cfn, latex, dom, dtape, d2tape) \
+#define MAP(name, spelling, cfn, latex, dom, dtape, d2tape, ...) \
   static double d_##name(double x, double y) { (void)x, (void)y; return dtape; } \
   static double d2_##name(double x, double y) { (void)x, (void)y; return d2tape; }
 #include "ops.h"

@@ -21,6 +21,10 @@
  *                           --float, built by cc with every warning an error
  *                           and run: against the JIT; single precision must
  *                           call the float twin;
+ *                         - the NumPy module (`compile --lang numpy`,
+ *                           emit_numpy), imported and run by python3
+ *                           with NumPy (warnings are errors): against the
+ *                           JIT, and it writes ops.h's numpy template;
  *                         - second order: the op's tangent rule three ways
  *                           (the symbolic JVP, printed and compiled again;
  *                           the tape's forward mode; central differences),
@@ -524,6 +528,99 @@ static void check_compiled(const char *op, const Prog *prog, const Inst *p) {
   tmpdir_remove();
 }
 
+/* ---- NumPy -------------------------------------------------------------------- */
+
+// The Python with NumPy that runs the exported module: $PYTHON, else
+// Debian's, as the Makefile's PYTHON.
+static const char *python(void) {
+  const char *p = getenv("PYTHON");
+  return p && *p ? p : "/usr/bin/python3";
+}
+
+static void py_array(Buf *b, const double *v, long r, long c) {
+  buf_puts(b, "np.array([");
+  for (long e = 0; e < r * c; e++)
+    buf_printf(b, "%s%.17g", e ? ", " : "", v[e]);
+  buf_printf(b, "]).reshape(%ld, %ld)", r, c);
+}
+
+// The longest text of template T between its $ parameters, into BUF.
+static const char *longest_piece(const char *t, char *buf, size_t n) {
+  buf[0] = '\0';
+  for (const char *q = t; *q;) {
+    size_t len = strcspn(q, "$");
+    if (len > strlen(buf) && len < n)
+      snprintf(buf, n, "%.*s", (int)len, q);
+    q += len;
+    q += *q ? 2 : 0;
+  }
+  return buf;
+}
+
+// The module `matdiff compile --lang numpy` writes (emit_numpy), imported
+// by a driver that calls f and f_grad (f_vjp with the seed for a matrix
+// output) at the instance's inputs, against the JIT's numbers.
+static void check_numpy(const char *op, const Prog *prog, const Inst *p) {
+  tmpdir_setup("test_ops_numpy");
+  md_error err;
+  Ctx c;
+  cr_assert(front(&c, prog, &err), "%s", err.diag);
+  Buf code = {0};
+  cr_assert(emit_numpy(&c, "f", &code), "%s: emit_numpy: %s", op, err.message);
+  char piece[64];
+  cr_expect(strstr(code.s, longest_piece(op_numpy[prog->op], piece, sizeof piece)),
+            "%s: the module does not write ops.h's NumPy, %s:\n%s", op, op_numpy[prog->op], code.s);
+  tmpdir_text("f.py", code.s);
+  buf_free(&code);
+  ctx_free(&c);
+  int n = md_num_inputs(p->f);
+  Buf d = {0};
+  buf_puts(&d, "import sys\nsys.path.insert(0, '.')\nimport numpy as np\nimport f as m\n\n"
+               "def show(tag, v):\n    print(tag, ' '.join('%.17g' % x for x in np.ravel(v)))\n\n");
+  for (int i = 0; i < n; i++) {
+    buf_printf(&d, "a%d = ", i);
+    py_array(&d, p->in[i], md_input_rows(p->f, i, p->dims), md_input_cols(p->f, i, p->dims));
+    buf_puts(&d, "\n");
+  }
+  buf_puts(&d, "args = (");
+  for (int i = 0; i < n; i++)
+    buf_printf(&d, "a%d, ", i);
+  buf_puts(&d, ")\nshow('value', m.f(*args))\n");
+  if (p->scalar) {
+    buf_puts(&d, "y, g = m.f_grad(*args)\n");
+  } else {
+    buf_puts(&d, "y, g = m.f_vjp(");
+    py_array(&d, p->seed, md_output_rows(p->f, p->dims), md_output_cols(p->f, p->dims));
+    buf_puts(&d, ", *args)\n");
+  }
+  buf_puts(&d, "show('grad_value', y)\n");
+  for (int i = 0; i < n; i++)
+    buf_printf(&d, "show('grad%d', g['%s'])\n", i, md_input_name(p->f, i));
+  tmpdir_text("driver.py", d.s);
+  buf_free(&d);
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "cd %s && %s -W error driver.py > out.txt 2>&1", tmpdir(), python());
+  int rc = run(cmd);
+  char *out = slurp(tmpdir_path("out.txt"));
+  cr_expect_eq(rc, 0, "%s: the NumPy module fails:\n%s\n%s", op, out ? out : "", prog->src);
+  double got[MAXN];
+  const char *tags[] = {"value", "grad_value"};
+  for (int t = 0; rc == 0 && t < 2; t++) {
+    cr_assert(numbers(out, tags[t], got, p->olen), "%s: no '%s' in\n%s", op, tags[t], out);
+    double e = md_rel_err(got, p->value, p->olen);
+    cr_expect(e <= TOL_C, "%s: NumPy's %s is off the JIT's by %.3g", op, tags[t], e);
+  }
+  for (int i = 0; rc == 0 && i < n; i++) {
+    char tag[16];
+    snprintf(tag, sizeof tag, "grad%d", i);
+    cr_assert(numbers(out, tag, got, p->len[i]), "%s: no '%s' in\n%s", op, tag, out);
+    double e = md_rel_err(got, p->grads[i], p->len[i]);
+    cr_expect(e <= TOL_C, "%s: NumPy's d/d%s is off the JIT's by %.3g", op, md_input_name(p->f, i), e);
+  }
+  free(out);
+  tmpdir_remove();
+}
+
 /* ---- LaTeX -------------------------------------------------------------------- */
 
 // Braces and \left...\right pairs match.
@@ -586,6 +683,7 @@ ParameterizedTest(int *o, ops, each, .timeout = 60) {
   check_numbers(name, &p);
   check_second(name, &prog, &p);
   check_compiled(name, &prog, &p);
+  check_numpy(name, &prog, &p);
   md_error err;
   Ctx c;
   cr_assert(front(&c, &prog, &err), "%s", err.diag);

@@ -59,15 +59,19 @@ class Sym(str):
 
 class Input(str):
     """An input's name (a str), with .shape, its declared (rows, cols), a
-    number or a size name each, and .wrt, whether it has a gradient."""
+    number or a size name each, .wrt, whether it has a gradient, and
+    .symmetric and .posdef, whether it is declared symmetric(n) or
+    posdef(n) (a posdef input is symmetric too): every call then requires
+    symmetric data."""
 
-    def __new__(cls, name, shape, wrt):
+    def __new__(cls, name, shape, wrt, symmetric=False, posdef=False):
         s = super().__new__(cls, name)
-        s.shape, s.wrt = shape, wrt
+        s.shape, s.wrt, s.symmetric, s.posdef = shape, wrt, symmetric, posdef
         return s
 
     def __repr__(self):
-        return "Input(%s, shape=%r, wrt=%r)" % (str.__repr__(self), self.shape, self.wrt)
+        extra = ", posdef=True" if self.posdef else ", symmetric=True" if self.symmetric else ""
+        return "Input(%s, shape=%r, wrt=%r%s)" % (str.__repr__(self), self.shape, self.wrt, extra)
 
 
 def _show(shape):
@@ -105,7 +109,7 @@ class Function:
       f.grad(X=..., ...)                  (value, {name: gradient})
       f.vjp(seed, X=..., ...)             (value, {name: seed'*J})
       f.inputs, f.dims, f.wrt, f.output, f.output_shape
-      f.formulas, f.c_source
+      f.formulas, f.c_source, f.numpy_source
 
     Arrays may also be given by position, in declaration order. Calls are
     thread-safe: see _call.
@@ -128,7 +132,9 @@ class Function:
             shape = (size(_LIB.md_input_dim(handle, i, 0), _LIB.md_input_rows(handle, i, None)),
                      size(_LIB.md_input_dim(handle, i, 1), _LIB.md_input_cols(handle, i, None)))
             inputs.append(Input(_text(_LIB.md_input_name(handle, i)), shape,
-                                bool(_LIB.md_input_is_wrt(handle, i))))
+                                bool(_LIB.md_input_is_wrt(handle, i)),
+                                bool(_LIB.md_input_is_symmetric(handle, i)),
+                                bool(_LIB.md_input_is_posdef(handle, i))))
         self.inputs = tuple(inputs)
         self.wrt = tuple(x for x in self.inputs if x.wrt)
         self.output = _text(_LIB.md_output_name(handle))
@@ -149,6 +155,18 @@ class Function:
             self._formulas = {str(x): _text(_LIB.md_grad_formula(self._handle, i))
                               for i, x in enumerate(self.inputs) if x.wrt}
         return dict(self._formulas)
+
+    @property
+    def numpy_source(self):
+        """The function as a Python module that needs only NumPy, as
+        `matdiff compile --lang numpy` writes it: f(inputs) the value,
+        f_grad(inputs) (value, {input: gradient}), and for an output that is
+        not a scalar f_vjp(G, inputs). Made on first use."""
+        err = _lib.MdError()
+        s = _LIB.md_numpy_source(self._handle, ctypes.byref(err))
+        if not s:
+            raise MemoryError(_text(err.message))
+        return _text(s)
 
     # ---- calls ---------------------------------------------------------
 

@@ -50,8 +50,11 @@ PROTOTYPES = {
     "md_input_rows": (_L, [_P, _I, _P]),
     "md_input_cols": (_L, [_P, _I, _P]),
     "md_input_is_wrt": (_I, [_P, _I]),
+    "md_input_is_symmetric": (_I, [_P, _I]),
+    "md_input_is_posdef": (_I, [_P, _I]),
     "md_grad_formula": (_S, [_P, _I]),
     "md_c_source": (_S, [_P]),
+    "md_numpy_source": (_S, [_P, _ERR]),
     "md_output_rows": (_L, [_P, _P]),
     "md_output_cols": (_L, [_P, _P]),
     # f, i, axis -> the symbolic size's index, or -1 for a number

@@ -67,6 +67,23 @@ def test_fixed_sizes_and_wrt():
     assert f.formulas == {"x": "c*A'*G"}
 
 
+def test_symmetric_and_posdef_inputs():
+    # The gradient with respect to a symmetric input is the symmetric one,
+    # (G + G')/2: for x'*S*x, by hand, (x*x' + x*x')/2 = x*x'.
+    f = matdiff.compile("S : symmetric(n)\nP : posdef(n)\nx : vector(n)\ny = x'*S*x + logdet(P)\n")
+    assert [(x.symmetric, x.posdef) for x in f.inputs] == [(True, False), (True, True), (False, False)]
+    assert "symmetric=True" in repr(f.inputs[0]) and "posdef=True" in repr(f.inputs[1])
+    S = np.array([[2.0, 1.0], [1.0, 3.0]])
+    P = np.array([[4.0, 1.0], [1.0, 2.0]])
+    x = np.array([1.0, -2.0])
+    y, g = f.grad(S=S, P=P, x=x)
+    assert abs(y - (x @ S @ x + np.log(np.linalg.det(P)))) < 1e-12
+    assert np.allclose(g["S"], np.outer(x, x), rtol=0, atol=1e-12)
+    assert np.allclose(g["P"], np.linalg.inv(P), rtol=0, atol=1e-12)
+    with pytest.raises(matdiff.EvalError, match="'S' is declared symmetric but is not symmetric"):
+        f(S=np.array([[2.0, 1.0], [0.0, 3.0]]), P=P, x=x)
+
+
 def test_formulas_and_c_source():
     f = matdiff.load(os.path.join(ROOT, "examples", "seed.expr"))
     assert f.formulas == {"X": "2*(X*W + b)*W'", "W": "2*X'*(X*W + b)", "b": "2*(X*W + b)"}
