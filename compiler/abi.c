@@ -11,6 +11,8 @@
 
 #define HEADER_FORMULA_MAX 2000  /* bytes of a formula in the header comment */
 #define NAMESET_MIN 64           /* slots of a name set's first table */
+#define USER_PREFIX "v_"         /* a size or an input NAME is v_NAME in C */
+#define GRAD_PREFIX "d_"         /* and the gradient with respect to it d_NAME */
 
 /* ---- names ------------------------------------------------------------- */
 
@@ -125,10 +127,14 @@ bool abi_setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
   e->gname = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->nvars + 1));
   if (!e->dname || !e->pname || !e->gname)
     return false;
+  // Every name of the program's is prefixed in C, so that none can be a
+  // keyword, a macro or a function of the headers the C includes (INFINITY,
+  // EXIT_SUCCESS, unix, I with <tgmath.h>), nor one of the emitter's: no
+  // header and no name of the emitter's begins with v_ or d_.
   for (int i = 0; i < c->ndims; i++)
-    e->dname[i] = claim(e, c->dims[i]);
+    e->dname[i] = claim(e, arena_printf(&c->arena, "%s%s", USER_PREFIX, c->dims[i]));
   for (int i = 0; i < c->nvars; i++)
-    e->pname[i] = claim(e, c->vars[i].name);
+    e->pname[i] = claim(e, arena_printf(&c->arena, "%s%s", USER_PREFIX, c->vars[i].name));
   e->seedp = e->matrix_out || o->jit ? claim(e, "seed") : NULL;
   e->outp = claim(e, "out");
   if (o->jit) {
@@ -138,7 +144,7 @@ bool abi_setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
   }
   for (int i = 0; i < c->nvars; i++)
     if (c->vars[i].wrt)
-      e->gname[i] = claim(e, arena_printf(&c->arena, "d%s", c->vars[i].name));
+      e->gname[i] = claim(e, arena_printf(&c->arena, "%s%s", GRAD_PREFIX, c->vars[i].name));
   e->cname = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->nnodes + 1));
   e->sealed = true;
   return e->cname != NULL;
@@ -355,8 +361,9 @@ void abi_header(Emit *e) {
       buf_printf(e->o, " *   %s%s/d%s = %s\n", e->matrix_out ? "G'*d" : "d", c->outname,
                  c->vars[i].name, g ? g : "?");
     }
-  buf_printf(e->o, " *\n * Matrices are row-major %ss; a scalar is passed as a pointer to one %s.\n",
-             e->real, e->real);
+  buf_printf(e->o, " *\n * Matrices are row-major %ss; a scalar is passed as a pointer to one %s.\n"
+                   " * A size or an input N of the formulas is the parameter %sN, its gradient %sN.\n",
+             e->real, e->real, USER_PREFIX, GRAD_PREFIX);
   if (e->matrix_out)
     buf_printf(e->o, " * %s writes the output into out and returns 0, or -1 on error (a singular\n"
                      " * matrix). %s_vjp ADDS seed'*J, the vector-Jacobian product, into each\n"

@@ -452,3 +452,244 @@ Test(names, cli_path_stays_in_its_comment, .timeout = 60) {
   free(out);
   remove_tree();
 }
+
+/* ---- names that C's headers own (issue #10, item 3) ------------------------ */
+
+// Names the emitted C could meet: C's keywords (GNU's too), the emitter's
+// own locals, the runtime's prefix; the rest come from the headers.
+static const char *const c_words[] = {
+    "asm", "typeof", "auto", "int", "double", "float", "long", "return", "inline", "restrict",
+    "main", "free", "printf", "I", "complex", "imaginary", "unix", "linux", "i", "j", "v", "y",
+    "ws", "ws_", "seed", "out", "dims", "inputs", "grads", "t1", "t2", "d_x", "v_x", "mdrt_sum",
+    "mdrt_gemm", "u_mdrt_sum", "x",
+};
+
+static int by_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+// Every identifier the C's headers (<math.h>, <stdlib.h> and the
+// <tgmath.h> of --standalone --float) declare or define, as the system's
+// compiler preprocesses them, with c_words; those the language has as
+// names ([A-Za-z][A-Za-z0-9_]*), sorted, each once. Their number.
+static int header_names(char ***names) {
+  char *all = NULL;
+  size_t cap = 0, len = 0;
+  const char *cmds[] = {
+      "printf '#include <math.h>\\n#include <stdlib.h>\\n#include <tgmath.h>\\n' | cc -E -dM -x c - "
+      "| cut -d' ' -f2 | cut -d'(' -f1",
+      "printf '#include <math.h>\\n#include <stdlib.h>\\n#include <tgmath.h>\\n' | cc -E -P -x c - "
+      "| tr -c 'A-Za-z0-9_' '\\n'"};
+  for (int k = 0; k < 2; k++) {
+    FILE *p = popen(cmds[k], "r");
+    cr_assert_not_null(p);
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0; len += n) {
+      if (len + n + 2 > cap)
+        cr_assert_not_null(all = realloc(all, cap = 2 * (len + n) + 2));
+      memcpy(all + len, buf, n);
+    }
+    cr_assert_eq(pclose(p), 0, "%s failed", cmds[k]);
+    all[len++] = '\n';
+  }
+  all[len] = '\0';
+  int n = 0, cap_n = 64;
+  char **v = malloc(sizeof *v * (size_t)cap_n);
+  for (size_t i = 0; i < sizeof c_words / sizeof *c_words; i++)
+    v[n++] = strdup(c_words[i]);
+  for (char *tok = strtok(all, "\n"); tok; tok = strtok(NULL, "\n")) {
+    bool ident = (*tok >= 'A' && *tok <= 'Z') || (*tok >= 'a' && *tok <= 'z');
+    for (const char *q = tok; *q && ident; q++)
+      ident = (*q >= 'A' && *q <= 'Z') || (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') ||
+              *q == '_';
+    if (!ident)
+      continue;
+    if (n == cap_n)
+      cr_assert_not_null(v = realloc(v, sizeof *v * (size_t)(cap_n *= 2)));
+    v[n++] = strdup(tok);
+  }
+  free(all);
+  qsort(v, (size_t)n, sizeof *v, by_str);
+  int u = 0;
+  for (int i = 0; i < n; i++)
+    if (!u || strcmp(v[u - 1], v[i]))
+      v[u++] = v[i];
+    else
+      free(v[i]);
+  *names = v;
+  return u;
+}
+
+// Does the language take NAME as an input's name? ("wrt" is its keyword.)
+static bool language_name(const char *name) {
+  char src[256];
+  snprintf(src, sizeof src, "%s : scalar\ny = %s\n", name, name);
+  md_error err;
+  md_function *f = md_compile(src, "name.expr", &err);
+  md_free(f);
+  return f != NULL;
+}
+
+#define NAMES_PER_PROGRAM 150
+
+// A program of the names N[0..k): N[0] is a size, N[1] a vector of that
+// size, the others scalars; y = sum(N1.*N1) + 1*N2*N2 + 2*N3*N3 + ...
+static char *names_program(char **nm, int k) {
+  Out o = {0};
+  put(&o, "%s : vector(%s)\n", nm[1], nm[0]);
+  for (int i = 2; i < k; i++)
+    put(&o, "%s : scalar\n", nm[i]);
+  put(&o, "out_y = sum(%s.*%s)", nm[1], nm[1]);
+  for (int i = 2; i < k; i++)
+    put(&o, " + %d*%s*%s", i - 1, nm[i], nm[i]);
+  put(&o, "\n");
+  return o.s;
+}
+
+enum { VEC = 3 };
+static const double vec[VEC] = {0.5, -0.25, 1};
+static double scal(int i) { return 0.1 + 0.01 * i; }
+
+// The value and the gradients, by hand: y as above, dN1 = 2 N1,
+// dNi = 2 (i-1) Ni.
+static double hand_value(int k) {
+  double y = 0;
+  for (int j = 0; j < VEC; j++)
+    y += vec[j] * vec[j];
+  for (int i = 2; i < k; i++)
+    y += (i - 1) * scal(i) * scal(i);
+  return y;
+}
+
+// The driver of f_grad for K names in precision T ("double" or "float"):
+// it prints the value, then the gradients, one number a line.
+static char *names_driver(int k, const char *T) {
+  Out o = {0};
+  put(&o, "#include <stdio.h>\n%s f_grad(long", T);
+  for (int i = 1; i < k; i++)
+    put(&o, ", const %s *", T);
+  for (int i = 1; i < k; i++)
+    put(&o, ", %s *", T);
+  put(&o, ");\nint main(void) {\n  %s a[%d] = {%.17g, %.17g, %.17g}, g[%d] = {0}", T, VEC, vec[0],
+      vec[1], vec[2], VEC);
+  for (int i = 2; i < k; i++)
+    put(&o, ", x%d = %.17g, d%d = 0", i, scal(i), i);
+  put(&o, ";\n  %s y = f_grad(%d, a", T, VEC);
+  for (int i = 2; i < k; i++)
+    put(&o, ", &x%d", i);
+  put(&o, ", g");
+  for (int i = 2; i < k; i++)
+    put(&o, ", &d%d", i);
+  put(&o, ");\n  printf(\"%%.17g\\n%%.17g\\n%%.17g\\n%%.17g\\n\", (double)y, (double)g[0], "
+          "(double)g[1], (double)g[2]);\n");
+  for (int i = 2; i < k; i++)
+    put(&o, "  printf(\"%%.17g\\n\", (double)d%d);\n", i);
+  put(&o, "  return 0;\n}\n");
+  return o.s;
+}
+
+// The numbers OUT holds, against the hand's, to TOL relative.
+static void expect_names_numbers(const char *out, int k, double tol, const char *what) {
+  const char *s = out;
+  char *end;
+  double y = strtod(s, &end);
+  cr_assert(end != s, "%s: no value in\n%s", what, out);
+  cr_expect_leq(fabs(y - hand_value(k)), tol * hand_value(k), "%s: y = %.17g", what, y);
+  for (int j = 0; j < VEC; j++) {
+    double g = strtod(s = end, &end);
+    cr_expect_leq(fabs(g - 2 * vec[j]), tol, "%s: d%d = %.17g", what, j, g);
+  }
+  for (int i = 2; i < k; i++) {
+    double g = strtod(s = end, &end);
+    cr_assert(end != s, "%s: %d numbers only", what, i + 2);
+    cr_expect_leq(fabs(g - 2 * (i - 1) * scal(i)), tol * 2 * (i - 1) * scal(i), "%s: name %d: %.17g",
+                  what, i, g);
+  }
+}
+
+// The program of the K names NM through the JIT.
+static void names_jit(char **nm, int k) {
+  char *src = names_program(nm, k);
+  md_error err;
+  md_function *f = md_compile(src, "names.expr", &err);
+  free(src);
+  cr_assert_not_null(f, "%s (from %s)", err.diag, nm[0]);
+  long dims[1] = {VEC};
+  double a[VEC], g[VEC] = {0}, *x = malloc(sizeof *x * (size_t)k), *d = calloc((size_t)k, sizeof *d);
+  const double **in = malloc(sizeof *in * (size_t)k);
+  double **grads = malloc(sizeof *grads * (size_t)k);
+  memcpy(a, vec, sizeof a);
+  in[0] = a, grads[0] = g;
+  for (int i = 2; i < k; i++)
+    x[i] = scal(i), in[i - 1] = &x[i], grads[i - 1] = &d[i];
+  double y = 0;
+  cr_assert_eq(md_grad(f, dims, in, &y, grads, &err), 0, "%s", err.message);
+  Out o = {0};
+  put(&o, "%.17g %.17g %.17g %.17g", y, g[0], g[1], g[2]);
+  for (int i = 2; i < k; i++)
+    put(&o, " %.17g", d[i]);
+  expect_names_numbers(o.s, k, 1e-12, "JIT");
+  free(o.s), free(x), free(d), free(in), free(grads);
+  md_free(f);
+}
+
+// The same through `matdiff compile` in each form, cc and a driver.
+static void names_aot(char **nm, int k) {
+  char *src = names_program(nm, k);
+  const char *expr = tmpdir_text("names.expr", src);
+  free(src);
+  static const char *const modes[] = {"", "--float", "--standalone", "--standalone --float"};
+  for (int m = 0; m < 4; m++) {
+    bool flt = strstr(modes[m], "float"), sa = strstr(modes[m], "standalone");
+    char *drv = names_driver(k, flt ? "float" : "double");
+    tmpdir_text("driver.c", drv);
+    free(drv);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && %s compile %s --name f %s -o f.c && cc -std=c99 -Wall -Wextra -Werror "
+             "-pedantic %s f.c driver.c %s -o prog > cc.log 2>&1 && ./prog > out.txt",
+             tmpdir(), MATDIFF, expr, modes[m], sa ? "" : "$(" MATDIFF " config --cflags)",
+             sa ? "-lm" : "$(" MATDIFF " config --libs)");
+    int rc = run(cmd);
+    char *log = slurp(tmpdir_path("cc.log"));
+    cr_expect_eq(rc, 0, "compile %s of names %s..%s: %.2000s", modes[m], nm[0], nm[k - 1],
+                 log ? log : "");
+    cr_expect(!log || !*log, "the build printed: %.2000s", log);
+    free(log);
+    if (rc)
+      continue;
+    char *out = slurp(tmpdir_path("out.txt"));
+    cr_assert_not_null(out);
+    char what[64];
+    snprintf(what, sizeof what, "compile %s", modes[m]);
+    expect_names_numbers(out, k, flt ? 1e-5 : 1e-12, what);
+    free(out);
+  }
+}
+
+// Every identifier of the headers the C includes, and C's keywords, as the
+// names of sizes and inputs: the C compiles warning-free in each form and
+// gives the hand's numbers. INFINITY, HUGE_VAL, EXIT_SUCCESS as inputs
+// once gave C that built with warnings and crashed; unix, asm and typeof
+// made md_compile fail with an internal error.
+Test(names, header_identifiers_as_inputs, .timeout = 300) {
+  char **all;
+  int n = header_names(&all), k = 0;
+  char **nm = malloc(sizeof *nm * (size_t)n);
+  for (int i = 0; i < n; i++)
+    if (language_name(all[i]))
+      nm[k++] = all[i];
+  cr_assert_gt(k, 300, "only %d names of %d", k, n);
+  tmpdir_setup("names");
+  for (int first = 0; first < k; first += NAMES_PER_PROGRAM) {
+    int m = k - first < NAMES_PER_PROGRAM ? k - first : NAMES_PER_PROGRAM;
+    if (m < 3)  /* a size, a vector and a scalar at least */
+      first = k - 3, m = 3;
+    names_jit(nm + first, m);
+    names_aot(nm + first, m);
+  }
+  for (int i = 0; i < n; i++)
+    free(all[i]);
+  free(all), free(nm);
+  remove_tree();
+}
