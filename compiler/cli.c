@@ -600,7 +600,8 @@ static int cmd_graph(const Args *a) {
 static const char compile_help[] =
     "usage: matdiff compile FILE|-e EXPR [--wrt NAMES] [-o OUT.c] [--name P] [--standalone] [--float]\n"
     "Write C99 for the value, P(...), and the gradients, P_grad(...), which ADDS\n"
-    "each gradient into its buffer (NULL skips it). P defaults to FILE's base name.\n"
+    "each gradient into its buffer (NULL skips it). P defaults to FILE's base name;\n"
+    "a name C or its library has (exp, printf, main) is an error.\n"
     "  --standalone  inline the kernels as plain loops: the file needs only libm\n"
     "  --float       single precision (runtime-linked: the runtime's _f kernels)\n";
 
@@ -659,7 +660,7 @@ static int cmd_compile(const Args *a) {
   if (!o.name)
     rc = fail("out of memory");
   else if (!emit_c(&fr.c, &o, &code))
-    rc = fail("out of memory");
+    rc = report(&fr.err);  // a function name C has, or out of memory
   else if (!out)
     fputs(code.s, stdout);
   else {

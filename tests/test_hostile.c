@@ -693,3 +693,96 @@ Test(names, header_identifiers_as_inputs, .timeout = 300) {
   free(all), free(nm);
   remove_tree();
 }
+
+/* ---- the function's name (issue #10, item 4) ------------------------------- */
+
+// ARGS to matdiff through the shell, its output and errors in the test
+// directory's "log"; the exit status, and the log in *LOG (malloc'd).
+static int matdiff_log(const char *args, char **log) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "cd %s && %s %s > log 2>&1", tmpdir(), MATDIFF, args);
+  int rc = run(cmd);
+  *log = slurp(tmpdir_path("log"));
+  cr_assert_not_null(*log);
+  return rc;
+}
+
+// Names C or its library has: from the file name (NAME.expr) and from
+// --name, compile refuses them with a message that says to use --name,
+// and writes no C. (exp, log, sin, int, main, free, abs and mdrt_sum gave
+// C that did not compile; printf's replaced libc's printf and crashed.)
+// eval of the same file is not concerned: the JIT names its functions.
+Test(names, function_names_c_has_are_refused, .timeout = 120) {
+  static const char *const taken[] = {"exp", "log", "sin", "int", "main", "free", "abs",
+                                      "mdrt_sum", "printf", "read", "time", "unix", "INFINITY",
+                                      "div_t", "_f", "exit", "puts", "cblas_dgemm"};
+  tmpdir_setup("fnames");
+  tmpdir_text("x.txt", "3\n");
+  for (size_t i = 0; i < sizeof taken / sizeof *taken; i++) {
+    char file[64], args[256], *log;
+    snprintf(file, sizeof file, "%s.expr", taken[i]);
+    tmpdir_text(file, "x : scalar\ny = x*x\n");
+    for (int named = 0; named < 2; named++) {
+      snprintf(args, sizeof args, named ? "compile ok.expr --name %s -o %s.c" : "compile %s -o %s.c",
+               named ? taken[i] : file, taken[i]);
+      if (named)
+        tmpdir_text("ok.expr", "x : scalar\ny = x*x\n");
+      cr_expect_eq(matdiff_log(args, &log), 1, "%s", args);
+      char want[128];
+      snprintf(want, sizeof want, "the function name '%s' is taken", taken[i]);
+      cr_expect(strstr(log, want) && strstr(log, "--name"), "%s:\n%s", args, log);
+      char cfile[32];
+      snprintf(cfile, sizeof cfile, "%s.c", taken[i]);
+      cr_expect_neq(access(tmpdir_path(cfile), F_OK), 0, "%s wrote C", args);
+      free(log);
+    }
+    snprintf(args, sizeof args, "eval %s x=x.txt --grad", file);
+    cr_expect_eq(matdiff_log(args, &log), 0, "%s", args);
+    cr_expect(strstr(log, "y = 9") && strstr(log, "dy/dx = 6"), "%s:\n%s", args, log);
+    free(log);
+  }
+  remove_tree();
+}
+
+// Names C does not have are kept as they are: several files, each named
+// after its own, linked into one program with a driver that uses printf
+// and free, built warning-free and run.
+Test(names, other_function_names_build_together, .timeout = 120) {
+  static const char *const fine[] = {"loss", "mlp_2", "f", "seed", "Grad", "v_x", "d", "x1"};
+  enum { N = sizeof fine / sizeof *fine };
+  tmpdir_setup("fnames_ok");
+  Out files = {0}, drv = {0};
+  put(&files, "%s", "");
+  put(&drv, "#include <stdio.h>\n#include <stdlib.h>\n");
+  for (int i = 0; i < N; i++) {
+    char file[64], args[256], *log;
+    snprintf(file, sizeof file, "%s.expr", fine[i]);
+    tmpdir_text(file, "x : scalar\ny = x*x\n");
+    snprintf(args, sizeof args, "compile %s -o %s.c", file, fine[i]);
+    cr_assert_eq(matdiff_log(args, &log), 0, "%s: %s", args, log);
+    free(log);
+    put(&files, " %s.c", fine[i]);
+    put(&drv, "double %s_grad(const double *x, double *dx);\n", fine[i]);
+  }
+  put(&drv, "int main(void) {\n  double *x = malloc(sizeof *x), dx = 0;\n");
+  for (int i = 0; i < N; i++)
+    put(&drv, "  *x = %d;\n  printf(\"%%g \", %s_grad(x, &dx));\n", i + 1, fine[i]);
+  put(&drv, "  printf(\"%%g\\n\", dx);\n  free(x);\n  return 0;\n}\n");
+  tmpdir_text("driver.c", drv.s);
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd,
+           "cd %s && cc -std=c99 -Wall -Wextra -Werror -pedantic $(%s config --cflags)%s driver.c "
+           "$(%s config --libs) -o prog > log 2>&1 && ./prog > out.txt",
+           tmpdir(), MATDIFF, files.s, MATDIFF);
+  int rc = run(cmd);
+  char *log = slurp(tmpdir_path(rc ? "log" : "out.txt"));
+  cr_assert_eq(rc, 0, "%s", log);
+  Out want = {0};
+  double dx = 0;
+  for (int i = 0; i < N; i++)
+    put(&want, "%g ", (double)(i + 1) * (i + 1)), dx += 2.0 * (i + 1);
+  put(&want, "%g\n", dx);
+  cr_expect_str_eq(log, want.s);
+  free(log), free(want.s), free(files.s), free(drv.s);
+  remove_tree();
+}
