@@ -786,3 +786,57 @@ Test(names, other_function_names_build_together, .timeout = 120) {
   free(log), free(want.s), free(files.s), free(drv.s);
   remove_tree();
 }
+
+/* ---- --float and constants out of its range (issue #10, item 12) ----------- */
+
+// A constant single precision cannot hold was written as 1e+39f or
+// 1e-50f: inf or 0 in the formula, and an error in the documented -Werror
+// build. It is an error naming the constant; in double it is fine.
+Test(float_literals, out_of_range_is_an_error, .timeout = 60) {
+  static const char *const outside[] = {"x*1e39", "x - 1e39", "1e-50*x", "x/1e300", "x*3.5e38"};
+  tmpdir_setup("float_lits");
+  for (size_t i = 0; i < sizeof outside / sizeof *outside; i++) {
+    char src[128], *log;
+    snprintf(src, sizeof src, "x : scalar\ny = %s\n", outside[i]);
+    tmpdir_text("f.expr", src);
+    cr_expect_eq(matdiff_log("compile f.expr --float -o f.c", &log), 1, "%s", outside[i]);
+    cr_expect(strstr(log, "outside single precision's range"), "%s: %s", outside[i], log);
+    free(log);
+    cr_expect_eq(matdiff_log("compile f.expr --float --standalone -o f.c", &log), 1, "%s", outside[i]);
+    free(log);
+    cr_expect_eq(matdiff_log("compile f.expr -o f.c", &log), 0, "%s in double: %s", outside[i], log);
+    free(log);
+  }
+  remove_tree();
+}
+
+// Constants inside the range, a subnormal one too, build warning-free in
+// single precision and give float's numbers.
+Test(float_literals, in_range_builds, .timeout = 60) {
+  tmpdir_setup("float_lits_ok");
+  tmpdir_text("f.expr", "x : scalar\ny = x*3e38 + 1e-40*x - 1e-44\n");
+  char *log;
+  cr_assert_eq(matdiff_log("compile f.expr --float --name f -o f.c", &log), 0, "%s", log);
+  free(log);
+  tmpdir_text("driver.c", "#include <stdio.h>\n"
+                          "float f_grad(const float *x, float *dx);\n"
+                          "int main(void) {\n"
+                          "  float x = 0.5f, dx = 0, y = f_grad(&x, &dx);\n"
+                          "  printf(\"%.9g %.9g\\n\", (double)y, (double)dx);\n"
+                          "  return 0;\n"
+                          "}\n");
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "cd %s && cc -std=c99 -Wall -Wextra -Werror -pedantic $(%s config --cflags) f.c driver.c "
+           "$(%s config --libs) -o prog > log 2>&1 && ./prog > out.txt",
+           tmpdir(), MATDIFF, MATDIFF);
+  int rc = run(cmd);
+  char *out = slurp(tmpdir_path(rc ? "log" : "out.txt"));
+  cr_assert_eq(rc, 0, "%s", out);
+  double y, dx;
+  cr_assert_eq(sscanf(out, "%lf %lf", &y, &dx), 2, "%s", out);
+  cr_expect_leq(fabs(y - 1.5e38) / 1.5e38, 1e-6, "y = %g", y);
+  cr_expect_leq(fabs(dx - 3e38) / 3e38, 1e-6, "dy/dx = %g", dx);
+  free(out);
+  remove_tree();
+}
