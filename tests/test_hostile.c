@@ -390,6 +390,34 @@ static void expect_one_header(const char *c, const char *what) {
             "%s: the path began a new line in the header:\n%.400s", what, c);
 }
 
+// ARGS to matdiff through the shell, its output and errors in the test
+// directory's "log"; the exit status, and the log in *LOG (malloc'd).
+static int matdiff_log(const char *args, char **log) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "cd %s && %s %s > log 2>&1", tmpdir(), MATDIFF, args);
+  int rc = run(cmd);
+  *log = slurp(tmpdir_path("log"));
+  cr_assert_not_null(*log);
+  return rc;
+}
+
+// In the test's directory, FILES and driver.c built warning-free (with the
+// runtime, or with libm alone for STANDALONE C) and run: the exit status,
+// and in *OUT (malloc'd) what the program printed, or what the compiler
+// said when it failed or printed anything.
+static int build_and_run(const char *files, bool standalone, char **out) {
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd,
+           "cd %s && cc -std=c99 -Wall -Wextra -Werror -pedantic %s %s driver.c %s -o prog > cc.log "
+           "2>&1 && test ! -s cc.log && ./prog > out.txt",
+           tmpdir(), standalone ? "" : "$(" MATDIFF " config --cflags)", files,
+           standalone ? "-lm" : "$(" MATDIFF " config --libs)");
+  int rc = run(cmd);
+  *out = slurp(tmpdir_path(rc ? "cc.log" : "out.txt"));
+  cr_assert_not_null(*out);
+  return rc;
+}
+
 static void remove_tree(void) {
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir());
@@ -440,15 +468,9 @@ Test(names, cli_path_stays_in_its_comment, .timeout = 60) {
                           "  printf(\"%g %g\\n\", y, dx);\n"
                           "  return 0;\n"
                           "}\n");
-  char cmd[2048];
-  snprintf(cmd, sizeof cmd,
-           "cd %s && cc -std=c99 -Wall -Wextra -Werror -pedantic $(%s config --cflags) f.c driver.c "
-           "$(%s config --libs) -o prog > %s 2>&1 && ./prog > %s 2>&1",
-           tmpdir(), MATDIFF, MATDIFF, log, tmpdir_path("out"));
-  int rc = run(cmd);
-  out = slurp(rc ? log : tmpdir_path("out"));
-  cr_expect_eq(rc, 0, "the C does not build or run:\n%s", out ? out : "");
-  cr_expect(out && !strcmp(out, "6 2\n"), "the program printed:\n%s", out ? out : "");
+  int rc = build_and_run("f.c", false, &out);
+  cr_expect_eq(rc, 0, "the C does not build or run:\n%s", out);
+  cr_expect_str_eq(out, "6 2\n", "the program printed:\n%s", out);
   free(out);
   remove_tree();
 }
@@ -644,22 +666,16 @@ static void names_aot(char **nm, int k) {
     char *drv = names_driver(k, flt ? "float" : "double");
     tmpdir_text("driver.c", drv);
     free(drv);
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd,
-             "cd %s && %s compile %s --name f %s -o f.c && cc -std=c99 -Wall -Wextra -Werror "
-             "-pedantic %s f.c driver.c %s -o prog > cc.log 2>&1 && ./prog > out.txt",
-             tmpdir(), MATDIFF, expr, modes[m], sa ? "" : "$(" MATDIFF " config --cflags)",
-             sa ? "-lm" : "$(" MATDIFF " config --libs)");
-    int rc = run(cmd);
-    char *log = slurp(tmpdir_path("cc.log"));
-    cr_expect_eq(rc, 0, "compile %s of names %s..%s: %.2000s", modes[m], nm[0], nm[k - 1],
-                 log ? log : "");
-    cr_expect(!log || !*log, "the build printed: %.2000s", log);
-    free(log);
-    if (rc)
+    char args[1024], *out;
+    snprintf(args, sizeof args, "compile %s --name f %s -o f.c", expr, modes[m]);
+    cr_assert_eq(matdiff_log(args, &out), 0, "%s: %s", args, out);
+    free(out);
+    int rc = build_and_run("f.c", sa, &out);
+    cr_expect_eq(rc, 0, "compile %s of names %s..%s: %.2000s", modes[m], nm[0], nm[k - 1], out);
+    if (rc) {
+      free(out);
       continue;
-    char *out = slurp(tmpdir_path("out.txt"));
-    cr_assert_not_null(out);
+    }
     char what[64];
     snprintf(what, sizeof what, "compile %s", modes[m]);
     expect_names_numbers(out, k, flt ? 1e-5 : 1e-12, what);
@@ -695,17 +711,6 @@ Test(names, header_identifiers_as_inputs, .timeout = 300) {
 }
 
 /* ---- the function's name (issue #10, item 4) ------------------------------- */
-
-// ARGS to matdiff through the shell, its output and errors in the test
-// directory's "log"; the exit status, and the log in *LOG (malloc'd).
-static int matdiff_log(const char *args, char **log) {
-  char cmd[1024];
-  snprintf(cmd, sizeof cmd, "cd %s && %s %s > log 2>&1", tmpdir(), MATDIFF, args);
-  int rc = run(cmd);
-  *log = slurp(tmpdir_path("log"));
-  cr_assert_not_null(*log);
-  return rc;
-}
 
 // Names C or its library has: from the file name (NAME.expr) and from
 // --name, compile refuses them with a message that says to use --name,
@@ -769,14 +774,8 @@ Test(names, other_function_names_build_together, .timeout = 120) {
     put(&drv, "  *x = %d;\n  printf(\"%%g \", %s_grad(x, &dx));\n", i + 1, fine[i]);
   put(&drv, "  printf(\"%%g\\n\", dx);\n  free(x);\n  return 0;\n}\n");
   tmpdir_text("driver.c", drv.s);
-  char cmd[2048];
-  snprintf(cmd, sizeof cmd,
-           "cd %s && cc -std=c99 -Wall -Wextra -Werror -pedantic $(%s config --cflags)%s driver.c "
-           "$(%s config --libs) -o prog > log 2>&1 && ./prog > out.txt",
-           tmpdir(), MATDIFF, files.s, MATDIFF);
-  int rc = run(cmd);
-  char *log = slurp(tmpdir_path(rc ? "log" : "out.txt"));
-  cr_assert_eq(rc, 0, "%s", log);
+  char *log;
+  cr_assert_eq(build_and_run(files.s, false, &log), 0, "%s", log);
   Out want = {0};
   double dx = 0;
   for (int i = 0; i < N; i++)
@@ -825,14 +824,8 @@ Test(float_literals, in_range_builds, .timeout = 60) {
                           "  printf(\"%.9g %.9g\\n\", (double)y, (double)dx);\n"
                           "  return 0;\n"
                           "}\n");
-  char cmd[1024];
-  snprintf(cmd, sizeof cmd,
-           "cd %s && cc -std=c99 -Wall -Wextra -Werror -pedantic $(%s config --cflags) f.c driver.c "
-           "$(%s config --libs) -o prog > log 2>&1 && ./prog > out.txt",
-           tmpdir(), MATDIFF, MATDIFF);
-  int rc = run(cmd);
-  char *out = slurp(tmpdir_path(rc ? "log" : "out.txt"));
-  cr_assert_eq(rc, 0, "%s", out);
+  char *out;
+  cr_assert_eq(build_and_run("f.c", false, &out), 0, "%s", out);
   double y, dx;
   cr_assert_eq(sscanf(out, "%lf %lf", &y, &dx), 2, "%s", out);
   cr_expect_leq(fabs(y - 1.5e38) / 1.5e38, 1e-6, "y = %g", y);
