@@ -347,14 +347,23 @@ $(FZ)/runtime/vmath_avx2.o: FUZZ_CFLAGS += $(AVX2_FLAGS)
 
 $(FZ)/fuzz_md: tests/fuzz/fuzz_md.c tests/fuzz/fuzz_one.h $(FUZZ_OBJS)
 	@echo "  FUZZLD  $@"
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OBJS) $(LIBS)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -DMD_SRC_DIR='"$(abspath .)"' -fsanitize=fuzzer -o $@ $< \
+	  $(FUZZ_OBJS) $(LIBS)
 
-fuzz: fuzz-deps $(FZ)/fuzz_md
+# The language's tokens and every identifier of C's headers (c_names.c), as
+# names the fuzzer splices in.
+$(FZ)/fuzz.dict: tests/fuzz/matdiff.dict $(B)/c_names.c
+	@mkdir -p $(FZ)
+	@echo "  GEN     $@"
+	$(Q){ cat $<; echo '# identifiers of the C headers (build/c_names.c)'; \
+	  sed -n 's/^  "\([A-Za-z0-9_]*\)",$$/c_\1="\1"/p' $(B)/c_names.c; } > $@
+
+fuzz: fuzz-deps $(FZ)/fuzz_md $(FZ)/fuzz.dict
 	@mkdir -p $(FZ)/corpus $(FZ)/artifacts
 	@LC_ALL=C ls $(FZ)/artifacts > $(FZ)/artifacts.before
 	@echo "== libFuzzer for $(FUZZ_SECONDS)s, JIT $(if $(filter 0,$(FUZZ_JIT)),off,on)"
 	$(Q)$(FUZZ_RUN) $(FZ)/fuzz_md $(FZ)/corpus tests/fuzz/corpus \
-	  -dict=tests/fuzz/matdiff.dict -max_len=4096 -timeout=30 -rss_limit_mb=2048 \
+	  -dict=$(FZ)/fuzz.dict -max_len=4096 -timeout=30 -rss_limit_mb=2048 \
 	  -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(FZ)/artifacts/ \
 	  $(if $(filter 1,$(FUZZ_KEEP_GOING)),-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1) \
 	  $(FUZZ_ARGS); status=$$?; \
