@@ -603,7 +603,8 @@ static const char compile_help[] =
     "usage: matdiff compile FILE|-e EXPR [--wrt NAMES] [-o OUT] [--name P] [--lang c|numpy]\n"
     "                       [--standalone] [--float]\n"
     "Write C99 for the value, P(...), and the gradients, P_grad(...), which ADDS\n"
-    "each gradient into its buffer (NULL skips it). P defaults to FILE's base name.\n"
+    "each gradient into its buffer (NULL skips it). P defaults to FILE's base name;\n"
+    "a name C or its library has (exp, printf, main) is an error.\n"
     "  --standalone  inline the kernels as plain loops: the file needs only libm\n"
     "  --float       single precision (runtime-linked: the runtime's _f kernels)\n"
     "  --lang numpy  a Python module instead, NumPy only: P(inputs) returns the value,\n"
@@ -673,7 +674,7 @@ static int cmd_compile(const Args *a) {
   else if (numpy && !emit_numpy(&fr.c, o.name, &code))
     rc = report(&fr.err);
   else if (!numpy && !emit_c(&fr.c, &o, &code))
-    rc = fail("out of memory");
+    rc = report(&fr.err);  // a function name C has, or out of memory
   else if (!out)
     fputs(code.s, stdout);
   else {

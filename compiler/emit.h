@@ -135,8 +135,9 @@ typedef struct Emit {
 
 /* ---- abi.c ------------------------------------------------------------- */
 
-/* Claim the names of the functions, sizes and parameters. Out of memory,
-   it returns false, or a name is "" and e->oom is set. */
+/* Claim the names of the functions, sizes and parameters. A function name
+   C or the runtime has, or no memory, and it returns false with the reason
+   reported; or a name is "" and e->oom is set. */
 bool abi_setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out);
 /* Name the temporaries of the body E->p. */
 void abi_name_temps(Emit *e);

@@ -18,6 +18,7 @@
  * fused into their user, which products are absorbed into a sum; this
  * file prints from that plan.
  */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 #include "emit.h"
@@ -53,9 +54,18 @@ static const char *lenc(Emit *e, Shape s) {
 
 // V as a C floating literal: 2.0, 0.5, 1e+20 (or 2.0f ...); inf and nan as
 // print_num spells them.
+//
+// In single precision a finite V out of float's range would be C's
+// "floating constant exceeds range" (inf) or "truncated to zero": either
+// changes the formula silently, and breaks a -Werror build. It is an
+// error, reported once; a subnormal float is kept.
 static const char *numc(Emit *e, double v) {
   char buf[40];
   print_num(buf, sizeof buf, v);
+  if (e->opts->flt && isfinite(v) && (fabs(v) > FLT_MAX || (v != 0 && (float)v == 0)))
+    ctx_error(e->c, (Loc){-1, -1},
+              "--float: the constant %s is outside single precision's range (it would be %s); "
+              "compile it in double", buf, fabs(v) > 1 ? "inf" : "0");
   bool dot = strpbrk(buf, ".eEn") != NULL;  // n: nan, inf
   return text(e, v < 0 ? "(%s%s%s)" : "%s%s%s", buf, dot ? "" : ".0",
                       isfinite(v) ? e->lit : "");
@@ -571,5 +581,5 @@ bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
   }
   if (e.oom || out->oom)
     return ctx_error(c, nowhere, "out of memory writing the C code (%zu bytes written)", out->len);
-  return true;
+  return !c->failed;  // a constant single precision cannot hold (numc)
 }

@@ -420,7 +420,7 @@ Test(cli, expression_verbs) {
   run_free(&r);
   r = matdiff("compile -e \"x'*x\"");
   cr_expect_eq(r.status, 0, "%s", r.err);
-  cr_expect(strstr(r.out, "double f_grad(long n, const double *x, double *dx)") != NULL, "%s", r.out);
+  cr_expect(strstr(r.out, "double f_grad(long v_n, const double *v_x, double *d_x)") != NULL, "%s", r.out);
   run_free(&r);
   r = matdiff("cost -e \"sum(exp(x))\" --dim n=10");
   cr_expect_eq(r.status, 0, "%s", r.err);

@@ -119,6 +119,13 @@ EDGE = {
                      b"y = sum((A + r) .* (A - c) ./ (A.*A + s.*s + 1) .^ r)\n",
     "div_zero": b"x : scalar\ny = x/0 + 0/0*x\n",
     "nested_dims": b"A : matrix(n, m)\nB : matrix(m, n)\ny = tr(inv(A*B)^3)\n",
+    # Names of C's (fuzz_one.h: the first line is the file's directory).
+    "c_names": b"# */ \\ ??/ /* a directory\nINFINITY : scalar\nunix : vector(EXIT_SUCCESS)\n"
+               b"asm : scalar\ntypeof : scalar\nI : matrix(EXIT_SUCCESS, RAND_MAX)\n"
+               b"y = sum(unix)*INFINITY + asm*typeof + sum(I)\n",
+    # Past the 4 KiB cap: fuzz_one.h expands "#repeat N".
+    "repeat_decls": b"#repeat 3000\nx{i} : scalar\ny = x0*x2999\n",
+    "repeat_terms": b"x : scalar\ny = ...\n#repeat 900\n  x*{i} + ...\n  0\n",
 }
 
 
