@@ -69,6 +69,7 @@ RT_SRCS := runtime/kernels.c runtime/functions.c runtime/float.c runtime/tape.c 
 LIB_SRCS := compiler/arena.c compiler/ctx.c compiler/diag.c compiler/ast.c \
             compiler/shape.c compiler/lower.c compiler/infer.c compiler/expr.c compiler/diff.c compiler/second.c \
             compiler/simplify.c compiler/print.c compiler/plan.c compiler/emit_c.c compiler/abi.c \
+            compiler/emit_second.c \
             compiler/cost.c compiler/record.c compiler/jit.c \
             compiler/api.c compiler/check.c compiler/graph.c compiler/dump.c compiler/optab.c \
             compiler/chain.c

@@ -81,6 +81,8 @@ static const char *claim(Emit *e, const char *want) {
   return s;
 }
 
+const char *abi_claim(Emit *e, const char *want) { return claim(e, want); }
+
 // C names for the body's buffers and scalars: t1, t2, ... in id order.
 // Each body names its own: the other body's temporaries are forgotten.
 void abi_name_temps(Emit *e) {
@@ -97,9 +99,46 @@ void abi_name_temps(Emit *e) {
       e->cname[i] = e->pname[n->k];
     else if (n->op == OP_SEED)
       e->cname[i] = e->seedp;
+    else if (n->op == OP_DIR)
+      e->cname[i] = e->dirp ? e->dirp[n->k] : "";
     else if (p->form[i] == F_BUFFER || p->form[i] == F_SCALAR)
       e->cname[i] = claim(e, arena_printf(&c->arena, "t%d", ++ntemps));
   }
+}
+
+// The names of the second-order functions, their parameters and arrays:
+// the direction of x is dx as the printed formulas write it (or dx_1 ...,
+// diff.c), the HVP into x's block row hv_x.
+static bool abi_second_names(Emit *e) {
+  Ctx *c = e->c;
+  static const char *const suffixes[] = {
+      "_jvp", "_jvp_ws", "_jvp_workspace_size", "_jvp_body", "_hvp", "_hvp_ws",
+      "_hvp_workspace_size", "_hvp_body", "_hessian", "_hessian_ws", "_hessian_workspace_size",
+      "_hessian_body", "_jacobian", "_jacobian_ws", "_jacobian_workspace_size", "_jacobian_body",
+      "_entry_jvp", "_entry_hvp", "_entry_hessian", "_entry_jacobian", "_entry_ws2"};
+  for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++)
+    claim(e, arena_printf(&c->arena, "%s%s", e->opts->name, suffixes[i]));
+  if (!diff_name_directions(c))
+    return false;
+  e->dirp = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->nvars + 1));
+  e->hvp = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->nvars + 1));
+  if (!e->dirp || !e->hvp)
+    return false;
+  for (int i = 0; i < c->nvars; i++)
+    if (c->vars[i].wrt) {
+      e->dirp[i] = claim(e, c->dirnames[i]);
+      e->hvp[i] = claim(e, arena_printf(&c->arena, "hv_%s", c->vars[i].name));
+    }
+  if (!e->arr_d) {
+    e->arr_d = claim(e, "dims");
+    e->arr_in = claim(e, "inputs");
+  }
+  e->arr_dir = claim(e, "dirs");
+  e->arr_hv = claim(e, "hvs");
+  e->tangentp = claim(e, "tangent");
+  e->hessp = claim(e, "H");
+  e->jacp = claim(e, "J");
+  return !e->oom;
 }
 
 bool abi_setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
@@ -139,6 +178,8 @@ bool abi_setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
   for (int i = 0; i < c->nvars; i++)
     if (c->vars[i].wrt)
       e->gname[i] = claim(e, arena_printf(&c->arena, "d%s", c->vars[i].name));
+  if (o->second && !abi_second_names(e))
+    return false;
   e->cname = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->nnodes + 1));
   e->sealed = true;
   return e->cname != NULL;
@@ -347,12 +388,15 @@ void abi_header(Emit *e) {
   if (e->matrix_out)
     buf_printf(e->o, " * %s writes the output into out and returns 0, or -1 on error (a singular\n"
                      " * matrix). %s_vjp ADDS seed'*J, the vector-Jacobian product, into each\n"
-                     " * gradient buffer; a NULL buffer skips that gradient and the work only it needs.\n */\n",
+                     " * gradient buffer; a NULL buffer skips that gradient and the work only it needs.\n",
                P, P);
   else
     buf_printf(e->o, " * %s returns the value, NaN on error (a singular matrix). %s_grad returns\n"
                      " * the value and ADDS each gradient into its buffer; a NULL buffer skips that\n"
-                     " * gradient and the work only it needs.\n */\n", P, P);
+                     " * gradient and the work only it needs.\n", P, P);
+  if (e->opts->second)
+    emit_second_header(e);
+  buf_puts(e->o, " */\n");
   // The JIT has no C library: libm's functions are declared here, and
   // jit.c hands libtcc their addresses.
   if (e->opts->jit)

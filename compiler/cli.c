@@ -89,6 +89,7 @@ typedef struct Args {
   const char *out, *name, *format, *dump;
   bool latex, standalone, flt, grad, strict;
   bool jvp, hvp, hessian, jacobian; /* second order (second.c) */
+  bool second;       /* compile: the second-order functions too */
   unsigned long long seed, trials;
 } Args;
 
@@ -135,6 +136,7 @@ static const Option options[] = {
     {"-o", V_COMPILE, TEXT, F(out), "OUT.c", 0, 0},
     {"--name", V_COMPILE, TEXT, F(name), "P", 0, 0},
     {"--float", V_COMPILE, FLAG, F(flt), NULL, 0, 0},
+    {"--second", V_COMPILE, FLAG, F(second), NULL, 0, 0},
     {"--dim", V_EVAL | V_CHECK | V_COST, DIM, 0, "D=N", 0, 0},
     {"--seed", V_EVAL | V_CHECK, NUMBER, F(seed), "S", 0, ULLONG_MAX},
     {"--trials", V_CHECK, NUMBER, F(trials), "T", 1, 1000000},
@@ -599,10 +601,13 @@ static int cmd_graph(const Args *a) {
 
 static const char compile_help[] =
     "usage: matdiff compile FILE|-e EXPR [--wrt NAMES] [-o OUT.c] [--name P] [--standalone] [--float]\n"
+    "                [--second]\n"
     "Write C99 for the value, P(...), and the gradients, P_grad(...), which ADDS\n"
     "each gradient into its buffer (NULL skips it). P defaults to FILE's base name.\n"
     "  --standalone  inline the kernels as plain loops: the file needs only libm\n"
-    "  --float       single precision (runtime-linked: the runtime's _f kernels)\n";
+    "  --float       single precision (runtime-linked: the runtime's _f kernels)\n"
+    "  --second      also P_jvp, P_hvp and P_hessian (a scalar output) or P_jacobian\n"
+    "                (a matrix one): see the file's header comment and README\n";
 
 // A C identifier from a file's base name: seed.expr -> seed.
 static char *default_name(const char *path) {
@@ -654,7 +659,8 @@ static int cmd_compile(const Args *a) {
   }
   char *defname = name ? NULL : default_name(a->expr ? fr.c.outname : file);
   Buf code = {0};
-  EmitOpts o = {.name = name ? name : defname, .standalone = a->standalone, .flt = a->flt};
+  EmitOpts o = {.name = name ? name : defname, .standalone = a->standalone, .flt = a->flt,
+                .second = a->second};
   int rc = 0;
   if (!o.name)
     rc = fail("out of memory");
