@@ -83,7 +83,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(B)/parser.o $(B)/lexer.o $(B)/rt_header.o
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/%.o)
 CLI_IO_OBJS := $(filter-out $(B)/compiler/cli.o,$(CLI_OBJS))
 
-TESTS    := test_runtime test_dataio test_npy test_front test_check test_grad test_aot test_cli test_cookbook test_cost test_random test_fuzz_regress test_hostile test_ops test_second test_latex test_api_hostile test_threads \
+TESTS    := test_runtime test_dataio test_npy test_front test_check test_grad test_aot test_cli test_cookbook test_cost test_random test_fuzz_regress test_hostile test_ops test_second test_emit2 test_latex test_api_hostile test_threads \
             test_chain
 TEST_BINS := $(TESTS:%=$(B)/tests/%)
 THREAD_TESTS := test_threads

@@ -195,11 +195,16 @@ static void body_fill(Emit *e, bool hessian) {
   open_body(e, hessian ? "hessian" : "jacobian", 0, dst);
   say(e, "  long %s = %s, %s = %s;\n  (void)%s;\n", N, total(e), M, emit_len(e, c->out->shape), M);
   say(e, "  %s *%s = ws, *%s = ws + %s;\n  (void)%s;\n", R, d, t, N, t);
-  say(e, "  const %s *%s[%d] = {0};\n  %s *%s[%d] = {0};\n  (void)%s;\n", R, dirs, c->nvars + 1, R,
-      hvs, c->nvars + 1, hvs);
-  for (int i = 0; i < c->nvars; i++)
-    if (c->vars[i].wrt)
+  // No initializer: libtcc would call memset, which the JIT does not link.
+  say(e, "  const %s *%s[%d];\n  %s *%s[%d];\n  (void)%s;\n", R, dirs, c->nvars + 1, R, hvs,
+      c->nvars + 1, hvs);
+  for (int i = 0; i <= c->nvars; i++) {
+    if (i < c->nvars && c->vars[i].wrt)
       say(e, "  %s[%d] = %s + %s;\n", dirs, i, d, stacked(e, i));
+    else
+      say(e, "  %s[%d] = 0;\n", dirs, i);
+    say(e, "  %s[%d] = 0;\n", hvs, i);
+  }
   say(e, "  for (long %s = 0; %s < %s; %s++)\n    %s[%s] = 0;\n", k, k, N, k, d, k);
   say(e, "  for (long %s = 0; %s < %s; %s++) {\n    %s[%s] = 1;\n", k, k, N, k, d, k);
   if (hessian) {

@@ -117,6 +117,38 @@ const char *md_hvp_formula(md_function *f, int i, md_error *err);
 const char *md_hessian_formula(md_function *f, int i, int j, md_error *err);
 const char *md_jacobian_formula(md_function *f, int j, md_error *err);
 
+/* ---- second order: calls (the JIT, emit_second.c) ---- */
+/* The same derivatives as numbers, from C the first such call derives,
+   emits and JIT-compiles (that call costs a compilation; later ones do
+   not). DIMS and INPUTS are md_eval's. DIRS holds one direction per input,
+   of its shape: NULL entries (or DIRS NULL), and inputs not in wrt, move
+   nothing. 0, or -1 with *ERR filled.
+     md_jvp       writes into TANGENT (the output's shape) the output's
+                  directional derivative along DIRS: J*v.
+     md_hvp       for a scalar output, ADDS into hv[i] block row i of the
+                  Hessian times the directions, sum_j d2y/dxi dxj * dirs[j]
+                  (forward over reverse); NULL entries are skipped with the
+                  work only they need, as md_grad's gradients.
+     md_hessian   for a scalar output, ADDS the full Hessian into H: N x N,
+                  N = md_wrt_size(f, dims), the wrt inputs' elements
+                  stacked in declaration order, each in row-major vec
+                  layout (a k x m input is km elements, row by row).
+     md_jacobian  for a non-scalar output, ADDS d vec(out)/d(wrt stacked)
+                  into J: rows*cols of the output by N, row-major.
+   A result that shares memory with an input or a direction is computed in
+   scratch first, as md_grad's. */
+int md_jvp(md_function *f, const long *dims, const double *const *inputs,
+           const double *const *dirs, double *tangent, md_error *err);
+int md_hvp(md_function *f, const long *dims, const double *const *inputs,
+           const double *const *dirs, double *const *hv, md_error *err);
+int md_hessian(md_function *f, const long *dims, const double *const *inputs, double *H,
+               md_error *err);
+int md_jacobian(md_function *f, const long *dims, const double *const *inputs, double *J,
+                md_error *err);
+/* N: the elements of the wrt inputs at DIMS, summed; -1 if F is NULL or a
+   size does not fit. */
+long md_wrt_size(const md_function *f, const long *dims);
+
 /* Buffers may share memory. OUT and the gradient buffers may overlap the
    inputs and the seed: each call writes its results as if after reading
    everything, so an in-place step, grads[i] == inputs[i], adds the gradient
