@@ -128,10 +128,10 @@ static const Option options[] = {
     {"--latex", V_DIFF, FLAG, F(latex), NULL, 0, 0},
     {"--standalone", V_DIFF | V_COMPILE, FLAG, F(standalone), NULL, 0, 0},
     {"--dump", V_DIFF, TEXT, F(dump), "STAGE,...", 0, 0},
-    {"--jvp", V_DIFF, FLAG, F(jvp), NULL, 0, 0},
-    {"--hvp", V_DIFF, FLAG, F(hvp), NULL, 0, 0},
-    {"--hessian", V_DIFF, FLAG, F(hessian), NULL, 0, 0},
-    {"--jacobian", V_DIFF, FLAG, F(jacobian), NULL, 0, 0},
+    {"--jvp", V_DIFF | V_EVAL, FLAG, F(jvp), NULL, 0, 0},
+    {"--hvp", V_DIFF | V_EVAL, FLAG, F(hvp), NULL, 0, 0},
+    {"--hessian", V_DIFF | V_EVAL, FLAG, F(hessian), NULL, 0, 0},
+    {"--jacobian", V_DIFF | V_EVAL, FLAG, F(jacobian), NULL, 0, 0},
     {"--grad", V_GRAPH | V_EVAL, FLAG, F(grad), NULL, 0, 0},
     {"-o", V_COMPILE, TEXT, F(out), "OUT.c", 0, 0},
     {"--name", V_COMPILE, TEXT, F(name), "P", 0, 0},
@@ -760,6 +760,7 @@ typedef struct Inputs {
   char **dimfrom;    /* what bound each size, for messages (malloc'd) */
   double **data;
   bool *given;
+  double **dir;      /* eval --jvp/--hvp: each wrt input's direction, dx=PATH, or NULL */
 } Inputs;
 
 static void inputs_free(Inputs *in) {
@@ -767,6 +768,9 @@ static void inputs_free(Inputs *in) {
     free(in->data ? in->data[i] : NULL);
   free(in->data);
   free(in->given);
+  for (int i = 0; in->dir && i < in->n; i++)
+    free(in->dir[i]);
+  free(in->dir);
   free(in->dims);
   for (int d = 0; in->dimfrom && d < in->nd; d++)
     free(in->dimfrom[d]);
@@ -783,7 +787,8 @@ static bool inputs_init(Inputs *in, md_function *f, const char *file) {
   in->dimfrom = calloc((size_t)in->nd + 1, sizeof *in->dimfrom);
   in->data = calloc((size_t)in->n + 1, sizeof *in->data);
   in->given = calloc((size_t)in->n + 1, sizeof *in->given);
-  if (!in->dims || !in->dimfrom || !in->data || !in->given)
+  in->dir = calloc((size_t)in->n + 1, sizeof *in->dir);
+  if (!in->dims || !in->dimfrom || !in->data || !in->given || !in->dir)
     return false;
   for (int i = 0; i < in->nd; i++)
     in->dims[i] = -1;
@@ -841,12 +846,18 @@ static bool load_input(Inputs *in, const char *arg) {
   memcpy(name, arg, n);
   name[n] = '\0';
   int i = find_input(in, name);
+  // Else the direction of a wrt input, as the formulas name it: dx=PATH.
+  bool dir = false;
+  for (int k = 0; i < 0 && k < in->n; k++)
+    if (md_input_is_wrt(in->f, k) && md_direction_name(in->f, k) &&
+        !strcmp(md_direction_name(in->f, k), name))
+      i = k, dir = true;
   if (i < 0) {
-    fail("'%s' is not an input of %s", name, in->file);
+    fail("'%s' is not an input of %s, nor the direction of one", name, in->file);
     return false;
   }
-  if (in->given[i]) {
-    fail("input '%s' is given twice", name);
+  if (dir ? in->dir[i] != NULL : in->given[i]) {
+    fail("%s '%s' is given twice", dir ? "direction" : "input", name);
     return false;
   }
   const char *path = eq + 1;
@@ -870,8 +881,12 @@ static bool load_input(Inputs *in, const char *arg) {
     free(m.data);
     return false;
   }
-  in->data[i] = m.data;
-  in->given[i] = true;
+  if (dir)
+    in->dir[i] = m.data;
+  else {
+    in->data[i] = m.data;
+    in->given[i] = true;
+  }
   return true;
 }
 
@@ -953,6 +968,7 @@ static md_function *compile_file(const Args *a) {
 
 static const char eval_help[] =
     "usage: matdiff eval FILE|-e EXPR [--wrt NAMES] [NAME=PATH ...] [--dim D=N ...] [--seed S] [--grad]\n"
+    "                   [--jvp dx=PATH ...] [--hvp dx=PATH ...] [--hessian] [--jacobian]\n"
     "                   [--out DIR [--format txt|npy]] [--strict]\n"
     "Evaluate FILE's output, and with --grad its gradients, through the JIT.\n"
     "  NAME=PATH     input NAME from a text matrix (one row per line) or a NumPy .npy\n"
@@ -960,7 +976,14 @@ static const char eval_help[] =
     "  --dim D=N     bind the symbolic size D\n"
     "  --seed S      seed for the standard-normal inputs not given (default 1)\n"
     "  --grad        also print each gradient\n"
-    "  --out DIR     also write DIR/OUT.txt and DIR/dOUT_dVAR.txt, 17 digits\n"
+    "  --jvp dx=PATH the output's directional derivative along the directions given\n"
+    "                (dx for x, as `diff --jvp` names them; those not given are 0)\n"
+    "  --hvp dx=PATH for a scalar output, each gradient's derivative along them: H*v\n"
+    "  --hessian     for a scalar output, the Hessian's blocks d2y/dx2, d2y/dxdb (vec\n"
+    "                layout: a k×m variable is km rows, row by row)\n"
+    "  --jacobian    for a matrix output F, dF/dx: a row per element of F\n"
+    "  --out DIR     also write DIR/OUT.txt and DIR/dOUT_dVAR.txt, 17 digits; and\n"
+    "                jvp_y, hvp_x, d2y_dx2, d2y_dxdb, J_F_x\n"
     "  --format npy  write float64 .npy files there instead\n"
     "A result that is not finite (nan, inf) is printed, with a warning that names\n"
     "the first operation whose value is not finite; eval exits 0, or with --strict 3.\n"
@@ -1128,6 +1151,112 @@ static int run_eval(Inputs *in, bool grad, const char *out, bool npy, bool stric
   return rc;
 }
 
+// LABEL's matrix X (R x C) printed, and written to DIR/FILE when DIR is set.
+static bool show(const char *label, const char *file, const double *x, long r, long c,
+                 const char *dir, bool npy, bool vector) {
+  if (!label || !file)
+    return false;
+  io_print_matrix(stdout, label, x, r, c);
+  return !dir || write_out(dir, file, x, r, c, npy, vector);
+}
+
+// What eval's second-order options need, before anything is computed.
+static bool second_ok(Inputs *in, const Args *a) {
+  md_function *f = in->f;
+  int n = in->n;
+  bool any = false;
+  const char *first = NULL;
+  for (int i = 0; i < n; i++) {
+    any |= in->dir[i] != NULL;
+    if (!first && md_input_is_wrt(f, i))
+      first = md_direction_name(f, i);
+  }
+  if ((a->jvp || a->hvp) && !any)
+    return !fail("eval: --jvp and --hvp need a direction: give %s=PATH (the direction of a wrt "
+                 "input is d and its name)", first ? first : "dx");
+  bool scalar = md_output_rows(f, NULL) == 1 && md_output_cols(f, NULL) == 1;
+  if (a->jacobian && scalar)
+    return !fail("eval: %s is a scalar: its Jacobian is its gradient, --grad", md_output_name(f));
+  if ((a->hvp || a->hessian) && !scalar)
+    return !fail("eval: --hvp and --hessian need a scalar output; %s is not (--jvp and --jacobian "
+                 "take any)", md_output_name(f));
+  return true;
+}
+
+// eval's second order (matdiff.h's md_jvp ...): the JVP and HVPs along the
+// directions dx=PATH given (the others zero), the Hessian's blocks, the
+// Jacobian's column blocks, each printed and written to DIR.
+static int run_second(Inputs *in, const Args *a, const char *dir, bool npy) {
+  md_function *f = in->f;
+  const char *y = md_output_name(f);
+  const double *const *x = (const double *const *)in->data, *const *d = (const double *const *)in->dir;
+  long yr = md_output_rows(f, in->dims), yc = md_output_cols(f, in->dims), N = md_wrt_size(f, in->dims);
+  int n = in->n, rc = 0;
+  long big = a->hessian ? size_mul(N, N) : a->jacobian ? size_mul(yr * yc, N) : 1;
+  double *t = calloc((size_t)(yr * yc), sizeof *t), *m = big > 0 ? calloc((size_t)big, sizeof *m) : NULL;
+  double **hv = calloc((size_t)n + 1, sizeof *hv);
+  long *at = calloc((size_t)n + 1, sizeof *at), *len = calloc((size_t)n + 1, sizeof *len);
+  if (!t || !m || !hv || !at || !len)
+    rc = fail("out of memory");
+  for (int i = 0, k = 0; rc == 0 && i < n; i++) {
+    len[i] = md_input_rows(f, i, in->dims) * md_input_cols(f, i, in->dims);
+    at[i] = k;
+    k += md_input_is_wrt(f, i) ? (int)len[i] : 0;
+    if (md_input_is_wrt(f, i) && a->hvp && !(hv[i] = calloc((size_t)len[i], sizeof(double))))
+      rc = fail("out of memory");
+  }
+  md_error err;
+  if (rc == 0 && a->jvp) {
+    if (md_jvp(f, in->dims, x, d, t, &err))
+      rc = report(&err);
+    else {
+      char *label = str_printf("d%s", y), *file = str_printf("jvp_%s", y);
+      rc = show(label, file, t, yr, yc, dir, npy, false) ? 0 : 1;
+      free(label), free(file);
+    }
+  }
+  if (rc == 0 && a->hvp && md_hvp(f, in->dims, x, d, hv, &err))
+    rc = report(&err);
+  for (int i = 0; rc == 0 && a->hvp && i < n; i++) {
+    if (!hv[i])
+      continue;
+    const char *v = md_input_name(f, i);
+    char *label = str_printf("d(d%s/d%s)", y, v), *file = str_printf("hvp_%s", v);
+    rc = show(label, file, hv[i], md_input_rows(f, i, in->dims), md_input_cols(f, i, in->dims), dir,
+              npy, md_input_is_vector(f, i)) ? 0 : 1;
+    free(label), free(file);
+  }
+  if (rc == 0 && (a->hessian || a->jacobian) &&
+      (a->hessian ? md_hessian(f, in->dims, x, m, &err) : md_jacobian(f, in->dims, x, m, &err)))
+    rc = report(&err);
+  // The blocks: rows of input I (or the output's elements), columns of J.
+  for (int i = 0; rc == 0 && (a->hessian || a->jacobian) && i < n; i++) {
+    for (int j = a->hessian ? i : 0; rc == 0 && j < n; j++) {
+      if (!md_input_is_wrt(f, j) || (a->hessian && !md_input_is_wrt(f, i)) || (a->jacobian && i))
+        continue;
+      long rows = a->hessian ? len[i] : yr * yc, r0 = a->hessian ? at[i] : 0;
+      double *b = malloc(sizeof *b * (size_t)(rows * len[j]));
+      if (!b) {
+        rc = fail("out of memory");
+        break;
+      }
+      for (long r = 0; r < rows; r++)
+        memcpy(b + r * len[j], m + (r0 + r) * N + at[j], sizeof *b * (size_t)len[j]);
+      const char *u = md_input_name(f, i), *v = md_input_name(f, j);
+      char *label = a->hessian ? i == j ? str_printf("d2%s/d%s2", y, u) : str_printf("d2%s/d%sd%s", y, u, v)
+                               : str_printf("d%s/d%s", y, v);
+      char *file = a->hessian ? i == j ? str_printf("d2%s_d%s2", y, u) : str_printf("d2%s_d%sd%s", y, u, v)
+                              : str_printf("J_%s_%s", y, v);
+      rc = show(label, file, b, rows, len[j], dir, npy, false) ? 0 : 1;
+      free(label), free(file), free(b);
+    }
+  }
+  for (int i = 0; hv && i < n; i++)
+    free(hv[i]);
+  free(hv), free(t), free(m), free(at), free(len);
+  return rc;
+}
+
 // Apply the --dim and NAME=PATH of A, in their order, to IN.
 static bool apply_binds(const Args *a, Inputs *in) {
   for (int i = 0; i < a->nbinds; i++)
@@ -1149,8 +1278,13 @@ static int cmd_eval(const Args *a) {
     rc = 1;
   md_rng rng;
   md_rng_seed(&rng, a->seed);
+  bool second = a->jvp || a->hvp || a->hessian || a->jacobian;
+  if (rc == 0 && second && !second_ok(&in, a))
+    rc = 1;
   if (rc == 0)
     rc = fill_random(&in, &rng) ? run_eval(&in, a->grad, a->out, npy, a->strict) : 1;
+  if (rc == 0 && second)
+    rc = run_second(&in, a, a->out, npy);
   inputs_free(&in);
   md_free(f);
   return rc;
