@@ -71,7 +71,7 @@ LIB_SRCS := compiler/arena.c compiler/ctx.c compiler/diag.c compiler/ast.c \
             compiler/simplify.c compiler/print.c compiler/plan.c compiler/emit_c.c compiler/abi.c \
             compiler/emit_second.c \
             compiler/cost.c compiler/record.c compiler/jit.c \
-            compiler/api.c compiler/check.c compiler/graph.c compiler/dump.c compiler/optab.c \
+            compiler/api.c compiler/check.c compiler/check2.c compiler/graph.c compiler/dump.c compiler/optab.c \
             compiler/chain.c
 GEN_SRCS := $(B)/parser.c $(B)/lexer.c
 # The command and its files: text matrices and .npy in and out. Not in

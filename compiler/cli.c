@@ -90,7 +90,7 @@ typedef struct Args {
   bool latex, standalone, flt, grad, strict;
   bool jvp, hvp, hessian, jacobian; /* second order (second.c) */
   bool second;       /* compile: the second-order functions too */
-  unsigned long long seed, trials;
+  unsigned long long seed, trials, order;
 } Args;
 
 enum { V_DIFF = 1, V_GRAPH = 2, V_COMPILE = 4, V_EVAL = 8, V_CHECK = 16, V_COST = 32, V_CONFIG = 64 };
@@ -140,6 +140,7 @@ static const Option options[] = {
     {"--dim", V_EVAL | V_CHECK | V_COST, DIM, 0, "D=N", 0, 0},
     {"--seed", V_EVAL | V_CHECK, NUMBER, F(seed), "S", 0, ULLONG_MAX},
     {"--trials", V_CHECK, NUMBER, F(trials), "T", 1, 1000000},
+    {"--order", V_CHECK, NUMBER, F(order), "1|2", 1, 2},
     {"--out", V_EVAL, TEXT, F(out), "DIR", 0, 0},
     {"--format", V_EVAL, TEXT, F(format), "txt|npy", 0, 0},
     {"--strict", V_EVAL, FLAG, F(strict), NULL, 0, 0},
@@ -199,7 +200,7 @@ static bool set_positional(const Verb *v, const char *arg, Args *a) {
 // ARGV, what follows the verb V, into *A: "--opt VALUE" or "--opt=VALUE"
 // for an option with a value. false with the error printed.
 static bool parse_args(const Verb *v, int argc, char **argv, Args *a) {
-  *a = (Args){.seed = 1, .trials = 1};
+  *a = (Args){.seed = 1, .trials = 1, .order = 1};
   a->binds = calloc((size_t)argc + 1, sizeof *a->binds);
   a->words = calloc((size_t)argc + 1, sizeof *a->words);
   if (!a->binds || !a->words)
@@ -1294,9 +1295,78 @@ static int cmd_eval(const Args *a) {
 
 static const char check_help[] =
     "usage: matdiff check FILE|-e EXPR [--wrt NAMES] [--seed S] [--trials T] [--dim D=N ...]\n"
+    "                    [--order 1|2]\n"
     "Evaluate FILE at random inputs and compare the JIT-compiled symbolic gradient\n"
     "with the runtime's tape and with central finite differences. Prints the\n"
-    "largest relative disagreement for each variable; exits 1 if any is too large.\n";
+    "largest relative disagreement for each variable; exits 1 if any is too large.\n"
+    "  --order 2  also the emitted JVP, HVPs and Hessian (or Jacobian): against the\n"
+    "             tape's forward mode and forward-over-reverse, and the HVPs against\n"
+    "             central differences of the gradient, along random directions\n";
+
+// One trial of check --order 2 at IN's sizes: inputs standard normal, or
+// where F is not finite there smaller, then positive, then with square
+// inputs' size added to their diagonals (as md_check draws them);
+// directions standard normal. The worst disagreements go into W (per input:
+// HVP tape, HVP differences, Hessian rows, Jacobian columns; then the JVP).
+// 0 if all agree, 1 if not, -1 on an error (printed).
+static int check_second_trial(md_function *f, Inputs *in, md_rng *rng, double *w) {
+  int n = in->n;
+  long outlen = md_output_rows(f, in->dims) * md_output_cols(f, in->dims);
+  double *out = malloc(sizeof *out * (size_t)(outlen > 0 ? outlen : 1));
+  double **dir = calloc((size_t)n + 1, sizeof *dir);
+  int rc = out && dir ? 0 : -1;
+  for (int i = 0; rc == 0 && i < n; i++) {
+    long len;
+    if (!input_len(in, i, &len) || !(in->data[i] = malloc(sizeof(double) * (size_t)len)) ||
+        !(dir[i] = malloc(sizeof(double) * (size_t)len)))
+      rc = -1;
+  }
+  if (rc)
+    fail("out of memory");
+  md_error err;
+  bool finite = false;
+  for (int how = 0; rc == 0 && how < 4 && !finite; how++) {
+    for (int i = 0; i < n; i++) {
+      long r = md_input_rows(f, i, in->dims), c = md_input_cols(f, i, in->dims);
+      for (long k = 0; k < r * c; k++) {
+        double u = md_rng_uniform(rng);
+        in->data[i][k] = how == 0 ? md_rng_normal(rng) : how == 1 ? u - 0.5 : 0.1 + 0.8 * u;
+      }
+      for (long k = 0; how == 3 && r == c && k < r; k++)
+        in->data[i][k * c + k] += (double)r;
+    }
+    finite = md_eval(f, in->dims, (const double *const *)in->data, out, &err) == 0;
+    for (long k = 0; finite && k < outlen; k++)
+      finite = isfinite(out[k]);
+  }
+  for (int i = 0; rc == 0 && i < n; i++)
+    for (long k = 0; k < md_input_rows(f, i, in->dims) * md_input_cols(f, i, in->dims); k++)
+      dir[i][k] = md_rng_normal(rng);
+  md_check2_result r;
+  if (rc == 0 && md_check2(f, in->dims, (const double *const *)in->data, (const double *const *)dir,
+                           1, &r, &err)) {
+    rc = -1;
+    report(&err);
+  }
+  if (rc == 0) {
+    for (int i = 0; i < n; i++) {
+      double v[4] = {r.hvp_tape[i], r.hvp_fd[i], r.hessian[i], r.jacobian[i]};
+      for (int q = 0; q < 4; q++)
+        w[q * n + i] = isnan(v[q]) || v[q] > w[q * n + i] ? v[q] : w[q * n + i];
+    }
+    w[4 * n] = isnan(r.jvp) || r.jvp > w[4 * n] ? r.jvp : w[4 * n];
+    rc = r.ok ? 0 : 1;
+  }
+  md_check2_result_free(&r);
+  for (int i = 0; dir && i < n; i++) {
+    free(dir[i]);
+    free(in->data[i]);
+    in->data[i] = NULL;
+  }
+  free(dir);
+  free(out);
+  return rc;
+}
 
 static int cmd_check(const Args *a) {
   const char *file = a->file;
@@ -1306,7 +1376,8 @@ static int cmd_check(const Args *a) {
     return 1;
   int n = md_num_inputs(f);
   double *wt = calloc((size_t)n + 1, sizeof *wt), *wf = calloc((size_t)n + 1, sizeof *wf);
-  int rc = wt && wf ? 0 : fail("out of memory");
+  double *w2 = calloc(4 * (size_t)n + 1, sizeof *w2);
+  int rc = wt && wf && w2 ? 0 : fail("out of memory");
   md_rng rng;
   md_rng_seed(&rng, seed);
   for (unsigned long long k = 0; rc == 0 && k < trials; k++) {
@@ -1338,6 +1409,10 @@ static int cmd_check(const Args *a) {
       rc = 2;
     if (got == 0)
       md_check_result_free(&r);
+    if ((rc == 0 || rc == 2) && a->order == 2) {
+      int got2 = check_second_trial(f, &in, &rng, w2);
+      rc = got2 < 0 ? 1 : got2 > 0 ? 2 : rc;
+    }
     inputs_free(&in);
   }
   if (rc != 1) {
@@ -1347,10 +1422,23 @@ static int cmd_check(const Args *a) {
       if (md_input_is_wrt(f, i))
         printf("  %sd%s/d%s: tape %.1e, finite differences %.1e\n", scalar ? "" : "G'*",
                md_output_name(f), md_input_name(f, i), wt[i], wf[i]);
+    for (int i = 0; a->order == 2 && i < n; i++) {
+      const char *y = md_output_name(f), *x = md_input_name(f, i);
+      if (!md_input_is_wrt(f, i))
+        continue;
+      if (scalar)
+        printf("  d(d%s/d%s): HVP tape %.1e, finite differences %.1e; Hessian rows tape %.1e\n", y,
+               x, w2[i], w2[n + i], w2[2 * n + i]);
+      else
+        printf("  d%s/d%s: Jacobian columns tape %.1e\n", y, x, w2[3 * n + i]);
+    }
+    if (a->order == 2)
+      printf("  d%s (JVP): tape %.1e\n", md_output_name(f), w2[4 * n]);
     printf(rc == 0 ? "ok: symbolic, tape and finite differences agree\n"
                    : "FAILED: the symbolic gradient disagrees (tolerances: tape %g, finite differences %g)\n",
            MD_CHECK_TOL_TAPE, MD_CHECK_TOL_FD);
   }
+  free(w2);
   free(wt);
   free(wf);
   md_free(f);

@@ -277,6 +277,29 @@ int md_check(md_function *f, const long *dims, const md_check_opts *opts, md_che
              md_error *err);
 void md_check_result_free(md_check_result *res);
 
+/* ---- the second-order checker (check2.c) ---- */
+typedef struct md_check2_result {
+  int ok;             /* every disagreement within its tolerance */
+  double jvp;         /* md_jvp against md_tape_jvp */
+  /* One per input, 0 for an input not in wrt or where it does not apply: */
+  double *hvp_tape;   /* md_hvp against md_tape_hvp (scalar output) */
+  double *hvp_fd;     /* ... against central differences of md_grad */
+  double *hessian;    /* the input's block row of md_hessian against the tape */
+  double *jacobian;   /* the input's block column of md_jacobian against the tape */
+} md_check2_result;
+/* Hold F's second order, as the JIT computes it (md_jvp, md_hvp and, with
+   FULL, md_hessian or md_jacobian), against the tape's forward mode and
+   forward-over-reverse (a whole matrix column by column along unit
+   directions: N tape calls) and the HVPs against central differences of
+   md_grad along DIRS, the step 1e-5 of the largest input (at least 1)
+   over the largest direction. INPUTS and DIRS are given, one per input
+   (DIRS entries of inputs not in wrt unused). Tolerances as md_check's.
+   0 with *RES filled, or -1 with *ERR filled; release RES's arrays with
+   md_check2_result_free in either case. */
+int md_check2(md_function *f, const long *dims, const double *const *inputs,
+              const double *const *dirs, int full, md_check2_result *res, md_error *err);
+void md_check2_result_free(md_check2_result *res);
+
 /* One-line expressions, as matrixcalculus.org takes them (docs/LANGUAGE.md,
    "One-line expressions"): EXPR is an expression alone, such as
    "0.5*x'*A*x", with no declarations. A name is a scalar if it begins with

@@ -138,6 +138,22 @@ Test(cli, eval_second_order) {
                "direction of a wrt input is d and its name)\n", false);
 }
 
+// check --order 2: every example's second order agrees, per variable.
+Test(cli, check_order_2) {
+  Run r = matdiff("check --order 2 --trials 2 " MD_SRC_DIR "/examples/logistic.expr");
+  cr_expect_eq(r.status, 0, "%s%s", r.out, r.err);
+  cr_expect(strstr(r.out, "  d(dloss/dw): HVP tape "), "%s", r.out);
+  cr_expect(strstr(r.out, "  d(dloss/db): HVP tape "), "%s", r.out);
+  cr_expect(strstr(r.out, "\nok: "), "%s", r.out);
+  run_free(&r);
+  r = matdiff("check --order 2 -e \"exp(A*x)\"");
+  cr_expect_eq(r.status, 0, "%s%s", r.out, r.err);
+  cr_expect(strstr(r.out, "  df/dx: Jacobian columns tape "), "%s", r.out);
+  run_free(&r);
+  expect_error("check --order 3 " SEED, "matdiff: error: check: --order takes a whole number from "
+               "1 to 2, not '3'\n", false);
+}
+
 // A source error: exit 1, nothing written, the GCC-style diagnostic on stderr.
 Test(cli, compile_error_is_a_diagnostic) {
   const char *bad = tmpdir_text("bad.expr", "x : scalar\ny = x*q\n");
