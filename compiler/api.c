@@ -317,7 +317,9 @@ double md_flops(md_function *f, const long *dims, int grad) {
     if (dims[i] < 1)
       return -1;
   pthread_mutex_lock(&f->arena_lock);
-  double n = emit_flops(&f->ctx, grad != 0, dims);
+  double n = grad == MD_FLOPS_JVP || grad == MD_FLOPS_HVP
+                 ? emit_flops_second(&f->ctx, grad == MD_FLOPS_HVP ? ORDER2_HVP : ORDER2_JVP, dims)
+                 : emit_flops(&f->ctx, grad != 0, dims);
   pthread_mutex_unlock(&f->arena_lock);
   return n;
 }

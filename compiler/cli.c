@@ -1451,7 +1451,8 @@ static const char cost_help[] =
     "usage: matdiff cost FILE|-e EXPR [--wrt NAMES] [--dim D=N ...]\n"
     "Count the arithmetic operations of the value and of the value with all its\n"
     "gradients, at the given sizes. Reverse mode promises the second is at most\n"
-    "about 4 times the first.\n";
+    "about 4 times the first. For a scalar output, also the Hessian-vector product\n"
+    "(md_hvp along every direction), at most about 10 times the value.\n";
 
 static int cmd_cost(const Args *a) {
   const char *file = a->file;
@@ -1469,6 +1470,10 @@ static int cmd_cost(const Args *a) {
     double v = md_flops(f, in.dims, 0), g = md_flops(f, in.dims, 1);
     printf("%s: value %.6g operations, value and gradients %.6g (%.2f times the value)\n", file,
            v, g, v > 0 ? g / v : 0.0);
+    // The HVP along every direction, where there is one (a scalar output).
+    double h = md_flops(f, in.dims, MD_FLOPS_HVP);
+    if (h >= 0)
+      printf("%s: Hessian-vector product %.6g (%.2f times the value)\n", file, h, v > 0 ? h / v : 0.0);
   }
   inputs_free(&in);
   md_free(f);

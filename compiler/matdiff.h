@@ -60,7 +60,11 @@ int md_input_is_wrt(const md_function *f, int i);     /* has a gradient */
 const char *md_grad_formula(const md_function *f, int i); /* "2*(X*W + b)*W'", NULL if not wrt */
 const char *md_c_source(const md_function *f);         /* the C that was JIT-compiled */
 /* The arithmetic operations md_eval (GRAD 0) or md_grad (GRAD 1) performs at
-   the sizes DIMS, as counted from the emitted code; -1 on error. */
+   the sizes DIMS, as counted from the emitted code; -1 on error. GRAD
+   MD_FLOPS_JVP counts md_jvp, MD_FLOPS_HVP md_hvp (a scalar output; -1
+   otherwise), along every wrt input's direction. */
+#define MD_FLOPS_JVP 2
+#define MD_FLOPS_HVP 3
 double md_flops(md_function *f, const long *dims, int grad);
 
 long md_output_rows(const md_function *f, const long *dims);  /* -1 if a dim is unbound */
