@@ -15,6 +15,8 @@
 #                 libraries, pkg-config files, man page, the Python package;
 #                 make uninstall removes them
 #   make train    build examples/train against matdiff and train for a moment
+#   make newton   build examples/newton (Newton's method, the Hessian from
+#                 matdiff compile --second) and fit: at most 10 iterations
 #
 # Quiet by default; V=1 shows full commands.
 
@@ -223,6 +225,9 @@ endif
 	  $(PYTHON) tests/torch_seed.py $(B)/matdiff && $(PYTHON) tests/torch_examples.py $(B)/matdiff; \
 	else echo "skipped: $(PYTHON) cannot import torch (apt-get install python3-torch)"; fi
 	@$(MAKE) --no-print-directory train
+ifeq ($(filter none,$(BLAS)),)
+	@$(MAKE) --no-print-directory newton
+endif
 ifneq ($(PYTHON_TESTS),)
 	@$(MAKE) --no-print-directory pytest
 else
@@ -518,7 +523,15 @@ train: all
 	$(Q)$(MAKE) --no-print-directory $(if $(Q),-s) -C examples/train MATDIFF=$(abspath $(B)/matdiff) \
 	  OUT=$(abspath $(B)/train) CFLAGS="$(CFLAGS) $(SAN_FLAGS)" WARN="-Wall -Wextra -pedantic -Werror" run
 
-.PHONY: shared install uninstall train
+# examples/newton: the same loss by Newton's method, its Hessian from
+# `matdiff compile --second` and LAPACK's dposv (OpenBLAS): it fails unless
+# it converges in at most 10 iterations.
+newton: all
+	@echo "== examples/newton: Newton's method, the Hessian from matdiff compile --second"
+	$(Q)$(MAKE) --no-print-directory $(if $(Q),-s) -C examples/newton MATDIFF=$(abspath $(B)/matdiff) \
+	  OUT=$(abspath $(B)/newton) CFLAGS="$(CFLAGS) $(SAN_FLAGS)" WARN="-Wall -Wextra -pedantic -Werror" run
+
+.PHONY: shared install uninstall train newton
 
 # ---- benchmarks -------------------------------------------------------------
 #
