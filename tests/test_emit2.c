@@ -4,21 +4,34 @@
  * and for the issue's table, against the tape's forward mode and
  * forward-over-reverse (exact to rounding) and the HVP also against
  * central differences of the gradient (md_check2); and what they refuse.
+ * The AOT path: `matdiff compile --second` of every example builds
+ * warning-free in double, float and standalone, and a generated driver's
+ * P_jvp, P_hvp (with a NULL buffer) and P_hessian or P_jacobian give the
+ * JIT's numbers to 1e-12.
  */
 #include <criterion/criterion.h>
 #include <glob.h>
+#include <stdio.h>
 #include <string.h>
 #include "util.h"
+
+// SRC compiled, and its sizes in DIMS: 3, 4, 5, ...
+static md_function *compile_at(const char *name, const char *src, long *dims) {
+  md_error err;
+  md_function *f = md_compile(src, name, &err);
+  cr_assert_not_null(f, "%s: %s", name, err.diag);
+  cr_assert_leq(md_num_dims(f), 8);
+  for (int d = 0; d < md_num_dims(f); d++)
+    dims[d] = 3 + d;
+  return f;
+}
 
 // Everything emitted second order about SRC at sizes 3, 4, 5, ...
 static void check_source(const char *name, const char *src) {
   md_error err;
-  md_function *f = md_compile(src, name, &err);
-  cr_assert_not_null(f, "%s: %s", name, err.diag);
-  int n = md_num_inputs(f);
   long dims[8] = {0};
-  for (int d = 0; d < md_num_dims(f); d++)
-    dims[d] = 3 + d;
+  md_function *f = compile_at(name, src, dims);
+  int n = md_num_inputs(f);
   double **in = calloc((size_t)n + 1, sizeof *in), **dir = calloc((size_t)n + 1, sizeof *dir);
   md_rng g;
   md_rng_seed(&g, fnv1a(name));
@@ -56,6 +69,8 @@ static void check_source(const char *name, const char *src) {
   free(dir);
   md_free(f);
 }
+
+static void aot_setup(void) { tmpdir_setup("test_emit2"); }
 
 Test(emit2, examples) {
   cr_assert(each_example(check_source), "the examples cannot be read");
@@ -120,4 +135,160 @@ Test(emit2, refusals_and_overlap) {
   cr_expect_eq(md_jacobian(f, dims, xi, J, &err), -1);
   cr_expect(strstr(err.message, "md_grad"), "%s", err.message);
   md_free(f);
+}
+
+/* ---- the AOT path -------------------------------------------------------------- */
+
+#define MATDIFF MD_BUILD_DIR "/matdiff"
+#define TOL_AOT 1e-12
+
+static void c_array(Out *o, const char *name, const double *v, long n) {
+  put(o, "static const double %s[%ld] = {", name, n > 0 ? n : 1);
+  for (long k = 0; k < n; k++)
+    put(o, "%s%.17g", k ? ", " : "", v[k]);
+  put(o, "};\n");
+}
+
+static void c_print(Out *o, const char *tag, const char *array, long n) {
+  put(o, "  printf(\"%s\");\n  for (long k = 0; k < %ld; k++)\n    printf(\" %%.17g\", %s[k]);\n"
+         "  printf(\"\\n\");\n", tag, n, array);
+}
+
+// One example through compile --second: built in three variants, the
+// double one run by a driver and held against the JIT.
+static void check_aot(const char *name, const char *src) {
+  md_error err;
+  long dims[8] = {0};
+  md_function *f = compile_at(name, src, dims);
+  int n = md_num_inputs(f);
+  bool scalar = md_output_rows(f, NULL) == 1 && md_output_cols(f, NULL) == 1;
+  long outlen = md_output_rows(f, dims) * md_output_cols(f, dims), N = md_wrt_size(f, dims);
+  double *in[8] = {0}, *dir[8] = {0}, *hv[8] = {0};
+  long len[8];
+  md_rng g;
+  md_rng_seed(&g, fnv1a(name));
+  Out o = {0};
+  put(&o, "#include <stdio.h>\n#include \"f.c\"\n\n");
+  cr_assert_leq(n, 8);
+  int first = -1;
+  for (int i = 0; i < n; i++) {
+    len[i] = md_input_rows(f, i, dims) * md_input_cols(f, i, dims);
+    in[i] = malloc(sizeof(double) * (size_t)len[i]);
+    dir[i] = malloc(sizeof(double) * (size_t)len[i]);
+    for (long k = 0; k < len[i]; k++)
+      in[i][k] = md_rng_normal(&g), dir[i][k] = md_rng_normal(&g);
+    char nm[16];
+    snprintf(nm, sizeof nm, "in%d", i);
+    c_array(&o, nm, in[i], len[i]);
+    if (md_input_is_wrt(f, i)) {
+      snprintf(nm, sizeof nm, "dir%d", i);
+      c_array(&o, nm, dir[i], len[i]);
+      hv[i] = calloc((size_t)len[i], sizeof(double));
+      if (scalar)
+        put(&o, "static double hv%d[%ld];\n", i, len[i]);
+      if (first < 0)
+        first = i;
+    }
+  }
+  put(&o, "static double tangent[%ld], M[%ld];\n\nint main(void) {\n", outlen,
+      (scalar ? N * N : outlen * N) + 1);
+  Out args = {0};
+  for (int d = 0; d < md_num_dims(f); d++)
+    put(&args, "%ld, ", dims[d]);
+  for (int i = 0; i < n; i++)
+    put(&args, "in%d, ", i);
+  Out dirs = {0}, hvs = {0};
+  for (int i = 0; i < n; i++)
+    if (md_input_is_wrt(f, i)) {
+      put(&dirs, "dir%d, ", i);
+      // The first HVP buffer NULL: it is skipped, the others are not.
+      put(&hvs, i == first && N > len[i] ? "NULL, " : "hv%d, ", i);
+    }
+  put(&o, "  if (f_jvp(%s%stangent))\n    return 1;\n", args.s, dirs.s ? dirs.s : "");
+  c_print(&o, "jvp", "tangent", outlen);
+  if (scalar) {
+    put(&o, "  if (f_hvp(%s%s%s))\n    return 1;\n", args.s, dirs.s ? dirs.s : "", hvs.s ? hvs.s : "");
+    for (int i = 0; i < n; i++)
+      if (md_input_is_wrt(f, i)) {
+        char tag[16], arr[16];
+        snprintf(tag, sizeof tag, "hv%d", i);
+        snprintf(arr, sizeof arr, "hv%d", i);
+        c_print(&o, tag, arr, len[i]);
+      }
+    put(&o, "  if (f_hessian(%sM))\n    return 1;\n", args.s);
+    c_print(&o, "whole", "M", N * N);
+  } else {
+    put(&o, "  if (f_jacobian(%sM))\n    return 1;\n", args.s);
+    c_print(&o, "whole", "M", outlen * N);
+  }
+  put(&o, "  return 0;\n}\n");
+  // "f_hvp(..., hv1, )": the buffer list's last separator goes.
+  char *bad = strstr(o.s, ", ))");
+  while (bad) {
+    memmove(bad, bad + 2, strlen(bad + 2) + 1);
+    bad = strstr(o.s, ", ))");
+  }
+  char *dir_path = tmpdir();
+  cr_assert_not_null(dir_path);
+  char cmd[4096], file[1024];
+  snprintf(file, sizeof file, "%s/driver.c", dir_path);
+  cr_assert(spit(file, o.s));
+  snprintf(file, sizeof file, "%s/f.c", dir_path);
+  cr_assert(spit(file, src));
+  static const char *const variants[] = {"", "--float", "--standalone"};
+  for (int v = 0; v < 3; v++) {
+    snprintf(cmd, sizeof cmd, "cd %s && %s compile --second %s --name f f.c.expr -o f.c 2>&1 >/dev/null "
+             "| head -5 && cc -std=c99 -Wall -Wextra -Werror -pedantic $(%s config --cflags) -c f.c "
+             "-o f.o", dir_path, MATDIFF, variants[v], MATDIFF);
+    snprintf(file, sizeof file, "%s/f.c.expr", dir_path);
+    cr_assert(spit(file, src));
+    cr_expect_eq(run(cmd), 0, "%s: compile --second %s does not build warning-free", name,
+                 variants[v]);
+  }
+  snprintf(cmd, sizeof cmd, "cd %s && %s compile --second --name f f.c.expr -o f.c && "
+           "cc -std=c99 -Wall -Wextra -Werror -pedantic $(%s config --cflags) driver.c "
+           "$(%s config --libs) -o driver && ./driver > out.txt", dir_path, MATDIFF, MATDIFF, MATDIFF);
+  cr_assert_eq(run(cmd), 0, "%s: the driver does not build or run:\n%s", name, o.s);
+  snprintf(file, sizeof file, "%s/out.txt", dir_path);
+  char *out = slurp(file);
+  cr_assert_not_null(out);
+  double *got = malloc(sizeof(double) * (size_t)((scalar ? N * N : outlen * N) + outlen + 1));
+  double *want = calloc((size_t)((scalar ? N * N : outlen * N) + outlen + 1), sizeof(double));
+  const double *const *ci = (const double *const *)in, *const *cd = (const double *const *)dir;
+  cr_assert_eq(md_jvp(f, dims, ci, cd, want, &err), 0, "%s", err.message);
+  cr_assert(numbers(out, "jvp", got, outlen), "%s", out);
+  cr_expect(md_rel_err(got, want, outlen) <= TOL_AOT, "%s: P_jvp is off md_jvp", name);
+  if (scalar) {
+    if (N > len[first])
+      hv[first] = NULL;
+    cr_assert_eq(md_hvp(f, dims, ci, cd, hv, &err), 0, "%s", err.message);
+    for (int i = 0; i < n; i++)
+      if (md_input_is_wrt(f, i)) {
+        char tag[16];
+        snprintf(tag, sizeof tag, "hv%d", i);
+        cr_assert(numbers(out, tag, got, len[i]), "%s", out);
+        double *zero = calloc((size_t)len[i], sizeof *zero);
+        cr_expect(md_rel_err(got, hv[i] ? hv[i] : zero, len[i]) <= TOL_AOT,
+                  "%s: P_hvp's %s is off md_hvp's%s", name, md_input_name(f, i),
+                  hv[i] ? "" : " (a NULL buffer must leave it 0)");
+        free(zero);
+      }
+  }
+  long m = scalar ? N * N : outlen * N;
+  memset(want, 0, sizeof(double) * (size_t)m);  // md_hessian adds; want held the JVP
+  cr_assert_eq(scalar ? md_hessian(f, dims, ci, want, &err) : md_jacobian(f, dims, ci, want, &err), 0,
+               "%s", err.message);
+  cr_assert(numbers(out, "whole", got, m), "%s", out);
+  cr_expect(md_rel_err(got, want, m) <= TOL_AOT, "%s: P_%s is off the JIT's", name,
+            scalar ? "hessian" : "jacobian");
+  free(out), free(got), free(want), free(o.s), free(args.s), free(dirs.s), free(hvs.s);
+  for (int i = 0; i < n; i++)
+    free(in[i]), free(dir[i]), free(hv[i]);
+  md_free(f);
+}
+
+Test(emit2, aot, .init = aot_setup, .fini = tmpdir_remove) {
+  cr_assert(each_example(check_aot), "the examples cannot be read");
+  check_aot("matrix output", "X : matrix(n, k)\nW : matrix(k, m)\nwrt W\nY = tanh(X*W)\n");
+  check_aot("vector output", "A : matrix(m, n)\nx : vector(n)\nwrt x\nF = exp(A*x)\n");
 }
