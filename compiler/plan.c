@@ -425,7 +425,7 @@ static bool plan_roots(Plan *p, PlanKind kind) {
   switch (kind) {
   case PLAN_JVP:
     p->roots[p->nroots++] = c->jvp;
-    return true;
+    break;
   case PLAN_HESSIAN:
   case PLAN_JACOBIAN:
     // The one wrt variable's matrix (emit_second.c asks only then).
@@ -435,21 +435,23 @@ static bool plan_roots(Plan *p, PlanKind kind) {
         p->roots[p->nroots++] = kind == PLAN_HESSIAN ? c->hess[i * c->nvars + i] : c->jacs[i];
       }
     p->added = 0;
-    return p->nroots == 1 && p->roots[0];
+    if (p->nroots != 1 || !p->roots[0])
+      return false;
+    break;
   default:
+    // The HVP does not give the value: it needs only what the HVPs read.
+    if (kind == PLAN_HVP)
+      p->added = 0;
+    else
+      p->roots[p->nroots++] = c->out;
+    if (kind != PLAN_VALUE)
+      for (int i = 0; i < c->nvars; i++)
+        if (c->vars[i].wrt) {
+          p->rootvar[p->nroots] = i;
+          p->roots[p->nroots++] = src[i];
+        }
     break;
   }
-  // The HVP does not give the value: it needs only what the HVPs read.
-  if (kind == PLAN_HVP)
-    p->added = 0;
-  else
-    p->roots[p->nroots++] = c->out;
-  if (kind != PLAN_VALUE)
-    for (int i = 0; i < c->nvars; i++)
-      if (c->vars[i].wrt) {
-        p->rootvar[p->nroots] = i;
-        p->roots[p->nroots++] = src[i];
-      }
   // A second-order body is computed as the emitter's algebra has it: no
   // diag(v) made dense, product chains grouped by cost.
   return kind <= PLAN_GRADS || chain_rewrite(c, p->roots, p->nroots);

@@ -292,3 +292,29 @@ Test(emit2, aot, .init = aot_setup, .fini = tmpdir_remove) {
   check_aot("matrix output", "X : matrix(n, k)\nW : matrix(k, m)\nwrt W\nY = tanh(X*W)\n");
   check_aot("vector output", "A : matrix(m, n)\nx : vector(n)\nwrt x\nF = exp(A*x)\n");
 }
+
+// A multiplied diag(v) is never dense: logistic regression's Hessian
+// X'*diag(s)*X/n is one scaling pass and one gemm, with no n x n buffer.
+Test(emit2, diag_is_a_scaling, .init = aot_setup, .fini = tmpdir_remove) {
+  const char *src = tmpdir_text("lw.expr", "X : matrix(n, d)\nw : vector(d)\ny : vector(n)\n"
+                                           "wrt w\nloss = sum(softplus(X*w) - y.*(X*w))/n\n");
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "%s compile --second %s -o %s", MATDIFF, src, tmpdir_path("lw.c"));
+  cr_assert_eq(run(cmd), 0);
+  char *c = slurp(tmpdir_path("lw.c"));
+  cr_assert_not_null(c);
+  const char *body = strstr(c, "lw_hessian_body(const long");
+  cr_assert_not_null(body, "%s", c);
+  const char *end = strstr(body, "\n}\n");
+  cr_assert_not_null(end);
+  char *text = strndup(body, (size_t)(end - body));
+  cr_expect(strstr(text, "from its matrix formula") || strstr(c, "from its matrix formula"), "%s", c);
+  cr_expect_null(strstr(text, "n*n"), "an n x n buffer:\n%s", text);
+  cr_expect_null(strstr(text, "i == j"), "a dense diagonal:\n%s", text);
+  int gemms = 0;
+  for (const char *q = text; (q = strstr(q, "mdrt_gemm(")); q++)
+    gemms++;
+  cr_expect_eq(gemms, 2, "X*w and one product for the Hessian:\n%s", text);
+  free(text);
+  free(c);
+}
