@@ -259,8 +259,10 @@ static void check_aot(const char *name, const char *src) {
   cr_assert(numbers(out, "jvp", got, outlen), "%s", out);
   cr_expect(md_rel_err(got, want, outlen) <= TOL_AOT, "%s: P_jvp is off md_jvp", name);
   if (scalar) {
-    if (N > len[first])
+    if (N > len[first]) {
+      free(hv[first]);
       hv[first] = NULL;
+    }
     cr_assert_eq(md_hvp(f, dims, ci, cd, hv, &err), 0, "%s", err.message);
     for (int i = 0; i < n; i++)
       if (md_input_is_wrt(f, i)) {
