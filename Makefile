@@ -15,6 +15,8 @@
 #                 libraries, pkg-config files, man page, the Python package;
 #                 make uninstall removes them
 #   make train    build examples/train against matdiff and train for a moment
+#   make newton   build examples/newton (Newton's method, the Hessian from
+#                 matdiff compile --second) and fit: at most 10 iterations
 #
 # Quiet by default; V=1 shows full commands.
 
@@ -69,8 +71,9 @@ RT_SRCS := runtime/kernels.c runtime/functions.c runtime/float.c runtime/tape.c 
 LIB_SRCS := compiler/arena.c compiler/ctx.c compiler/diag.c compiler/ast.c \
             compiler/shape.c compiler/lower.c compiler/infer.c compiler/expr.c compiler/diff.c compiler/second.c \
             compiler/simplify.c compiler/print.c compiler/plan.c compiler/emit_c.c compiler/abi.c compiler/emit_numpy.c \
+            compiler/emit_second.c \
             compiler/cost.c compiler/record.c compiler/jit.c \
-            compiler/api.c compiler/check.c compiler/graph.c compiler/dump.c compiler/optab.c \
+            compiler/api.c compiler/check.c compiler/check2.c compiler/graph.c compiler/dump.c compiler/optab.c \
             compiler/chain.c
 GEN_SRCS := $(B)/parser.c $(B)/lexer.c
 # The command and its files: text matrices and .npy in and out. Not in
@@ -85,7 +88,7 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(B)/%.o) $(GEN_OBJS)
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/%.o)
 CLI_IO_OBJS := $(filter-out $(B)/compiler/cli.o,$(CLI_OBJS))
 
-TESTS    := test_runtime test_dataio test_npy test_front test_check test_grad test_aot test_cli test_cookbook test_cost test_random test_fuzz_regress test_hostile test_ops test_second test_latex test_api_hostile test_threads \
+TESTS    := test_runtime test_dataio test_npy test_front test_check test_grad test_aot test_cli test_cookbook test_cost test_random test_fuzz_regress test_hostile test_ops test_second test_emit2 test_latex test_api_hostile test_threads \
             test_chain test_symmetric
 TEST_BINS := $(TESTS:%=$(B)/tests/%)
 THREAD_TESTS := test_threads
@@ -245,6 +248,9 @@ endif
 	  $(PYTHON) tests/torch_seed.py $(B)/matdiff && $(PYTHON) tests/torch_examples.py $(B)/matdiff; \
 	else echo "skipped: $(PYTHON) cannot import torch (apt-get install python3-torch)"; fi
 	@$(MAKE) --no-print-directory train
+ifeq ($(filter none,$(BLAS)),)
+	@$(MAKE) --no-print-directory newton
+endif
 ifneq ($(PYTHON_TESTS),)
 	@$(MAKE) --no-print-directory pytest
 else
@@ -543,6 +549,14 @@ train: all
 	$(Q)$(MAKE) --no-print-directory $(if $(Q),-s) -C examples/train MATDIFF=$(abspath $(B)/matdiff) \
 	  OUT=$(abspath $(B)/train) CFLAGS="$(CFLAGS) $(SAN_FLAGS)" WARN="-Wall -Wextra -pedantic -Werror" run
 
+# examples/newton: the same loss by Newton's method, its Hessian from
+# `matdiff compile --second` and LAPACK's dposv (OpenBLAS): it fails unless
+# it converges in at most 10 iterations.
+newton: all
+	@echo "== examples/newton: Newton's method, the Hessian from matdiff compile --second"
+	$(Q)$(MAKE) --no-print-directory $(if $(Q),-s) -C examples/newton MATDIFF=$(abspath $(B)/matdiff) \
+	  OUT=$(abspath $(B)/newton) CFLAGS="$(CFLAGS) $(SAN_FLAGS)" WARN="-Wall -Wextra -pedantic -Werror" run
+
 # ---- benchmarks -------------------------------------------------------------
 #
 #   make bench         bench/results.md: every implementation of every case
@@ -590,5 +604,5 @@ clean:
 	rm -rf $(B)
 
 .PHONY: all check test pytest demo deps clean fuzz fuzz-deps fuzz-regress shared install \
-        uninstall train bench bench-deps readme-bench soak
+        uninstall train newton bench bench-deps readme-bench soak
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

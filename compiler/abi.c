@@ -21,6 +21,8 @@ extern const size_t md_c_names_n;
 #define NAMESET_MIN 64           /* slots of a name set's first table */
 #define USER_PREFIX "v_"         /* a size or an input NAME is v_NAME in C */
 #define GRAD_PREFIX "d_"         /* and the gradient with respect to it d_NAME */
+#define DIR_PREFIX "dir_"        /* its direction (second order) dir_NAME */
+#define HV_PREFIX "hv_"          /* and its Hessian-vector product hv_NAME */
 
 /* ---- names ------------------------------------------------------------- */
 
@@ -109,12 +111,9 @@ static bool c_owns(const char *s) {
 // Claim the public and static functions named after P, each as it is: a
 // function cannot take another name behind its user's back. false, with
 // the reason reported, if one is taken.
-static bool claim_functions(Emit *e, const char *P) {
-  static const char *const suffixes[] = {"", "_ws", "_grad", "_grad_ws", "_vjp", "_vjp_ws",
-                                         "_workspace_size", "_forward", "_backward",
-                                         "_entry_ws", "_entry_eval", "_entry_grad"};
+static bool claim_functions(Emit *e, const char *P, const char *const *suffixes, size_t n) {
   Loc nowhere = {-1, -1};
-  for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+  for (size_t i = 0; i < n; i++) {
     const char *want = arena_printf(&e->c->arena, "%s%s", P, suffixes[i]);
     if (!want)
       return ctx_error(e->c, nowhere, "out of memory naming the functions of the C code");
@@ -135,6 +134,8 @@ static bool claim_functions(Emit *e, const char *P) {
   return true;
 }
 
+const char *abi_claim(Emit *e, const char *want) { return claim(e, want); }
+
 // C names for the body's buffers and scalars: t1, t2, ... in id order.
 // Each body names its own: the other body's temporaries are forgotten.
 void abi_name_temps(Emit *e) {
@@ -151,9 +152,45 @@ void abi_name_temps(Emit *e) {
       e->cname[i] = e->pname[n->k];
     else if (n->op == OP_SEED)
       e->cname[i] = e->seedp;
+    else if (n->op == OP_DIR)
+      e->cname[i] = e->dirp ? e->dirp[n->k] : "";
     else if (p->form[i] == F_BUFFER || p->form[i] == F_SCALAR)
       e->cname[i] = claim(e, arena_printf(&c->arena, "t%d", ++ntemps));
   }
+}
+
+// The names of the second-order functions, their parameters and arrays:
+// in C the direction of x is dir_x and the HVP into x's block row hv_x;
+// the formulas in comments write the direction dx (diff.c names them).
+static bool abi_second_names(Emit *e) {
+  Ctx *c = e->c;
+  static const char *const suffixes[] = {
+      "_jvp", "_jvp_ws", "_jvp_workspace_size", "_jvp_body", "_hvp", "_hvp_ws",
+      "_hvp_workspace_size", "_hvp_body", "_hessian", "_hessian_ws", "_hessian_workspace_size",
+      "_hessian_body", "_jacobian", "_jacobian_ws", "_jacobian_workspace_size", "_jacobian_body",
+      "_entry_jvp", "_entry_hvp", "_entry_hessian", "_entry_jacobian", "_entry_ws2"};
+  if (!claim_functions(e, e->opts->name, suffixes, sizeof suffixes / sizeof *suffixes) ||
+      !diff_name_directions(c))
+    return false;
+  e->dirp = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->nvars + 1));
+  e->hvp = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->nvars + 1));
+  if (!e->dirp || !e->hvp)
+    return false;
+  for (int i = 0; i < c->nvars; i++)
+    if (c->vars[i].wrt) {
+      e->dirp[i] = claim(e, arena_printf(&c->arena, "%s%s", DIR_PREFIX, c->vars[i].name));
+      e->hvp[i] = claim(e, arena_printf(&c->arena, "%s%s", HV_PREFIX, c->vars[i].name));
+    }
+  if (!e->arr_d) {
+    e->arr_d = claim(e, "dims");
+    e->arr_in = claim(e, "inputs");
+  }
+  e->arr_dir = claim(e, "dirs");
+  e->arr_hv = claim(e, "hvs");
+  e->tangentp = claim(e, "tangent");
+  e->hessp = claim(e, "H");
+  e->jacp = claim(e, "J");
+  return !e->oom;
 }
 
 bool abi_setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
@@ -169,7 +206,10 @@ bool abi_setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
   e->kern = o->flt ? "_f" : "";
   e->zero = o->flt ? "0.0f" : "0.0";
   e->one = o->flt ? "1.0f" : "1.0";
-  if (!claim_functions(e, o->name))
+  static const char *const first[] = {"", "_ws", "_grad", "_grad_ws", "_vjp", "_vjp_ws",
+                                      "_workspace_size", "_forward", "_backward",
+                                      "_entry_ws", "_entry_eval", "_entry_grad"};
+  if (!claim_functions(e, o->name, first, sizeof first / sizeof *first))
     return false;
   e->dname = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->ndims + 1));
   e->pname = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->nvars + 1));
@@ -194,6 +234,8 @@ bool abi_setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
   for (int i = 0; i < c->nvars; i++)
     if (c->vars[i].wrt)
       e->gname[i] = claim(e, arena_printf(&c->arena, "%s%s", GRAD_PREFIX, c->vars[i].name));
+  if (o->second && !abi_second_names(e))
+    return false;
   e->cname = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->nnodes + 1));
   e->sealed = true;
   return e->cname != NULL;
@@ -416,12 +458,15 @@ void abi_header(Emit *e) {
   if (e->matrix_out)
     buf_printf(e->o, " * %s writes the output into out and returns 0, or -1 on error (a singular\n"
                      " * matrix). %s_vjp ADDS seed'*J, the vector-Jacobian product, into each\n"
-                     " * gradient buffer; a NULL buffer skips that gradient and the work only it needs.\n */\n",
+                     " * gradient buffer; a NULL buffer skips that gradient and the work only it needs.\n",
                P, P);
   else
     buf_printf(e->o, " * %s returns the value, NaN on error (a singular matrix). %s_grad returns\n"
                      " * the value and ADDS each gradient into its buffer; a NULL buffer skips that\n"
-                     " * gradient and the work only it needs.\n */\n", P, P);
+                     " * gradient and the work only it needs.\n", P, P);
+  if (e->opts->second)
+    emit_second_header(e);
+  buf_puts(e->o, " */\n");
   // The JIT has no C library: libm's functions are declared here, and
   // jit.c hands libtcc their addresses.
   if (e->opts->jit)

@@ -259,10 +259,13 @@ md_function *md_compile(const char *source, const char *filename, md_error *err)
   return f;
 }
 
+static void second_free(struct Second2 *s);
+
 void md_free(md_function *f) {
   if (!f)
     return;
   jit_free(&f->jit);
+  second_free(f->code2);
   ctx_free(&f->ctx);
   free(f->csrc);
   if (f->idle)
@@ -323,7 +326,9 @@ double md_flops(md_function *f, const long *dims, int grad) {
     if (dims[i] < 1)
       return -1;
   pthread_mutex_lock(&f->arena_lock);
-  double n = emit_flops(&f->ctx, grad != 0, dims);
+  double n = grad == MD_FLOPS_JVP || grad == MD_FLOPS_HVP
+                 ? emit_flops_second(&f->ctx, grad == MD_FLOPS_HVP ? ORDER2_HVP : ORDER2_JVP, dims)
+                 : emit_flops(&f->ctx, grad != 0, dims);
   pthread_mutex_unlock(&f->arena_lock);
   return n;
 }
@@ -795,4 +800,204 @@ const char *md_hessian_formula(md_function *f, int i, int j, md_error *err) {
 
 const char *md_jacobian_formula(md_function *f, int j, md_error *err) {
   return second_formula(f, SO_JACOBIAN, j, j, err);
+}
+
+/* ---- second order: calls --------------------------------------------------- */
+
+// The second-order functions (emit_second.c), JIT-compiled on the first
+// call that needs them: a compilation most programs never pay for.
+typedef const char *(*JvpBody)(const long *, const double *const *, const double *const *,
+                               double *, void *);
+typedef const char *(*HvpBody)(const long *, const double *const *, const double *const *,
+                               double *const *, void *);
+typedef const char *(*MatrixBody)(const long *, const double *const *, double *, void *);
+
+struct Second2 {
+  Jit jit;
+  long (*ws)(const long *dims, int what);  /* bytes: what is an ORDER2-like index below */
+  JvpBody jvp;
+  HvpBody hvp;          /* NULL for a matrix output */
+  MatrixBody hessian;   /* NULL for a matrix output */
+  MatrixBody jacobian;  /* NULL for a scalar output */
+};
+
+enum { CALL_JVP, CALL_HVP, CALL_HESSIAN, CALL_JACOBIAN };  /* as md_fn_entry_ws2 takes them */
+
+static void second_free(struct Second2 *s) {
+  if (s) {
+    jit_free(&s->jit);
+    free(s);
+  }
+}
+
+static struct Second2 *second_code(md_function *f, md_error *err) {
+  pthread_mutex_lock(&f->arena_lock);
+  struct Second2 *s = f->code2;
+  if (!s) {
+    Ctx *c = &f->ctx;
+    Buf code = {0};
+    EmitOpts o = {.name = "md_fn", .jit = true, .second = true};
+    c->err = err;  // the derivation reports through the caller's md_error
+    c->failed = false;
+    s = calloc(1, sizeof *s);
+    bool ok = s && emit_c(c, &o, &code) && !code.oom && jit_compile(&s->jit, code.s, o.name, err);
+    c->err = NULL;
+    if (!s)
+      diag_plain(err, "out of memory");
+    if (ok) {
+      s->ws = (long (*)(const long *, int))jit_symbol(&s->jit, "md_fn_entry_ws2");
+      s->jvp = (JvpBody)jit_symbol(&s->jit, "md_fn_jvp_body");
+      s->hvp = (HvpBody)jit_symbol(&s->jit, "md_fn_hvp_body");
+      s->hessian = (MatrixBody)jit_symbol(&s->jit, "md_fn_hessian_body");
+      s->jacobian = (MatrixBody)jit_symbol(&s->jit, "md_fn_jacobian_body");
+      if (!(ok = s->ws && s->jvp))
+        diag_plain(err, "internal error: the second-order code has no entry points");
+    }
+    buf_free(&code);
+    if (ok)
+      f->code2 = s;
+    else {
+      second_free(s);
+      s = NULL;
+    }
+  }
+  pthread_mutex_unlock(&f->arena_lock);
+  return s;
+}
+
+long md_wrt_size(const md_function *f, const long *dims) {
+  long n = 0;
+  for (int i = 0; f && i < f->ctx.nvars; i++)
+    if (f->ctx.vars[i].wrt)
+      n = size_add(n, api_len(f->ctx.vars[i].shape, dims));
+  return f ? n : -1;
+}
+
+// Does [p, p + n) share memory with an input or a direction?
+static bool reads_overlap(const md_function *f, const long *dims, const double *const *inputs,
+                          const double *const *dirs, const double *p, long n) {
+  Span s = span(p, n, SPAN_OUT, -1);
+  for (int i = 0; i < f->ctx.nvars; i++) {
+    long len = api_len(f->ctx.vars[i].shape, dims);
+    Span a = span(inputs[i], len, SPAN_READ, i), b = span(dirs[i], len, SPAN_READ, i);
+    if (overlap(&s, &a) || (dirs[i] && overlap(&s, &b)))
+      return true;
+  }
+  return false;
+}
+
+// One second-order call WHAT (CALL_*): DIRS and HV for the JVP and HVP,
+// RES the tangent, the Hessian or the Jacobian. A result that shares
+// memory with what is read is computed in scratch and then written (the
+// tangent) or added.
+static int second_call(md_function *f, int what, const long *dims, const double *const *inputs,
+                       const double *const *dirs, double *const *hv, double *res, md_error *err) {
+  static const char *const names[] = {"the JVP", "the HVP", "the Hessian", "the Jacobian"};
+  if (!api_call_ok(f, dims, inputs, err) || !api_sizes_ok(f, dims, err))
+    return -1;
+  Ctx *c = &f->ctx;
+  bool scalar = f->scalar;
+  if ((what == CALL_HVP || what == CALL_HESSIAN) && !scalar) {
+    diag_plain(err, "%s needs a scalar output; %s is %ld×%ld", names[what], c->outname,
+               md_output_rows(f, dims), md_output_cols(f, dims));
+    return -1;
+  }
+  if (what == CALL_JACOBIAN && scalar) {
+    diag_plain(err, "the Jacobian of a scalar output is its gradient: call md_grad");
+    return -1;
+  }
+  if (what != CALL_HVP && !res) {
+    diag_plain(err, "no buffer for %s", names[what]);
+    return -1;
+  }
+  long N = md_wrt_size(f, dims), outlen = api_len(c->out->shape, dims);
+  long reslen = what == CALL_JVP ? outlen : what == CALL_HESSIAN ? size_mul(N, N) : size_mul(outlen, N);
+  if (reslen < 0 || size_mul(reslen, sizeof(double)) < 0) {
+    diag_plain(err, "the sizes are too large: %s overflows", names[what]);
+    return -1;
+  }
+  struct Second2 *s = second_code(f, err);
+  if (!s)
+    return -1;
+  int nv = c->nvars;
+  long maxlen = 1;
+  for (int i = 0; i < nv; i++)
+    if (api_len(c->vars[i].shape, dims) > maxlen)
+      maxlen = api_len(c->vars[i].shape, dims);
+  long wsbytes = s->ws(dims, what);
+  const double **d = calloc((size_t)nv + 1, sizeof *d);
+  double **h = calloc((size_t)nv + 1, sizeof *h), **tmp = calloc((size_t)nv + 1, sizeof *tmp);
+  double *zero = calloc((size_t)maxlen, sizeof *zero), *scratch = NULL;
+  void *ws = wsbytes >= 0 ? malloc(wsbytes > 0 ? (size_t)wsbytes : 1) : NULL;
+  int rc = -1;
+  if (!d || !h || !tmp || !zero || !ws) {
+    diag_plain(err, "out of memory");
+    goto done;
+  }
+  // A missing direction moves nothing: zeros.
+  for (int i = 0; i < nv; i++)
+    d[i] = c->vars[i].wrt ? (dirs && dirs[i] ? dirs[i] : zero) : NULL;
+  double *into = res;
+  if (res && reads_overlap(f, dims, inputs, d, res, reslen)) {
+    if (!(scratch = calloc((size_t)reslen, sizeof *scratch))) {
+      diag_plain(err, "out of memory");
+      goto done;
+    }
+    into = scratch;
+  }
+  for (int i = 0; what == CALL_HVP && hv && i < nv; i++) {
+    long len = api_len(c->vars[i].shape, dims);
+    h[i] = c->vars[i].wrt ? hv[i] : NULL;
+    if (h[i] && reads_overlap(f, dims, inputs, d, h[i], len)) {
+      if (!(tmp[i] = calloc((size_t)len, sizeof(double)))) {
+        diag_plain(err, "out of memory");
+        goto done;
+      }
+      h[i] = tmp[i];
+    }
+  }
+  const char *why = what == CALL_JVP ? s->jvp(dims, inputs, d, into, ws)
+                    : what == CALL_HVP ? s->hvp(dims, inputs, d, h, ws)
+                    : what == CALL_HESSIAN ? s->hessian(dims, inputs, into, ws)
+                                           : s->jacobian(dims, inputs, into, ws);
+  if (why) {
+    diag_plain(err, "%s", why);
+    goto done;
+  }
+  rc = 0;
+  for (long e = 0; scratch && e < reslen; e++)
+    res[e] = what == CALL_JVP ? scratch[e] : res[e] + scratch[e];
+  for (int i = 0; i < nv; i++)
+    for (long e = 0; tmp[i] && e < api_len(c->vars[i].shape, dims); e++)
+      hv[i][e] += tmp[i][e];
+done:
+  for (int i = 0; tmp && i < nv; i++)
+    free(tmp[i]);
+  free(tmp);
+  free(d);
+  free(h);
+  free(zero);
+  free(scratch);
+  free(ws);
+  return rc;
+}
+
+int md_jvp(md_function *f, const long *dims, const double *const *inputs, const double *const *dirs,
+           double *tangent, md_error *err) {
+  return second_call(f, CALL_JVP, dims, inputs, dirs, NULL, tangent, err);
+}
+
+int md_hvp(md_function *f, const long *dims, const double *const *inputs, const double *const *dirs,
+           double *const *hv, md_error *err) {
+  return second_call(f, CALL_HVP, dims, inputs, dirs, hv, NULL, err);
+}
+
+int md_hessian(md_function *f, const long *dims, const double *const *inputs, double *H,
+               md_error *err) {
+  return second_call(f, CALL_HESSIAN, dims, inputs, NULL, NULL, H, err);
+}
+
+int md_jacobian(md_function *f, const long *dims, const double *const *inputs, double *J,
+                md_error *err) {
+  return second_call(f, CALL_JACOBIAN, dims, inputs, NULL, NULL, J, err);
 }

@@ -28,6 +28,8 @@ struct md_function {
   char **second;     /* printed second-order formulas, made when first asked
                         for (api.c, "second order"): the JVP, then per
                         variable the HVP, the Hessian blocks, the Jacobians */
+  struct Second2 *code2; /* the second-order functions, compiled when first
+                            called (api.c), under arena_lock */
 };
 
 /* The checks every call of a compiled function starts with: F, DIMS (when

@@ -89,7 +89,8 @@ typedef struct Args {
   const char *out, *name, *format, *dump, *lang;
   bool latex, standalone, flt, grad, strict;
   bool jvp, hvp, hessian, jacobian; /* second order (second.c) */
-  unsigned long long seed, trials;
+  bool second;       /* compile: the second-order functions too */
+  unsigned long long seed, trials, order;
 } Args;
 
 enum { V_DIFF = 1, V_GRAPH = 2, V_COMPILE = 4, V_EVAL = 8, V_CHECK = 16, V_COST = 32, V_CONFIG = 64 };
@@ -127,18 +128,20 @@ static const Option options[] = {
     {"--latex", V_DIFF, FLAG, F(latex), NULL, 0, 0},
     {"--standalone", V_DIFF | V_COMPILE, FLAG, F(standalone), NULL, 0, 0},
     {"--dump", V_DIFF, TEXT, F(dump), "STAGE,...", 0, 0},
-    {"--jvp", V_DIFF, FLAG, F(jvp), NULL, 0, 0},
-    {"--hvp", V_DIFF, FLAG, F(hvp), NULL, 0, 0},
-    {"--hessian", V_DIFF, FLAG, F(hessian), NULL, 0, 0},
-    {"--jacobian", V_DIFF, FLAG, F(jacobian), NULL, 0, 0},
+    {"--jvp", V_DIFF | V_EVAL, FLAG, F(jvp), NULL, 0, 0},
+    {"--hvp", V_DIFF | V_EVAL, FLAG, F(hvp), NULL, 0, 0},
+    {"--hessian", V_DIFF | V_EVAL, FLAG, F(hessian), NULL, 0, 0},
+    {"--jacobian", V_DIFF | V_EVAL, FLAG, F(jacobian), NULL, 0, 0},
     {"--grad", V_GRAPH | V_EVAL, FLAG, F(grad), NULL, 0, 0},
     {"-o", V_COMPILE, TEXT, F(out), "OUT.c", 0, 0},
     {"--name", V_COMPILE, TEXT, F(name), "P", 0, 0},
     {"--float", V_COMPILE, FLAG, F(flt), NULL, 0, 0},
     {"--lang", V_COMPILE, TEXT, F(lang), "c|numpy", 0, 0},
+    {"--second", V_COMPILE, FLAG, F(second), NULL, 0, 0},
     {"--dim", V_EVAL | V_CHECK | V_COST, DIM, 0, "D=N", 0, 0},
     {"--seed", V_EVAL | V_CHECK, NUMBER, F(seed), "S", 0, ULLONG_MAX},
     {"--trials", V_CHECK, NUMBER, F(trials), "T", 1, 1000000},
+    {"--order", V_CHECK, NUMBER, F(order), "1|2", 1, 2},
     {"--out", V_EVAL, TEXT, F(out), "DIR", 0, 0},
     {"--format", V_EVAL, TEXT, F(format), "txt|npy", 0, 0},
     {"--strict", V_EVAL, FLAG, F(strict), NULL, 0, 0},
@@ -198,7 +201,7 @@ static bool set_positional(const Verb *v, const char *arg, Args *a) {
 // ARGV, what follows the verb V, into *A: "--opt VALUE" or "--opt=VALUE"
 // for an option with a value. false with the error printed.
 static bool parse_args(const Verb *v, int argc, char **argv, Args *a) {
-  *a = (Args){.seed = 1, .trials = 1};
+  *a = (Args){.seed = 1, .trials = 1, .order = 1};
   a->binds = calloc((size_t)argc + 1, sizeof *a->binds);
   a->words = calloc((size_t)argc + 1, sizeof *a->words);
   if (!a->binds || !a->words)
@@ -601,14 +604,16 @@ static int cmd_graph(const Args *a) {
 
 static const char compile_help[] =
     "usage: matdiff compile FILE|-e EXPR [--wrt NAMES] [-o OUT] [--name P] [--lang c|numpy]\n"
-    "                       [--standalone] [--float]\n"
+    "                       [--standalone] [--float] [--second]\n"
     "Write C99 for the value, P(...), and the gradients, P_grad(...), which ADDS\n"
     "each gradient into its buffer (NULL skips it). P defaults to FILE's base name;\n"
     "a name C or its library has (exp, printf, main) is an error.\n"
     "  --standalone  inline the kernels as plain loops: the file needs only libm\n"
     "  --float       single precision (runtime-linked: the runtime's _f kernels)\n"
     "  --lang numpy  a Python module instead, NumPy only: P(inputs) returns the value,\n"
-    "                P_grad(inputs) (value, {input: gradient}); --lang c is the default\n";
+    "                P_grad(inputs) (value, {input: gradient}); --lang c is the default\n"
+    "  --second      also P_jvp, P_hvp and P_hessian (a scalar output) or P_jacobian\n"
+    "                (a matrix one): see the file's header comment and README\n";
 
 // A C identifier from a file's base name: seed.expr -> seed.
 static char *default_name(const char *path) {
@@ -667,7 +672,8 @@ static int cmd_compile(const Args *a) {
   }
   char *defname = name ? NULL : default_name(a->expr ? fr.c.outname : file);
   Buf code = {0};
-  EmitOpts o = {.name = name ? name : defname, .standalone = a->standalone, .flt = a->flt};
+  EmitOpts o = {.name = name ? name : defname, .standalone = a->standalone, .flt = a->flt,
+                .second = a->second};
   int rc = 0;
   if (!o.name)
     rc = fail("out of memory");
@@ -769,6 +775,7 @@ typedef struct Inputs {
   char **dimfrom;    /* what bound each size, for messages (malloc'd) */
   double **data;
   bool *given;
+  double **dir;      /* eval --jvp/--hvp: each wrt input's direction, dx=PATH, or NULL */
 } Inputs;
 
 static void inputs_free(Inputs *in) {
@@ -776,6 +783,9 @@ static void inputs_free(Inputs *in) {
     free(in->data ? in->data[i] : NULL);
   free(in->data);
   free(in->given);
+  for (int i = 0; in->dir && i < in->n; i++)
+    free(in->dir[i]);
+  free(in->dir);
   free(in->dims);
   for (int d = 0; in->dimfrom && d < in->nd; d++)
     free(in->dimfrom[d]);
@@ -792,7 +802,8 @@ static bool inputs_init(Inputs *in, md_function *f, const char *file) {
   in->dimfrom = calloc((size_t)in->nd + 1, sizeof *in->dimfrom);
   in->data = calloc((size_t)in->n + 1, sizeof *in->data);
   in->given = calloc((size_t)in->n + 1, sizeof *in->given);
-  if (!in->dims || !in->dimfrom || !in->data || !in->given)
+  in->dir = calloc((size_t)in->n + 1, sizeof *in->dir);
+  if (!in->dims || !in->dimfrom || !in->data || !in->given || !in->dir)
     return false;
   for (int i = 0; i < in->nd; i++)
     in->dims[i] = -1;
@@ -850,12 +861,18 @@ static bool load_input(Inputs *in, const char *arg) {
   memcpy(name, arg, n);
   name[n] = '\0';
   int i = find_input(in, name);
+  // Else the direction of a wrt input, as the formulas name it: dx=PATH.
+  bool dir = false;
+  for (int k = 0; i < 0 && k < in->n; k++)
+    if (md_input_is_wrt(in->f, k) && md_direction_name(in->f, k) &&
+        !strcmp(md_direction_name(in->f, k), name))
+      i = k, dir = true;
   if (i < 0) {
-    fail("'%s' is not an input of %s", name, in->file);
+    fail("'%s' is not an input of %s, nor the direction of one", name, in->file);
     return false;
   }
-  if (in->given[i]) {
-    fail("input '%s' is given twice", name);
+  if (dir ? in->dir[i] != NULL : in->given[i]) {
+    fail("%s '%s' is given twice", dir ? "direction" : "input", name);
     return false;
   }
   const char *path = eq + 1;
@@ -883,8 +900,12 @@ static bool load_input(Inputs *in, const char *arg) {
     free(m.data);
     return false;
   }
-  in->data[i] = m.data;
-  in->given[i] = true;
+  if (dir)
+    in->dir[i] = m.data;
+  else {
+    in->data[i] = m.data;
+    in->given[i] = true;
+  }
   return true;
 }
 
@@ -969,6 +990,7 @@ static md_function *compile_file(const Args *a) {
 
 static const char eval_help[] =
     "usage: matdiff eval FILE|-e EXPR [--wrt NAMES] [NAME=PATH ...] [--dim D=N ...] [--seed S] [--grad]\n"
+    "                   [--jvp dx=PATH ...] [--hvp dx=PATH ...] [--hessian] [--jacobian]\n"
     "                   [--out DIR [--format txt|npy]] [--strict]\n"
     "Evaluate FILE's output, and with --grad its gradients, through the JIT.\n"
     "  NAME=PATH     input NAME from a text matrix (one row per line) or a NumPy .npy\n"
@@ -976,7 +998,14 @@ static const char eval_help[] =
     "  --dim D=N     bind the symbolic size D\n"
     "  --seed S      seed for the standard-normal inputs not given (default 1)\n"
     "  --grad        also print each gradient\n"
-    "  --out DIR     also write DIR/OUT.txt and DIR/dOUT_dVAR.txt, 17 digits\n"
+    "  --jvp dx=PATH the output's directional derivative along the directions given\n"
+    "                (dx for x, as `diff --jvp` names them; those not given are 0)\n"
+    "  --hvp dx=PATH for a scalar output, each gradient's derivative along them: H*v\n"
+    "  --hessian     for a scalar output, the Hessian's blocks d2y/dx2, d2y/dxdb (vec\n"
+    "                layout: a k×m variable is km rows, row by row)\n"
+    "  --jacobian    for a matrix output F, dF/dx: a row per element of F\n"
+    "  --out DIR     also write DIR/OUT.txt and DIR/dOUT_dVAR.txt, 17 digits; and\n"
+    "                jvp_y, hvp_x, d2y_dx2, d2y_dxdb, J_F_x\n"
     "  --format npy  write float64 .npy files there instead\n"
     "A result that is not finite (nan, inf) is printed, with a warning that names\n"
     "the first operation whose value is not finite; eval exits 0, or with --strict 3.\n"
@@ -1144,6 +1173,112 @@ static int run_eval(Inputs *in, bool grad, const char *out, bool npy, bool stric
   return rc;
 }
 
+// LABEL's matrix X (R x C) printed, and written to DIR/FILE when DIR is set.
+static bool show(const char *label, const char *file, const double *x, long r, long c,
+                 const char *dir, bool npy, bool vector) {
+  if (!label || !file)
+    return false;
+  io_print_matrix(stdout, label, x, r, c);
+  return !dir || write_out(dir, file, x, r, c, npy, vector);
+}
+
+// What eval's second-order options need, before anything is computed.
+static bool second_ok(Inputs *in, const Args *a) {
+  md_function *f = in->f;
+  int n = in->n;
+  bool any = false;
+  const char *first = NULL;
+  for (int i = 0; i < n; i++) {
+    any |= in->dir[i] != NULL;
+    if (!first && md_input_is_wrt(f, i))
+      first = md_direction_name(f, i);
+  }
+  if ((a->jvp || a->hvp) && !any)
+    return !fail("eval: --jvp and --hvp need a direction: give %s=PATH (the direction of a wrt "
+                 "input is d and its name)", first ? first : "dx");
+  bool scalar = md_output_rows(f, NULL) == 1 && md_output_cols(f, NULL) == 1;
+  if (a->jacobian && scalar)
+    return !fail("eval: %s is a scalar: its Jacobian is its gradient, --grad", md_output_name(f));
+  if ((a->hvp || a->hessian) && !scalar)
+    return !fail("eval: --hvp and --hessian need a scalar output; %s is not (--jvp and --jacobian "
+                 "take any)", md_output_name(f));
+  return true;
+}
+
+// eval's second order (matdiff.h's md_jvp ...): the JVP and HVPs along the
+// directions dx=PATH given (the others zero), the Hessian's blocks, the
+// Jacobian's column blocks, each printed and written to DIR.
+static int run_second(Inputs *in, const Args *a, const char *dir, bool npy) {
+  md_function *f = in->f;
+  const char *y = md_output_name(f);
+  const double *const *x = (const double *const *)in->data, *const *d = (const double *const *)in->dir;
+  long yr = md_output_rows(f, in->dims), yc = md_output_cols(f, in->dims), N = md_wrt_size(f, in->dims);
+  int n = in->n, rc = 0;
+  long big = a->hessian ? size_mul(N, N) : a->jacobian ? size_mul(yr * yc, N) : 1;
+  double *t = calloc((size_t)(yr * yc), sizeof *t), *m = big > 0 ? calloc((size_t)big, sizeof *m) : NULL;
+  double **hv = calloc((size_t)n + 1, sizeof *hv);
+  long *at = calloc((size_t)n + 1, sizeof *at), *len = calloc((size_t)n + 1, sizeof *len);
+  if (!t || !m || !hv || !at || !len)
+    rc = fail("out of memory");
+  for (int i = 0, k = 0; rc == 0 && i < n; i++) {
+    len[i] = md_input_rows(f, i, in->dims) * md_input_cols(f, i, in->dims);
+    at[i] = k;
+    k += md_input_is_wrt(f, i) ? (int)len[i] : 0;
+    if (md_input_is_wrt(f, i) && a->hvp && !(hv[i] = calloc((size_t)len[i], sizeof(double))))
+      rc = fail("out of memory");
+  }
+  md_error err;
+  if (rc == 0 && a->jvp) {
+    if (md_jvp(f, in->dims, x, d, t, &err))
+      rc = report(&err);
+    else {
+      char *label = str_printf("d%s", y), *file = str_printf("jvp_%s", y);
+      rc = show(label, file, t, yr, yc, dir, npy, false) ? 0 : 1;
+      free(label), free(file);
+    }
+  }
+  if (rc == 0 && a->hvp && md_hvp(f, in->dims, x, d, hv, &err))
+    rc = report(&err);
+  for (int i = 0; rc == 0 && a->hvp && i < n; i++) {
+    if (!hv[i])
+      continue;
+    const char *v = md_input_name(f, i);
+    char *label = str_printf("d(d%s/d%s)", y, v), *file = str_printf("hvp_%s", v);
+    rc = show(label, file, hv[i], md_input_rows(f, i, in->dims), md_input_cols(f, i, in->dims), dir,
+              npy, md_input_is_vector(f, i)) ? 0 : 1;
+    free(label), free(file);
+  }
+  if (rc == 0 && (a->hessian || a->jacobian) &&
+      (a->hessian ? md_hessian(f, in->dims, x, m, &err) : md_jacobian(f, in->dims, x, m, &err)))
+    rc = report(&err);
+  // The blocks: rows of input I (or the output's elements), columns of J.
+  for (int i = 0; rc == 0 && (a->hessian || a->jacobian) && i < n; i++) {
+    for (int j = a->hessian ? i : 0; rc == 0 && j < n; j++) {
+      if (!md_input_is_wrt(f, j) || (a->hessian && !md_input_is_wrt(f, i)) || (a->jacobian && i))
+        continue;
+      long rows = a->hessian ? len[i] : yr * yc, r0 = a->hessian ? at[i] : 0;
+      double *b = malloc(sizeof *b * (size_t)(rows * len[j]));
+      if (!b) {
+        rc = fail("out of memory");
+        break;
+      }
+      for (long r = 0; r < rows; r++)
+        memcpy(b + r * len[j], m + (r0 + r) * N + at[j], sizeof *b * (size_t)len[j]);
+      const char *u = md_input_name(f, i), *v = md_input_name(f, j);
+      char *label = a->hessian ? i == j ? str_printf("d2%s/d%s2", y, u) : str_printf("d2%s/d%sd%s", y, u, v)
+                               : str_printf("d%s/d%s", y, v);
+      char *file = a->hessian ? i == j ? str_printf("d2%s_d%s2", y, u) : str_printf("d2%s_d%sd%s", y, u, v)
+                              : str_printf("J_%s_%s", y, v);
+      rc = show(label, file, b, rows, len[j], dir, npy, false) ? 0 : 1;
+      free(label), free(file), free(b);
+    }
+  }
+  for (int i = 0; hv && i < n; i++)
+    free(hv[i]);
+  free(hv), free(t), free(m), free(at), free(len);
+  return rc;
+}
+
 // Apply the --dim and NAME=PATH of A, in their order, to IN.
 static bool apply_binds(const Args *a, Inputs *in) {
   for (int i = 0; i < a->nbinds; i++)
@@ -1165,8 +1300,13 @@ static int cmd_eval(const Args *a) {
     rc = 1;
   md_rng rng;
   md_rng_seed(&rng, a->seed);
+  bool second = a->jvp || a->hvp || a->hessian || a->jacobian;
+  if (rc == 0 && second && !second_ok(&in, a))
+    rc = 1;
   if (rc == 0)
     rc = fill_random(&in, &rng) ? run_eval(&in, a->grad, a->out, npy, a->strict) : 1;
+  if (rc == 0 && second)
+    rc = run_second(&in, a, a->out, npy);
   inputs_free(&in);
   md_free(f);
   return rc;
@@ -1176,9 +1316,78 @@ static int cmd_eval(const Args *a) {
 
 static const char check_help[] =
     "usage: matdiff check FILE|-e EXPR [--wrt NAMES] [--seed S] [--trials T] [--dim D=N ...]\n"
+    "                    [--order 1|2]\n"
     "Evaluate FILE at random inputs and compare the JIT-compiled symbolic gradient\n"
     "with the runtime's tape and with central finite differences. Prints the\n"
-    "largest relative disagreement for each variable; exits 1 if any is too large.\n";
+    "largest relative disagreement for each variable; exits 1 if any is too large.\n"
+    "  --order 2  also the emitted JVP, HVPs and Hessian (or Jacobian): against the\n"
+    "             tape's forward mode and forward-over-reverse, and the HVPs against\n"
+    "             central differences of the gradient, along random directions\n";
+
+// One trial of check --order 2 at IN's sizes: inputs standard normal, or
+// where F is not finite there smaller, then positive, then with square
+// inputs' size added to their diagonals (as md_check draws them);
+// directions standard normal. The worst disagreements go into W (per input:
+// HVP tape, HVP differences, Hessian rows, Jacobian columns; then the JVP).
+// 0 if all agree, 1 if not, -1 on an error (printed).
+static int check_second_trial(md_function *f, Inputs *in, md_rng *rng, double *w) {
+  int n = in->n;
+  long outlen = md_output_rows(f, in->dims) * md_output_cols(f, in->dims);
+  double *out = malloc(sizeof *out * (size_t)(outlen > 0 ? outlen : 1));
+  double **dir = calloc((size_t)n + 1, sizeof *dir);
+  int rc = out && dir ? 0 : -1;
+  for (int i = 0; rc == 0 && i < n; i++) {
+    long len;
+    if (!input_len(in, i, &len) || !(in->data[i] = malloc(sizeof(double) * (size_t)len)) ||
+        !(dir[i] = malloc(sizeof(double) * (size_t)len)))
+      rc = -1;
+  }
+  if (rc)
+    fail("out of memory");
+  md_error err;
+  bool finite = false;
+  for (int how = 0; rc == 0 && how < 4 && !finite; how++) {
+    for (int i = 0; i < n; i++) {
+      long r = md_input_rows(f, i, in->dims), c = md_input_cols(f, i, in->dims);
+      for (long k = 0; k < r * c; k++) {
+        double u = md_rng_uniform(rng);
+        in->data[i][k] = how == 0 ? md_rng_normal(rng) : how == 1 ? u - 0.5 : 0.1 + 0.8 * u;
+      }
+      for (long k = 0; how == 3 && r == c && k < r; k++)
+        in->data[i][k * c + k] += (double)r;
+    }
+    finite = md_eval(f, in->dims, (const double *const *)in->data, out, &err) == 0;
+    for (long k = 0; finite && k < outlen; k++)
+      finite = isfinite(out[k]);
+  }
+  for (int i = 0; rc == 0 && i < n; i++)
+    for (long k = 0; k < md_input_rows(f, i, in->dims) * md_input_cols(f, i, in->dims); k++)
+      dir[i][k] = md_rng_normal(rng);
+  md_check2_result r;
+  if (rc == 0 && md_check2(f, in->dims, (const double *const *)in->data, (const double *const *)dir,
+                           1, &r, &err)) {
+    rc = -1;
+    report(&err);
+  }
+  if (rc == 0) {
+    for (int i = 0; i < n; i++) {
+      double v[4] = {r.hvp_tape[i], r.hvp_fd[i], r.hessian[i], r.jacobian[i]};
+      for (int q = 0; q < 4; q++)
+        w[q * n + i] = isnan(v[q]) || v[q] > w[q * n + i] ? v[q] : w[q * n + i];
+    }
+    w[4 * n] = isnan(r.jvp) || r.jvp > w[4 * n] ? r.jvp : w[4 * n];
+    rc = r.ok ? 0 : 1;
+  }
+  md_check2_result_free(&r);
+  for (int i = 0; dir && i < n; i++) {
+    free(dir[i]);
+    free(in->data[i]);
+    in->data[i] = NULL;
+  }
+  free(dir);
+  free(out);
+  return rc;
+}
 
 static int cmd_check(const Args *a) {
   const char *file = a->file;
@@ -1188,7 +1397,8 @@ static int cmd_check(const Args *a) {
     return 1;
   int n = md_num_inputs(f);
   double *wt = calloc((size_t)n + 1, sizeof *wt), *wf = calloc((size_t)n + 1, sizeof *wf);
-  int rc = wt && wf ? 0 : fail("out of memory");
+  double *w2 = calloc(4 * (size_t)n + 1, sizeof *w2);
+  int rc = wt && wf && w2 ? 0 : fail("out of memory");
   md_rng rng;
   md_rng_seed(&rng, seed);
   for (unsigned long long k = 0; rc == 0 && k < trials; k++) {
@@ -1220,6 +1430,10 @@ static int cmd_check(const Args *a) {
       rc = 2;
     if (got == 0)
       md_check_result_free(&r);
+    if ((rc == 0 || rc == 2) && a->order == 2) {
+      int got2 = check_second_trial(f, &in, &rng, w2);
+      rc = got2 < 0 ? 1 : got2 > 0 ? 2 : rc;
+    }
     inputs_free(&in);
   }
   if (rc != 1) {
@@ -1229,10 +1443,23 @@ static int cmd_check(const Args *a) {
       if (md_input_is_wrt(f, i))
         printf("  %sd%s/d%s: tape %.1e, finite differences %.1e\n", scalar ? "" : "G'*",
                md_output_name(f), md_input_name(f, i), wt[i], wf[i]);
+    for (int i = 0; a->order == 2 && i < n; i++) {
+      const char *y = md_output_name(f), *x = md_input_name(f, i);
+      if (!md_input_is_wrt(f, i))
+        continue;
+      if (scalar)
+        printf("  d(d%s/d%s): HVP tape %.1e, finite differences %.1e; Hessian rows tape %.1e\n", y,
+               x, w2[i], w2[n + i], w2[2 * n + i]);
+      else
+        printf("  d%s/d%s: Jacobian columns tape %.1e\n", y, x, w2[3 * n + i]);
+    }
+    if (a->order == 2)
+      printf("  d%s (JVP): tape %.1e\n", md_output_name(f), w2[4 * n]);
     printf(rc == 0 ? "ok: symbolic, tape and finite differences agree\n"
                    : "FAILED: the symbolic gradient disagrees (tolerances: tape %g, finite differences %g)\n",
            MD_CHECK_TOL_TAPE, MD_CHECK_TOL_FD);
   }
+  free(w2);
   free(wt);
   free(wf);
   md_free(f);
@@ -1245,7 +1472,8 @@ static const char cost_help[] =
     "usage: matdiff cost FILE|-e EXPR [--wrt NAMES] [--dim D=N ...]\n"
     "Count the arithmetic operations of the value and of the value with all its\n"
     "gradients, at the given sizes. Reverse mode promises the second is at most\n"
-    "about 4 times the first.\n";
+    "about 4 times the first. For a scalar output, also the Hessian-vector product\n"
+    "(md_hvp along every direction), at most about 10 times the value.\n";
 
 static int cmd_cost(const Args *a) {
   const char *file = a->file;
@@ -1263,6 +1491,10 @@ static int cmd_cost(const Args *a) {
     double v = md_flops(f, in.dims, 0), g = md_flops(f, in.dims, 1);
     printf("%s: value %.6g operations, value and gradients %.6g (%.2f times the value)\n", file,
            v, g, v > 0 ? g / v : 0.0);
+    // The HVP along every direction, where there is one (a scalar output).
+    double h = md_flops(f, in.dims, MD_FLOPS_HVP);
+    if (h >= 0)
+      printf("%s: Hessian-vector product %.6g (%.2f times the value)\n", file, h, v > 0 ? h / v : 0.0);
   }
   inputs_free(&in);
   md_free(f);

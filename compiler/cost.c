@@ -4,8 +4,8 @@
  * applied to an element, 2mnk per gemm, LU's 2n^3/3 (and 2n^3 for an
  * inverse), 3 per element for logsumexp and softmax. Copies count nothing.
  * This is what `matdiff cost` and md_flops report, and what the
- * cheap-gradient bound of reverse mode (gradient <= 4 x value) is checked
- * against.
+ * cheap-gradient bound of reverse mode (gradient <= 4 x value) and its
+ * second-order counterpart (HVP <= 10 x value) are checked against.
  */
 #include <math.h>
 #include "emit.h"
@@ -68,10 +68,9 @@ static double scalar_cost(const Plan *p, Node *n, const long *dims) {
   }
 }
 
-double emit_flops(Ctx *c, bool grads, const long *dims) {
-  const Plan *p = plan_body(c, grads);
-  if (!p)
-    return -1;
+// The operations of body P: its temporaries, the roots added into their
+// buffers, and a written matrix root that is not a temporary of its own.
+static double plan_flops(Ctx *c, const Plan *p, const long *dims) {
   double cost = 0;
   for (int i = 0; i < p->n; i++) {
     Node *n = c->nodes[i];
@@ -80,14 +79,32 @@ double emit_flops(Ctx *c, bool grads, const long *dims) {
     else if (is_buffer(p, n))
       cost += matrix_cost(p, n, false, dims);
   }
-  for (int r = 1; r < p->nroots; r++) {
+  for (int r = p->added; r < p->nroots; r++) {
     Node *g = p->roots[r];
     if (g->op != OP_ZEROS && !scalar(g))
       cost += matrix_cost(p, g, true, dims);
     else if (scalar(g))
       cost += 1;
   }
-  if (!scalar(c->out) && !is_buffer(p, c->out) && c->out->op != OP_VAR)
-    cost += matrix_cost(p, c->out, false, dims);
+  for (int r = 0; r < p->added; r++) {
+    Node *g = p->roots[r];
+    if (!scalar(g) && !is_buffer(p, g) && !is_input(g))
+      cost += matrix_cost(p, g, false, dims);
+  }
   return cost;
+}
+
+double emit_flops(Ctx *c, bool grads, const long *dims) {
+  const Plan *p = plan_body(c, grads);
+  return p ? plan_flops(c, p, dims) : -1;
+}
+
+double emit_flops_second(Ctx *c, int what, const long *dims) {
+  bool hvp = what == ORDER2_HVP;
+  if (hvp && !shape_is_scalar(c->out->shape))
+    return -1;
+  if (hvp ? !c->hvps && !second_hvp(c) : !c->jvp && !second_jvp(c))
+    return -1;
+  const Plan *p = plan_second(c, hvp ? PLAN_HVP : PLAN_JVP);
+  return p ? plan_flops(c, p, dims) : -1;
 }

@@ -6,7 +6,8 @@
  *   plan.c    decides once per body how each node becomes code: the Plan;
  *   emit_c.c  prints the C of each body from its plan;
  *   abi.c     names everything and prints the functions around the bodies;
- *   cost.c    counts the operations of each body from its plan.
+ *   cost.c    counts the operations of each body from its plan;
+ *   emit_second.c  prints the second-order bodies and their functions.
  */
 #ifndef MD_EMIT_H
 #define MD_EMIT_H
@@ -56,11 +57,24 @@ typedef struct Terms {
   int n;
 } Terms;
 
+/* What a body computes: its roots. */
+typedef enum PlanKind {
+  PLAN_VALUE,      /* the output */
+  PLAN_GRADS,      /* the output, then each wrt variable's gradient, added */
+  PLAN_JVP,        /* the output's tangent, written */
+  PLAN_HVP,        /* the output, then each gradient's tangent, added */
+  PLAN_HESSIAN,    /* the one wrt variable's Hessian as a matrix, added */
+  PLAN_JACOBIAN,   /* the one wrt variable's Jacobian as a matrix, added */
+} PlanKind;
+
 /* One body: the value (the forward function) or, with grads, the value and
-   the gradients (the backward function). Arrays are indexed by node id. */
+   the gradients (the backward function); or a second-order one (KIND).
+   Arrays are indexed by node id. */
 typedef struct Plan {
   Ctx *c;
   bool grads;
+  PlanKind kind;
+  int added;         /* the roots from this index on are added into their buffers */
   int n;             /* node ids below n */
   Node **roots;      /* the output, then the gradient of each wrt variable */
   int *rootvar;      /* roots[r], r >= 1: the index of its variable */
@@ -78,6 +92,9 @@ typedef struct Plan {
 /* The plan of one body, made on the first call and kept in C; NULL when
    memory ran out. */
 const Plan *plan_body(Ctx *c, bool grads);
+/* The same for a second-order body (KIND past PLAN_GRADS), whose formulas
+   second.c has derived; NULL when memory ran out or KIND has no root. */
+const Plan *plan_second(Ctx *c, PlanKind kind);
 /* Is term T a product gemm computes (in G)? */
 bool plan_gemm(const Plan *p, Node *t, Gemm *g);
 /* The memory gemm or a reduction reads for operand N: through transposes
@@ -87,18 +104,24 @@ Node *plan_strip(const Plan *p, Node *n, bool *trans);
 
 static inline bool scalar(const Node *n) { return shape_is_scalar(n->shape); }
 
+/* An input of the body, in memory the caller gives: a variable, the seed,
+   a direction. */
+static inline bool is_input(const Node *n) {
+  return n->op == OP_VAR || n->op == OP_SEED || n->op == OP_DIR;
+}
+
 /* The runtime owns every name that begins so. */
 static inline bool runtime_name(const char *s) { return !strncmp(s, "mdrt_", 5); }
 
 /* A temporary in the workspace (an input or the seed is in memory too,
    but not in the workspace). */
 static inline bool is_buffer(const Plan *p, const Node *n) {
-  return p->form[n->id] == F_BUFFER && n->op != OP_VAR && n->op != OP_SEED;
+  return p->form[n->id] == F_BUFFER && !is_input(n);
 }
 
 /* Has N memory of its own that can be read in place? */
 static inline bool in_memory(const Plan *p, const Node *n) {
-  return n->op == OP_VAR || n->op == OP_SEED || p->form[n->id] == F_BUFFER;
+  return is_input(n) || p->form[n->id] == F_BUFFER;
 }
 
 /* ---- emit_c.c and abi.c ------------------------------------------------ */
@@ -121,6 +144,11 @@ typedef struct Emit {
   const char **dname; /* C names of the symbolic sizes */
   const char *outp, *seedp; /* C names of the output and seed parameters */
   const char *arr_d, *arr_in, *arr_g; /* the JIT entry points' arrays */
+  /* Second order (EmitOpts.second): the C names of the directions and of
+     the HVP buffers, by variable; of the arrays the second-order bodies
+     take; of their results. */
+  const char **dirp, **hvp;
+  const char *arr_dir, *arr_hv, *tangentp, *hessp, *jacp;
   bool matrix_out;    /* the output is not a scalar */
   /* The precision, spelled in C: the type, and the suffix of a floating
      literal (2.0f), of a libm function (expf) and of a runtime kernel
@@ -149,5 +177,35 @@ void abi_jit_entries(Emit *e);
 void abi_open(Emit *e);
 /* The public functions around it. */
 void abi_wrappers(Emit *e, bool grads);
+/* A C name for WANT that clashes with no other (see claim). */
+const char *abi_claim(Emit *e, const char *want);
+
+/* ---- emit_c.c, for emit_second.c --------------------------------------- */
+
+/* The declarations of the body E->p's temporaries and the code that
+   computes them, under their guards. */
+void emit_temps(Emit *e);
+/* Write the matrix N into DST at DEPTH (or add it in, with ACCUMULATE). */
+void emit_matrix(Emit *e, int depth, const char *dst, Node *n, bool accumulate);
+/* Element 0 of scalar N as C. */
+const char *emit_scalar(Emit *e, Node *n);
+/* A comment at DEPTH: LHS = the formula of N. */
+void emit_comment(Emit *e, int depth, const char *lhs, Node *n);
+/* The workspace body P needs, in doubles, as C. */
+const char *emit_workspace(Emit *e, const Plan *p);
+/* rows*cols of S as C. */
+const char *emit_len(Emit *e, Shape s);
+
+/* ---- emit_second.c ------------------------------------------------------ */
+
+/* Derive what the second-order functions compute (second.c) and plan
+   their bodies, before the emitter names the nodes; false with the reason
+   reported. */
+bool emit_second_prepare(Ctx *c);
+/* The second-order functions, after the first-order ones; false with the
+   reason reported. */
+bool emit_second(Emit *e);
+/* The paragraph of the file's header comment that says what they are. */
+void emit_second_header(Emit *e);
 
 #endif

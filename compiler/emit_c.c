@@ -88,7 +88,7 @@ static const char *element(Emit *e, Node *n, const char *ri, const char *ci, boo
   if (n->op == OP_DIM)
     return text(e, "(%s)%s", e->real, e->dname[n->k]);
   if (scalar(n))
-    return n->op == OP_VAR || n->op == OP_SEED ? text(e, "%s[0]", e->cname[n->id])
+    return is_input(n) ? text(e, "%s[0]", e->cname[n->id])
                                                : e->cname[n->id];
   if (in_memory(e->p, n)) {
     const char *name = e->cname[n->id];
@@ -154,7 +154,7 @@ static bool needs_2d(Emit *e, Node *n, Shape shape, bool top) {
   if (!shape_eq(n->shape, shape))
     return true;
   Op op = n->op;
-  if (op == OP_VAR || op == OP_SEED || op == OP_ZEROS || op == OP_ONES)
+  if (is_input(n) || op == OP_ZEROS || op == OP_ONES)
     return false;
   // A vector and its transpose lie the same way in memory.
   if (op == OP_TRANS && (is_one(n->a->shape.r) || is_one(n->a->shape.c)))
@@ -455,8 +455,7 @@ static void guard_open(Emit *e, RootMask m) {
   buf_puts(e->o, first ? "1) {\n" : ") {\n");
 }
 
-// Print the body of E->p.
-static void print_body(Emit *e) {
+void emit_temps(Emit *e) {
   Ctx *c = e->c;
   const Plan *pl = e->p;
   int n = pl->n;
@@ -504,7 +503,13 @@ static void print_body(Emit *e) {
   }
   if (open != ALL_ROOTS)
     line(e, 1, "}");
+}
 
+// Print the body of E->p.
+static void print_body(Emit *e) {
+  Ctx *c = e->c;
+  const Plan *pl = e->p;
+  emit_temps(e);
   for (int r = 1; r < pl->nroots; r++) {
     int i = pl->rootvar[r];
     Node *g = pl->roots[r];
@@ -548,7 +553,7 @@ static void print_function(Emit *e, const Plan *p) {
 
 // The workspace a body needs, in doubles, as C: the sizes of the buffers
 // that own memory.
-static const char *workspace_size(Emit *e, const Plan *p) {
+const char *emit_workspace(Emit *e, const Plan *p) {
   Buf ws = {0};
   buf_puts(&ws, "0");
   for (int i = 0; i < p->n; i++)
@@ -566,11 +571,13 @@ bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
   const Plan *value = plan_body(c, false), *grads = plan_body(c, true);
   if (!value || !grads)
     return false;  // plan_body said why
+  if (o->second && !emit_second_prepare(c))
+    return false;
   Emit e;
   if (!abi_setup(&e, c, o, out))
     return ctx_error(c, nowhere, "out of memory naming the variables of the C code");
   abi_header(&e);
-  abi_workspace_size(&e, workspace_size(&e, value), workspace_size(&e, grads));
+  abi_workspace_size(&e, emit_workspace(&e, value), emit_workspace(&e, grads));
   if (o->jit)
     abi_jit_entries(&e);
   print_function(&e, value);
@@ -579,7 +586,21 @@ bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
     abi_wrappers(&e, false);
     abi_wrappers(&e, true);
   }
+  if (o->second && !emit_second(&e))
+    return false;  // emit_second said why
   if (e.oom || out->oom)
     return ctx_error(c, nowhere, "out of memory writing the C code (%zu bytes written)", out->len);
   return !c->failed;  // a constant single precision cannot hold (numc)
 }
+
+/* ---- for emit_second.c -------------------------------------------------- */
+
+void emit_matrix(Emit *e, int depth, const char *dst, Node *n, bool accumulate) {
+  write_matrix(e, depth, dst, n, accumulate);
+}
+
+const char *emit_scalar(Emit *e, Node *n) { return element(e, n, "0", "0", true); }
+
+void emit_comment(Emit *e, int depth, const char *lhs, Node *n) { comment(e, depth, lhs, n); }
+
+const char *emit_len(Emit *e, Shape s) { return lenc(e, s); }

@@ -110,3 +110,12 @@ void jit_free(Jit *j) {
   pthread_mutex_unlock(&tcc_lock);
   j->state = NULL;
 }
+
+void *jit_symbol(Jit *j, const char *name) {
+  if (!j->state)
+    return NULL;
+  pthread_mutex_lock(&tcc_lock);
+  void *p = tcc_get_symbol(j->state, name);
+  pthread_mutex_unlock(&tcc_lock);
+  return p;
+}

@@ -17,5 +17,7 @@ typedef struct Jit {
 /* Compile CSRC (emitted with EmitOpts.jit and name PREFIX). */
 bool jit_compile(Jit *j, const char *csrc, const char *prefix, md_error *err);
 void jit_free(Jit *j);
+/* The address of NAME in J's compiled code, or NULL. */
+void *jit_symbol(Jit *j, const char *name);
 
 #endif

@@ -65,7 +65,11 @@ const char *md_c_source(const md_function *f);         /* the C that was JIT-com
    call and kept with F. NULL with *ERR filled (out of memory). */
 const char *md_numpy_source(md_function *f, md_error *err);
 /* The arithmetic operations md_eval (GRAD 0) or md_grad (GRAD 1) performs at
-   the sizes DIMS, as counted from the emitted code; -1 on error. */
+   the sizes DIMS, as counted from the emitted code; -1 on error. GRAD
+   MD_FLOPS_JVP counts md_jvp, MD_FLOPS_HVP md_hvp (a scalar output; -1
+   otherwise), along every wrt input's direction. */
+#define MD_FLOPS_JVP 2
+#define MD_FLOPS_HVP 3
 double md_flops(md_function *f, const long *dims, int grad);
 
 long md_output_rows(const md_function *f, const long *dims);  /* -1 if a dim is unbound */
@@ -137,6 +141,38 @@ const char *md_jvp_formula(md_function *f, md_error *err);
 const char *md_hvp_formula(md_function *f, int i, md_error *err);
 const char *md_hessian_formula(md_function *f, int i, int j, md_error *err);
 const char *md_jacobian_formula(md_function *f, int j, md_error *err);
+
+/* ---- second order: calls (the JIT, emit_second.c) ---- */
+/* The same derivatives as numbers, from C the first such call derives,
+   emits and JIT-compiles (that call costs a compilation; later ones do
+   not). DIMS and INPUTS are md_eval's. DIRS holds one direction per input,
+   of its shape: NULL entries (or DIRS NULL), and inputs not in wrt, move
+   nothing. 0, or -1 with *ERR filled.
+     md_jvp       writes into TANGENT (the output's shape) the output's
+                  directional derivative along DIRS: J*v.
+     md_hvp       for a scalar output, ADDS into hv[i] block row i of the
+                  Hessian times the directions, sum_j d2y/dxi dxj * dirs[j]
+                  (forward over reverse); NULL entries are skipped with the
+                  work only they need, as md_grad's gradients.
+     md_hessian   for a scalar output, ADDS the full Hessian into H: N x N,
+                  N = md_wrt_size(f, dims), the wrt inputs' elements
+                  stacked in declaration order, each in row-major vec
+                  layout (a k x m input is km elements, row by row).
+     md_jacobian  for a non-scalar output, ADDS d vec(out)/d(wrt stacked)
+                  into J: rows*cols of the output by N, row-major.
+   A result that shares memory with an input or a direction is computed in
+   scratch first, as md_grad's. */
+int md_jvp(md_function *f, const long *dims, const double *const *inputs,
+           const double *const *dirs, double *tangent, md_error *err);
+int md_hvp(md_function *f, const long *dims, const double *const *inputs,
+           const double *const *dirs, double *const *hv, md_error *err);
+int md_hessian(md_function *f, const long *dims, const double *const *inputs, double *H,
+               md_error *err);
+int md_jacobian(md_function *f, const long *dims, const double *const *inputs, double *J,
+                md_error *err);
+/* N: the elements of the wrt inputs at DIMS, summed; -1 if F is NULL or a
+   size does not fit. */
+long md_wrt_size(const md_function *f, const long *dims);
 
 /* Buffers may share memory. OUT and the gradient buffers may overlap the
    inputs and the seed: each call writes its results as if after reading
@@ -273,6 +309,29 @@ typedef struct md_check_result {
 int md_check(md_function *f, const long *dims, const md_check_opts *opts, md_check_result *res,
              md_error *err);
 void md_check_result_free(md_check_result *res);
+
+/* ---- the second-order checker (check2.c) ---- */
+typedef struct md_check2_result {
+  int ok;             /* every disagreement within its tolerance */
+  double jvp;         /* md_jvp against md_tape_jvp */
+  /* One per input, 0 for an input not in wrt or where it does not apply: */
+  double *hvp_tape;   /* md_hvp against md_tape_hvp (scalar output) */
+  double *hvp_fd;     /* ... against central differences of md_grad */
+  double *hessian;    /* the input's block row of md_hessian against the tape */
+  double *jacobian;   /* the input's block column of md_jacobian against the tape */
+} md_check2_result;
+/* Hold F's second order, as the JIT computes it (md_jvp, md_hvp and, with
+   FULL, md_hessian or md_jacobian), against the tape's forward mode and
+   forward-over-reverse (a whole matrix column by column along unit
+   directions: N tape calls) and the HVPs against central differences of
+   md_grad along DIRS, the step 1e-5 of the largest input (at least 1)
+   over the largest direction. INPUTS and DIRS are given, one per input
+   (DIRS entries of inputs not in wrt unused). Tolerances as md_check's.
+   0 with *RES filled, or -1 with *ERR filled; release RES's arrays with
+   md_check2_result_free in either case. */
+int md_check2(md_function *f, const long *dims, const double *const *inputs,
+              const double *const *dirs, int full, md_check2_result *res, md_error *err);
+void md_check2_result_free(md_check2_result *res);
 
 /* One-line expressions, as matrixcalculus.org takes them (docs/LANGUAGE.md,
    "One-line expressions"): EXPR is an expression alone, such as

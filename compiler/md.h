@@ -310,6 +310,8 @@ typedef struct Ctx {
   struct Infer *infer; /* sizes being inferred (infer.c); NULL while there are none */
   struct Plan *plan[2]; /* the emitter's plan of the value and of the gradients,
                            made once when first asked for (plan.c) */
+  struct Plan *plan2[4]; /* ... and of the second-order bodies (emit.h's
+                            PLAN_JVP ...), made the same way */
 } Ctx;
 
 void ctx_init(Ctx *c, const char *src, long len, const char *file, md_error *err);
@@ -506,6 +508,7 @@ typedef struct EmitOpts {
   bool jit;          /* prepend no #include; add array-form entry points */
   bool standalone;   /* the runtime's kernels inlined: needs only libm */
   bool flt;          /* single precision (not with jit: md_eval passes doubles) */
+  bool second;       /* also P_jvp, P_hvp, P_hessian, P_jacobian (emit_second.c) */
 } EmitOpts;
 
 extern const char md_rt_standalone[];  /* runtime/standalone.c, built in */
@@ -525,6 +528,10 @@ bool emit_numpy(Ctx *c, const char *name, Buf *out);
 /* The arithmetic operations the emitted value (GRADS false) or value and
    gradients (GRADS true) perform at the sizes DIMS; -1 on failure. */
 double emit_flops(Ctx *c, bool grads, const long *dims);
+/* The same for one second-order body: the JVP (ORDER2_JVP) or the HVP of
+   a scalar output (ORDER2_HVP) along every direction; -1 on failure. */
+enum { ORDER2_JVP, ORDER2_HVP };
+double emit_flops_second(Ctx *c, int what, const long *dims);
 
 /* ---- record.c ---------------------------------------------------------- */
 

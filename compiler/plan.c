@@ -117,13 +117,13 @@ static int eff_uses(const Plan *p, Node **user, Node *n) {
 static void force_buffer(Plan *p, Node *n) {
   bool tr;
   n = strip(n, &tr);
-  if (n->op != OP_VAR && n->op != OP_SEED)
+  if (!is_input(n))
     p->form[n->id] = F_BUFFER;
 }
 
 // A kernel's operand must be in memory as it is, untransposed.
 static void force_plain(Plan *p, Node *n) {
-  if (n->op != OP_VAR && n->op != OP_SEED && !scalar(n))
+  if (!is_input(n) && !scalar(n))
     p->form[n->id] = F_BUFFER;
 }
 
@@ -184,7 +184,7 @@ static void plan_forms(Plan *p, Node **user) {
     Node *g = p->roots[r];
     Op op = g->op;
     if (!scalar(g) && p->uses[g->id] == 1 && !op_is_leaf(op) && op != OP_TRANS &&
-        !(r > 0 && (kernel(g) || op == OP_SUM))) {
+        !(r >= p->added && (kernel(g) || op == OP_SUM))) {
       p->form[g->id] = F_ROOT;
       plan_terms(p, g);
     }
@@ -405,7 +405,7 @@ static void note_statements(Plan *p) {
   }
   for (int r = 0; r < p->nroots; r++) {
     Node *g = p->roots[r];
-    if (r > 0 && (g->op == OP_ZEROS || ast_is_num(g, 0)))
+    if (r >= p->added && (g->op == OP_ZEROS || ast_is_num(g, 0)))
       continue;  // nothing to add
     note_reads(p, g, !scalar(g) && !in_memory(p, g));
   }
@@ -415,35 +415,75 @@ static void note_statements(Plan *p) {
 
 #define NEW(A, ptr, count) ((ptr) = arena_alloc((A), sizeof *(ptr) * (size_t)(count)))
 
-static Plan *plan_new(Ctx *c, bool grads) {
+// The roots of a body of KIND into P->roots, P->rootvar, P->nroots and
+// P->added; false without memory.
+static bool plan_roots(Plan *p, PlanKind kind) {
+  Ctx *c = p->c;
+  Node **src = kind == PLAN_HVP ? c->hvps : c->grads;
+  p->nroots = 0;
+  p->added = 1;
+  switch (kind) {
+  case PLAN_JVP:
+    p->roots[p->nroots++] = c->jvp;
+    break;
+  case PLAN_HESSIAN:
+  case PLAN_JACOBIAN:
+    // The one wrt variable's matrix (emit_second.c asks only then).
+    for (int i = 0; i < c->nvars; i++)
+      if (c->vars[i].wrt) {
+        p->rootvar[0] = i;
+        p->roots[p->nroots++] = kind == PLAN_HESSIAN ? c->hess[i * c->nvars + i] : c->jacs[i];
+      }
+    p->added = 0;
+    if (p->nroots != 1 || !p->roots[0])
+      return false;
+    break;
+  default:
+    // The HVP does not give the value: it needs only what the HVPs read.
+    if (kind == PLAN_HVP)
+      p->added = 0;
+    else
+      p->roots[p->nroots++] = c->out;
+    if (kind != PLAN_VALUE)
+      for (int i = 0; i < c->nvars; i++)
+        if (c->vars[i].wrt) {
+          p->rootvar[p->nroots] = i;
+          p->roots[p->nroots++] = src[i];
+        }
+    break;
+  }
+  // A second-order body is computed as the emitter's algebra has it: no
+  // diag(v) made dense, product chains grouped by cost.
+  return kind <= PLAN_GRADS || chain_rewrite(c, p->roots, p->nroots);
+}
+
+static Plan *plan_new(Ctx *c, PlanKind kind) {
   Arena *A = &c->arena;
   Plan *p = arena_alloc(A, sizeof *p);
   if (!p)
     return NULL;
+  p->c = c;
+  p->kind = kind;
+  p->grads = kind == PLAN_GRADS || kind == PLAN_HVP;
+  if (!NEW(A, p->roots, c->nvars + 1) || !NEW(A, p->rootvar, c->nvars + 1) || !plan_roots(p, kind))
+    return NULL;
   // The DAG has grown during differentiation; the plan sees all of it.
   int n = p->n = c->nnodes;
-  p->c = c;
-  p->grads = grads;
   Node **user;
   char *seen;
   int *scratch;
-  if (!NEW(A, p->roots, c->nvars + 1) || !NEW(A, p->rootvar, c->nvars + 1) ||
-      !NEW(A, p->form, n) || !NEW(A, p->uses, n) || !NEW(A, p->mask, n) || !NEW(A, p->alias, n) ||
+  if (!NEW(A, p->form, n) || !NEW(A, p->uses, n) || !NEW(A, p->mask, n) || !NEW(A, p->alias, n) ||
       !NEW(A, p->terms, n) || !NEW(A, p->dim_read, c->ndims + 1) ||
       !NEW(A, p->var_read, c->nvars + 1) || !NEW(A, user, n) || !NEW(A, seen, n) ||
       !NEW(A, scratch, 3 * n + 1))
     return NULL;
 
-  p->roots[0] = c->out;
-  mark_needed(p, c->out, ALL_ROOTS, seen);
-  p->nroots = 1;
-  if (grads)
-    for (int i = 0; i < c->nvars; i++)
-      if (c->vars[i].wrt) {
-        p->rootvar[p->nroots] = i;
-        p->roots[p->nroots++] = c->grads[i];
-        mark_needed(p, c->grads[i], c->nvars > ROOT_BITS ? ALL_ROOTS : 1ull << i, seen);
-      }
+  for (int r = 0; r < p->nroots; r++) {
+    Node *g = p->roots[r];
+    // Only gradients and HVPs have buffers a NULL skips.
+    bool all = r < p->added || kind == PLAN_HESSIAN || kind == PLAN_JACOBIAN || c->nvars > ROOT_BITS;
+    mark_needed(p, g, all ? ALL_ROOTS : 1ull << p->rootvar[r], seen);
+  }
   for (int r = 0; r < p->nroots; r++)
     p->uses[p->roots[r]->id]++;
   count_uses(p, user);
@@ -466,8 +506,15 @@ static Plan *plan_new(Ctx *c, bool grads) {
 // Nodes are never changed, and any made after the plan (by a printer, say)
 // are new ids past p->n: a plan stays right for the compilation's life.
 const Plan *plan_body(Ctx *c, bool grads) {
-  if (!c->plan[grads] && !(c->plan[grads] = plan_new(c, grads)))
+  if (!c->plan[grads] && !(c->plan[grads] = plan_new(c, grads ? PLAN_GRADS : PLAN_VALUE)))
     ctx_error(c, (Loc){-1, -1}, "out of memory planning the C code of the %s",
               grads ? "gradients" : "value");
   return c->plan[grads];
+}
+
+const Plan *plan_second(Ctx *c, PlanKind kind) {
+  struct Plan **slot = &c->plan2[kind - PLAN_JVP];
+  if (!*slot && !(*slot = plan_new(c, kind)))
+    ctx_error(c, (Loc){-1, -1}, "out of memory planning the C code of the second order");
+  return *slot;
 }

@@ -103,6 +103,57 @@ Test(cli, diff_second_order) {
                "(n×k), and --jvp prints its tangent\n", false);
 }
 
+// eval's second order on x'*A*x, by hand: the Hessian is A + A', the HVP
+// along v is (A + A')*v, the JVP v'*(A + A')*x; the files --out writes.
+Test(cli, eval_second_order) {
+  char args[1024];
+  tmpdir_text("A.txt", "1 2\n3 4\n");
+  tmpdir_text("x.txt", "1\n1\n");
+  tmpdir_text("v.txt", "1\n-1\n");
+  snprintf(args, sizeof args, "eval -e \"x'*A*x\" --wrt x A=%s x=%s --hessian --hvp dx=%s --jvp "
+           "--out %s", tmpdir_path("A.txt"), tmpdir_path("x.txt"), tmpdir_path("v.txt"),
+           tmpdir_path("o"));
+  Run r = matdiff(args);
+  cr_expect_eq(r.status, 0, "%s", r.err);
+  run_free(&r);
+  const char *files[][2] = {{"o/d2f_dx2.txt", "2 5\n5 8\n"}, {"o/hvp_x.txt", "-3\n-3\n"},
+                            {"o/jvp_f.txt", "-6\n"}};
+  for (size_t k = 0; k < sizeof files / sizeof *files; k++) {
+    char *got = slurp(tmpdir_path(files[k][0]));
+    cr_expect(got && !strcmp(got, files[k][1]), "%s: %s", files[k][0], got ? got : "missing");
+    free(got);
+  }
+  // A*x: the Jacobian is A.
+  snprintf(args, sizeof args, "eval -e \"A*x\" --wrt x A=%s x=%s --jacobian --out %s",
+           tmpdir_path("A.txt"), tmpdir_path("x.txt"), tmpdir_path("o"));
+  r = matdiff(args);
+  cr_expect_eq(r.status, 0, "%s", r.err);
+  run_free(&r);
+  char *got = slurp(tmpdir_path("o/J_f_x.txt"));
+  cr_expect(got && !strcmp(got, "1 2\n3 4\n"), "J_f_x.txt: %s", got ? got : "missing");
+  free(got);
+  snprintf(args, sizeof args, "eval -e \"x'*A*x\" A=%s x=%s --hvp", tmpdir_path("A.txt"),
+           tmpdir_path("x.txt"));
+  expect_error(args, "matdiff: error: eval: --jvp and --hvp need a direction: give dx=PATH (the "
+               "direction of a wrt input is d and its name)\n", false);
+}
+
+// check --order 2: every example's second order agrees, per variable.
+Test(cli, check_order_2) {
+  Run r = matdiff("check --order 2 --trials 2 " MD_SRC_DIR "/examples/logistic.expr");
+  cr_expect_eq(r.status, 0, "%s%s", r.out, r.err);
+  cr_expect(strstr(r.out, "  d(dloss/dw): HVP tape "), "%s", r.out);
+  cr_expect(strstr(r.out, "  d(dloss/db): HVP tape "), "%s", r.out);
+  cr_expect(strstr(r.out, "\nok: "), "%s", r.out);
+  run_free(&r);
+  r = matdiff("check --order 2 -e \"exp(A*x)\"");
+  cr_expect_eq(r.status, 0, "%s%s", r.out, r.err);
+  cr_expect(strstr(r.out, "  df/dx: Jacobian columns tape "), "%s", r.out);
+  run_free(&r);
+  expect_error("check --order 3 " SEED, "matdiff: error: check: --order takes a whole number from "
+               "1 to 2, not '3'\n", false);
+}
+
 // A source error: exit 1, nothing written, the GCC-style diagnostic on stderr.
 Test(cli, compile_error_is_a_diagnostic) {
   const char *bad = tmpdir_text("bad.expr", "x : scalar\ny = x*q\n");

@@ -3,7 +3,9 @@
  * value and every gradient costs at most about 4 times the value alone
  * (Griewank and Walther, "Evaluating Derivatives", ch. 4). It holds for
  * every example at several sizes, counting the operations of the emitted
- * code (md_flops).
+ * code (md_flops). Its second-order counterpart: the Hessian-vector
+ * product along every direction (forward over reverse) costs at most 10
+ * times the value.
  */
 #include <criterion/criterion.h>
 #include <glob.h>
@@ -25,6 +27,10 @@ static void check_file(const char *path) {
     double v = md_flops(f, dims, 0), g = md_flops(f, dims, 1);
     cr_assert(v > 0 && g >= v, "%s: value %g, gradients %g", path, v, g);
     cr_expect(g <= 4 * v, "%s at size %ld: gradients cost %.2f times the value", path, sizes[s], g / v);
+    double h = md_flops(f, dims, MD_FLOPS_HVP);
+    cr_assert(h > 0, "%s: the HVP costs %g", path, h);
+    cr_expect(h <= 10 * v, "%s at size %ld: the HVP costs %.2f times the value", path, sizes[s], h / v);
+    cr_log_info("%s at size %ld: HVP %.2f times the value", path, sizes[s], h / v);
   }
   md_free(f);
   free(src);

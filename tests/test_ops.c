@@ -30,6 +30,9 @@
  *                           the tape's forward mode; central differences),
  *                           and its HVP the same way (the tape's forward-
  *                           over-reverse, differences of the gradient);
+ *                           and the emitted second order, md_jvp, md_hvp
+ *                           and md_hessian or md_jacobian, through
+ *                           md_check2;
  *                         - LaTeX: the value printed as `diff --latex` does
  *                           names the op's LaTeX, and every gradient prints,
  *                           with its braces and \left...\right balanced.
@@ -319,6 +322,17 @@ static void check_second(const char *op, const Prog *prog, Inst *p) {
     cr_expect(e2 <= MD_CHECK_TOL_FD, "%s: the HVP d(d/d%s) = %s is off differences of the gradient "
               "by %.3g", op, x, hvp, e2);
   }
+  // The emitted second order (md_jvp, md_hvp, md_hessian or md_jacobian)
+  // against the tape and differences of the gradient, per input.
+  md_check2_result r;
+  cr_assert_eq(md_check2(p->f, p->dims, inputs(p), dirs_of(v), 1, &r, &err), 0, "%s: md_check2: %s",
+               op, err.message);
+  cr_expect(r.jvp <= MD_CHECK_TOL_TAPE, "%s: md_jvp is off the tape's by %.3g", op, r.jvp);
+  for (int i = 0; i < md_num_inputs(p->f); i++)
+    cr_expect(r.ok, "%s: the emitted second order of %s: HVP off the tape by %.3g, off differences "
+              "by %.3g; Hessian rows by %.3g; Jacobian columns by %.3g", op, md_input_name(p->f, i),
+              r.hvp_tape[i], r.hvp_fd[i], r.hessian[i], r.jacobian[i]);
+  md_check2_result_free(&r);
 }
 
 /* ---- compiled C ------------------------------------------------------------- */

@@ -17,7 +17,9 @@
  * mistakes that the tape, built from the same DAG, would share); a second
  * md_grad into the same buffers, which must add (with one buffer NULL); the
  * printed derivatives (md_grad_formula), compiled again as programs and
- * evaluated; and on every 50th program the AOT path: `matdiff compile`,
+ * evaluated; the emitted second order (md_jvp, md_hvp, and on every 10th
+ * program md_hessian or md_jacobian) against the tape (md_check2); and on
+ * every 50th program the AOT path: `matdiff compile`,
  * the system compiler with the documented flags, a generated driver, its
  * numbers against the JIT's (a warning is a failure of its own, so that it
  * does not hide the numbers).
@@ -43,7 +45,7 @@
  *                         time for all the shrinking together; what is left unshrunk is listed
  *   MD_RANDOM_SAVE=1      write the shrunk cases to tests/regress/ (0: print only)
  *   MD_RANDOM_SHOW=1      print every program before running it
- *   MD_RANDOM_SKIP=print,aot,ref,accum,second,hessian
+ *   MD_RANDOM_SKIP=print,aot,ref,accum,second,hessian,emit2
  *                         leave those oracles out (while a known bug floods one)
  *
  * A failure prints the seed and the shrunk program, ready to save as an
@@ -118,16 +120,18 @@ enum {
   K_AOT = 1 << 11,     /* matdiff compile + cc + driver: an error, or numbers that differ */
   K_WARN = 1 << 12,    /* the emitted C builds, but not warning-free */
   K_SECOND = 1 << 13,  /* a printed JVP, HVP or Hessian against the tape's forward modes */
-  K_COUNT = 14
+  K_EMIT2 = 1 << 14,   /* md_jvp, md_hvp, md_hessian or md_jacobian against the tape's */
+  K_COUNT = 15
 };
 
 static const char *const kind_name[K_COUNT] = {
     "crash", "hang", "compile error", "call error", "value vs interpreter", "value: eval vs grad",
     "value vs tape", "gradient vs tape", "gradient vs finite differences", "accumulation",
-    "printed derivative", "AOT", "AOT build warnings", "second order vs tape"};
+    "printed derivative", "AOT", "AOT build warnings", "second order vs tape",
+    "emitted second order vs tape"};
 
 /* Which oracles to run beyond the three. */
-enum { O_REF = 1, O_PRINT = 2, O_AOT = 4, O_ACCUM = 8, O_SECOND = 16, O_HESSIAN = 32 };
+enum { O_REF = 1, O_PRINT = 2, O_AOT = 4, O_ACCUM = 8, O_SECOND = 16, O_HESSIAN = 32, O_EMIT2 = 64 };
 
 typedef struct Report {
   unsigned kinds;
@@ -639,6 +643,34 @@ static void check_hessian(Prob *p, const char *src, Report *r) {
     }
 }
 
+// The emitted second order (md_jvp, md_hvp and, with FULL, md_hessian or
+// md_jacobian) against the tape, along the directions check_second uses,
+// through md_check2. Its differences of the gradient are left out: near a
+// kink one fixed step is not enough, and check_fd covers the gradient.
+static void check_emit2(Prob *p, bool full, Report *r) {
+  md_error err;
+  double *v[MAXIN] = {0};
+  for (int i = 0; i < p->n; i++)
+    v[i] = data(p->seed, "second dir", md_input_name(p->f, i), p->len[i]);
+  md_check2_result c;
+  if (md_check2(p->f, p->dims, (const double *const *)p->in, (const double *const *)v, full, &c,
+                &err) != 0)
+    flag(r, K_EMIT2, "md_check2: %s", err.message);
+  else if (!(c.jvp <= TOL_VALUE))
+    flag(r, K_EMIT2, "md_jvp is off the tape's by %.2g", c.jvp);
+  for (int i = 0; c.hvp_tape && i < p->n; i++) {
+    const char *x = md_input_name(p->f, i);
+    if (!(c.hvp_tape[i] <= TOL_VALUE))
+      flag(r, K_EMIT2, "md_hvp of %s is off the tape's by %.2g", x, c.hvp_tape[i]);
+    if (!(c.hessian[i] <= TOL_VALUE) || !(c.jacobian[i] <= TOL_VALUE))
+      flag(r, K_EMIT2, "md_%s's entries of %s are off the tape's by %.2g",
+           p->matrix ? "jacobian" : "hessian", x, p->matrix ? c.jacobian[i] : c.hessian[i]);
+  }
+  md_check2_result_free(&c);
+  for (int i = 0; i < p->n; i++)
+    free(v[i]);
+}
+
 /* ---- the AOT path ---------------------------------------------------------- */
 
 // The arguments of f (sizes, inputs) or of f_grad/f_vjp (and the seed and
@@ -860,6 +892,8 @@ static void trial(Prob *p, uint64_t seed, const GProg *prog, unsigned what, cons
     check_second(p, src, r);
   if (what & O_HESSIAN)
     check_hessian(p, src, r);
+  if (what & O_EMIT2)
+    check_emit2(p, what & O_HESSIAN, r);
   if (what & O_AOT)
     check_aot(p, src, r);
 done:
@@ -952,7 +986,7 @@ static void record(Shared *sh, uint64_t seed, unsigned kinds, const char *msg) {
 }
 
 static unsigned oracles(const Config *cf, long index) {
-  unsigned what = O_REF | O_PRINT | O_ACCUM | O_SECOND;
+  unsigned what = O_REF | O_PRINT | O_ACCUM | O_SECOND | O_EMIT2;
   if (cf->aot_every > 0 && index % cf->aot_every == cf->aot_every - 1)
     what |= O_AOT;
   if (cf->hessian_every > 0 && index % cf->hessian_every == cf->hessian_every - 1)
@@ -1195,8 +1229,9 @@ Test(random, expressions, .timeout = 0) {
   };
   cf.jobs = cf.jobs < 1 ? 1 : cf.jobs > MAXW ? MAXW : cf.jobs;
   const char *skip = getenv("MD_RANDOM_SKIP");
-  static const char *const oracle_names[] = {"ref", "print", "aot", "accum", "second", "hessian"};
-  for (int k = 0; skip && k < 6; k++)
+  static const char *const oracle_names[] = {"ref", "print", "aot", "accum", "second", "hessian",
+                                             "emit2"};
+  for (int k = 0; skip && k < 7; k++)
     if (strstr(skip, oracle_names[k]))
       cf.skip |= 1u << k;
   Shared *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);

@@ -305,15 +305,7 @@ Test(second, table_numbers) {
 }
 
 Test(second, examples) {
-  glob_t g;
-  cr_assert_eq(glob(MD_SRC_DIR "/examples/*.expr", 0, NULL, &g), 0);
-  for (size_t i = 0; i < g.gl_pathc; i++) {
-    char *src = slurp(g.gl_pathv[i]);
-    cr_assert_not_null(src);
-    check_source(g.gl_pathv[i], src);
-    free(src);
-  }
-  globfree(&g);
+  cr_assert(each_example(check_source), "the examples cannot be read");
 }
 
 /* ---- names, and what has no matrix ------------------------------------------------ */

@@ -18,7 +18,12 @@ every examples/*.expr this script has a PyTorch version of. For each one it
     .expr formula;
   - compares the value and the gradient of every `wrt` variable of the .expr
     file (every input when there is no `wrt`) at 1e-9 relative error,
-    max|a - b| / max(1, max|b|), b being PyTorch's.
+    max|a - b| / max(1, max|b|), b being PyTorch's;
+  - then second order, along random directions dX (one per wrt variable):
+    `eval ... dX=PATH --jvp --hvp --hessian --out DIR2`, against
+    torch.autograd.functional.jvp, double backward (the HVP) and
+    torch.autograd.functional.hessian, block by block (d2y_dx2, d2y_dxdb,
+    each variable flattened row-major: matdiff's vec layout), at 1e-9.
 
 It prints one line per quantity, a max-error line per example and last
 `N passed, M failed`; it exits 1 on any failure, including matdiff failing,
@@ -316,7 +321,87 @@ def run_example(binary, example, tally):
         if extra:
             fail(tally, example, "matdiff wrote files no wrt variable explains: %s"
                  % ", ".join(extra))
+        worst = max(worst, run_second(binary, example, expr, args, leaves, wrt, shapes, kinds,
+                                      output, rng, tmp, tally))
         print("     %-30s max relative error %.3g" % (example + ":", worst))
+
+
+def symmetric_projection(shape, kind):
+    """The projection onto symmetric matrices, (V + V')/2, as a matrix on
+    row-major vec(V); the identity for an input that is not symmetric."""
+    n = int(np.prod(shape))
+    p = np.eye(n)
+    if kind in ("symmetric", "posdef"):
+        k = np.arange(n).reshape(shape).T.reshape(n)
+        p = (p + p[k]) / 2
+    return p
+
+
+def run_second(binary, example, expr, args, leaves, wrt, shapes, kinds, output, rng, tmp,
+               tally):
+    """The JVP, HVPs and Hessian blocks of EXAMPLE against PyTorch's; the
+    worst error. A symmetric input takes symmetric directions, and its
+    second derivatives are those among symmetric matrices: PyTorch's, which
+    treat every element as free, projected, P*H*P, with P the projection
+    (V + V')/2 on its side (the first-order gradient's convention)."""
+    outdir = os.path.join(tmp, "second")
+    os.mkdir(outdir)
+    wrt = [v for v in wrt if v in leaves]
+    dirs = {}
+    for var in wrt:
+        path = os.path.join(tmp, "in", "d%s.txt" % var)
+        d = normal(rng, shapes[var])
+        if kinds[var] in ("symmetric", "posdef"):
+            d = (d + d.T) / 2
+        write_matrix(path, d)
+        dirs[var] = torch.tensor(read_matrix(path).reshape(leaves[var].shape), dtype=torch.float64)
+        args = args + ["d%s=%s" % (var, path)]
+    failure = run_matdiff(binary, ["eval", expr] + args + ["--jvp", "--hvp", "--hessian", "--out",
+                                                           outdir])
+    if failure:
+        fail(tally, example, failure)
+        return float("inf")
+    loss_fn = EXAMPLES[example][2]
+    fixed = {k: t.detach() for k, t in leaves.items()}
+
+    def f(*xs):
+        t = dict(fixed)
+        t.update(zip(wrt, xs))
+        return loss_fn(t)
+
+    xs = tuple(fixed[v].clone() for v in wrt)
+    vs = tuple(dirs[v] for v in wrt)
+    want, files = {}, {}
+    _, jvp = torch.autograd.functional.jvp(f, xs, vs)
+    want["d" + output], files["d" + output] = jvp.numpy().reshape(1, 1), "jvp_%s.txt" % output
+    # The HVP by double backward: the gradient's derivative along v.
+    ys = tuple(x.clone().requires_grad_(True) for x in xs)
+    grads = torch.autograd.grad(f(*ys), ys, create_graph=True)
+    dot = sum((g * v).sum() for g, v in zip(grads, vs))
+    hvs = torch.autograd.grad(dot, ys, allow_unused=True)
+    hessian = torch.autograd.functional.hessian(f, xs)
+    for i, var in enumerate(wrt):
+        q = "d(d%s/d%s)" % (output, var)
+        hv = hvs[i] if hvs[i] is not None else torch.zeros_like(xs[i])
+        p = symmetric_projection(shapes[var], kinds[var])
+        want[q] = (p @ hv.numpy().reshape(-1)).reshape(shapes[var])
+        files[q] = "hvp_%s.txt" % var
+        for j in range(i, len(wrt)):
+            other = wrt[j]
+            li, lj = int(np.prod(shapes[var])), int(np.prod(shapes[other]))
+            block = (symmetric_projection(shapes[var], kinds[var])
+                     @ hessian[i][j].numpy().reshape(li, lj)
+                     @ symmetric_projection(shapes[other], kinds[other]))
+            q = "d2%s/d%s%s" % (output, var, "2" if i == j else "d" + other)
+            name = "d2%s_d%s%s.txt" % (output, var, "2" if i == j else "d" + other)
+            want[q], files[q] = block, name
+    worst = 0.0
+    for q in want:
+        ok, err = compare("%s %s" % (example, q), os.path.join(outdir, files[q]), want[q],
+                          TOLERANCE, 30)
+        tally.add(ok)
+        worst = max(worst, err) if err is not None else float("inf")
+    return worst
 
 
 def example_name(arg):

@@ -22,6 +22,7 @@
 #define MD_TEST_UTIL_H
 
 #include <dirent.h>
+#include <glob.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -306,6 +307,25 @@ static inline const char *tmpdir_file(const char *name, const void *bytes, size_
 
 static inline const char *tmpdir_text(const char *name, const char *text) {
   return tmpdir_file(name, text, strlen(text));
+}
+#endif
+
+#ifdef MD_SRC_DIR
+/* CHECK(path, source) for every example (examples/NAME.expr), in order; false if the
+   examples cannot be listed or read. */
+static inline bool each_example(void (*check)(const char *name, const char *src)) {
+  glob_t g;
+  if (glob(MD_SRC_DIR "/examples/*.expr", 0, NULL, &g))
+    return false;
+  bool ok = true;
+  for (size_t i = 0; i < g.gl_pathc && ok; i++) {
+    char *src = slurp(g.gl_pathv[i]);
+    if ((ok = src != NULL))
+      check(g.gl_pathv[i], src);
+    free(src);
+  }
+  globfree(&g);
+  return ok;
 }
 #endif
 

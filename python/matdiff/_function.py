@@ -108,6 +108,9 @@ class Function:
       f(X=..., W=..., b=...)              the value: a float, or an ndarray
       f.grad(X=..., ...)                  (value, {name: gradient})
       f.vjp(seed, X=..., ...)             (value, {name: seed'*J})
+      f.jvp(dirs, X=..., ...)             J*v along dirs, {name: direction}
+      f.hvp(dirs, X=..., ...)             {name: H*v block row} (a scalar output)
+      f.hessian(X=...), f.jacobian(X=...) the whole matrix, wrt inputs stacked
       f.inputs, f.dims, f.wrt, f.output, f.output_shape
       f.formulas, f.c_source, f.numpy_source
 
@@ -188,6 +191,82 @@ class Function:
         of the output's shape (a number for a scalar output, which scales
         the gradient). GRADS as for grad."""
         return self._run("vjp", args, arrays, seed=seed, grads=grads)
+
+    # ---- second order (matdiff.h's md_jvp ...) ---------------------------
+
+    def jvp(self, dirs, /, *args, **arrays):
+        """The output's directional derivative along DIRS, {input: direction
+        of its shape} (wrt inputs not named move nothing): a float for a
+        scalar output, else an ndarray (rows, cols)."""
+        values, dims, call = self._second_args(args, arrays, dirs)
+        r, c = self._resolve(self.output_shape, dims)
+        out = np.zeros((r, c))
+        self._call("md_jvp", *call, out.ctypes.data)
+        return float(out[0, 0]) if self._scalar() else out
+
+    def hvp(self, dirs, /, *args, **arrays):
+        """{input: H*v block row}: for a scalar output, each wrt input's
+        gradient's directional derivative along DIRS (as for jvp), each of
+        the shape of the array given for that input."""
+        values, dims, call = self._second_args(args, arrays, dirs)
+        hv = {str(x): np.zeros(v.shape) for x, v in zip(self.inputs, values) if x.wrt}  # inputs first
+        bufs = [hv[x].ctypes.data if x in hv else None for x in self.inputs]
+        self._call("md_hvp", *call, (ctypes.c_void_p * len(bufs))(*bufs))
+        return hv
+
+    def hessian(self, *args, **arrays):
+        """The Hessian of a scalar output over the wrt inputs stacked in
+        declaration order, each flattened row-major (matdiff's vec layout):
+        an (N, N) ndarray."""
+        return self._whole("md_hessian", args, arrays)
+
+    def jacobian(self, *args, **arrays):
+        """d vec(output)/d(wrt inputs stacked, as for hessian), for an output
+        that is not a scalar: a (rows*cols, N) ndarray."""
+        return self._whole("md_jacobian", args, arrays)
+
+    def _scalar(self):
+        return self.output_shape == (1, 1)
+
+    def _second_args(self, args, arrays, dirs=None):
+        """(values, dims, [dims, inputs, directions]) for a second-order call;
+        the directions array only when DIRS is not None. VALUES, the inputs
+        then the directions as converted, must outlive the call."""
+        values, dims = self._bind(self._collect(args, arrays))
+        dims_c = (ctypes.c_long * max(len(dims), 1))(*dims)
+        inputs_c = (ctypes.c_void_p * len(values))(*[v.ctypes.data for v in values])
+        call = [dims_c, inputs_c]
+        if dirs is not None:
+            dirs = dict(dirs)
+            for name in dirs:
+                if name not in self._index or not self.inputs[self._index[name]].wrt:
+                    raise TypeError("dirs: %r is not an input with a gradient; those are %s"
+                                    % (name, ", ".join(self.wrt) or "none"))
+            kept = []
+            for x, v in zip(self.inputs, values):
+                d = dirs.get(x)
+                if d is None:
+                    kept.append(None)
+                    continue
+                d = self._array(d, "direction %r" % str(x))
+                r, c = self._resolve(x.shape, dims)
+                if not _fits(d.shape, r, c):
+                    raise ShapeError("the direction of %r must have its shape %s = (%d, %d), not %s"
+                                     % (str(x), _show(x.shape), r, c, _show(d.shape)))
+                kept.append(d)
+            # The arrays stay alive as long as VALUES does: the caller holds both.
+            values = values + [d for d in kept if d is not None]
+            call.append((ctypes.c_void_p * len(kept))(*[d.ctypes.data if d is not None else None
+                                                         for d in kept]))
+        return values, dims, call
+
+    def _whole(self, cname, args, arrays):
+        values, dims, call = self._second_args(args, arrays)
+        n = _LIB.md_wrt_size(self._handle, call[0])
+        r, c = self._resolve(self.output_shape, dims)
+        out = np.zeros((n if cname == "md_hessian" else r * c, n))
+        self._call(cname, *call, out.ctypes.data)
+        return out
 
     def _call(self, cname, *args):
         """The one call into C. Calls of an md_function are reentrant (each

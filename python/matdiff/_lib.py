@@ -66,6 +66,14 @@ PROTOTYPES = {
     "md_grad": (_I, [_P, _P, _P, _P, _P, _ERR]),
     # f, dims, inputs, seed, out, grads, err
     "md_vjp": (_I, [_P, _P, _P, _P, _P, _P, _ERR]),
+    # f, dims, inputs, dirs, tangent, err
+    "md_jvp": (_I, [_P, _P, _P, _P, _P, _ERR]),
+    # f, dims, inputs, dirs, hv, err
+    "md_hvp": (_I, [_P, _P, _P, _P, _P, _ERR]),
+    # f, dims, inputs, H (or J), err
+    "md_hessian": (_I, [_P, _P, _P, _P, _ERR]),
+    "md_jacobian": (_I, [_P, _P, _P, _P, _ERR]),
+    "md_wrt_size": (_L, [_P, _P]),
 }
 
 

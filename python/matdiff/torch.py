@@ -12,11 +12,13 @@ on the CPU, where matdiff computes; anything else is a TypeError that says
 what to pass instead. The result is a 0-d tensor for a scalar output, else a
 (rows, cols) tensor.
 
-The gradients are not differentiable again yet: double backward needs the
-Hessian-vector products of issue #12. Until then a backward pass with
-create_graph=True still gives the gradients, and differentiating them
-raises a RuntimeError that says so (never a silent zero, which is what a
-gradient without a graph would give torch.autograd.functional.hessian).
+For a scalar output the gradients are differentiable again (double
+backward): a backward pass with create_graph=True hangs them on a node whose
+backward is matdiff's Hessian-vector product (md_hvp) along the incoming
+gradients, and its JVP (md_jvp) for the seed, so that
+torch.autograd.functional.hessian and gradgradcheck work through it. A third
+derivative, or the second of a matrix output, raises a RuntimeError that
+says so (never a silent zero).
 """
 import torch
 
@@ -47,26 +49,61 @@ class _MatdiffFunction(torch.autograd.Function):
         names = [x for x in fn.inputs if x in grads]
         computed = [grads[x] for x in names]
         if torch.is_grad_enabled():                    # create_graph=True
-            tensors = _NotTwice.apply(computed, grad_output, *saved)
+            tensors = _Twice.apply(fn, tuple(names), computed, grad_output, *saved)
         else:
             tensors = [torch.from_numpy(g) for g in computed]
         by_name = dict(zip(names, tensors))
         return (None,) + tuple(by_name.get(x) for x in fn.inputs)
 
 
-class _NotTwice(torch.autograd.Function):
-    """Gradients computed outside autograd, hung on a node whose own
-    backward says why it cannot run; apply(grads, *tensors they depend on)."""
+class _Twice(torch.autograd.Function):
+    """Gradients computed outside autograd, hung on a node that
+    differentiates them again: apply(fn, names, grads, seed, *inputs). For a
+    scalar output the gradient of NAME is seed*df/dNAME, so along incoming
+    gradients u its derivative is seed*H*u for the inputs (md_hvp with
+    directions u) and <df/dx, u> for the seed (md_jvp)."""
 
     @staticmethod
-    def forward(ctx, grads, *depends_on):
+    def forward(ctx, fn, names, grads, seed, *inputs):
+        ctx.fn, ctx.names = fn, names
+        ctx.save_for_backward(seed, *inputs)
         return tuple(torch.from_numpy(g) for g in grads)
 
     @staticmethod
+    def backward(ctx, *us):
+        fn = ctx.fn
+        seed, *inputs = ctx.saved_tensors
+        if fn.output_shape != (1, 1):
+            raise RuntimeError("matdiff.torch differentiates a gradient again only for a scalar "
+                               "output (md_hvp); %s is %s" % (fn.output, fn.output_shape))
+        arrays = [t.detach().numpy() for t in inputs]
+        dirs = {x: u.detach().numpy() for x, u in zip(ctx.names, us) if u is not None}
+        s = float(seed.detach())
+        hv = fn.hvp(dirs, *arrays) if dirs else {}
+        jv = fn.jvp(dirs, *arrays) if dirs else 0.0
+        d_inputs = tuple(torch.as_tensor(s * hv[x], dtype=torch.float64).reshape(t.shape) if x in hv else None
+                         for x, t in zip(fn.inputs, inputs))
+        d_seed = torch.as_tensor(jv, dtype=torch.float64).reshape(seed.shape)
+        if torch.is_grad_enabled():                    # create_graph=True, a third time
+            kept = [t for t in (d_seed,) + d_inputs if t is not None]
+            refused = iter(_NoThird.apply(len(kept), *kept, seed, *inputs))
+            d_seed = next(refused)
+            d_inputs = tuple(None if t is None else next(refused) for t in d_inputs)
+        return (None, None, None, d_seed) + d_inputs
+
+
+class _NoThird(torch.autograd.Function):
+    """Second derivatives hung on a node whose own backward says why it
+    cannot run: apply(k, *the k tensors, *what they depend on)."""
+
+    @staticmethod
+    def forward(ctx, k, *tensors):
+        return tuple(t.clone() for t in tensors[:k])
+
+    @staticmethod
     def backward(ctx, *grad_outputs):
-        raise RuntimeError("matdiff.torch cannot differentiate a gradient again yet: double "
-                           "backward (torch.autograd.functional.hessian, gradgradcheck) "
-                           "needs matdiff's Hessian-vector products, which do not exist yet")
+        raise RuntimeError("matdiff.torch has no third derivatives: the Hessian-vector "
+                           "product it gives for double backward is not differentiable")
 
 
 class TorchFunction:
