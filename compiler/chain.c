@@ -9,6 +9,14 @@
  *     counted as large, so that a vector at either end (or a size 1
  *     inside) is always used first. The written grouping stays unless
  *     another is cheaper. Scalar factors go to the front.
+ *     With symbolic sizes the choice is made here, at compile time, not by
+ *     the emitted code: every symbolic size counts as the same large
+ *     number, so the grouping that wins is the one that wins whatever
+ *     the sizes are wherever only literal sizes and vectors break the tie
+ *     (a vector at an end, an n x 3 factor). Two symbolic sizes that the
+ *     user knows differ (n >> m) are not told apart: a run-time switch
+ *     between precomputed plans would, and is not done (each plan is a
+ *     whole body, with its own buffers and guards).
  *   - Structured matrices are never dense: diag(v)*A is v.*A, A*diag(v)
  *     is A.*v', eye*A is A, ones(1,n)*A is sum(A,1) and a full ones(n,m)
  *     times A the outer product ones(n,1)*sum(A,1).

@@ -87,7 +87,8 @@ double emit_flops(Ctx *c, bool grads, const long *dims) {
     else if (scalar(g))
       cost += 1;
   }
-  if (!scalar(c->out) && !is_buffer(p, c->out) && c->out->op != OP_VAR)
-    cost += matrix_cost(p, c->out, false, dims);
+  Node *out = p->roots[0];
+  if (!scalar(out) && !is_buffer(p, out) && out->op != OP_VAR)
+    cost += matrix_cost(p, out, false, dims);
   return cost;
 }

@@ -487,7 +487,7 @@ static void print_body(Emit *e) {
       write_matrix(e, 2, e->gname[i], g, true);
     line(e, 1, "}");
   }
-  Node *out = c->out;
+  Node *out = pl->roots[0];  // as chain.c rewrote it
   if (!e->matrix_out) {
     line(e, 1, "%s[0] = %s;", e->outp, element(e, out, "0", "0", true));
   } else {

@@ -42,6 +42,22 @@ static bool elementwise(const Node *n) {
   }
 }
 
+// An elementwise value of one operation on inputs and scalars (v.*A,
+// s*A, A - B): recomputed in each loop that reads it, never stored. A
+// buffer would cost a write and a read of each element to save one
+// operation; and a rewritten product (chain.c's v.*A for diag(v)*A) is
+// shared by the value and the gradients where the written form was not.
+static bool recomputed(const Node *n) {
+  if (!elementwise(n) || op_cfunc[n->op] || n->op == OP_DIAGM || n->op == OP_DIAGV ||
+      n->op == OP_EPOW)
+    return false;
+  const Node *ops[2] = {n->a, n->b};
+  for (int k = 0; k < 2; k++)
+    if (ops[k] && !scalar(ops[k]) && ops[k]->op != OP_VAR && ops[k]->op != OP_SEED)
+      return false;
+  return true;
+}
+
 // Operations that call a runtime kernel on plain (untransposed) buffers.
 static bool kernel(const Node *n) {
   return n->op == OP_INV || n->op == OP_DET || n->op == OP_LOGDET || n->op == OP_SOFTMAX ||
@@ -206,7 +222,7 @@ static void plan_forms(Plan *p, Node **user) {
       k = F_LEAF;
     else if (n->op == OP_TRANS)
       k = F_VIEW;
-    else if (elementwise(n) && eff_uses(p, user, n) == 1)
+    else if (elementwise(n) && (eff_uses(p, user, n) == 1 || recomputed(n)))
       k = F_FUSED;
     else
       k = F_BUFFER;
@@ -420,30 +436,37 @@ static Plan *plan_new(Ctx *c, bool grads) {
   Plan *p = arena_alloc(A, sizeof *p);
   if (!p)
     return NULL;
-  // The DAG has grown during differentiation; the plan sees all of it.
-  int n = p->n = c->nnodes;
   p->c = c;
   p->grads = grads;
-  Node **user;
-  char *seen;
-  int *scratch;
-  if (!NEW(A, p->roots, c->nvars + 1) || !NEW(A, p->rootvar, c->nvars + 1) ||
-      !NEW(A, p->form, n) || !NEW(A, p->uses, n) || !NEW(A, p->mask, n) || !NEW(A, p->alias, n) ||
-      !NEW(A, p->terms, n) || !NEW(A, p->dim_read, c->ndims + 1) ||
-      !NEW(A, p->var_read, c->nvars + 1) || !NEW(A, user, n) || !NEW(A, seen, n) ||
-      !NEW(A, scratch, 3 * n + 1))
+  if (!NEW(A, p->roots, c->nvars + 1) || !NEW(A, p->rootvar, c->nvars + 1))
     return NULL;
-
   p->roots[0] = c->out;
-  mark_needed(p, c->out, ALL_ROOTS, seen);
   p->nroots = 1;
   if (grads)
     for (int i = 0; i < c->nvars; i++)
       if (c->vars[i].wrt) {
         p->rootvar[p->nroots] = i;
         p->roots[p->nroots++] = c->grads[i];
-        mark_needed(p, c->grads[i], c->nvars > ROOT_BITS ? ALL_ROOTS : 1ull << i, seen);
       }
+  // The code computes the roots as chain.c rewrites them for cost; the
+  // printed formulas keep c->out and c->grads as they are.
+  if (!chain_rewrite(c, p->roots, p->nroots))
+    return NULL;
+
+  // The DAG has grown during differentiation and the rewrite; the plan
+  // sees all of it.
+  int n = p->n = c->nnodes;
+  Node **user;
+  char *seen;
+  int *scratch;
+  if (!NEW(A, p->form, n) || !NEW(A, p->uses, n) || !NEW(A, p->mask, n) || !NEW(A, p->alias, n) ||
+      !NEW(A, p->terms, n) || !NEW(A, p->dim_read, c->ndims + 1) ||
+      !NEW(A, p->var_read, c->nvars + 1) || !NEW(A, user, n) || !NEW(A, seen, n) ||
+      !NEW(A, scratch, 3 * n + 1))
+    return NULL;
+  for (int r = 0; r < p->nroots; r++)
+    mark_needed(p, p->roots[r],
+                r == 0 || c->nvars > ROOT_BITS ? ALL_ROOTS : 1ull << p->rootvar[r], seen);
   for (int r = 0; r < p->nroots; r++)
     p->uses[p->roots[r]->id]++;
   count_uses(p, user);

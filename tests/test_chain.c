@@ -4,7 +4,10 @@
  * runtime's tape as the front half leaves them and as chain_rewrite
  * leaves them, must agree. Then the point of each rewrite: what it leaves
  * has no product of two matrices where the program needs none (the issue's
- * probes), and a long chain is grouped by its sizes.
+ * probes), and a long chain is grouped by its sizes. The pipeline runs the
+ * rewrite before planning: the compiled code's value and gradients are
+ * held against the tape of the unrewritten DAG (md_check), and the C it
+ * writes for diag(v)*A has no n x n buffer.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -68,6 +71,28 @@ static bool dense_product(Ctx *c, Node *root) {
   return found;
 }
 
+// The JIT's code, which computes the rewritten roots, against the tape of
+// the DAG as written (md_check records c->out, which the rewrite leaves
+// alone), and against finite differences.
+static void check_compiled(const Case *k) {
+  md_error err;
+  md_function *f = md_compile(k->src, "chain.expr", &err);
+  cr_assert(f, "%s%s", k->src, err.diag);
+  long dims[8];
+  for (int i = 0; i < md_num_dims(f) && i < 8; i++)
+    dims[i] = N;
+  md_check_result r;
+  cr_assert_eq(md_check(f, dims, NULL, &r, &err), 0, "%s%s", k->src, err.message);
+  cr_expect(r.value <= MD_CHECK_TOL_TAPE, "%scompiled value off the tape by %g", k->src, r.value);
+  for (int i = 0; i < md_num_inputs(f); i++)
+    if (md_input_is_wrt(f, i))
+      cr_expect(r.tape[i] <= MD_CHECK_TOL_TAPE && r.fd[i] <= MD_CHECK_TOL_FD,
+                "%scompiled d/d%s off the tape by %g, finite differences by %g", k->src,
+                md_input_name(f, i), r.tape[i], r.fd[i]);
+  md_check_result_free(&r);
+  md_free(f);
+}
+
 static void check(const Case *k) {
   md_error err;
   Ctx c;
@@ -101,6 +126,7 @@ static void check(const Case *k) {
   for (int i = 0; i < c.nvars; i++)
     free(in[i]);
   ctx_free(&c);
+  check_compiled(k);
 }
 
 static const Case cases[] = {
@@ -160,4 +186,31 @@ Test(chain, chains_past_the_limit_are_left_alone) {
   snprintf(src + len, sizeof src - (size_t)len, "x/%d)\n", 7);
   Case k = {src, true};
   check(&k);
+}
+
+// The workspace line of F's C: "long v = ..., g = ...;".
+static char *workspace_line(md_function *f) {
+  const char *c = md_c_source(f), *s = strstr(c, "long v = ");
+  cr_assert(s, "no workspace line:\n%s", c);
+  return strndup(s, strcspn(s, ";"));
+}
+
+// The emitted C of diag(v)*A at n = 1000: the value needs no buffer of
+// n*n = 1000000 doubles (no dense diag(v), no product), and the gradients
+// the workspace of the hand rewrite ||v.*A||_F^2: one n x n, v.*A, which
+// both gradients read, and no gemm anywhere.
+Test(chain, diag_times_a_matrix_has_no_n_by_n_buffer) {
+  md_error err;
+  md_function *f = md_compile("A : matrix(1000, 1000)\nv : vector(1000)\ny = ||diag(v)*A||_F^2\n",
+                              "diag.expr", &err);
+  cr_assert(f, "%s", err.diag);
+  md_function *h = md_compile("A : matrix(1000, 1000)\nv : vector(1000)\ny = ||v.*A||_F^2\n",
+                              "hand.expr", &err);
+  cr_assert(h, "%s", err.diag);
+  char *ws = workspace_line(f), *hand = workspace_line(h);
+  cr_expect(!strncmp(ws, "long v = 0,", 11), "the value has a workspace: %s", ws);
+  cr_expect_str_eq(ws, hand, "the rewrite's workspace %s, the hand rewrite's %s", ws, hand);
+  cr_expect(!strstr(md_c_source(f), "mdrt_gemm"), "a matrix product:\n%s", md_c_source(f));
+  free(ws), free(hand);
+  md_free(f), md_free(h);
 }
