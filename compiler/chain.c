@@ -23,7 +23,8 @@
  *   - Only what is read of a product is computed: sum(A*B) is
  *     sum(A,1)*sum(B,2), diag(M*N) is sum(M.*N', 2) and tr(M*N) is
  *     sum(M.*N'); the chain inside is grouped for that last step's cost.
- *   - A'*B' is (B*A)', so that a product and its transpose are one node;
+ *   - A'*B' is (B*A)' where B*A is computed anyway, so that a product and
+ *     its transpose are one node (else gemm takes both transposes as flags);
  *     (P + Q)*x is P*x + Q*x for a vector x, used once: no n x n sum.
  *
  * One sweep by increasing id rewrites each node after its operands, with
@@ -136,8 +137,12 @@ static Node *mul(Chain *ch, Node *a, Node *b) {
     Node *sums = op(ch, OP_SUM, a, NULL, 2);
     return is_one(b->shape.c) ? sums : op(ch, OP_MUL, sums, ones(ch, dim_lit(1), b->shape.c), 0);
   }
-  if (a->op == OP_TRANS && b->op == OP_TRANS)
-    return trans(ch, mul(ch, b->a, a->a));
+  if (a->op == OP_TRANS && b->op == OP_TRANS) {
+    int before = ch->c->nnodes;
+    Node *flip = mul(ch, b->a, a->a);
+    if (flip && (flip->id >= ch->n ? flip->id < before : ch->uses[flip->id] > 0))
+      return trans(ch, flip);
+  }
   if (flat_sum(a) && is_one(b->shape.c) && once(ch, a))
     return op(ch, a->op, mul(ch, a->a, b), mul(ch, a->b, b), 0);
   if (flat_sum(b) && is_one(a->shape.r) && once(ch, b))

@@ -35,6 +35,9 @@ typedef enum Form {
 typedef unsigned long long RootMask;
 #define ROOT_BITS 63
 #define ALL_ROOTS (~0ull)
+/* The output of the gradients' body when it is a matrix: its buffer may be
+   NULL (P_vjp_ws), and work only it needs goes under `if (out)`. */
+#define OUT_ROOT (1ull << ROOT_BITS)
 
 /* A product that gemm computes whole, alpha*op(A)*op(B): the product P
    itself, s*P or P/t (s and t scalars), or (s*P)/t, where each inner node

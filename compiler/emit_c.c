@@ -2,15 +2,16 @@
  * emit_c.c - DAG to C. The value and the gradients become straight-line
  * C99 that calls the runtime's kernels:
  *
- *   - matrix products are mdrt_gemm calls; a transpose is a flag, never a
- *     copy; a product added into a sum or into a gradient buffer goes
- *     straight in through gemm's beta;
+ *   - matrix products are mdrt_gemm calls (mdrt_syrk for A*A' and A'*A);
+ *     a transpose is a flag, never a copy; a product added into a sum or
+ *     into a gradient buffer goes straight in through gemm's beta;
  *   - elementwise chains whose values are used once are fused into one
  *     loop, and a reduction into the loop that produces its operand;
  *   - every other matrix value is a temporary in one workspace, every
  *     scalar a local variable, each commented with the expression it holds;
  *   - work needed only by some gradients sits under `if (dX || ...)`, so
- *     a NULL gradient buffer skips it;
+ *     a NULL gradient buffer skips it; so does work only a matrix output
+ *     needs, under `if (out)`, in the gradients' body;
  *   - the kernels that can fail (a singular matrix) make the function
  *     return their message; the public wrappers turn it into NaN or -1.
  *
@@ -222,6 +223,11 @@ static void gemm(Emit *e, int depth, const char *dst, Node *t, int sign, bool ac
     al = text(e, "%s/%s", al, element(e, g.div, "0", "0", true));
   if (sign < 0)
     al = text(e, "-%s", al);
+  if (a == b && ta != tb && !accumulate) {  // A*A' or A'*A: symmetric, half the work
+    line(e, depth, "mdrt_syrk%s(%d, %s, %s, %s, %s, %s, %s);", e->kern, ta,
+         dimc(e, prod->shape.r), dimc(e, prod->a->shape.c), al, e->cname[a->id], e->zero, dst);
+    return;
+  }
   line(e, depth, "mdrt_gemm%s(%d, %d, %s, %s, %s, %s, %s, %s, %s, %s);", e->kern, ta, tb,
        dimc(e, prod->shape.r), dimc(e, prod->shape.c), dimc(e, prod->a->shape.c), al,
        e->cname[a->id], e->cname[b->id], accumulate ? e->one : e->zero, dst);
@@ -415,7 +421,9 @@ static void scalar_op(Emit *e, int depth, Node *n) {
 static void guard_open(Emit *e, RootMask m) {
   indent(e, 1);
   buf_puts(e->o, "if (");
-  bool first = true;
+  bool first = !(m & OUT_ROOT);
+  if (!first)
+    buf_puts(e->o, e->outp);
   for (int i = 0; i < e->c->nvars && i < ROOT_BITS; i++)
     if (m & (1ull << i)) {
       buf_printf(e->o, "%s%s", first ? "" : " || ", e->gname[i]);

@@ -464,9 +464,9 @@ static Plan *plan_new(Ctx *c, bool grads) {
       !NEW(A, p->var_read, c->nvars + 1) || !NEW(A, user, n) || !NEW(A, seen, n) ||
       !NEW(A, scratch, 3 * n + 1))
     return NULL;
-  for (int r = 0; r < p->nroots; r++)
-    mark_needed(p, p->roots[r],
-                r == 0 || c->nvars > ROOT_BITS ? ALL_ROOTS : 1ull << p->rootvar[r], seen);
+  mark_needed(p, p->roots[0], grads && !scalar(p->roots[0]) ? OUT_ROOT : ALL_ROOTS, seen);
+  for (int r = 1; r < p->nroots; r++)
+    mark_needed(p, p->roots[r], c->nvars > ROOT_BITS ? ALL_ROOTS : 1ull << p->rootvar[r], seen);
   for (int r = 0; r < p->nroots; r++)
     p->uses[p->roots[r]->id]++;
   count_uses(p, user);

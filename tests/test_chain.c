@@ -154,6 +154,9 @@ static const Case cases[] = {
     {"A : matrix(n, 3)\nB : matrix(3, n)\nC : matrix(n, 2)\ny = ||2*A*(B*C)/5||_F^2\n", true},
     {"X : matrix(n, n)\nW : matrix(n, n)\nb : matrix(n, n)\ny = ||X*W + b||_F^2\n", true},
     {"A : matrix(n, n)\nB : matrix(n, n)\ny = logdet(A*B + eye(n)*3*n)\n", true},
+    /* symmetric products (syrk), a matrix output the gradients do not need */
+    {"A : matrix(n, 3)\ny = sum(exp(A'*A/n)) + sum(tanh(A*A'))\n", true},
+    {"A : matrix(n, n)\nB : matrix(n, n)\nY = (A*B)'\n", true},
 };
 
 Test(chain, rewrites_agree_with_the_written_form) {
@@ -213,4 +216,21 @@ Test(chain, diag_times_a_matrix_has_no_n_by_n_buffer) {
   cr_expect(!strstr(md_c_source(f), "mdrt_gemm"), "a matrix product:\n%s", md_c_source(f));
   free(ws), free(hand);
   md_free(f), md_free(h);
+}
+
+// The gradients' body of a matrix output gets NULL for it from P_vjp_ws and
+// md_vjp: what only the output needs (here A*B, which the gradients G'*B'
+// and A'*G' do not read) is computed under `if (out)`.
+Test(chain, what_only_the_output_needs_is_guarded) {
+  md_error err;
+  md_function *f =
+      md_compile("A : matrix(n, n)\nB : matrix(n, n)\nY = (A*B)'\n", "out.expr", &err);
+  cr_assert(f, "%s", err.diag);
+  const char *c = strstr(md_c_source(f), "_entry_grad(");
+  cr_assert(c);
+  const char *gemm = strstr(c, "mdrt_gemm(0, 0, n, n, n, 1.0, A, B");
+  cr_assert(gemm, "no A*B:\n%s", c);
+  const char *guard = strstr(c, "if (out) {");
+  cr_expect(guard && guard < gemm, "A*B computed unguarded:\n%s", c);
+  md_free(f);
 }
