@@ -100,6 +100,8 @@ void abi_name_temps(Emit *e) {
     else if (p->form[i] == F_BUFFER || p->form[i] == F_SCALAR)
       e->cname[i] = claim(e, arena_printf(&c->arena, "t%d", ++ntemps));
   }
+  for (int k = 1; k <= p->nlu; k++)  // the LU factorisations
+    e->luname[k] = claim(e, arena_printf(&c->arena, "lu%d", k));
 }
 
 bool abi_setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {

@@ -75,7 +75,22 @@ typedef struct Plan {
   bool *dim_read;    /* by size index: the printed body reads that size */
   bool *var_read;    /* by variable index: ... that input */
   bool seed_read;    /* ... the seed */
+  /* One LU factorisation per matrix that det, logdet or inv read, shared
+     by all of them: numbered from 1. */
+  int *lu;           /* by node id: the matrix's factorisation, or 0 */
+  int *lu_first;     /* by factorisation: the id of the statement before
+                        which it is computed (the first reader the body
+                        prints in id order, else a root) */
+  RootMask *lu_mask; /* by factorisation: the roots that need it */
+  int nlu;
 } Plan;
+
+/* Is N a reader of its operand's LU factorisation (det, logdet, inv of a
+   matrix)? */
+static inline bool plan_factorises(const Node *n) {
+  return (n->op == OP_DET || n->op == OP_LOGDET || n->op == OP_INV) && n->a &&
+         !shape_is_scalar(n->a->shape);
+}
 
 /* The plan of one body, made on the first call and kept in C; NULL when
    memory ran out. */
@@ -131,6 +146,8 @@ typedef struct Emit {
   const char *zero, *one;     /* 0.0 and 1.0 at that precision */
   NameSet fixed;      /* C names of functions and parameters */
   NameSet temps;      /* C names of the body being printed */
+  const char **luname; /* by factorisation: the C name of its buffer */
+  bool *lu_done;      /* by factorisation: printed already */
   bool sealed;        /* the fixed names are all taken */
   bool oom;           /* memory ran out: the text is not whole */
 } Emit;

@@ -276,6 +276,20 @@ static void fail_if_singular(Emit *e, int depth, const char *call, const char *w
   line(e, depth + 1, "return \"%s: the matrix is singular\";", what);
 }
 
+// The C name of the factorisation that N (det, logdet or inv) reads,
+// printed first if it is not yet: mdrt_lu, which fails for a singular
+// matrix with N's name in the message.
+static const char *factorise(Emit *e, int depth, Node *n) {
+  Node *a = n->a;
+  int k = e->p->lu[a->id];
+  if (!e->lu_done[k]) {
+    e->lu_done[k] = true;
+    fail_if_singular(e, depth, text(e, "mdrt_lu%s(%s, %s, %s)", e->kern, dimc(e, a->shape.r),
+                                    e->cname[a->id], e->luname[k]), op_spelling[n->op]);
+  }
+  return e->luname[k];
+}
+
 // Write the matrix N into DST (or add it in, with ACCUMULATE).
 static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accumulate) {
   Node *a = n->a;
@@ -284,10 +298,12 @@ static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accu
   case OP_SUM:
     write_sum_axis(e, depth, dst, n);
     return;
-  case OP_INV:
-    fail_if_singular(e, depth, text(e, "mdrt_lu_inv%s(%s, %s, %s, 0)", e->kern,
-                                            dimc(e, a->shape.r), src, dst), "inv");
+  case OP_INV: {
+    const char *lu = factorise(e, depth, n);
+    line(e, depth, "if (mdrt_lu_inverse%s(%s, %s, %s))", e->kern, dimc(e, a->shape.r), lu, dst);
+    line(e, depth + 1, "return \"inv: out of memory\";");
     return;
+  }
   case OP_SOFTMAX:
     line(e, depth, "mdrt_softmax_rows%s(%s, %s, %s, %s);", e->kern, dimc(e, a->shape.r),
          dimc(e, a->shape.c), src, dst);
@@ -369,13 +385,12 @@ static void scalar_op(Emit *e, int depth, Node *n) {
       }
       return;
     case OP_DET:
-      fail_if_singular(e, depth, text(e, "mdrt_lu_inv%s(%s, %s, 0, &%s)", e->kern, sz, src, dst),
-                       "det");
+    case OP_LOGDET: {
+      const char *lu = factorise(e, depth, n);
+      line(e, depth, "%s = mdrt_lu_%s%s(%s, %s);", dst, n->op == OP_DET ? "det" : "logdet", e->kern,
+           sz, lu);
       return;
-    case OP_LOGDET:
-      fail_if_singular(e, depth, text(e, "mdrt_logdet%s(%s, %s, &%s)", e->kern, sz, src, dst),
-                       "logdet");
-      return;
+    }
     case OP_MUL:  /* a row times a column: a dot product */
       line(e, depth, "%s = 0;", dst);
       line(e, depth, "for (long i = 0; i < %s; i++)", dimc(e, an->shape.c));
@@ -432,29 +447,56 @@ static void guard_open(Emit *e, RootMask m) {
   buf_puts(e->o, first ? "1) {\n" : ") {\n");
 }
 
+// The reals of the LU factorisation of the n x n matrix N: the factors,
+// then the pivots.
+static const char *lu_len(Emit *e, Node *n) {
+  return text(e, "%s + %s", lenc(e, n->shape), dimc(e, n->shape.r));
+}
+
+// Declare NAME, LEN reals of the workspace after *PREV (*PREVLEN reals).
+static void carve(Emit *e, const char **prev, const char **prevlen, const char *name,
+                  const char *len) {
+  if (*prev)
+    line(e, 1, "%s *%s = %s + %s;", e->real, name, *prev, *prevlen);
+  else
+    line(e, 1, "%s *%s = ws;", e->real, name);
+  *prev = name;
+  *prevlen = len;
+}
+
+// Open the guard of the roots in M, closing the one open (*OPEN): the
+// depth of the statements under it.
+static int guard(Emit *e, RootMask *open, RootMask m) {
+  if (m != *open) {
+    if (*open != ALL_ROOTS)
+      line(e, 1, "}");
+    *open = m;
+    if (m != ALL_ROOTS)
+      guard_open(e, m);
+  }
+  return m == ALL_ROOTS ? 1 : 2;
+}
+
 // Print the body of E->p.
 static void print_body(Emit *e) {
   Ctx *c = e->c;
   const Plan *pl = e->p;
   int n = pl->n;
   // Declarations: workspace pointers and scalars.
-  const char *prev = NULL;
-  Shape prevshape = shape_scalar();
+  const char *prev = NULL, *prevlen = NULL;
   for (int i = 0; i < n; i++) {
     if (is_buffer(pl, c->nodes[i]) && pl->alias[i]) {
       line(e, 1, "%s *%s = %s;  /* %s's memory, no longer needed */", e->real, e->cname[i],
            e->cname[pl->alias[i]->id], e->cname[pl->alias[i]->id]);
     } else if (is_buffer(pl, c->nodes[i])) {
-      if (prev)
-        line(e, 1, "%s *%s = %s + %s;", e->real, e->cname[i], prev, lenc(e, prevshape));
-      else
-        line(e, 1, "%s *%s = ws;", e->real, e->cname[i]);
-      prev = e->cname[i];
-      prevshape = c->nodes[i]->shape;
+      carve(e, &prev, &prevlen, e->cname[i], lenc(e, c->nodes[i]->shape));
     } else if (pl->form[i] == F_SCALAR) {
       line(e, 1, "%s %s = 0;", e->real, e->cname[i]);
     }
   }
+  for (int i = 0; i < n; i++)
+    if (pl->lu[i])
+      carve(e, &prev, &prevlen, e->luname[pl->lu[i]], lu_len(e, c->nodes[i]));
   if (!prev)
     line(e, 1, "(void)ws;");
 
@@ -465,14 +507,10 @@ static void print_body(Emit *e) {
     Node *p = c->nodes[i];
     if ((k != F_BUFFER && k != F_SCALAR) || p->op == OP_VAR)
       continue;
-    if (pl->mask[i] != open) {
-      if (open != ALL_ROOTS)
-        line(e, 1, "}");
-      open = pl->mask[i];
-      if (open != ALL_ROOTS)
-        guard_open(e, open);
-    }
-    int depth = open == ALL_ROOTS ? 1 : 2;
+    // A factorisation before its first reader, for all its readers.
+    if (plan_factorises(p) && pl->lu_first[pl->lu[p->a->id]] == i)
+      factorise(e, guard(e, &open, pl->lu_mask[pl->lu[p->a->id]]), p);
+    int depth = guard(e, &open, pl->mask[i]);
     comment(e, depth, e->cname[i], p);
     if (k == F_SCALAR)
       scalar_op(e, depth, p);
@@ -517,6 +555,12 @@ static void print_body(Emit *e) {
 // (for the JIT, the entry point itself), returning NULL or a message.
 static void print_function(Emit *e, const Plan *p) {
   e->p = p;
+  e->luname = arena_alloc(&e->c->arena, sizeof(char *) * (size_t)(p->nlu + 1));
+  e->lu_done = arena_alloc(&e->c->arena, (size_t)(p->nlu + 1));
+  if (!e->luname || !e->lu_done) {
+    e->oom = true;
+    return;
+  }
   abi_name_temps(e);
   abi_open(e);
   print_body(e);
@@ -531,6 +575,9 @@ static const char *workspace_size(Emit *e, const Plan *p) {
   for (int i = 0; i < p->n; i++)
     if (is_buffer(p, e->c->nodes[i]) && !p->alias[i])
       buf_printf(&ws, " + %s", lenc(e, e->c->nodes[i]->shape));
+  for (int i = 0; i < p->n; i++)
+    if (p->lu[i])
+      buf_printf(&ws, " + %s", lu_len(e, e->c->nodes[i]));
   const char *size = checked(e, ws.oom ? NULL : arena_strdup(&e->c->arena, ws.s));
   buf_free(&ws);
   return size;

@@ -427,9 +427,42 @@ static void note_statements(Plan *p) {
   }
 }
 
-/* ---- the plan ----------------------------------------------------------- */
-
 #define NEW(A, ptr, count) ((ptr) = arena_alloc((A), sizeof *(ptr) * (size_t)(count)))
+
+/* ---- factorisations ----------------------------------------------------- */
+
+// Number the factorisations: one per matrix that a needed det, logdet or
+// inv reads. It is computed before its first reader the body prints as a
+// statement, under the guard of all its readers; a root written straight
+// into its destination (F_ROOT) is printed last, so it is first only if
+// it reads alone.
+static bool plan_factors(Plan *p) {
+  Arena *A = &p->c->arena;
+  int n = p->n;
+  if (!NEW(A, p->lu, n) || !NEW(A, p->lu_first, n + 1) || !NEW(A, p->lu_mask, n + 1))
+    return false;
+  for (int i = 0; i < n; i++) {
+    Node *x = p->c->nodes[i];
+    if (p->form[i] == F_UNNEEDED || !plan_factorises(x))
+      continue;
+    int k = p->lu[x->a->id];
+    if (!k) {
+      k = p->lu[x->a->id] = ++p->nlu;
+      p->lu_first[k] = -1;
+    }
+    if (p->lu_first[k] < 0 && p->form[i] != F_ROOT)
+      p->lu_first[k] = i;
+    p->lu_mask[k] |= p->mask[i];
+  }
+  for (int i = 0; i < n; i++) {
+    Node *x = p->c->nodes[i];
+    if (p->form[i] == F_ROOT && plan_factorises(x) && p->lu_first[p->lu[x->a->id]] < 0)
+      p->lu_first[p->lu[x->a->id]] = i;
+  }
+  return true;
+}
+
+/* ---- the plan ----------------------------------------------------------- */
 
 static Plan *plan_new(Ctx *c, bool grads) {
   Arena *A = &c->arena;
@@ -473,6 +506,8 @@ static Plan *plan_new(Ctx *c, bool grads) {
   plan_forms(p, user);
   limit_fusion(p, scratch);
   share_memory(p, scratch);
+  if (!plan_factors(p))
+    return NULL;
 
   for (int i = 0; i < n; i++)
     if (is_buffer(p, c->nodes[i]) && !plan_sum(p, c->nodes[i]))

@@ -154,6 +154,9 @@ static const Case cases[] = {
     {"A : matrix(n, 3)\nB : matrix(3, n)\nC : matrix(n, 2)\ny = ||2*A*(B*C)/5||_F^2\n", true},
     {"X : matrix(n, n)\nW : matrix(n, n)\nb : matrix(n, n)\ny = ||X*W + b||_F^2\n", true},
     {"A : matrix(n, n)\nB : matrix(n, n)\ny = logdet(A*B + eye(n)*3*n)\n", true},
+    /* one factorisation shared by det, logdet, inv and their gradients */
+    {"A : matrix(n, n)\nB : matrix(n, n)\ny = logdet(A) + det(A)/9 + sum(inv(A)*B') + logdet(B)\n",
+     true},
     /* symmetric products (syrk), a matrix output the gradients do not need */
     {"A : matrix(n, 3)\ny = sum(exp(A'*A/n)) + sum(tanh(A*A'))\n", true},
     {"A : matrix(n, n)\nB : matrix(n, n)\nY = (A*B)'\n", true},
@@ -232,5 +235,33 @@ Test(chain, what_only_the_output_needs_is_guarded) {
   cr_assert(gemm, "no A*B:\n%s", c);
   const char *guard = strstr(c, "if (out) {");
   cr_expect(guard && guard < gemm, "A*B computed unguarded:\n%s", c);
+  md_free(f);
+}
+
+static int count(const char *s, const char *what) {
+  int k = 0;
+  for (; (s = strstr(s, what)); s++)
+    k++;
+  return k;
+}
+
+// det, logdet and inv of A, and the gradients (inv(A)' again), from one LU
+// of A per call; a singular A is still an error that names it.
+Test(chain, one_factorisation_per_matrix) {
+  md_error err;
+  md_function *f =
+      md_compile("A : matrix(n, n)\ny = logdet(A) + det(A) + sum(inv(A))\n", "lu.expr", &err);
+  cr_assert(f, "%s", err.diag);
+  const char *c = md_c_source(f), *grad = strstr(c, "_entry_grad(");
+  cr_assert(grad);
+  cr_expect_eq(count(c, "mdrt_lu(") - count(grad, "mdrt_lu("), 1, "value:\n%s", c);
+  cr_expect_eq(count(grad, "mdrt_lu("), 1, "gradients:\n%s", grad);
+  long dims[] = {2};
+  const double S[] = {1, 2, 2, 4};
+  const double *in[] = {S};
+  double y, g[4] = {0};
+  double *gs[] = {g};
+  cr_expect_neq(md_grad(f, dims, in, &y, gs, &err), 0);
+  cr_expect(strstr(err.message, "logdet: the matrix is singular"), "%s", err.message);
   md_free(f);
 }
