@@ -83,6 +83,10 @@ typedef struct Plan {
                         prints in id order, else a root) */
   RootMask *lu_mask; /* by factorisation: the roots that need it */
   int nlu;
+  /* softplus(z) and sigmoid(z) of the same z, both buffers, by node id:
+     each the other; one kernel computes both from one exp, at the
+     statement of the first. */
+  Node **pair;
 } Plan;
 
 /* Is N a reader of its operand's LU factorisation (det, logdet, inv of a

@@ -290,6 +290,48 @@ static const char *factorise(Emit *e, int depth, Node *n) {
   return e->luname[k];
 }
 
+// The elementwise functions the runtime has on blocks (mdrt_vtanh ...):
+// kernels.def's MDRT_VMAP list, by the name ops.h gives them.
+static const char *const vmapped[] = {
+#define MDRT_VMAP(f, from) #f,
+#define MDRT_KERNEL(ret, name, params, args, dbl, flt)
+#define MDRT_LIBM(name, fname, arity, who)
+#include "kernels.def"
+#undef MDRT_VMAP
+#undef MDRT_KERNEL
+#undef MDRT_LIBM
+};
+
+// The runtime's kernel that applies N's function to a block, or NULL.
+static const char *block_kernel(Emit *e, const Node *n) {
+  const char *f = op_cfunc[n->op];
+  if (!f || scalar(n))
+    return NULL;
+  if (runtime_name(f))
+    f += strlen("mdrt_");
+  for (size_t i = 0; i < sizeof vmapped / sizeof *vmapped; i++)
+    if (!strcmp(vmapped[i], f))
+      return text(e, "mdrt_v%s%s", f, e->kern);
+  return NULL;
+}
+
+// f(X) into DST where the runtime has f on blocks: X's loop writes DST,
+// then the kernel maps it in place, four (eight) at a time with libmvec,
+// where a scalar libm call per element costs several times more.
+static void write_mapped(Emit *e, int depth, const char *dst, Node *n, const char *kern) {
+  Node *a = n->a;
+  const char *len = lenc(e, n->shape);
+  if (in_memory(e->p, a) && shape_eq(a->shape, n->shape)) {
+    line(e, depth, "%s(%s, %s, %s);", kern, len, e->cname[a->id], dst);
+    return;
+  }
+  bool two = needs_2d(e, a, n->shape, false);
+  for_each(e, depth, n->shape, two, dst, "=");
+  buf_printf(e->o, "%s;\n", element(e, a, is_one(a->shape.r) ? "0" : "i",
+                                      is_one(a->shape.c) ? "0" : "j", !two));
+  line(e, depth, "%s(%s, %s, %s);", kern, len, dst, dst);
+}
+
 // Write the matrix N into DST (or add it in, with ACCUMULATE).
 static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accumulate) {
   Node *a = n->a;
@@ -314,6 +356,22 @@ static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accu
     return;
   default:
     break;
+  }
+  Node *pair = e->p->pair[n->id];
+  if (!accumulate && pair && is_buffer(e->p, n)) {
+    if (pair->id < n->id) {
+      line(e, depth, "/* computed with %s */", e->cname[pair->id]);
+    } else {
+      bool sp = n->op == OP_SOFTPLUS;
+      line(e, depth, "mdrt_vsoftplus_sigmoid%s(%s, %s, %s, %s);", e->kern, lenc(e, n->shape), src,
+           sp ? dst : e->cname[pair->id], sp ? e->cname[pair->id] : dst);
+    }
+    return;
+  }
+  const char *kern = accumulate ? NULL : block_kernel(e, n);
+  if (kern) {
+    write_mapped(e, depth, dst, n, kern);
+    return;
   }
   if (accumulate && in_memory(e->p, n)) {
     line(e, depth, "mdrt_axpby%s(%s, %s, %s, %s, %s);", e->kern, lenc(e, n->shape), e->one,

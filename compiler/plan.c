@@ -19,6 +19,7 @@
 #include "emit.h"
 
 #define MAX_FUSED_DEPTH 32  /* fused operations in one expression, then a buffer */
+#define NEW(A, ptr, count) ((ptr) = arena_alloc((A), sizeof *(ptr) * (size_t)(count)))
 
 static bool is_product(const Node *n) {
   return n->op == OP_MUL && !scalar(n->a) && !scalar(n->b);
@@ -266,6 +267,40 @@ static void limit_fusion(Plan *p, int *depth) {
   }
 }
 
+/* ---- softplus and sigmoid ------------------------------------------------ */
+
+// softplus(z) and sigmoid(z) both needed, z in memory (a logistic loss and
+// its gradient): both become buffers, computed together by one kernel
+// from one exp(-|z|), under the guard of either. SCRATCH has 2n ints.
+static bool plan_pairs(Plan *p, int *scratch) {
+  int n = p->n, *sp = scratch, *sg = scratch + n;
+  if (!NEW(&p->c->arena, p->pair, n))
+    return false;
+  for (int i = 0; i < n; i++)
+    sp[i] = sg[i] = -1;
+  for (int i = 0; i < n; i++) {
+    Node *x = p->c->nodes[i];
+    Form k = p->form[i];
+    if ((x->op != OP_SOFTPLUS && x->op != OP_SIGMOID) || (k != F_FUSED && k != F_BUFFER) ||
+        scalar(x) || !in_memory(p, x->a))
+      continue;
+    if (x->op == OP_SOFTPLUS)
+      sp[x->a->id] = i;
+    else if (x->op == OP_SIGMOID)
+      sg[x->a->id] = i;
+  }
+  for (int z = 0; z < n; z++) {
+    if (sp[z] < 0 || sg[z] < 0)
+      continue;
+    Node *a = p->c->nodes[sp[z]], *b = p->c->nodes[sg[z]];
+    p->pair[a->id] = b;
+    p->pair[b->id] = a;
+    p->form[a->id] = p->form[b->id] = F_BUFFER;
+    p->mask[a->id] = p->mask[b->id] = p->mask[a->id] | p->mask[b->id];
+  }
+  return true;
+}
+
 /* ---- workspace ---------------------------------------------------------- */
 
 // Mark statement S as reading the buffers N's code reads: the buffers met
@@ -313,7 +348,10 @@ static void share_memory(Plan *p, int *scratch) {
     int here = s++;
     if (!is_buffer(p, q))
       continue;
-    for (int k = 0; k < nowners && !p->alias[i]; k++) {
+    // The second of a pair is written at the first's statement: it
+    // takes no memory that may still be read then.
+    bool second = p->pair[i] && p->pair[i]->id < i;
+    for (int k = 0; k < nowners && !p->alias[i] && !second; k++) {
       Node *o = p->c->nodes[owners[k]];
       if (olast[owners[k]] < here && shape_eq(o->shape, q->shape)) {
         p->alias[i] = o;
@@ -427,8 +465,6 @@ static void note_statements(Plan *p) {
   }
 }
 
-#define NEW(A, ptr, count) ((ptr) = arena_alloc((A), sizeof *(ptr) * (size_t)(count)))
-
 /* ---- factorisations ----------------------------------------------------- */
 
 // Number the factorisations: one per matrix that a needed det, logdet or
@@ -505,6 +541,8 @@ static Plan *plan_new(Ctx *c, bool grads) {
   count_uses(p, user);
   plan_forms(p, user);
   limit_fusion(p, scratch);
+  if (!plan_pairs(p, scratch))
+    return NULL;
   share_memory(p, scratch);
   if (!plan_factors(p))
     return NULL;

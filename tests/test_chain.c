@@ -157,6 +157,10 @@ static const Case cases[] = {
     /* one factorisation shared by det, logdet, inv and their gradients */
     {"A : matrix(n, n)\nB : matrix(n, n)\ny = logdet(A) + det(A)/9 + sum(inv(A)*B') + logdet(B)\n",
      true},
+    /* elementwise functions on blocks; softplus and sigmoid from one exp */
+    {"X : matrix(n, 3)\nw : vector(3)\nt : vector(n)\ny = sum(softplus(X*w) - t.*(X*w))/n\n", true},
+    {"X : matrix(n, n)\nW : matrix(n, n)\nH = tanh(X*W + 1)\ny = sum(H*W) + sum(exp(W/n).*W)\n",
+     true},
     /* symmetric products (syrk), a matrix output the gradients do not need */
     {"A : matrix(n, 3)\ny = sum(exp(A'*A/n)) + sum(tanh(A*A'))\n", true},
     {"A : matrix(n, n)\nB : matrix(n, n)\nY = (A*B)'\n", true},
