@@ -87,6 +87,11 @@ typedef struct Plan {
      each the other; one kernel computes both from one exp, at the
      statement of the first. */
   Node **pair;
+  /* By node id: for a product inv(A)*B or B*inv(A) (either inverse
+     perhaps transposed) written fresh into its buffer, the inv node: the
+     product is a solve from A's factors, and an inverse that only solves
+     read is never formed. */
+  Node **solve;
 } Plan;
 
 /* Is N a reader of its operand's LU factorisation (det, logdet, inv of a
@@ -94,6 +99,17 @@ typedef struct Plan {
 static inline bool plan_factorises(const Node *n) {
   return (n->op == OP_DET || n->op == OP_LOGDET || n->op == OP_INV) && n->a &&
          !shape_is_scalar(n->a->shape);
+}
+
+/* The det, logdet or inv whose operand's factorisation statement N reads:
+   N itself, or the inverse of a solve; NULL if it reads none. */
+static inline Node *plan_lu_reader(const Plan *p, Node *n) {
+  if (p->solve[n->id])
+    return p->solve[n->id];
+  return plan_factorises(n) && (p->form[n->id] == F_BUFFER || p->form[n->id] == F_SCALAR ||
+                                p->form[n->id] == F_ROOT)
+             ? n
+             : NULL;
 }
 
 /* The plan of one body, made on the first call and kept in C; NULL when

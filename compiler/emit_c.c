@@ -212,10 +212,33 @@ static void loop(Emit *e, int depth, const char *dst, Node *top, const Terms *te
   buf_puts(e->o, ";\n");
 }
 
+static const char *factorise(Emit *e, int depth, Node *n);
+
+// The product PROD (a solve, plan.c's p->solve) into DST: X = op(inv(A))*B
+// or B*op(inv(A)) from A's factors, never the inverse and a product.
+static void solve(Emit *e, int depth, const char *dst, Node *prod) {
+  Node *inv = e->p->solve[prod->id];
+  bool ta, tb;
+  Node *a = plan_strip(e->p, prod->a, &ta), *b = plan_strip(e->p, prod->b, &tb);
+  const char *lu = factorise(e, depth, inv);
+  const char *size = dimc(e, inv->shape.r);
+  if (a == inv)
+    line(e, depth, "if (mdrt_lu_solve%s(%d, %s, %s, %s, %s, %s))", e->kern, ta, size,
+         dimc(e, prod->shape.c), lu, e->cname[b->id], dst);
+  else
+    line(e, depth, "if (mdrt_lu_solve_right%s(%d, %s, %s, %s, %s, %s))", e->kern, tb,
+         dimc(e, prod->shape.r), size, lu, e->cname[a->id], dst);
+  line(e, depth + 1, "return \"inv: out of memory\";");
+}
+
 static void gemm(Emit *e, int depth, const char *dst, Node *t, int sign, bool accumulate) {
   Gemm g;
   plan_gemm(e->p, t, &g);
   Node *prod = g.prod;
+  if (e->p->solve[prod->id] && t == prod && sign > 0 && !accumulate) {
+    solve(e, depth, dst, prod);
+    return;
+  }
   bool ta, tb;
   Node *a = plan_strip(e->p, prod->a, &ta), *b = plan_strip(e->p, prod->b, &tb);
   const char *al = g.mul ? element(e, g.mul, "0", "0", true) : e->one;
@@ -566,8 +589,9 @@ static void print_body(Emit *e) {
     if ((k != F_BUFFER && k != F_SCALAR) || p->op == OP_VAR)
       continue;
     // A factorisation before its first reader, for all its readers.
-    if (plan_factorises(p) && pl->lu_first[pl->lu[p->a->id]] == i)
-      factorise(e, guard(e, &open, pl->lu_mask[pl->lu[p->a->id]]), p);
+    Node *reader = plan_lu_reader(pl, p);
+    if (reader && pl->lu_first[pl->lu[reader->a->id]] == i)
+      factorise(e, guard(e, &open, pl->lu_mask[pl->lu[reader->a->id]]), reader);
     int depth = guard(e, &open, pl->mask[i]);
     comment(e, depth, e->cname[i], p);
     if (k == F_SCALAR)

@@ -53,9 +53,13 @@ static bool recomputed(const Node *n) {
       n->op == OP_EPOW)
     return false;
   const Node *ops[2] = {n->a, n->b};
-  for (int k = 0; k < 2; k++)
-    if (ops[k] && !scalar(ops[k]) && ops[k]->op != OP_VAR && ops[k]->op != OP_SEED)
+  for (int k = 0; k < 2; k++) {
+    const Node *o = ops[k];
+    if (o && o->op == OP_TRANS && (shape_is_row(o->shape) || shape_is_column(o->shape)))
+      o = o->a;  // a vector's transpose lies the same way in memory
+    if (o && !scalar(o) && o->op != OP_VAR && o->op != OP_SEED)
       return false;
+  }
   return true;
 }
 
@@ -478,8 +482,8 @@ static bool plan_factors(Plan *p) {
   if (!NEW(A, p->lu, n) || !NEW(A, p->lu_first, n + 1) || !NEW(A, p->lu_mask, n + 1))
     return false;
   for (int i = 0; i < n; i++) {
-    Node *x = p->c->nodes[i];
-    if (p->form[i] == F_UNNEEDED || !plan_factorises(x))
+    Node *x = plan_lu_reader(p, p->c->nodes[i]);
+    if (!x)
       continue;
     int k = p->lu[x->a->id];
     if (!k) {
@@ -491,10 +495,63 @@ static bool plan_factors(Plan *p) {
     p->lu_mask[k] |= p->mask[i];
   }
   for (int i = 0; i < n; i++) {
-    Node *x = p->c->nodes[i];
-    if (p->form[i] == F_ROOT && plan_factorises(x) && p->lu_first[p->lu[x->a->id]] < 0)
+    Node *x = plan_lu_reader(p, p->c->nodes[i]);
+    if (x && p->form[i] == F_ROOT && p->lu_first[p->lu[x->a->id]] < 0)
       p->lu_first[p->lu[x->a->id]] = i;
   }
+  return true;
+}
+
+// The inverse that operand N of a product reads, through transposes (each
+// a flag) that have no buffer of their own, or NULL.
+static Node *inverse(const Plan *p, Node *n) {
+  bool tr;
+  n = plan_strip(p, n, &tr);
+  return n->op == OP_INV && !scalar(n) ? n : NULL;
+}
+
+// Products with an inverse written fresh into their own buffer (or the
+// output) become solves: inv(A)*B is lu_solve, B*inv(A) lu_solve_right,
+// with B in memory as it is (untransposed). An inverse that nothing but
+// solves reads, and no root, is then never formed: absorbed (F_GEMM).
+// SCRATCH has 2n ints.
+static bool plan_solves(Plan *p, int *scratch) {
+  int n = p->n, *reads = scratch, *solved = scratch + n;
+  if (!NEW(&p->c->arena, p->solve, n))
+    return false;
+  memset(scratch, 0, sizeof(int) * 2 * (size_t)n);
+  for (int i = 0; i < n; i++) {
+    Node *x = p->c->nodes[i];
+    Form k = p->form[i];
+    if (k == F_UNNEEDED || (x->op == OP_TRANS && !scalar(x) && !is_buffer(p, x)))
+      continue;
+    Node *ops[2] = {x->a, x->b};
+    for (int j = 0; j < 2; j++) {
+      Node *inv = ops[j] ? inverse(p, ops[j]) : NULL;
+      if (inv)
+        reads[inv->id]++;
+    }
+    if (!is_product(x) || (k != F_BUFFER && !(k == F_ROOT && x == p->roots[0])))
+      continue;
+    bool ta, tb;
+    Node *a = plan_strip(p, x->a, &ta), *b = plan_strip(p, x->b, &tb);
+    Node *inv = inverse(p, x->a) && !inverse(p, x->b) && !tb   ? a
+                : inverse(p, x->b) && !inverse(p, x->a) && !ta ? b
+                                                               : NULL;
+    if (inv) {
+      p->solve[i] = inv;
+      solved[inv->id]++;
+    }
+  }
+  for (int r = 0; r < p->nroots; r++) {
+    Node *inv = inverse(p, p->roots[r]);
+    if (inv)
+      reads[inv->id]++;
+  }
+  for (int i = 0; i < n; i++)
+    if (p->form[i] != F_UNNEEDED && p->c->nodes[i]->op == OP_INV && reads[i] &&
+        reads[i] == solved[i])
+      p->form[i] = F_GEMM;
   return true;
 }
 
@@ -541,7 +598,7 @@ static Plan *plan_new(Ctx *c, bool grads) {
   count_uses(p, user);
   plan_forms(p, user);
   limit_fusion(p, scratch);
-  if (!plan_pairs(p, scratch))
+  if (!plan_solves(p, scratch) || !plan_pairs(p, scratch))
     return NULL;
   share_memory(p, scratch);
   if (!plan_factors(p))

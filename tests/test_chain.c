@@ -161,6 +161,10 @@ static const Case cases[] = {
     {"X : matrix(n, 3)\nw : vector(3)\nt : vector(n)\ny = sum(softplus(X*w) - t.*(X*w))/n\n", true},
     {"X : matrix(n, n)\nW : matrix(n, n)\nH = tanh(X*W + 1)\ny = sum(H*W) + sum(exp(W/n).*W)\n",
      true},
+    /* inv(A)*B and B*inv(A) as solves */
+    {"A : matrix(n, n)\nB : matrix(n, 3)\nC : matrix(3, n)\ny = ||inv(A)*B||_F^2 + sum(C*inv(A)')\n",
+     true},
+    {"A : matrix(n, n)\nB : matrix(n, n)\ny = sum(exp(B*inv(A)/n)) + logdet(A)\n", true},
     /* symmetric products (syrk), a matrix output the gradients do not need */
     {"A : matrix(n, 3)\ny = sum(exp(A'*A/n)) + sum(tanh(A*A'))\n", true},
     {"A : matrix(n, n)\nB : matrix(n, n)\nY = (A*B)'\n", true},
@@ -267,5 +271,26 @@ Test(chain, one_factorisation_per_matrix) {
   double *gs[] = {g};
   cr_expect_neq(md_grad(f, dims, in, &y, gs, &err), 0);
   cr_expect(strstr(err.message, "logdet: the matrix is singular"), "%s", err.message);
+  md_free(f);
+}
+
+// inv(A)*B is a solve from A's factors: the value forms no inverse.
+Test(chain, an_inverse_times_a_matrix_is_a_solve) {
+  md_error err;
+  md_function *f = md_compile("A : matrix(n, n)\nB : matrix(n, 3)\nY = inv(A)*B\n", "s.expr", &err);
+  cr_assert(f, "%s", err.diag);
+  const char *c = md_c_source(f), *grad = strstr(c, "_entry_grad(");
+  cr_assert(grad);
+  char *value = strndup(c, (size_t)(grad - c));
+  cr_expect(strstr(value, "mdrt_lu_solve(0, n, 3,") && !strstr(value, "mdrt_lu_inverse") &&
+                !strstr(value, "mdrt_gemm"),
+            "value:\n%s", value);
+  free(value);
+  long dims[] = {2};
+  const double S[] = {1, 2, 2, 4}, B[] = {1, 2, 3, 4, 5, 6};
+  const double *in[] = {S, B};
+  double y[6];
+  cr_expect_neq(md_eval(f, dims, in, y, &err), 0);
+  cr_expect(strstr(err.message, "inv: the matrix is singular"), "%s", err.message);
   md_free(f);
 }
