@@ -157,6 +157,15 @@ void abi_name_temps(Emit *e) {
     else if (p->form[i] == F_BUFFER || p->form[i] == F_SCALAR)
       e->cname[i] = claim(e, arena_printf(&c->arena, "t%d", ++ntemps));
   }
+  // The LU factorisations, none printed yet.
+  e->luname = arena_alloc(&c->arena, sizeof(char *) * (size_t)(p->nlu + 1));
+  e->lu_done = arena_alloc(&c->arena, (size_t)(p->nlu + 1));
+  if (!e->luname || !e->lu_done) {
+    e->oom = true;
+    return;
+  }
+  for (int k = 1; k <= p->nlu; k++)
+    e->luname[k] = claim(e, arena_printf(&c->arena, "lu%d", k));
 }
 
 // The names of the second-order functions, their parameters and arrays:

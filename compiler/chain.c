@@ -9,13 +9,23 @@
  *     counted as large, so that a vector at either end (or a size 1
  *     inside) is always used first. The written grouping stays unless
  *     another is cheaper. Scalar factors go to the front.
+ *     With symbolic sizes the choice is made here, at compile time, not by
+ *     the emitted code: every symbolic size counts as the same large
+ *     number, so the grouping that wins is the one that wins whatever
+ *     the sizes are wherever only literal sizes and vectors break the tie
+ *     (a vector at an end, an n x 3 factor). Two symbolic sizes that the
+ *     user knows differ (n >> m) are not told apart: a run-time switch
+ *     between precomputed plans would, and is not done (each plan is a
+ *     whole body, with its own buffers and guards).
  *   - Structured matrices are never dense: diag(v)*A is v.*A, A*diag(v)
  *     is A.*v', eye*A is A, ones(1,n)*A is sum(A,1) and a full ones(n,m)
  *     times A the outer product ones(n,1)*sum(A,1).
  *   - Only what is read of a product is computed: sum(A*B) is
- *     sum(A,1)*sum(B,2), diag(M*N) is sum(M.*N', 2) and tr(M*N) is
- *     sum(M.*N'); the chain inside is grouped for that last step's cost.
- *   - A'*B' is (B*A)', so that a product and its transpose are one node;
+ *     sum(A,1)*sum(B,2), diag(M*N) is sum(M.*N', 2) (sum(X.*N, 1)' for
+ *     M = X') and tr(M*N) is sum(M.*N'); the chain inside is grouped for
+ *     that last step's cost.
+ *   - A'*B' is (B*A)' where B*A is computed anyway, so that a product and
+ *     its transpose are one node (else gemm takes both transposes as flags);
  *     (P + Q)*x is P*x + Q*x for a vector x, used once: no n x n sum.
  *
  * One sweep by increasing id rewrites each node after its operands, with
@@ -106,6 +116,15 @@ static bool once(const Chain *ch, const Node *n) { return n->id >= ch->n || ch->
 
 static Node *mul(Chain *ch, Node *a, Node *b);
 
+// sum(X, K) for K = 1 or 2; of a transpose, the transpose of the sum the
+// other way, which reads X in memory order and is the node the value's
+// sum(X, 3-K) already is, where it has one.
+static Node *sum_along(Chain *ch, Node *x, int k) {
+  if (x->op == OP_TRANS)
+    return trans(ch, op(ch, OP_SUM, x->a, NULL, 3 - k));
+  return op(ch, OP_SUM, x, NULL, k);
+}
+
 /* A*B with the structure of either used. */
 static Node *mul(Chain *ch, Node *a, Node *b) {
   if (!a || !b)
@@ -121,15 +140,19 @@ static Node *mul(Chain *ch, Node *a, Node *b) {
   // A column of ones on the left (a row on the right) is an outer product
   // already; anything wider, each row (column) of the product is the same.
   if (is_ones(a) && !is_one(a->shape.c)) {
-    Node *sums = op(ch, OP_SUM, b, NULL, 1);
+    Node *sums = sum_along(ch, b, 1);
     return is_one(a->shape.r) ? sums : op(ch, OP_MUL, ones(ch, a->shape.r, dim_lit(1)), sums, 0);
   }
   if (is_ones(b) && !is_one(b->shape.r)) {
-    Node *sums = op(ch, OP_SUM, a, NULL, 2);
+    Node *sums = sum_along(ch, a, 2);
     return is_one(b->shape.c) ? sums : op(ch, OP_MUL, sums, ones(ch, dim_lit(1), b->shape.c), 0);
   }
-  if (a->op == OP_TRANS && b->op == OP_TRANS)
-    return trans(ch, mul(ch, b->a, a->a));
+  if (a->op == OP_TRANS && b->op == OP_TRANS) {
+    int before = ch->c->nnodes;
+    Node *flip = mul(ch, b->a, a->a);
+    if (flip && (flip->id >= ch->n ? flip->id < before : ch->uses[flip->id] > 0))
+      return trans(ch, flip);
+  }
   if (flat_sum(a) && is_one(b->shape.c) && once(ch, a))
     return op(ch, a->op, mul(ch, a->a, b), mul(ch, a->b, b), 0);
   if (flat_sum(b) && is_one(a->shape.r) && once(ch, b))
@@ -140,6 +163,13 @@ static Node *mul(Chain *ch, Node *a, Node *b) {
 /* What WANT reads of M*N: its diagonal, sum(M.*N', 2), or the sum of its
    diagonal, sum(M.*N'). */
 static Node *read_product(Chain *ch, Want want, Node *m, Node *n) {
+  if (m->op == OP_TRANS && n->op != OP_TRANS) {
+    // diag(X'*N) is sum(X.*N, 1)': both read down their columns in
+    // memory order, where X'.*N' would read both across, a stride apart.
+    Node *dots = op(ch, OP_EMUL, m->a, n, 0);
+    return want == WANT_DIAG ? trans(ch, op(ch, OP_SUM, dots, NULL, 1))
+                             : op(ch, OP_SUM, dots, NULL, 0);
+  }
   Node *dots = op(ch, OP_EMUL, m, trans(ch, n), 0);
   return op(ch, OP_SUM, dots, NULL, want == WANT_DIAG ? 2 : 0);
 }

@@ -1,8 +1,9 @@
 /*
  * cost.c - the arithmetic the emitted code does at given sizes, read from
  * the same plan emit_c.c prints (plan.c): one per +, -, *, / or function
- * applied to an element, 2mnk per gemm, LU's 2n^3/3 (and 2n^3 for an
- * inverse), 3 per element for logsumexp and softmax. Copies count nothing.
+ * applied to an element, 2mnk per gemm, LU's 2n^3/3 once per matrix (and
+ * 4n^3/3 more for an inverse, n for a det from the factors), 3 per element
+ * for logsumexp and softmax. Copies count nothing.
  * This is what `matdiff cost` and md_flops report, and what the
  * cheap-gradient bound of reverse mode (gradient <= 4 x value) and its
  * second-order counterpart (HVP <= 10 x value) are checked against.
@@ -27,8 +28,8 @@ static double matrix_cost(const Plan *p, Node *n, bool accumulate, const long *d
   double len = numel(n->shape, dims);
   if (!accumulate && n->op == OP_SUM)
     return numel(n->a->shape, dims) * (1 + fused_ops(p, n->a, false));
-  if (!accumulate && n->op == OP_INV)
-    return 2 * pow((double)dim_value(n->shape.r, dims), 3);
+  if (!accumulate && n->op == OP_INV)  // from the factors
+    return 4 * pow((double)dim_value(n->shape.r, dims), 3) / 3;
   if (!accumulate && (n->op == OP_SOFTMAX || n->op == OP_LSE))
     return 3 * numel(n->a->shape, dims);
   if (accumulate && in_memory(p, n))
@@ -62,7 +63,7 @@ static double scalar_cost(const Plan *p, Node *n, const long *dims) {
   case OP_LSE: return 3 * len;
   case OP_TR: return p->form[a->id] == F_GEMM ? 2 * r * (double)dim_value(a->a->shape.c, dims) : r;
   case OP_DET:
-  case OP_LOGDET: return 2 * r * r * r / 3;
+  case OP_LOGDET: return r;  // from the factors
   case OP_MUL: return 2 * (double)dim_value(a->shape.c, dims);
   default: return 1;
   }
@@ -74,6 +75,13 @@ static double plan_flops(Ctx *c, const Plan *p, const long *dims) {
   double cost = 0;
   for (int i = 0; i < p->n; i++) {
     Node *n = c->nodes[i];
+    if (p->lu[i])  // LU, once per matrix that det, logdet and inv read
+      cost += 2 * pow((double)dim_value(n->shape.r, dims), 3) / 3;
+    // Cholesky, n^3/3, for each det, logdet or inv of a posdef matrix
+    // (emit_c.c's chol(): one per reader, outside plan_factorises).
+    if ((n->op == OP_DET || n->op == OP_LOGDET || n->op == OP_INV) && !scalar(n->a) &&
+        simp_posdef(c, n->a) && (p->form[i] == F_SCALAR || p->form[i] == F_ROOT || is_buffer(p, n)))
+      cost += pow((double)dim_value(n->a->shape.r, dims), 3) / 3;
     if (p->form[i] == F_SCALAR)
       cost += scalar_cost(p, n, dims);
     else if (is_buffer(p, n))

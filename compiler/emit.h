@@ -37,6 +37,9 @@ typedef enum Form {
 typedef unsigned long long RootMask;
 #define ROOT_BITS 63
 #define ALL_ROOTS (~0ull)
+/* The output of the gradients' body when it is a matrix: its buffer may be
+   NULL (P_vjp_ws), and work only it needs goes under `if (out)`. */
+#define OUT_ROOT (1ull << ROOT_BITS)
 
 /* A product that gemm computes whole, alpha*op(A)*op(B): the product P
    itself, s*P or P/t (s and t scalars), or (s*P)/t, where each inner node
@@ -87,7 +90,42 @@ typedef struct Plan {
   bool *dim_read;    /* by size index: the printed body reads that size */
   bool *var_read;    /* by variable index: ... that input */
   bool seed_read;    /* ... the seed */
+  /* One LU factorisation per matrix that det, logdet or inv read, shared
+     by all of them: numbered from 1. */
+  int *lu;           /* by node id: the matrix's factorisation, or 0 */
+  int *lu_first;     /* by factorisation: the id of the statement before
+                        which it is computed (the first reader the body
+                        prints in id order, else a root) */
+  RootMask *lu_mask; /* by factorisation: the roots that need it */
+  int nlu;
+  /* softplus(z) and sigmoid(z) of the same z, both buffers, by node id:
+     each the other; one kernel computes both from one exp, at the
+     statement of the first. */
+  Node **pair;
+  /* By node id: for a product inv(A)*B or B*inv(A) (either inverse
+     perhaps transposed) written fresh into its buffer, the inv node: the
+     product is a solve from A's factors, and an inverse that only solves
+     read is never formed. */
+  Node **solve;
 } Plan;
+
+/* Is N a reader of its operand's LU factorisation (det, logdet, inv of a
+   matrix)? */
+static inline bool plan_factorises(const Plan *p, const Node *n) {
+  return (n->op == OP_DET || n->op == OP_LOGDET || n->op == OP_INV) && n->a &&
+         !shape_is_scalar(n->a->shape) && !simp_posdef(p->c, n->a);
+}
+
+/* The det, logdet or inv whose operand's factorisation statement N reads:
+   N itself, or the inverse of a solve; NULL if it reads none. */
+static inline Node *plan_lu_reader(const Plan *p, Node *n) {
+  if (p->solve[n->id])
+    return p->solve[n->id];
+  return plan_factorises(p, n) && (p->form[n->id] == F_BUFFER || p->form[n->id] == F_SCALAR ||
+                                p->form[n->id] == F_ROOT)
+             ? n
+             : NULL;
+}
 
 /* The plan of one body, made on the first call and kept in C; NULL when
    memory ran out. */
@@ -157,6 +195,8 @@ typedef struct Emit {
   const char *zero, *one;     /* 0.0 and 1.0 at that precision */
   NameSet fixed;      /* C names of functions and parameters */
   NameSet temps;      /* C names of the body being printed */
+  const char **luname; /* by factorisation: the C name of its buffer */
+  bool *lu_done;      /* by factorisation: printed already */
   bool sealed;        /* the fixed names are all taken */
   bool oom;           /* memory ran out: the text is not whole */
 } Emit;

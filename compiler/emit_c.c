@@ -2,15 +2,16 @@
  * emit_c.c - DAG to C. The value and the gradients become straight-line
  * C99 that calls the runtime's kernels:
  *
- *   - matrix products are mdrt_gemm calls; a transpose is a flag, never a
- *     copy; a product added into a sum or into a gradient buffer goes
- *     straight in through gemm's beta;
+ *   - matrix products are mdrt_gemm calls (mdrt_syrk for A*A' and A'*A);
+ *     a transpose is a flag, never a copy; a product added into a sum or
+ *     into a gradient buffer goes straight in through gemm's beta;
  *   - elementwise chains whose values are used once are fused into one
  *     loop, and a reduction into the loop that produces its operand;
  *   - every other matrix value is a temporary in one workspace, every
  *     scalar a local variable, each commented with the expression it holds;
  *   - work needed only by some gradients sits under `if (dX || ...)`, so
- *     a NULL gradient buffer skips it;
+ *     a NULL gradient buffer skips it; so does work only a matrix output
+ *     needs, under `if (out)`, in the gradients' body;
  *   - the kernels that can fail (a singular matrix) make the function
  *     return their message; the public wrappers turn it into NaN or -1.
  *
@@ -221,10 +222,33 @@ static void loop(Emit *e, int depth, const char *dst, Node *top, const Terms *te
   buf_puts(e->o, ";\n");
 }
 
+static const char *factorise(Emit *e, int depth, Node *n);
+
+// The product PROD (a solve, plan.c's p->solve) into DST: X = op(inv(A))*B
+// or B*op(inv(A)) from A's factors, never the inverse and a product.
+static void solve(Emit *e, int depth, const char *dst, Node *prod) {
+  Node *inv = e->p->solve[prod->id];
+  bool ta, tb;
+  Node *a = plan_strip(e->p, prod->a, &ta), *b = plan_strip(e->p, prod->b, &tb);
+  const char *lu = factorise(e, depth, inv);
+  const char *size = dimc(e, inv->shape.r);
+  if (a == inv)
+    line(e, depth, "if (mdrt_lu_solve%s(%d, %s, %s, %s, %s, %s))", e->kern, ta, size,
+         dimc(e, prod->shape.c), lu, e->cname[b->id], dst);
+  else
+    line(e, depth, "if (mdrt_lu_solve_right%s(%d, %s, %s, %s, %s, %s))", e->kern, tb,
+         dimc(e, prod->shape.r), size, lu, e->cname[a->id], dst);
+  line(e, depth + 1, "return \"inv: out of memory\";");
+}
+
 static void gemm(Emit *e, int depth, const char *dst, Node *t, int sign, bool accumulate) {
   Gemm g;
   plan_gemm(e->p, t, &g);
   Node *prod = g.prod;
+  if (e->p->solve[prod->id] && t == prod && sign > 0 && !accumulate) {
+    solve(e, depth, dst, prod);
+    return;
+  }
   bool ta, tb;
   Node *a = plan_strip(e->p, prod->a, &ta), *b = plan_strip(e->p, prod->b, &tb);
   const char *al = g.mul ? element(e, g.mul, "0", "0", true) : e->one;
@@ -232,6 +256,11 @@ static void gemm(Emit *e, int depth, const char *dst, Node *t, int sign, bool ac
     al = text(e, "%s/%s", al, element(e, g.div, "0", "0", true));
   if (sign < 0)
     al = text(e, "-%s", al);
+  if (a == b && ta != tb && !accumulate) {  // A*A' or A'*A: symmetric, half the work
+    line(e, depth, "mdrt_syrk%s(%d, %s, %s, %s, %s, %s, %s);", e->kern, ta,
+         dimc(e, prod->shape.r), dimc(e, prod->a->shape.c), al, e->cname[a->id], e->zero, dst);
+    return;
+  }
   line(e, depth, "mdrt_gemm%s(%d, %d, %s, %s, %s, %s, %s, %s, %s, %s);", e->kern, ta, tb,
        dimc(e, prod->shape.r), dimc(e, prod->shape.c), dimc(e, prod->a->shape.c), al,
        e->cname[a->id], e->cname[b->id], accumulate ? e->one : e->zero, dst);
@@ -291,6 +320,62 @@ static void chol(Emit *e, int depth, Op op, Node *a, const char *field) {
        name ? name : "", name ? name : "the matrix");
 }
 
+// The C name of the factorisation that N (det, logdet or inv) reads,
+// printed first if it is not yet: mdrt_lu, which fails for a singular
+// matrix with N's name in the message.
+static const char *factorise(Emit *e, int depth, Node *n) {
+  Node *a = n->a;
+  int k = e->p->lu[a->id];
+  if (!e->lu_done[k]) {
+    e->lu_done[k] = true;
+    fail_if_singular(e, depth, text(e, "mdrt_lu%s(%s, %s, %s)", e->kern, dimc(e, a->shape.r),
+                                    e->cname[a->id], e->luname[k]), op_spelling[n->op]);
+  }
+  return e->luname[k];
+}
+
+// The elementwise functions the runtime has on blocks (mdrt_vtanh ...):
+// kernels.def's MDRT_VMAP list, by the name ops.h gives them.
+static const char *const vmapped[] = {
+#define MDRT_VMAP(f, from) #f,
+#define MDRT_KERNEL(ret, name, params, args, dbl, flt)
+#define MDRT_LIBM(name, fname, arity, who)
+#include "kernels.def"
+#undef MDRT_VMAP
+#undef MDRT_KERNEL
+#undef MDRT_LIBM
+};
+
+// The runtime's kernel that applies N's function to a block, or NULL.
+static const char *block_kernel(Emit *e, const Node *n) {
+  const char *f = op_cfunc[n->op];
+  if (!f || scalar(n))
+    return NULL;
+  if (runtime_name(f))
+    f += strlen("mdrt_");
+  for (size_t i = 0; i < sizeof vmapped / sizeof *vmapped; i++)
+    if (!strcmp(vmapped[i], f))
+      return text(e, "mdrt_v%s%s", f, e->kern);
+  return NULL;
+}
+
+// f(X) into DST where the runtime has f on blocks: X's loop writes DST,
+// then the kernel maps it in place, four (eight) at a time with libmvec,
+// where a scalar libm call per element costs several times more.
+static void write_mapped(Emit *e, int depth, const char *dst, Node *n, const char *kern) {
+  Node *a = n->a;
+  const char *len = lenc(e, n->shape);
+  if (in_memory(e->p, a) && shape_eq(a->shape, n->shape)) {
+    line(e, depth, "%s(%s, %s, %s);", kern, len, e->cname[a->id], dst);
+    return;
+  }
+  bool two = needs_2d(e, a, n->shape, false);
+  for_each(e, depth, n->shape, two, dst, "=");
+  buf_printf(e->o, "%s;\n", element(e, a, is_one(a->shape.r) ? "0" : "i",
+                                      is_one(a->shape.c) ? "0" : "j", !two));
+  line(e, depth, "%s(%s, %s, %s);", kern, len, dst, dst);
+}
+
 // Write the matrix N into DST (or add it in, with ACCUMULATE).
 static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accumulate) {
   Node *a = n->a;
@@ -299,14 +384,16 @@ static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accu
   case OP_SUM:
     write_sum_axis(e, depth, dst, n);
     return;
-  case OP_INV:
+  case OP_INV: {
     if (simp_posdef(e->c, a)) {
       chol(e, depth, OP_INV, a, text(e, "%s, 0, 0", dst));
       return;
     }
-    fail_if_singular(e, depth, text(e, "mdrt_lu_inv%s(%s, %s, %s, 0)", e->kern,
-                                            dimc(e, a->shape.r), src, dst), "inv");
+    const char *lu = factorise(e, depth, n);
+    line(e, depth, "if (mdrt_lu_inverse%s(%s, %s, %s))", e->kern, dimc(e, a->shape.r), lu, dst);
+    line(e, depth + 1, "return \"inv: out of memory\";");
     return;
+  }
   case OP_SOFTMAX:
     line(e, depth, "mdrt_softmax_rows%s(%s, %s, %s, %s);", e->kern, dimc(e, a->shape.r),
          dimc(e, a->shape.c), src, dst);
@@ -317,6 +404,22 @@ static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accu
     return;
   default:
     break;
+  }
+  Node *pair = e->p->pair[n->id];
+  if (!accumulate && pair && is_buffer(e->p, n)) {
+    if (pair->id < n->id) {
+      line(e, depth, "/* computed with %s */", e->cname[pair->id]);
+    } else {
+      bool sp = n->op == OP_SOFTPLUS;
+      line(e, depth, "mdrt_vsoftplus_sigmoid%s(%s, %s, %s, %s);", e->kern, lenc(e, n->shape), src,
+           sp ? dst : e->cname[pair->id], sp ? e->cname[pair->id] : dst);
+    }
+    return;
+  }
+  const char *kern = accumulate ? NULL : block_kernel(e, n);
+  if (kern) {
+    write_mapped(e, depth, dst, n, kern);
+    return;
   }
   if (accumulate && in_memory(e->p, n)) {
     line(e, depth, "mdrt_axpby%s(%s, %s, %s, %s, %s);", e->kern, lenc(e, n->shape), e->one,
@@ -388,19 +491,16 @@ static void scalar_op(Emit *e, int depth, Node *n) {
       }
       return;
     case OP_DET:
-    case OP_LOGDET:
+    case OP_LOGDET: {
       if (simp_posdef(e->c, an)) {
         chol(e, depth, n->op, an, text(e, n->op == OP_DET ? "0, &%s, 0" : "0, 0, &%s", dst));
         return;
       }
-      if (n->op == OP_LOGDET) {
-        fail_if_singular(e, depth, text(e, "mdrt_logdet%s(%s, %s, &%s)", e->kern, sz, src, dst),
-                         "logdet");
-        return;
-      }
-      fail_if_singular(e, depth, text(e, "mdrt_lu_inv%s(%s, %s, 0, &%s)", e->kern, sz, src, dst),
-                       "det");
+      const char *lu = factorise(e, depth, n);
+      line(e, depth, "%s = mdrt_lu_%s%s(%s, %s);", dst, n->op == OP_DET ? "det" : "logdet", e->kern,
+           sz, lu);
       return;
+    }
     case OP_MUL:  /* a row times a column: a dot product */
       line(e, depth, "%s = 0;", dst);
       line(e, depth, "for (long i = 0; i < %s; i++)", dimc(e, an->shape.c));
@@ -446,7 +546,9 @@ static void scalar_op(Emit *e, int depth, Node *n) {
 static void guard_open(Emit *e, RootMask m) {
   indent(e, 1);
   buf_puts(e->o, "if (");
-  bool first = true;
+  bool first = !(m & OUT_ROOT);
+  if (!first)
+    buf_puts(e->o, e->outp);
   for (int i = 0; i < e->c->nvars && i < ROOT_BITS; i++)
     if (m & (1ull << i)) {
       buf_printf(e->o, "%s%s", first ? "" : " || ", e->gname[i]);
@@ -455,28 +557,57 @@ static void guard_open(Emit *e, RootMask m) {
   buf_puts(e->o, first ? "1) {\n" : ") {\n");
 }
 
+// The reals of the LU factorisation of the n x n matrix N: the factors,
+// then the pivots.
+static const char *lu_len(Emit *e, Node *n) {
+  return text(e, "%s + %s", lenc(e, n->shape), dimc(e, n->shape.r));
+}
+
+// Declare NAME, LEN reals of the workspace after *PREV (*PREVLEN reals).
+static void carve(Emit *e, const char **prev, const char **prevlen, const char *name,
+                  const char *len) {
+  if (*prev)
+    line(e, 1, "%s *%s = %s + %s;", e->real, name, *prev, *prevlen);
+  else
+    line(e, 1, "%s *%s = ws;", e->real, name);
+  *prev = name;
+  *prevlen = len;
+}
+
+// Open the guard of the roots in M, closing the one open (*OPEN): the
+// depth of the statements under it.
+static int guard(Emit *e, RootMask *open, RootMask m) {
+  if (m != *open) {
+    if (*open != ALL_ROOTS)
+      line(e, 1, "}");
+    *open = m;
+    if (m != ALL_ROOTS)
+      guard_open(e, m);
+  }
+  return m == ALL_ROOTS ? 1 : 2;
+}
+
+// The declarations and the statements of the body E->p, grouped under
+// guards; its roots are printed by its caller.
 void emit_temps(Emit *e) {
   Ctx *c = e->c;
   const Plan *pl = e->p;
   int n = pl->n;
   // Declarations: workspace pointers and scalars.
-  const char *prev = NULL;
-  Shape prevshape = shape_scalar();
+  const char *prev = NULL, *prevlen = NULL;
   for (int i = 0; i < n; i++) {
     if (is_buffer(pl, c->nodes[i]) && pl->alias[i]) {
       line(e, 1, "%s *%s = %s;  /* %s's memory, no longer needed */", e->real, e->cname[i],
            e->cname[pl->alias[i]->id], e->cname[pl->alias[i]->id]);
     } else if (is_buffer(pl, c->nodes[i])) {
-      if (prev)
-        line(e, 1, "%s *%s = %s + %s;", e->real, e->cname[i], prev, lenc(e, prevshape));
-      else
-        line(e, 1, "%s *%s = ws;", e->real, e->cname[i]);
-      prev = e->cname[i];
-      prevshape = c->nodes[i]->shape;
+      carve(e, &prev, &prevlen, e->cname[i], lenc(e, c->nodes[i]->shape));
     } else if (pl->form[i] == F_SCALAR) {
       line(e, 1, "%s %s = 0;", e->real, e->cname[i]);
     }
   }
+  for (int i = 0; i < n; i++)
+    if (pl->lu[i])
+      carve(e, &prev, &prevlen, e->luname[pl->lu[i]], lu_len(e, c->nodes[i]));
   if (!prev)
     line(e, 1, "(void)ws;");
 
@@ -487,14 +618,11 @@ void emit_temps(Emit *e) {
     Node *p = c->nodes[i];
     if ((k != F_BUFFER && k != F_SCALAR) || p->op == OP_VAR)
       continue;
-    if (pl->mask[i] != open) {
-      if (open != ALL_ROOTS)
-        line(e, 1, "}");
-      open = pl->mask[i];
-      if (open != ALL_ROOTS)
-        guard_open(e, open);
-    }
-    int depth = open == ALL_ROOTS ? 1 : 2;
+    // A factorisation before its first reader, for all its readers.
+    Node *reader = plan_lu_reader(pl, p);
+    if (reader && pl->lu_first[pl->lu[reader->a->id]] == i)
+      factorise(e, guard(e, &open, pl->lu_mask[pl->lu[reader->a->id]]), reader);
+    int depth = guard(e, &open, pl->mask[i]);
     comment(e, depth, e->cname[i], p);
     if (k == F_SCALAR)
       scalar_op(e, depth, p);
@@ -523,7 +651,7 @@ static void print_body(Emit *e) {
       write_matrix(e, 2, e->gname[i], g, true);
     line(e, 1, "}");
   }
-  Node *out = c->out;
+  Node *out = pl->roots[0];  // as chain.c rewrote it
   if (!e->matrix_out) {
     line(e, 1, "%s[0] = %s;", e->outp, element(e, out, "0", "0", true));
   } else {
@@ -559,6 +687,9 @@ const char *emit_workspace(Emit *e, const Plan *p) {
   for (int i = 0; i < p->n; i++)
     if (is_buffer(p, e->c->nodes[i]) && !p->alias[i])
       buf_printf(&ws, " + %s", lenc(e, e->c->nodes[i]->shape));
+  for (int i = 0; i < p->n; i++)
+    if (p->lu[i])
+      buf_printf(&ws, " + %s", lu_len(e, e->c->nodes[i]));
   const char *size = checked(e, ws.oom ? NULL : arena_strdup(&e->c->arena, ws.s));
   buf_free(&ws);
   return size;

@@ -19,6 +19,7 @@
 #include "emit.h"
 
 #define MAX_FUSED_DEPTH 32  /* fused operations in one expression, then a buffer */
+#define NEW(A, ptr, count) ((ptr) = arena_alloc((A), sizeof *(ptr) * (size_t)(count)))
 
 static bool is_product(const Node *n) {
   return n->op == OP_MUL && !scalar(n->a) && !scalar(n->b);
@@ -40,6 +41,26 @@ static bool elementwise(const Node *n) {
   default:
     return false;
   }
+}
+
+// An elementwise value of one operation on inputs and scalars (v.*A,
+// s*A, A - B): recomputed in each loop that reads it, never stored. A
+// buffer would cost a write and a read of each element to save one
+// operation; and a rewritten product (chain.c's v.*A for diag(v)*A) is
+// shared by the value and the gradients where the written form was not.
+static bool recomputed(const Node *n) {
+  if (!elementwise(n) || op_cfunc[n->op] || n->op == OP_DIAGM || n->op == OP_DIAGV ||
+      n->op == OP_EPOW)
+    return false;
+  const Node *ops[2] = {n->a, n->b};
+  for (int k = 0; k < 2; k++) {
+    const Node *o = ops[k];
+    if (o && o->op == OP_TRANS && (shape_is_row(o->shape) || shape_is_column(o->shape)))
+      o = o->a;  // a vector's transpose lies the same way in memory
+    if (o && !scalar(o) && o->op != OP_VAR && o->op != OP_SEED)
+      return false;
+  }
+  return true;
 }
 
 // Operations that call a runtime kernel on plain (untransposed) buffers.
@@ -206,7 +227,7 @@ static void plan_forms(Plan *p, Node **user) {
       k = F_LEAF;
     else if (n->op == OP_TRANS)
       k = F_VIEW;
-    else if (elementwise(n) && eff_uses(p, user, n) == 1)
+    else if (elementwise(n) && (eff_uses(p, user, n) == 1 || recomputed(n)))
       k = F_FUSED;
     else
       k = F_BUFFER;
@@ -248,6 +269,40 @@ static void limit_fusion(Plan *p, int *depth) {
       depth[i] = 0;
     }
   }
+}
+
+/* ---- softplus and sigmoid ------------------------------------------------ */
+
+// softplus(z) and sigmoid(z) both needed, z in memory (a logistic loss and
+// its gradient): both become buffers, computed together by one kernel
+// from one exp(-|z|), under the guard of either. SCRATCH has 2n ints.
+static bool plan_pairs(Plan *p, int *scratch) {
+  int n = p->n, *sp = scratch, *sg = scratch + n;
+  if (!NEW(&p->c->arena, p->pair, n))
+    return false;
+  for (int i = 0; i < n; i++)
+    sp[i] = sg[i] = -1;
+  for (int i = 0; i < n; i++) {
+    Node *x = p->c->nodes[i];
+    Form k = p->form[i];
+    if ((x->op != OP_SOFTPLUS && x->op != OP_SIGMOID) || (k != F_FUSED && k != F_BUFFER) ||
+        scalar(x) || !in_memory(p, x->a))
+      continue;
+    if (x->op == OP_SOFTPLUS)
+      sp[x->a->id] = i;
+    else if (x->op == OP_SIGMOID)
+      sg[x->a->id] = i;
+  }
+  for (int z = 0; z < n; z++) {
+    if (sp[z] < 0 || sg[z] < 0)
+      continue;
+    Node *a = p->c->nodes[sp[z]], *b = p->c->nodes[sg[z]];
+    p->pair[a->id] = b;
+    p->pair[b->id] = a;
+    p->form[a->id] = p->form[b->id] = F_BUFFER;
+    p->mask[a->id] = p->mask[b->id] = p->mask[a->id] | p->mask[b->id];
+  }
+  return true;
 }
 
 /* ---- workspace ---------------------------------------------------------- */
@@ -297,7 +352,10 @@ static void share_memory(Plan *p, int *scratch) {
     int here = s++;
     if (!is_buffer(p, q))
       continue;
-    for (int k = 0; k < nowners && !p->alias[i]; k++) {
+    // The second of a pair is written at the first's statement: it
+    // takes no memory that may still be read then.
+    bool second = p->pair[i] && p->pair[i]->id < i;
+    for (int k = 0; k < nowners && !p->alias[i] && !second; k++) {
       Node *o = p->c->nodes[owners[k]];
       if (olast[owners[k]] < here && shape_eq(o->shape, q->shape)) {
         p->alias[i] = o;
@@ -411,9 +469,93 @@ static void note_statements(Plan *p) {
   }
 }
 
-/* ---- the plan ----------------------------------------------------------- */
+/* ---- factorisations ----------------------------------------------------- */
 
-#define NEW(A, ptr, count) ((ptr) = arena_alloc((A), sizeof *(ptr) * (size_t)(count)))
+// Number the factorisations: one per matrix that a needed det, logdet or
+// inv reads. It is computed before its first reader the body prints as a
+// statement, under the guard of all its readers; a root written straight
+// into its destination (F_ROOT) is printed last, so it is first only if
+// it reads alone.
+static bool plan_factors(Plan *p) {
+  Arena *A = &p->c->arena;
+  int n = p->n;
+  if (!NEW(A, p->lu, n) || !NEW(A, p->lu_first, n + 1) || !NEW(A, p->lu_mask, n + 1))
+    return false;
+  for (int i = 0; i < n; i++) {
+    Node *x = plan_lu_reader(p, p->c->nodes[i]);
+    if (!x)
+      continue;
+    int k = p->lu[x->a->id];
+    if (!k) {
+      k = p->lu[x->a->id] = ++p->nlu;
+      p->lu_first[k] = -1;
+    }
+    if (p->lu_first[k] < 0 && p->form[i] != F_ROOT)
+      p->lu_first[k] = i;
+    p->lu_mask[k] |= p->mask[i];
+  }
+  for (int i = 0; i < n; i++) {
+    Node *x = plan_lu_reader(p, p->c->nodes[i]);
+    if (x && p->form[i] == F_ROOT && p->lu_first[p->lu[x->a->id]] < 0)
+      p->lu_first[p->lu[x->a->id]] = i;
+  }
+  return true;
+}
+
+// The inverse that operand N of a product reads, through transposes (each
+// a flag) that have no buffer of their own, or NULL.
+static Node *inverse(const Plan *p, Node *n) {
+  bool tr;
+  n = plan_strip(p, n, &tr);
+  return n->op == OP_INV && !scalar(n) ? n : NULL;
+}
+
+// Products with an inverse written fresh into their own buffer (or the
+// output) become solves: inv(A)*B is lu_solve, B*inv(A) lu_solve_right,
+// with B in memory as it is (untransposed). An inverse that nothing but
+// solves reads, and no root, is then never formed: absorbed (F_GEMM).
+// SCRATCH has 2n ints.
+static bool plan_solves(Plan *p, int *scratch) {
+  int n = p->n, *reads = scratch, *solved = scratch + n;
+  if (!NEW(&p->c->arena, p->solve, n))
+    return false;
+  memset(scratch, 0, sizeof(int) * 2 * (size_t)n);
+  for (int i = 0; i < n; i++) {
+    Node *x = p->c->nodes[i];
+    Form k = p->form[i];
+    if (k == F_UNNEEDED || (x->op == OP_TRANS && !scalar(x) && !is_buffer(p, x)))
+      continue;
+    Node *ops[2] = {x->a, x->b};
+    for (int j = 0; j < 2; j++) {
+      Node *inv = ops[j] ? inverse(p, ops[j]) : NULL;
+      if (inv)
+        reads[inv->id]++;
+    }
+    if (!is_product(x) || (k != F_BUFFER && !(k == F_ROOT && x == p->roots[0])))
+      continue;
+    bool ta, tb;
+    Node *a = plan_strip(p, x->a, &ta), *b = plan_strip(p, x->b, &tb);
+    Node *inv = inverse(p, x->a) && !inverse(p, x->b) && !tb   ? a
+                : inverse(p, x->b) && !inverse(p, x->a) && !ta ? b
+                                                               : NULL;
+    if (inv) {
+      p->solve[i] = inv;
+      solved[inv->id]++;
+    }
+  }
+  for (int r = 0; r < p->nroots; r++) {
+    Node *inv = inverse(p, p->roots[r]);
+    if (inv)
+      reads[inv->id]++;
+  }
+  for (int i = 0; i < n; i++)
+    if (p->form[i] != F_UNNEEDED && p->c->nodes[i]->op == OP_INV && reads[i] &&
+        reads[i] == solved[i])
+      p->form[i] = F_GEMM;
+  return true;
+}
+
+/* ---- the plan ----------------------------------------------------------- */
 
 // The roots of a body of KIND into P->roots, P->rootvar, P->nroots and
 // P->added; false without memory.
@@ -452,9 +594,10 @@ static bool plan_roots(Plan *p, PlanKind kind) {
         }
     break;
   }
-  // A second-order body is computed as the emitter's algebra has it: no
-  // diag(v) made dense, product chains grouped by cost.
-  return kind <= PLAN_GRADS || chain_rewrite(c, p->roots, p->nroots);
+  // The code computes the roots as chain.c rewrites them for cost: no
+  // diag(v) made dense, product chains grouped by cost. The printed
+  // formulas keep c->out, c->grads and the rest as they are.
+  return chain_rewrite(c, p->roots, p->nroots);
 }
 
 static Plan *plan_new(Ctx *c, PlanKind kind) {
@@ -467,7 +610,8 @@ static Plan *plan_new(Ctx *c, PlanKind kind) {
   p->grads = kind == PLAN_GRADS || kind == PLAN_HVP;
   if (!NEW(A, p->roots, c->nvars + 1) || !NEW(A, p->rootvar, c->nvars + 1) || !plan_roots(p, kind))
     return NULL;
-  // The DAG has grown during differentiation; the plan sees all of it.
+  // The DAG has grown during differentiation and chain.c's rewrite; the
+  // plan sees all of it.
   int n = p->n = c->nnodes;
   Node **user;
   char *seen;
@@ -480,16 +624,27 @@ static Plan *plan_new(Ctx *c, PlanKind kind) {
 
   for (int r = 0; r < p->nroots; r++) {
     Node *g = p->roots[r];
-    // Only gradients and HVPs have buffers a NULL skips.
-    bool all = r < p->added || kind == PLAN_HESSIAN || kind == PLAN_JACOBIAN || c->nvars > ROOT_BITS;
-    mark_needed(p, g, all ? ALL_ROOTS : 1ull << p->rootvar[r], seen);
+    // Only gradients and HVPs have buffers a NULL skips; with the
+    // gradients, a matrix output's own work is under its own bit too.
+    RootMask need;
+    if (r < p->added)
+      need = kind == PLAN_GRADS && !scalar(g) ? OUT_ROOT : ALL_ROOTS;
+    else if (kind == PLAN_HESSIAN || kind == PLAN_JACOBIAN || c->nvars > ROOT_BITS)
+      need = ALL_ROOTS;
+    else
+      need = 1ull << p->rootvar[r];
+    mark_needed(p, g, need, seen);
   }
   for (int r = 0; r < p->nroots; r++)
     p->uses[p->roots[r]->id]++;
   count_uses(p, user);
   plan_forms(p, user);
   limit_fusion(p, scratch);
+  if (!plan_solves(p, scratch) || !plan_pairs(p, scratch))
+    return NULL;
   share_memory(p, scratch);
+  if (!plan_factors(p))
+    return NULL;
 
   for (int i = 0; i < n; i++)
     if (is_buffer(p, c->nodes[i]) && !plan_sum(p, c->nodes[i]))

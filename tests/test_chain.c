@@ -4,7 +4,10 @@
  * runtime's tape as the front half leaves them and as chain_rewrite
  * leaves them, must agree. Then the point of each rewrite: what it leaves
  * has no product of two matrices where the program needs none (the issue's
- * probes), and a long chain is grouped by its sizes.
+ * probes), and a long chain is grouped by its sizes. The pipeline runs the
+ * rewrite before planning: the compiled code's value and gradients are
+ * held against the tape of the unrewritten DAG (md_check), and the C it
+ * writes for diag(v)*A has no n x n buffer.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -68,6 +71,28 @@ static bool dense_product(Ctx *c, Node *root) {
   return found;
 }
 
+// The JIT's code, which computes the rewritten roots, against the tape of
+// the DAG as written (md_check records c->out, which the rewrite leaves
+// alone), and against finite differences.
+static void check_compiled(const Case *k) {
+  md_error err;
+  md_function *f = md_compile(k->src, "chain.expr", &err);
+  cr_assert(f, "%s%s", k->src, err.diag);
+  long dims[8];
+  for (int i = 0; i < md_num_dims(f) && i < 8; i++)
+    dims[i] = N;
+  md_check_result r;
+  cr_assert_eq(md_check(f, dims, NULL, &r, &err), 0, "%s%s", k->src, err.message);
+  cr_expect(r.value <= MD_CHECK_TOL_TAPE, "%scompiled value off the tape by %g", k->src, r.value);
+  for (int i = 0; i < md_num_inputs(f); i++)
+    if (md_input_is_wrt(f, i))
+      cr_expect(r.tape[i] <= MD_CHECK_TOL_TAPE && r.fd[i] <= MD_CHECK_TOL_FD,
+                "%scompiled d/d%s off the tape by %g, finite differences by %g", k->src,
+                md_input_name(f, i), r.tape[i], r.fd[i]);
+  md_check_result_free(&r);
+  md_free(f);
+}
+
 static void check(const Case *k) {
   md_error err;
   Ctx c;
@@ -101,6 +126,7 @@ static void check(const Case *k) {
   for (int i = 0; i < c.nvars; i++)
     free(in[i]);
   ctx_free(&c);
+  check_compiled(k);
 }
 
 static const Case cases[] = {
@@ -128,6 +154,20 @@ static const Case cases[] = {
     {"A : matrix(n, 3)\nB : matrix(3, n)\nC : matrix(n, 2)\ny = ||2*A*(B*C)/5||_F^2\n", true},
     {"X : matrix(n, n)\nW : matrix(n, n)\nb : matrix(n, n)\ny = ||X*W + b||_F^2\n", true},
     {"A : matrix(n, n)\nB : matrix(n, n)\ny = logdet(A*B + eye(n)*3*n)\n", true},
+    /* one factorisation shared by det, logdet, inv and their gradients */
+    {"A : matrix(n, n)\nB : matrix(n, n)\ny = logdet(A) + det(A)/9 + sum(inv(A)*B') + logdet(B)\n",
+     true},
+    /* elementwise functions on blocks; softplus and sigmoid from one exp */
+    {"X : matrix(n, 3)\nw : vector(3)\nt : vector(n)\ny = sum(softplus(X*w) - t.*(X*w))/n\n", true},
+    {"X : matrix(n, n)\nW : matrix(n, n)\nH = tanh(X*W + 1)\ny = sum(H*W) + sum(exp(W/n).*W)\n",
+     true},
+    /* inv(A)*B and B*inv(A) as solves */
+    {"A : matrix(n, n)\nB : matrix(n, 3)\nC : matrix(3, n)\ny = ||inv(A)*B||_F^2 + sum(C*inv(A)')\n",
+     true},
+    {"A : matrix(n, n)\nB : matrix(n, n)\ny = sum(exp(B*inv(A)/n)) + logdet(A)\n", true},
+    /* symmetric products (syrk), a matrix output the gradients do not need */
+    {"A : matrix(n, 3)\ny = sum(exp(A'*A/n)) + sum(tanh(A*A'))\n", true},
+    {"A : matrix(n, n)\nB : matrix(n, n)\nY = (A*B)'\n", true},
 };
 
 Test(chain, rewrites_agree_with_the_written_form) {
@@ -160,4 +200,97 @@ Test(chain, chains_past_the_limit_are_left_alone) {
   snprintf(src + len, sizeof src - (size_t)len, "x/%d)\n", 7);
   Case k = {src, true};
   check(&k);
+}
+
+// The workspace line of F's C: "long v = ..., g = ...;".
+static char *workspace_line(md_function *f) {
+  const char *c = md_c_source(f), *s = strstr(c, "long v = ");
+  cr_assert(s, "no workspace line:\n%s", c);
+  return strndup(s, strcspn(s, ";"));
+}
+
+// The emitted C of diag(v)*A at n = 1000: the value needs no buffer of
+// n*n = 1000000 doubles (no dense diag(v), no product), and the gradients
+// the workspace of the hand rewrite ||v.*A||_F^2: one n x n, v.*A, which
+// both gradients read, and no gemm anywhere.
+Test(chain, diag_times_a_matrix_has_no_n_by_n_buffer) {
+  md_error err;
+  md_function *f = md_compile("A : matrix(1000, 1000)\nv : vector(1000)\ny = ||diag(v)*A||_F^2\n",
+                              "diag.expr", &err);
+  cr_assert(f, "%s", err.diag);
+  md_function *h = md_compile("A : matrix(1000, 1000)\nv : vector(1000)\ny = ||v.*A||_F^2\n",
+                              "hand.expr", &err);
+  cr_assert(h, "%s", err.diag);
+  char *ws = workspace_line(f), *hand = workspace_line(h);
+  cr_expect(!strncmp(ws, "long v = 0,", 11), "the value has a workspace: %s", ws);
+  cr_expect_str_eq(ws, hand, "the rewrite's workspace %s, the hand rewrite's %s", ws, hand);
+  cr_expect(!strstr(md_c_source(f), "mdrt_gemm"), "a matrix product:\n%s", md_c_source(f));
+  free(ws), free(hand);
+  md_free(f), md_free(h);
+}
+
+// The gradients' body of a matrix output gets NULL for it from P_vjp_ws and
+// md_vjp: what only the output needs (here A*B, which the gradients G'*B'
+// and A'*G' do not read) is computed under `if (out)`.
+Test(chain, what_only_the_output_needs_is_guarded) {
+  md_error err;
+  md_function *f =
+      md_compile("A : matrix(n, n)\nB : matrix(n, n)\nY = (A*B)'\n", "out.expr", &err);
+  cr_assert(f, "%s", err.diag);
+  const char *c = strstr(md_c_source(f), "_entry_grad(");
+  cr_assert(c);
+  const char *gemm = strstr(c, "mdrt_gemm(0, 0, v_n, v_n, v_n, 1.0, v_A, v_B");
+  cr_assert(gemm, "no A*B:\n%s", c);
+  const char *guard = strstr(c, "if (out) {");
+  cr_expect(guard && guard < gemm, "A*B computed unguarded:\n%s", c);
+  md_free(f);
+}
+
+static int count(const char *s, const char *what) {
+  int k = 0;
+  for (; (s = strstr(s, what)); s++)
+    k++;
+  return k;
+}
+
+// det, logdet and inv of A, and the gradients (inv(A)' again), from one LU
+// of A per call; a singular A is still an error that names it.
+Test(chain, one_factorisation_per_matrix) {
+  md_error err;
+  md_function *f =
+      md_compile("A : matrix(n, n)\ny = logdet(A) + det(A) + sum(inv(A))\n", "lu.expr", &err);
+  cr_assert(f, "%s", err.diag);
+  const char *c = md_c_source(f), *grad = strstr(c, "_entry_grad(");
+  cr_assert(grad);
+  cr_expect_eq(count(c, "mdrt_lu(") - count(grad, "mdrt_lu("), 1, "value:\n%s", c);
+  cr_expect_eq(count(grad, "mdrt_lu("), 1, "gradients:\n%s", grad);
+  long dims[] = {2};
+  const double S[] = {1, 2, 2, 4};
+  const double *in[] = {S};
+  double y, g[4] = {0};
+  double *gs[] = {g};
+  cr_expect_neq(md_grad(f, dims, in, &y, gs, &err), 0);
+  cr_expect(strstr(err.message, "logdet: the matrix is singular"), "%s", err.message);
+  md_free(f);
+}
+
+// inv(A)*B is a solve from A's factors: the value forms no inverse.
+Test(chain, an_inverse_times_a_matrix_is_a_solve) {
+  md_error err;
+  md_function *f = md_compile("A : matrix(n, n)\nB : matrix(n, 3)\nY = inv(A)*B\n", "s.expr", &err);
+  cr_assert(f, "%s", err.diag);
+  const char *c = md_c_source(f), *grad = strstr(c, "_entry_grad(");
+  cr_assert(grad);
+  char *value = strndup(c, (size_t)(grad - c));
+  cr_expect(strstr(value, "mdrt_lu_solve(0, v_n, 3,") && !strstr(value, "mdrt_lu_inverse") &&
+                !strstr(value, "mdrt_gemm"),
+            "value:\n%s", value);
+  free(value);
+  long dims[] = {2};
+  const double S[] = {1, 2, 2, 4}, B[] = {1, 2, 3, 4, 5, 6};
+  const double *in[] = {S, B};
+  double y[6];
+  cr_expect_neq(md_eval(f, dims, in, y, &err), 0);
+  cr_expect(strstr(err.message, "inv: the matrix is singular"), "%s", err.message);
+  md_free(f);
 }

@@ -47,10 +47,23 @@ Test(cost, every_example_within_the_cheap_gradient_bound) {
 
 Test(cost, a_product_costs_2mnk) {
   md_error err;
-  md_function *f = md_compile("A : matrix(m, k); B : matrix(k, n)\ny = sum(A*B)\n", "p", &err);
+  md_function *f = md_compile("A : matrix(m, k); B : matrix(k, n)\ny = ||A*B||_F^2\n", "p", &err);
   cr_assert(f, "%s", err.diag);
   long dims[] = {7, 5, 3};  // m, k, n: first appearance
-  // A*B: 2*m*k*n; sum: m*n.
-  cr_assert_float_eq(md_flops(f, dims, 0), 2.0 * 7 * 5 * 3 + 7 * 3, 1e-9);
+  // A*B: 2*m*k*n; the squares and their sum: 2*m*n.
+  cr_assert_float_eq(md_flops(f, dims, 0), 2.0 * 7 * 5 * 3 + 2 * 7 * 3, 1e-9);
+  md_free(f);
+}
+
+// sum(A*B) never forms A*B: it is 1'*A*B*1 grouped from an end, a sum
+// over one factor and a matrix-vector product with the other, at most
+// 2*(m*k + k*n) + m + k operations (the product alone is 2*m*k*n = 210).
+Test(cost, the_sum_of_a_product_costs_no_product) {
+  md_error err;
+  md_function *f = md_compile("A : matrix(m, k); B : matrix(k, n)\ny = sum(A*B)\n", "p", &err);
+  cr_assert(f, "%s", err.diag);
+  long dims[] = {7, 5, 3};
+  double flops = md_flops(f, dims, 0);
+  cr_assert(flops > 0 && flops <= 2.0 * (7 * 5 + 5 * 3) + 7 + 5, "%g operations", flops);
   md_free(f);
 }
