@@ -113,6 +113,14 @@ static void open_body(Emit *e, const char *name, int has, const char *result) {
     say(e, ", %s *%s", R, result);
   say(e, ", void *ws_) {\n  %s *ws = ws_;\n  (void)ws;\n  (void)%s; (void)%s;\n", R, e->arr_d,
       e->arr_in);
+  // A body may read none of them: a linear function's Hessian is zero,
+  // and without wrt variables there are no directions.
+  if (has & HAS_DIRS)
+    say(e, "  (void)%s;\n", e->arr_dir);
+  if (has & HAS_HV)
+    say(e, "  (void)%s;\n", e->arr_hv);
+  if (result)
+    say(e, "  (void)%s;\n", result);
   for (int i = 0; i < c->ndims; i++)
     say(e, "  long %s = %s[%d];\n  (void)%s;\n", e->dname[i], e->arr_d, i, e->dname[i]);
   for (int i = 0; i < c->nvars; i++)
