@@ -16,7 +16,7 @@
 #                 make uninstall removes them
 #   make train    build examples/train against matdiff and train for a moment
 #   make newton   build examples/newton (Newton's method, the Hessian from
-#                 matdiff compile --second) and fit: at most 10 iterations
+#                 matdiff compile) and fit: at most 10 iterations
 #
 # Quiet by default; V=1 shows full commands.
 
@@ -550,10 +550,10 @@ train: all
 	  OUT=$(abspath $(B)/train) CFLAGS="$(CFLAGS) $(SAN_FLAGS)" WARN="-Wall -Wextra -pedantic -Werror" run
 
 # examples/newton: the same loss by Newton's method, its Hessian from
-# `matdiff compile --second` and LAPACK's dposv (OpenBLAS): it fails unless
+# `matdiff compile` and LAPACK's dposv (OpenBLAS): it fails unless
 # it converges in at most 10 iterations.
 newton: all
-	@echo "== examples/newton: Newton's method, the Hessian from matdiff compile --second"
+	@echo "== examples/newton: Newton's method, the Hessian from matdiff compile"
 	$(Q)$(MAKE) --no-print-directory $(if $(Q),-s) -C examples/newton MATDIFF=$(abspath $(B)/matdiff) \
 	  OUT=$(abspath $(B)/newton) CFLAGS="$(CFLAGS) $(SAN_FLAGS)" WARN="-Wall -Wextra -pedantic -Werror" run
 

@@ -89,7 +89,8 @@ typedef struct Args {
   const char *out, *name, *format, *dump, *lang;
   bool latex, standalone, flt, grad, strict;
   bool jvp, hvp, hessian, jacobian; /* second order (second.c) */
-  bool second;       /* compile: the second-order functions too */
+  bool second;       /* compile: the second-order functions too (the default) */
+  bool first;        /* compile --first-only: without them */
   unsigned long long seed, trials, order;
 } Args;
 
@@ -138,6 +139,7 @@ static const Option options[] = {
     {"--float", V_COMPILE, FLAG, F(flt), NULL, 0, 0},
     {"--lang", V_COMPILE, TEXT, F(lang), "c|numpy", 0, 0},
     {"--second", V_COMPILE, FLAG, F(second), NULL, 0, 0},
+    {"--first-only", V_COMPILE, FLAG, F(first), NULL, 0, 0},
     {"--dim", V_EVAL | V_CHECK | V_COST, DIM, 0, "D=N", 0, 0},
     {"--seed", V_EVAL | V_CHECK, NUMBER, F(seed), "S", 0, ULLONG_MAX},
     {"--trials", V_CHECK, NUMBER, F(trials), "T", 1, 1000000},
@@ -604,7 +606,7 @@ static int cmd_graph(const Args *a) {
 
 static const char compile_help[] =
     "usage: matdiff compile FILE|-e EXPR [--wrt NAMES] [-o OUT] [--name P] [--lang c|numpy]\n"
-    "                       [--standalone] [--float] [--second]\n"
+    "                       [--standalone] [--float] [--first-only]\n"
     "Write C99 for the value, P(...), and the gradients, P_grad(...), which ADDS\n"
     "each gradient into its buffer (NULL skips it). P defaults to FILE's base name;\n"
     "a name C or its library has (exp, printf, main) is an error.\n"
@@ -612,8 +614,9 @@ static const char compile_help[] =
     "  --float       single precision (runtime-linked: the runtime's _f kernels)\n"
     "  --lang numpy  a Python module instead, NumPy only: P(inputs) returns the value,\n"
     "                P_grad(inputs) (value, {input: gradient}); --lang c is the default\n"
-    "  --second      also P_jvp, P_hvp and P_hessian (a scalar output) or P_jacobian\n"
-    "                (a matrix one): see the file's header comment and README\n";
+    "The file also has the second order: P_jvp, P_hvp and P_hessian (a scalar output)\n"
+    "or P_jacobian (a matrix one); see its header comment and README.\n"
+    "  --first-only  leave the second-order functions out (--second: keep them, the default)\n";
 
 // A C identifier from a file's base name: seed.expr -> seed.
 static char *default_name(const char *path) {
@@ -673,7 +676,7 @@ static int cmd_compile(const Args *a) {
   char *defname = name ? NULL : default_name(a->expr ? fr.c.outname : file);
   Buf code = {0};
   EmitOpts o = {.name = name ? name : defname, .standalone = a->standalone, .flt = a->flt,
-                .second = a->second};
+                .second = !a->first || a->second};
   int rc = 0;
   if (!o.name)
     rc = fail("out of memory");

@@ -1,7 +1,7 @@
 /*
  * newton.c - the logistic regression of examples/train fitted by Newton's
  * method, with the gradient and the Hessian written by
- * `matdiff compile --second` from examples/logistic.expr:
+ * `matdiff compile` from examples/logistic.expr:
  *
  *   loss          = sum(softplus(X*w + b) - y.*(X*w + b))/n
  *   d2loss/dw2    = X'*diag(sigmoid(z).*(1 - sigmoid(z)))*X/n, z = X*w + b
@@ -19,7 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-/* What `matdiff compile --second logistic.expr` defines (the header
+/* What `matdiff compile logistic.expr` defines (the header
    comment of the file it writes says the same): sizes n, d; inputs X, w,
    b, y; the gradients ADDED into dw, db; the Hessian over w and b stacked,
    (d + 1) x (d + 1), ADDED into H. */
