@@ -237,7 +237,7 @@ struct Stmt {
 /* Limits, each reported as an error at its place rather than met as a crash:
    every stage after the parser recurses over expressions. */
 #define MD_MAX_SOURCE (1 << 26)  /* bytes of source: 64 MiB */
-#define MD_MAX_DEPTH 1000        /* nesting of one expression */
+#define MD_MAX_DEPTH 10000       /* nesting of one expression */
 #define MD_MAX_EXPRS 1000000     /* operations in one source */
 #define MD_MAX_NODE_DEPTH 100000   /* of any DAG node, the simplifier's too */
 #define MD_MAX_PRINT (1 << 20)   /* bytes of one printed formula, then "..." */

@@ -66,6 +66,45 @@ Test(hostile, fifty_thousand_declarations, .timeout = 120) {
 // A source past the size limit is refused before the scanner sees it:
 // flex takes the length as an int, and once parsed only its first 2^31
 // bytes or called exit(2) inside the library.
+// A flat sum of 1,001 terms, x + 2*x + ... + 1001*x, once was "nested too
+// deeply": its parse tree leans left one level a term, and the limit was
+// 1,000 levels. 5,000 terms compile and give, by hand, y = x*N(N+1)/2 and
+// dy/dx = N(N+1)/2; a nesting past the limit (now 10,000) is still an error.
+Test(hostile, long_flat_sum) {
+  enum { N = 5000 };
+  size_t cap = (size_t)N * 12 + 64, len = 0;
+  char *src = malloc(cap);
+  cr_assert_not_null(src);
+  len += (size_t)snprintf(src + len, cap - len, "x : scalar\ny = x");
+  for (int i = 2; i <= N; i++)
+    len += (size_t)snprintf(src + len, cap - len, " + %d*x", i);
+  snprintf(src + len, cap - len, "\n");
+  md_error err;
+  md_function *f = md_compile(src, "sum.expr", &err);
+  cr_assert(f, "%s", err.diag);
+  double x = 0.5, y = 0, g = 0, *gs[] = {&g};
+  const double *in[] = {&x};
+  cr_assert_eq(md_grad(f, NULL, in, &y, gs, &err), 0, "%s", err.message);
+  double k = (double)N * (N + 1) / 2;
+  cr_expect(fabs(y - 0.5 * k) <= 1e-12 * k && fabs(g - k) <= 1e-12 * k, "y = %.17g, dy/dx = %.17g", y, g);
+  md_free(f);
+  free(src);
+
+  size_t deep = 20000;  /* past MD_MAX_DEPTH, 10,000 */
+  char *nest = malloc(2 * deep + 32);
+  cr_assert_not_null(nest);
+  len = (size_t)sprintf(nest, "x : scalar\ny = ");
+  for (size_t i = 0; i < deep; i++)
+    nest[len++] = '(';
+  nest[len++] = 'x';
+  for (size_t i = 0; i < deep; i++)
+    nest[len++] = ')';
+  strcpy(nest + len, "\n");
+  cr_expect_null(md_compile(nest, "deep.expr", &err));
+  cr_expect(strstr(err.message, "nested too deeply"), "%s", err.message);
+  free(nest);
+}
+
 Test(hostile, source_too_large) {
   size_t n = (size_t)(1 << 26) + 1;
   char *src = malloc(n + 1);
