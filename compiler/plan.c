@@ -503,11 +503,13 @@ static bool plan_factors(Plan *p) {
 }
 
 // The inverse that operand N of a product reads, through transposes (each
-// a flag) that have no buffer of their own, or NULL.
+// a flag) that have no buffer of their own, or NULL. A posdef matrix's
+// inverse is not one: it comes from Cholesky (emit_c.c's chol()), and no
+// LU of that matrix is made, so nothing could solve from one.
 static Node *inverse(const Plan *p, Node *n) {
   bool tr;
   n = plan_strip(p, n, &tr);
-  return n->op == OP_INV && !scalar(n) ? n : NULL;
+  return n->op == OP_INV && !scalar(n) && !simp_posdef(p->c, n->a) ? n : NULL;
 }
 
 // Products with an inverse written fresh into their own buffer (or the
