@@ -513,7 +513,8 @@ static Node *inverse(const Plan *p, Node *n) {
 }
 
 // Products with an inverse written fresh into their own buffer (or the
-// output) become solves: inv(A)*B is lu_solve, B*inv(A) lu_solve_right,
+// output: root 0 when the body writes it, not a Hessian's or Jacobian's,
+// which are added into their buffers) become solves: inv(A)*B is lu_solve, B*inv(A) lu_solve_right,
 // with B in memory as it is (untransposed). An inverse that nothing but
 // solves reads, and no root, is then never formed: absorbed (F_GEMM).
 // SCRATCH has 2n ints.
@@ -533,7 +534,7 @@ static bool plan_solves(Plan *p, int *scratch) {
       if (inv)
         reads[inv->id]++;
     }
-    if (!is_product(x) || (k != F_BUFFER && !(k == F_ROOT && x == p->roots[0])))
+    if (!is_product(x) || (k != F_BUFFER && !(k == F_ROOT && x == p->roots[0] && p->added)))
       continue;
     bool ta, tb;
     Node *a = plan_strip(p, x->a, &ta), *b = plan_strip(p, x->b, &tb);

@@ -103,6 +103,10 @@ static const char *const sources[] = {
     "U : matrix(m, k)\nV : matrix(k, n)\nwrt U, V\nf = sum(log(1 + exp(U*V)))\n",
     "X : matrix(n, k)\nW : matrix(k, m)\nwrt W, X\nY = tanh(X*W)\n",
     "x : scalar\ny : vector(n)\nf = x^3*sum(y.*y)\n",
+    // make soak's seed 20334164: a Jacobian (added into J) of inv(A)*B was
+    // planned as a solve written fresh, and gemm read a nameless inverse.
+    "z : vector(m)\nu : vector(m)\nY : matrix(m, m)\nwrt z\n"
+    "value = inv((Y + eye(m) * (m + 2))) * diag(cos(u.*z))*z\n",
 };
 
 Test(emit2, sources) {
