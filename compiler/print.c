@@ -67,6 +67,16 @@ static bool chain_ok(Ctx *c, const Buf *b, Form f, const Node *l, const Node *r,
 static bool loose(Ctx *c, const Buf *b, const Node *n, int depth);
 static bool leads_minus(Ctx *c, const Buf *b, const Node *n, int depth);
 
+// Does N print as an elementwise product or quotient at the level of *,
+// bare: A.*B, or -A.*B (the minus of one, which reads (-A).*B)? As the
+// left factor of a product it keeps its parentheses: X*(A.*B)*C must not
+// read as (X*A).*B*C, nor X*(-A.*B)*C as (X*(-A)).*B*C.
+static bool elementwise_bare(Ctx *c, const Buf *b, const Node *n) {
+  if (is_minus(n) && eprec(c, b, n) == PREC_UNARY)
+    n = n->b;
+  return (n->op == OP_EMUL || n->op == OP_EDIV) && eprec(c, b, n) == PREC_MUL;
+}
+
 // Is N, in a product, printed as a chain of factors, a bare left operand
 // and, when RIGHT says, a bare right one (which continues the chain)?
 static bool chained(Ctx *c, const Buf *b, Form f, const Node *n) {
@@ -79,8 +89,7 @@ static bool left_bare(Ctx *c, const Buf *b, Form f, const Node *n) {
   const Node *l = n->a;
   if (f == TEX)
     return !loose(c, b, l, 0);
-  return eprec(c, b, l) >= PREC_MUL &&
-         !(n->op == OP_MUL && (l->op == OP_EMUL || l->op == OP_EDIV) && eprec(c, b, l) == PREC_MUL);
+  return eprec(c, b, l) >= PREC_MUL && !(n->op == OP_MUL && elementwise_bare(c, b, l));
 }
 
 static bool right_bare(Ctx *c, const Buf *b, Form f, const Node *n, int *budget) {
@@ -146,7 +155,7 @@ static void binary(Ctx *c, Buf *b, const Node *n) {
     lp = eprec(c, b, l) < p;
     // In a chain of products, an elementwise operand keeps its parentheses:
     // X*(A.*B)*C must not read as (X*A).*B*C.
-    if (n->op == OP_MUL && (l->op == OP_EMUL || l->op == OP_EDIV) && eprec(c, b, l) == PREC_MUL)
+    if (n->op == OP_MUL && elementwise_bare(c, b, l))
       lp = true;
     // a*(b*c) is a*b*c and a + (b + c) is a + b + c, as long as a*b and
     // a + b still fit together (a scalar inside a product, broadcasting may
