@@ -123,22 +123,35 @@ MDRT_INLINE double mdrt_sumsq(long n, const double *x) { return MDRT_SUMS(n, x, 
 #ifndef MDRT_HAVE_BLAS
 /* C = alpha*op(A)*op(B) + beta*C, row-major; op(A) is m x k, its (i,p) at
    A[i*ars + p*acs]. In tiles of 64 (three tiles of doubles, 96 KiB, sit in
-   L2), the inner loop along a row of C. As in BLAS, beta == 0 ignores C's
-   old contents (NaN included) and alpha == 0 reads neither A nor B. */
+   L2), the inner loop along a row of C. Each tile of the product is summed
+   in T and then added to C once, as BLAS does: accumulating into C as it
+   goes would round C's old value in with every term, and a gradient added
+   twice would not be exactly twice the gradient. As in BLAS, beta == 0
+   ignores C's old contents (NaN included) and alpha == 0 reads neither A
+   nor B. */
 MDRT_INLINE void mdrt_gemm(int transa, int transb, long m, long n, long k, double alpha,
                            const double *A, const double *B, double beta, double *C) {
+  enum { TILE = 64 };
   long ars = transa ? 1 : k, acs = transa ? m : 1, brs = transb ? 1 : n, bcs = transb ? k : 1;
-  for (long i = 0; i < m * n; i++)
-    C[i] = beta == 0 ? 0 : beta * C[i];
-  for (long i0 = 0; alpha != 0 && i0 < m; i0 += 64)
-    for (long p0 = 0; p0 < k; p0 += 64)
-      for (long j0 = 0; j0 < n; j0 += 64)
-        for (long i = i0; i < m && i < i0 + 64; i++)
-          for (long p = p0; p < k && p < p0 + 64; p++) {
-            double a = alpha * A[i * ars + p * acs];
-            for (long j = j0; j < n && j < j0 + 64; j++)
-              C[i * n + j] += a * B[p * brs + j * bcs];
+  double T[TILE * TILE];
+  for (long i0 = 0; i0 < m; i0 += TILE)
+    for (long j0 = 0; j0 < n; j0 += TILE) {
+      long ni = m - i0 < TILE ? m - i0 : TILE, nj = n - j0 < TILE ? n - j0 : TILE;
+      for (long t = 0; t < ni * nj; t++)
+        T[t] = 0;
+      for (long p0 = 0; alpha != 0 && p0 < k; p0 += TILE)
+        for (long i = 0; i < ni; i++)
+          for (long p = p0; p < k && p < p0 + TILE; p++) {
+            double a = A[(i0 + i) * ars + p * acs];
+            for (long j = 0; j < nj; j++)
+              T[i * nj + j] += a * B[p * brs + (j0 + j) * bcs];
           }
+      for (long i = 0; i < ni; i++)
+        for (long j = 0; j < nj; j++) {
+          double *c = &C[(i0 + i) * n + j0 + j];
+          *c = (beta == 0 ? 0 : beta * *c) + (alpha == 0 ? 0 : alpha * T[i * nj + j]);
+        }
+    }
 }
 
 /* Where dsyrk does half gemm's work, this is gemm. */
