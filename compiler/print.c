@@ -226,8 +226,12 @@ static void print_node(Ctx *c, Buf *b, const Node *n);
 // Nesting past MD_MAX_PRINT_DEPTH prints as "...": a chain of thousands of
 // layers has a DAG that deep, and a printer that followed it all the way
 // would run out of stack before it ran out of its length limit.
+// A short print (a comment in the C, a line of its header) goes no deeper
+// than its limit: each level prints at least a character. Without that, a
+// comment on each step of a long chain walked the whole chain down to its
+// first operand, and compile time grew with the square of its length.
 static void print(Ctx *c, Buf *b, const Node *n) {
-  if (b->depth >= MD_MAX_PRINT_DEPTH) {
+  if (b->depth >= MD_MAX_PRINT_DEPTH || (b->limit && (size_t)b->depth > b->limit)) {
     buf_puts(b, "...");
     return;
   }
