@@ -131,6 +131,73 @@ static bool chain_ok(Ctx *c, const Buf *b, Form f, const Node *l, const Node *r,
   return k == NO_MATRIX || (k == FOUND && dim_eq(l->shape.c, m->shape.r));
 }
 
+/* A sum reads left to right too: a + (b + c) printed as a + b + c is
+   (a + b) + c, the same sum wherever every step is defined. Broadcasting
+   may leave a step undefined: 1×k + (N×1 + N×k) is, but 1×k + N×1 is not.
+   Broadcasting orders shapes (a scalar fits in a row, a row in a matrix
+   with its columns), the partial sums of a reading only grow in that order,
+   and A + (its terms) reads as defined when A fits with each of them. So a
+   sum's reading is said by the shapes of its partial sums, in order, each
+   once; there are a few at most. */
+enum { MAX_PARTIAL = 8, PAREN = 0, BARE = 1 };  /* and UNKNOWN */
+typedef struct Partials {
+  int n;
+  Shape s[MAX_PARTIAL];
+} Partials;
+
+static bool partial(Partials *p, Shape s) {
+  if (p->n > 0 && shape_eq(p->s[p->n - 1], s))
+    return true;
+  if (p->n == MAX_PARTIAL)
+    return false;
+  p->s[p->n++] = s;
+  return true;
+}
+
+// Does A + (the reading R) read as defined? Into OUT (if not NULL) its
+// partial sums after A's.
+static bool fold(Ctx *c, Shape a, const Partials *r, Partials *out) {
+  char msg[8];
+  for (int i = 0; i < r->n; i++) {
+    Shape t;
+    if (!shape_check(c, OP_ADD, a, r->s[i], 0, &t, msg, sizeof msg) || (out && !partial(out, t)))
+      return false;
+  }
+  return true;
+}
+
+static bool partials(Ctx *c, const Buf *b, const Node *n, Partials *p, int *budget);
+
+// The sum N = a + r, r a sum: does r print bare, as + and then its terms?
+// Into *R r's partial sums. UNKNOWN past the budget.
+static int sum_right(Ctx *c, const Buf *b, const Node *n, Partials *r, int *budget) {
+  if (n->op != OP_ADD || eprec(c, b, n->b) != PREC_ADD)  // a - (b + c) keeps them
+    return PAREN;
+  if (!partials(c, b, n->b, r, budget))
+    return UNKNOWN;
+  return fold(c, n->a->shape, r, NULL) ? BARE : PAREN;
+}
+
+// The partial sums of N's reading, added to *P; false past the budget.
+static bool partials(Ctx *c, const Buf *b, const Node *n, Partials *p, int *budget) {
+  if (--*budget < 0)
+    return false;
+  if (eprec(c, b, n) != PREC_ADD)  // one term
+    return partial(p, n->shape);
+  if (!partials(c, b, n->a, p, budget))
+    return false;
+  Partials r = {0};
+  int k = sum_right(c, b, n, &r, budget);
+  return k == UNKNOWN ? false : k == BARE ? fold(c, n->a->shape, &r, p) : partial(p, n->shape);
+}
+
+// Does the right operand of the sum N print bare?
+static bool sum_assoc(Ctx *c, const Buf *b, const Node *n) {
+  Partials r = {0};
+  int budget = LOOK;
+  return sum_right(c, b, n, &r, &budget) == BARE;
+}
+
 static void operand(Ctx *c, Buf *b, const Node *n, bool paren) {
   if (paren)
     buf_puts(b, "(");
@@ -157,16 +224,13 @@ static void binary(Ctx *c, Buf *b, const Node *n) {
     // X*(A.*B)*C must not read as (X*A).*B*C.
     if (n->op == OP_MUL && elementwise_bare(c, b, l))
       lp = true;
-    // a*(b*c) is a*b*c and a + (b + c) is a + b + c, as long as a*b and
-    // a + b still fit together (a scalar inside a product, broadcasting may
-    // not allow it); other operators on the right need parentheses at their
-    // own level.
-    Shape sh;
-    char msg[8];
+    // a*(b*c) is a*b*c and a + (b + c) is a + b + c, as long as each step
+    // of the reading still fits together (a scalar inside a product,
+    // broadcasting may not allow it); other operators on the right need
+    // parentheses at their own level.
     int budget = LOOK;
     bool assoc = (n->op == OP_MUL && right_bare(c, b, TEXT, n, &budget)) ||
-                 (n->op == OP_ADD && (r->op == OP_ADD || r->op == OP_SUB) &&
-                  shape_check(c, OP_ADD, l->shape, r->a->shape, 0, &sh, msg, sizeof msg));
+                 (n->op == OP_ADD && sum_assoc(c, b, n));
     rp = assoc ? eprec(c, b, r) < p : eprec(c, b, r) <= p;
     // a*-b and a - -b parse as meant. But -X prints as - then X, and the
     // minus takes only X's first factor: a.*-b*c reads (a.*(-b))*c and
@@ -589,14 +653,10 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
     return;
   case OP_ADD:
   case OP_SUB: {
-    // a + (b + c) is a + b + c when a + b fits together (see binary()).
-    Shape sh;
-    char msg[8];
-    bool assoc = n->op == OP_ADD && (r->op == OP_ADD || r->op == OP_SUB) &&
-                 shape_check(c, OP_ADD, l->shape, r->a->shape, 0, &sh, msg, sizeof msg);
+    // a + (b + c) is a + b + c when each step fits together (see binary()).
     latex_group(c, b, l, false);
     buf_printf(b, " %s ", op_latex[n->op]);
-    latex_group(c, b, r, eprec(c, b, r) <= PREC_ADD && !assoc);
+    latex_group(c, b, r, eprec(c, b, r) <= PREC_ADD && !(n->op == OP_ADD && sum_assoc(c, b, n)));
     return;
   }
   case OP_MUL:
