@@ -92,10 +92,27 @@ static bool left_bare(Ctx *c, const Buf *b, Form f, const Node *n) {
   return eprec(c, b, l) >= PREC_MUL && !(n->op == OP_MUL && elementwise_bare(c, b, l));
 }
 
+// Does the operand X of a unary minus print bare: -A*B, but -(A + B),
+// -(-2) and -(2*A)?
+static bool minus_bare(Ctx *c, const Buf *b, const Node *x) {
+  int p = eprec(c, b, x);
+  return !(p < PREC_MUL || (x->op == OP_NUM && x->num < 0) ||
+           (p == PREC_MUL && x->op == OP_MUL && x->a->op == OP_NUM));
+}
+
+// Is N a unary minus of a product printed bare, -A*B? The minus takes only
+// A: in a product it reads as (-A)*B, the chain going on through B.
+static bool minus_chain(Ctx *c, const Buf *b, const Node *n) {
+  return is_minus(n) && eprec(c, b, n) == PREC_UNARY && n->b->op == OP_MUL && minus_bare(c, b, n->b);
+}
+
 static bool right_bare(Ctx *c, const Buf *b, Form f, const Node *n, int *budget) {
   const Node *r = n->b;
   if (n->op != OP_MUL)
     return false;
+  // a*-(2*b) is one factor; a*-b*c reads a*(-b)*c, a chain.
+  if (f == TEXT && is_minus(r) && eprec(c, b, r) == PREC_UNARY)
+    return r->b->op == OP_MUL && (!minus_bare(c, b, r->b) || chain_ok(c, b, f, n->a, r, budget));
   if (f == TEXT)
     return r->op == OP_MUL && eprec(c, b, r) == PREC_MUL && chain_ok(c, b, f, n->a, r, budget);
   return !loose(c, b, r, 0) && !leads_minus(c, b, r, 0) &&
@@ -106,6 +123,8 @@ static bool right_bare(Ctx *c, const Buf *b, Form f, const Node *n, int *budget)
 static int first_matrix(Ctx *c, const Buf *b, Form f, const Node *n, int *budget, const Node **out) {
   if (--*budget < 0)
     return UNKNOWN;
+  if (f == TEXT && minus_chain(c, b, n))  // -A*B: the factors of A*B
+    n = n->b;
   if (!chained(c, b, f, n)) {
     *out = n;
     return shape_is_scalar(n->shape) ? NO_MATRIX : FOUND;
@@ -236,10 +255,10 @@ static void binary(Ctx *c, Buf *b, const Node *n) {
     // minus takes only X's first factor: a.*-b*c reads (a.*(-b))*c and
     // a/-b*c (a/(-b))*c. Without parentheses only where that is the same:
     // after + or -, before an X that is one factor, or in a chain of
-    // products with X a product.
+    // products with X a product that the chain's reading allows (as above).
     if (r->op == OP_MUL && eprec(c, b, r) == PREC_UNARY && n->op != OP_POW) {
-      const Node *x = r->b;
-      rp = !(p == PREC_ADD || eprec(c, b, x) > PREC_MUL || (n->op == OP_MUL && x->op == OP_MUL));
+      budget = LOOK;
+      rp = !(p == PREC_ADD || eprec(c, b, r->b) > PREC_MUL || right_bare(c, b, TEXT, n, &budget));
     }
   }
   operand(c, b, l, lp);
@@ -342,8 +361,7 @@ static void print_node(Ctx *c, Buf *b, const Node *n) {
     if (n->a->op == OP_NUM && n->a->num == -1) {
       buf_puts(b, "-");
       // -(A*B) is -A*B, but -(A + B) keeps its parentheses.
-      operand(c, b, n->b, eprec(c, b, n->b) < PREC_MUL || (n->b->op == OP_NUM && n->b->num < 0) ||
-                              (eprec(c, b, n->b) == PREC_MUL && n->b->op == OP_MUL && n->b->a->op == OP_NUM));
+      operand(c, b, n->b, !minus_bare(c, b, n->b));
       return;
     }
     binary(c, b, n);
