@@ -192,6 +192,8 @@ static bool partials(Ctx *c, const Buf *b, const Node *n, Partials *p, int *budg
 static int sum_right(Ctx *c, const Buf *b, const Node *n, Partials *r, int *budget) {
   if (n->op != OP_ADD || eprec(c, b, n->b) != PREC_ADD)  // a - (b + c) keeps them
     return PAREN;
+  if (shape_eq(n->a->shape, n->shape))  // a has the sum's shape: every partial sum fits in it
+    return BARE;
   if (!partials(c, b, n->b, r, budget))
     return UNKNOWN;
   return fold(c, n->a->shape, r, NULL) ? BARE : PAREN;
@@ -205,6 +207,8 @@ static bool partials(Ctx *c, const Buf *b, const Node *n, Partials *p, int *budg
     return partial(p, n->shape);
   if (!partials(c, b, n->a, p, budget))
     return false;
+  if (shape_eq(n->a->shape, n->shape))  // and so has each partial sum after it
+    return partial(p, n->shape);
   Partials r = {0};
   int k = sum_right(c, b, n, &r, budget);
   return k == UNKNOWN ? false : k == BARE ? fold(c, n->a->shape, &r, p) : partial(p, n->shape);
