@@ -92,10 +92,27 @@ static bool left_bare(Ctx *c, const Buf *b, Form f, const Node *n) {
   return eprec(c, b, l) >= PREC_MUL && !(n->op == OP_MUL && elementwise_bare(c, b, l));
 }
 
+// Does the operand X of a unary minus print bare: -A*B, but -(A + B),
+// -(-2) and -(2*A)?
+static bool minus_bare(Ctx *c, const Buf *b, const Node *x) {
+  int p = eprec(c, b, x);
+  return !(p < PREC_MUL || (x->op == OP_NUM && x->num < 0) ||
+           (p == PREC_MUL && x->op == OP_MUL && x->a->op == OP_NUM));
+}
+
+// Is N a unary minus of a product printed bare, -A*B? The minus takes only
+// A: in a product it reads as (-A)*B, the chain going on through B.
+static bool minus_chain(Ctx *c, const Buf *b, const Node *n) {
+  return is_minus(n) && eprec(c, b, n) == PREC_UNARY && n->b->op == OP_MUL && minus_bare(c, b, n->b);
+}
+
 static bool right_bare(Ctx *c, const Buf *b, Form f, const Node *n, int *budget) {
   const Node *r = n->b;
   if (n->op != OP_MUL)
     return false;
+  // a*-(2*b) is one factor; a*-b*c reads a*(-b)*c, a chain.
+  if (f == TEXT && is_minus(r) && eprec(c, b, r) == PREC_UNARY)
+    return r->b->op == OP_MUL && (!minus_bare(c, b, r->b) || chain_ok(c, b, f, n->a, r, budget));
   if (f == TEXT)
     return r->op == OP_MUL && eprec(c, b, r) == PREC_MUL && chain_ok(c, b, f, n->a, r, budget);
   return !loose(c, b, r, 0) && !leads_minus(c, b, r, 0) &&
@@ -106,6 +123,8 @@ static bool right_bare(Ctx *c, const Buf *b, Form f, const Node *n, int *budget)
 static int first_matrix(Ctx *c, const Buf *b, Form f, const Node *n, int *budget, const Node **out) {
   if (--*budget < 0)
     return UNKNOWN;
+  if (f == TEXT && minus_chain(c, b, n))  // -A*B: the factors of A*B
+    n = n->b;
   if (!chained(c, b, f, n)) {
     *out = n;
     return shape_is_scalar(n->shape) ? NO_MATRIX : FOUND;
@@ -129,6 +148,77 @@ static bool chain_ok(Ctx *c, const Buf *b, Form f, const Node *l, const Node *r,
   const Node *m = NULL;
   int k = first_matrix(c, b, f, r, budget, &m);
   return k == NO_MATRIX || (k == FOUND && dim_eq(l->shape.c, m->shape.r));
+}
+
+/* A sum reads left to right too: a + (b + c) printed as a + b + c is
+   (a + b) + c, the same sum wherever every step is defined. Broadcasting
+   may leave a step undefined: 1×k + (N×1 + N×k) is, but 1×k + N×1 is not.
+   Broadcasting orders shapes (a scalar fits in a row, a row in a matrix
+   with its columns), the partial sums of a reading only grow in that order,
+   and A + (its terms) reads as defined when A fits with each of them. So a
+   sum's reading is said by the shapes of its partial sums, in order, each
+   once; there are a few at most. */
+enum { MAX_PARTIAL = 8, PAREN = 0, BARE = 1 };  /* and UNKNOWN */
+typedef struct Partials {
+  int n;
+  Shape s[MAX_PARTIAL];
+} Partials;
+
+static bool partial(Partials *p, Shape s) {
+  if (p->n > 0 && shape_eq(p->s[p->n - 1], s))
+    return true;
+  if (p->n == MAX_PARTIAL)
+    return false;
+  p->s[p->n++] = s;
+  return true;
+}
+
+// Does A + (the reading R) read as defined? Into OUT (if not NULL) its
+// partial sums after A's.
+static bool fold(Ctx *c, Shape a, const Partials *r, Partials *out) {
+  char msg[8];
+  for (int i = 0; i < r->n; i++) {
+    Shape t;
+    if (!shape_check(c, OP_ADD, a, r->s[i], 0, &t, msg, sizeof msg) || (out && !partial(out, t)))
+      return false;
+  }
+  return true;
+}
+
+static bool partials(Ctx *c, const Buf *b, const Node *n, Partials *p, int *budget);
+
+// The sum N = a + r, r a sum: does r print bare, as + and then its terms?
+// Into *R r's partial sums. UNKNOWN past the budget.
+static int sum_right(Ctx *c, const Buf *b, const Node *n, Partials *r, int *budget) {
+  if (n->op != OP_ADD || eprec(c, b, n->b) != PREC_ADD)  // a - (b + c) keeps them
+    return PAREN;
+  if (shape_eq(n->a->shape, n->shape))  // a has the sum's shape: every partial sum fits in it
+    return BARE;
+  if (!partials(c, b, n->b, r, budget))
+    return UNKNOWN;
+  return fold(c, n->a->shape, r, NULL) ? BARE : PAREN;
+}
+
+// The partial sums of N's reading, added to *P; false past the budget.
+static bool partials(Ctx *c, const Buf *b, const Node *n, Partials *p, int *budget) {
+  if (--*budget < 0)
+    return false;
+  if (eprec(c, b, n) != PREC_ADD)  // one term
+    return partial(p, n->shape);
+  if (!partials(c, b, n->a, p, budget))
+    return false;
+  if (shape_eq(n->a->shape, n->shape))  // and so has each partial sum after it
+    return partial(p, n->shape);
+  Partials r = {0};
+  int k = sum_right(c, b, n, &r, budget);
+  return k == UNKNOWN ? false : k == BARE ? fold(c, n->a->shape, &r, p) : partial(p, n->shape);
+}
+
+// Does the right operand of the sum N print bare?
+static bool sum_assoc(Ctx *c, const Buf *b, const Node *n) {
+  Partials r = {0};
+  int budget = LOOK;
+  return sum_right(c, b, n, &r, &budget) == BARE;
 }
 
 static void operand(Ctx *c, Buf *b, const Node *n, bool paren) {
@@ -157,25 +247,22 @@ static void binary(Ctx *c, Buf *b, const Node *n) {
     // X*(A.*B)*C must not read as (X*A).*B*C.
     if (n->op == OP_MUL && elementwise_bare(c, b, l))
       lp = true;
-    // a*(b*c) is a*b*c and a + (b + c) is a + b + c, as long as a*b and
-    // a + b still fit together (a scalar inside a product, broadcasting may
-    // not allow it); other operators on the right need parentheses at their
-    // own level.
-    Shape sh;
-    char msg[8];
+    // a*(b*c) is a*b*c and a + (b + c) is a + b + c, as long as each step
+    // of the reading still fits together (a scalar inside a product,
+    // broadcasting may not allow it); other operators on the right need
+    // parentheses at their own level.
     int budget = LOOK;
     bool assoc = (n->op == OP_MUL && right_bare(c, b, TEXT, n, &budget)) ||
-                 (n->op == OP_ADD && (r->op == OP_ADD || r->op == OP_SUB) &&
-                  shape_check(c, OP_ADD, l->shape, r->a->shape, 0, &sh, msg, sizeof msg));
+                 (n->op == OP_ADD && sum_assoc(c, b, n));
     rp = assoc ? eprec(c, b, r) < p : eprec(c, b, r) <= p;
     // a*-b and a - -b parse as meant. But -X prints as - then X, and the
     // minus takes only X's first factor: a.*-b*c reads (a.*(-b))*c and
     // a/-b*c (a/(-b))*c. Without parentheses only where that is the same:
     // after + or -, before an X that is one factor, or in a chain of
-    // products with X a product.
+    // products with X a product that the chain's reading allows (as above).
     if (r->op == OP_MUL && eprec(c, b, r) == PREC_UNARY && n->op != OP_POW) {
-      const Node *x = r->b;
-      rp = !(p == PREC_ADD || eprec(c, b, x) > PREC_MUL || (n->op == OP_MUL && x->op == OP_MUL));
+      budget = LOOK;
+      rp = !(p == PREC_ADD || eprec(c, b, r->b) > PREC_MUL || right_bare(c, b, TEXT, n, &budget));
     }
   }
   operand(c, b, l, lp);
@@ -282,8 +369,7 @@ static void print_node(Ctx *c, Buf *b, const Node *n) {
     if (n->a->op == OP_NUM && n->a->num == -1) {
       buf_puts(b, "-");
       // -(A*B) is -A*B, but -(A + B) keeps its parentheses.
-      operand(c, b, n->b, eprec(c, b, n->b) < PREC_MUL || (n->b->op == OP_NUM && n->b->num < 0) ||
-                              (eprec(c, b, n->b) == PREC_MUL && n->b->op == OP_MUL && n->b->a->op == OP_NUM));
+      operand(c, b, n->b, !minus_bare(c, b, n->b));
       return;
     }
     binary(c, b, n);
@@ -593,14 +679,10 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
     return;
   case OP_ADD:
   case OP_SUB: {
-    // a + (b + c) is a + b + c when a + b fits together (see binary()).
-    Shape sh;
-    char msg[8];
-    bool assoc = n->op == OP_ADD && (r->op == OP_ADD || r->op == OP_SUB) &&
-                 shape_check(c, OP_ADD, l->shape, r->a->shape, 0, &sh, msg, sizeof msg);
+    // a + (b + c) is a + b + c when each step fits together (see binary()).
     latex_group(c, b, l, false);
     buf_printf(b, " %s ", op_latex[n->op]);
-    latex_group(c, b, r, eprec(c, b, r) <= PREC_ADD && !assoc);
+    latex_group(c, b, r, eprec(c, b, r) <= PREC_ADD && !(n->op == OP_ADD && sum_assoc(c, b, n)));
     return;
   }
   case OP_MUL:

@@ -326,6 +326,40 @@ Test(second, directions) {
   md_free(f);
 }
 
+// A sum on the right keeps its parentheses where the text, read left to
+// right, would add shapes that do not broadcast: dL = dz2 + dA - ... reads
+// dz2 + dA first, 1×2 + 3×1 (tests/regress/20268872.expr). Where every
+// term has the sum's shape, a hundred of them nested to the right print flat.
+Test(second, sums_read_as_printed) {
+  md_error err;
+  const char *src = "theta : matrix(2, 2)\nA : vector(3)\nz2 : matrix(1, 2)\nz1 : matrix(3, 2)\n"
+                    "L = z2 - -(A - z1 * theta)\n";
+  md_function *f = md_compile(src, "t.expr", &err);
+  cr_assert_not_null(f, "%s", err.diag);
+  // dL = dz2 + dA - dz1*theta - z1*dtheta, by the product rule.
+  cr_expect_str_eq(md_jvp_formula(f, &err), "dz2 + (dA - dz1*theta - z1*dtheta)");
+  md_free(f);
+  check_source("broadcast sum", src);
+  Out o = {0};
+  put(&o, "a : vector(3)\n");
+  for (int i = 0; i < 100; i++)  // past what the simplifier flattens
+    put(&o, "x%d : vector(3)\n", i);
+  put(&o, "f = sum(a .* (");
+  for (int i = 0; i < 99; i++)
+    put(&o, "x%d + (", i);
+  put(&o, "x99");
+  for (int i = 0; i < 100; i++)
+    put(&o, ")");
+  put(&o, ")\n");
+  f = md_compile(o.s, "t.expr", &err);
+  cr_assert_not_null(f, "%s", err.diag);
+  const char *jvp = md_jvp_formula(f, &err);
+  cr_assert_not_null(jvp, "%s", err.message);
+  cr_expect(strstr(jvp, "(x0 + x1 + x2") && !strstr(jvp, "+ ("), "%s", jvp);
+  md_free(f);
+  free(o.s);
+}
+
 // With no inputs there is no direction: every tangent is 0.
 Test(second, constant) {
   md_error err;
