@@ -63,9 +63,6 @@ Test(hostile, fifty_thousand_declarations, .timeout = 120) {
   md_free(f);
 }
 
-// A source past the size limit is refused before the scanner sees it:
-// flex takes the length as an int, and once parsed only its first 2^31
-// bytes or called exit(2) inside the library.
 // A flat sum of 1,001 terms, x + 2*x + ... + 1001*x, once was "nested too
 // deeply": its parse tree leans left one level a term, and the limit was
 // 1,000 levels. 5,000 terms compile and give, by hand, y = x*N(N+1)/2 and
@@ -105,6 +102,9 @@ Test(hostile, long_flat_sum) {
   free(nest);
 }
 
+// A source past the size limit is refused before the scanner sees it:
+// flex takes the length as an int, and once parsed only its first 2^31
+// bytes or called exit(2) inside the library.
 Test(hostile, source_too_large) {
   size_t n = (size_t)(1 << 26) + 1;
   char *src = malloc(n + 1);
