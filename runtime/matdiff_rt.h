@@ -75,6 +75,7 @@ typedef enum mdrt_op {
   MDRT_INV,          /* square a -> inverse */
   MDRT_DIAG,         /* n x 1 vector -> n x n diagonal matrix; square n x n -> n x 1 diagonal */
   MDRT_MPOW,         /* square a to the integer power k >= 0 (matrix power) */
+  MDRT_UNIT,         /* a/||a||, same shape; 0 where ||a|| = 0 (mdrt_unit) */
   /* binary: mdrt_tape_binary(t, op, a, b) */
   MDRT_ADD,          /* elementwise with broadcasting: equal shapes, a 1x1, */
   MDRT_SUB,          /*   a 1 x c row against r x c, or an r x 1 column     */
