@@ -209,11 +209,11 @@ static void rule(Diff *d, Node *n, Node *g) {
   case OP_NORM:  /* c = ||A||:  dA += g*U, U = A/||A|| (0 at A = 0) */
     add(d, a, op(d, OP_MUL, g, op(d, OP_UNIT, a, NULL)));
     break;
-  case OP_UNIT: { /* U = A/||A||:  dA += (G - A*sum(A.*G)/||A||^2)/||A|| */
+  case OP_UNIT: { /* U = A/||A||:  dA += (G - sum(G.*A)*A/||A||^2)/||A|| */
     /* = (G - U*sum(U.*G))/||A||, in A: U jumps at A = 0, where this is not
        defined either way, and so it prints as it did before U had an op */
     Node *norm = op(d, OP_NORM, a, NULL);
-    add(d, a, op(d, OP_DIV, op(d, OP_SUB, g, op(d, OP_DIV, op(d, OP_MUL, dot(d, a, g), a),
+    add(d, a, op(d, OP_DIV, op(d, OP_SUB, g, op(d, OP_DIV, op(d, OP_MUL, dot(d, g, a), a),
                                                  op(d, OP_POW, norm, num(d, 2)))), norm));
     break;
   }
