@@ -65,7 +65,7 @@ typedef enum mdrt_op {
   MDRT_SUM,          /* k=0: sum of all (1x1); k=1: column sums (1 x c); k=2: row sums (r x 1) */
   MDRT_MEAN,         /* as MDRT_SUM, divided by the count */
   MDRT_SUMSQ,        /* sum of squares (1x1) */
-  MDRT_NORM2,        /* sqrt of sum of squares (1x1) */
+  MDRT_NORM2,        /* sqrt of sum of squares (1x1); gradient a/||a||, 0 at 0 */
   MDRT_NORM1,        /* sum of absolute values (1x1) */
   MDRT_LOGSUMEXP,    /* k=0: over all (1x1); k=2: per row (r x 1); stable */
   MDRT_SOFTMAX,      /* k=2: per row, same shape; stable */
