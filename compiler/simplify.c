@@ -378,7 +378,7 @@ static Node *mono_build(Simp *s, const Mono *m, Shape want) {
 static bool mono_unit(const Simp *s, Mono *m) {
   for (int i = 0; i < m->n; i++) {
     Node *u = m->f[i].base;
-    if (u->op != OP_UNIT || m->f[i].e != 1)
+    if (u->op != OP_UNIT || m->f[i].e != 1 || named(s, u))
       continue;
     for (int j = 0; j < m->n; j++) {
       double p = m->f[j].e;
