@@ -188,8 +188,8 @@ static void inst_init(Inst *p, const Prog *prog) {
     long r = md_input_rows(p->f, i, p->dims), cols = md_input_cols(p->f, i, p->dims);
     p->len[i] = r * cols;
     cr_assert_leq(p->len[i], MAXN);
-    for (long e = 0; e < p->len[i]; e++)
-      p->in[i][e] = draw(&g, op_domain[prog->op][i]);
+    for (long e = 0; e < p->len[i]; e++)  // an op has two operands' domains; a third input any
+      p->in[i][e] = draw(&g, i < 2 ? op_domain[prog->op][i] : DOM_ANY);
     // Well conditioned where the op factors its operand.
     for (long e = 0; (op_flags[prog->op] & OPF_INVERTS) && r == cols && e < r; e++)
       p->in[i][e * cols + e] += (double)r;
