@@ -3,7 +3,7 @@
  * the same plan emit_c.c prints (plan.c): one per +, -, *, / or function
  * applied to an element, 2mnk per gemm, LU's 2n^3/3 once per matrix (and
  * 4n^3/3 more for an inverse, n for a det from the factors), 3 per element
- * for logsumexp and softmax. Copies count nothing.
+ * for logsumexp, softmax and the unit direction. Copies count nothing.
  * This is what `matdiff cost` and md_flops report, and what the
  * cheap-gradient bound of reverse mode (gradient <= 4 x value) and its
  * second-order counterpart (HVP <= 10 x value) are checked against.
@@ -30,7 +30,7 @@ static double matrix_cost(const Plan *p, Node *n, bool accumulate, const long *d
     return numel(n->a->shape, dims) * (1 + fused_ops(p, n->a, false));
   if (!accumulate && n->op == OP_INV)  // from the factors
     return 4 * pow((double)dim_value(n->shape.r, dims), 3) / 3;
-  if (!accumulate && (n->op == OP_SOFTMAX || n->op == OP_LSE))
+  if (!accumulate && (n->op == OP_SOFTMAX || n->op == OP_LSE || n->op == OP_UNIT))
     return 3 * numel(n->a->shape, dims);
   if (accumulate && in_memory(p, n))
     return 2 * len;

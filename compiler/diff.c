@@ -206,9 +206,17 @@ static void rule(Diff *d, Node *n, Node *g) {
   case OP_SUM:   /* c = sum(A, k):  dA += G spread back over A's shape */
     add(d, a, spread(d->c, g, a->shape));
     break;
-  case OP_NORM:  /* c = ||A||:  dA += (g/||A||)*A */
-    add(d, a, op(d, OP_MUL, op(d, OP_DIV, g, n), a));
+  case OP_NORM:  /* c = ||A||:  dA += g*U, U = A/||A|| (0 at A = 0) */
+    add(d, a, op(d, OP_MUL, g, op(d, OP_UNIT, a, NULL)));
     break;
+  case OP_UNIT: { /* U = A/||A||:  dA += (G - sum(G.*A)*A/||A||^2)/||A|| */
+    /* = (G - U*sum(U.*G))/||A||, in A: U jumps at A = 0, where this is not
+       defined either way, and so it prints as it did before U had an op */
+    Node *norm = op(d, OP_NORM, a, NULL);
+    add(d, a, op(d, OP_DIV, op(d, OP_SUB, g, op(d, OP_DIV, op(d, OP_MUL, dot(d, g, a), a),
+                                                 op(d, OP_POW, norm, num(d, 2)))), norm));
+    break;
+  }
   case OP_NORMSQ: /* c = ||A||^2:  dA += 2*g*A */
     add(d, a, op(d, OP_MUL, op(d, OP_MUL, num(d, 2), g), a));
     break;
@@ -379,8 +387,16 @@ static Node *tangent(Fwd *f, Node *n) {
     return mk(f, OP_TRANS, da, NULL);
   case OP_SUM:   /* c = sum(A, k):  dc = sum(dA, k) */
     return mkk(f, OP_SUM, da, n->k);
-  case OP_NORM:  /* c = ||A||:  dc = sum(A.*dA)/c */
+  case OP_NORM:  /* c = ||A||:  dc = sum(A.*dA)/c, not sum(U.*dA): at A = 0 the
+                    JVP is NaN, where the gradient takes 0, so that the JVP and
+                    the Jacobians made of it print as they did */
     return mk(f, OP_DIV, mk(f, OP_SUM, mk(f, OP_EMUL, a, da), NULL), n);
+  case OP_UNIT: { /* U = A/||A||:  dU = (dA - A*sum(A.*dA)/||A||^2)/||A|| */
+    /* = (dA - U*sum(U.*dA))/||A||, in A as the reverse rule is */
+    Node *norm = mk(f, OP_NORM, a, NULL);
+    return mk(f, OP_DIV, minus(f, da, mk(f, OP_DIV, mk(f, OP_MUL, mk(f, OP_SUM, mk(f, OP_EMUL, a, da), NULL), a),
+                                        mk(f, OP_POW, norm, ast_num(c, 2)))), norm);
+  }
   case OP_NORMSQ: /* c = ||A||^2:  dc = 2*sum(A.*dA) */
     return mk(f, OP_MUL, ast_num(c, 2), mk(f, OP_SUM, mk(f, OP_EMUL, a, da), NULL));
   case OP_LSE:   /* c = logsumexp(A, k):  dc = sum(exp(A - c).*dA, k) */

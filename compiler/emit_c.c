@@ -402,6 +402,9 @@ static void write_matrix(Emit *e, int depth, const char *dst, Node *n, bool accu
     line(e, depth, "mdrt_logsumexp_rows%s(%s, %s, %s, %s);", e->kern, dimc(e, a->shape.r),
          dimc(e, a->shape.c), src, dst);
     return;
+  case OP_UNIT:
+    line(e, depth, "mdrt_unit%s(%s, %s, %s);", e->kern, lenc(e, a->shape), src, dst);
+    return;
   default:
     break;
   }
@@ -536,6 +539,10 @@ static void scalar_op(Emit *e, int depth, Node *n) {
   case OP_DIAGM:
   case OP_DIAGV: line(e, depth, "%s = %s;", dst, a); break;
   case OP_SOFTMAX: line(e, depth, "(void)%s;", a), line(e, depth, "%s = %s;", dst, e->one); break;
+  case OP_UNIT:  /* of a scalar: through the kernel, which says what it is at 0 */
+    line(e, depth, "%s = %s;", dst, a);
+    line(e, depth, "mdrt_unit%s(1, &%s, &%s);", e->kern, dst, dst);
+    break;
   case OP_INV: line(e, depth, "%s = %s/%s;", dst, e->one, a); break;
   case OP_LOGDET: line(e, depth, "%s = log%s(fabs%s(%s));", dst, e->libm, e->libm, a); break;
   default: line(e, depth, "%s = 0; /* unreachable */", dst); break;

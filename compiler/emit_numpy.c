@@ -69,6 +69,11 @@ static const struct Helper {
      "def _softmax(a, axis=None, keepdims=True):\n"
      "    \"\"\"exp(a - logsumexp(a)), over all elements or along AXIS.\"\"\"\n"
      "    return np.exp(a - _logsumexp(a, axis=axis, keepdims=keepdims))\n"},
+    {"_unit", NULL, NULL,
+     "def _unit(a):\n"
+     "    \"\"\"a/||a||, 0 where ||a|| = 0: the subgradient of the norm that matdiff takes.\"\"\"\n"
+     "    s = np.sqrt(np.sum(np.square(a)))\n"
+     "    return np.zeros_like(a)[()] if s == 0 else a / s\n"},
     {"_sigmoid", NULL, NULL,
      "def _sigmoid(x):\n"
      "    \"\"\"1/(1 + exp(-x)), without overflow.\"\"\"\n"

@@ -19,6 +19,7 @@ static void label(Ctx *c, Buf *b, const Node *n) {
   case OP_DIR: buf_printf(b, "d%s", c->vars[n->k].name); break;
   case OP_NORM: buf_puts(b, "||·||"); break;
   case OP_NORMSQ: buf_puts(b, "||·||²"); break;
+  case OP_UNIT: buf_puts(b, "·/||·||"); break;
   case OP_TRANS: buf_puts(b, "transpose '"); break;
   default:
     buf_puts(b, op_spelling[n->op]);

@@ -105,6 +105,10 @@ static Node *binary(Ctx *c, Op op, Node *a, Node *b, Loc loc) {
   // ||e||^2 is kept whole: its derivative is 2*e, with no square root.
   if ((op == OP_POW || op == OP_EPOW) && a->op == OP_NORM && ast_is_num(b, 2))
     return make(c, OP_NORMSQ, a->a, NULL, 0, loc);
+  // e/||e|| is the unit direction, 0 where e is 0 (docs/LANGUAGE.md): the
+  // form a gradient of ||e|| prints in reads back to it.
+  if (op == OP_DIV && b->op == OP_NORM && b->a == a)
+    return make(c, OP_UNIT, a, NULL, 0, loc);
   return make(c, op, a, b, 0, loc);
 }
 

@@ -102,6 +102,7 @@ OP(NORM,    "norm",      1, PREC_ATOM, REDUCE,  NORM2,      "\\left\\|",        
 OP(NORMSQ,  "normsq",    1, PREC_POW,  REDUCE,  SUMSQ,      "^2",                  0,           ANY, ANY, "np.sum(np.square($a))")
 OP(LSE,     "logsumexp", 1, PREC_ATOM, REDUCE,  LOGSUMEXP,  NULL,                  OPF_AXIS,    ANY, ANY, "_logsumexp($a$k)")
 OP(SOFTMAX, "softmax",   1, PREC_ATOM, REDUCE,  SOFTMAX,    NULL,                  OPF_AXIS,    ANY, ANY, "_softmax($a$k)")
+OP(UNIT,    "unit",      1, PREC_MUL,  REDUCE,  UNIT,       "\\frac",             0,           ANY, ANY, "_unit($a)")
 OP(TR,      "tr",        1, PREC_ATOM, LINALG,  TRACE,      "\\operatorname{tr}",  0,           ANY, ANY, "np.trace($a)")
 OP(DET,     "det",       1, PREC_ATOM, LINALG,  DET,        "\\det",               OPF_INVERTS, ANY, ANY, "np.linalg.det($a)")
 OP(LOGDET,  "logdet",    1, PREC_ATOM, LINALG,  LOGDET,     "\\log\\det",          OPF_INVERTS, ANY, ANY, "np.linalg.slogdet($a)[1]")
@@ -112,6 +113,8 @@ OP(DIAGV,   "diag",      1, PREC_ATOM, INDEX,   DIAG,       "\\operatorname{diag
    side is 1x1; juxtaposed in LaTeX. DIV's divisor is a scalar; POW's base
    and exponent are scalars. NORM is the Frobenius norm, Euclidean for a
    vector; NORMSQ is ||a||^2 kept whole, so that its derivative is 2*a.
+   UNIT is the unit direction a/||a||, written and printed so, but 0 where
+   a is 0: the gradient of ||a||, with the subgradient 0 at 0.
    LOGDET is log|det a|. DIAGM makes a vector a diagonal matrix, DIAGV takes
    a square matrix's diagonal. */
 

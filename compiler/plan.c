@@ -66,7 +66,7 @@ static bool recomputed(const Node *n) {
 // Operations that call a runtime kernel on plain (untransposed) buffers.
 static bool kernel(const Node *n) {
   return n->op == OP_INV || n->op == OP_DET || n->op == OP_LOGDET || n->op == OP_SOFTMAX ||
-         (n->op == OP_LSE && !scalar(n->a));
+         ((n->op == OP_LSE || n->op == OP_UNIT) && !scalar(n->a));
 }
 
 // A sum whose terms all have its shape: plan_terms and collect expand it.

@@ -81,7 +81,7 @@ static bool elementwise_bare(Ctx *c, const Buf *b, const Node *n) {
 // and, when RIGHT says, a bare right one (which continues the chain)?
 static bool chained(Ctx *c, const Buf *b, Form f, const Node *n) {
   if (f == TEXT)
-    return eprec(c, b, n) == PREC_MUL && (n->op == OP_MUL || n->op == OP_DIV);
+    return eprec(c, b, n) == PREC_MUL && (n->op == OP_MUL || n->op == OP_DIV || n->op == OP_UNIT);
   return spelled(c, b, n) && n->op == OP_MUL && !is_minus(n);
 }
 
@@ -134,7 +134,7 @@ static int first_matrix(Ctx *c, const Buf *b, Form f, const Node *n, int *budget
     k = first_matrix(c, b, f, n->a, budget, out);
   else if (!shape_is_scalar(n->a->shape))
     *out = n->a, k = FOUND;
-  if (k != NO_MATRIX || n->op == OP_DIV)  // a divisor is a scalar
+  if (k != NO_MATRIX || n->op == OP_DIV || n->op == OP_UNIT)  // a divisor is a scalar
     return k;
   if (right_bare(c, b, f, n, budget))
     return first_matrix(c, b, f, n->b, budget, out);
@@ -327,6 +327,14 @@ static void print(Ctx *c, Buf *b, const Node *n) {
   b->depth--;
 }
 
+// ||A||, or ||A||_F of a matrix.
+static void print_norm(Ctx *c, Buf *b, const Node *a) {
+  bool vector = shape_is_scalar(a->shape) || (a->shape.c.sym < 0 && a->shape.c.n == 1);
+  buf_puts(b, "||");
+  print(c, b, a);
+  buf_puts(b, vector ? "||" : "||_F");
+}
+
 static void print_node(Ctx *c, Buf *b, const Node *n) {
   char num[32];
   // A shared subexpression prints once per use: a printed tree can be far
@@ -378,16 +386,17 @@ static void print_node(Ctx *c, Buf *b, const Node *n) {
     operand(c, b, n->a, eprec(c, b, n->a) < PREC_POST);
     buf_puts(b, "'");
     return;
+  case OP_UNIT:  // A/||A||, which lower.c reads back as the unit direction
+    operand(c, b, n->a, eprec(c, b, n->a) < PREC_MUL);
+    buf_puts(b, "/");
+    print_norm(c, b, n->a);
+    return;
   case OP_NORM:
-  case OP_NORMSQ: {
-    bool vector = shape_is_scalar(n->a->shape) || (n->a->shape.c.sym < 0 && n->a->shape.c.n == 1);
-    buf_puts(b, "||");
-    print(c, b, n->a);
-    buf_puts(b, vector ? "||" : "||_F");
+  case OP_NORMSQ:
+    print_norm(c, b, n->a);
     if (n->op == OP_NORMSQ)
       buf_puts(b, "^2");
     return;
-  }
   default:
     break;
   }
@@ -627,6 +636,14 @@ static bool function_like(const char *name) {
   return yes;
 }
 
+// \|A\|, or \|A\|_F of a matrix.
+static void latex_norm(Ctx *c, Buf *b, const Node *a) {
+  bool vector = shape_is_scalar(a->shape) || (a->shape.c.sym < 0 && a->shape.c.n == 1);
+  buf_puts(b, "\\left\\| ");
+  latex(c, b, a);
+  buf_puts(b, vector ? " \\right\\|" : " \\right\\|_F");
+}
+
 static void latex_product(Ctx *c, Buf *b, const Node *n) {
   const Node *l = n->a, *r = n->b;
   int budget = LOOK;
@@ -700,10 +717,14 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
     latex_group(c, b, r, eprec(c, b, r) <= PREC_MUL || loose(c, b, r, 0));
     return;
   case OP_DIV:
+  case OP_UNIT:  /* \frac{A}{\|A\|} */
     buf_printf(b, "%s{", op_latex[n->op]);
     latex(c, b, l);
     buf_puts(b, "}{");
-    latex(c, b, r);
+    if (n->op == OP_UNIT)
+      latex_norm(c, b, l);
+    else
+      latex(c, b, r);
     buf_puts(b, "}");
     return;
   case OP_POW:
@@ -719,15 +740,11 @@ static void latex(Ctx *c, Buf *b, const Node *n) {
     buf_puts(b, op_latex[n->op]);
     return;
   case OP_NORM:
-  case OP_NORMSQ: {
-    bool vector = shape_is_scalar(l->shape) || (l->shape.c.sym < 0 && l->shape.c.n == 1);
-    buf_puts(b, "\\left\\| ");
-    latex(c, b, l);
-    buf_puts(b, vector ? " \\right\\|" : " \\right\\|_F");
+  case OP_NORMSQ:
+    latex_norm(c, b, l);
     if (n->op == OP_NORMSQ)
       buf_puts(b, "^2");
     return;
-  }
   case OP_SQRT:
     buf_printf(b, "%s{", op_latex[n->op]);
     latex(c, b, l);

@@ -113,6 +113,9 @@ bool shape_check(Ctx *c, Op op, Shape a, Shape b, long k, Shape *out, char *msg,
   case OP_TRANS:
     *out = (Shape){a.c, a.r};
     return true;
+  case OP_UNIT:
+    *out = a;
+    return true;
   case OP_SUM:
   case OP_LSE:
   case OP_SOFTMAX:

@@ -370,10 +370,32 @@ static Node *mono_build(Simp *s, const Mono *m, Shape want) {
   return acc && shape_eq(acc->shape, want) ? acc : NULL;
 }
 
+// unit(A)*||A||^p -> A*||A||^(p-1), for a whole p other than 0: the unit
+// direction A/||A|| (0 at A = 0) joins a power of A's norm into one. Where
+// A is 0 both sides are 0 (p >= 1) or not defined (p < 0, a division by
+// 0), so the rule holds wherever what it rewrites is defined; the unit
+// direction alone, p = 0, stays whole. False when M would grow too large.
+static bool mono_unit(const Simp *s, Mono *m) {
+  for (int i = 0; i < m->n; i++) {
+    Node *u = m->f[i].base;
+    if (u->op != OP_UNIT || m->f[i].e != 1 || named(s, u))
+      continue;
+    for (int j = 0; j < m->n; j++) {
+      double p = m->f[j].e;
+      if (m->f[j].base->op != OP_NORM || m->f[j].base->a != u->a || p == 0 || p != floor(p))
+        continue;
+      m->f[i].e = 0;
+      m->f[j].e -= 1;
+      return mono_flatten(s, u->a, 1, m);
+    }
+  }
+  return true;
+}
+
 // N as its monomial's canonical node; NULL if it is that already.
 static Node *rw_mono(Simp *s, Node *n) {
   Mono m = {.c = 1};
-  if (!mono_flatten(s, n, 1, &m))
+  if (!mono_flatten(s, n, 1, &m) || !mono_unit(s, &m))
     return NULL;
   Node *r = mono_build(s, &m, n->shape);
   return r == n ? NULL : r;

@@ -65,7 +65,7 @@ typedef enum mdrt_op {
   MDRT_SUM,          /* k=0: sum of all (1x1); k=1: column sums (1 x c); k=2: row sums (r x 1) */
   MDRT_MEAN,         /* as MDRT_SUM, divided by the count */
   MDRT_SUMSQ,        /* sum of squares (1x1) */
-  MDRT_NORM2,        /* sqrt of sum of squares (1x1) */
+  MDRT_NORM2,        /* sqrt of sum of squares (1x1); gradient a/||a||, 0 at 0 */
   MDRT_NORM1,        /* sum of absolute values (1x1) */
   MDRT_LOGSUMEXP,    /* k=0: over all (1x1); k=2: per row (r x 1); stable */
   MDRT_SOFTMAX,      /* k=2: per row, same shape; stable */
@@ -75,6 +75,7 @@ typedef enum mdrt_op {
   MDRT_INV,          /* square a -> inverse */
   MDRT_DIAG,         /* n x 1 vector -> n x n diagonal matrix; square n x n -> n x 1 diagonal */
   MDRT_MPOW,         /* square a to the integer power k >= 0 (matrix power) */
+  MDRT_UNIT,         /* a/||a||, same shape; 0 where ||a|| = 0 (mdrt_unit) */
   /* binary: mdrt_tape_binary(t, op, a, b) */
   MDRT_ADD,          /* elementwise with broadcasting: equal shapes, a 1x1, */
   MDRT_SUB,          /*   a 1 x c row against r x c, or an r x 1 column     */

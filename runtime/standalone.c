@@ -403,6 +403,12 @@ MDRT_INLINE void mdrt_softmax_rows(long n, long m, const double *A, double *out)
   }
 }
 
+MDRT_INLINE void mdrt_unit(long n, const double *x, double *y) {
+  double s = sqrt(mdrt_sumsq(n, x));
+  for (long i = 0; i < n; i++)
+    y[i] = s == 0 ? 0 : x[i] / s;
+}
+
 MDRT_INLINE double mdrt_sigmoid(double x) {
   double z = exp(-fabs(x));
   return x >= 0 ? 1 / (1 + z) : z / (1 + z);

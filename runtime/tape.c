@@ -71,6 +71,7 @@ static const char *const op_names[TAPE_NOPS] = {
   [MDRT_NORM1] = "norm1",     [MDRT_LOGSUMEXP] = "logsumexp", [MDRT_SOFTMAX] = "softmax",
   [MDRT_TRACE] = "trace",     [MDRT_DET] = "det",             [MDRT_LOGDET] = "logdet",
   [MDRT_INV] = "inv",         [MDRT_DIAG] = "diag",           [MDRT_MPOW] = "mpow",
+  [MDRT_UNIT] = "unit",
   [MDRT_ADD] = "add",         [MDRT_SUB] = "sub",             [MDRT_EMUL] = "emul",
   [MDRT_EDIV] = "ediv",       [MDRT_EPOW] = "epow",           [MDRT_MATMUL] = "matmul",
 #define OP(...)
@@ -656,6 +657,7 @@ static int forward_unary(mdrt_tape *t, TapeNode *y, const TapeNode *a) {
     groups(a, y->k, &gr, &gc);
     softmax_rows(gr, gc, a->val, y->val);
     return 0;
+  case MDRT_UNIT:  mdrt_unit(n, a->val, y->val); return 0;
   case MDRT_DIAG: diag(a->rows, a->cols, a->val, y->val); return 0;
   case MDRT_DET:
   case MDRT_LOGDET:
@@ -821,8 +823,24 @@ static int tangent_unary(mdrt_tape *t, const TapeNode *y, const TapeNode *x, dou
   }
   /* y = sum x.^2: dy = 2 <x, dx> */
   case MDRT_SUMSQ: dy[0] = 2.0 * mdrt_dot(n, x->val, dx); return 0;
-  /* y = ||x||: dy = <x, dx>/y, 0 at x = 0 */
-  case MDRT_NORM2: dy[0] = y->val[0] > 0 ? mdrt_dot(n, x->val, dx) / y->val[0] : 0.0; return 0;
+  /* y = ||x||: dy = <u, dx>, u = x/||x|| the unit direction, 0 at x = 0 */
+  case MDRT_NORM2: {
+    double *u = new_buf(n);
+    if (!u)
+      return fail(t, "forward: out of memory");
+    mdrt_unit(n, x->val, u);
+    dy[0] = mdrt_dot(n, u, dx);
+    free(u);
+    return 0;
+  }
+  /* Y = X/||X||: dY = (dX - Y <Y, dX>)/||X||, not finite at X = 0, where Y
+     jumps */
+  case MDRT_UNIT: {
+    double s = sqrt(mdrt_sumsq(n, x->val)), p = mdrt_dot(n, y->val, dx);
+    for (long i = 0; i < n; i++)
+      dy[i] = (dx[i] - y->val[i] * p) / s;
+    return 0;
+  }
   /* y = sum |x|: dy = <sign(x), dx> */
   case MDRT_NORM1: dy[0] = dot_sign(n, x->val, dx); return 0;
   /* y = tr X: dy = tr dX */
@@ -949,16 +967,36 @@ static void back_sum(const TapeNode *y, const TapeNode *x, const double *G, doub
   broadcast_add(G, y->rows, y->cols, scale, dx, x->rows, x->cols);
 }
 
-/* y = sum x.^2: dx += 2 g x;  y = ||x||: dx += g x / y (0 at x = 0);
-   y = sum |x|: dx += g sign(x) */
+/* y = sum x.^2: dx += 2 g x;  y = sum |x|: dx += g sign(x) */
 static void back_norms(const TapeNode *y, const TapeNode *x, const double *G, double *dx) {
-  double g = G[0], y0 = y->val[0];
+  double g = G[0];
   for (long i = 0; i < numel(x); i++) {
     double xi = x->val[i];
-    dx[i] += y->op == MDRT_SUMSQ   ? 2.0 * g * xi
-             : y->op == MDRT_NORM2 ? (y0 > 0 ? g * xi / y0 : 0.0)
-                                   : g * mdrt_sign(xi);
+    dx[i] += y->op == MDRT_SUMSQ ? 2.0 * g * xi : g * mdrt_sign(xi);
   }
+}
+
+/* y = ||x||: dx += g u, u = x/||x|| the unit direction, 0 at x = 0 (the
+   subgradient 0, as PyTorch's); the runtime's mdrt_unit, which emitted
+   code calls too */
+static int back_norm2(mdrt_tape *t, const TapeNode *x, const double *G, double *dx) {
+  long n = numel(x);
+  double *u = new_buf(n);
+  if (!u)
+    return fail(t, "backward: out of memory");
+  mdrt_unit(n, x->val, u);
+  mdrt_axpby(n, G[0], u, 1.0, dx);
+  free(u);
+  return 0;
+}
+
+/* Y = X/||X||: dX += (G - Y <Y, G>)/||X|| (the Jacobian (I - Y Y')/||X||
+   is symmetric), not finite at X = 0 */
+static void back_unit(const TapeNode *y, const TapeNode *x, const double *G, double *dx) {
+  long n = numel(x);
+  double s = sqrt(mdrt_sumsq(n, x->val)), p = mdrt_dot(n, y->val, G);
+  for (long i = 0; i < n; i++)
+    dx[i] += (G[i] - y->val[i] * p) / s;
 }
 
 /* y_i = log sum_j exp x_ij over each group i: dx_ij += g_i exp(x_ij - y_i),
@@ -1058,8 +1096,9 @@ static int back_unary(mdrt_tape *t, const TapeNode *y, const double *G, double *
   case MDRT_SUM:
   case MDRT_MEAN: back_sum(y, x, G, dx); return 0;
   case MDRT_SUMSQ:
-  case MDRT_NORM2:
   case MDRT_NORM1: back_norms(y, x, G, dx); return 0;
+  case MDRT_NORM2: return back_norm2(t, x, G, dx);
+  case MDRT_UNIT: back_unit(y, x, G, dx); return 0;
   case MDRT_LOGSUMEXP: back_logsumexp(y, x, G, dx); return 0;
   case MDRT_SOFTMAX: back_softmax(y, G, dx); return 0;
   case MDRT_TRACE:
@@ -1156,6 +1195,15 @@ static int curve_unary(mdrt_tape *t, const TapeNode *y, const double *G, double 
     for (long i = 0; y->val[0] > 0 && i < n; i++)
       ddx[i] += G[0] * (dx[i] - x->val[i] * dy[0] / y->val[0]) / y->val[0];
     return 0;
+  /* dX += (G - Y <Y, G>)/s, s = ||X||:
+     ddX += -(dY <Y, G> + Y <dY, G>)/s - (G - Y <Y, G>) <Y, dX>/s^2 */
+  case MDRT_UNIT: {
+    double s = sqrt(mdrt_sumsq(n, x->val)), p = mdrt_dot(n, y->val, G);
+    double dp = mdrt_dot(n, dy, G), ds = mdrt_dot(n, y->val, dx);
+    for (long i = 0; i < n; i++)
+      ddx[i] += -(dy[i] * p + y->val[i] * dp) / s - (G[i] - y->val[i] * p) * ds / (s * s);
+    return 0;
+  }
   /* dx_ij += g_i exp(x_ij - y_i):  ddx_ij += g_i exp(x_ij - y_i) (dx_ij - dy_i) */
   case MDRT_LOGSUMEXP:
     groups(x, y->k, &gr, &gc);

@@ -56,7 +56,7 @@
 #define MATDIFF MD_BUILD_DIR "/matdiff"
 #define TOL_C 1e-12     /* compiled C is the JIT's C, built by another compiler */
 #define TOL_FLOAT 1e-4  /* single precision */
-#define MAXV 2          /* inputs of a one-op program */
+#define MAXV 3          /* inputs of a program: a one-op program has 2 at most */
 #define MAXN 16         /* the most elements of an input or output */
 
 static const char *const op_names[OP_COUNT] = {
@@ -188,8 +188,8 @@ static void inst_init(Inst *p, const Prog *prog) {
     long r = md_input_rows(p->f, i, p->dims), cols = md_input_cols(p->f, i, p->dims);
     p->len[i] = r * cols;
     cr_assert_leq(p->len[i], MAXN);
-    for (long e = 0; e < p->len[i]; e++)
-      p->in[i][e] = draw(&g, op_domain[prog->op][i]);
+    for (long e = 0; e < p->len[i]; e++)  // an op has two operands' domains; a third input any
+      p->in[i][e] = draw(&g, i < 2 ? op_domain[prog->op][i] : DOM_ANY);
     // Well conditioned where the op factors its operand.
     for (long e = 0; (op_flags[prog->op] & OPF_INVERTS) && r == cols && e < r; e++)
       p->in[i][e * cols + e] += (double)r;
@@ -710,6 +710,79 @@ ParameterizedTest(int *o, ops, each, .timeout = 60) {
   cr_assert(front(&c, &prog, &err), "%s", err.diag);
   check_latex(name, op, &c);
   ctx_free(&c);
+  md_free(p.f);
+}
+
+/* ---- the norm at 0: the subgradient 0 ------------------------------------------ */
+
+// Programs whose norm's argument is 0 at the inputs ZERO sets: their value
+// is 0 and, matdiff taking the subgradient 0 there (docs/LANGUAGE.md), so
+// is every gradient, which is the hand derivation the JIT, the tape,
+// compiled C in double, float and --standalone, and NumPy are held to. At
+// random inputs, where the norm is smooth, the first and second order go
+// through the same checks as each op's.
+typedef struct NormCase {
+  char name[16];
+  char src[160];
+} NormCase;
+
+ParameterizedTestParameters(ops, norm_at_zero) {
+  static NormCase cases[] = {
+      {"vector", "x : vector(n)\ny = ||x||\n"},
+      {"frobenius", "A : matrix(n, m)\ny = ||A||_F\n"},
+      {"norm2", "x : vector(n)\ny = norm2(x)\n"},
+      {"scalar", "s : scalar\ny = ||s||\n"},
+      {"residual", "A : matrix(n, m)\nx : vector(m)\nb : vector(n)\ny = ||A*x - b||\n"},
+      {"scaled", "x : vector(n)\nc : scalar\ny = c*||x|| + sum(x)\n"},
+  };
+  return cr_make_param_array(NormCase, cases, sizeof cases / sizeof cases[0]);
+}
+
+// The inputs at which the norm's argument is 0: all zeros, but for the
+// residual, where b = A*x, of small whole numbers so that every way of
+// summing A*x gives b exactly; and for "scaled", c = 3, where the gradient
+// d/dx is the ones of sum(x).
+static void zero(Inst *p, const char *name) {
+  for (int i = 0; i < md_num_inputs(p->f); i++)
+    memset(p->in[i], 0, sizeof p->in[i]);
+  long n = p->dims[0], m = p->dims[1];
+  for (long r = 0; !strcmp(name, "residual") && r < n; r++)
+    for (long k = 0; k < m; k++) {
+      p->in[0][r * m + k] = (double)((r + 2 * k) % 3) - 1;
+      p->in[1][k] = (double)k + 1;
+      p->in[2][r] += p->in[0][r * m + k] * p->in[1][k];
+    }
+  if (!strcmp(name, "scaled"))
+    p->in[1][0] = 3;
+  md_error err;
+  double *g[MAXV] = {p->grads[0], p->grads[1], p->grads[2]};
+  memset(p->grads, 0, sizeof p->grads);  // md_vjp adds into them
+  cr_assert_eq(md_eval(p->f, p->dims, inputs(p), p->value, &err), 0, "%s", err.message);
+  cr_assert_eq(md_vjp(p->f, p->dims, inputs(p), p->seed, NULL, g, &err), 0, "%s", err.message);
+}
+
+ParameterizedTest(NormCase *nc, ops, norm_at_zero, .timeout = 60) {
+  Prog prog = {.op = OP_NORM};
+  snprintf(prog.src, sizeof prog.src, "%s", nc->src);
+  Inst p;
+  inst_init(&p, &prog);
+  check_numbers(nc->name, &p);        // smooth here: the JIT, the tape, differences
+  check_second(nc->name, &prog, &p);  // and the second order, --order 2's code too
+  zero(&p, nc->name);
+  double tape[MAXV][MAXN] = {{0}}, *tg[MAXV] = {tape[0], tape[1], tape[2]};
+  md_error err;
+  cr_assert_eq(md_tape_vjp(p.f, p.dims, inputs(&p), p.seed, NULL, tg, &err), 0, "%s", err.message);
+  cr_expect_eq(p.value[0], 0, "%s: the value at 0 is %g", nc->name, p.value[0]);
+  for (int i = 0; i < md_num_inputs(p.f); i++)
+    for (long e = 0; e < p.len[i]; e++) {
+      double want = !strcmp(nc->name, "scaled") && i == 0 ? 1 : 0;
+      cr_expect_eq(p.grads[i][e], want, "%s: the JIT's d/d%s[%ld] at 0 is %g, not %g", nc->name,
+                   md_input_name(p.f, i), e, p.grads[i][e], want);
+      cr_expect_eq(tape[i][e], want, "%s: the tape's d/d%s[%ld] at 0 is %g, not %g", nc->name,
+                   md_input_name(p.f, i), e, tape[i][e], want);
+    }
+  check_compiled(nc->name, &prog, &p);  // against the JIT's numbers: 0, not NaN
+  check_numpy(nc->name, &prog, &p);
   md_free(p.f);
 }
 

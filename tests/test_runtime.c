@@ -671,6 +671,43 @@ Test(tape_values, nan_goes_through) {
   mdrt_tape_free(t);
 }
 
+// The unit direction X/||X||: 0 at 0 (the subgradient of ||X|| there),
+// NaN for a NaN anywhere in X, on the tape and in both precisions'
+// kernels alike; and ||X||'s gradient at 0 and at NaN is the same.
+Test(tape_values, unit_direction) {
+  static const struct {
+    double x[3], want[3];
+  } cases[] = {{{3, 0, -4}, {0.6, 0, -0.8}},
+               {{0, 0, 0}, {0, 0, 0}},
+               {{-0.0, 0, 0}, {0, 0, 0}},
+               {{1, NAN, 0}, {NAN, NAN, NAN}},
+               {{1e-200, 0, 0}, {0, 0, 0}}};  // its square underflows: ||x|| is 0 as computed
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    mdrt_tape *t = mdrt_tape_new();
+    int x = mdrt_tape_leaf(t, 3, 1, cases[i].x);
+    int u = mdrt_tape_unary(t, MDRT_UNIT, x, 0);
+    cr_assert_geq(u, 0, "%s", mdrt_tape_error(t));
+    cr_assert_eq(mdrt_tape_backward(t, mdrt_tape_unary(t, MDRT_NORM2, x, 0), NULL), 0);
+    double y[3];
+    float xf[3], yf[3];
+    mdrt_unit(3, cases[i].x, y);
+    for (int e = 0; e < 3; e++)
+      xf[e] = (float)cases[i].x[e];
+    mdrt_unit_f(3, xf, yf);
+    for (int e = 0; e < 3; e++) {
+      double w = cases[i].want[e];
+      cr_expect_eq(ulps(mdrt_tape_value(t, u)[e], w, DBL_EPSILON), 0, "case %zu: the tape's %g, want %g",
+                   i, mdrt_tape_value(t, u)[e], w);
+      cr_expect_eq(ulps(mdrt_tape_grad(t, x)[e], w, DBL_EPSILON), 0,
+                   "case %zu: the tape's gradient of ||x|| %g, want %g", i, mdrt_tape_grad(t, x)[e], w);
+      cr_expect_eq(ulps(y[e], w, DBL_EPSILON), 0, "case %zu: mdrt_unit %g, want %g", i, y[e], w);
+      if (i != 4)  // 1e-200 is 0 in float already
+        cr_expect_leq(ulps(yf[e], w, FLT_EPSILON), 1, "case %zu: mdrt_unit_f %g, want %g", i, yf[e], w);
+    }
+    mdrt_tape_free(t);
+  }
+}
+
 Test(tape_values, broadcasting) {
   mdrt_tape *t = mdrt_tape_new();
   int x = mdrt_tape_leaf(t, 2, 3, X23);
@@ -885,6 +922,8 @@ ParameterizedTestParameters(grad, unary) {
     UNARY("mean k=2", MDRT_MEAN, 2, 3, 4, ANY),
     UNARY("sumsq", MDRT_SUMSQ, 0, 3, 4, ANY),
     UNARY("norm2", MDRT_NORM2, 0, 3, 4, ANY),
+    UNARY("unit", MDRT_UNIT, 0, 3, 4, ANY),
+    UNARY("unit of a vector", MDRT_UNIT, 0, 4, 1, ANY),
     UNARY("norm1", MDRT_NORM1, 0, 3, 4, AWAY),
     MAP("exp", 3, 4, ANY),
     MAP("log", 3, 4, POS),

@@ -68,6 +68,26 @@ def test_gradcheck_every_example(path):
     assert torch.autograd.gradcheck(made, random_inputs(fn, 14))
 
 
+@pytest.mark.parametrize("src,torch_fn", [
+    ("x : vector(n)\ny = ||x||\n", lambda x: torch.linalg.vector_norm(x)),
+    ("A : matrix(n, m)\ny = ||A||_F\n", lambda A: torch.linalg.matrix_norm(A)),
+    ("x : vector(n)\ny = norm2(x)\n", lambda x: torch.linalg.vector_norm(x)),
+], ids=["vector", "frobenius", "norm2"])
+def test_norm_at_zero_as_pytorch(src, torch_fn):
+    """The norm at 0: PyTorch takes the subgradient 0, and so does matdiff
+    (docs/LANGUAGE.md), with no NaN."""
+    fn = matdiff.torch.function(src)
+    sizes = {d: 2 + i for i, d in enumerate(fn.function.dims)}
+    shape = [sizes.get(d, d) for d in fn.inputs[0].shape]
+    ours = torch.zeros(*shape, dtype=torch.float64, requires_grad=True)
+    theirs = torch.zeros(*shape, dtype=torch.float64, requires_grad=True)
+    fn(ours).backward()
+    torch_fn(theirs if shape[1] != 1 else theirs.reshape(-1)).backward()
+    assert not torch.isnan(ours.grad).any()
+    assert torch.equal(ours.grad, theirs.grad)
+    assert torch.equal(ours.grad, torch.zeros_like(ours))
+
+
 def test_gradcheck_matrix_output():
     """A non-scalar output: backward is the VJP with autograd's seed."""
     fn = matdiff.torch.function("X : matrix(n, k)\nW : matrix(k, m)\nS = softmax(X*W, 2)\n")
