@@ -800,12 +800,39 @@ static double sum_coef(Simp *s, Node *n, Node **inner) {
   return k != 1 && (*inner = build_sum(s, ts, nt, n->shape)) ? k : 1;
 }
 
+// k1*diag(u) + k2*diag(v) + ... -> diag(k1*u + k2*v + ...): the diagonal
+// terms of a sum as one, in place of the first; true if there were two.
+// Unnamed diagonals only: a name the user gave stays.
+static bool merge_diags(Simp *s, Term *ts, int *nt) {
+  Term vs[MAX_TERMS];
+  int nv = 0, first = -1, out = 0;
+  for (int i = 0; i < *nt; i++)
+    if (ts[i].t->op == OP_DIAGM && !named(s, ts[i].t) && ts[i].k != 0 &&
+        (nv == 0 || shape_eq(ts[i].t->a->shape, vs[0].t->shape))) {
+      vs[nv++] = (Term){ts[i].k, ts[i].t->a};
+      first = first < 0 ? i : first;
+    }
+  Node *v = nv > 1 ? build_sum(s, vs, nv, vs[0].t->shape) : NULL;
+  Node *d = v ? mk(s, OP_DIAGM, v, NULL) : NULL;
+  if (!d)
+    return false;
+  for (int i = 0; i < *nt; i++)
+    if (i == first)
+      ts[out++] = (Term){1, d};
+    else if (!(ts[i].t->op == OP_DIAGM && !named(s, ts[i].t) && ts[i].k != 0 &&
+               shape_eq(ts[i].t->a->shape, vs[0].t->shape)))
+      ts[out++] = ts[i];
+  *nt = out;
+  return true;
+}
+
 static Node *rw_sum(Simp *s, Node *n) {
   Term ts[MAX_TERMS], td[MAX_TERMS];
   int nt = 0, nd = 0;
   if (!flatten(s, n, 1, false, ts, &nt))
     return NULL;
   bool merged = merge(ts, &nt);
+  merged |= merge_diags(s, ts, &nt);
   // Multiplying out a numeric factor, 2*(a + b) = 2*a + 2*b, only where
   // terms then collect: x + 2*(a + b) - 2*a is x + 2*b.
   if (!merged && flatten(s, n, 1, true, td, &nd) && nd > nt && merge(td, &nd)) {

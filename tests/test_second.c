@@ -311,16 +311,20 @@ Test(second, examples) {
 /* ---- ones, eye and minus signs that a person would not write ------------------ */
 
 // Second derivatives bring diag(ones), ones(m, n).*v and -(-a - b) where a
-// gradient had none: each is printed as a person writes it, and its numbers
-// are held against the tape (check_source). Was: inv(Sigma)*diag(n*ones(d,
-// 1)), softmax(Z, 2)'*diag(ones(n, 1))*softmax(Z, 2), -(-A - B),
-// inv(Sigma)*sum(ones(n, d).*dmu', 1)', (ones(d, n).*dmu)*R.
+// gradient had none, and diagonals that add up: each is printed as a person
+// writes it, and its numbers are held against the tape (check_source). Was:
+// inv(Sigma)*diag(n*ones(d, 1)), softmax(Z, 2)'*diag(ones(n, 1))*softmax(Z,
+// 2), -(-A - B), inv(Sigma)*sum(ones(n, d).*dmu', 1)', (ones(d, n).*dmu)*R,
+// 2*diag(a) - diag(b.*exp(x)).
 static const Row plain[] = {
     {"X : matrix(n, d)\nmu : vector(d)\nSigma : posdef(d)\nwrt mu\nR = X - mu'\n"
      "f = tr(R*inv(Sigma)*R')/2\n",
      false, "n*inv(Sigma)"},
     {"X : matrix(n, d)\nm : vector(d)\nwrt m\nf = sum(sum((X - m').^2))\n", false, "2*n*eye(d)"},
     {"x : vector(n)\nwrt x\nf = sum(x.^3)\n", false, "6*diag(x)"},
+    {"x : vector(n)\nf = sum(exp(x)) + sum(sin(x))\n", false, "diag(exp(x) - sin(x))"},
+    {"x : vector(n)\na : vector(n)\nb : vector(n)\nwrt x\nf = sum(a.*x.^2) - sum(b.*exp(x))\n", false,
+     "diag(2*a - b.*exp(x))"},
     {"X : matrix(n, d)\nW : matrix(d, c)\nb : vector(c)\nwrt b\nf = sum(logsumexp(X*W + b', 2))\n",
      false, "diag(sum(softmax(X*W + b', 2)', 2)) - softmax(X*W + b', 2)'*softmax(X*W + b', 2)"},
 };
