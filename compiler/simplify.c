@@ -800,12 +800,39 @@ static double sum_coef(Simp *s, Node *n, Node **inner) {
   return k != 1 && (*inner = build_sum(s, ts, nt, n->shape)) ? k : 1;
 }
 
+// k1*diag(u) + k2*diag(v) + ... -> diag(k1*u + k2*v + ...): the diagonal
+// terms of a sum as one, in place of the first; true if there were two.
+// Unnamed diagonals only: a name the user gave stays.
+static bool merge_diags(Simp *s, Term *ts, int *nt) {
+  Term vs[MAX_TERMS];
+  int nv = 0, first = -1, out = 0;
+  for (int i = 0; i < *nt; i++)
+    if (ts[i].t->op == OP_DIAGM && !named(s, ts[i].t) && ts[i].k != 0 &&
+        (nv == 0 || shape_eq(ts[i].t->a->shape, vs[0].t->shape))) {
+      vs[nv++] = (Term){ts[i].k, ts[i].t->a};
+      first = first < 0 ? i : first;
+    }
+  Node *v = nv > 1 ? build_sum(s, vs, nv, vs[0].t->shape) : NULL;
+  Node *d = v ? mk(s, OP_DIAGM, v, NULL) : NULL;
+  if (!d)
+    return false;
+  for (int i = 0; i < *nt; i++)
+    if (i == first)
+      ts[out++] = (Term){1, d};
+    else if (!(ts[i].t->op == OP_DIAGM && !named(s, ts[i].t) && ts[i].k != 0 &&
+               shape_eq(ts[i].t->a->shape, vs[0].t->shape)))
+      ts[out++] = ts[i];
+  *nt = out;
+  return true;
+}
+
 static Node *rw_sum(Simp *s, Node *n) {
   Term ts[MAX_TERMS], td[MAX_TERMS];
   int nt = 0, nd = 0;
   if (!flatten(s, n, 1, false, ts, &nt))
     return NULL;
   bool merged = merge(ts, &nt);
+  merged |= merge_diags(s, ts, &nt);
   // Multiplying out a numeric factor, 2*(a + b) = 2*a + 2*b, only where
   // terms then collect: x + 2*(a + b) - 2*a is x + 2*b.
   if (!merged && flatten(s, n, 1, true, td, &nd) && nd > nt && merge(td, &nd)) {
@@ -828,6 +855,17 @@ static bool inverses(const Node *x, const Node *y) {
   return x->op == OP_TRANS && y->op == OP_TRANS && inverses(y->a, x->a);
 }                                  /* inv(A)'*A' = (A*inv(A))' = I */
 
+// The vector V that A = ones(m, n).*V repeats: a column (COL) across the
+// columns, or a row down the rows; NULL when A is not such a product.
+static Node *repeated(const Node *a, bool col) {
+  if (a->op != OP_EMUL || (a->a->op != OP_ONES && a->b->op != OP_ONES))
+    return NULL;
+  Node *v = a->a->op == OP_ONES ? a->b : a->a;
+  bool ok = col ? shape_is_column(v->shape) && !shape_is_column(a->shape)
+                : shape_is_row(v->shape) && !shape_is_row(a->shape);
+  return ok && !scalar(v) ? v : NULL;
+}
+
 // A matrix product A*B proper.
 static Node *rw_matmul(Simp *s, Node *n, Node *a, Node *b) {
   if ((is_zero(a) && finite(b)) || (is_zero(b) && finite(a)))
@@ -842,6 +880,11 @@ static Node *rw_matmul(Simp *s, Node *n, Node *a, Node *b) {
     return ast_opk(s->c, OP_SUM, a, NULL, 2);
   if (a->op == OP_ONES && shape_is_row(a->shape))   /* ones(1, k)*A -> sum(A, 1) */
     return ast_opk(s->c, OP_SUM, b, NULL, 1);
+  Node *v;
+  if ((v = repeated(a, true)))                      /* (ones(m, n).*c)*B -> c*sum(B, 1) */
+    return mk(s, OP_MUL, v, ast_opk(s->c, OP_SUM, b, NULL, 1));
+  if ((v = repeated(b, false)))                     /* A*(ones(m, n).*r) -> sum(A, 2)*r */
+    return mk(s, OP_MUL, ast_opk(s->c, OP_SUM, a, NULL, 2), v);
   if (inverses(a, b))                               /* inv(A)*A -> eye */
     return ast_fill(s->c, OP_EYE, n->shape);
   if (is_matmul(a) && !named(s, a) && inverses(a->b, b))
@@ -879,6 +922,10 @@ static Node *rw_emul(Simp *s, Node *n, Node *a, Node *b) {
     return mk(s, OP_MUL, a, b);                     /* s.*A -> s*A */
   if (n->op == OP_EDIV && scalar(b))
     return mk(s, OP_DIV, a, b);                     /* A./s -> A/s */
+  if (n->op == OP_EMUL && a->op == OP_ONES && shape_eq(b->shape, n->shape))
+    return b;                                       /* ones.*A -> A, of A's shape */
+  if (n->op == OP_EMUL && b->op == OP_ONES && shape_eq(a->shape, n->shape))
+    return a;                                       /* A.*ones -> A */
   return rw_mono(s, n);
 }
 
@@ -905,6 +952,17 @@ static bool same_vectors(const Node *a, const Node *b) {
          !scalar(a);
 }
 
+// sum(ones(m, n).*B, k), B a row or column that the ones only repeat: each
+// element of the sum is B's times the number of repeats, m*B along 1 (B a
+// row), n*B along 2 (B a column), and m*sum(B) or n*sum(B) over all.
+static Node *sum_broadcast(Simp *s, Node *n, Node *a) {
+  Node *row = repeated(a, false), *col = repeated(a, true), *b = row ? row : col;
+  if (!(row && (n->k == 1 || !n->k)) && !(col && (n->k == 2 || !n->k)))
+    return NULL;
+  Node *reps = ast_dim(s->c, row ? a->shape.r : a->shape.c);
+  return mk(s, OP_MUL, reps, n->k ? b : ast_opk(s->c, OP_SUM, b, NULL, 0));
+}
+
 static Node *rw_sumop(Simp *s, Node *n, Node *a) {
   if (shape_eq(a->shape, n->shape))                 /* sum(A) of one element, or along */
     return a;                                       /* a dimension of size 1 -> A */
@@ -917,6 +975,8 @@ static Node *rw_sumop(Simp *s, Node *n, Node *a) {
     return mk(s, OP_MUL, ast_dim(s->c, a->shape.r), ast_dim(s->c, a->shape.c));
   if (named(s, a))
     return NULL;
+  if ((r = sum_broadcast(s, n, a)))                 /* sum(ones(m, n).*r, 1) -> m*r, r a row */
+    return r;
   if (a->op == OP_EMUL && !n->k && a->a->op == OP_EYE)  /* sum(eye .* A) -> tr(A) */
     return mk(s, OP_TR, a->b, NULL);
   if (a->op == OP_EMUL && !n->k && a->b->op == OP_EYE)  /* sum(A .* eye) -> tr(A) */
@@ -962,23 +1022,36 @@ static Node *rw_linalg(Simp *s, Node *n, Node *a) {
   case OP_DIAGV:
     if (a->op == OP_DIAGM)                          /* diag(diag(v)) -> v */
       return a->a;
-    return NULL;
+    if (a->op == OP_EYE)                            /* diag(eye(n)) -> ones(n, 1) */
+      return ones(s, n->shape);
+    return pull_scalars(s, n, a);                   /* diag(s*A) -> s*diag(A) */
   case OP_DIAGM:
     if (a->op == OP_DIAGV && a->a->op == OP_DIAGM)
       return a->a;
-    return NULL;
+    if (a->op == OP_ONES)                           /* diag(ones(n, 1)) -> eye(n) */
+      return ast_fill(s->c, OP_EYE, n->shape);
+    return pull_scalars(s, n, a);                   /* diag(s*v) -> s*diag(v) */
   default: return NULL;
   }
+}
+
+// -(a - b) -> b - a, -(-a - b) -> a + b: a sum's negation is its terms'.
+static Node *rw_neg(Simp *s, Node *n) {
+  Term ts[MAX_TERMS];
+  int nt = 0;
+  if (!ast_is_num(n->a, -1) || !is_sum(s, n->b) || !flatten(s, n->b, -1, false, ts, &nt))
+    return NULL;
+  return build_sum(s, ts, nt, n->shape);
 }
 
 // One rewrite at the top of N (whose operands are already simplified), or
 // NULL when no rule applies.
 static Node *rewrite(Simp *s, Node *n) {
-  Node *a = n->a, *b = n->b;
+  Node *a = n->a, *b = n->b, *r;
   if (op_arity[n->op] == 2 && is_num(a) && is_num(b))
     return fold(s, n->op, a->num, b->num);          /* c1 op c2 -> c */
   switch (n->op) {
-  case OP_MUL: return is_matmul(n) ? rw_matmul(s, n, a, b) : rw_mono(s, n);
+  case OP_MUL: return is_matmul(n) ? rw_matmul(s, n, a, b) : (r = rw_neg(s, n)) ? r : rw_mono(s, n);
   case OP_ADD:
   case OP_SUB: return rw_add(s, n, a, b);
   case OP_EMUL:

@@ -308,6 +308,62 @@ Test(second, examples) {
   cr_assert(each_example(check_source), "the examples cannot be read");
 }
 
+/* ---- ones, eye and minus signs that a person would not write ------------------ */
+
+// Second derivatives bring diag(ones), ones(m, n).*v and -(-a - b) where a
+// gradient had none, and diagonals that add up: each is printed as a person
+// writes it, and its numbers are held against the tape (check_source). Was:
+// inv(Sigma)*diag(n*ones(d, 1)), softmax(Z, 2)'*diag(ones(n, 1))*softmax(Z,
+// 2), -(-A - B), inv(Sigma)*sum(ones(n, d).*dmu', 1)', (ones(d, n).*dmu)*R,
+// 2*diag(a) - diag(b.*exp(x)).
+static const Row plain[] = {
+    {"X : matrix(n, d)\nmu : vector(d)\nSigma : posdef(d)\nwrt mu\nR = X - mu'\n"
+     "f = tr(R*inv(Sigma)*R')/2\n",
+     false, "n*inv(Sigma)"},
+    {"X : matrix(n, d)\nm : vector(d)\nwrt m\nf = sum(sum((X - m').^2))\n", false, "2*n*eye(d)"},
+    {"x : vector(n)\nwrt x\nf = sum(x.^3)\n", false, "6*diag(x)"},
+    {"x : vector(n)\nf = sum(exp(x)) + sum(sin(x))\n", false, "diag(exp(x) - sin(x))"},
+    {"x : vector(n)\na : vector(n)\nb : vector(n)\nwrt x\nf = sum(a.*x.^2) - sum(b.*exp(x))\n", false,
+     "diag(2*a - b.*exp(x))"},
+    {"X : matrix(n, d)\nW : matrix(d, c)\nb : vector(c)\nwrt b\nf = sum(logsumexp(X*W + b', 2))\n",
+     false, "diag(sum(softmax(X*W + b', 2)', 2)) - softmax(X*W + b', 2)'*softmax(X*W + b', 2)"},
+};
+
+Test(second, ones_and_signs) {
+  for (size_t r = 0; r < sizeof plain / sizeof *plain; r++) {
+    md_error err;
+    md_function *f = md_compile(plain[r].src, "plain.expr", &err);
+    cr_assert_not_null(f, "%s", err.diag);
+    int x = 0;
+    while (!md_input_is_wrt(f, x))
+      x++;
+    const char *got = md_hessian_formula(f, x, x, &err);
+    cr_expect(got && !strcmp(got, plain[r].printed), "%sprinted %s, not %s", plain[r].src,
+              got ? got : err.message, plain[r].printed);
+    md_free(f);
+    check_source("plain.expr", plain[r].src);
+  }
+}
+
+// The gaussian example's HVP along mu: no -(-a - b), no ones(n, d).*dmu',
+// and the product with a repeated column is an outer product.
+Test(second, gaussian_hvp) {
+  const char *src = "X : matrix(n, d)\nmu : vector(d)\nSigma : posdef(d)\nwrt mu, Sigma\n"
+                    "R = X - mu'\nnll = n/2*logdet(Sigma) + tr(R*inv(Sigma)*R')/2\n";
+  md_error err;
+  md_function *f = md_compile(src, "gaussian.expr", &err);
+  cr_assert_not_null(f, "%s", err.diag);
+  const char *mu = md_hvp_formula(f, 1, &err);
+  cr_assert_not_null(mu, "%s", err.message);
+  cr_expect_str_eq(mu, "inv(Sigma)*dSigma*inv(Sigma)*sum(R, 1)' + n*inv(Sigma)*dmu");
+  const char *sigma = md_hvp_formula(f, 2, &err);
+  cr_assert_not_null(sigma, "%s", err.message);
+  cr_expect(!strstr(sigma, "ones("), "%s", sigma);
+  cr_expect(strstr(sigma, "dmu*sum(R, 1)"), "%s", sigma);
+  md_free(f);
+  check_source("gaussian.expr", src);
+}
+
 /* ---- names, and what has no matrix ------------------------------------------------ */
 
 Test(second, directions) {
@@ -336,8 +392,10 @@ Test(second, sums_read_as_printed) {
                     "L = z2 - -(A - z1 * theta)\n";
   md_function *f = md_compile(src, "t.expr", &err);
   cr_assert_not_null(f, "%s", err.diag);
-  // dL = dz2 + dA - dz1*theta - z1*dtheta, by the product rule.
-  cr_expect_str_eq(md_jvp_formula(f, &err), "dz2 + (dA - dz1*theta - z1*dtheta)");
+  // dL = dz2 + dA - dz1*theta - z1*dtheta, by the product rule; the
+  // negation of -(dA - ...) is taken into its terms, and the terms come in
+  // an order that reads left to right, 1×2 - 3×2 first.
+  cr_expect_str_eq(md_jvp_formula(f, &err), "dz2 - dz1*theta + dA - z1*dtheta");
   md_free(f);
   check_source("broadcast sum", src);
   Out o = {0};
