@@ -154,6 +154,14 @@ $(B)/parser.o: $(B)/lexer.h
 $(B)/lexer.o: $(B)/parser.h
 $(LIB_OBJS) $(CLI_OBJS): | $(B)/parser.h $(B)/lexer.h
 
+# `make -j test` and `make -j demo` on a fresh machine: nothing is built
+# before the packages it needs (bison, flex, libtcc, OpenBLAS, Criterion)
+# are in, as in a serial make, where deps comes first.
+ifneq ($(filter test demo,$(MAKECMDGOALS)),)
+$(B)/parser.c $(B)/parser.h $(B)/lexer.c $(B)/lexer.h $(LIB_OBJS) $(CLI_OBJS) $(RT_OBJS) \
+  $(TEST_BINS): | deps
+endif
+
 # The runtime's header as installed and as the JIT sees it: kernels.def
 # copied in where matdiff_rt.h includes it, so that it includes nothing.
 $(B)/include/matdiff_rt.h: runtime/matdiff_rt.h runtime/kernels.def

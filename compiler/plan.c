@@ -323,14 +323,73 @@ static void reads(Plan *p, int *lastuse, Node *n, int s, bool top) {
     reads(p, lastuse, n->b, s, false);
 }
 
+// The owners of memory of one shape, a binary heap on the last statement
+// that reads each (its olast), the earliest at the top; ties go to the
+// lower node id, so that the plan does not depend on the heap's history.
+typedef struct Owners {
+  int *h, n;
+} Owners;
+
+static bool owner_before(const int *olast, int a, int b) {
+  return olast[a] < olast[b] || (olast[a] == olast[b] && a < b);
+}
+
+static void owner_push(Owners *o, const int *olast, int x) {
+  int i = o->n++;
+  for (; i > 0 && owner_before(olast, x, o->h[(i - 1) / 2]); i = (i - 1) / 2)
+    o->h[i] = o->h[(i - 1) / 2];
+  o->h[i] = x;
+}
+
+static int owner_pop(Owners *o, const int *olast) {
+  int top = o->h[0], x = o->h[--o->n], i = 0;
+  for (;;) {
+    int k = 2 * i + 1;
+    if (k >= o->n)
+      break;
+    if (k + 1 < o->n && owner_before(olast, o->h[k + 1], o->h[k]))
+      k++;
+    if (!owner_before(olast, o->h[k], x))
+      break;
+    o->h[i] = o->h[k];
+    i = k;
+  }
+  if (o->n)
+    o->h[i] = x;
+  return top;
+}
+
+// The index of SH among the shapes met so far in KEYS (an open-addressed
+// table of CAP slots, a power of two, of node ids; -1 empty), adding it.
+static int shape_class(const Plan *p, int *keys, int *class_of, int cap, int id, int *nclasses) {
+  Shape sh = p->c->nodes[id]->shape;
+  unsigned long hash = (unsigned long)(sh.r.sym >= 0 ? sh.r.sym : sh.r.n) * 1000003u ^
+                       (unsigned long)(sh.c.sym >= 0 ? sh.c.sym : sh.c.n + 7919);
+  for (unsigned long i = hash & (unsigned long)(cap - 1);; i = (i + 1) & (unsigned long)(cap - 1)) {
+    if (keys[i] < 0) {
+      keys[i] = id;
+      return class_of[id] = (*nclasses)++;
+    }
+    if (shape_eq(p->c->nodes[keys[i]]->shape, sh))
+      return class_of[id] = class_of[keys[i]];
+  }
+}
+
 // Give each buffer its memory: a buffer may take over the memory of one of
 // the same shape whose last reader came before it (a transposed or gemm
 // read of a buffer being written is never safe, so "before" is strict).
 // Statements are numbered in the order the body is printed: the nodes in
 // id order, then the gradients, then the output. SCRATCH has 3n ints.
-static void share_memory(Plan *p, int *scratch) {
+//
+// Each buffer that owns memory remembers the last statement reading it or
+// any later tenant; a new buffer takes, of the owners of its shape, the one
+// free the earliest, if that is free by then. The owners of a shape are a
+// heap on that, so a body that keeps thousands of buffers alive (every
+// layer of a deep network, for its gradient) is planned in O(n log n), not
+// by a scan of every owner for every buffer.
+static bool share_memory(Plan *p, int *scratch) {
   int n = p->n, s = 0;
-  int *lastuse = scratch, *owners = scratch + n, *olast = scratch + 2 * n;
+  int *lastuse = scratch, *class_of = scratch + n, *olast = scratch + 2 * n;
   for (int i = 0; i < n; i++)
     lastuse[i] = -1;
   for (int i = 0; i < n; i++)
@@ -340,10 +399,26 @@ static void share_memory(Plan *p, int *scratch) {
     Node *g = p->roots[r % p->nroots];  // the gradients, then the output
     reads(p, lastuse, g, s++, !is_buffer(p, g));
   }
-  // Each buffer that owns memory remembers the last statement reading it or
-  // any later tenant; a new buffer takes the first owner of its shape that
-  // is free by then.
-  int nowners = 0;
+  // The buffers' shapes, as classes 0, 1, ...; each class's heap has room
+  // for all its buffers, in one array.
+  int nbuf = 0, nclasses = 0, cap = 16;
+  for (int i = 0; i < n; i++)
+    nbuf += is_buffer(p, p->c->nodes[i]);
+  while (cap < 2 * nbuf)
+    cap *= 2;
+  int *keys, *size, *heap;
+  Owners *own;
+  Arena *A = &p->c->arena;
+  if (!NEW(A, keys, cap) || !NEW(A, size, nbuf + 1) || !NEW(A, heap, nbuf + 1) ||
+      !NEW(A, own, nbuf + 1))
+    return false;
+  for (int i = 0; i < cap; i++)
+    keys[i] = -1;
+  for (int i = 0; i < n; i++)
+    if (is_buffer(p, p->c->nodes[i]))
+      size[shape_class(p, keys, class_of, cap, i, &nclasses)]++;
+  for (int k = 0, at = 0; k < nclasses; at += size[k++])
+    own[k] = (Owners){heap + at, 0};
   s = 0;
   for (int i = 0; i < n; i++) {
     Node *q = p->c->nodes[i];
@@ -355,19 +430,19 @@ static void share_memory(Plan *p, int *scratch) {
     // The second of a pair is written at the first's statement: it
     // takes no memory that may still be read then.
     bool second = p->pair[i] && p->pair[i]->id < i;
-    for (int k = 0; k < nowners && !p->alias[i] && !second; k++) {
-      Node *o = p->c->nodes[owners[k]];
-      if (olast[owners[k]] < here && shape_eq(o->shape, q->shape)) {
-        p->alias[i] = o;
-        if (lastuse[i] > olast[owners[k]])
-          olast[owners[k]] = lastuse[i];
-      }
-    }
-    if (!p->alias[i]) {
-      owners[nowners++] = i;
+    Owners *o = &own[class_of[i]];
+    if (!second && o->n && olast[o->h[0]] < here) {
+      int k = owner_pop(o, olast);
+      p->alias[i] = p->c->nodes[k];
+      if (lastuse[i] > olast[k])
+        olast[k] = lastuse[i];
+      owner_push(o, olast, k);
+    } else {
       olast[i] = lastuse[i];
+      owner_push(o, olast, i);
     }
   }
+  return true;
 }
 
 /* ---- terms -------------------------------------------------------------- */
@@ -645,7 +720,8 @@ static Plan *plan_new(Ctx *c, PlanKind kind) {
   limit_fusion(p, scratch);
   if (!plan_solves(p, scratch) || !plan_pairs(p, scratch))
     return NULL;
-  share_memory(p, scratch);
+  if (!share_memory(p, scratch))
+    return NULL;
   if (!plan_factors(p))
     return NULL;
 
