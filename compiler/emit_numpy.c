@@ -288,7 +288,7 @@ static void name_temps(Py *y, const Plan *p) {
     if (n->op == OP_VAR || n->op == OP_SEED || (p->form[i] != F_BUFFER && p->form[i] != F_SCALAR))
       continue;
     const char *let = print_let_name(y->c, n);
-    if (n == y->c->out)
+    if (n == p->roots[0])
       y->tname[i] = y->outp;
     else if (let)
       y->tname[i] = claim(y, let, true);
@@ -333,7 +333,7 @@ static void body(Py *y) {
     else
       line(y, "%s = %s", y->gname[v], owned(y, g, expr(y, g, !named(y, g)).s));
   }
-  Node *out = c->out;
+  Node *out = p->roots[0];  // as chain.c rewrote it
   if (!named(y, out)) {
     comment(y, c->outname, out);
     line(y, "%s = %s", y->outp, owned(y, out, expr(y, out, true).s));
