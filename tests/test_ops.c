@@ -587,7 +587,7 @@ static void check_numpy(const char *op, const Prog *prog, const Inst *p) {
   Ctx c;
   cr_assert(front(&c, prog, &err), "%s", err.diag);
   Buf code = {0};
-  cr_assert(emit_numpy(&c, "f", &code), "%s: emit_numpy: %s", op, err.message);
+  cr_assert(emit_numpy(&c, "f", true, &code), "%s: emit_numpy: %s", op, err.message);
   char piece[64];
   cr_expect(strstr(code.s, longest_piece(op_numpy[prog->op], piece, sizeof piece)),
             "%s: the module does not write ops.h's NumPy, %s:\n%s", op, op_numpy[prog->op], code.s);
