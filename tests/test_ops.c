@@ -202,7 +202,7 @@ static void inst_init(Inst *p, const Prog *prog) {
   cr_assert_leq(p->olen, MAXN);
   for (long e = 0; e < p->olen; e++)
     p->seed[e] = p->scalar ? 1 : 2 * md_rng_uniform(&g) - 1;
-  double *g0[MAXV] = {p->grads[0], p->grads[1]};
+  double *g0[MAXV] = {p->grads[0], p->grads[1], p->grads[2]};
   cr_assert_eq(md_eval(p->f, p->dims, inputs(p), p->value, &err), 0, "%s: md_eval: %s", op,
                err.message);
   cr_assert_eq(md_vjp(p->f, p->dims, inputs(p), p->seed, NULL, g0, &err), 0, "%s: md_vjp: %s", op,
