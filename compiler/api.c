@@ -700,7 +700,7 @@ const char *md_numpy_source(md_function *f, md_error *err) {
     Buf b = {0};
     c->err = err;  // emit_numpy reports through the caller's md_error
     c->failed = false;
-    if (emit_numpy(c, "f", &b) && !(f->numpy = arena_strdup(&c->arena, b.s)))
+    if (emit_numpy(c, "f", true, &b) && !(f->numpy = arena_strdup(&c->arena, b.s)))
       diag_plain(err, "out of memory");
     c->err = NULL;
     buf_free(&b);

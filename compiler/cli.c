@@ -614,8 +614,8 @@ static const char compile_help[] =
     "  --float       single precision (runtime-linked: the runtime's _f kernels)\n"
     "  --lang numpy  a Python module instead, NumPy only: P(inputs) returns the value,\n"
     "                P_grad(inputs) (value, {input: gradient}); --lang c is the default\n"
-    "The file also has the second order: P_jvp, P_hvp and P_hessian (a scalar output)\n"
-    "or P_jacobian (a matrix one); see its header comment and README.\n"
+    "The file (C or NumPy) also has the second order: P_jvp, P_hvp and P_hessian (a\n"
+    "scalar output) or P_jacobian (a matrix one); see its header comment and README.\n"
     "  --first-only  leave the second-order functions out (--second: keep them, the default)\n";
 
 // A C identifier from a file's base name: seed.expr -> seed.
@@ -680,7 +680,7 @@ static int cmd_compile(const Args *a) {
   int rc = 0;
   if (!o.name)
     rc = fail("out of memory");
-  else if (numpy && !emit_numpy(&fr.c, o.name, &code))
+  else if (numpy && !emit_numpy(&fr.c, o.name, o.second, &code))
     rc = report(&fr.err);
   else if (!numpy && !emit_c(&fr.c, &o, &code))
     rc = report(&fr.err);  // a function name C has, or out of memory

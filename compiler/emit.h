@@ -247,5 +247,10 @@ bool emit_second_prepare(Ctx *c);
 bool emit_second(Emit *e);
 /* The paragraph of the file's header comment that says what they are. */
 void emit_second_header(Emit *e);
+/* Does the Hessian (HESSIAN) or the Jacobian come from a matrix formula of
+   its own (one wrt variable, a scalar or a vector: PLAN_HESSIAN or
+   PLAN_JACOBIAN), rather than one HVP or JVP per unit direction? After
+   emit_second_prepare. */
+bool emit_second_formula(const Ctx *c, bool hessian);
 
 #endif

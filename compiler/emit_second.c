@@ -41,16 +41,15 @@ static int only_wrt(const Ctx *c) {
   return v;
 }
 
-// Does the Hessian (the Jacobian) come from a formula of its own?
-static bool hessian_formula(const Ctx *c) {
+bool emit_second_formula(const Ctx *c, bool hessian) {
   int v = only_wrt(c);
-  return v >= 0 && c->hess && c->hess[v * c->nvars + v];
-}
-
-static bool jacobian_formula(const Ctx *c) {
-  int v = only_wrt(c);
+  if (hessian)
+    return v >= 0 && c->hess && c->hess[v * c->nvars + v];
   return v >= 0 && c->jacs && c->jacs[v];
 }
+
+static bool hessian_formula(const Ctx *c) { return emit_second_formula(c, true); }
+static bool jacobian_formula(const Ctx *c) { return emit_second_formula(c, false); }
 
 bool emit_second_prepare(Ctx *c) {
   if ((!c->jvp && !second_jvp(c)) || !plan_second(c, PLAN_JVP))

@@ -61,8 +61,10 @@ const char *md_grad_formula(const md_function *f, int i); /* "2*(X*W + b)*W'", N
 const char *md_c_source(const md_function *f);         /* the C that was JIT-compiled */
 /* The same function as a Python module that needs only NumPy, as
    `matdiff compile --lang numpy` writes it, with its functions named f,
-   f_grad and (for an output that is not a scalar) f_vjp; made on the first
-   call and kept with F. NULL with *ERR filled (out of memory). */
+   f_grad and (for an output that is not a scalar) f_vjp, and the second
+   order, f_jvp and f_hvp and f_hessian (a scalar output) or f_jacobian;
+   made on the first call and kept with F. NULL with *ERR filled (out of
+   memory, or the second order could not be derived). */
 const char *md_numpy_source(md_function *f, md_error *err);
 /* The arithmetic operations md_eval (GRAD 0) or md_grad (GRAD 1) performs at
    the sizes DIMS, as counted from the emitted code; -1 on error. GRAD

@@ -519,9 +519,11 @@ bool emit_c(Ctx *c, const EmitOpts *o, Buf *out);
 /* ---- emit_numpy.c ------------------------------------------------------ */
 
 /* The NumPy module for the compilation: NAME(inputs), NAME_grad(inputs)
-   and, for an output that is not a scalar, NAME_vjp(G, inputs), from the
-   plans emit_c prints; false with the reason reported. */
-bool emit_numpy(Ctx *c, const char *name, Buf *out);
+   and, for an output that is not a scalar, NAME_vjp(G, inputs); with
+   SECOND also NAME_jvp, and NAME_hvp and NAME_hessian (a scalar output) or
+   NAME_jacobian (any other), as emit_c's second order; from the plans
+   emit_c prints; false with the reason reported. */
+bool emit_numpy(Ctx *c, const char *name, bool second, Buf *out);
 
 /* ---- cost.c ------------------------------------------------------------ */
 

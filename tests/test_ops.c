@@ -25,6 +25,9 @@
  *                           emit_numpy), imported and run by python3
  *                           with NumPy (warnings are errors): against the
  *                           JIT, and it writes ops.h's numpy template;
+ *                           its second order, f_jvp, f_hvp and f_hessian
+ *                           or f_jacobian, against the JIT's (which
+ *                           md_check2 holds to the tape);
  *                         - second order: the op's tangent rule three ways
  *                           (the symbolic JVP, printed and compiled again;
  *                           the tape's forward mode; central differences),
@@ -202,7 +205,7 @@ static void inst_init(Inst *p, const Prog *prog) {
   cr_assert_leq(p->olen, MAXN);
   for (long e = 0; e < p->olen; e++)
     p->seed[e] = p->scalar ? 1 : 2 * md_rng_uniform(&g) - 1;
-  double *g0[MAXV] = {p->grads[0], p->grads[1]};
+  double *g0[MAXV] = {p->grads[0], p->grads[1], p->grads[2]};
   cr_assert_eq(md_eval(p->f, p->dims, inputs(p), p->value, &err), 0, "%s: md_eval: %s", op,
                err.message);
   cr_assert_eq(md_vjp(p->f, p->dims, inputs(p), p->seed, NULL, g0, &err), 0, "%s: md_vjp: %s", op,
@@ -233,6 +236,16 @@ static void check_numbers(const char *op, Inst *p) {
 }
 
 /* ---- second order: the tangent rules ----------------------------------------- */
+
+// Directions for the second order, uniform in [-1, 1], the same on every
+// run for an op.
+static void draw_directions(const Prog *prog, const Inst *p, double v[MAXV][MAXN]) {
+  md_rng g;
+  md_rng_seed(&g, 2000 + (unsigned long long)prog->op);
+  for (int i = 0; i < MAXV; i++)
+    for (long e = 0; e < p->len[i]; e++)
+      v[i][e] = 2 * md_rng_uniform(&g) - 1;
+}
 
 static const double *const *dirs_of(double v[MAXV][MAXN]) {
   static const double *d[MAXV];
@@ -273,11 +286,7 @@ static void move(Inst *p, double v[MAXV][MAXN], double t) {
 // check_numbers).
 static void check_second(const char *op, const Prog *prog, Inst *p) {
   double v[MAXV][MAXN] = {{0}}, sym[MAXN], tape[MAXN], fd[MAXN], fp[MAXN], fm[MAXN];
-  md_rng g;
-  md_rng_seed(&g, 2000 + (unsigned long long)prog->op);
-  for (int i = 0; i < MAXV; i++)
-    for (long e = 0; e < p->len[i]; e++)
-      v[i][e] = 2 * md_rng_uniform(&g) - 1;
+  draw_directions(prog, p, v);
   md_error err;
   const char *jvp = md_jvp_formula(p->f, &err);
   cr_assert_not_null(jvp, "%s: %s", op, err.message);
@@ -578,16 +587,58 @@ static const char *longest_piece(const char *t, char *buf, size_t n) {
   return buf;
 }
 
+// The second order of the module against the JIT's, on the lines the
+// driver printed (OUT), along the directions V: the JVP, and the HVP of
+// each input and the Hessian (a scalar output) or the Jacobian.
+static void check_numpy_second(const char *op, const Inst *p, const char *out,
+                               double v[MAXV][MAXN]) {
+  md_error err;
+  int n = md_num_inputs(p->f);
+  long N = md_wrt_size(p->f, p->dims), len = p->scalar ? N * N : p->olen * N;
+  double *got = calloc((size_t)len + MAXN, sizeof *got);
+  double *want = calloc((size_t)len + MAXN, sizeof *want);
+  cr_assert(got && want);
+  cr_assert_eq(md_jvp(p->f, p->dims, inputs(p), dirs_of(v), want, &err), 0, "%s: %s", op,
+               err.message);
+  cr_assert(numbers(out, "jvp", got, p->olen), "%s: no 'jvp' in\n%s", op, out);
+  double e = md_rel_err(got, want, p->olen);
+  cr_expect(e <= TOL_C, "%s: NumPy's f_jvp is off the JIT's by %.3g", op, e);
+  double hv[MAXV][MAXN] = {{0}}, *bufs[MAXV] = {hv[0], hv[1], hv[2]};
+  if (p->scalar)
+    cr_assert_eq(md_hvp(p->f, p->dims, inputs(p), dirs_of(v), bufs, &err), 0, "%s: %s", op,
+                 err.message);
+  for (int i = 0; p->scalar && i < n; i++) {
+    if (!md_input_is_wrt(p->f, i))
+      continue;
+    char tag[16];
+    snprintf(tag, sizeof tag, "hvp%d", i);
+    cr_assert(numbers(out, tag, got, p->len[i]), "%s: no '%s' in\n%s", op, tag, out);
+    e = md_rel_err(got, hv[i], p->len[i]);
+    cr_expect(e <= TOL_C, "%s: NumPy's f_hvp of %s is off the JIT's by %.3g", op,
+              md_input_name(p->f, i), e);
+  }
+  const char *what = p->scalar ? "hessian" : "jacobian";
+  memset(want, 0, sizeof *want * (size_t)len);  // they add into it
+  cr_assert_eq((p->scalar ? md_hessian : md_jacobian)(p->f, p->dims, inputs(p), want, &err), 0,
+               "%s: %s", op, err.message);
+  cr_assert(numbers(out, what, got, len), "%s: no '%s' in\n%s", op, what, out);
+  e = md_rel_err(got, want, len);
+  cr_expect(e <= TOL_C, "%s: NumPy's f_%s is off the JIT's by %.3g", op, what, e);
+  free(got);
+  free(want);
+}
+
 // The module `matdiff compile --lang numpy` writes (emit_numpy), imported
 // by a driver that calls f and f_grad (f_vjp with the seed for a matrix
-// output) at the instance's inputs, against the JIT's numbers.
-static void check_numpy(const char *op, const Prog *prog, const Inst *p) {
+// output) at the instance's inputs, against the JIT's numbers; then, with
+// SECOND, its second order along the directions check_second takes.
+static void check_numpy(const char *op, const Prog *prog, const Inst *p, bool second) {
   tmpdir_setup("test_ops_numpy");
   md_error err;
   Ctx c;
   cr_assert(front(&c, prog, &err), "%s", err.diag);
   Buf code = {0};
-  cr_assert(emit_numpy(&c, "f", &code), "%s: emit_numpy: %s", op, err.message);
+  cr_assert(emit_numpy(&c, "f", true, &code), "%s: emit_numpy: %s", op, err.message);
   char piece[64];
   cr_expect(strstr(code.s, longest_piece(op_numpy[prog->op], piece, sizeof piece)),
             "%s: the module does not write ops.h's NumPy, %s:\n%s", op, op_numpy[prog->op], code.s);
@@ -617,6 +668,26 @@ static void check_numpy(const char *op, const Prog *prog, const Inst *p) {
   buf_puts(&d, "show('grad_value', y)\n");
   for (int i = 0; i < n; i++)
     buf_printf(&d, "show('grad%d', g['%s'])\n", i, md_input_name(p->f, i));
+  double v[MAXV][MAXN] = {{0}};
+  draw_directions(prog, p, v);
+  if (second) {
+    buf_puts(&d, "dirs = (");
+    for (int i = 0; i < n; i++)
+      if (md_input_is_wrt(p->f, i)) {
+        py_array(&d, v[i], md_input_rows(p->f, i, p->dims), md_input_cols(p->f, i, p->dims));
+        buf_puts(&d, ", ");
+      }
+    buf_puts(&d, ")\nshow('jvp', m.f_jvp(*args, *dirs))\n");
+  }
+  if (second && p->scalar) {
+    buf_puts(&d, "hv = m.f_hvp(*args, *dirs)\n");
+    for (int i = 0; i < n; i++)
+      if (md_input_is_wrt(p->f, i))
+        buf_printf(&d, "show('hvp%d', hv['%s'])\n", i, md_input_name(p->f, i));
+    buf_puts(&d, "show('hessian', m.f_hessian(*args))\n");
+  } else if (second) {
+    buf_puts(&d, "show('jacobian', m.f_jacobian(*args))\n");
+  }
   tmpdir_text("driver.py", d.s);
   buf_free(&d);
   char cmd[1024];
@@ -638,6 +709,8 @@ static void check_numpy(const char *op, const Prog *prog, const Inst *p) {
     double e = md_rel_err(got, p->grads[i], p->len[i]);
     cr_expect(e <= TOL_C, "%s: NumPy's d/d%s is off the JIT's by %.3g", op, md_input_name(p->f, i), e);
   }
+  if (rc == 0 && second)
+    check_numpy_second(op, p, out, v);
   free(out);
   tmpdir_remove();
 }
@@ -704,7 +777,7 @@ ParameterizedTest(int *o, ops, each, .timeout = 60) {
   check_numbers(name, &p);
   check_second(name, &prog, &p);
   check_compiled(name, &prog, &p);
-  check_numpy(name, &prog, &p);
+  check_numpy(name, &prog, &p, true);
   md_error err;
   Ctx c;
   cr_assert(front(&c, &prog, &err), "%s", err.diag);
@@ -768,6 +841,7 @@ ParameterizedTest(NormCase *nc, ops, norm_at_zero, .timeout = 60) {
   inst_init(&p, &prog);
   check_numbers(nc->name, &p);        // smooth here: the JIT, the tape, differences
   check_second(nc->name, &prog, &p);  // and the second order, --order 2's code too
+  check_numpy(nc->name, &prog, &p, true);
   zero(&p, nc->name);
   double tape[MAXV][MAXN] = {{0}}, *tg[MAXV] = {tape[0], tape[1], tape[2]};
   md_error err;
@@ -782,7 +856,9 @@ ParameterizedTest(NormCase *nc, ops, norm_at_zero, .timeout = 60) {
                    md_input_name(p.f, i), e, tape[i][e], want);
     }
   check_compiled(nc->name, &prog, &p);  // against the JIT's numbers: 0, not NaN
-  check_numpy(nc->name, &prog, &p);
+  // The norm's tangent is <x, dx>/||x||, NaN at 0, in the JIT as in NumPy
+  // (whose warning the driver makes an error): the first order only.
+  check_numpy(nc->name, &prog, &p, false);
   md_free(p.f);
 }
 

@@ -164,7 +164,9 @@ class Function:
         """The function as a Python module that needs only NumPy, as
         `matdiff compile --lang numpy` writes it: f(inputs) the value,
         f_grad(inputs) (value, {input: gradient}), and for an output that is
-        not a scalar f_vjp(G, inputs). Made on first use."""
+        not a scalar f_vjp(G, inputs); the second order, f_jvp(inputs,
+        directions), and f_hvp(inputs, directions) and f_hessian(inputs) or
+        f_jacobian(inputs). Made on first use."""
         err = _lib.MdError()
         s = _LIB.md_numpy_source(self._handle, ctypes.byref(err))
         if not s:

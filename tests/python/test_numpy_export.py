@@ -1,8 +1,9 @@
 """test_numpy_export.py - the NumPy module `matdiff compile --lang numpy`
 writes (and Function.numpy_source returns), imported and called, against
 the JIT (the package's calls) at 1e-12: every example, random programs of
-tests/gen.c, and the module's conventions (shapes given 1-D, errors). Each
-op of the table is exported and run by tests/test_ops.c."""
+tests/gen.c, and the module's conventions (shapes given 1-D, errors); the
+second order (f_jvp, f_hvp, f_hessian, f_jacobian) the same way. Each op
+of the table is exported and run by tests/test_ops.c."""
 import glob
 import importlib.util
 import os
@@ -99,6 +100,138 @@ def compare(f, m, name, arrays, rng, tol=1e-12, what=""):
             assert rel_err(g[k], wg[k]) <= tol, (what, "vjp d/d" + k, rel_err(g[k], wg[k]))
 
 
+def directions(f, arrays, rng):
+    """{input: direction} for F's wrt inputs, uniform in [-1, 1], of the
+    arrays' shapes; symmetric for a symmetric input."""
+    dirs = {}
+    for x, a in zip(f.inputs, arrays):
+        if x.wrt:
+            d = rng.uniform(-1, 1, np.shape(a))
+            dirs[str(x)] = (d + d.T) / 2 if x.symmetric else d
+    return dirs
+
+
+def compare_second(f, m, name, arrays, rng, tol=1e-12, what=""):
+    """m.NAME_jvp, and m.NAME_hvp and m.NAME_hessian (a scalar output) or
+    m.NAME_jacobian, against f.jvp, f.hvp, f.hessian and f.jacobian at ARRAYS
+    and random directions. Returns the largest relative difference."""
+    dirs = directions(f, arrays, rng)
+    along = [dirs[str(x)] for x in f.wrt]
+    scalar = f.output_shape == (1, 1)
+    worst = 0.0
+
+    def check(tag, got, want):
+        nonlocal worst
+        e = rel_err(got, want)
+        assert e <= tol, (what, tag, e)
+        worst = max(worst, e)
+
+    tangent = getattr(m, name + "_jvp")(*arrays, *along)
+    assert isinstance(tangent, float if scalar else np.ndarray), (what, type(tangent))
+    check("jvp", tangent, np.reshape(f.jvp(dirs, *arrays), np.shape(tangent)))
+    # A scalar output has f_hvp and f_hessian, any other f_jacobian, as the C.
+    assert hasattr(m, name + "_hvp") == hasattr(m, name + "_hessian") == scalar, what
+    assert hasattr(m, name + "_jacobian") != scalar, what
+    if scalar:
+        hv, want = getattr(m, name + "_hvp")(*arrays, *along), f.hvp(dirs, *arrays)
+        assert list(hv) == list(want), (what, list(hv), list(want))
+        for k in want:
+            check("hvp " + k, hv[k], want[k])
+        check("hessian", getattr(m, name + "_hessian")(*arrays), f.hessian(*arrays))
+    else:
+        check("jacobian", getattr(m, name + "_jacobian")(*arrays), f.jacobian(*arrays))
+    return worst
+
+
+def sizes_apart(f):
+    """Each symbolic size of F a different number, from 3 on: no matrix is
+    square unless it is declared so, and no vector has a length of 1."""
+    return {d: 3 + i for i, d in enumerate(f.dims)}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=os.path.basename)
+def test_examples_second_order(path, tmp_path):
+    """Every example's second order, through `matdiff compile --lang numpy`
+    and through numpy_source, at sizes that are all different."""
+    f = matdiff.load(path)
+    rng = np.random.default_rng(abs(hash(os.path.basename(path))) % 2**32)
+    arrays, _ = draw(f, rng, 0.1, 0.9, sizes_apart(f))
+    m, name = cli_module(path, tmp_path)
+    compare_second(f, m, name, arrays, rng, what=path)
+    compare_second(f, module(f.numpy_source, "from_package", tmp_path), "f", arrays, rng,
+                   what=path)
+
+
+# Programs whose second order takes each way the C has: a Hessian or a
+# Jacobian from its matrix formula (one wrt variable, a scalar or a vector)
+# or one HVP or JVP per unit direction (several variables, a matrix one, a
+# symmetric one, whose unit directions are symmetric).
+SECOND_ORDER = {
+    "hessian_scalar": ("s : scalar\ny = exp(s)*s^2\n", True),
+    "hessian_vector": ("A : matrix(n, m)\nx : vector(m)\nwrt x\ny = sum(exp(A*x)) + x'*x\n", True),
+    "hessian_row": ("r : matrix(1, m)\nA : matrix(m, n)\nwrt r\ny = sum(tanh(r*A))\n", True),
+    "hessian_matrix": ("A : matrix(n, m)\ny = sum(exp(A))*||A||_F^2\n", False),
+    "hessian_symmetric": ("S : symmetric(n)\nx : vector(n)\ny = x'*S*S*x + sum(exp(S))\n", False),
+    "jacobian_vector": ("A : matrix(n, m)\nx : vector(m)\nwrt x\nz = tanh(A*x)\n", True),
+    "jacobian_row": ("r : matrix(1, m)\nA : matrix(m, n)\nwrt r\nz = exp(r*A)\n", True),
+    "jacobian_matrix": ("X : matrix(n, m)\nW : matrix(m, k)\nb : vector(k)\n"
+                        "Z = tanh(X*W + b')\n", False),
+    "jacobian_symmetric": ("S : symmetric(n)\nx : vector(n)\nz = S*x + exp(x)\n", False),
+    "jacobian_linear": ("A : matrix(n, m)\nx : vector(m)\nwrt x\nz = A*x\n", True),
+    "hessian_linear": ("A : matrix(n, m)\nx : vector(m)\ny = sum(A*x)\n", False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SECOND_ORDER))
+def test_second_order_ways(case, tmp_path):
+    """Each way of computing a Hessian or a Jacobian, and the docstring says
+    which it took."""
+    src, formula = SECOND_ORDER[case]
+    f = matdiff.compile(src)
+    m = module(f.numpy_source, case, tmp_path)
+    rng = np.random.default_rng(7)
+    arrays, _ = draw(f, rng, 0.1, 0.9, sizes_apart(f))
+    compare_second(f, m, "f", arrays, rng, what=case)
+    whole = m.f_hessian if f.output_shape == (1, 1) else m.f_jacobian
+    assert ("from its matrix formula" in whole.__doc__) == formula, whole.__doc__
+
+
+def test_directions(tmp_path):
+    """A direction left out (None) is zeros; one may be given 1-D, a scalar's
+    as a number, and the HVPs come in the shapes the inputs were given; a
+    direction of the wrong shape is a ValueError that names it."""
+    f = matdiff.compile("A : matrix(n, m)\nx : vector(m)\ns : scalar\ny = s^2*sum(exp(A*x))\n")
+    m = module(f.numpy_source, "directions", tmp_path)
+    rng = np.random.default_rng(5)
+    A, x, s = rng.uniform(-1, 1, (3, 2)), rng.uniform(-1, 1, 2), 0.7
+    dA, dx = rng.uniform(-1, 1, (3, 2)), rng.uniform(-1, 1, 2)
+    assert m.f_jvp(A, x, s) == 0.0
+    assert rel_err(m.f_jvp(A, x, s, dx=dx), f.jvp({"x": dx}, A, x, s)) <= 1e-12
+    assert rel_err(m.f_jvp(A, x, s, dA, None, 0.5), f.jvp({"A": dA, "s": 0.5}, A, x, s)) <= 1e-12
+    hv, want = m.f_hvp(A, x, s, ds=1.0), f.hvp({"s": 1.0}, A, x, s)
+    assert hv["x"].shape == (2,) and hv["s"].shape == () and hv["A"].shape == (3, 2)
+    for k in want:
+        assert rel_err(hv[k], want[k]) <= 1e-12, k
+    zero = m.f_hvp(A, x.reshape(2, 1), s)
+    assert zero["x"].shape == (2, 1) and not any(np.any(v) for v in zero.values())
+    with pytest.raises(ValueError, match="input 'dx' is declared \\(m, 1\\), given shape \\(3,\\)"):
+        m.f_jvp(A, x, s, dx=np.ones(3))
+
+
+def test_first_only(tmp_path):
+    """The second order is written by default, as for C; --first-only leaves
+    it out of the module as out of the C."""
+    seed = os.path.join(ROOT, "examples", "seed.expr")
+    m, _ = cli_module(seed, tmp_path)
+    assert all(hasattr(m, "seed_" + k) for k in ("jvp", "hvp", "hessian"))
+    first, _ = cli_module(seed, tmp_path, "--first-only")
+    assert callable(first.seed_grad)
+    assert not any(hasattr(first, "seed_" + k) for k in ("jvp", "hvp", "hessian", "jacobian"))
+    c = subprocess.run([MATDIFF, "compile", "--first-only", seed], capture_output=True,
+                       text=True, check=True).stdout
+    assert "seed_grad(" in c and "seed_jvp" not in c
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=os.path.basename)
 def test_examples(path, tmp_path):
     """Every example, through `matdiff compile --lang numpy` and through
@@ -141,6 +274,7 @@ def test_random_programs(tmp_path):
         m = module(f.numpy_source, "random%d" % seed, tmp_path)
         try:
             compare(f, m, "f", arrays, rng, what="seed %d" % seed)
+            compare_second(f, m, "f", arrays, rng, what="seed %d" % seed)
         except (AssertionError, Exception) as e:
             raise AssertionError("random program %d:\n%s\n%s\n%s" % (seed, src, f.numpy_source, e))
 
@@ -232,3 +366,25 @@ def test_names(tmp_path):
     text = (tmp_path / "min.py").read_text()
     assert set(re.findall(r"^    t1 = .*$", text, re.M)) <= {"    t1 = def_ @ np_"}
     assert "lambda_ = _input(\"lambda\"" in text
+
+
+def test_second_order_names(tmp_path):
+    """The directions and the second order's locals among the program's
+    names: a direction that is a keyword (def, del), one the source has (dX
+    next to X takes dX_1), the Hessian's locals (at, e, k, hv, H), the
+    tangent dy and an HVP hv_e as inputs, and an input named after a
+    second-order function: the module imports and computes the JIT's."""
+    src = ("ef : vector(n)\nel : scalar\ne : vector(n)\nk : scalar\nat : scalar\nhv : scalar\n"
+           "H : vector(n)\nX : vector(n)\ndX : vector(n)\ndy : scalar\nf_jvp : scalar\n"
+           "hv_e : scalar\n"
+           "y = sum(exp(ef.*e))*el^2 + k*at*hv*sum(H.*X.*dX) + dy^3*f_jvp*hv_e\n")
+    f = matdiff.compile(src)
+    text = f.numpy_source
+    m = module(text, "second_names", tmp_path)
+    rng = np.random.default_rng(11)
+    arrays, _ = draw(f, rng, -1, 1, {"n": 3})
+    compare_second(f, m, "f", arrays, rng, what="names")
+    assert ("def f_jvp(ef, el, e, k, at, hv, H, X, dX, dy, f_jvp_, hv_e, def_=None, del_=None,"
+            in text)
+    assert ", dX_1=None, ddX=None, ddy=None, df_jvp=None, dhv_e=None):" in text
+    assert "    dy_ = " in text and "    hv_e_ = " in text
