@@ -24,14 +24,17 @@
  *     sum(A,1)*sum(B,2), diag(M*N) is sum(M.*N', 2) (sum(X.*N, 1)' for
  *     M = X') and tr(M*N) is sum(M.*N'); the chain inside is grouped for
  *     that last step's cost.
- *   - A'*B' is (B*A)' where B*A is computed anyway, so that a product and
- *     its transpose are one node (else gemm takes both transposes as flags);
+ *   - A'*B' is (B*A)' where B*A is computed anyway (by this rewrite: an
+ *     earlier one, for another body, may have made it and it is not
+ *     computed here), so that a product and its transpose are one node
+ *     (else gemm takes both transposes as flags);
  *     (P + Q)*x is P*x + Q*x for a vector x, used once: no n x n sum.
  *
  * One sweep by increasing id rewrites each node after its operands, with
  * no recursion over the DAG's depth.
  */
 #include <float.h>
+#include <string.h>
 #include "md.h"
 
 enum {
@@ -54,6 +57,8 @@ typedef struct Chain {
   Node **user;    /* by original id: a user */
   char *inner;    /* by original id: a product the chain above it takes apart */
   Node **memo;    /* by original id: the rewritten node */
+  int *made;      /* by id, nmade of them: when op() first made it, or 0 */
+  int nmade, stamp;
   /* The chain being grouped. */
   Node *factor[MAX_CHAIN];
   int nf;
@@ -85,7 +90,25 @@ static double size(Dim d) { return d.sym < 0 ? (double)d.n : SYMBOLIC_SIZE; }
 
 /* ---- products of two ----------------------------------------------------- */
 
-static Node *op(Chain *ch, Op o, Node *a, Node *b, long k) { return ast_opk(ch->c, o, a, b, k); }
+// Each node the rewrite makes is stamped (ch->made) when first made: an
+// earlier rewrite of the DAG (another body's) may have made it already,
+// with an id below ch->n.
+static Node *op(Chain *ch, Op o, Node *a, Node *b, long k) {
+  Node *n = ast_opk(ch->c, o, a, b, k);
+  if (!n)
+    return NULL;
+  if (n->id >= ch->nmade) {  // room for twice as many
+    int cap = 2 * n->id + 1, *grown = arena_alloc(&ch->c->arena, sizeof *grown * (size_t)cap);
+    if (!grown)
+      return NULL;
+    if (ch->nmade)
+      memcpy(grown, ch->made, sizeof *grown * (size_t)ch->nmade);
+    ch->made = grown, ch->nmade = cap;
+  }
+  if (!ch->made[n->id])
+    ch->made[n->id] = ++ch->stamp;
+  return n;
+}
 
 // N', and (N')' is N.
 static Node *trans(Chain *ch, Node *n) {
@@ -109,6 +132,11 @@ static Node *ones(Chain *ch, Dim r, Dim c) {
 static bool flat_sum(const Node *n) {
   return (n->op == OP_ADD || n->op == OP_SUB) && shape_eq(n->a->shape, n->shape) &&
          shape_eq(n->b->shape, n->shape);
+}
+
+// Did this rewrite make N, by stamp BEFORE?
+static bool made_by(const Chain *ch, const Node *n, int before) {
+  return n->id < ch->nmade && ch->made[n->id] && ch->made[n->id] <= before;
 }
 
 // Used once: by its id below ch->n, else made here (and used once).
@@ -148,9 +176,9 @@ static Node *mul(Chain *ch, Node *a, Node *b) {
     return is_one(b->shape.c) ? sums : op(ch, OP_MUL, sums, ones(ch, dim_lit(1), b->shape.c), 0);
   }
   if (a->op == OP_TRANS && b->op == OP_TRANS) {
-    int before = ch->c->nnodes;
+    int before = ch->stamp;
     Node *flip = mul(ch, b->a, a->a);
-    if (flip && (flip->id >= ch->n ? flip->id < before : ch->uses[flip->id] > 0))
+    if (flip && ((flip->id < ch->n && ch->uses[flip->id] > 0) || made_by(ch, flip, before)))
       return trans(ch, flip);
   }
   if (flat_sum(a) && is_one(b->shape.c) && once(ch, a))
