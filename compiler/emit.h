@@ -236,6 +236,13 @@ const char *emit_workspace(Emit *e, const Plan *p);
 /* rows*cols of S as C. */
 const char *emit_len(Emit *e, Shape s);
 
+/* ---- cost.c ------------------------------------------------------------ */
+
+/* The operations body P does at sizes DIMS. */
+double cost_plan(Ctx *c, const Plan *p, const long *dims);
+/* ... as C, a polynomial in the sizes' C names (a double). */
+const char *cost_plan_c(Emit *e, const Plan *p);
+
 /* ---- emit_second.c ------------------------------------------------------ */
 
 /* Derive what the second-order functions compute (second.c) and plan
