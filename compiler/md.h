@@ -494,6 +494,13 @@ const char *print_let_name(Ctx *c, const Node *n);
    nodes the roots had are left as they were (the printed formulas use
    them). false without memory. */
 bool chain_rewrite(Ctx *c, Node **roots, int n);
+/* The same with the symbolic sizes counted as AT says (by size index), or
+   with AT NULL each as the same large number, CHAIN_SIZE; with VARY (by
+   size index, all false) each size of a chain whose grouping depends on
+   its sizes is set true: another grouping wins at a corner of them (each
+   small or large). */
+#define CHAIN_SIZE 1e4
+bool chain_rewrite_at(Ctx *c, Node **roots, int n, const double *at, bool *vary);
 
 /* ---- graph.c ----------------------------------------------------------- */
 
