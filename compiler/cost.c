@@ -7,8 +7,9 @@
  * This is what `matdiff cost` and md_flops report, and what the
  * cheap-gradient bound of reverse mode (gradient <= 4 x value) and its
  * second-order counterpart (HVP <= 10 x value) are checked against.
- * The same count can be had as a polynomial in the symbolic sizes,
- * printed as C (cost_plan_c), for the emitted code to evaluate.
+ * The same count, as a polynomial in the symbolic sizes printed as C, is
+ * how the emitted code chooses among a body's variants at run time (a
+ * chain grouped one way or another, plan.c), and how plan.c picks them.
  */
 #include <math.h>
 #include <stdio.h>
@@ -18,7 +19,8 @@ enum { MAX_FACTORS = 3 };  /* sizes in one term: gemm's m*n*k, LU's n^3 */
 
 /* A count of operations: evaluated at sizes DIMS as it is added up
    (total), or with DIMS NULL collected as a polynomial in the symbolic
-   sizes, to be printed as C (cost_plan_c). */
+   sizes, to be printed as C (emit_c.c's run-time choice among a body's
+   variants). */
 typedef struct Term {
   double k;
   int sym[MAX_FACTORS];  /* size indices, ascending; -1 past the last */
@@ -185,9 +187,18 @@ const char *cost_plan_c(Emit *e, const Plan *p) {
   return s ? s : "";
 }
 
+// The body's variants (plan.c) are chosen among by this count, the
+// cheapest at DIMS: so is the count of the code that runs.
 double emit_flops(Ctx *c, bool grads, const long *dims) {
-  const Plan *p = plan_body(c, grads);
-  return p ? cost_plan(c, p, dims) : -1;
+  const Plan *const *v;
+  int n = plan_variants(c, grads, &v);
+  double best = -1;
+  for (int i = 0; i < n; i++) {
+    double f = cost_plan(c, v[i], dims);
+    if (best < 0 || f < best)
+      best = f;
+  }
+  return best;
 }
 
 double emit_flops_second(Ctx *c, int what, const long *dims) {
