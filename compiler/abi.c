@@ -177,7 +177,12 @@ static bool abi_second_names(Emit *e) {
       "_jvp", "_jvp_ws", "_jvp_workspace_size", "_jvp_body", "_hvp", "_hvp_ws",
       "_hvp_workspace_size", "_hvp_body", "_hessian", "_hessian_ws", "_hessian_workspace_size",
       "_hessian_body", "_jacobian", "_jacobian_ws", "_jacobian_workspace_size", "_jacobian_body",
-      "_entry_jvp", "_entry_hvp", "_entry_hessian", "_entry_jacobian", "_entry_ws2"};
+      "_entry_jvp", "_entry_hvp", "_entry_hessian", "_entry_jacobian", "_entry_ws2",
+      // Their bodies' variants (plan_variants).
+      "_jvp_body_v0", "_jvp_body_v1", "_jvp_body_v2", "_jvp_body_v3", "_hvp_body_v0",
+      "_hvp_body_v1", "_hvp_body_v2", "_hvp_body_v3", "_hessian_body_v0", "_hessian_body_v1",
+      "_hessian_body_v2", "_hessian_body_v3", "_jacobian_body_v0", "_jacobian_body_v1",
+      "_jacobian_body_v2", "_jacobian_body_v3"};
   if (!claim_functions(e, e->opts->name, suffixes, sizeof suffixes / sizeof *suffixes) ||
       !diff_name_directions(c))
     return false;

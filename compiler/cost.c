@@ -187,11 +187,11 @@ const char *cost_plan_c(Emit *e, const Plan *p) {
   return s ? s : "";
 }
 
-// The body's variants (plan.c) are chosen among by this count, the
-// cheapest at DIMS: so is the count of the code that runs.
-double emit_flops(Ctx *c, bool grads, const long *dims) {
+// The operations of the body of KIND that runs at DIMS: of its variants
+// (plan.c), the one this count finds cheapest there.
+static double least(Ctx *c, PlanKind kind, const long *dims) {
   const Plan *const *v;
-  int n = plan_variants(c, grads, &v);
+  int n = plan_variants(c, kind, &v);
   double best = -1;
   for (int i = 0; i < n; i++) {
     double f = cost_plan(c, v[i], dims);
@@ -201,12 +201,15 @@ double emit_flops(Ctx *c, bool grads, const long *dims) {
   return best;
 }
 
+double emit_flops(Ctx *c, bool grads, const long *dims) {
+  return least(c, grads ? PLAN_GRADS : PLAN_VALUE, dims);
+}
+
 double emit_flops_second(Ctx *c, int what, const long *dims) {
   bool hvp = what == ORDER2_HVP;
   if (hvp && !shape_is_scalar(c->out->shape))
     return -1;
   if (hvp ? !c->hvps && !second_hvp(c) : !c->jvp && !second_jvp(c))
     return -1;
-  const Plan *p = plan_second(c, hvp ? PLAN_HVP : PLAN_JVP);
-  return p ? cost_plan(c, p, dims) : -1;
+  return least(c, hvp ? PLAN_HVP : PLAN_JVP, dims);
 }

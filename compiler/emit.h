@@ -136,13 +136,13 @@ const Plan *plan_body(Ctx *c, bool grads);
 /* The same for a second-order body (KIND past PLAN_GRADS), whose formulas
    second.c has derived; NULL when memory ran out or KIND has no root. */
 const Plan *plan_second(Ctx *c, PlanKind kind);
-/* The variants of the value's (the gradients') body, into *V: the plan
-   of plan_body first, then up to MAX_VARIANTS - 1 more, planned with
+/* The variants of the body of KIND, into *V: its plan (plan_body's or
+   plan_second's) first, then up to MAX_VARIANTS - 1 more, planned with
    their chains grouped for other sizes, where the sizes decide; the
    emitted code runs the one cost_plan counts cheapest at its sizes.
    Their number, 0 when memory ran out. */
 #define MAX_VARIANTS 4
-int plan_variants(Ctx *c, bool grads, const Plan *const **v);
+int plan_variants(Ctx *c, PlanKind kind, const Plan *const **v);
 /* Is term T a product gemm computes (in G)? */
 bool plan_gemm(const Plan *p, Node *t, Gemm *g);
 /* The memory gemm or a reduction reads for operand N: through transposes

@@ -729,7 +729,7 @@ bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
   // Each body's variants, its chains grouped for other sizes: all planned
   // before the emitter names the nodes.
   const Plan *const *value, *const *grads;
-  int nv = plan_variants(c, false, &value), ng = plan_variants(c, true, &grads);
+  int nv = plan_variants(c, PLAN_VALUE, &value), ng = plan_variants(c, PLAN_GRADS, &grads);
   if (!nv || !ng)
     return false;  // plan_variants said why
   if (o->second && !emit_second_prepare(c))

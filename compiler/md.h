@@ -312,9 +312,9 @@ typedef struct Ctx {
                            made once when first asked for (plan.c) */
   struct Plan *plan2[4]; /* ... and of the second-order bodies (emit.h's
                             PLAN_JVP ...), made the same way */
-  struct Plan **variants[2]; /* plan[i] and the variants of its body,
-                                made when first asked for (plan.c) */
-  int nvariants[2];
+  struct Plan **variants[6]; /* by emit.h's PlanKind: the body's plan and
+                                its variants, made when first asked for */
+  int nvariants[6];
 } Ctx;
 
 void ctx_init(Ctx *c, const char *src, long len, const char *file, md_error *err);

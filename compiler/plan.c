@@ -16,11 +16,9 @@
  *     it leaves unused are cast to void.
  *
  * Where the grouping of a product chain depends on symbolic sizes
- * (chain.c), the value's and the gradients' bodies have variants: each
- * planned again with its chains grouped for sample sizes, and the few
- * that are much cheaper somewhere kept, for emit_c.c to choose among at
- * run time by their cost (cost.c). The second-order bodies have one
- * plan each, grouped at no particular sizes.
+ * (chain.c), a body has variants: planned again with its chains grouped
+ * for sample sizes, the few that are much cheaper somewhere kept, for
+ * the emitted code to choose among at run time by their cost (cost.c).
  */
 #include <math.h>
 #include <string.h>
@@ -826,20 +824,21 @@ static bool same_roots(const Plan *a, const Plan *b) {
   return true;
 }
 
-// The variants of a body: the plan at no particular sizes, then, if some
-// chain's grouping depends on the sizes, the body planned again at sample
-// sizes (each corner of the sizes that matter, and some drawn at random).
-// Of the distinct plans, the one that most improves on those kept at
-// some sample is kept next (greedily, the worst case first), while it is
-// VARIANT_GAIN cheaper there and there is room.
-static bool find_variants(Ctx *c, bool grads) {
+// The variants of the body of KIND: its plan at no particular sizes,
+// then, if some chain's grouping depends on the sizes, the body planned
+// again at sample sizes (each corner of the sizes that matter, and some
+// drawn at random). Of the distinct plans, the one that most improves on
+// those kept at some sample is kept next (greedily, the worst case
+// first), while it is VARIANT_GAIN cheaper there and there is room.
+static bool find_variants(Ctx *c, PlanKind kind) {
   Arena *A = &c->arena;
-  Plan *first = (Plan *)plan_body(c, grads), **kept, *cand[MAX_CANDIDATES];
+  const Plan *plan = kind <= PLAN_GRADS ? plan_body(c, kind == PLAN_GRADS) : plan_second(c, kind);
+  Plan *first = (Plan *)plan, **kept, *cand[MAX_CANDIDATES];
   if (!first || !NEW(A, kept, MAX_VARIANTS))
     return false;
   kept[0] = first;
-  c->variants[grads] = kept;  // one, unless the sizes decide
-  c->nvariants[grads] = 1;
+  c->variants[kind] = kept;  // one, unless the sizes decide
+  c->nvariants[kind] = 1;
   int nkept = 1, nvary = 0;
   for (int d = 0; d < c->ndims; d++)
     nvary += first->vary[d];
@@ -856,7 +855,7 @@ static bool find_variants(Ctx *c, bool grads) {
   unsigned long long rng = 0x6d6174646966ull;  // "matdif"
   for (int s = 0; s < ns; s++) {
     sample(c, first->vary, s, corners, &rng, at, dims + s * nd);
-    Plan *q = plan_start(c, grads ? PLAN_GRADS : PLAN_VALUE, at);
+    Plan *q = plan_start(c, kind, at);
     if (!q)
       return false;
     bool seen = false;
@@ -888,17 +887,17 @@ static bool find_variants(Ctx *c, bool grads) {
       if (cost[s * MAX_CANDIDATES + pick] < best[s])
         best[s] = cost[s * MAX_CANDIDATES + pick];
   }
-  c->variants[grads] = kept;
-  c->nvariants[grads] = nkept;
+  c->variants[kind] = kept;
+  c->nvariants[kind] = nkept;
   return true;
 }
 
-int plan_variants(Ctx *c, bool grads, const Plan *const **v) {
-  if (!c->variants[grads] && !find_variants(c, grads)) {
-    ctx_error(c, (Loc){-1, -1}, "out of memory planning the variants of the %s",
-              grads ? "gradients" : "value");
+int plan_variants(Ctx *c, PlanKind kind, const Plan *const **v) {
+  if (!c->variants[kind] && !find_variants(c, kind)) {
+    if (!c->failed)
+      ctx_error(c, (Loc){-1, -1}, "out of memory planning the variants of the C code");
     return 0;
   }
-  *v = (const Plan *const *)c->variants[grads];
-  return c->nvariants[grads];
+  *v = (const Plan *const *)c->variants[kind];
+  return c->nvariants[kind];
 }

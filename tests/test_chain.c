@@ -11,7 +11,8 @@
  * symbolic sizes decide is grouped at run time: at sizes where each
  * grouping wins, the code runs it (the operations gemm does, counted in
  * the compiled C) and agrees with the tape and with the code for those
- * literal sizes; the switch is emitted only where the sizes decide.
+ * literal sizes, the second order too; the switch is emitted only where
+ * the sizes decide.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -368,19 +369,32 @@ Test(chain, symbolic_sizes_choose_the_grouping_at_run_time) {
     md_check_result_free(&r);
 
     char *lsrc = abc_source(dims);
+    double *in[3], *dir[3], y, yl, *g[3], *gl[3];
+    Rng rng = {fnv1a(lsrc)};
+    for (int i = 0; i < 3; i++) {
+      long len = md_input_rows(f, i, dims) * md_input_cols(f, i, dims);
+      in[i] = malloc(sizeof(double) * (size_t)len);
+      dir[i] = malloc(sizeof(double) * (size_t)len);
+      for (long e = 0; e < len; e++)
+        in[i][e] = uniform(&rng, -1, 1), dir[i][e] = uniform(&rng, -1, 1);
+    }
+    // The second order (JVP, HVPs, Hessian) chooses its grouping alike.
+    md_check2_result r2;
+    cr_assert_eq(md_check2(f, dims, (const double *const *)in, (const double *const *)dir, 1, &r2,
+                           &err),
+                 0, "%s", err.message);
+    cr_expect(r2.ok, "second order off at n = %ld: jvp %g, hvp(A) %g %g", dims[0], r2.jvp,
+              r2.hvp_tape[0], r2.hvp_fd[0]);
+    md_check2_result_free(&r2);
     md_function *lit = compile(lsrc);
     flops[a] = md_flops(f, dims, 0);
     cr_expect_eq(flops[a], md_flops(lit, dims, 0), "value at n = %ld: %g operations, %g at literal sizes",
                  dims[0], flops[a], md_flops(lit, dims, 0));
     cr_expect_leq(md_flops(f, dims, 1), md_flops(lit, dims, 1), "gradients at n = %ld", dims[0]);
-    double *in[3], y, yl, *g[3], *gl[3];
-    Rng rng = {fnv1a(lsrc)};
-    for (int i = 0; i < 3; i++) {
-      long len = md_input_rows(f, i, dims) * md_input_cols(f, i, dims);
-      in[i] = malloc(sizeof(double) * (size_t)len);
-      for (long e = 0; e < len; e++)
-        in[i][e] = uniform(&rng, -1, 1);
-    }
+    cr_expect_leq(md_flops(f, dims, MD_FLOPS_JVP), md_flops(lit, dims, MD_FLOPS_JVP), "JVP at n = %ld",
+                  dims[0]);
+    cr_expect_leq(md_flops(f, dims, MD_FLOPS_HVP), md_flops(lit, dims, MD_FLOPS_HVP), "HVP at n = %ld",
+                  dims[0]);
     grad_at(f, dims, in, &y, g);
     grad_at(lit, dims, in, &yl, gl);
     cr_expect_leq(md_rel_err(&y, &yl, 1), 1e-12, "value at n = %ld", dims[0]);
@@ -388,7 +402,7 @@ Test(chain, symbolic_sizes_choose_the_grouping_at_run_time) {
       long len = md_input_rows(f, i, dims) * md_input_cols(f, i, dims);
       cr_expect_leq(md_rel_err(g[i], gl[i], len), 1e-12, "d/d%s at n = %ld", md_input_name(f, i),
                     dims[0]);
-      free(in[i]), free(g[i]), free(gl[i]);
+      free(in[i]), free(dir[i]), free(g[i]), free(gl[i]);
     }
     md_free(lit);
     free(lsrc);
@@ -474,6 +488,14 @@ static const char abc_driver[] =
     "    show(\"value\", a, &y, 1);\n    show(\"grad_value\", a, &yg, 1);\n"
     "    show(\"dA\", a, g[0], len[0]);\n    show(\"dB\", a, g[1], len[1]);\n"
     "    show(\"dC\", a, g[2], len[2]);\n"
+    "    REAL t, *hv[3];\n"
+    "    for (int i = 0; i < 3; i++)\n      hv[i] = calloc((size_t)len[i], sizeof(REAL));\n"
+    "    if (f_jvp(n, k, m, p, in[0], in[1], in[2], in[0], in[1], in[2], &t) ||\n"
+    "        f_hvp(n, k, m, p, in[0], in[1], in[2], in[0], in[1], in[2], hv[0], hv[1], hv[2]))\n"
+    "      return 1;\n"
+    "    show(\"jvp\", a, &t, 1);\n    show(\"hvA\", a, hv[0], len[0]);\n"
+    "    show(\"hvB\", a, hv[1], len[1]);\n    show(\"hvC\", a, hv[2], len[2]);\n"
+    "    for (int i = 0; i < 3; i++)\n      free(hv[i]);\n"
     "    for (int i = 0; i < 3; i++)\n      free(in[i]), free(g[i]);\n"
     "  }\n  return 0;\n}\n";
 
@@ -497,16 +519,21 @@ Test(chain, variants_in_the_compiled_c) {
   char *src = abc_source(NULL);
   md_function *f = compile(src);
   const long *at[] = {tall, wide};
-  double y[2], *g[2][3];
+  double y[2], *g[2][3], t[2], *hv[2][3];
   for (int a = 0; a < 2; a++) {
     double *in[3];
     for (int i = 0; i < 3; i++) {
       long len = md_input_rows(f, i, at[a]) * md_input_cols(f, i, at[a]);
       in[i] = malloc(sizeof(double) * (size_t)len);
+      hv[a][i] = calloc((size_t)len, sizeof(double));
       for (long e = 0; e < len; e++)
         in[i][e] = sin(0.37 * (double)e + i);
     }
     grad_at(f, at[a], in, &y[a], g[a]);
+    md_error err;
+    const double *const *x = (const double *const *)in;
+    cr_assert_eq(md_jvp(f, at[a], x, x, &t[a], &err), 0, "%s", err.message);
+    cr_assert_eq(md_hvp(f, at[a], x, x, hv[a], &err), 0, "%s", err.message);
     for (int i = 0; i < 3; i++)
       free(in[i]);
   }
@@ -542,6 +569,15 @@ Test(chain, variants_in_the_compiled_c) {
         cr_assert(numbers(out, tag, got, len), "%s: no %s in\n%s", builds[b].opts, tag, out);
         cr_expect_leq(md_rel_err(got, g[a][i], len), builds[b].tol, "%s: %s", builds[b].opts, tag);
       }
+      snprintf(tag, sizeof tag, "jvp%d", a);
+      cr_assert(numbers(out, tag, got, 1), "%s: no %s in\n%s", builds[b].opts, tag, out);
+      cr_expect_leq(md_rel_err(got, &t[a], 1), builds[b].tol, "%s: %s", builds[b].opts, tag);
+      for (int i = 0; i < 3; i++) {
+        long len = md_input_rows(f, i, at[a]) * md_input_cols(f, i, at[a]);
+        snprintf(tag, sizeof tag, "hv%c%d", "ABC"[i], a);
+        cr_assert(numbers(out, tag, got, len), "%s: no %s in\n%s", builds[b].opts, tag, out);
+        cr_expect_leq(md_rel_err(got, hv[a][i], len), builds[b].tol, "%s: %s", builds[b].opts, tag);
+      }
       if (builds[b].count) {
         double ops;
         snprintf(tag, sizeof tag, "value_ops%d", a);
@@ -559,7 +595,7 @@ Test(chain, variants_in_the_compiled_c) {
   }
   for (int a = 0; a < 2; a++)
     for (int i = 0; i < 3; i++)
-      free(g[a][i]);
+      free(g[a][i]), free(hv[a][i]);
   md_free(f);
   free(src);
 }
