@@ -424,6 +424,43 @@ def probe_cases(b):
     return cases
 
 
+# A chain of products whose best grouping depends on its sizes, at
+# symbolic sizes: the emitted code chooses the grouping at run time. The
+# reference is the hand regrouping at the case's literal sizes, which is
+# chosen at compile time.
+CHAIN = "A : matrix(%s, %s)\nB : matrix(%s, %s)\nC : matrix(%s, %s)\ny = %s\n"
+CHAIN_SIZES = [(1000, 100, 1000, 100, "||A*(B*C)||_F^2"),
+               (100, 1000, 100, 1000, "||(A*B)*C||_F^2")]
+
+
+def chain_cases(b):
+    path = os.path.join(b.build.out, "chain_sym.expr")
+    with open(path, "w") as fh:
+        fh.write(CHAIN % ("n", "k", "k", "m", "m", "p", "||A*B*C||_F^2"))
+    sym = b.build.aot(path, "chain_sym")
+    cases = []
+    for n, k, m, p, hand in CHAIN_SIZES:
+        name = "chain_%d_%d_%d_%d" % (n, k, m, p)
+        g = rng(name)
+        inputs = dict(A=g.standard_normal((n, k)) / math.sqrt(k),
+                      B=g.standard_normal((k, m)) / math.sqrt(m),
+                      C=g.standard_normal((m, p)) / math.sqrt(p))
+        hpath = os.path.join(b.build.out, name + ".expr")
+        with open(hpath, "w") as fh:
+            fh.write(CHAIN % (n, k, k, m, m, p, hand))
+        h = b.build.aot(hpath, name)
+        c = Case("chain", "`||A*B*C||_F^2` at %d×%d×%d×%d" % (n, k, m, p), path,
+                 dict(n=n, k=k, m=m, p=p), inputs, ["A", "B", "C"])
+        c.hand_text = hand
+        b.aot(c, "AOT", sym)
+        b.jit(c, "JIT", sym.f)
+        b.aot(c, "AOT by hand", h)
+        b.jit(c, "JIT by hand", h.f)
+        c.ref = c.impls[2]  # AOT by hand
+        cases.append(c)
+    return cases
+
+
 def linalg_cases(b):
     n = 1000
     g = rng("linalg")
@@ -600,6 +637,11 @@ def write_report(path, cases, rows, seed_ms, started, load0, cc):
             goal("%s vs `%s`, AOT" % (c.label, c.hand_text), "≤ 1.3×", fmt_x(r),
                  r is not None and r <= 1.3)
     for c in cases:
+        if c.group == "chain":
+            r = ratio(t_of(c, "AOT"), t_of(c, "AOT by hand"))
+            goal("%s, symbolic sizes, vs `%s` at literal sizes, AOT" % (c.label, c.hand_text),
+                 "≤ 1.3×", fmt_x(r), r is not None and r <= 1.3)
+    for c in cases:
         if c.group == "linalg":
             r = ratio(t_of(c, "AOT"), t_of(c, "NumPy"))
             goal("%s, AOT vs NumPy" % c.label, "≤ 1.3×", fmt_x(r), r is not None and r <= 1.3)
@@ -645,7 +687,8 @@ def write_report(path, cases, rows, seed_ms, started, load0, cc):
     groups = [("seed", "the notebook's loss, `bench/seed_sym.expr`"),
               ("logistic", "`examples/logistic.expr`"), ("mlp", "`examples/mlp.expr`"),
               ("linalg", "n = 1000, `A` well conditioned"),
-              ("probe", "n = %d, the hand rewrite compiled by matdiff too" % PROBE_N)]
+              ("probe", "n = %d, the hand rewrite compiled by matdiff too" % PROBE_N),
+              ("chain", "`n`, `k`, `m`, `p` symbolic; by hand: regrouped, at literal sizes")]
     for g, note in groups:
         cs = [c for c in cases if c.group == g]
         if not cs:
@@ -656,7 +699,8 @@ def write_report(path, cases, rows, seed_ms, started, load0, cc):
                 if im.name not in names:
                     names.append(im.name)
         w("%s (%s):" % ({"seed": "Seed", "logistic": "Logistic regression", "mlp": "MLP",
-                         "linalg": "Linear algebra", "probe": "The six probes"}[g], note))
+                         "linalg": "Linear algebra", "probe": "The six probes",
+                         "chain": "Chains grouped at run time"}[g], note))
         w("")
         w("| case | " + " | ".join(names) + " |")
         w("| --- |" + " ---: |" * len(names))
@@ -679,7 +723,7 @@ def write_report(path, cases, rows, seed_ms, started, load0, cc):
     w("")
     w("The difference is max|a − b| / max|b| over the value and every gradient, one call from "
       "zeroed gradients. References: the hand-written program (seed, logistic, MLP), NumPy "
-      "(linear algebra), the hand rewrite through AOT (probes).")
+      "(linear algebra), the hand rewrite through AOT (probes, chains).")
     w("")
     w("### md_compile")
     w("")
@@ -726,7 +770,8 @@ def main():
                         ("logistic", lambda: logistic_case(b, aots)),
                         ("mlp", lambda: mlp_cases(b, aots)),
                         ("linalg", lambda: linalg_cases(b)),
-                        ("probe", lambda: probe_cases(b))):
+                        ("probe", lambda: probe_cases(b)),
+                        ("chain", lambda: chain_cases(b))):
         if only and group not in only:
             continue
         for c in make():

@@ -177,7 +177,12 @@ static bool abi_second_names(Emit *e) {
       "_jvp", "_jvp_ws", "_jvp_workspace_size", "_jvp_body", "_hvp", "_hvp_ws",
       "_hvp_workspace_size", "_hvp_body", "_hessian", "_hessian_ws", "_hessian_workspace_size",
       "_hessian_body", "_jacobian", "_jacobian_ws", "_jacobian_workspace_size", "_jacobian_body",
-      "_entry_jvp", "_entry_hvp", "_entry_hessian", "_entry_jacobian", "_entry_ws2"};
+      "_entry_jvp", "_entry_hvp", "_entry_hessian", "_entry_jacobian", "_entry_ws2",
+      // Their bodies' variants (plan_variants).
+      "_jvp_body_v0", "_jvp_body_v1", "_jvp_body_v2", "_jvp_body_v3", "_hvp_body_v0",
+      "_hvp_body_v1", "_hvp_body_v2", "_hvp_body_v3", "_hessian_body_v0", "_hessian_body_v1",
+      "_hessian_body_v2", "_hessian_body_v3", "_jacobian_body_v0", "_jacobian_body_v1",
+      "_jacobian_body_v2", "_jacobian_body_v3"};
   if (!claim_functions(e, e->opts->name, suffixes, sizeof suffixes / sizeof *suffixes) ||
       !diff_name_directions(c))
     return false;
@@ -208,6 +213,7 @@ bool abi_setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
   e->o = out;
   e->opts = o;
   e->matrix_out = !shape_is_scalar(c->out->shape);
+  e->variant = "";
   // The emitter prints either precision directly: the types, literals and
   // function names it writes are these.
   e->real = o->flt ? "float" : "double";
@@ -218,7 +224,14 @@ bool abi_setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out) {
   static const char *const first[] = {"", "_ws", "_grad", "_grad_ws", "_vjp", "_vjp_ws",
                                       "_workspace_size", "_forward", "_backward",
                                       "_entry_ws", "_entry_eval", "_entry_grad"};
-  if (!claim_functions(e, o->name, first, sizeof first / sizeof *first))
+  // A body's variants (plan_variants) are functions of their own.
+  static const char *const variants[] = {
+      "_forward_v0", "_forward_v1", "_forward_v2", "_forward_v3", "_backward_v0",
+      "_backward_v1", "_backward_v2", "_backward_v3", "_entry_eval_v0", "_entry_eval_v1",
+      "_entry_eval_v2", "_entry_eval_v3", "_entry_grad_v0", "_entry_grad_v1", "_entry_grad_v2",
+      "_entry_grad_v3"};
+  if (!claim_functions(e, o->name, first, sizeof first / sizeof *first) ||
+      !claim_functions(e, o->name, variants, sizeof variants / sizeof *variants))
     return false;
   e->dname = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->ndims + 1));
   e->pname = arena_alloc(&c->arena, sizeof(char *) * (size_t)(c->nvars + 1));
@@ -310,16 +323,20 @@ static void call_args(Emit *e, Sig sig, const char *out) {
 // For the JIT, the function that does the work is the entry point itself:
 // it takes its sizes, inputs and gradient buffers as arrays (libtcc cannot
 // pass a hundred arguments), and names them as the AOT code does.
-static void jit_prologue(Emit *e, bool grads) {
-  Ctx *c = e->c;
+static void jit_signature(Emit *e, bool grads, const char *variant) {
   const char *P = e->opts->name;
   if (grads)
-    buf_printf(e->o, "const char *%s_entry_grad(const long *%s, const double *const *%s, "
+    buf_printf(e->o, "const char *%s_entry_grad%s(const long *%s, const double *const *%s, "
                      "const double *%s, double *%s, double *const *%s, void *ws_) {\n",
-               P, e->arr_d, e->arr_in, e->seedp, e->outp, e->arr_g);
+               P, variant, e->arr_d, e->arr_in, e->seedp, e->outp, e->arr_g);
   else
-    buf_printf(e->o, "const char *%s_entry_eval(const long *%s, const double *const *%s, double *%s, "
-                     "void *ws_) {\n", P, e->arr_d, e->arr_in, e->outp);
+    buf_printf(e->o, "const char *%s_entry_eval%s(const long *%s, const double *const *%s, double *%s, "
+                     "void *ws_) {\n", P, variant, e->arr_d, e->arr_in, e->outp);
+}
+
+static void jit_prologue(Emit *e, bool grads) {
+  Ctx *c = e->c;
+  jit_signature(e, grads, e->variant);
   buf_printf(e->o, "  double *ws = ws_;\n  (void)%s; (void)%s;\n", e->arr_d, e->arr_in);
   if (grads)
     buf_printf(e->o, "  (void)%s; (void)%s;\n", e->seedp, e->arr_g);
@@ -343,7 +360,8 @@ void abi_open(Emit *e) {
   if (e->opts->jit)
     jit_prologue(e, p->grads);
   else {
-    buf_printf(e->o, "static const char *%s_%s(", e->opts->name, p->grads ? "backward" : "forward");
+    buf_printf(e->o, "static const char *%s_%s%s(", e->opts->name, p->grads ? "backward" : "forward",
+               e->variant);
     params(e, p->grads ? SIG_GRAD : SIG_VALUE, false, true);
     buf_printf(e->o, ") {\n  %s *ws = ws_;\n", e->real);
   }
@@ -355,6 +373,46 @@ void abi_open(Emit *e) {
       buf_printf(e->o, "  (void)%s;\n", e->pname[i]);
   if (p->grads && e->matrix_out && !p->seed_read)
     buf_printf(e->o, "  (void)%s;\n", e->seedp);
+}
+
+// The function of the value's (GRADS: the gradients') body as a choice
+// among its N variants, P_forward_v0 ... (the JIT's P_entry_eval_v0 ...),
+// each with its chains grouped for other sizes: the one whose count of
+// operations, COST[i] (C, cost.c), is the least at the sizes it is called
+// with runs, the first of equals.
+void abi_dispatch(Emit *e, bool grads, int n, const char *const *cost) {
+  Ctx *c = e->c;
+  const char *P = e->opts->name, *name = grads ? "backward" : "forward";
+  Sig sig = grads ? SIG_GRAD : SIG_VALUE;
+  if (e->opts->jit) {
+    jit_signature(e, grads, "");
+    for (int i = 0; i < c->ndims; i++)
+      buf_printf(e->o, "  long %s = %s[%d];\n  (void)%s;\n", e->dname[i], e->arr_d, i, e->dname[i]);
+  } else {
+    buf_printf(e->o, "static const char *%s_%s(", P, name);
+    params(e, sig, false, true);
+    buf_puts(e->o, ") {\n  void *ws = ws_;\n");
+  }
+  buf_puts(e->o, "  /* The product chains grouped for other sizes: the variant that does the\n"
+                 "     fewest operations at these sizes runs. */\n");
+  buf_printf(e->o, "  double cost[%d];\n", n);
+  for (int i = 0; i < n; i++)
+    buf_printf(e->o, "  cost[%d] = %s;\n", i, cost[i]);
+  buf_printf(e->o, "  int v = 0;\n  for (int i = 1; i < %d; i++)\n    if (cost[i] < cost[v])\n"
+                   "      v = i;\n  switch (v) {\n", n);
+  for (int i = 0; i < n; i++) {
+    buf_printf(e->o, i + 1 < n ? "  case %d:\n" : "  default:\n", i);
+    if (e->opts->jit && grads)
+      buf_printf(e->o, "    return %s_entry_grad_v%d(%s, %s, %s, %s, %s, ws_);\n", P, i, e->arr_d,
+                 e->arr_in, e->seedp, e->outp, e->arr_g);
+    else if (e->opts->jit)
+      buf_printf(e->o, "    return %s_entry_eval_v%d(%s, %s, %s, ws_);\n", P, i, e->arr_d,
+                 e->arr_in, e->outp);
+    else
+      buf_printf(e->o, "    return %s_%s_v%d(", P, name, i), call_args(e, sig, e->outp),
+          buf_puts(e->o, ");\n");
+  }
+  buf_puts(e->o, "  }\n}\n\n");
 }
 
 static void dims_args(Emit *e) {
@@ -490,9 +548,11 @@ void abi_header(Emit *e) {
     buf_puts(e->o, "#include <math.h>\n#include \"matdiff_rt.h\"\n\n");
 }
 
-// P_workspace_size: the workspace holds the temporaries of the larger of
-// the two bodies, VALUE and GRADS doubles (as C).
-void abi_workspace_size(Emit *e, const char *value, const char *grads) {
+// P_workspace_size: the workspace holds the temporaries of the largest
+// body: VALUE[0 .. NV) are the value's variants' in doubles (as C),
+// GRADS[0 .. NG) the gradients'.
+void abi_workspace_size(Emit *e, const char *const *value, int nv, const char *const *grads,
+                        int ng) {
   Ctx *c = e->c;
   buf_printf(e->o, "long %s_workspace_size(", e->opts->name);
   for (int i = 0; i < c->ndims; i++)
@@ -502,6 +562,10 @@ void abi_workspace_size(Emit *e, const char *value, const char *grads) {
   buf_printf(e->o, ") {\n");
   for (int i = 0; i < c->ndims; i++)
     buf_printf(e->o, "  (void)%s;\n", e->dname[i]);
-  buf_printf(e->o, "  long v = %s, g = %s;\n  return (long)sizeof(%s) * (v > g ? v : g);\n}\n\n",
-             value ? value : "0", grads ? grads : "0", e->real);
+  buf_printf(e->o, "  long v = %s, g = %s;\n", value[0], grads[0]);
+  for (int i = 1; i < nv; i++)
+    buf_printf(e->o, "  long v%d = %s;\n  if (v%d > v)\n    v = v%d;\n", i, value[i], i, i);
+  for (int i = 1; i < ng; i++)
+    buf_printf(e->o, "  long g%d = %s;\n  if (g%d > g)\n    g = g%d;\n", i, grads[i], i, i);
+  buf_printf(e->o, "  return (long)sizeof(%s) * (v > g ? v : g);\n}\n\n", e->real);
 }

@@ -5,18 +5,18 @@
  * only the emitted code sees these nodes.
  *
  *   - A chain of matrix products is grouped by its cost: the classic
- *     dynamic program over the chain's dimensions, a symbolic size
- *     counted as large, so that a vector at either end (or a size 1
- *     inside) is always used first. The written grouping stays unless
- *     another is cheaper. Scalar factors go to the front.
- *     With symbolic sizes the choice is made here, at compile time, not by
- *     the emitted code: every symbolic size counts as the same large
- *     number, so the grouping that wins is the one that wins whatever
- *     the sizes are wherever only literal sizes and vectors break the tie
- *     (a vector at an end, an n x 3 factor). Two symbolic sizes that the
- *     user knows differ (n >> m) are not told apart: a run-time switch
- *     between precomputed plans would, and is not done (each plan is a
- *     whole body, with its own buffers and guards).
+ *     dynamic program over the chain's dimensions, so that a vector at
+ *     either end (or a size 1 inside) is always used first. The written
+ *     grouping stays unless another is cheaper. Scalar factors go to the
+ *     front. Literal sizes count as they are; symbolic ones as the sizes
+ *     AT says (plan.c's samples), or with none given each as the same
+ *     large number, CHAIN_SIZE: literal sizes and vectors then decide.
+ *     That rewrite also probes each chain at the corners of its symbolic
+ *     sizes (each small or large) and reports, in VARY, the sizes of any
+ *     chain whose grouping a corner changes: plan.c then plans the body
+ *     again at sample sizes, and the emitted code chooses among those
+ *     variants at run time by their cost (cost.c). A chain's grouping is
+ *     chosen here; which one runs, there.
  *   - Structured matrices are never dense: diag(v)*A is v.*A, A*diag(v)
  *     is A.*v', eye*A is A, ones(1,n)*A is sum(A,1) and a full ones(n,m)
  *     times A the outer product ones(n,1)*sum(A,1).
@@ -24,14 +24,17 @@
  *     sum(A,1)*sum(B,2), diag(M*N) is sum(M.*N', 2) (sum(X.*N, 1)' for
  *     M = X') and tr(M*N) is sum(M.*N'); the chain inside is grouped for
  *     that last step's cost.
- *   - A'*B' is (B*A)' where B*A is computed anyway, so that a product and
- *     its transpose are one node (else gemm takes both transposes as flags);
+ *   - A'*B' is (B*A)' where B*A is computed anyway (by this rewrite: an
+ *     earlier one, for another body or other sizes, may have made it and
+ *     it is not computed here), so that a product and its transpose are
+ *     one node (else gemm takes both transposes as flags);
  *     (P + Q)*x is P*x + Q*x for a vector x, used once: no n x n sum.
  *
  * One sweep by increasing id rewrites each node after its operands, with
  * no recursion over the DAG's depth.
  */
 #include <float.h>
+#include <string.h>
 #include "md.h"
 
 enum {
@@ -43,9 +46,11 @@ enum {
    with vectors of ones at its ends. */
 typedef enum Want { WANT_ALL, WANT_DIAG, WANT_TRACE } Want;
 
-// A symbolic size, counted in the cost model: large, but not so large
-// that a literal size never matters.
-#define SYMBOLIC_SIZE 1e4
+// The corners a chain is probed at: each of its symbolic sizes (up to
+// PROBE_SIZES of them, the rest large) small or large.
+#define PROBE_SIZES 6
+#define PROBE_SMALL 1e2
+#define PROBE_LARGE 1e4
 
 typedef struct Chain {
   Ctx *c;
@@ -54,6 +59,10 @@ typedef struct Chain {
   Node **user;    /* by original id: a user */
   char *inner;    /* by original id: a product the chain above it takes apart */
   Node **memo;    /* by original id: the rewritten node */
+  const double *at; /* by size index: what a symbolic size counts as, or NULL */
+  bool *vary;     /* by size index: a chain's grouping depends on it, or NULL */
+  int *made;      /* by id, nmade of them: when op() first made it, or 0 */
+  int nmade, stamp;
   /* The chain being grouped. */
   Node *factor[MAX_CHAIN];
   int nf;
@@ -62,6 +71,7 @@ typedef struct Chain {
   double dim[MAX_CHAIN + 1];
   int (*written)[MAX_CHAIN]; /* the split of [i, j]: as written */
   int (*split)[MAX_CHAIN];   /* ... and the cheapest */
+  int (*probe)[MAX_CHAIN];   /* ... and the cheapest at a probe's sizes */
   double (*cost)[MAX_CHAIN]; /* the cost of [i, j] split so */
 } Chain;
 
@@ -81,11 +91,33 @@ static bool chainable(const Node *n) {
 static Node *operand(const Node *n, int k) { return k ? n->b : n->a; }
 static int operands(const Node *n) { return n->b ? 2 : 1; }
 
-static double size(Dim d) { return d.sym < 0 ? (double)d.n : SYMBOLIC_SIZE; }
+// A size as the cost model counts it: a symbolic one large, but not so
+// large that a literal size never matters; or as AT says.
+static double size(const Chain *ch, Dim d) {
+  return d.sym >= 0 ? ch->at ? ch->at[d.sym] : CHAIN_SIZE : (double)d.n;
+}
 
 /* ---- products of two ----------------------------------------------------- */
 
-static Node *op(Chain *ch, Op o, Node *a, Node *b, long k) { return ast_opk(ch->c, o, a, b, k); }
+// Each node the rewrite makes is stamped (ch->made) when first made: an
+// earlier rewrite of the DAG (another body, or this one grouped for other
+// sizes) may have made it already, with an id below ch->n.
+static Node *op(Chain *ch, Op o, Node *a, Node *b, long k) {
+  Node *n = ast_opk(ch->c, o, a, b, k);
+  if (!n)
+    return NULL;
+  if (n->id >= ch->nmade) {  // room for twice as many
+    int cap = 2 * n->id + 1, *grown = arena_alloc(&ch->c->arena, sizeof *grown * (size_t)cap);
+    if (!grown)
+      return NULL;
+    if (ch->nmade)
+      memcpy(grown, ch->made, sizeof *grown * (size_t)ch->nmade);
+    ch->made = grown, ch->nmade = cap;
+  }
+  if (!ch->made[n->id])
+    ch->made[n->id] = ++ch->stamp;
+  return n;
+}
 
 // N', and (N')' is N.
 static Node *trans(Chain *ch, Node *n) {
@@ -109,6 +141,11 @@ static Node *ones(Chain *ch, Dim r, Dim c) {
 static bool flat_sum(const Node *n) {
   return (n->op == OP_ADD || n->op == OP_SUB) && shape_eq(n->a->shape, n->shape) &&
          shape_eq(n->b->shape, n->shape);
+}
+
+// Did this rewrite make N, by stamp BEFORE?
+static bool made_by(const Chain *ch, const Node *n, int before) {
+  return n->id < ch->nmade && ch->made[n->id] && ch->made[n->id] <= before;
 }
 
 // Used once: by its id below ch->n, else made here (and used once).
@@ -148,9 +185,9 @@ static Node *mul(Chain *ch, Node *a, Node *b) {
     return is_one(b->shape.c) ? sums : op(ch, OP_MUL, sums, ones(ch, dim_lit(1), b->shape.c), 0);
   }
   if (a->op == OP_TRANS && b->op == OP_TRANS) {
-    int before = ch->c->nnodes;
+    int before = ch->stamp;
     Node *flip = mul(ch, b->a, a->a);
-    if (flip && (flip->id >= ch->n ? flip->id < before : ch->uses[flip->id] > 0))
+    if (flip && ((flip->id < ch->n && ch->uses[flip->id] > 0) || made_by(ch, flip, before)))
       return trans(ch, flip);
   }
   if (flat_sum(a) && is_one(b->shape.c) && once(ch, a))
@@ -282,6 +319,60 @@ static void best_splits(Chain *ch, int split[][MAX_CHAIN], Want want) {
     }
 }
 
+// The chain's dimensions, ch->dim, as the cost model counts them; a
+// symbolic size among the NS of SYM (distinct size indices) large if its
+// bit in CORNER is set, else small.
+static void set_dims(Chain *ch, const int *sym, int ns, unsigned corner) {
+  for (int i = 0; i <= ch->nf; i++) {
+    Dim d = i ? ch->factor[i - 1]->shape.c : ch->factor[0]->shape.r;
+    ch->dim[i] = size(ch, d);
+    for (int k = 0; k < ns; k++)
+      if (d.sym == sym[k])
+        ch->dim[i] = corner >> k & 1 ? PROBE_LARGE : PROBE_SMALL;
+  }
+}
+
+// The grouping the chain gets at ch->dim: the cheapest (into SPLIT), or
+// the written one unless another is cheaper.
+static int (*cheapest(Chain *ch, int split[][MAX_CHAIN], Want w))[MAX_CHAIN] {
+  int nf = ch->nf;
+  best_splits(ch, split, w);
+  if (nf >= 2 && tree_cost(ch, split, 0, nf - 1, w) >= tree_cost(ch, ch->written, 0, nf - 1, w))
+    return ch->written;
+  return split;
+}
+
+static bool same_tree(int a[][MAX_CHAIN], int b[][MAX_CHAIN], int i, int j) {
+  if (i == j)
+    return true;
+  int s = a[i][j];
+  return s == b[i][j] && same_tree(a, b, i, s) && same_tree(a, b, s + 1, j);
+}
+
+// Does the chain's grouping depend on its symbolic sizes? It is grouped
+// again at each corner of them (the first PROBE_SIZES, each small or
+// large); where another grouping than CHOSEN wins, they are marked in
+// ch->vary. ch->dim is left as the cost model counts it.
+static void probe(Chain *ch, int chosen[][MAX_CHAIN], Want w) {
+  int sym[PROBE_SIZES] = {0}, ns = 0;
+  for (int i = 0; i <= ch->nf; i++) {
+    Dim d = i ? ch->factor[i - 1]->shape.c : ch->factor[0]->shape.r;
+    bool seen = d.sym < 0;
+    for (int k = 0; k < ns; k++)
+      seen |= sym[k] == d.sym;
+    if (!seen && ns < PROBE_SIZES)
+      sym[ns++] = d.sym;
+  }
+  bool differs = false;
+  for (unsigned corner = 0; corner < 1u << ns && !differs; corner++) {
+    set_dims(ch, sym, ns, corner);
+    differs = !same_tree(cheapest(ch, ch->probe, w), chosen, 0, ch->nf - 1);
+  }
+  for (int k = 0; k < ns && differs; k++)
+    ch->vary[sym[k]] = true;
+  set_dims(ch, NULL, 0, 0);
+}
+
 static Node *build(Chain *ch, int split[][MAX_CHAIN], int i, int j) {
   if (i == j)
     return ch->factor[i];
@@ -311,14 +402,11 @@ static Node *group(Chain *ch, Node *n, Want want, Op top, long k) {
   if (ch->nf == 0)  // identities and scalars only
     push(ch, ch->eye);
   int nf = ch->nf;
-  ch->dim[0] = size(ch->factor[0]->shape.r);
-  for (int i = 0; i < nf; i++)
-    ch->dim[i + 1] = size(ch->factor[i]->shape.c);
   Want w = nf >= 2 ? want : WANT_ALL;
-  best_splits(ch, split, w);
-  // The written grouping unless another is cheaper.
-  if (nf >= 2 && tree_cost(ch, split, 0, nf - 1, w) >= tree_cost(ch, ch->written, 0, nf - 1, w))
-    split = ch->written;
+  set_dims(ch, NULL, 0, 0);
+  split = cheapest(ch, split, w);
+  if (ch->vary && nf >= 3)
+    probe(ch, split, w);
   Node *r;
   if (w == WANT_ALL)
     r = build(ch, split, 0, nf - 1);
@@ -359,7 +447,11 @@ static Node *rewrite(Chain *ch, Node *n) {
 }
 
 bool chain_rewrite(Ctx *c, Node **roots, int nroots) {
-  Chain ch = {.c = c, .n = c->nnodes};
+  return chain_rewrite_at(c, roots, nroots, NULL, NULL);
+}
+
+bool chain_rewrite_at(Ctx *c, Node **roots, int nroots, const double *at, bool *vary) {
+  Chain ch = {.c = c, .n = c->nnodes, .at = at, .vary = vary};
   Arena *A = &c->arena;
   size_t n = (size_t)ch.n;
   char *seen = arena_alloc(A, n + 1);
@@ -369,9 +461,10 @@ bool chain_rewrite(Ctx *c, Node **roots, int nroots) {
   ch.memo = arena_alloc(A, sizeof(Node *) * (n + 1));
   ch.written = arena_alloc(A, sizeof(int[MAX_CHAIN][MAX_CHAIN]));
   ch.split = arena_alloc(A, sizeof(int[MAX_CHAIN][MAX_CHAIN]));
+  ch.probe = vary ? arena_alloc(A, sizeof(int[MAX_CHAIN][MAX_CHAIN])) : ch.split;
   ch.cost = arena_alloc(A, sizeof(double[MAX_CHAIN][MAX_CHAIN]));
   if (!seen || !ch.uses || !ch.user || !ch.inner || !ch.memo || !ch.written || !ch.split ||
-      !ch.cost)
+      !ch.probe || !ch.cost)
     return false;
   for (int r = 0; r < nroots; r++)
     if (roots[r]) {

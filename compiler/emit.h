@@ -107,6 +107,9 @@ typedef struct Plan {
      product is a solve from A's factors, and an inverse that only solves
      read is never formed. */
   Node **solve;
+  /* By size index: some chain's grouping depends on that size (chain.c's
+     probe; only in a plan made at no particular sizes). */
+  bool *vary;
 } Plan;
 
 /* Is N a reader of its operand's LU factorisation (det, logdet, inv of a
@@ -133,6 +136,13 @@ const Plan *plan_body(Ctx *c, bool grads);
 /* The same for a second-order body (KIND past PLAN_GRADS), whose formulas
    second.c has derived; NULL when memory ran out or KIND has no root. */
 const Plan *plan_second(Ctx *c, PlanKind kind);
+/* The variants of the body of KIND, into *V: its plan (plan_body's or
+   plan_second's) first, then up to MAX_VARIANTS - 1 more, planned with
+   their chains grouped for other sizes, where the sizes decide; the
+   emitted code runs the one cost_plan counts cheapest at its sizes.
+   Their number, 0 when memory ran out. */
+#define MAX_VARIANTS 4
+int plan_variants(Ctx *c, PlanKind kind, const Plan *const **v);
 /* Is term T a product gemm computes (in G)? */
 bool plan_gemm(const Plan *p, Node *t, Gemm *g);
 /* The memory gemm or a reduction reads for operand N: through transposes
@@ -188,6 +198,8 @@ typedef struct Emit {
   const char **dirp, **hvp;
   const char *arr_dir, *arr_hv, *tangentp, *hessp, *jacp;
   bool matrix_out;    /* the output is not a scalar */
+  const char *variant; /* the suffix of the body being printed: "", or "_v1" for
+                          variant 1 of those abi_dispatch chooses among */
   /* The precision, spelled in C: the type, and the suffix of a floating
      literal (2.0f), of a libm function (expf) and of a runtime kernel
      (mdrt_gemm_f). */
@@ -210,7 +222,9 @@ bool abi_setup(Emit *e, Ctx *c, const EmitOpts *o, Buf *out);
 /* Name the temporaries of the body E->p. */
 void abi_name_temps(Emit *e);
 void abi_header(Emit *e);
-void abi_workspace_size(Emit *e, const char *value, const char *grads);
+void abi_workspace_size(Emit *e, const char *const *value, int nv, const char *const *grads,
+                        int ng);
+void abi_dispatch(Emit *e, bool grads, int n, const char *const *cost);
 void abi_jit_entries(Emit *e);
 /* The function that computes the body E->p, up to the opening of its
    body: with a cast to void of each parameter the body does not read. */
@@ -235,6 +249,13 @@ void emit_comment(Emit *e, int depth, const char *lhs, Node *n);
 const char *emit_workspace(Emit *e, const Plan *p);
 /* rows*cols of S as C. */
 const char *emit_len(Emit *e, Shape s);
+
+/* ---- cost.c ------------------------------------------------------------ */
+
+/* The operations body P does at sizes DIMS. */
+double cost_plan(Ctx *c, const Plan *p, const long *dims);
+/* ... as C, a polynomial in the sizes' C names (a double). */
+const char *cost_plan_c(Emit *e, const Plan *p);
 
 /* ---- emit_second.c ------------------------------------------------------ */
 

@@ -13,7 +13,10 @@
  *     a NULL gradient buffer skips it; so does work only a matrix output
  *     needs, under `if (out)`, in the gradients' body;
  *   - the kernels that can fail (a singular matrix) make the function
- *     return their message; the public wrappers turn it into NaN or -1.
+ *     return their message; the public wrappers turn it into NaN or -1;
+ *   - a body whose product chains the sizes group differently (plan.c's
+ *     variants) is printed once per variant, P_forward_v0 ..., and
+ *     P_forward runs the one that does the fewest operations at its sizes.
  *
  * plan.c first decides, once per body, which nodes get a buffer, which are
  * fused into their user, which products are absorbed into a sum; this
@@ -686,6 +689,23 @@ static void print_function(Emit *e, const Plan *p) {
   buf_puts(e->o, "}\n\n");
 }
 
+// The N variants V of a body (plan_variants): one function, or one each
+// (P_forward_v0 ...) and the function that chooses among them.
+static void print_variants(Emit *e, bool grads, int n, const Plan *const *v) {
+  if (n == 1) {
+    print_function(e, v[0]);
+    return;
+  }
+  const char *cost[MAX_VARIANTS];
+  for (int i = 0; i < n; i++) {
+    e->variant = text(e, "_v%d", i);
+    print_function(e, v[i]);
+    cost[i] = cost_plan_c(e, v[i]);
+  }
+  e->variant = "";
+  abi_dispatch(e, grads, n, cost);
+}
+
 // The workspace a body needs, in doubles, as C: the sizes of the buffers
 // that own memory.
 const char *emit_workspace(Emit *e, const Plan *p) {
@@ -706,20 +726,28 @@ bool emit_c(Ctx *c, const EmitOpts *o, Buf *out) {
   Loc nowhere = {-1, -1};
   if (o->jit && o->flt)
     return ctx_error(c, nowhere, "internal error: the JIT's code is double precision only");
-  const Plan *value = plan_body(c, false), *grads = plan_body(c, true);
-  if (!value || !grads)
-    return false;  // plan_body said why
+  // Each body's variants, its chains grouped for other sizes: all planned
+  // before the emitter names the nodes.
+  const Plan *const *value, *const *grads;
+  int nv = plan_variants(c, PLAN_VALUE, &value), ng = plan_variants(c, PLAN_GRADS, &grads);
+  if (!nv || !ng)
+    return false;  // plan_variants said why
   if (o->second && !emit_second_prepare(c))
     return false;
   Emit e;
   if (!abi_setup(&e, c, o, out))
     return ctx_error(c, nowhere, "out of memory naming the variables of the C code");
   abi_header(&e);
-  abi_workspace_size(&e, emit_workspace(&e, value), emit_workspace(&e, grads));
+  const char *wv[MAX_VARIANTS], *wg[MAX_VARIANTS];
+  for (int i = 0; i < nv; i++)
+    wv[i] = emit_workspace(&e, value[i]);
+  for (int i = 0; i < ng; i++)
+    wg[i] = emit_workspace(&e, grads[i]);
+  abi_workspace_size(&e, wv, nv, wg, ng);
   if (o->jit)
     abi_jit_entries(&e);
-  print_function(&e, value);
-  print_function(&e, grads);
+  print_variants(&e, false, nv, value);
+  print_variants(&e, true, ng, grads);
   if (!o->jit) {
     abi_wrappers(&e, false);
     abi_wrappers(&e, true);

@@ -23,7 +23,9 @@
  * wrappers pass their parameters in arrays, and each has a _ws form and a
  * _workspace_size. The second-order bodies are planned after the chain
  * rewrites (chain.c): a diag(v) that is multiplied becomes a scaling, so
- * X'*diag(s)*X is one scaling pass and one gemm.
+ * X'*diag(s)*X is one scaling pass and one gemm; and where the sizes
+ * decide a chain's grouping, a body (P_jvp_body, ...) chooses among its
+ * variants at run time (plan_variants), as P_forward does.
  */
 #include "emit.h"
 
@@ -51,21 +53,28 @@ bool emit_second_formula(const Ctx *c, bool hessian) {
 static bool hessian_formula(const Ctx *c) { return emit_second_formula(c, true); }
 static bool jacobian_formula(const Ctx *c) { return emit_second_formula(c, false); }
 
+// The bodies' plans and their variants (plan_variants), all made before
+// the emitter names the nodes.
+static bool planned(Ctx *c, PlanKind kind) {
+  const Plan *const *v;
+  return plan_second(c, kind) && plan_variants(c, kind, &v);
+}
+
 bool emit_second_prepare(Ctx *c) {
-  if ((!c->jvp && !second_jvp(c)) || !plan_second(c, PLAN_JVP))
+  if ((!c->jvp && !second_jvp(c)) || !planned(c, PLAN_JVP))
     return false;
   int v = only_wrt(c);
   if (shape_is_scalar(c->out->shape)) {
-    if ((!c->hvps && !second_hvp(c)) || !plan_second(c, PLAN_HVP))
+    if ((!c->hvps && !second_hvp(c)) || !planned(c, PLAN_HVP))
       return false;
     if (v >= 0 && vector_like(c->vars[v].shape) && !c->hess && !second_hessian(c))
       return false;
-    return !hessian_formula(c) || plan_second(c, PLAN_HESSIAN);
+    return !hessian_formula(c) || planned(c, PLAN_HESSIAN);
   }
   if (v >= 0 && vector_like(c->vars[v].shape) && vector_like(c->out->shape) && !c->jacs &&
       !second_jacobian(c))
     return false;
-  return !jacobian_formula(c) || plan_second(c, PLAN_JACOBIAN);
+  return !jacobian_formula(c) || planned(c, PLAN_JACOBIAN);
 }
 
 /* ---- C text --------------------------------------------------------------- */
@@ -99,19 +108,24 @@ enum { HAS_DIRS = 1, HAS_HV = 2 };
 // takes, each element named as the formulas name it, every name cast to
 // void (the code may not read them all). RESULT is its last parameter, or
 // NULL where it takes the HVP array.
-static void open_body(Emit *e, const char *name, int has, const char *result) {
-  Ctx *c = e->c;
+static void signature(Emit *e, const char *name, int has, const char *result) {
   const char *R = e->real;
-  say(e, "%sconst char *%s_%s_body(const long *%s, const %s *const *%s", e->opts->jit ? "" : "static ",
-      e->opts->name, name, e->arr_d, R, e->arr_in);
+  say(e, "%sconst char *%s_%s_body%s(const long *%s, const %s *const *%s",
+      e->opts->jit ? "" : "static ", e->opts->name, name, e->variant, e->arr_d, R, e->arr_in);
   if (has & HAS_DIRS)
     say(e, ", const %s *const *%s", R, e->arr_dir);
   if (has & HAS_HV)
     say(e, ", %s *const *%s", R, e->arr_hv);
   if (result)
     say(e, ", %s *%s", R, result);
-  say(e, ", void *ws_) {\n  %s *ws = ws_;\n  (void)ws;\n  (void)%s; (void)%s;\n", R, e->arr_d,
-      e->arr_in);
+  say(e, ", void *ws_) {\n");
+}
+
+static void open_body(Emit *e, const char *name, int has, const char *result) {
+  Ctx *c = e->c;
+  const char *R = e->real;
+  signature(e, name, has, result);
+  say(e, "  %s *ws = ws_;\n  (void)ws;\n  (void)%s; (void)%s;\n", R, e->arr_d, e->arr_in);
   // A body may read none of them: a linear function's Hessian is zero,
   // and without wrt variables there are no directions.
   if (has & HAS_DIRS)
@@ -149,7 +163,7 @@ static void write_root(Emit *e, const Plan *p, Node *g, const char *dst, bool ad
 
 // The JVP: the output's tangent written into tangent.
 static void body_jvp(Emit *e) {
-  const Plan *p = e->p = plan_second(e->c, PLAN_JVP);
+  const Plan *p = e->p;
   abi_name_temps(e);
   open_body(e, "jvp", HAS_DIRS, e->tangentp);
   emit_temps(e);
@@ -162,7 +176,7 @@ static void body_jvp(Emit *e) {
 // the shared work name the HVP buffers.
 static void body_hvp(Emit *e) {
   Ctx *c = e->c;
-  const Plan *p = e->p = plan_second(c, PLAN_HVP);
+  const Plan *p = e->p;
   const char **gname = e->gname;
   e->gname = e->hvp;
   abi_name_temps(e);
@@ -179,15 +193,73 @@ static void body_hvp(Emit *e) {
   e->gname = gname;
 }
 
-// The Hessian or the Jacobian (KIND) from its formula, added into DST.
-static void body_formula(Emit *e, PlanKind kind, const char *name, const char *dst) {
-  const Plan *p = e->p = plan_second(e->c, kind);
+// The Hessian or the Jacobian from its formula, added into DST.
+static void body_formula(Emit *e, const char *name, const char *dst) {
+  const Plan *p = e->p;
   abi_name_temps(e);
   open_body(e, name, 0, dst);
   emit_temps(e);
   emit_comment(e, 1, name, p->roots[0]);
   write_root(e, p, p->roots[0], dst, true, 1);
   say(e, "  return 0;\n}\n\n");
+}
+
+// Body NAME of KIND (its arrays HAS, its result RESULT), each of its
+// variants (plan_variants) printed as P_NAME_body_v0 ..., and P_NAME_body
+// the choice among them: the one whose count of operations is the least
+// at the sizes it is called with runs (as abi_dispatch chooses).
+static void body_variants(Emit *e, PlanKind kind, const char *name, int has, const char *result) {
+  Ctx *c = e->c;
+  const Plan *const *v;
+  int n = plan_variants(c, kind, &v);
+  const char *cost[MAX_VARIANTS];
+  for (int i = 0; i < n; i++) {
+    e->p = v[i];
+    e->variant = n > 1 ? arena_printf(&c->arena, "_v%d", i) : "";
+    if (!e->variant) {
+      e->oom = true;
+      e->variant = "";
+    }
+    if (kind == PLAN_JVP)
+      body_jvp(e);
+    else if (kind == PLAN_HVP)
+      body_hvp(e);
+    else
+      body_formula(e, name, result);
+    cost[i] = cost_plan_c(e, v[i]);
+  }
+  e->variant = "";
+  if (n == 1)
+    return;
+  signature(e, name, has, result);
+  for (int i = 0; i < c->ndims; i++)
+    say(e, "  long %s = %s[%d];\n  (void)%s;\n", e->dname[i], e->arr_d, i, e->dname[i]);
+  say(e, "  /* The product chains grouped for other sizes: the variant that does the\n"
+         "     fewest operations at these sizes runs. */\n  double cost[%d];\n", n);
+  for (int i = 0; i < n; i++)
+    say(e, "  cost[%d] = %s;\n", i, cost[i]);
+  say(e, "  int v = 0;\n  for (int i = 1; i < %d; i++)\n    if (cost[i] < cost[v])\n      v = i;\n"
+         "  switch (v) {\n", n);
+  for (int i = 0; i < n; i++) {
+    say(e, i + 1 < n ? "  case %d:\n" : "  default:\n", i);
+    say(e, "    return %s_%s_body_v%d(%s, %s", e->opts->name, name, i, e->arr_d, e->arr_in);
+    if (has & HAS_DIRS)
+      say(e, ", %s", e->arr_dir);
+    if (has & HAS_HV)
+      say(e, ", %s", e->arr_hv);
+    if (result)
+      say(e, ", %s", result);
+    say(e, ", ws_);\n");
+  }
+  say(e, "  }\n}\n\n");
+}
+
+// The workspace of body KIND, the largest of its variants', in doubles.
+static void variants_workspace(Emit *e, PlanKind kind, const char **size, int *n) {
+  const Plan *const *v;
+  *n = plan_variants(e->c, kind, &v);
+  for (int i = 0; i < *n; i++)
+    size[i] = emit_workspace(e, v[i]);
 }
 
 // The Hessian (HESSIAN) or the Jacobian, filled by one HVP (JVP) per unit
@@ -255,14 +327,26 @@ static void dims_args(Emit *e) {
     say(e, "%s%s", i ? ", " : "", e->dname[i]);
 }
 
-// P_NAME_workspace_size: bytes, for EXTRA doubles and the body's own.
-static void workspace_size(Emit *e, const char *name, const char *doubles) {
+// P_NAME_workspace_size: bytes, for the largest of the N sizes DOUBLES
+// (one per variant of the body).
+static void workspace_size(Emit *e, const char *name, const char *const *doubles, int n) {
   say(e, "long %s_%s_workspace_size(", e->opts->name, name);
   dims_params(e);
   say(e, ") {\n");
   for (int i = 0; i < e->c->ndims; i++)
     say(e, "  (void)%s;\n", e->dname[i]);
-  say(e, "  return (long)sizeof(%s) * (%s);\n}\n\n", e->real, doubles);
+  say(e, "  long w = %s;\n", doubles[0]);
+  for (int i = 1; i < n; i++)
+    say(e, "  long w%d = %s;\n  if (w%d > w)\n    w = w%d;\n", i, doubles[i], i, i);
+  say(e, "  return (long)sizeof(%s) * w;\n}\n\n", e->real);
+}
+
+// The same for the variants of body KIND.
+static void kind_workspace_size(Emit *e, const char *name, PlanKind kind) {
+  const char *size[MAX_VARIANTS];
+  int n;
+  variants_workspace(e, kind, size, &n);
+  workspace_size(e, name, size, n);
 }
 
 // The size of a body that fills by another's: its own doubles, then the
@@ -381,24 +465,26 @@ void emit_second_header(Emit *e) {
 bool emit_second(Emit *e) {
   Ctx *c = e->c;
   bool scalar_out = shape_is_scalar(c->out->shape);
-  workspace_size(e, "jvp", emit_workspace(e, plan_second(c, PLAN_JVP)));
-  body_jvp(e);
+  kind_workspace_size(e, "jvp", PLAN_JVP);
+  body_variants(e, PLAN_JVP, "jvp", HAS_DIRS, e->tangentp);
   if (scalar_out) {
-    workspace_size(e, "hvp", emit_workspace(e, plan_second(c, PLAN_HVP)));
-    body_hvp(e);
+    kind_workspace_size(e, "hvp", PLAN_HVP);
+    body_variants(e, PLAN_HVP, "hvp", HAS_DIRS | HAS_HV, NULL);
     if (hessian_formula(c)) {
-      workspace_size(e, "hessian", emit_workspace(e, plan_second(c, PLAN_HESSIAN)));
-      body_formula(e, PLAN_HESSIAN, "hessian", e->hessp);
+      kind_workspace_size(e, "hessian", PLAN_HESSIAN);
+      body_variants(e, PLAN_HESSIAN, "hessian", 0, e->hessp);
     } else {
-      workspace_size(e, "hessian", fill_size(e, total(e), "hvp"));
+      const char *size = fill_size(e, total(e), "hvp");
+      workspace_size(e, "hessian", &size, 1);
       body_fill(e, true);
     }
   } else if (jacobian_formula(c)) {
-    workspace_size(e, "jacobian", emit_workspace(e, plan_second(c, PLAN_JACOBIAN)));
-    body_formula(e, PLAN_JACOBIAN, "jacobian", e->jacp);
+    kind_workspace_size(e, "jacobian", PLAN_JACOBIAN);
+    body_variants(e, PLAN_JACOBIAN, "jacobian", 0, e->jacp);
   } else {
-    workspace_size(e, "jacobian",
-                   fill_size(e, fmt(e, "%s + %s", total(e), emit_len(e, c->out->shape)), "jvp"));
+    const char *size =
+        fill_size(e, fmt(e, "%s + %s", total(e), emit_len(e, c->out->shape)), "jvp");
+    workspace_size(e, "jacobian", &size, 1);
     body_fill(e, false);
   }
   if (e->opts->jit) {

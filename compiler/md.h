@@ -312,6 +312,9 @@ typedef struct Ctx {
                            made once when first asked for (plan.c) */
   struct Plan *plan2[4]; /* ... and of the second-order bodies (emit.h's
                             PLAN_JVP ...), made the same way */
+  struct Plan **variants[6]; /* by emit.h's PlanKind: the body's plan and
+                                its variants, made when first asked for */
+  int nvariants[6];
 } Ctx;
 
 void ctx_init(Ctx *c, const char *src, long len, const char *file, md_error *err);
@@ -494,6 +497,13 @@ const char *print_let_name(Ctx *c, const Node *n);
    nodes the roots had are left as they were (the printed formulas use
    them). false without memory. */
 bool chain_rewrite(Ctx *c, Node **roots, int n);
+/* The same with the symbolic sizes counted as AT says (by size index), or
+   with AT NULL each as the same large number, CHAIN_SIZE; with VARY (by
+   size index, all false) each size of a chain whose grouping depends on
+   its sizes is set true: another grouping wins at a corner of them (each
+   small or large). */
+#define CHAIN_SIZE 1e4
+bool chain_rewrite_at(Ctx *c, Node **roots, int n, const double *at, bool *vary);
 
 /* ---- graph.c ----------------------------------------------------------- */
 

@@ -14,7 +14,13 @@
  *   - which buffer reuses the memory of one that is no longer read;
  *   - which sizes, inputs and seed the printed code reads: the parameters
  *     it leaves unused are cast to void.
+ *
+ * Where the grouping of a product chain depends on symbolic sizes
+ * (chain.c), a body has variants: planned again with its chains grouped
+ * for sample sizes, the few that are much cheaper somewhere kept, for
+ * the emitted code to choose among at run time by their cost (cost.c).
  */
+#include <math.h>
 #include <string.h>
 #include "emit.h"
 
@@ -636,8 +642,9 @@ static bool plan_solves(Plan *p, int *scratch) {
 /* ---- the plan ----------------------------------------------------------- */
 
 // The roots of a body of KIND into P->roots, P->rootvar, P->nroots and
-// P->added; false without memory.
-static bool plan_roots(Plan *p, PlanKind kind) {
+// P->added, with the product chains grouped for the sizes AT (chain.c);
+// false without memory.
+static bool plan_roots(Plan *p, PlanKind kind, const double *at) {
   Ctx *c = p->c;
   Node **src = kind == PLAN_HVP ? c->hvps : c->grads;
   p->nroots = 0;
@@ -675,10 +682,13 @@ static bool plan_roots(Plan *p, PlanKind kind) {
   // The code computes the roots as chain.c rewrites them for cost: no
   // diag(v) made dense, product chains grouped by cost. The printed
   // formulas keep c->out, c->grads and the rest as they are.
-  return chain_rewrite(c, p->roots, p->nroots);
+  return chain_rewrite_at(c, p->roots, p->nroots, at, p->vary);
 }
 
-static Plan *plan_new(Ctx *c, PlanKind kind) {
+// The start of the plan of a body of KIND: its roots, the chains grouped
+// for the sizes AT, or with AT NULL at no particular sizes (p->vary says
+// which matter). plan_finish does the rest.
+static Plan *plan_start(Ctx *c, PlanKind kind, const double *at) {
   Arena *A = &c->arena;
   Plan *p = arena_alloc(A, sizeof *p);
   if (!p)
@@ -686,8 +696,16 @@ static Plan *plan_new(Ctx *c, PlanKind kind) {
   p->c = c;
   p->kind = kind;
   p->grads = kind == PLAN_GRADS || kind == PLAN_HVP;
-  if (!NEW(A, p->roots, c->nvars + 1) || !NEW(A, p->rootvar, c->nvars + 1) || !plan_roots(p, kind))
+  if (!NEW(A, p->roots, c->nvars + 1) || !NEW(A, p->rootvar, c->nvars + 1) ||
+      (!at && !NEW(A, p->vary, c->ndims + 1)) || !plan_roots(p, kind, at))
     return NULL;
+  return p;
+}
+
+static Plan *plan_finish(Plan *p) {
+  Ctx *c = p->c;
+  Arena *A = &c->arena;
+  PlanKind kind = p->kind;
   // The DAG has grown during differentiation and chain.c's rewrite; the
   // plan sees all of it.
   int n = p->n = c->nnodes;
@@ -737,6 +755,11 @@ static Plan *plan_new(Ctx *c, PlanKind kind) {
   return p;
 }
 
+static Plan *plan_new(Ctx *c, PlanKind kind) {
+  Plan *p = plan_start(c, kind, NULL);
+  return p ? plan_finish(p) : NULL;
+}
+
 // Nodes are never changed, and any made after the plan (by a printer, say)
 // are new ids past p->n: a plan stays right for the compilation's life.
 const Plan *plan_body(Ctx *c, bool grads) {
@@ -751,4 +774,130 @@ const Plan *plan_second(Ctx *c, PlanKind kind) {
   if (!*slot && !(*slot = plan_new(c, kind)))
     ctx_error(c, (Loc){-1, -1}, "out of memory planning the C code of the second order");
   return *slot;
+}
+
+/* ---- variants ------------------------------------------------------------ */
+
+enum {
+  MAX_CANDIDATES = 16, /* distinct groupings planned, at most */
+  CORNER_SIZES = 5,    /* sizes whose every corner is sampled, at most */
+  RANDOM_SAMPLES = 16, /* samples drawn at random, besides */
+};
+
+#define SAMPLE_SMALL 1e2
+#define SAMPLE_LARGE 1e4
+/* A variant is kept only if it is this much cheaper than all the others
+   kept, at one sample at least. */
+#define VARIANT_GAIN 1.5
+
+// splitmix64: the samples are the same on every run and platform.
+static unsigned long long next_random(unsigned long long *s) {
+  unsigned long long z = (*s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// Sample I's sizes into AT (for chain.c) and DIMS (for cost.c): the sizes
+// VARY marks at a corner (each small or large) for the first 2^CORNER_SIZES
+// samples, and past them drawn log-uniformly between the two; the others
+// as chain.c counts them.
+static void sample(const Ctx *c, const bool *vary, int i, int corners, unsigned long long *rng,
+                   double *at, long *dims) {
+  int k = 0;
+  for (int d = 0; d < c->ndims; d++) {
+    double v = CHAIN_SIZE;
+    if (vary[d] && i < corners)
+      v = i >> k++ & 1 ? SAMPLE_LARGE : SAMPLE_SMALL;
+    else if (vary[d])
+      v = round(exp(log(SAMPLE_SMALL) + (log(SAMPLE_LARGE) - log(SAMPLE_SMALL)) *
+                                            (double)(next_random(rng) >> 11) * 0x1.0p-53));
+    at[d] = v;
+    dims[d] = (long)v;
+  }
+}
+
+static bool same_roots(const Plan *a, const Plan *b) {
+  for (int r = 0; r < a->nroots; r++)
+    if (a->roots[r] != b->roots[r])
+      return false;
+  return true;
+}
+
+// The variants of the body of KIND: its plan at no particular sizes,
+// then, if some chain's grouping depends on the sizes, the body planned
+// again at sample sizes (each corner of the sizes that matter, and some
+// drawn at random). Of the distinct plans, the one that most improves on
+// those kept at some sample is kept next (greedily, the worst case
+// first), while it is VARIANT_GAIN cheaper there and there is room.
+static bool find_variants(Ctx *c, PlanKind kind) {
+  Arena *A = &c->arena;
+  const Plan *plan = kind <= PLAN_GRADS ? plan_body(c, kind == PLAN_GRADS) : plan_second(c, kind);
+  Plan *first = (Plan *)plan, **kept, *cand[MAX_CANDIDATES];
+  if (!first || !NEW(A, kept, MAX_VARIANTS))
+    return false;
+  kept[0] = first;
+  c->variants[kind] = kept;  // one, unless the sizes decide
+  c->nvariants[kind] = 1;
+  int nkept = 1, nvary = 0;
+  for (int d = 0; d < c->ndims; d++)
+    nvary += first->vary[d];
+  if (!nvary)
+    return true;
+  int corners = 1 << (nvary < CORNER_SIZES ? nvary : CORNER_SIZES);
+  int ns = corners + RANDOM_SAMPLES, nd = c->ndims, ncand = 1;
+  double *at, *cost, *best;
+  long *dims;
+  if (!NEW(A, at, nd) || !NEW(A, dims, (size_t)ns * (size_t)nd) ||
+      !NEW(A, cost, (size_t)ns * MAX_CANDIDATES) || !NEW(A, best, ns))
+    return false;
+  cand[0] = first;
+  unsigned long long rng = 0x6d6174646966ull;  // "matdif"
+  for (int s = 0; s < ns; s++) {
+    sample(c, first->vary, s, corners, &rng, at, dims + s * nd);
+    Plan *q = plan_start(c, kind, at);
+    if (!q)
+      return false;
+    bool seen = false;
+    for (int k = 0; k < ncand && !seen; k++)
+      seen = same_roots(q, cand[k]);
+    if (!seen && ncand < MAX_CANDIDATES)
+      cand[ncand++] = q;
+  }
+  // Each distinct grouping planned once.
+  for (int k = 1; k < ncand; k++)
+    if (!plan_finish(cand[k]))
+      return false;
+  for (int s = 0; s < ns; s++) {
+    for (int k = 0; k < ncand; k++)
+      cost[s * MAX_CANDIDATES + k] = cost_plan(c, cand[k], dims + s * nd);
+    best[s] = cost[s * MAX_CANDIDATES];
+  }
+  while (nkept < MAX_VARIANTS) {
+    int pick = -1;
+    double gain = VARIANT_GAIN;
+    for (int k = 1; k < ncand; k++)
+      for (int s = 0; s < ns; s++)
+        if (best[s] / cost[s * MAX_CANDIDATES + k] > gain)
+          gain = best[s] / cost[s * MAX_CANDIDATES + k], pick = k;
+    if (pick < 0)
+      break;
+    kept[nkept++] = cand[pick];
+    for (int s = 0; s < ns; s++)
+      if (cost[s * MAX_CANDIDATES + pick] < best[s])
+        best[s] = cost[s * MAX_CANDIDATES + pick];
+  }
+  c->variants[kind] = kept;
+  c->nvariants[kind] = nkept;
+  return true;
+}
+
+int plan_variants(Ctx *c, PlanKind kind, const Plan *const **v) {
+  if (!c->variants[kind] && !find_variants(c, kind)) {
+    if (!c->failed)
+      ctx_error(c, (Loc){-1, -1}, "out of memory planning the variants of the C code");
+    return 0;
+  }
+  *v = (const Plan *const *)c->variants[kind];
+  return c->nvariants[kind];
 }

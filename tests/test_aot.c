@@ -59,6 +59,13 @@ ParameterizedTestParameters(aot, driver) {
        "n=4 k=3 m=2", true},
       {"vector_output", "A : matrix(n, n)\nx : vector(n)\nwrt x\ny = softmax(A*x, 1) + A*x\n", "n=4",
        false},
+      // A chain whose grouping the sizes choose at run time: each variant's
+      // workspace fits in f_workspace_size (ASan), A*(B*C) here ...
+      {"chain_tall", "A : matrix(n, k)\nB : matrix(k, m)\nC : matrix(m, p)\ny = ||A*B*C||_F^2\n",
+       "n=9 k=2 m=9 p=2", true},
+      // ... and (A*B)*C here.
+      {"chain_wide", "A : matrix(n, k)\nB : matrix(k, m)\nC : matrix(m, p)\ny = ||A*B*C||_F^2\n",
+       "n=2 k=9 m=2 p=9", true},
   };
   return cr_make_param_array(AotCase, cases, sizeof cases / sizeof cases[0]);
 }

@@ -7,7 +7,12 @@
  * probes), and a long chain is grouped by its sizes. The pipeline runs the
  * rewrite before planning: the compiled code's value and gradients are
  * held against the tape of the unrewritten DAG (md_check), and the C it
- * writes for diag(v)*A has no n x n buffer.
+ * writes for diag(v)*A has no n x n buffer. A chain whose grouping its
+ * symbolic sizes decide is grouped at run time: at sizes where each
+ * grouping wins, the code runs it (the operations gemm does, counted in
+ * the compiled C) and agrees with the tape and with the code for those
+ * literal sizes, the second order too; the switch is emitted only where
+ * the sizes decide.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -293,4 +298,304 @@ Test(chain, an_inverse_times_a_matrix_is_a_solve) {
   cr_expect_neq(md_eval(f, dims, in, y, &err), 0);
   cr_expect(strstr(err.message, "inv: the matrix is singular"), "%s", err.message);
   md_free(f);
+}
+
+/* ---- chains the sizes decide at run time ----------------------------------- */
+
+// ||A*B*C||_F^2, A n x k, B k x m, C m x p: at n, m >> k, p A*(B*C) is
+// the cheaper, at n, m << k, p (A*B)*C. n, k, m, p are the sizes DIMS,
+// or with DIMS NULL the sizes themselves: its source.
+static char *abc_source(const long *dims) {
+  char s[4][24];
+  const char *names = "nkmp";
+  for (int i = 0; i < 4; i++)
+    if (dims)
+      snprintf(s[i], sizeof s[i], "%ld", dims[i]);
+    else
+      snprintf(s[i], sizeof s[i], "%c", names[i]);
+  Out src = {0};
+  put(&src, "A : matrix(%s, %s)\nB : matrix(%s, %s)\nC : matrix(%s, %s)\ny = ||A*B*C||_F^2\n",
+      s[0], s[1], s[1], s[2], s[2], s[3]);
+  return src.s;
+}
+
+static const long tall[] = {30, 3, 30, 3}, wide[] = {3, 30, 3, 30};
+
+// Definitions of a body's variants in F's C: P_entry_eval_v0(const long ...
+static int variants(md_function *f, const char *body) {
+  char def[64];
+  snprintf(def, sizeof def, "_entry_%s_v", body);
+  int k = 0;
+  for (const char *s = md_c_source(f); (s = strstr(s, def)); s++)
+    k += s[strlen(def)] >= '0' && s[strlen(def)] <= '9' && !strncmp(s + strlen(def) + 1, "(const long", 11);
+  return k;
+}
+
+static md_function *compile(const char *src) {
+  md_error err;
+  md_function *f = md_compile(src, "chain.expr", &err);
+  cr_assert(f, "%s%s", src, err.diag);
+  return f;
+}
+
+// F's value and gradients at DIMS into Y and G[i] (malloc'd), the inputs
+// drawn from SRC's stream.
+static void grad_at(md_function *f, const long *dims, double **in, double *y, double **g) {
+  md_error err;
+  for (int i = 0; i < md_num_inputs(f); i++)
+    g[i] = calloc((size_t)(md_input_rows(f, i, dims) * md_input_cols(f, i, dims)), sizeof(double));
+  cr_assert_eq(md_grad(f, dims, (const double *const *)in, y, g, &err), 0, "%s", err.message);
+}
+
+// At sizes where each grouping wins, the code with symbolic sizes runs
+// it: it does the operations the code for those literal sizes does (the
+// grouping chosen at compile time), the value and gradients agree with
+// that code's, and with the tape of the written order and differences.
+Test(chain, symbolic_sizes_choose_the_grouping_at_run_time) {
+  char *src = abc_source(NULL);
+  md_function *f = compile(src);
+  const long *at[] = {tall, wide};
+  double flops[2];
+  for (int a = 0; a < 2; a++) {
+    const long *dims = at[a];
+    md_error err;
+    md_check_result r;
+    cr_assert_eq(md_check(f, dims, NULL, &r, &err), 0, "%s", err.message);
+    cr_expect(r.value <= MD_CHECK_TOL_TAPE, "value off the tape by %g at n = %ld", r.value, dims[0]);
+    for (int i = 0; i < 3; i++)
+      cr_expect(r.tape[i] <= MD_CHECK_TOL_TAPE && r.fd[i] <= MD_CHECK_TOL_FD,
+                "d/d%s off the tape by %g, differences by %g at n = %ld", md_input_name(f, i),
+                r.tape[i], r.fd[i], dims[0]);
+    md_check_result_free(&r);
+
+    char *lsrc = abc_source(dims);
+    double *in[3], *dir[3], y, yl, *g[3], *gl[3];
+    Rng rng = {fnv1a(lsrc)};
+    for (int i = 0; i < 3; i++) {
+      long len = md_input_rows(f, i, dims) * md_input_cols(f, i, dims);
+      in[i] = malloc(sizeof(double) * (size_t)len);
+      dir[i] = malloc(sizeof(double) * (size_t)len);
+      for (long e = 0; e < len; e++)
+        in[i][e] = uniform(&rng, -1, 1), dir[i][e] = uniform(&rng, -1, 1);
+    }
+    // The second order (JVP, HVPs, Hessian) chooses its grouping alike.
+    md_check2_result r2;
+    cr_assert_eq(md_check2(f, dims, (const double *const *)in, (const double *const *)dir, 1, &r2,
+                           &err),
+                 0, "%s", err.message);
+    cr_expect(r2.ok, "second order off at n = %ld: jvp %g, hvp(A) %g %g", dims[0], r2.jvp,
+              r2.hvp_tape[0], r2.hvp_fd[0]);
+    md_check2_result_free(&r2);
+    md_function *lit = compile(lsrc);
+    flops[a] = md_flops(f, dims, 0);
+    cr_expect_eq(flops[a], md_flops(lit, dims, 0), "value at n = %ld: %g operations, %g at literal sizes",
+                 dims[0], flops[a], md_flops(lit, dims, 0));
+    cr_expect_leq(md_flops(f, dims, 1), md_flops(lit, dims, 1), "gradients at n = %ld", dims[0]);
+    cr_expect_leq(md_flops(f, dims, MD_FLOPS_JVP), md_flops(lit, dims, MD_FLOPS_JVP), "JVP at n = %ld",
+                  dims[0]);
+    cr_expect_leq(md_flops(f, dims, MD_FLOPS_HVP), md_flops(lit, dims, MD_FLOPS_HVP), "HVP at n = %ld",
+                  dims[0]);
+    grad_at(f, dims, in, &y, g);
+    grad_at(lit, dims, in, &yl, gl);
+    cr_expect_leq(md_rel_err(&y, &yl, 1), 1e-12, "value at n = %ld", dims[0]);
+    for (int i = 0; i < 3; i++) {
+      long len = md_input_rows(f, i, dims) * md_input_cols(f, i, dims);
+      cr_expect_leq(md_rel_err(g[i], gl[i], len), 1e-12, "d/d%s at n = %ld", md_input_name(f, i),
+                    dims[0]);
+      free(in[i]), free(dir[i]), free(g[i]), free(gl[i]);
+    }
+    md_free(lit);
+    free(lsrc);
+  }
+  // Each grouping did win somewhere: A*(B*C) at the tall sizes does a
+  // tenth of the written order's 2nkm + 2nmp + 2np operations.
+  cr_expect_lt(flops[0], 2.0 * 30 * 3 * 30 * 2 / 5, "tall: %g operations", flops[0]);
+  md_free(f);
+  free(src);
+}
+
+// The switch is there where the sizes decide the grouping, and not where
+// one grouping wins whatever they are (all n x n: a tie, kept as written;
+// a vector at the end; literal sizes); a long chain of many sizes has at
+// most MAX_VARIANTS variants.
+Test(chain, the_switch_is_emitted_only_where_the_sizes_decide) {
+  char *src = abc_source(NULL), *lsrc = abc_source(tall);
+  md_function *f = compile(src);
+  cr_expect_eq(variants(f, "eval"), 2, "value:\n%s", md_c_source(f));
+  cr_expect_eq(variants(f, "grad"), 2, "gradients:\n%s", md_c_source(f));
+  md_free(f);
+  const char *fixed[] = {
+      "A : matrix(n, n)\nB : matrix(n, n)\nC : matrix(n, n)\ny = ||A*B*C||_F^2\n",
+      "A : matrix(n, k)\nB : matrix(k, m)\nx : vector(m)\ny = ||A*B*x||^2\n",
+      lsrc,
+  };
+  for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
+    f = compile(fixed[i]);
+    cr_expect(!variants(f, "eval") && !variants(f, "grad"), "%s\n%s", fixed[i], md_c_source(f));
+    md_free(f);
+  }
+  f = compile("A : matrix(a, b)\nB : matrix(b, c)\nC : matrix(c, d)\nD : matrix(d, e)\n"
+              "E : matrix(e, f)\nF : matrix(f, g)\ny = ||A*B*C*D*E*F||_F^2\n");
+  cr_expect(variants(f, "eval") >= 2 && variants(f, "eval") <= 4, "%d", variants(f, "eval"));
+  cr_expect(variants(f, "grad") >= 2 && variants(f, "grad") <= 4, "%d", variants(f, "grad"));
+  md_free(f);
+  free(src), free(lsrc);
+}
+
+/* ---- the compiled C ----------------------------------------------------- */
+
+#define MATDIFF MD_BUILD_DIR "/matdiff"
+
+// The driver of f.c (`matdiff compile` of abc_source(NULL), in precision
+// REAL): at the tall and the wide sizes, the value and the gradients, and
+// with COUNT the operations gemm did for each (the runtime's gemm renamed
+// in f.c, counted, then called).
+static const char abc_driver[] =
+    "#include <math.h>\n#include <stdio.h>\n#include <stdlib.h>\n"
+    "#ifdef COUNT\n#define mdrt_gemm counted_gemm\n#define mdrt_gemm_f counted_gemm_f\n#endif\n"
+    "#include \"f.c\"\n"
+    "#ifdef COUNT\n#undef mdrt_gemm\n#undef mdrt_gemm_f\n"
+    "void mdrt_gemm(int, int, long, long, long, double, const double *, const double *, double,\n"
+    "               double *);\n"
+    "void mdrt_gemm_f(int, int, long, long, long, float, const float *, const float *, float,\n"
+    "                 float *);\n"
+    "static double ops;\n"
+    "void counted_gemm(int ta, int tb, long m, long n, long k, double alpha, const double *A,\n"
+    "                  const double *B, double beta, double *C) {\n"
+    "  ops += 2.0 * m * n * k;\n  mdrt_gemm(ta, tb, m, n, k, alpha, A, B, beta, C);\n}\n"
+    "void counted_gemm_f(int ta, int tb, long m, long n, long k, float alpha, const float *A,\n"
+    "                    const float *B, float beta, float *C) {\n"
+    "  ops += 2.0 * m * n * k;\n  mdrt_gemm_f(ta, tb, m, n, k, alpha, A, B, beta, C);\n}\n"
+    "#endif\n"
+    "static void show(const char *tag, int a, const REAL *x, long len) {\n"
+    "  printf(\"%s%d\", tag, a);\n  for (long e = 0; e < len; e++)\n"
+    "    printf(\" %.17g\", (double)x[e]);\n  printf(\"\\n\");\n}\n"
+    "int main(void) {\n"
+    "  static const long at[2][4] = {{30, 3, 30, 3}, {3, 30, 3, 30}};\n"
+    "  for (int a = 0; a < 2; a++) {\n"
+    "    long n = at[a][0], k = at[a][1], m = at[a][2], p = at[a][3];\n"
+    "    long len[3] = {n * k, k * m, m * p};\n    REAL *in[3], *g[3];\n"
+    "    for (int i = 0; i < 3; i++) {\n"
+    "      in[i] = malloc(sizeof(REAL) * (size_t)len[i]);\n"
+    "      g[i] = calloc((size_t)len[i], sizeof(REAL));\n"
+    "      for (long e = 0; e < len[i]; e++)\n        in[i][e] = (REAL)sin(0.37 * (double)e + i);\n"
+    "    }\n"
+    "#ifdef COUNT\n    ops = 0;\n#endif\n"
+    "    REAL y = f(n, k, m, p, in[0], in[1], in[2]);\n"
+    "#ifdef COUNT\n    printf(\"value_ops%d %.17g\\n\", a, ops);\n    ops = 0;\n#endif\n"
+    "    REAL yg = f_grad(n, k, m, p, in[0], in[1], in[2], g[0], g[1], g[2]);\n"
+    "#ifdef COUNT\n    printf(\"grad_ops%d %.17g\\n\", a, ops);\n#endif\n"
+    "    show(\"value\", a, &y, 1);\n    show(\"grad_value\", a, &yg, 1);\n"
+    "    show(\"dA\", a, g[0], len[0]);\n    show(\"dB\", a, g[1], len[1]);\n"
+    "    show(\"dC\", a, g[2], len[2]);\n"
+    "    REAL t, *hv[3];\n"
+    "    for (int i = 0; i < 3; i++)\n      hv[i] = calloc((size_t)len[i], sizeof(REAL));\n"
+    "    if (f_jvp(n, k, m, p, in[0], in[1], in[2], in[0], in[1], in[2], &t) ||\n"
+    "        f_hvp(n, k, m, p, in[0], in[1], in[2], in[0], in[1], in[2], hv[0], hv[1], hv[2]))\n"
+    "      return 1;\n"
+    "    show(\"jvp\", a, &t, 1);\n    show(\"hvA\", a, hv[0], len[0]);\n"
+    "    show(\"hvB\", a, hv[1], len[1]);\n    show(\"hvC\", a, hv[2], len[2]);\n"
+    "    for (int i = 0; i < 3; i++)\n      free(hv[i]);\n"
+    "    for (int i = 0; i < 3; i++)\n      free(in[i]), free(g[i]);\n"
+    "  }\n  return 0;\n}\n";
+
+// `matdiff compile` of the chain at symbolic sizes, in double, --float,
+// --standalone and --standalone --float, built by cc with every warning
+// an error and run at the tall and the wide sizes: its value and
+// gradients agree with the JIT's; and where gemm can be counted (linked
+// to the runtime), it did the operations of the grouping that wins there
+// and not those of the written order, A*B first: at both sizes, 2*(3*30*3
+// + 30*3*3) = 1080 for the value (else 10800), 3*1080 = 3240 for the
+// value and gradients (else 32400).
+Test(chain, variants_in_the_compiled_c) {
+  static const struct {
+    const char *opts, *real;
+    bool count;
+    double tol;
+  } builds[] = {{"", "double", true, 1e-12},
+                {"--float", "float", true, 1e-4},
+                {"--standalone", "double", false, 1e-12},
+                {"--standalone --float", "float", false, 1e-4}};
+  char *src = abc_source(NULL);
+  md_function *f = compile(src);
+  const long *at[] = {tall, wide};
+  double y[2], *g[2][3], t[2], *hv[2][3];
+  for (int a = 0; a < 2; a++) {
+    double *in[3];
+    for (int i = 0; i < 3; i++) {
+      long len = md_input_rows(f, i, at[a]) * md_input_cols(f, i, at[a]);
+      in[i] = malloc(sizeof(double) * (size_t)len);
+      hv[a][i] = calloc((size_t)len, sizeof(double));
+      for (long e = 0; e < len; e++)
+        in[i][e] = sin(0.37 * (double)e + i);
+    }
+    grad_at(f, at[a], in, &y[a], g[a]);
+    md_error err;
+    const double *const *x = (const double *const *)in;
+    cr_assert_eq(md_jvp(f, at[a], x, x, &t[a], &err), 0, "%s", err.message);
+    cr_assert_eq(md_hvp(f, at[a], x, x, hv[a], &err), 0, "%s", err.message);
+    for (int i = 0; i < 3; i++)
+      free(in[i]);
+  }
+  for (size_t b = 0; b < sizeof builds / sizeof *builds; b++) {
+    tmpdir_setup("test_chain");
+    tmpdir_text("f.expr", src);
+    tmpdir_text("driver.c", abc_driver);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && %s compile f.expr -o f.c --name f %s && "
+             "cc -std=c99 -Wall -Wextra -Werror -pedantic -DREAL=%s %s $(%s config --cflags) "
+             "driver.c $(%s config --libs) -lm -o prog > cc.log 2>&1 && ./prog > out.txt 2>&1",
+             tmpdir(), MATDIFF, builds[b].opts, builds[b].real, builds[b].count ? "-DCOUNT" : "",
+             MATDIFF, MATDIFF);
+    int rc = run(cmd);
+    char *log = slurp(tmpdir_path("cc.log")), *out = slurp(tmpdir_path("out.txt"));
+    cr_assert_eq(rc, 0, "%s: does not build warning-free, or fails:\n%s%s", builds[b].opts,
+                 log ? log : "", out ? out : "");
+    cr_expect(!log || !*log, "%s: cc printed:\n%s", builds[b].opts, log);
+    for (int a = 0; a < 2; a++) {
+      char tag[32];
+      double got[900];
+      const char *names[] = {"dA", "dB", "dC"};
+      const char *values[] = {"value", "grad_value"};
+      for (int v = 0; v < 2; v++) {
+        snprintf(tag, sizeof tag, "%s%d", values[v], a);
+        cr_assert(numbers(out, tag, got, 1), "%s: no %s in\n%s", builds[b].opts, tag, out);
+        cr_expect_leq(md_rel_err(got, &y[a], 1), builds[b].tol, "%s: %s", builds[b].opts, tag);
+      }
+      for (int i = 0; i < 3; i++) {
+        long len = md_input_rows(f, i, at[a]) * md_input_cols(f, i, at[a]);
+        snprintf(tag, sizeof tag, "%s%d", names[i], a);
+        cr_assert(numbers(out, tag, got, len), "%s: no %s in\n%s", builds[b].opts, tag, out);
+        cr_expect_leq(md_rel_err(got, g[a][i], len), builds[b].tol, "%s: %s", builds[b].opts, tag);
+      }
+      snprintf(tag, sizeof tag, "jvp%d", a);
+      cr_assert(numbers(out, tag, got, 1), "%s: no %s in\n%s", builds[b].opts, tag, out);
+      cr_expect_leq(md_rel_err(got, &t[a], 1), builds[b].tol, "%s: %s", builds[b].opts, tag);
+      for (int i = 0; i < 3; i++) {
+        long len = md_input_rows(f, i, at[a]) * md_input_cols(f, i, at[a]);
+        snprintf(tag, sizeof tag, "hv%c%d", "ABC"[i], a);
+        cr_assert(numbers(out, tag, got, len), "%s: no %s in\n%s", builds[b].opts, tag, out);
+        cr_expect_leq(md_rel_err(got, hv[a][i], len), builds[b].tol, "%s: %s", builds[b].opts, tag);
+      }
+      if (builds[b].count) {
+        double ops;
+        snprintf(tag, sizeof tag, "value_ops%d", a);
+        cr_assert(numbers(out, tag, &ops, 1), "%s", out);
+        cr_expect_eq(ops, 1080, "%s: the value did %g operations in gemm at n = %ld",
+                     builds[b].opts, ops, at[a][0]);
+        snprintf(tag, sizeof tag, "grad_ops%d", a);
+        cr_assert(numbers(out, tag, &ops, 1), "%s", out);
+        cr_expect_eq(ops, 3240, "%s: the gradients did %g operations in gemm at n = %ld",
+                     builds[b].opts, ops, at[a][0]);
+      }
+    }
+    free(log), free(out);
+    tmpdir_remove();
+  }
+  for (int a = 0; a < 2; a++)
+    for (int i = 0; i < 3; i++)
+      free(g[a][i]), free(hv[a][i]);
+  md_free(f);
+  free(src);
 }
