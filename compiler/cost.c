@@ -1,7 +1,8 @@
 /*
  * cost.c - the arithmetic the emitted code does at given sizes, read from
  * the same plan emit_c.c prints (plan.c): one per +, -, *, / or function
- * applied to an element, 2mnk per gemm, LU's 2n^3/3 once per matrix (and
+ * applied to an element, 2mnk per gemm (n(n+1)k per syrk, the symmetric
+ * product n x n: one triangle), LU's 2n^3/3 once per matrix (and
  * 4n^3/3 more for an inverse, n for a det from the factors), 3 per element
  * for logsumexp, softmax and the unit direction. Copies count nothing.
  * This is what `matdiff cost` and md_flops report, and what the
@@ -37,11 +38,22 @@ static double matrix_cost(const Plan *p, Node *n, bool accumulate, const long *d
   const Terms *terms = p->terms[n->id];
   double cost = 0;
   int ew = 0;
+  bool written = accumulate;  // as emit_c.c's write_sum: the loop, then each gemm
+  for (int t = 0; t < terms->n; t++)
+    written |= !terms->gemm[t];
   for (int t = 0; t < terms->n; t++) {
     Node *x = terms->node[t];
     Gemm g;
     if (terms->gemm[t] && plan_gemm(p, x, &g)) {
-      cost += 2 * len * (double)dim_value(g.prod->a->shape.c, dims);
+      bool ta, tb;
+      double k = (double)dim_value(g.prod->a->shape.c, dims),
+             r = (double)dim_value(g.prod->shape.r, dims);
+      // A'*A or A*A' written fresh is syrk: one triangle, r(r+1)k.
+      if (!written && plan_strip(p, g.prod->a, &ta) == plan_strip(p, g.prod->b, &tb) && ta != tb)
+        cost += r * (r + 1) * k;
+      else
+        cost += 2 * len * k;
+      written = true;
     } else {
       cost += len * fused_ops(p, x, x == n);
       ew++;
