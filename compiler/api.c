@@ -73,6 +73,7 @@ typedef struct Workspace {
   struct Workspace *next;   /* in the pool */
   long *dims;               /* the sizes it was checked and sized for ... */
   bool sized;               /* ... if this is set */
+  int checked;              /* the DAG's nodes whose sizes were checked at DIMS */
   void *mem;                /* the emitted code's workspace */
   long cap;                 /* its bytes */
   long *len, outlen;        /* each input's elements and the output's, at DIMS */
@@ -127,6 +128,7 @@ static bool fit(md_function *f, Workspace *w, const long *dims, md_error *err) {
   w->sized = false;
   if (!api_sizes_ok(f, dims, err))
     return false;
+  w->checked = f->ctx.nnodes;
   long bytes = f->jit.ws_size(dims);
   if (bytes < 0) {
     diag_plain(err, "internal error: the workspace size is %ld", bytes);
@@ -904,7 +906,7 @@ static bool reads_overlap(const md_function *f, const long *dims, const double *
 static int second_call(md_function *f, int what, const long *dims, const double *const *inputs,
                        const double *const *dirs, double *const *hv, double *res, md_error *err) {
   static const char *const names[] = {"the JVP", "the HVP", "the Hessian", "the Jacobian"};
-  if (!api_call_ok(f, dims, inputs, err) || !api_sizes_ok(f, dims, err))
+  if (!api_call_ok(f, dims, inputs, err) || !dims_ok(f, dims, err))
     return -1;
   Ctx *c = &f->ctx;
   bool scalar = f->scalar;
@@ -942,6 +944,16 @@ static int second_call(md_function *f, int what, const long *dims, const double 
   Workspace *w = borrow(f, dims, err);
   if (!w)
     return -1;
+  // Every size checked once per workspace and sizes, not every call (a
+  // walk over the whole DAG, second order included: a quarter of a small
+  // HVP's time); again when the second order's derivation grew the DAG.
+  if (w->checked < c->nnodes) {
+    if (!api_sizes_ok(f, dims, err)) {
+      give_back(f, w);
+      return -1;
+    }
+    w->checked = c->nnodes;
+  }
   const double **d = w->dirs;
   double **h = w->g, **tmp = w->tmp, *scratch = NULL;
   for (int i = 0; i < nv; i++)
