@@ -150,7 +150,10 @@ static bool scaling(Node *m, Node **x, Node **v, bool *rows) {
 static Node *symmetric(Chain *ch, Node *a, Node *b) {
   Node *x, *v;
   bool rows, left = scaling(a, &x, &v, &rows);
-  if ((!left && !scaling(b, &x, &v, &rows)) || left == rows || (left ? b : a) != trans(ch, x) ||
+  if ((!left && !scaling(b, &x, &v, &rows)) || left == rows)
+    return NULL;
+  Node *other = left ? b : a;  // X' (or X) beside X (or X') scaled: no node made to ask
+  if (!(x->op == OP_TRANS ? other == x->a : other->op == OP_TRANS && other->a == x) ||
       !simp_nonneg(ch->c, v))
     return NULL;
   // X'*D*X (a Gram matrix) or X*D*X', with X the matrix in memory.
