@@ -578,7 +578,7 @@ newton: all
 #                      (the emitted C built ahead of time, the JIT, hand-written
 #                      CBLAS, PyTorch, NumPy) timed in one process, in the same
 #                      rounds, one thread; and md_compile's time and memory on
-#                      generated programs. bench/README.md says how. About 5
+#                      generated programs. bench/README.md says how. About 10
 #                      minutes; not run by CI.
 #   make readme-bench  the README's performance table, from bench/results.md
 #
@@ -601,7 +601,7 @@ $(BB)/compile_probe: bench/compile_probe.c $(B)/libmatdiff.a $(B)/libmatdiff_rt.
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(B)/libmatdiff.a $(B)/libmatdiff_rt.a $(LIBS)
 
 bench: bench-deps all shared $(BB)/libharness.so $(BB)/compile_probe
-	@echo "== bench/bench.py: every implementation, interleaved (about 5 minutes)"
+	@echo "== bench/bench.py: every implementation, interleaved (about 10 minutes)"
 	$(Q)$(BENCH_ENV) $(PYTHON) bench/bench.py --build $(B) --cc "$(CC)" \
 	  --cflags "$(BLAS_CFLAGS)" --libs "$(BLAS_LIBS)"
 

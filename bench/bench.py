@@ -52,7 +52,7 @@ class Builder:
         self.out = os.path.join(args.build, "bench")
         self.matdiff = os.path.join(args.build, "matdiff")
 
-    def aot(self, expr, name, flt=False):
+    def aot(self, expr, name, flt=False, second=False):
         c = os.path.join(self.out, "aot_%s.c" % name)
         subprocess.run([self.matdiff, "compile", expr, "--name", name, "-o", c]
                        + (["--float"] if flt else []), check=True)
@@ -60,6 +60,8 @@ class Builder:
         thunk = os.path.join(self.out, "aot_%s_call.c" % name)
         with open(thunk, "w") as fh:
             fh.write(self.call_source(f, name, os.path.basename(c), "float" if flt else "double"))
+            if second:
+                fh.write(self.second_source(f, name))
         so = os.path.join(self.out, "aot_%s.so" % name)
         cmd = "%s -std=c99 -O2 -g -fPIC -shared -Iruntime %s -o %s %s -L%s -lmatdiff_rt %s " \
               "-Wl,-rpath,%s" % (self.args.cc, self.args.cflags, so, thunk,
@@ -104,6 +106,45 @@ class Builder:
                       '  (void)a;',
                       '  return 0;']
         return "\n".join(lines + ['}', ''])
+
+    @staticmethod
+    def second_source(f, name):
+        """The calls of P_hessian_ws, a = [sizes, inputs..., H, workspace],
+        and of P_hvp_ws, a = [sizes, inputs..., directions (wrt)...,
+        products (wrt)..., workspace]; each returns its result's first
+        element."""
+        nd, ni, nw = len(f.dims), len(f.inputs), len(f.wrt)
+        dims = ", ".join(["d[%d]" % j for j in range(nd)])
+        ins = ["(const double *)a[%d]" % (1 + i) for i in range(ni)]
+        dirs = ["(const double *)a[%d]" % (1 + ni + j) for j in range(nw)]
+        hvs = ["(double *)a[%d]" % (1 + ni + nw + j) for j in range(nw)]
+        return "\n".join([
+            'long mdb_hessian_ws(const long *d);',
+            'double mdb_hessian(void **a);',
+            'long mdb_hvp_ws(const long *d);',
+            'double mdb_hvp(void **a);',
+            'long mdb_hessian_ws(const long *d) {',
+            '  (void)d;',
+            '  return %s_hessian_workspace_size(%s);' % (name, dims),
+            '}',
+            'double mdb_hessian(void **a) {',
+            '  const long *d = a[0];',
+            '  (void)d;',
+            '  double *H = a[%d];' % (1 + ni),
+            '  %s_hessian_ws(%s);' % (name, ", ".join([dims] + ins + ["H", "a[%d]" % (2 + ni)])),
+            '  return H[0];',
+            '}',
+            'long mdb_hvp_ws(const long *d) {',
+            '  (void)d;',
+            '  return %s_hvp_workspace_size(%s);' % (name, dims),
+            '}',
+            'double mdb_hvp(void **a) {',
+            '  const long *d = a[0];',
+            '  (void)d;',
+            '  %s_hvp_ws(%s);' % (name, ", ".join([dims] + ins + dirs + hvs
+                                                   + ["a[%d]" % (1 + ni + 2 * nw)])),
+            '  return ((double *)a[%d])[0];' % (1 + ni + nw),
+            '}', ''])
 
 
 class Aot:
@@ -150,6 +191,20 @@ class CImpl(Impl):
         self.run(1)
         return [np.array(self.out, dtype=np.float64)] + [np.array(g, dtype=np.float64)
                                                          for g in self.grads]
+
+
+class AddImpl(CImpl):
+    """A call that adds its results into OUTS (a Hessian, HVPs): zeroed
+    before the one call result() makes."""
+
+    def __init__(self, name, harness, fn, args, outs):
+        CImpl.__init__(self, name, harness, fn, args, None, outs)
+
+    def result(self):
+        for g in self.grads:
+            g[...] = 0
+        self.run(1)
+        return [np.array(g, dtype=np.float64) for g in self.grads]
 
 
 class PyImpl(Impl):
@@ -239,6 +294,50 @@ class Bench:
                                 out, gs))
 
 
+    # The second order, P_hessian_ws and P_hvp_ws (AOT), md_hessian and
+    # md_hvp (JIT), hand.c's closed forms: the Hessian wrt the one wrt
+    # input, N x N, or the HVP along case.inputs["v"], added into zeros.
+    def second(self, case, label, f, which, aot=None):
+        dims = self.dims_of(f, case)
+        ins = case.input_list(f)
+        wrt = str(f.wrt[0])
+        N = case.inputs[wrt].size
+        res = np.zeros((N, N)) if which == "hessian" else np.zeros_like(case.inputs[wrt])
+        self.keep += [f, dims, ins, res]
+        if aot is not None:
+            ws = np.zeros(max(1, getattr(aot.lib, "mdb_%s_ws" % which)(dims.ctypes.data)),
+                          dtype=np.uint8)
+            dirs = [] if which == "hessian" else [case.inputs["v"]]
+            outs = [] if which == "hessian" else [res]
+            args = [ptr(dims)] + [ptr(a) for a in ins] + [ptr(a) for a in dirs] + \
+                   ([ptr(res)] if which == "hessian" else [ptr(a) for a in outs]) + [ptr(ws)]
+            self.keep.append(ws)
+            fn = self.fn(aot.lib, "mdb_" + which)
+        else:
+            inarr = (P * len(ins))(*[ptr(a) for a in ins])
+            args = [f._handle, ptr(dims), ctypes.addressof(inarr), ptr(res)]
+            if which == "hvp":
+                dirs = (P * len(ins))(*[ptr(case.inputs["v"]) if str(x) == wrt else None
+                                        for x in f.inputs])
+                hvs = (P * len(ins))(*[ptr(res) if str(x) == wrt else None for x in f.inputs])
+                self.keep += [dirs, hvs]
+                args[3:] = [ctypes.addressof(dirs), ctypes.addressof(hvs), ptr(res)]
+            self.keep.append(inarr)
+            fn = self.fn(self.h, "mdb_jit_" + which)
+        case.impls.append(AddImpl(label, self.h, fn, args, [res]))
+
+    # hand.c's second order: [sizes, inputs..., (direction), result, workspace]
+    def hand_second(self, case, which, order, dims, shape, ws_bytes):
+        d = np.array(dims, dtype=np.int64)
+        ins = [np.ascontiguousarray(case.inputs[k]) for k in order]
+        res = np.zeros(shape)
+        ws = np.zeros(max(1, ws_bytes // 8 + 1))
+        self.keep += [d, ins, res, ws]
+        args = [ptr(d)] + [ptr(a) for a in ins] + [ptr(res), ptr(ws)]
+        case.impls.append(AddImpl("hand CBLAS", self.h, self.fn(self.h, "mdb_hand_" + which),
+                                  args, [res]))
+
+
 def f_out_size(f, case):
     r, c = f.output_shape
     r = case.dims[r] if isinstance(r, str) else r
@@ -259,8 +358,10 @@ def rel_diff(got, want):
 def time_case(case):
     """Interleaved rounds: one batch of every implementation per round."""
     per = {}
-    for im in case.impls:  # a first call each: warm, and a size for its batches
-        cpu, wall = im.run(1)
+    for im in case.impls:  # a first call each to warm, then a second for a size of its batches
+        cpu, wall = im.run(1)  # (the JIT compiles its second order in its first md_hvp)
+        if cpu < 1:
+            cpu, wall = im.run(1)
         per[im.name] = max(cpu, 1e-7)
     slowest = max(per.values())
     rounds = ROUNDS if slowest < TARGET / ROUNDS else max(3, int(TARGET * 2 / slowest))
@@ -380,6 +481,119 @@ def mlp_cases(b, aots):
                ["W1", "b1", "W2", "b2"], 2 * n * h + n * k)
         c.ref = c.impls[-1]
         c.impls.append(torch_impl(c, mlp_loss, ["W1", "b1", "W2", "b2"]))
+        cases.append(c)
+    return cases
+
+
+# ---- second order (issue #12) -----------------------------------------------
+
+def factor_loss(t, d):
+    return ((t["R"] - t["U"] @ t["V"].T) ** 2).sum() + \
+        t["lambda"][0, 0] * ((t["U"] ** 2).sum() + (t["V"] ** 2).sum())
+
+
+# PyTorch's ways to a full Hessian: the functional API as documented, its
+# vectorized variant, and functorch's jacrev(jacrev).
+TORCH_HESSIANS = ("PyTorch hessian", "PyTorch vectorize", "PyTorch jacrev²")
+
+
+def torch_hessian_impls(case, loss, wrt):
+    import torch
+    t = {k: torch.from_numpy(v.copy()) for k, v in case.inputs.items()}
+    x0, N = t[wrt], case.inputs[wrt].size
+
+    def f(x):
+        return loss(dict(t, **{wrt: x}), case.dims)
+    try:
+        from torch.func import jacrev
+    except ImportError:  # PyTorch < 2.0 (Debian's 1.13): functorch's
+        from functorch import jacrev
+    jj = jacrev(jacrev(f))
+    steps = {"PyTorch hessian": lambda: torch.autograd.functional.hessian(f, x0),
+             "PyTorch vectorize":
+             lambda: torch.autograd.functional.hessian(f, x0, vectorize=True),
+             "PyTorch jacrev²": lambda: jj(x0)}
+    for name in TORCH_HESSIANS:
+        case.impls.append(PyImpl(name, steps[name], lambda s=steps[name]:
+                                 [s().detach().numpy().reshape(N, N).copy()]))
+
+
+def torch_hvp_impl(case, loss, wrt):
+    """Double backward: the gradient with its graph, then its product with v
+    differentiated, as PyTorch users write an HVP."""
+    import torch
+    t = {k: torch.from_numpy(v.copy()) for k, v in case.inputs.items()}
+    x = t[wrt].requires_grad_(True)
+    v = t["v"]
+
+    def step():
+        g, = torch.autograd.grad(loss(t, case.dims), x, create_graph=True)
+        hv, = torch.autograd.grad(g, x, grad_outputs=v)
+        return hv
+    return PyImpl("PyTorch", step, lambda: [step().numpy().copy()])
+
+
+def second_expr(b, src, wrt, name):
+    """SRC (an example) with its wrt line replaced by WRT, in build/bench."""
+    text = "".join("wrt %s\n" % wrt if line.startswith("wrt ") else line
+                   for line in open(src))
+    path = os.path.join(b.build.out, name + ".expr")
+    with open(path, "w") as fh:
+        fh.write(text)
+    return path
+
+
+def logistic_inputs(label, n, d):
+    g = rng(label)
+    return dict(X=g.standard_normal((n, d)), w=g.standard_normal((d, 1)) / math.sqrt(d),
+                b=np.array([[0.1]]), y=(g.random((n, 1)) < 0.5).astype(np.float64),
+                v=g.standard_normal((d, 1)))
+
+
+def hessian_cases(b):
+    path = second_expr(b, "examples/logistic.expr", "w", "logistic_w")
+    aot = b.build.aot(path, "logistic_w", second=True)
+    cases = []
+    for n, d in ((1000, 100), (10000, 1000)):
+        label = "logistic Hessian %d×%d" % (n, d)
+        c = Case("hessian", label, path, dict(n=n, d=d), logistic_inputs(label, n, d), ["w"])
+        b.second(c, "AOT", aot.f, "hessian", aot)
+        b.second(c, "JIT", aot.f, "hessian")
+        b.hand_second(c, "logistic_hessian", ["X", "w", "b", "y"], [n, d], (d, d),
+                      (n + n * d + d * d) * 8)
+        c.ref = c.impls[-1]
+        torch_hessian_impls(c, logistic_loss, "w")
+        cases.append(c)
+    path = second_expr(b, "examples/factorisation.expr", "U", "factorisation_u")
+    aot = b.build.aot(path, "factorisation_u", second=True)
+    m, n, k = 100, 100, 10
+    label = "factorisation Hessian wrt U %d/%d/%d" % (m, n, k)
+    g = rng(label)
+    c = Case("hessian", label, path, dict(m=m, n=n, k=k),
+             {"R": g.standard_normal((m, n)), "U": g.standard_normal((m, k)),
+              "V": g.standard_normal((n, k)), "lambda": np.array([[0.1]])}, ["U"])
+    b.second(c, "AOT", aot.f, "hessian", aot)
+    b.second(c, "JIT", aot.f, "hessian")
+    b.hand_second(c, "factor_hessian", ["R", "U", "V", "lambda"], [m, n, k], (m * k, m * k),
+                  k * k * 8)
+    c.ref = c.impls[-1]
+    torch_hessian_impls(c, factor_loss, "U")
+    cases.append(c)
+    return cases
+
+
+def hvp_cases(b):
+    path = second_expr(b, "examples/logistic.expr", "w", "logistic_w")
+    aot = b.build.aot(path, "logistic_w", second=True)
+    cases = []
+    for n, d in ((100, 10), (1000, 100), (10000, 1000)):
+        label = "logistic HVP %d×%d" % (n, d)
+        c = Case("hvp", label, path, dict(n=n, d=d), logistic_inputs(label, n, d), ["w"])
+        b.second(c, "AOT", aot.f, "hvp", aot)
+        b.second(c, "JIT", aot.f, "hvp")
+        b.hand_second(c, "logistic_hvp", ["X", "w", "b", "y", "v"], [n, d], (d, 1), 2 * n * 8)
+        c.ref = c.impls[-1]
+        c.impls.append(torch_hvp_impl(c, logistic_loss, "w"))
         cases.append(c)
     return cases
 
@@ -600,6 +814,41 @@ def ratio(a, b):
     return a / b if a and b else None
 
 
+def second_goals(cases):
+    """Issue #12's goals: (what, goal, measured, holds) rows."""
+    goals = []
+
+    def goal(what, want, r, ok):
+        goals.append((what, want, fmt_x(r), r is not None and ok(r)))
+
+    for c in cases:
+        if c.group not in ("hessian", "hvp"):
+            continue
+        hand = t_of(c, "hand CBLAS")
+        limit = 1.25 if c.group == "hessian" else 1.3
+        for impl in ("AOT", "JIT") if c.label.startswith("logistic") else ():
+            goal("%s: %s vs hand-written" % (c.label, impl), "≤ %g×" % limit,
+                 ratio(t_of(c, impl), hand), lambda r: r <= limit)
+        aot = t_of(c, "AOT")
+        if c.group == "hessian":
+            fastest = min([t for t in (t_of(c, n) for n in TORCH_HESSIANS[1:]) if t] or [0])
+            if c.label.startswith("logistic"):
+                if c.dims["n"] == 1000:
+                    goal("%s: `functional.hessian`/AOT" % c.label, "≥ 30",
+                         ratio(t_of(c, "PyTorch hessian"), aot), lambda r: r >= 30)
+                goal("%s: PyTorch's fastest/AOT" % c.label, "≥ 5", ratio(fastest, aot),
+                     lambda r: r >= 5)
+            else:
+                fastest = min([t for t in (t_of(c, n) for n in TORCH_HESSIANS) if t] or [0])
+                goal("%s: PyTorch's fastest/AOT" % c.label, "> 1", ratio(fastest, aot),
+                     lambda r: r > 1)
+        else:
+            want = 20 if c.dims["n"] == 100 else 1
+            goal("%s: PyTorch/AOT" % c.label, "≥ 20" if want > 1 else "> 1",
+                 ratio(t_of(c, "PyTorch"), aot), lambda r, w=want: r >= w if w > 1 else r > 1)
+    return goals
+
+
 def write_report(path, cases, rows, seed_ms, started, load0, cc):
     load1 = os.getloadavg()
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
@@ -672,14 +921,18 @@ def write_report(path, cases, rows, seed_ms, started, load0, cc):
         goal("`md_compile` time exponent, %s, 1,000 → 20,000 nodes" % fam, "≤ 1.15", got,
              e is not None and e <= 1.15 and full)
 
+    goals12 = second_goals(cases)
     w("<!-- readme:begin -->")
-    w("### Goals of issue #13")
-    w("")
-    w("| what | goal | measured | holds |")
-    w("| --- | --- | ---: | :---: |")
-    for what, want, got, ok in goals:
-        w("| %s | %s | %s | %s |" % (cell(what), want, got, "yes" if ok else "**no**"))
-    w("")
+    for issue, table in (("#13", goals), ("#12", goals12)):
+        if not table:
+            continue
+        w("### Goals of issue %s" % issue)
+        w("")
+        w("| what | goal | measured | holds |")
+        w("| --- | --- | ---: | :---: |")
+        for what, want, got, ok in table:
+            w("| %s | %s | %s | %s |" % (cell(what), want, got, "yes" if ok else "**no**"))
+        w("")
     w("### Time per call, thread CPU time, median")
     w("")
     w("Value and every gradient, unless the case says value.")
@@ -688,7 +941,9 @@ def write_report(path, cases, rows, seed_ms, started, load0, cc):
               ("logistic", "`examples/logistic.expr`"), ("mlp", "`examples/mlp.expr`"),
               ("linalg", "n = 1000, `A` well conditioned"),
               ("probe", "n = %d, the hand rewrite compiled by matdiff too" % PROBE_N),
-              ("chain", "`n`, `k`, `m`, `p` symbolic; by hand: regrouped, at literal sizes")]
+              ("chain", "`n`, `k`, `m`, `p` symbolic; by hand: regrouped, at literal sizes"),
+              ("hessian", "the full Hessian wrt one input, added into zeros"),
+              ("hvp", "the Hessian of the logistic loss wrt w times v")]
     for g, note in groups:
         cs = [c for c in cases if c.group == g]
         if not cs:
@@ -700,7 +955,8 @@ def write_report(path, cases, rows, seed_ms, started, load0, cc):
                     names.append(im.name)
         w("%s (%s):" % ({"seed": "Seed", "logistic": "Logistic regression", "mlp": "MLP",
                          "linalg": "Linear algebra", "probe": "The six probes",
-                         "chain": "Chains grouped at run time"}[g], note))
+                         "chain": "Chains grouped at run time",
+                         "hessian": "Hessians", "hvp": "Hessian-vector products"}[g], note))
         w("")
         w("| case | " + " | ".join(names) + " |")
         w("| --- |" + " ---: |" * len(names))
@@ -722,8 +978,8 @@ def write_report(path, cases, rows, seed_ms, started, load0, cc):
                                                         fmt_t(wall_t), rounds, reps, agree))
     w("")
     w("The difference is max|a − b| / max|b| over the value and every gradient, one call from "
-      "zeroed gradients. References: the hand-written program (seed, logistic, MLP), NumPy "
-      "(linear algebra), the hand rewrite through AOT (probes, chains).")
+      "zeroed gradients. References: the hand-written program (seed, logistic, MLP, "
+      "Hessians, HVPs), NumPy (linear algebra), the hand rewrite through AOT (probes, chains).")
     w("")
     w("### md_compile")
     w("")
@@ -771,7 +1027,9 @@ def main():
                         ("mlp", lambda: mlp_cases(b, aots)),
                         ("linalg", lambda: linalg_cases(b)),
                         ("probe", lambda: probe_cases(b)),
-                        ("chain", lambda: chain_cases(b))):
+                        ("chain", lambda: chain_cases(b)),
+                        ("hessian", lambda: hessian_cases(b)),
+                        ("hvp", lambda: hvp_cases(b))):
         if only and group not in only:
             continue
         for c in make():

@@ -1,7 +1,8 @@
 /*
- * hand.c - the benchmark's baseline: the three losses and their gradients
- * written by hand against CBLAS, as an expert would, to hold matdiff's
- * emitted code against. Products are dgemm/dgemv with the scale folded into
+ * hand.c - the benchmark's baseline: the three losses and their gradients,
+ * and the logistic and factorisation losses' Hessians and HVP in closed
+ * form, written by hand against CBLAS, as an expert would, to hold
+ * matdiff's emitted code against. Products are dgemm/dgemv with the scale folded into
  * alpha and the accumulation into beta; everything elementwise between two
  * BLAS calls is one fused loop; nothing is allocated.
  */
@@ -117,4 +118,88 @@ double hand_mlp(long n, long d, long h, long k, const double *X, const double *W
   cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)h, (int)n, 1.0, X, (int)d,
               D, (int)h, 1.0, dW1, (int)h);
   return loss * inv_n;
+}
+
+// H += B'*B, B' the rows of the n x k matrix A: dsyrk into T's upper
+// triangle (k x k scratch), then added into both triangles of H, which
+// need not be symmetric (the same contract as P_hessian: it adds).
+static void add_syrk(long n, long k, double alpha, const double *A, double *H, double *T) {
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k, (int)n, alpha, A, (int)k, 0.0, T,
+              (int)k);
+  for (long i = 0; i < k; i++) {
+    H[i * k + i] += T[i * k + i];
+    for (long j = i + 1; j < k; j++) {
+      H[i * k + j] += T[i * k + j];
+      H[j * k + i] += T[i * k + j];
+    }
+  }
+}
+
+long hand_logistic_hessian_ws(long n, long d) {
+  return (n + n * d + d * d) * (long)sizeof(double);
+}
+
+// The closed form X'*diag(s)*X/n, s = sigmoid(z).*(1 - sigmoid(z)) >= 0:
+// z = X*w + b (dgemv), the rows of X scaled by sqrt(s/n) into B, then
+// dsyrk (half gemm's work) and H += B'*B.
+void hand_logistic_hessian(long n, long d, const double *X, const double *w, const double *b,
+                           double *H, double *ws) {
+  double *z = ws, *B = z + n, *T = B + n * d, inv_n = 1.0 / (double)n;
+  cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)d, 1.0, X, (int)d, w, 1, 0.0, z, 1);
+  for (long i = 0; i < n; i++) {
+    double zi = z[i] + b[0], e = exp(-fabs(zi));
+    double r = sqrt(e * inv_n) / (1 + e);  // sqrt(sigmoid(z)*(1 - sigmoid(z))/n)
+    for (long j = 0; j < d; j++)
+      B[i * d + j] = r * X[i * d + j];
+  }
+  add_syrk(n, d, 1.0, B, H, T);
+}
+
+long hand_logistic_hvp_ws(long n, long d) {
+  (void)d;
+  return 2 * n * (long)sizeof(double);
+}
+
+// The closed form X'*(s.*(X*v))/n: z = X*w + b and t = X*v (dgemv each),
+// t .*= s/n in one pass, hv += X'*t (dgemv).
+void hand_logistic_hvp(long n, long d, const double *X, const double *w, const double *b,
+                       const double *v, double *hv, double *ws) {
+  double *z = ws, *t = z + n, inv_n = 1.0 / (double)n;
+  cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)d, 1.0, X, (int)d, w, 1, 0.0, z, 1);
+  cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)n, (int)d, 1.0, X, (int)d, v, 1, 0.0, t, 1);
+  for (long i = 0; i < n; i++) {
+    double e = exp(-fabs(z[i] + b[0]));
+    t[i] *= e / ((1 + e) * (1 + e)) * inv_n;  // sigmoid(z)*(1 - sigmoid(z))/n
+  }
+  cblas_dgemv(CblasRowMajor, CblasTrans, (int)n, (int)d, 1.0, X, (int)d, t, 1, 1.0, hv, 1);
+}
+
+long hand_factor_hessian_ws(long m, long n, long k) {
+  (void)m;
+  (void)n;
+  return k * k * (long)sizeof(double);
+}
+
+// The Hessian of ||R - U*V'||_F^2 + lambda*(||U||_F^2 + ||V||_F^2) wrt U
+// (m x k, row-major vec) is block diagonal, I_m kron (2*V'*V + 2*lambda*I):
+// G = 2*V'*V by dsyrk, then G + 2*lambda*I added into the m diagonal
+// blocks; the rest of H is 0, and is left as it is.
+void hand_factor_hessian(long m, long n, long k, const double *R, const double *U,
+                         const double *V, const double *lambda, double *H, double *G) {
+  (void)R;
+  (void)U;
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)k, (int)n, 2.0, V, (int)k, 0.0, G,
+              (int)k);
+  for (long a = 0; a < k; a++) {
+    G[a * k + a] += 2 * lambda[0];
+    for (long c = a + 1; c < k; c++)
+      G[c * k + a] = G[a * k + c];
+  }
+  long N = m * k;
+  for (long i = 0; i < m; i++)
+    for (long a = 0; a < k; a++) {
+      double *row = H + (i * k + a) * N + i * k;
+      for (long c = 0; c < k; c++)
+        row[c] += G[a * k + c];
+    }
 }

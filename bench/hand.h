@@ -26,4 +26,19 @@ double hand_mlp(long n, long d, long h, long k, const double *X, const double *W
                 double *dW1, double *db1, double *dW2, double *db2, double *ws);
 long hand_mlp_ws(long n, long d, long h, long k);
 
+/* Second order of the logistic loss above, wrt w only: the Hessian ADDED
+   into H (d x d), and the Hessian times V ADDED into HV. */
+void hand_logistic_hessian(long n, long d, const double *X, const double *w, const double *b,
+                           double *H, double *ws);
+long hand_logistic_hessian_ws(long n, long d);
+void hand_logistic_hvp(long n, long d, const double *X, const double *w, const double *b,
+                       const double *v, double *hv, double *ws);
+long hand_logistic_hvp_ws(long n, long d);
+
+/* examples/factorisation.expr's loss, R m x n, U m x k, V n x k: its
+   Hessian wrt U ADDED into H (mk x mk, U's row-major vec layout). */
+void hand_factor_hessian(long m, long n, long k, const double *R, const double *U,
+                         const double *V, const double *lambda, double *H, double *ws);
+long hand_factor_hessian_ws(long m, long n, long k);
+
 #endif

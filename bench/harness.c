@@ -22,6 +22,11 @@ double mdb_jit_eval(void **a);
 double mdb_hand_seed(void **a);
 double mdb_hand_logistic(void **a);
 double mdb_hand_mlp(void **a);
+double mdb_jit_hessian(void **a);
+double mdb_jit_hvp(void **a);
+double mdb_hand_logistic_hessian(void **a);
+double mdb_hand_logistic_hvp(void **a);
+double mdb_hand_factor_hessian(void **a);
 
 static double now(clockid_t clock) {
   struct timespec t;
@@ -61,6 +66,22 @@ double mdb_jit_eval(void **a) {
   return out[0];
 }
 
+/* a: the md_function, its sizes, its inputs, H (md_hessian); or for
+   md_hvp the directions (const double **) and the products (double **),
+   then the first product's buffer, whose first element is returned. */
+double mdb_jit_hessian(void **a) {
+  double *H = a[3];
+  md_hessian(a[0], a[1], (const double *const *)a[2], H, &err);
+  return H[0];
+}
+
+double mdb_jit_hvp(void **a) {
+  double *hv = a[5];
+  md_hvp(a[0], a[1], (const double *const *)a[2], (const double *const *)a[3],
+         (double *const *)a[4], &err);
+  return hv[0];
+}
+
 /* a: the sizes (long *), the inputs, OUT, the gradients, the workspace, in
    the order hand.h declares them. */
 double mdb_hand_seed(void **a) {
@@ -80,4 +101,27 @@ double mdb_hand_mlp(void **a) {
   double *out = a[7];
   return out[0] = hand_mlp(d[0], d[1], d[2], d[3], a[1], a[2], a[3], a[4], a[5], a[6], a[8],
                            a[9], a[10], a[11], a[12]);
+}
+
+/* a: the sizes, the inputs, (for the HVP the direction), the result, the
+   workspace. */
+double mdb_hand_logistic_hessian(void **a) {
+  const long *d = a[0];
+  double *H = a[5];
+  hand_logistic_hessian(d[0], d[1], a[1], a[2], a[3], H, a[6]);
+  return H[0];
+}
+
+double mdb_hand_logistic_hvp(void **a) {
+  const long *d = a[0];
+  double *hv = a[6];
+  hand_logistic_hvp(d[0], d[1], a[1], a[2], a[3], a[5], hv, a[7]);
+  return hv[0];
+}
+
+double mdb_hand_factor_hessian(void **a) {
+  const long *d = a[0];
+  double *H = a[5];
+  hand_factor_hessian(d[0], d[1], d[2], a[1], a[2], a[3], a[4], H, a[6]);
+  return H[0];
 }

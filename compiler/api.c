@@ -73,6 +73,7 @@ typedef struct Workspace {
   struct Workspace *next;   /* in the pool */
   long *dims;               /* the sizes it was checked and sized for ... */
   bool sized;               /* ... if this is set */
+  int checked;              /* the DAG's nodes whose sizes were checked at DIMS */
   void *mem;                /* the emitted code's workspace */
   long cap;                 /* its bytes */
   long *len, outlen;        /* each input's elements and the output's, at DIMS */
@@ -81,12 +82,23 @@ typedef struct Workspace {
   long nones;
   Span *span;               /* the call's buffers, 2 per input + 2 (see redirect) */
   double **tmp, *tmp_out;   /* scratch for the gradients and the output, in a call */
+  /* The second order's (second_call): its workspace, which only grows (a
+     Hessian's and an HVP's, called in turn, need not take turns to
+     allocate); the directions it passes; zeros for a missing direction. */
+  void *mem2;
+  long cap2;
+  const double **dirs;
+  double *zeros;
+  long nzeros;
 } Workspace;
 
 static void ws_free(Workspace *w) {
   free(w->dims);
   free(w->len);
   free(w->mem);
+  free(w->mem2);
+  free(w->dirs);
+  free(w->zeros);
   free(w->g);
   free(w->ones);
   free(w->span);
@@ -116,6 +128,7 @@ static bool fit(md_function *f, Workspace *w, const long *dims, md_error *err) {
   w->sized = false;
   if (!api_sizes_ok(f, dims, err))
     return false;
+  w->checked = f->ctx.nnodes;
   long bytes = f->jit.ws_size(dims);
   if (bytes < 0) {
     diag_plain(err, "internal error: the workspace size is %ld", bytes);
@@ -168,7 +181,7 @@ static Workspace *borrow(md_function *f, const long *dims, md_error *err) {
     size_t nd = (size_t)f->ctx.ndims + 1, nv = (size_t)f->ctx.nvars + 1;
     w = calloc(1, sizeof *w);
     if (!w || !(w->dims = calloc(nd, sizeof *w->dims)) || !(w->len = calloc(nv, sizeof *w->len)) ||
-        !(w->g = calloc(nv, sizeof *w->g)) ||
+        !(w->g = calloc(nv, sizeof *w->g)) || !(w->dirs = calloc(nv, sizeof *w->dirs)) ||
         !(w->tmp = calloc(nv, sizeof *w->tmp)) || !(w->span = calloc(2 * nv + 2, sizeof(Span)))) {
       if (w)
         ws_free(w);
@@ -893,7 +906,7 @@ static bool reads_overlap(const md_function *f, const long *dims, const double *
 static int second_call(md_function *f, int what, const long *dims, const double *const *inputs,
                        const double *const *dirs, double *const *hv, double *res, md_error *err) {
   static const char *const names[] = {"the JVP", "the HVP", "the Hessian", "the Jacobian"};
-  if (!api_call_ok(f, dims, inputs, err) || !api_sizes_ok(f, dims, err))
+  if (!api_call_ok(f, dims, inputs, err) || !dims_ok(f, dims, err))
     return -1;
   Ctx *c = &f->ctx;
   bool scalar = f->scalar;
@@ -925,15 +938,52 @@ static int second_call(md_function *f, int what, const long *dims, const double 
     if (api_len(c->vars[i].shape, dims) > maxlen)
       maxlen = api_len(c->vars[i].shape, dims);
   long wsbytes = s->ws(dims, what);
-  const double **d = calloc((size_t)nv + 1, sizeof *d);
-  double **h = calloc((size_t)nv + 1, sizeof *h), **tmp = calloc((size_t)nv + 1, sizeof *tmp);
-  double *zero = calloc((size_t)maxlen, sizeof *zero), *scratch = NULL;
-  void *ws = wsbytes >= 0 ? malloc(wsbytes > 0 ? (size_t)wsbytes : 1) : NULL;
+  // The buffers come from the function's pool, as md_grad's: calls that
+  // follow one another allocate nothing (a Hessian's workspace can be
+  // n*k doubles, whose pages a fresh malloc would fault in every call).
+  Workspace *w = borrow(f, dims, err);
+  if (!w)
+    return -1;
+  // Every size checked once per workspace and sizes, not every call (a
+  // walk over the whole DAG, second order included: a quarter of a small
+  // HVP's time); again when the second order's derivation grew the DAG.
+  if (w->checked < c->nnodes) {
+    if (!api_sizes_ok(f, dims, err)) {
+      give_back(f, w);
+      return -1;
+    }
+    w->checked = c->nnodes;
+  }
+  const double **d = w->dirs;
+  double **h = w->g, **tmp = w->tmp, *scratch = NULL;
+  for (int i = 0; i < nv; i++)
+    h[i] = tmp[i] = NULL;
   int rc = -1;
-  if (!d || !h || !tmp || !zero || !ws) {
-    diag_plain(err, "out of memory");
+  if (wsbytes < 0) {
+    diag_plain(err, "internal error: the workspace size is %ld", wsbytes);
     goto done;
   }
+  if (!w->mem2 || wsbytes > w->cap2) {
+    void *mem = malloc(wsbytes > 0 ? (size_t)wsbytes : 1);
+    if (!mem) {
+      diag_plain(err, "out of memory: the workspace needs %ld bytes", wsbytes);
+      goto done;
+    }
+    free(w->mem2);
+    w->mem2 = mem;
+    w->cap2 = wsbytes;
+  }
+  if (maxlen > w->nzeros) {
+    free(w->zeros);
+    w->nzeros = maxlen;
+    if (!(w->zeros = calloc((size_t)maxlen, sizeof *w->zeros))) {
+      w->nzeros = 0;
+      diag_plain(err, "out of memory");
+      goto done;
+    }
+  }
+  void *ws = w->mem2;
+  const double *zero = w->zeros;
   // A missing direction moves nothing: zeros.
   for (int i = 0; i < nv; i++)
     d[i] = c->vars[i].wrt ? (dirs && dirs[i] ? dirs[i] : zero) : NULL;
@@ -971,14 +1021,12 @@ static int second_call(md_function *f, int what, const long *dims, const double 
     for (long e = 0; tmp[i] && e < api_len(c->vars[i].shape, dims); e++)
       hv[i][e] += tmp[i][e];
 done:
-  for (int i = 0; tmp && i < nv; i++)
+  for (int i = 0; i < nv; i++) {
     free(tmp[i]);
-  free(tmp);
-  free(d);
-  free(h);
-  free(zero);
+    tmp[i] = NULL;
+  }
   free(scratch);
-  free(ws);
+  give_back(f, w);
   return rc;
 }
 

@@ -20,6 +20,9 @@
  *   - Structured matrices are never dense: diag(v)*A is v.*A, A*diag(v)
  *     is A.*v', eye*A is A, ones(1,n)*A is sum(A,1) and a full ones(n,m)
  *     times A the outer product ones(n,1)*sum(A,1).
+ *   - X'*diag(s)*X with s >= 0 known (simp_nonneg: a Hessian's
+ *     sigmoid(z).*(1 - sigmoid(z)), exp, squares) is B'*B, B = sqrt(s).*X:
+ *     a symmetric product, which emit_c.c writes with syrk.
  *   - Only what is read of a product is computed: sum(A*B) is
  *     sum(A,1)*sum(B,2), diag(M*N) is sum(M.*N', 2) (sum(X.*N, 1)' for
  *     M = X') and tr(M*N) is sum(M.*N'); the chain inside is grouped for
@@ -162,10 +165,53 @@ static Node *sum_along(Chain *ch, Node *x, int k) {
   return op(ch, OP_SUM, x, NULL, k);
 }
 
+// M as v.*X, X a matrix of M's shape and v a vector that scales its rows
+// (a column, *ROWS) or its columns (a row); false if it is not one.
+static bool scaling(Node *m, Node **x, Node **v, bool *rows) {
+  if (m->op != OP_EMUL || shape_is_row(m->shape) || shape_is_column(m->shape))
+    return false;
+  for (int k = 0; k < 2; k++) {
+    Node *s = k ? m->a : m->b, *o = k ? m->b : m->a;
+    if (shape_eq(s->shape, m->shape) && (shape_is_column(o->shape) || shape_is_row(o->shape))) {
+      *x = s, *v = o, *rows = shape_is_column(o->shape);
+      return true;
+    }
+  }
+  return false;
+}
+
+// X'*(v.*X) with v >= 0, as X'*diag(v)*X becomes, is B'*B for
+// B = sqrt(v).*X, and X*(X'.*v) (X*diag(v)*X') is B*B' for B = X.*sqrt(v)':
+// one symmetric product (syrk, half gemm's work) after the same one
+// scaling pass. Exact to rounding; a v that may be negative stays as it is.
+static Node *symmetric(Chain *ch, Node *a, Node *b) {
+  Node *x, *v;
+  bool rows, left = scaling(a, &x, &v, &rows);
+  if ((!left && !scaling(b, &x, &v, &rows)) || left == rows)
+    return NULL;
+  Node *other = left ? b : a;  // X' (or X) beside X (or X') scaled: no node made to ask
+  if (!(x->op == OP_TRANS ? other == x->a : other->op == OP_TRANS && other->a == x) ||
+      !simp_nonneg(ch->c, v))
+    return NULL;
+  // X'*D*X (a Gram matrix) or X*D*X', with X the matrix in memory.
+  bool gram = left == (x->op == OP_TRANS);
+  Node *base = x->op == OP_TRANS ? x->a : x;
+  Node *r = op(ch, OP_SQRT, shape_is_column(v->shape) ? v : trans(ch, v), NULL, 0);
+  if (gram) {
+    Node *B = op(ch, OP_EMUL, r, base, 0);
+    return op(ch, OP_MUL, trans(ch, B), B, 0);
+  }
+  Node *B = op(ch, OP_EMUL, base, trans(ch, r), 0);
+  return op(ch, OP_MUL, B, trans(ch, B), 0);
+}
+
 /* A*B with the structure of either used. */
 static Node *mul(Chain *ch, Node *a, Node *b) {
   if (!a || !b)
     return NULL;
+  Node *sym = symmetric(ch, a, b);
+  if (sym)
+    return sym;
   if (a->op == OP_EYE)
     return b;
   if (b->op == OP_EYE)

@@ -1,7 +1,8 @@
 /*
  * cost.c - the arithmetic the emitted code does at given sizes, read from
  * the same plan emit_c.c prints (plan.c): one per +, -, *, / or function
- * applied to an element, 2mnk per gemm, LU's 2n^3/3 once per matrix (and
+ * applied to an element, 2mnk per gemm (n(n+1)k per syrk, the symmetric
+ * product n x n: one triangle), LU's 2n^3/3 once per matrix (and
  * 4n^3/3 more for an inverse, n for a det from the factors), 3 per element
  * for logsumexp, softmax and the unit direction. Copies count nothing.
  * This is what `matdiff cost` and md_flops report, and what the
@@ -96,11 +97,23 @@ static void matrix_cost(Count *k, const Plan *p, Node *n, bool accumulate) {
   const Terms *terms = p->terms[n->id];
   double per_element = 0;
   int ew = 0;
+  bool written = accumulate;  // as emit_c.c's write_sum: the loop, then each gemm
+  for (int t = 0; t < terms->n; t++)
+    written |= !terms->gemm[t];
   for (int t = 0; t < terms->n; t++) {
     Node *x = terms->node[t];
     Gemm g;
     if (terms->gemm[t] && plan_gemm(p, x, &g)) {
-      add(k, 2, r, c, g.prod->a->shape.c);
+      bool ta, tb;
+      Dim kd = g.prod->a->shape.c, rd = g.prod->shape.r;
+      // A'*A or A*A' written fresh is syrk: one triangle, r(r+1)k.
+      if (!written && plan_strip(p, g.prod->a, &ta) == plan_strip(p, g.prod->b, &tb) && ta != tb) {
+        add(k, 1, rd, rd, kd);
+        add(k, 1, rd, kd, ONE);
+      } else {
+        add(k, 2, r, c, kd);
+      }
+      written = true;
     } else {
       per_element += fused_ops(p, x, x == n);
       ew++;

@@ -269,6 +269,26 @@ static void gemm(Emit *e, int depth, const char *dst, Node *t, int sign, bool ac
        e->cname[a->id], e->cname[b->id], accumulate ? e->one : e->zero, dst);
 }
 
+// N = v.*X written fresh into DST, X a matrix of N's shape and v a vector
+// along its rows or columns, both in memory as they are: the runtime's
+// scaling kernel, one call, where the JIT's own loop would be slower.
+static bool scale(Emit *e, int depth, const char *dst, Node *n) {
+  if (n->op != OP_EMUL)
+    return false;
+  for (int k = 0; k < 2; k++) {
+    Node *x = k ? n->b : n->a, *v = k ? n->a : n->b;
+    bool rows = shape_is_column(v->shape), cols = shape_is_row(v->shape);
+    if (!shape_eq(x->shape, n->shape) || (!rows && !cols) || rows == cols ||
+        x->op == OP_TRANS || v->op == OP_TRANS || !in_memory(e->p, x) || !in_memory(e->p, v))
+      continue;
+    line(e, depth, "mdrt_scale_%s%s(%s, %s, %s, %s, %s, %s, %s);", rows ? "rows" : "cols", e->kern,
+         dimc(e, n->shape.r), dimc(e, n->shape.c), e->one, e->cname[v->id], e->cname[x->id],
+         e->zero, dst);
+    return true;
+  }
+  return false;
+}
+
 // Write (or with ACCUMULATE, add) the sum of terms N into DST: the
 // elementwise terms in one loop, then each product through gemm.
 static void write_sum(Emit *e, int depth, const char *dst, Node *n, bool accumulate) {
@@ -282,6 +302,9 @@ static void write_sum(Emit *e, int depth, const char *dst, Node *n, bool accumul
   if (new == 1 && terms->sign[first] > 0 && !accumulate && one != n && in_memory(e->p, one) &&
       shape_eq(one->shape, n->shape)) {
     line(e, depth, "mdrt_copy%s(%s, %s, %s);", e->kern, lenc(e, n->shape), e->cname[one->id], dst);
+    written = true;
+  } else if (new == 1 && terms->sign[first] > 0 && !accumulate && one == n &&
+             scale(e, depth, dst, n)) {
     written = true;
   } else if (new > 0) {
     loop(e, depth, dst, n, terms, accumulate ? "+=" : "=");

@@ -447,6 +447,10 @@ Node *simp_expr(Ctx *c, Node *n);
    a bounded number of nodes deep: false means "not known". */
 bool simp_symmetric(const Ctx *c, const Node *n);
 bool simp_posdef(const Ctx *c, const Node *n);
+/* Is every element of N known to be >= 0 (or NaN) whatever the inputs:
+   exp, sigmoid, sqrt, a square x.*x, 1 - sigmoid(z), and sums, products
+   and quotients of such? A bounded look, as above. */
+bool simp_nonneg(const Ctx *c, const Node *n);
 
 /* ---- api.c ------------------------------------------------------------- */
 

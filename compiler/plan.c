@@ -202,6 +202,28 @@ static void plan_terms(Plan *p, Node *n) {
   }
 }
 
+// The symmetric product A'*A or A*A' that root G is (or is a scaling of),
+// for a root added into its buffer: NULL if it is none. syrk, half gemm's
+// work, writes a fresh buffer only (the caller's need not be symmetric), so
+// the product gets a buffer of its own and the root adds it in one pass.
+static Node *added_syrk(const Plan *p, Node *g) {
+  Gemm gm;
+  bool ta, tb;
+  if (!plan_gemm(p, g, &gm))
+    return NULL;
+  Node *a = strip(gm.prod->a, &ta), *b = strip(gm.prod->b, &tb);
+  Dim inner = gm.prod->a->shape.c;
+  return a == b && ta != tb && (inner.sym >= 0 || inner.n > 1) ? gm.prod : NULL;
+}
+
+// A call on a vector (sqrt(v), exp(v)) read by a matrix's loop, where it
+// broadcasts: computed once into a buffer, not once per element.
+static bool broadcast_call(Node **user, const Node *n) {
+  const Node *u = user[n->id];
+  return op_cfunc[n->op] && u && (shape_is_column(n->shape) || shape_is_row(n->shape)) &&
+         !scalar(u) && !shape_is_column(u->shape) && !shape_is_row(u->shape);
+}
+
 // Decide each needed node's form, parents before operands (by decreasing
 // id), since a parent decides whether its operand is fused or absorbed.
 static void plan_forms(Plan *p, Node **user) {
@@ -212,8 +234,12 @@ static void plan_forms(Plan *p, Node **user) {
     Op op = g->op;
     if (!scalar(g) && p->uses[g->id] == 1 && !op_is_leaf(op) && op != OP_TRANS &&
         !(r >= p->added && (kernel(g) || op == OP_SUM))) {
+      Node *sym = r >= p->added ? added_syrk(p, g) : NULL;
       p->form[g->id] = F_ROOT;
-      plan_terms(p, g);
+      if (sym)
+        p->form[sym->id] = F_BUFFER;
+      else
+        plan_terms(p, g);
     }
   }
   for (int i = p->n - 1; i >= 0; i--) {
@@ -233,7 +259,8 @@ static void plan_forms(Plan *p, Node **user) {
       k = F_LEAF;
     else if (n->op == OP_TRANS)
       k = F_VIEW;
-    else if (elementwise(n) && (eff_uses(p, user, n) == 1 || recomputed(n)))
+    else if (elementwise(n) && (eff_uses(p, user, n) == 1 || recomputed(n)) &&
+             !broadcast_call(user, n))
       k = F_FUSED;
     else
       k = F_BUFFER;

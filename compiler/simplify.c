@@ -206,6 +206,39 @@ bool simp_posdef(const Ctx *c, const Node *n) {
   return shape_is_square(n->shape) && !shape_is_scalar(n->shape) && pd(c, n, &visits);
 }
 
+// Every element of N >= 0 (or NaN), whatever the inputs.
+static bool nonneg(const Node *n, int *visits) {
+  if (--*visits < 0)
+    return false;
+  const Node *a = n->a, *b = n->b;
+  switch (n->op) {
+  case OP_NUM: return n->num >= 0;
+  case OP_DIM: case OP_ZEROS: case OP_ONES: case OP_EYE:
+  case OP_EXP: case OP_SQRT: case OP_SIGMOID: case OP_SOFTPLUS: case OP_RELU: case OP_ABS:
+  case OP_NORM: case OP_NORMSQ:
+    return true;
+  case OP_TRANS: case OP_SUM: case OP_DIAGM: case OP_DIAGV: case OP_TR:
+    return nonneg(a, visits);
+  case OP_EMUL:                                     /* x.*x >= 0 */
+    return a == b || (nonneg(a, visits) && nonneg(b, visits));
+  case OP_MUL:                                      /* x*x, a scalar */
+    return (a == b && shape_is_scalar(a->shape)) || (nonneg(a, visits) && nonneg(b, visits));
+  case OP_ADD: case OP_DIV: case OP_EDIV:
+    return nonneg(a, visits) && nonneg(b, visits);
+  case OP_POW: case OP_EPOW:                        /* x.^2k, or x >= 0 */
+    return (b->op == OP_NUM && fmod(b->num, 2) == 0) || nonneg(a, visits);
+  case OP_SUB:                                      /* c - sigmoid(x), c >= 1 */
+    return a->op == OP_NUM && a->num >= 1 && b->op == OP_SIGMOID;
+  default: return false;
+  }
+}
+
+bool simp_nonneg(const Ctx *c, const Node *n) {
+  (void)c;
+  int visits = SYM_VISITS;
+  return nonneg(n, &visits);
+}
+
 /* ---- monomials ------------------------------------------------------------
  *
  * A product of scalars and elementwise factors, as a coefficient and a list

@@ -173,6 +173,15 @@ static const Case cases[] = {
     /* symmetric products (syrk), a matrix output the gradients do not need */
     {"A : matrix(n, 3)\ny = sum(exp(A'*A/n)) + sum(tanh(A*A'))\n", true},
     {"A : matrix(n, n)\nB : matrix(n, n)\nY = (A*B)'\n", true},
+    /* X'*diag(s)*X and X*diag(s)*X' with s >= 0 as B'*B and B*B' (syrk) */
+    {"X : matrix(n, 3)\nv : vector(n)\ny = sum(exp(X'*diag(exp(v))*X))\n", true},
+    {"X : matrix(3, n)\nv : vector(n)\ny = sum(exp(X*diag(v.*v)*X'))\n", true},
+    {"X : matrix(n, 3)\nz : vector(n)\ny = sum(tanh(X'*(sigmoid(z).*(1 - sigmoid(z)).*X)))\n",
+     true},
+    {"X : matrix(3, n)\nv : vector(n)\ny = sum(tanh(X*(X'.*v.^2)))\n", true},
+    /* ... and with an s that may be negative, as written */
+    {"X : matrix(n, 3)\nv : vector(n)\ny = sum(exp(X'*diag(v)*X))\n", true},
+    {"X : matrix(n, 3)\nz : vector(n)\ny = sum(tanh(X'*((1 - 2*sigmoid(z)).*X)))\n", true},
 };
 
 Test(chain, rewrites_agree_with_the_written_form) {
@@ -205,6 +214,54 @@ Test(chain, chains_past_the_limit_are_left_alone) {
   snprintf(src + len, sizeof src - (size_t)len, "x/%d)\n", 7);
   Case k = {src, true};
   check(&k);
+}
+
+// Is there a symmetric product B'*B or B*B', B = sqrt(s).*X (or
+// X.*sqrt(s)'), in the DAG below ROOT?
+static bool gram_product(Ctx *c, Node *root) {
+  char *seen = calloc((size_t)c->nnodes, 1);
+  ast_mark(c, root, seen);
+  bool found = false;
+  for (int i = 0; i <= root->id; i++) {
+    Node *x = c->nodes[i];
+    if (!seen[i] || x->op != OP_MUL)
+      continue;
+    Node *t = x->a->op == OP_TRANS ? x->a : x->b, *B = t == x->a ? x->b : x->a;
+    found |= t->op == OP_TRANS && t->a == B && B->op == OP_EMUL &&
+             (B->a->op == OP_SQRT || (B->b->op == OP_TRANS && B->b->a->op == OP_SQRT));
+  }
+  free(seen);
+  return found;
+}
+
+// X'*diag(s)*X becomes B'*B, one scaling pass and syrk, only where s >= 0
+// is known (exp, a square, sigmoid(z).*(1 - sigmoid(z))): with an s that
+// may be negative, sqrt(s) would be NaN, and the product stays as written.
+Test(chain, symmetric_products_need_a_sign) {
+  static const struct {
+    const char *src;
+    bool gram;
+  } progs[] = {
+      {"X : matrix(n, 3)\nv : vector(n)\ny = sum(exp(X'*diag(exp(v))*X))\n", true},
+      {"X : matrix(3, n)\nv : vector(n)\ny = sum(exp(X*diag(v.*v)*X'))\n", true},
+      {"X : matrix(n, 3)\nz : vector(n)\ny = sum(tanh(X'*(sigmoid(z).*(1 - sigmoid(z)).*X)))\n",
+       true},
+      {"X : matrix(3, n)\nv : vector(n)\ny = sum(tanh(X*(X'.*v.^2)))\n", true},
+      {"X : matrix(n, 3)\nv : vector(n)\ny = sum(exp(X'*diag(v)*X))\n", false},
+      {"X : matrix(n, 3)\nz : vector(n)\ny = sum(tanh(X'*((1 - 2*sigmoid(z)).*X)))\n", false},
+      {"X : matrix(n, 3)\nv : vector(n)\ny = sum(exp(X'*diag(v - 1)*X))\n", false},
+  };
+  for (size_t i = 0; i < sizeof progs / sizeof *progs; i++) {
+    md_error err;
+    Ctx c;
+    ctx_init(&c, progs[i].src, (long)strlen(progs[i].src), "gram.expr", &err);
+    cr_assert(md_front(&c), "%s", err.diag);
+    Node *root = c.out;
+    cr_assert(chain_rewrite(&c, &root, 1), "%s", progs[i].src);
+    cr_expect_eq(gram_product(&c, root), progs[i].gram, "%s%s B'*B: %s", progs[i].src,
+                 progs[i].gram ? "no" : "a", print_str(&c, root));
+    ctx_free(&c);
+  }
 }
 
 // The workspace line of F's C: "long v = ..., g = ...;".

@@ -55,6 +55,17 @@ Test(cost, a_product_costs_2mnk) {
   md_free(f);
 }
 
+// A'*A written fresh is one syrk: one triangle of the k x k result,
+// k*(k+1)*m operations, not gemm's 2*k*k*m.
+Test(cost, a_symmetric_product_costs_one_triangle) {
+  md_error err;
+  md_function *f = md_compile("A : matrix(m, k)\nY = A'*A\n", "s", &err);
+  cr_assert(f, "%s", err.diag);
+  long dims[] = {7, 5};
+  cr_assert_float_eq(md_flops(f, dims, 0), 5.0 * 6 * 7, 1e-9);
+  md_free(f);
+}
+
 // sum(A*B) never forms A*B: it is 1'*A*B*1 grouped from an end, a sum
 // over one factor and a matrix-vector product with the other, at most
 // 2*(m*k + k*n) + m + k operations (the product alone is 2*m*k*n = 210).
