@@ -304,8 +304,10 @@ demo: deps all
 
 # One recipe, three lists: `deps` for the build and the tests, `fuzz-deps` for
 # the build and the fuzzer, `bench-deps` for the build and the benchmark
-# (which needs only the tests' python3-torch and python3-numpy).
-deps bench-deps: PKGS = $(BUILD_PKGS) $(TEST_PKGS)
+# (the tests' python3-torch and python3-numpy, and matplotlib, with which
+# bench/plot.py draws the goals).
+deps: PKGS = $(BUILD_PKGS) $(TEST_PKGS)
+bench-deps: PKGS = $(BUILD_PKGS) $(TEST_PKGS) python3-matplotlib
 fuzz-deps: PKGS = $(BUILD_PKGS) $(FUZZ_PKGS)
 deps fuzz-deps bench-deps:
 	@missing=""; for p in $(PKGS); do \

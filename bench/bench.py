@@ -965,6 +965,17 @@ def write_report(path, cases, rows, seed_ms, started, load0, cc):
         w("")
     w("<!-- readme:end -->")
     w("")
+    svg = os.path.splitext(path)[0] + ".svg"
+    try:
+        import plot
+        drawn = plot.plot([("#13", goals), ("#12", goals12)], svg, commit)
+    except ImportError as e:  # make bench-deps installs python3-matplotlib
+        print("no plot: %s" % e)
+        drawn = False
+    if drawn:
+        w("![Each goal, measured over goal on a log scale: a bar short of 1 holds](%s)"
+          % os.path.basename(svg))
+        w("")
     w("### Wall time per call, median")
     w("")
     w("| case | implementation | CPU | wall | rounds × calls | largest difference from %s |"
