@@ -121,6 +121,17 @@ static void signature(Emit *e, const char *name, int has, const char *result) {
   say(e, ", void *ws_) {\n");
 }
 
+// The arguments after the sizes and inputs in a call of a body: the
+// directions, the HVP array and RESULT, as HAS says.
+static void call_args(Emit *e, int has, const char *result) {
+  if (has & HAS_DIRS)
+    say(e, ", %s", e->arr_dir);
+  if (has & HAS_HV)
+    say(e, ", %s", e->arr_hv);
+  if (result)
+    say(e, ", %s", result);
+}
+
 static void open_body(Emit *e, const char *name, int has, const char *result) {
   Ctx *c = e->c;
   const char *R = e->real;
@@ -243,12 +254,7 @@ static void body_variants(Emit *e, PlanKind kind, const char *name, int has, con
   for (int i = 0; i < n; i++) {
     say(e, i + 1 < n ? "  case %d:\n" : "  default:\n", i);
     say(e, "    return %s_%s_body_v%d(%s, %s", e->opts->name, name, i, e->arr_d, e->arr_in);
-    if (has & HAS_DIRS)
-      say(e, ", %s", e->arr_dir);
-    if (has & HAS_HV)
-      say(e, ", %s", e->arr_hv);
-    if (result)
-      say(e, ", %s", result);
+    call_args(e, has, result);
     say(e, ", ws_);\n");
   }
   say(e, "  }\n}\n\n");
@@ -425,12 +431,7 @@ static void wrappers(Emit *e, const char *name, int has, const char *result) {
       say(e, "%s};\n", c->nvars ? "" : "0");
     }
     say(e, "  return %s_%s_body(%s, %s", P, name, e->arr_d, e->arr_in);
-    if (has & HAS_DIRS)
-      say(e, ", %s", e->arr_dir);
-    if (has & HAS_HV)
-      say(e, ", %s", e->arr_hv);
-    if (result)
-      say(e, ", %s", result);
+    call_args(e, has, result);
     say(e, ", ws_) ? -1 : 0;\n}\n\n");
   }
 }
