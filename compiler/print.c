@@ -125,6 +125,10 @@ static int first_matrix(Ctx *c, const Buf *b, Form f, const Node *n, int *budget
     return UNKNOWN;
   if (f == TEXT && minus_chain(c, b, n))  // -A*B: the factors of A*B
     n = n->b;
+  // A.*B/k leading the reading: X*(A.*B/k) printed X*A.*B/k would read
+  // (X*A).*B/k. No chain goes on through it.
+  if (f == TEXT && elementwise_bare(c, b, n))
+    return UNKNOWN;
   if (!chained(c, b, f, n)) {
     *out = n;
     return shape_is_scalar(n->shape) ? NO_MATRIX : FOUND;
