@@ -95,7 +95,11 @@
      |<g, v>| and sum |g_i v_i| (the scale before cancellation), plus
      64 eps |F|/t, and tries steps t = 1e-3, 1e-4, 1e-5 and 1e-6: a
      correct gradient agrees at one of them even with a kink nearby or
-     strong curvature, while a wrong one, off by O(1), agrees at none. */
+     strong curvature, while a wrong one, off by O(1), agrees at none.
+     Where the differences agree with each other at no two neighbouring
+     steps, F is not differentiable along v at the point (sign() of a value
+     that is 0 but for rounding): they are counted, and the tape is their
+     oracle. */
 #define TOL_VALUE MD_CHECK_TOL_TAPE
 #define TOL_AOT 1e-10
 #define TOL_FD 1e-6
@@ -137,6 +141,7 @@ typedef struct Report {
   unsigned kinds;
   char msg[1024];      /* the first failure's detail, then the others' */
   int fd_steps;        /* finite-difference steps tried beyond the first */
+  bool fd_nonsmooth;   /* differences that settled at no step: F is not differentiable there */
   int print_skipped;   /* printed derivatives too long to check */
   int second_order;    /* second-order checks made: 1 for the JVP and HVPs, 2 with a Hessian */
   bool second;         /* in the second trial, at other sizes */
@@ -305,7 +310,8 @@ static void check_fd(Prob *p, Report *r) {
     goto done;
   }
   static const double steps[] = {1e-3, 1e-4, 1e-5, 1e-6};
-  double best = INFINITY, best_d = NAN, best_t = 0;
+  double best = INFINITY, best_d = NAN, best_t = 0, ds[4], allows[4];
+  bool have[4] = {0};
   for (int k = 0; k < 4; k++) {
     double t = steps[k], fp, fm, fp2, fm2;
     bool ok = true;
@@ -318,13 +324,25 @@ static void check_fd(Prob *p, Report *r) {
       continue;
     double d1 = (fp - fm) / (2 * t), d2 = (fp2 - fm2) / t, d = (4 * d2 - d1) / 3;
     double err = fabs(d - D), allow = TOL_FD * fmax(1, fmax(fabs(D), S)) + 64 * DBL_EPSILON * fmax(1, Fabs) / t;
+    ds[k] = d, allows[k] = allow, have[k] = true;
     if (err / allow < best)
       best = err / allow, best_d = d, best_t = t;
     if (err <= allow)
       break;
     r->fd_steps++;
   }
-  if (!(best <= 1))
+  // A wrong gradient of a function differentiable here disagrees with
+  // differences that agree among themselves. Differences that agree at no
+  // two neighbouring steps say that F is not differentiable along v here: a
+  // jump such as sign() of a value that is 0 but for rounding (sign(abs(W +
+  // 0.7) - W - 0.7)) moves them by J/t. Then they are no oracle, and the
+  // tape's is the one that holds.
+  bool settled = false;
+  for (int k = 0; k + 1 < 4; k++)
+    settled |= have[k] && have[k + 1] && fabs(ds[k] - ds[k + 1]) <= allows[k];
+  if (!(best <= 1) && !settled)
+    r->fd_nonsmooth = true;
+  else if (!(best <= 1))
     flag(r, K_FD, "<grad, v> = %.17g from the JIT, %.17g from finite differences (step %g; %.3g times "
          "the tolerance at best)", D, best_d, best_t, best);
 done:
@@ -958,7 +976,7 @@ typedef struct Fail {
 typedef struct Worker {
   volatile long current;   /* the index being run, -1 when done */
   volatile long done;
-  volatile long matrix, aot, nodes, fd_steps, print_skipped, second, hessians;
+  volatile long matrix, aot, nodes, fd_steps, fd_nonsmooth, print_skipped, second, hessians;
 } Worker;
 
 typedef struct Shared {
@@ -1013,6 +1031,7 @@ static void worker(Shared *sh, const Config *cf, int w, long from) {
     sh->w[w].aot += (what & O_AOT) != 0;
     sh->w[w].nodes += gen_size(&p);
     sh->w[w].fd_steps += r.fd_steps > 0;
+    sh->w[w].fd_nonsmooth += r.fd_nonsmooth;
     sh->w[w].print_skipped += r.print_skipped;
     sh->w[w].second += r.second_order > 0;
     sh->w[w].hessians += r.second_order > 1;
@@ -1280,13 +1299,14 @@ Test(random, expressions, .timeout = 0) {
   getrusage(RUSAGE_CHILDREN, &ru);
   double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
                (double)ru.ru_stime.tv_usec * 1e-6;
-  long done = 0, matrix = 0, aot = 0, nodes = 0, fds = 0, pskip = 0, second = 0, hessians = 0;
+  long done = 0, matrix = 0, aot = 0, nodes = 0, fds = 0, nonsmooth = 0, pskip = 0, second = 0, hessians = 0;
   for (int w = 0; w < cf.jobs; w++) {
     done += sh->w[w].done;
     matrix += sh->w[w].matrix;
     aot += sh->w[w].aot;
     nodes += sh->w[w].nodes;
     fds += sh->w[w].fd_steps;
+    nonsmooth += sh->w[w].fd_nonsmooth;
     pskip += sh->w[w].print_skipped;
     second += sh->w[w].second;
     hessians += sh->w[w].hessians;
@@ -1301,11 +1321,14 @@ Test(random, expressions, .timeout = 0) {
           "(%.1f CPU s, %.1f programs per CPU second)\n"
           "random: %ld with a matrix output, %ld through the AOT path, %.1f nodes on average, "
           "%ld needed a second finite-difference step, %ld printed derivatives too long to check\n"
+          "random: %ld where finite differences settled at no step (not differentiable along v "
+          "there: the tape is their oracle)\n"
           "random: %ld with their JVP and HVPs held against the tape, %ld with Hessians too\n"
           "random: exclusions: GEN_HOSTILE_NAMES=%d\n"
           "random: %ld failed\n",
           done, (unsigned long long)cf.seed, (unsigned long long)(cf.seed + (uint64_t)cf.n - 1), secs,
           (double)done / secs, cf.jobs, cpu, (double)done / fmax(cpu, 1e-9), matrix, aot, done ? (double)nodes / (double)done : 0.0, fds, pskip,
+          nonsmooth,
           second, hessians,
           GEN_HOSTILE_NAMES, nfail);
   for (int b = 0; b < K_COUNT; b++)
