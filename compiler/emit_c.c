@@ -289,6 +289,51 @@ static bool scale(Emit *e, int depth, const char *dst, Node *n) {
   return false;
 }
 
+// Is T, a term of the sum N, a vector in memory that N repeats along its
+// rows (*ROWS) or columns? Into *V the vector, through a transpose flag.
+static bool repeated_vector(Emit *e, Node *n, Node *t, bool *rows, Node **v) {
+  bool tr;
+  *v = plan_strip(e->p, t, &tr);
+  *rows = shape_is_column(t->shape) && !shape_is_column(n->shape);
+  bool cols = shape_is_row(t->shape) && !shape_is_row(n->shape);
+  return (*rows != cols) && !shape_is_scalar(t->shape) && in_memory(e->p, *v);
+}
+
+// SX*X + SV*V written fresh into DST (N's shape) by the runtime's
+// add_bcast, where X is a matrix in memory of N's shape (or NULL: 0) and V
+// a vector in memory that N repeats: X*W + b', A - v. One call, where the
+// JIT's own loop is slower. False, writing nothing, where they are not so.
+static bool add_bcast(Emit *e, int depth, const char *dst, Node *n, Node *x, int sx, Node *vt,
+                      int sv) {
+  bool rows, tr;
+  Node *v;
+  if (!repeated_vector(e, n, vt, &rows, &v) ||
+      (x && (!in_memory(e->p, x) || plan_strip(e->p, x, &tr) != x || !shape_eq(x->shape, n->shape))))
+    return false;
+  const char *a = !x ? e->zero : sx > 0 ? e->one : text(e, "-%s", e->one);
+  line(e, depth, "mdrt_add_bcast%s(%d, %s, %s, %s, %s, %s%s, %s, %s);", e->kern, rows,
+       dimc(e, n->shape.r), dimc(e, n->shape.c), a, x ? e->cname[x->id] : "0", sv > 0 ? "" : "-",
+       e->one, e->cname[v->id], dst);
+  return true;
+}
+
+// The elementwise terms of N through add_bcast: a repeated vector, and at
+// most one matrix.
+static bool add_bcast_terms(Emit *e, int depth, const char *dst, Node *n, const Terms *terms) {
+  int el[2], new = 0;
+  for (int t = 0; t < terms->n; t++)
+    if (!terms->gemm[t] && new++ < 2)
+      el[new - 1] = t;
+  if (new == 1)
+    return add_bcast(e, depth, dst, n, NULL, 0, terms->node[el[0]], terms->sign[el[0]]);
+  for (int k = 0; new == 2 && k < 2; k++) {
+    int x = el[k], v = el[1 - k];
+    if (add_bcast(e, depth, dst, n, terms->node[x], terms->sign[x], terms->node[v], terms->sign[v]))
+      return true;
+  }
+  return false;
+}
+
 // Write (or with ACCUMULATE, add) the sum of terms N into DST: the
 // elementwise terms in one loop, then each product through gemm.
 static void write_sum(Emit *e, int depth, const char *dst, Node *n, bool accumulate) {
@@ -306,6 +351,8 @@ static void write_sum(Emit *e, int depth, const char *dst, Node *n, bool accumul
   } else if (new == 1 && terms->sign[first] > 0 && !accumulate && one == n &&
              scale(e, depth, dst, n)) {
     written = true;
+  } else if (new > 0 && !accumulate && one != n && add_bcast_terms(e, depth, dst, n, terms)) {
+    written = true;
   } else if (new > 0) {
     loop(e, depth, dst, n, terms, accumulate ? "+=" : "=");
     written = true;
@@ -320,7 +367,15 @@ static void write_sum(Emit *e, int depth, const char *dst, Node *n, bool accumul
 // sum(A, 1) or sum(A, 2) into DST, fused with A's loop.
 static void write_sum_axis(Emit *e, int depth, const char *dst, Node *n) {
   Node *a = n->a;
-  bool cols = n->k == 1;
+  bool cols = n->k == 1, tr;
+  // A matrix in memory: the runtime's loop, compiled by cc, where the
+  // JIT's own would be slower. sum(A', 1) is the row sums of A.
+  Node *x = plan_strip(e->p, a, &tr);
+  if (in_memory(e->p, x) && !shape_is_scalar(x->shape)) {
+    line(e, depth, "mdrt_sum_axis%s(%d, %s, %s, %s, %s);", e->kern, cols != tr ? 1 : 2,
+         dimc(e, x->shape.r), dimc(e, x->shape.c), e->cname[x->id], dst);
+    return;
+  }
   line(e, depth, "for (long i = 0; i < %s; i++)", lenc(e, n->shape));
   line(e, depth + 1, "%s[i] = 0;", dst);
   line(e, depth, "for (long i = 0; i < %s; i++)", dimc(e, a->shape.r));
@@ -393,6 +448,13 @@ static void write_mapped(Emit *e, int depth, const char *dst, Node *n, const cha
   const char *len = lenc(e, n->shape);
   if (in_memory(e->p, a) && shape_eq(a->shape, n->shape)) {
     line(e, depth, "%s(%s, %s, %s);", kern, len, e->cname[a->id], dst);
+    return;
+  }
+  // tanh(X*W + b'): the sum by add_bcast, then the kernel in place.
+  if ((a->op == OP_ADD || a->op == OP_SUB) && shape_eq(a->shape, n->shape) &&
+      (add_bcast(e, depth, dst, a, a->a, 1, a->b, a->op == OP_ADD ? 1 : -1) ||
+       add_bcast(e, depth, dst, a, a->b, a->op == OP_ADD ? 1 : -1, a->a, 1))) {
+    line(e, depth, "%s(%s, %s, %s);", kern, len, dst, dst);
     return;
   }
   bool two = needs_2d(e, a, n->shape, false);

@@ -136,6 +136,32 @@ MDRT_INLINE double mdrt_sum(long n, const double *x) { return MDRT_SUMS(n, x, 0)
 
 MDRT_INLINE double mdrt_sumsq(long n, const double *x) { return MDRT_SUMS(n, x, 1); }
 
+MDRT_INLINE void mdrt_add_bcast(int along_rows, long r, long c, double a, const double *X, double b,
+                                const double *v, double *Y) {
+  for (long i = 0; i < r; i++)
+    for (long j = 0; j < c; j++) {
+      double y = b * v[along_rows ? i : j];
+      Y[i * c + j] = X ? a * X[i * c + j] + y : y;
+    }
+}
+
+MDRT_INLINE void mdrt_sum_axis(int k, long r, long c, const double *A, double *out) {
+  if (k == 2) {
+    for (long i = 0; i < r; i++) {
+      double s = 0;
+      for (long j = 0; j < c; j++)
+        s += A[i * c + j];
+      out[i] = s;
+    }
+    return;
+  }
+  for (long j = 0; j < c; j++)
+    out[j] = 0;
+  for (long i = 0; i < r; i++)
+    for (long j = 0; j < c; j++)
+      out[j] += A[i * c + j];
+}
+
 /* The library calls BLAS and LAPACK instead of the loops from here to the
    #endif (runtime/linalg.c). */
 #ifndef MDRT_HAVE_BLAS

@@ -656,3 +656,29 @@ Test(chain, variants_in_the_compiled_c) {
   md_free(f);
   free(src);
 }
+
+// A matrix plus a repeated vector (X*W + b', v - A) and a sum along an axis
+// of a matrix in memory are the runtime's loops, compiled by cc (the JIT's
+// own are slower), in the value and the gradients: the C calls them, and
+// the values and gradients hold to the tape and finite differences.
+Test(chain, runtime_loops) {
+  static const struct {
+    const char *src, *calls[2];
+  } loops[] = {
+      {"X : matrix(n, d)\nW : matrix(d, h)\nb : vector(h)\nH = tanh(X*W + b')\n"
+       "y = sum(sum(H, 1).^2)\n",
+       {"mdrt_add_bcast(0, ", "mdrt_sum_axis(1, "}},
+      {"A : matrix(n, m)\nv : vector(n)\nT = tanh(v - A)\ny = sum(sum(T', 1).^2)\n",
+       {"mdrt_add_bcast(1, ", "mdrt_sum_axis(2, "}},
+  };
+  for (size_t i = 0; i < sizeof loops / sizeof *loops; i++) {
+    md_error err;
+    md_function *f = md_compile(loops[i].src, "loops.expr", &err);
+    cr_assert(f, "%s%s", loops[i].src, err.diag);
+    for (int k = 0; k < 2; k++)
+      cr_expect(strstr(md_c_source(f), loops[i].calls[k]), "%sno %s in\n%s", loops[i].src,
+                loops[i].calls[k], md_c_source(f));
+    md_free(f);
+    check_compiled(&(Case){loops[i].src, true});
+  }
+}

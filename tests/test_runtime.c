@@ -217,6 +217,35 @@ Test(kernels, syrk_and_diagonal_scalings) {
 
 /* ---- kernels: vectors, workspace, LU ------------------------------------ */
 
+// add_bcast and sum_axis against sums worked by hand, in both precisions.
+Test(kernels, broadcast_and_axis_sums) {
+  const double X[6] = {1, 2, 3, 4, 5, 6};  // 2 x 3
+  const double r[2] = {10, 20}, c[3] = {100, 200, 300};
+  double Y[6], s[3];
+  mdrt_add_bcast(1, 2, 3, 1.0, X, -1.0, r, Y);  // X - r along the rows
+  const double want_rows[6] = {-9, -8, -7, -16, -15, -14};
+  for (int i = 0; i < 6; i++)
+    cr_expect_eq(Y[i], want_rows[i], "rows [%d]: %g", i, Y[i]);
+  mdrt_add_bcast(0, 2, 3, -1.0, X, 1.0, c, Y);  // c' - X along the columns
+  const double want_cols[6] = {99, 198, 297, 96, 195, 294};
+  for (int i = 0; i < 6; i++)
+    cr_expect_eq(Y[i], want_cols[i], "cols [%d]: %g", i, Y[i]);
+  const double neg0[3] = {-0.0, -0.0, -0.0};
+  mdrt_add_bcast(0, 2, 3, 0.0, NULL, 1.0, neg0, Y);  // no X: the vector, -0 kept
+  for (int i = 0; i < 6; i++)
+    cr_expect(Y[i] == 0 && signbit(Y[i]), "no X [%d]: %g", i, Y[i]);
+  mdrt_sum_axis(1, 2, 3, X, s);
+  cr_expect(s[0] == 5 && s[1] == 7 && s[2] == 9, "columns: %g %g %g", s[0], s[1], s[2]);
+  mdrt_sum_axis(2, 2, 3, X, s);
+  cr_expect(s[0] == 6 && s[1] == 15, "rows: %g %g", s[0], s[1]);
+  const float Xf[6] = {1, 2, 3, 4, 5, 6}, cf[3] = {100, 200, 300};
+  float Yf[6], sf[3];
+  mdrt_add_bcast_f(0, 2, 3, 1.0f, Xf, 2.0f, cf, Yf);
+  cr_expect(Yf[0] == 201 && Yf[5] == 606, "float: %g %g", Yf[0], Yf[5]);
+  mdrt_sum_axis_f(1, 2, 3, Xf, sf);
+  cr_expect(sf[0] == 5 && sf[2] == 9, "float columns: %g %g", sf[0], sf[2]);
+}
+
 Test(kernels, vector_ops) {
   double x[3] = {1, -2, 3}, y[3] = {NAN, NAN, NAN};
   mdrt_axpby(3, 2.0, x, 0.0, y);  // b = 0: y is output only
