@@ -122,6 +122,23 @@ static void give_back(md_function *f, Workspace *w) {
   pthread_mutex_unlock(&f->pool_lock);
 }
 
+// The emitted code's workspace *MEM (*CAP bytes) made at least BYTES: a
+// new block where it is smaller, or with SHRINK far larger; false, saying
+// so, without memory.
+static bool workspace_mem(void **mem, long *cap, long bytes, bool shrink, md_error *err) {
+  if (*mem && bytes <= *cap && !(shrink && bytes < *cap / 4))
+    return true;
+  void *m = malloc(bytes > 0 ? (size_t)bytes : 1);
+  if (!m) {
+    diag_plain(err, "out of memory: the workspace needs %ld bytes", bytes);
+    return false;
+  }
+  free(*mem);
+  *mem = m;
+  *cap = bytes;
+  return true;
+}
+
 // Check DIMS and size W's workspace for them. It grows as needed and
 // shrinks when a quarter of it would do.
 static bool fit(md_function *f, Workspace *w, const long *dims, md_error *err) {
@@ -134,16 +151,8 @@ static bool fit(md_function *f, Workspace *w, const long *dims, md_error *err) {
     diag_plain(err, "internal error: the workspace size is %ld", bytes);
     return false;
   }
-  if (!w->mem || bytes > w->cap || bytes < w->cap / 4) {
-    void *mem = malloc(bytes > 0 ? (size_t)bytes : 1);
-    if (!mem) {
-      diag_plain(err, "out of memory: the workspace needs %ld bytes", bytes);
-      return false;
-    }
-    free(w->mem);
-    w->mem = mem;
-    w->cap = bytes;
-  }
+  if (!workspace_mem(&w->mem, &w->cap, bytes, true, err))
+    return false;
   if (f->ctx.ndims)
     memcpy(w->dims, dims, sizeof *dims * (size_t)f->ctx.ndims);
   for (int i = 0; i < f->ctx.nvars; i++)
@@ -963,16 +972,8 @@ static int second_call(md_function *f, int what, const long *dims, const double 
     diag_plain(err, "internal error: the workspace size is %ld", wsbytes);
     goto done;
   }
-  if (!w->mem2 || wsbytes > w->cap2) {
-    void *mem = malloc(wsbytes > 0 ? (size_t)wsbytes : 1);
-    if (!mem) {
-      diag_plain(err, "out of memory: the workspace needs %ld bytes", wsbytes);
-      goto done;
-    }
-    free(w->mem2);
-    w->mem2 = mem;
-    w->cap2 = wsbytes;
-  }
+  if (!workspace_mem(&w->mem2, &w->cap2, wsbytes, false, err))
+    goto done;
   if (maxlen > w->nzeros) {
     free(w->zeros);
     w->nzeros = maxlen;
