@@ -136,13 +136,33 @@ MDRT_INLINE double mdrt_sum(long n, const double *x) { return MDRT_SUMS(n, x, 0)
 
 MDRT_INLINE double mdrt_sumsq(long n, const double *x) { return MDRT_SUMS(n, x, 1); }
 
+/* The cases apart, each inner loop plain: the compiler keeps the branches
+   out of the loops only at -O3. Without X, the repeated row (b' of
+   X*W + b', before gemm adds onto it) is one row copied. */
 MDRT_INLINE void mdrt_add_bcast(int along_rows, long r, long c, double a, const double *X, double b,
                                 const double *v, double *Y) {
-  for (long i = 0; i < r; i++)
-    for (long j = 0; j < c; j++) {
-      double y = b * v[along_rows ? i : j];
-      Y[i * c + j] = X ? a * X[i * c + j] + y : y;
+  for (long i = 0; i < r; i++) {
+    double *y = Y + i * c;
+    const double *x = X ? X + i * c : NULL;
+    if (along_rows) {
+      double s = b * v[i];
+      if (x)
+        for (long j = 0; j < c; j++)
+          y[j] = a * x[j] + s;
+      else
+        for (long j = 0; j < c; j++)
+          y[j] = s;
+    } else if (x) {
+      for (long j = 0; j < c; j++)
+        y[j] = a * x[j] + b * v[j];
+    } else if (i > 0) {
+      for (long j = 0; j < c; j++)
+        y[j] = Y[j];
+    } else {
+      for (long j = 0; j < c; j++)
+        y[j] = b * v[j];
     }
+  }
 }
 
 MDRT_INLINE void mdrt_sum_axis(int k, long r, long c, const double *A, double *out) {
