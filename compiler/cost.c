@@ -94,6 +94,11 @@ static void matrix_cost(Count *k, const Plan *p, Node *n, bool accumulate) {
     return add(k, 3, n->a->shape.r, n->a->shape.c, ONE);
   if (accumulate && in_memory(p, n))
     return add(k, 2, r, c, ONE);
+  Node *mapped = accumulate ? NULL : plan_mapped_sum(p, n);
+  if (mapped) {  // f(S): S's terms written, then f in place
+    matrix_cost(k, p, mapped, false);
+    return add(k, 1, r, c, ONE);
+  }
   const Terms *terms = p->terms[n->id];
   double per_element = 0;
   int ew = 0;

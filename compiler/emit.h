@@ -143,6 +143,12 @@ const Plan *plan_second(Ctx *c, PlanKind kind);
    Their number, 0 when memory ran out. */
 #define MAX_VARIANTS 4
 int plan_variants(Ctx *c, PlanKind kind, const Plan *const **v);
+/* N's function if the runtime applies it to blocks (kernels.def's
+   MDRT_VMAP: "tanh" for mdrt_vtanh), else NULL. */
+const char *plan_block_function(const Node *n);
+/* The sum or product that buffer N = f(S) writes into its own memory as
+   terms before mapping f over it in place, or NULL. */
+Node *plan_mapped_sum(const Plan *p, const Node *n);
 /* Is term T a product gemm computes (in G)? */
 bool plan_gemm(const Plan *p, Node *t, Gemm *g);
 /* The memory gemm or a reduction reads for operand N: through transposes

@@ -415,29 +415,10 @@ static const char *factorise(Emit *e, int depth, Node *n) {
   return e->luname[k];
 }
 
-// The elementwise functions the runtime has on blocks (mdrt_vtanh ...):
-// kernels.def's MDRT_VMAP list, by the name ops.h gives them.
-static const char *const vmapped[] = {
-#define MDRT_VMAP(f, from) #f,
-#define MDRT_KERNEL(ret, name, params, args, dbl, flt)
-#define MDRT_LIBM(name, fname, arity, who)
-#include "kernels.def"
-#undef MDRT_VMAP
-#undef MDRT_KERNEL
-#undef MDRT_LIBM
-};
-
 // The runtime's kernel that applies N's function to a block, or NULL.
 static const char *block_kernel(Emit *e, const Node *n) {
-  const char *f = op_cfunc[n->op];
-  if (!f || scalar(n))
-    return NULL;
-  if (runtime_name(f))
-    f += strlen("mdrt_");
-  for (size_t i = 0; i < sizeof vmapped / sizeof *vmapped; i++)
-    if (!strcmp(vmapped[i], f))
-      return text(e, "mdrt_v%s%s", f, e->kern);
-  return NULL;
+  const char *f = plan_block_function(n);
+  return f ? text(e, "mdrt_v%s%s", f, e->kern) : NULL;
 }
 
 // f(X) into DST where the runtime has f on blocks: X's loop writes DST,
@@ -450,10 +431,10 @@ static void write_mapped(Emit *e, int depth, const char *dst, Node *n, const cha
     line(e, depth, "%s(%s, %s, %s);", kern, len, e->cname[a->id], dst);
     return;
   }
-  // tanh(X*W + b'): the sum by add_bcast, then the kernel in place.
-  if ((a->op == OP_ADD || a->op == OP_SUB) && shape_eq(a->shape, n->shape) &&
-      (add_bcast(e, depth, dst, a, a->a, 1, a->b, a->op == OP_ADD ? 1 : -1) ||
-       add_bcast(e, depth, dst, a, a->b, a->op == OP_ADD ? 1 : -1, a->a, 1))) {
+  // tanh(X*W + b'): b' repeated, then gemm onto it (plan.c's
+  // plan_mapped), then the kernel in place.
+  if (plan_mapped_sum(e->p, n)) {
+    write_sum(e, depth, dst, a, false);
     line(e, depth, "%s(%s, %s, %s);", kern, len, dst, dst);
     return;
   }

@@ -75,10 +75,18 @@ static bool kernel(const Node *n) {
          ((n->op == OP_LSE || n->op == OP_UNIT) && !scalar(n->a));
 }
 
-// A sum whose terms all have its shape: plan_terms and collect expand it.
+// Is T, of N's shape or a vector that N repeats along its rows or columns
+// (b' in X*W + b'), a term N's loop can read as it is?
+static bool fits(const Node *t, const Node *n) {
+  Shape s = t->shape, m = n->shape;
+  return shape_eq(s, m) || (!shape_is_scalar(s) && ((shape_is_row(s) && dim_eq(s.c, m.c)) ||
+                                                    (shape_is_column(s) && dim_eq(s.r, m.r))));
+}
+
+// A sum whose terms have its shape or repeat along it: plan_terms and
+// collect expand it.
 static bool flat_sum(const Node *n) {
-  return (n->op == OP_ADD || n->op == OP_SUB) && shape_eq(n->a->shape, n->shape) &&
-         shape_eq(n->b->shape, n->shape);
+  return (n->op == OP_ADD || n->op == OP_SUB) && fits(n->a, n) && fits(n->b, n);
 }
 
 static Node *strip(Node *n, bool *trans) {
@@ -191,7 +199,9 @@ static void plan_terms(Plan *p, Node *n) {
   Node *ops[2] = {n->a, n->b};
   for (int k = 0; k < 2; k++) {
     Node *t = ops[k];
-    if (p->uses[t->id] != 1 || p->form[t->id] == F_BUFFER)
+    // A repeated term is read as it is: a product or sum of its smaller
+    // shape is no term of N's.
+    if (p->uses[t->id] != 1 || p->form[t->id] == F_BUFFER || !shape_eq(t->shape, n->shape))
       continue;
     if (t->op == OP_ADD || t->op == OP_SUB) {
       p->form[t->id] = F_TERM;
@@ -214,6 +224,54 @@ static Node *added_syrk(const Plan *p, Node *g) {
   Node *a = strip(gm.prod->a, &ta), *b = strip(gm.prod->b, &tb);
   Dim inner = gm.prod->a->shape.c;
   return a == b && ta != tb && (inner.sym >= 0 || inner.n > 1) ? gm.prod : NULL;
+}
+
+// The elementwise functions the runtime has on blocks (mdrt_vtanh ...):
+// kernels.def's MDRT_VMAP list, by the name ops.h gives them.
+static const char *const vmapped[] = {
+#define MDRT_VMAP(f, from) #f,
+#define MDRT_KERNEL(ret, name, params, args, dbl, flt)
+#define MDRT_LIBM(name, fname, arity, who)
+#include "kernels.def"
+#undef MDRT_VMAP
+#undef MDRT_KERNEL
+#undef MDRT_LIBM
+};
+
+const char *plan_block_function(const Node *n) {
+  const char *f = op_cfunc[n->op];
+  if (!f || scalar(n))
+    return NULL;
+  if (runtime_name(f))
+    f += strlen("mdrt_");
+  for (size_t i = 0; i < sizeof vmapped / sizeof *vmapped; i++)
+    if (!strcmp(vmapped[i], f))
+      return vmapped[i];
+  return NULL;
+}
+
+// f(S) in a buffer, f a block function and S a sum or product used only
+// there: S is written into the buffer as terms (X*W + b' as b' repeated,
+// then gemm onto it), and f maps it in place. No buffer for S.
+static void plan_mapped(Plan *p, Node *n) {
+  Node *a = n->a;
+  if (!plan_block_function(n) || p->uses[a->id] != 1 || p->form[a->id] == F_BUFFER ||
+      !shape_eq(a->shape, n->shape))
+    return;
+  if (flat_sum(a)) {
+    p->form[a->id] = F_TERM;
+    plan_terms(p, a);
+  } else if (gemm_term(p, a)) {
+    p->form[a->id] = F_GEMM;
+  }
+}
+
+Node *plan_mapped_sum(const Plan *p, const Node *n) {
+  Node *a = n->a;
+  return is_buffer(p, n) && plan_block_function(n) &&
+                 (p->form[a->id] == F_TERM || p->form[a->id] == F_GEMM)
+             ? a
+             : NULL;
 }
 
 // A call on a vector (sqrt(v), exp(v)) read by a matrix's loop, where it
@@ -265,8 +323,10 @@ static void plan_forms(Plan *p, Node **user) {
     else
       k = F_BUFFER;
     p->form[i] = k;
-    if (k == F_BUFFER)
+    if (k == F_BUFFER) {
       plan_terms(p, n);
+      plan_mapped(p, n);
+    }
     if (is_product(n) && (k == F_BUFFER || k == F_ROOT)) {
       force_buffer(p, n->a);
       force_buffer(p, n->b);
@@ -770,9 +830,11 @@ static Plan *plan_finish(Plan *p) {
   if (!plan_factors(p))
     return NULL;
 
-  for (int i = 0; i < n; i++)
-    if (is_buffer(p, c->nodes[i]) && !plan_sum(p, c->nodes[i]))
+  for (int i = 0; i < n; i++) {
+    Node *x = c->nodes[i], *a = plan_mapped_sum(p, x);
+    if ((is_buffer(p, x) && !plan_sum(p, x)) || (a && !plan_sum(p, a)))
       return NULL;
+  }
   for (int r = 0; r < p->nroots; r++) {
     Node *g = p->roots[r];
     if (!scalar(g) && !in_memory(p, g) && !p->terms[g->id] && !plan_sum(p, g))
