@@ -250,6 +250,19 @@ const char *plan_block_function(const Node *n) {
   return NULL;
 }
 
+// A block function that costs a libm call per element in a loop (not
+// fabs or sqrt, an instruction, or relu and sign, a comparison): where it
+// would be fused into its user's loop, it gets a buffer instead, mapped
+// four or eight elements at a time, for one more pass over memory.
+static bool costly_call(const Node *n) {
+  static const char *const cheap[] = {"fabs", "sqrt", "relu", "sign"};
+  const char *f = plan_block_function(n);
+  for (size_t i = 0; f && i < sizeof cheap / sizeof *cheap; i++)
+    if (!strcmp(cheap[i], f))
+      return false;
+  return f != NULL;
+}
+
 // f(S) in a buffer, f a block function and S a sum or product used only
 // there: S is written into the buffer as terms (X*W + b' as b' repeated,
 // then gemm onto it), and f maps it in place. No buffer for S.
@@ -318,7 +331,7 @@ static void plan_forms(Plan *p, Node **user) {
     else if (n->op == OP_TRANS)
       k = F_VIEW;
     else if (elementwise(n) && (eff_uses(p, user, n) == 1 || recomputed(n)) &&
-             !broadcast_call(user, n))
+             !broadcast_call(user, n) && !costly_call(n))
       k = F_FUSED;
     else
       k = F_BUFFER;

@@ -685,7 +685,9 @@ Test(chain, runtime_loops) {
 
 // f(X*W + b') for a function the runtime maps on blocks: b' repeated into
 // f's buffer, gemm adds X*W onto it (beta 1), f maps it in place; no
-// buffer for X*W, none for the sum. It agrees with the tape.
+// buffer for X*W, none for the sum. A costly function fused into a loop
+// (exp of softmax's gradient) gets a buffer and the block kernel instead
+// of a libm call per element. Both agree with the tape.
 Test(chain, a_repeated_bias_takes_the_product_and_the_function) {
   const char *src = "X : matrix(n, d)\nW : matrix(d, h)\nb : vector(h)\nV : matrix(h, k)\n"
                     "c : vector(k)\nZ = tanh(X*W - b')*V + c'\n"
@@ -695,8 +697,8 @@ Test(chain, a_repeated_bias_takes_the_product_and_the_function) {
   cr_assert(f, "%s", err.diag);
   const char *code = md_c_source(f);
   char *ws = workspace_line(f);
-  // tanh's n x h, Z's n x k, the n row maxima of logsumexp.
-  const char *want = "long v = 0 + v_n*v_h + v_n*v_k + v_n,";
+  // tanh's n x h, Z's n x k, the n row maxima of logsumexp, exp's n x k.
+  const char *want = "long v = 0 + v_n*v_h + v_n*v_k + v_n + v_n*v_k,";
   cr_expect(!strncmp(ws, want, strlen(want)), "%s", ws);
   static const char *const calls[] = {
       "mdrt_add_bcast(0, v_n, v_h, 0.0, 0, -1.0, v_b, t1);\n"
@@ -704,9 +706,11 @@ Test(chain, a_repeated_bias_takes_the_product_and_the_function) {
       "  mdrt_vtanh(v_n*v_h, t1, t1);",
       "mdrt_add_bcast(0, v_n, v_k, 0.0, 0, 1.0, v_c, t2);\n"
       "  mdrt_gemm(0, 0, v_n, v_k, v_h, 1.0, t1, v_V, 1.0, t2);",
+      "mdrt_vexp(v_n*v_k, ",
   };
   for (size_t i = 0; i < sizeof calls / sizeof *calls; i++)
     cr_expect(strstr(code, calls[i]), "no\n%s\nin\n%s", calls[i], code);
+  cr_expect(!strstr(code, "exp(("), "a libm exp per element:\n%s", code);
   free(ws);
   md_free(f);
   check_compiled(&(Case){src, true});
