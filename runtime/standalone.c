@@ -443,30 +443,6 @@ MDRT_INLINE int mdrt_chol_inv(long n, const double *A, double *out, double *det,
   return rc;
 }
 
-MDRT_INLINE double mdrt_logsumexp(long n, const double *x) {
-  double mx = -INFINITY, s = 0;
-  for (long i = 0; i < n; i++)
-    mx = x[i] > mx ? x[i] : mx;
-  if (!isfinite(mx))
-    return mx;
-  for (long i = 0; i < n; i++)
-    s += exp(x[i] - mx);
-  return mx + log(s);
-}
-
-MDRT_INLINE void mdrt_logsumexp_rows(long n, long m, const double *A, double *out) {
-  for (long i = 0; i < n; i++)
-    out[i] = mdrt_logsumexp(m, A + i * m);
-}
-
-MDRT_INLINE void mdrt_softmax_rows(long n, long m, const double *A, double *out) {
-  for (long i = 0; i < n; i++) {
-    double lse = mdrt_logsumexp(m, A + i * m);
-    for (long j = 0; j < m; j++)
-      out[i * m + j] = exp(A[i * m + j] - lse);
-  }
-}
-
 MDRT_INLINE void mdrt_unit(long n, const double *x, double *y) {
   double s = sqrt(mdrt_sumsq(n, x));
   for (long i = 0; i < n; i++)
@@ -582,6 +558,40 @@ MDRT_INLINE void mdrt_vsign(long n, const double *x, double *y) {
   for (long i = 0; i < n; i++)
     y[i] = mdrt_sign(x[i]);
 }
+
+/* exp of a row's elements less its maximum, a block at a time through
+   mdrt_vexp (so after it), summed. */
+MDRT_INLINE double mdrt_logsumexp(long n, const double *x) {
+  double mx = -INFINITY, s = 0, t[64];
+  for (long i = 0; i < n; i++)
+    mx = x[i] > mx ? x[i] : mx;
+  if (!isfinite(mx))
+    return mx;
+  for (long i = 0; i < n; i += 64) {
+    long m = n - i < 64 ? n - i : 64;
+    for (long j = 0; j < m; j++)
+      t[j] = x[i + j] - mx;
+    mdrt_vexp(m, t, t);
+    for (long j = 0; j < m; j++)
+      s += t[j];
+  }
+  return mx + log(s);
+}
+
+MDRT_INLINE void mdrt_logsumexp_rows(long n, long m, const double *A, double *out) {
+  for (long i = 0; i < n; i++)
+    out[i] = mdrt_logsumexp(m, A + i * m);
+}
+
+MDRT_INLINE void mdrt_softmax_rows(long n, long m, const double *A, double *out) {
+  for (long i = 0; i < n; i++) {
+    double lse = mdrt_logsumexp(m, A + i * m), *y = out + i * m;
+    for (long j = 0; j < m; j++)
+      y[j] = A[i * m + j] - lse;
+    mdrt_vexp(m, y, y);
+  }
+}
+
 
 /* Both from one exp(-|x|) in the library's vector code; twice here. */
 MDRT_INLINE void mdrt_vsoftplus_sigmoid(long n, const double *x, double *sp, double *sg) {
