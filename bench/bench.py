@@ -712,6 +712,7 @@ def linalg_cases(b):
 FAMILIES = [("layers", 3), ("horner", 3), ("parallel", 300)]
 NODE_TARGETS = [1000, 2000, 5000, 10000, 20000]
 COMPILE_LIMIT = 30  # seconds per probe
+COMPILE_RUNS = 3    # processes per size, the fastest kept
 
 
 def compile_families(build):
@@ -725,11 +726,21 @@ def compile_families(build):
                 rows.append((fam, target, K, None, None, None, "skipped"))
                 continue
             try:
-                r = subprocess.run([probe, fam, str(K)], capture_output=True, text=True,
-                                   timeout=COMPILE_LIMIT)
-                nodes, t, mb, outcome = r.stdout.strip().split("\t", 3)
-                rows.append((fam, target, K, int(nodes), float(t), float(mb), outcome))
-                stop = outcome != "ok"
+                # The fastest of COMPILE_RUNS processes: one run's time moves by
+                # 30% on a shared machine, enough to bend the exponent.
+                best = None
+                for _ in range(COMPILE_RUNS):
+                    r = subprocess.run([probe, fam, str(K)], capture_output=True, text=True,
+                                       timeout=COMPILE_LIMIT)
+                    nodes, t, mb, outcome = r.stdout.strip().split("\t", 3)
+                    run = (fam, target, K, int(nodes), float(t), float(mb), outcome)
+                    if outcome != "ok":
+                        best = run
+                        break
+                    if best is None or run[4] < best[4]:
+                        best = run
+                rows.append(best)
+                stop = best[6] != "ok"
             except subprocess.TimeoutExpired:
                 rows.append((fam, target, K, None, None, None, "over %d s" % COMPILE_LIMIT))
                 stop = True
@@ -998,8 +1009,9 @@ def write_report(path, cases, rows, seed_ms, started, load0, cc):
     w("")
     w("Generated programs (`build/bench/compile_probe FAMILY K --print` shows one): "
       "**layers**, K layers `h_i = tanh(W*h_(i-1) + b)`; **horner**, K Horner steps "
-      "`p_i = p_(i-1)*x + c_i`; **parallel**, 100 layer chains of K layers. One process "
-      "per size, %d s at most; a family stops at its first failure." % COMPILE_LIMIT)
+      "`p_i = p_(i-1)*x + c_i`; **parallel**, 100 layer chains of K layers. The fastest "
+      "of %d processes per size, %d s at most; a family stops at its first failure."
+      % (COMPILE_RUNS, COMPILE_LIMIT))
     w("")
     w("| family | K | primal nodes | `md_compile` | peak memory | outcome |")
     w("| --- | ---: | ---: | ---: | ---: | --- |")
