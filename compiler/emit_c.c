@@ -289,6 +289,27 @@ static bool scale(Emit *e, int depth, const char *dst, Node *n) {
   return false;
 }
 
+// N = G.*(1 - H.^2) written fresh into DST, G and H matrices in memory of
+// N's shape: the gradient through a tanh layer, by the runtime's
+// tanh_grad, where the JIT's own loop would be slower.
+static bool tanh_grad(Emit *e, int depth, const char *dst, Node *n) {
+  if (n->op != OP_EMUL)
+    return false;
+  for (int k = 0; k < 2; k++) {
+    Node *g = k ? n->b : n->a, *d = k ? n->a : n->b;
+    if (d->op != OP_SUB || !ast_is_num(d->a, 1) || d->b->op != OP_EPOW || !ast_is_num(d->b->b, 2))
+      continue;
+    Node *h = d->b->a;
+    if (!in_memory(e->p, g) || !in_memory(e->p, h) || !shape_eq(g->shape, n->shape) ||
+        !shape_eq(h->shape, n->shape))
+      continue;
+    line(e, depth, "mdrt_tanh_grad%s(%s, %s, %s, %s);", e->kern, lenc(e, n->shape),
+         e->cname[g->id], e->cname[h->id], dst);
+    return true;
+  }
+  return false;
+}
+
 // Is T, a term of the sum N, a vector in memory that N repeats along its
 // rows (*ROWS) or columns? Into *V the vector, through a transpose flag.
 static bool repeated_vector(Emit *e, Node *n, Node *t, bool *rows, Node **v) {
@@ -349,7 +370,7 @@ static void write_sum(Emit *e, int depth, const char *dst, Node *n, bool accumul
     line(e, depth, "mdrt_copy%s(%s, %s, %s);", e->kern, lenc(e, n->shape), e->cname[one->id], dst);
     written = true;
   } else if (new == 1 && terms->sign[first] > 0 && !accumulate && one == n &&
-             scale(e, depth, dst, n)) {
+             (scale(e, depth, dst, n) || tanh_grad(e, depth, dst, n))) {
     written = true;
   } else if (new > 0 && !accumulate && one != n && add_bcast_terms(e, depth, dst, n, terms)) {
     written = true;

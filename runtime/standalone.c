@@ -165,6 +165,11 @@ MDRT_INLINE void mdrt_add_bcast(int along_rows, long r, long c, double a, const 
   }
 }
 
+MDRT_INLINE void mdrt_tanh_grad(long n, const double *g, const double *h, double *y) {
+  for (long i = 0; i < n; i++)
+    y[i] = g[i] * (1 - h[i] * h[i]);
+}
+
 MDRT_INLINE void mdrt_sum_axis(int k, long r, long c, const double *A, double *out) {
   if (k == 2) {
     for (long i = 0; i < r; i++) {

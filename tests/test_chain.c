@@ -657,8 +657,9 @@ Test(chain, variants_in_the_compiled_c) {
   free(src);
 }
 
-// A matrix plus a repeated vector (X*W + b', v - A) and a sum along an axis
-// of a matrix in memory are the runtime's loops, compiled by cc (the JIT's
+// A matrix plus a repeated vector (X*W + b', v - A), a sum along an axis
+// of a matrix in memory and a tanh layer's gradient G.*(1 - H.^2) are the
+// runtime's loops, compiled by cc (the JIT's
 // own are slower), in the value and the gradients: the C calls them, and
 // the values and gradients hold to the tape and finite differences.
 Test(chain, runtime_loops) {
@@ -670,6 +671,9 @@ Test(chain, runtime_loops) {
        {"mdrt_add_bcast(0, ", "mdrt_sum_axis(1, "}},
       {"A : matrix(n, m)\nv : vector(n)\nT = tanh(v - A)\ny = sum(sum(T', 1).^2)\n",
        {"mdrt_add_bcast(1, ", "mdrt_sum_axis(2, "}},
+      {"X : matrix(n, d)\nW : matrix(d, h)\nb : vector(h)\nV : matrix(h, k)\n"
+       "H = tanh(X*W + b')\ny = sum((H*V).^2)\n",
+       {"mdrt_add_bcast(0, ", "mdrt_tanh_grad(v_n*v_h, "}},
   };
   for (size_t i = 0; i < sizeof loops / sizeof *loops; i++) {
     md_error err;

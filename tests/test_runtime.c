@@ -234,6 +234,9 @@ Test(kernels, broadcast_and_axis_sums) {
   mdrt_add_bcast(0, 2, 3, 0.0, NULL, 1.0, neg0, Y);  // no X: the vector, -0 kept
   for (int i = 0; i < 6; i++)
     cr_expect(Y[i] == 0 && signbit(Y[i]), "no X [%d]: %g", i, Y[i]);
+  mdrt_add_bcast(1, 2, 3, 0.0, NULL, 2.0, r, Y);  // no X, along the rows: 2r
+  for (int i = 0; i < 6; i++)
+    cr_expect_eq(Y[i], i < 3 ? 20 : 40, "no X, rows [%d]: %g", i, Y[i]);
   mdrt_sum_axis(1, 2, 3, X, s);
   cr_expect(s[0] == 5 && s[1] == 7 && s[2] == 9, "columns: %g %g %g", s[0], s[1], s[2]);
   mdrt_sum_axis(2, 2, 3, X, s);
@@ -260,6 +263,16 @@ Test(kernels, vector_ops) {
   cr_expect_eq(mdrt_sumsq(3, x), 14.0);
   cr_expect_eq(mdrt_dot(3, x, y), 14.0);
   cr_expect_eq(mdrt_sum(0, NULL), 0.0);
+  // tanh's gradient g.*(1 - h.^2), worked by hand; y may be g.
+  double g[3] = {2, -1, 4}, h[3] = {0.5, -0.25, 1};
+  mdrt_tanh_grad(3, g, h, y);
+  cr_expect(y[0] == 1.5 && y[1] == -0.9375 && y[2] == 0, "%g %g %g", y[0], y[1], y[2]);
+  mdrt_tanh_grad(3, g, h, g);
+  cr_expect(g[0] == 1.5 && g[1] == -0.9375 && g[2] == 0, "in place: %g %g %g", g[0], g[1], g[2]);
+  const float gf[2] = {2, -1}, hf[2] = {0.5f, -0.25f};
+  float yf[2];
+  mdrt_tanh_grad_f(2, gf, hf, yf);
+  cr_expect(yf[0] == 1.5f && yf[1] == -0.9375f, "float: %g %g", yf[0], yf[1]);
 }
 
 Test(kernels, axpby_t) {
