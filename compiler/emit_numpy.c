@@ -42,11 +42,12 @@ static const struct Helper {
   const char *name, *needs, *import, *text;
 } helpers[] = {
     {"_input", NULL, NULL,
-     "def _input(name, a, declared, sizes, given=None):\n"
+     "def _input(name, a, declared, sizes, given=None, what=\"input\"):\n"
      "    \"\"\"Input NAME as float64, of its DECLARED shape (rows, cols), each a size's\n"
      "    name or a number: a name is bound in SIZES by the first array that has it. A\n"
      "    column or a row may be given 1-D, a 1x1 as a number; a declared 1x1 is a NumPy\n"
-     "    scalar. GIVEN, when there, keeps the shape as given, for its gradient.\"\"\"\n"
+     "    scalar. GIVEN, when there, keeps the shape as given, for its gradient. WHAT\n"
+     "    names it in the error: an input, a direction, the seed.\"\"\"\n"
      "    a = np.asarray(a, dtype=np.float64)\n"
      "    if given is not None:\n"
      "        given[name] = a.shape\n"
@@ -59,8 +60,9 @@ static const struct Helper {
      "            sizes.setdefault(d, s)\n"
      "    want = tuple(sizes[d] if isinstance(d, str) else d for d in declared)\n"
      "    if shape != want or min(shape) < 1:\n"
-     "        raise ValueError(\"input '%s' is declared (%s), given shape %s, where %s is \"\n"
-     "                         \"wanted\" % (name, \", \".join(map(str, declared)), a.shape, want))\n"
+     "        raise ValueError(\"%s '%s' is declared (%s), given shape %s, where %s is \"\n"
+     "                         \"wanted\" % (what, name, \", \".join(map(str, declared)), a.shape,\n"
+     "                                      want))\n"
      "    return a.reshape(())[()] if declared == (1, 1) else a.reshape(shape)\n"},
     {"_logsumexp", NULL, NULL,
      "def _logsumexp(a, axis=None, keepdims=False):\n"
@@ -495,7 +497,7 @@ static void open_function(Py *y, Buf *o, const char *fn, const char *doc) {
       buf_printf(o, "    %s = np.zeros_like(%s)[()] if %s is None else _input(\"%s\", %s", d,
                  y->vname[i], d, c->dirnames[i], d);
       declared_shape(y, o, c->vars[i].shape);
-      buf_puts(o, ")\n");
+      buf_puts(o, ", what=\"direction\")\n");
     }
   Shape s = c->out->shape;
   if (vjp)  // the seed's default needs the output's sizes
@@ -520,7 +522,7 @@ static void open_function(Py *y, Buf *o, const char *fn, const char *doc) {
     buf_printf(o, "    %s = np.ones((%s, %s)) if %s is None else _input(\"%s\", %s", y->seedp,
                dim_py(y, s.r), dim_py(y, s.c), y->seedp, y->seedp, y->seedp);
     declared_shape(y, o, s);
-    buf_puts(o, ")\n");
+    buf_puts(o, ", what=\"seed\")\n");
   }
 }
 

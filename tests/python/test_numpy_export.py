@@ -214,7 +214,7 @@ def test_directions(tmp_path):
         assert rel_err(hv[k], want[k]) <= 1e-12, k
     zero = m.f_hvp(A, x.reshape(2, 1), s)
     assert zero["x"].shape == (2, 1) and not any(np.any(v) for v in zero.values())
-    with pytest.raises(ValueError, match="input 'dx' is declared \\(m, 1\\), given shape \\(3,\\)"):
+    with pytest.raises(ValueError, match="direction 'dx' is declared \\(m, 1\\), given shape \\(3,\\)"):
         m.f_jvp(A, x, s, dx=np.ones(3))
 
 
