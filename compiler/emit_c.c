@@ -299,8 +299,12 @@ static bool tanh_grad(Emit *e, int depth, const char *dst, Node *n) {
     Node *g = k ? n->b : n->a, *d = k ? n->a : n->b;
     if (d->op != OP_SUB || !ast_is_num(d->a, 1) || d->b->op != OP_EPOW || !ast_is_num(d->b->b, 2))
       continue;
+    // 1 - H.^2 and H.^2 fused, so that the plan sees this statement read
+    // H (a buffer of either is read as it is, by the loop).
     Node *h = d->b->a;
-    if (!in_memory(e->p, g) || !in_memory(e->p, h) || !shape_eq(g->shape, n->shape) ||
+    if (in_memory(e->p, d) || in_memory(e->p, d->b) || !in_memory(e->p, g) ||
+        !in_memory(e->p, h) ||
+        !shape_eq(g->shape, n->shape) ||
         !shape_eq(h->shape, n->shape))
       continue;
     line(e, depth, "mdrt_tanh_grad%s(%s, %s, %s, %s);", e->kern, lenc(e, n->shape),
