@@ -233,6 +233,20 @@ static void operand(Ctx *c, Buf *b, const Node *n, bool paren) {
     buf_puts(b, ")");
 }
 
+// Does X, after a unary minus, print as one factor? A minus of a minus
+// prints bare too: --A*B is (--A)*B, two factors, unless the inner minus
+// keeps its operand's parentheses.
+static bool one_factor(Ctx *c, const Buf *b, const Node *x) {
+  for (int depth = 0; is_minus(x) && eprec(c, b, x) == PREC_UNARY; depth++) {
+    if (depth == LOOK)
+      return false;  // the safe answer: parentheses
+    if (!minus_bare(c, b, x->b))
+      return true;
+    x = x->b;
+  }
+  return eprec(c, b, x) > PREC_MUL;
+}
+
 static void binary(Ctx *c, Buf *b, const Node *n) {
   int p = op_prec[n->op];
   const Node *l = n->a, *r = n->b;
@@ -266,7 +280,7 @@ static void binary(Ctx *c, Buf *b, const Node *n) {
     // products with X a product that the chain's reading allows (as above).
     if (r->op == OP_MUL && eprec(c, b, r) == PREC_UNARY && n->op != OP_POW) {
       budget = LOOK;
-      rp = !(p == PREC_ADD || eprec(c, b, r->b) > PREC_MUL || right_bare(c, b, TEXT, n, &budget));
+      rp = !(p == PREC_ADD || one_factor(c, b, r->b) || right_bare(c, b, TEXT, n, &budget));
     }
   }
   operand(c, b, l, lp);
