@@ -303,9 +303,7 @@ static bool tanh_grad(Emit *e, int depth, const char *dst, Node *n) {
     // H (a buffer of either is read as it is, by the loop).
     Node *h = d->b->a;
     if (in_memory(e->p, d) || in_memory(e->p, d->b) || !in_memory(e->p, g) ||
-        !in_memory(e->p, h) ||
-        !shape_eq(g->shape, n->shape) ||
-        !shape_eq(h->shape, n->shape))
+        !in_memory(e->p, h) || !shape_eq(g->shape, n->shape) || !shape_eq(h->shape, n->shape))
       continue;
     line(e, depth, "mdrt_tanh_grad%s(%s, %s, %s, %s);", e->kern, lenc(e, n->shape),
          e->cname[g->id], e->cname[h->id], dst);

@@ -597,7 +597,6 @@ MDRT_INLINE void mdrt_softmax_rows(long n, long m, const double *A, double *out)
   }
 }
 
-
 /* Both from one exp(-|x|) in the library's vector code; twice here. */
 MDRT_INLINE void mdrt_vsoftplus_sigmoid(long n, const double *x, double *sp, double *sg) {
   MDRT_VECTOR(vsoftplus_sigmoid, (n, x, sp, sg));
