@@ -29,12 +29,23 @@
  *     that last step's cost.
  *   - A'*B' is (B*A)' where B*A is computed anyway (by this rewrite: an
  *     earlier one, for another body or other sizes, may have made it and
- *     it is not computed here), so that a product and its transpose are
- *     one node (else gemm takes both transposes as flags);
+ *     it is not computed here) or is a vector, so that a product and its
+ *     transpose are one node (else gemm takes both transposes as flags);
  *     (P + Q)*x is P*x + Q*x for a vector x, used once: no n x n sum.
+ *   - Sums of products, as forward mode writes tangents (d(A*B*C*x) is
+ *     (dA*B + A*dB)*C*x + ...), never make the vector wait: a reduction
+ *     (sum, tr, diag) is taken through sums and into products (reduce),
+ *     a product used once times a vector takes the vector first, an
+ *     outer product times a matrix is u*(v'*B), P*R + Q*R is (P + Q)*R,
+ *     and a product with a sum of structured terms ((eye(n) + 2*u*v')*B,
+ *     as the simplifier factors) is the products with its terms. So a
+ *     Hessian-vector product does no O(n^3) work its gradients do not.
  *
  * One sweep by increasing id rewrites each node after its operands, with
- * no recursion over the DAG's depth.
+ * no recursion over the DAG's depth; the rewrites through sums and
+ * products recurse, at most MAX_PUSH of them per node. Two sweeps: the
+ * second groups a product with the chains that are its only readers once
+ * the first has taken a sum or a reduction off it.
  */
 #include <float.h>
 #include <string.h>
@@ -42,6 +53,8 @@
 
 enum {
   MAX_CHAIN = 64,  /* factors of one chain; a longer one keeps its grouping */
+  MAX_PUSH = 256,  /* rewrites through sums and products, per node (budget) */
+  MAX_TERMS = 32,  /* nodes of a structured sum (structured) */
 };
 
 /* What is read of a chain's product: all of it, its diagonal (diag), or
@@ -66,6 +79,7 @@ typedef struct Chain {
   bool *vary;     /* by size index: a chain's grouping depends on it, or NULL */
   int *made;      /* by id, nmade of them: when op() first made it, or 0 */
   int nmade, stamp;
+  int budget;     /* rewrites left to the node being rewritten (MAX_PUSH) */
   /* The chain being grouped. */
   Node *factor[MAX_CHAIN];
   int nf;
@@ -151,18 +165,26 @@ static bool made_by(const Chain *ch, const Node *n, int before) {
   return n->id < ch->nmade && ch->made[n->id] && ch->made[n->id] <= before;
 }
 
+// One more rewrite through a sum or a product, if the node being
+// rewritten has any left: DAGs that share much would take exponential
+// time through them.
+static bool spend(Chain *ch) { return --ch->budget >= 0; }
+
 // Used once: by its id below ch->n, else made here (and used once).
 static bool once(const Chain *ch, const Node *n) { return n->id >= ch->n || ch->uses[n->id] == 1; }
 
 static Node *mul(Chain *ch, Node *a, Node *b);
 
-// sum(X, K) for K = 1 or 2; of a transpose, the transpose of the sum the
-// other way, which reads X in memory order and is the node the value's
-// sum(X, 3-K) already is, where it has one.
+// A matrix product, not a scaling by a scalar.
+static bool matrix_product(const Node *n);
+
+static Node *reduce(Chain *ch, Op o, long k, Node *x);
+
+// sum(X, K) for K = 1 or 2, taken inside X (reduce); of a transpose, the
+// transpose of the sum the other way, which reads X in memory order and
+// is the node the value's sum(X, 3-K) already is, where it has one.
 static Node *sum_along(Chain *ch, Node *x, int k) {
-  if (x->op == OP_TRANS)
-    return trans(ch, op(ch, OP_SUM, x->a, NULL, 3 - k));
-  return op(ch, OP_SUM, x, NULL, k);
+  return reduce(ch, OP_SUM, k, x);
 }
 
 // M as v.*X, X a matrix of M's shape and v a vector that scales its rows
@@ -205,6 +227,45 @@ static Node *symmetric(Chain *ch, Node *a, Node *b) {
   return op(ch, OP_MUL, B, trans(ch, B), 0);
 }
 
+// An outer product u*v' of two vectors.
+static bool outer(const Node *n) { return matrix_product(n) && is_one(n->a->shape.c); }
+
+// Is X (of the shape S of the sum it is a term of) structured: an
+// identity, a diagonal, ones, a scalar (broadcast: that many times ones),
+// an outer product u*v', or a sum, multiple or transpose of them? Through
+// at most *BUDGET nodes.
+static bool structured(const Node *x, Shape s, int *budget) {
+  if (--*budget < 0 || !(shape_eq(x->shape, s) || is_scalar(x)))
+    return false;
+  if (is_scalar(x) || x->op == OP_EYE || x->op == OP_DIAGM || is_ones(x))
+    return true;
+  if (x->op == OP_TRANS)
+    return structured(x->a, x->a->shape, budget);
+  if (x->op == OP_MUL && is_scalar(x->a) != is_scalar(x->b))
+    return structured(is_scalar(x->a) ? x->b : x->a, s, budget);
+  if (matrix_product(x))
+    return outer(x);
+  return (x->op == OP_ADD || x->op == OP_SUB) && structured(x->a, s, budget) &&
+         structured(x->b, s, budget);
+}
+
+// A sum of structured terms, as the simplifier writes B' + 2*u*x'*B' =
+// (eye(n) + 2*u*x')*B': a product with it is the products with its
+// terms, each O(n^2) or less, never the O(n^3) of the sum made dense.
+static bool structured_sum(const Node *x) {
+  return (x->op == OP_ADD || x->op == OP_SUB) && !is_scalar(x) &&
+         structured(x, x->shape, &(int){MAX_TERMS});
+}
+
+// T*B (LEFT) or B*T for T a term of a structured sum of shape S: a scalar
+// term t is t*ones(S).
+static Node *term_mul(Chain *ch, Node *t, Shape s, Node *b, bool left) {
+  if (!is_scalar(t))
+    return left ? mul(ch, t, b) : mul(ch, b, t);
+  Node *o = ones(ch, s.r, s.c);
+  return op(ch, OP_MUL, t, left ? mul(ch, o, b) : mul(ch, b, o), 0);
+}
+
 /* A*B with the structure of either used. */
 static Node *mul(Chain *ch, Node *a, Node *b) {
   if (!a || !b)
@@ -212,6 +273,24 @@ static Node *mul(Chain *ch, Node *a, Node *b) {
   Node *sym = symmetric(ch, a, b);
   if (sym)
     return sym;
+  if (structured_sum(a) && spend(ch)) {
+    Node *l = term_mul(ch, a->a, a->shape, b, true);  // in order: the ids
+    return op(ch, a->op, l, term_mul(ch, a->b, a->shape, b, true), 0);
+  }
+  if (structured_sum(b) && spend(ch)) {
+    Node *l = term_mul(ch, b->a, b->shape, a, false);
+    return op(ch, b->op, l, term_mul(ch, b->b, b->shape, a, false), 0);
+  }
+  if (a->op == OP_MUL && is_scalar(a->a) != is_scalar(a->b) && !is_scalar(b)) {
+    Node *m = is_scalar(a->a) ? a->b : a->a;  // (c*S)*B is c*(S*B), S structured
+    if ((structured_sum(m) || is_diag(m) || is_ones(m) || outer(m)) && spend(ch))
+      return op(ch, OP_MUL, is_scalar(a->a) ? a->a : a->b, mul(ch, m, b), 0);
+  }
+  if (b->op == OP_MUL && is_scalar(b->a) != is_scalar(b->b) && !is_scalar(a)) {
+    Node *m = is_scalar(b->a) ? b->b : b->a;
+    if ((structured_sum(m) || is_diag(m) || is_ones(m) || outer(m)) && spend(ch))
+      return op(ch, OP_MUL, is_scalar(b->a) ? b->a : b->b, mul(ch, a, m), 0);
+  }
   if (a->op == OP_EYE)
     return b;
   if (b->op == OP_EYE)
@@ -233,12 +312,33 @@ static Node *mul(Chain *ch, Node *a, Node *b) {
   if (a->op == OP_TRANS && b->op == OP_TRANS) {
     int before = ch->stamp;
     Node *flip = mul(ch, b->a, a->a);
-    if (flip && ((flip->id < ch->n && ch->uses[flip->id] > 0) || made_by(ch, flip, before)))
+    bool vector = is_one(a->shape.r) || is_one(b->shape.c);  // its transpose is free
+    if (flip && (vector || (flip->id < ch->n && ch->uses[flip->id] > 0) ||
+                 made_by(ch, flip, before)))
       return trans(ch, flip);
   }
-  if (flat_sum(a) && is_one(b->shape.c) && once(ch, a))
+  // An outer product times a matrix is the vector times the product of
+  // the other vector and the matrix: u*v'*B is u*(v'*B).
+  if (outer(a) && !is_one(b->shape.c) && spend(ch))
+    return mul(ch, a->a, mul(ch, a->b, b));
+  if (outer(b) && !is_one(a->shape.r) && spend(ch))
+    return mul(ch, mul(ch, a, b->a), b->b);
+  // A product of matrices, computed for this alone, times a vector: the
+  // vector first. (A row times a column stays: that is a dot product.)
+  if (matrix_product(a) && is_one(b->shape.c) && !is_one(a->shape.r) && !is_one(a->shape.c) &&
+      once(ch, a) && spend(ch))
+    return mul(ch, a->a, mul(ch, a->b, b));
+  if (matrix_product(b) && is_one(a->shape.r) && !is_one(b->shape.r) && !is_one(b->shape.c) &&
+      once(ch, b) && spend(ch))
+    return mul(ch, mul(ch, a, b->a), b->b);
+  if (a->op == OP_TRANS && flat_sum(a->a) && is_one(b->shape.c) && once(ch, a->a) &&
+      spend(ch)) {
+    Node *l = mul(ch, trans(ch, a->a->a), b);  // (P + Q)'*x is P'*x + Q'*x
+    return op(ch, a->a->op, l, mul(ch, trans(ch, a->a->b), b), 0);
+  }
+  if (flat_sum(a) && is_one(b->shape.c) && once(ch, a) && spend(ch))
     return op(ch, a->op, mul(ch, a->a, b), mul(ch, a->b, b), 0);
-  if (flat_sum(b) && is_one(a->shape.r) && once(ch, b))
+  if (flat_sum(b) && is_one(a->shape.r) && once(ch, b) && spend(ch))
     return op(ch, b->op, mul(ch, a, b->a), mul(ch, a, b->b), 0);
   return op(ch, OP_MUL, a, b, 0);
 }
@@ -255,6 +355,71 @@ static Node *read_product(Chain *ch, Want want, Node *m, Node *n) {
   }
   Node *dots = op(ch, OP_EMUL, m, trans(ch, n), 0);
   return op(ch, OP_SUM, dots, NULL, want == WANT_DIAG ? 2 : 0);
+}
+
+/* ---- reductions and sums -------------------------------------------------- */
+
+static bool matrix_product(const Node *n) {
+  return n->op == OP_MUL && !is_scalar(n->a) && !is_scalar(n->b);
+}
+
+/* The reduction O (sum along K, tr or diag) of X, a rewritten node, taken
+   inside (within the node's budget): a sum's terms are reduced each, so
+   that sum((P + Q)*C, 1) is sum(P, 1)*C + sum(Q, 1)*C, vectors all the
+   way, where the sum would first form an n x n product; a transpose is
+   read the other way; a product P*Q gives up what is summed of it first,
+   sum(P, 1)*Q or P*sum(Q, 2), and its trace or diagonal is read as
+   read_product reads it. Forward mode writes such sums of products (the
+   tangent of A*B*C*x is (dA*B + A*dB)*C*x + ...), and a Hessian-vector
+   product reduces them. Where X is needed whole as well, this costs a
+   product of a vector more, O(n^2), against the O(n^3) it saves where
+   it is not: so X is taken apart whatever else uses it. */
+static Node *reduce(Chain *ch, Op o, long k, Node *x) {
+  if (!x)
+    return NULL;
+  bool sum = o == OP_SUM;
+  if (sum && ((k == 0 && is_scalar(x)) || (k == 1 && is_one(x->shape.r)) ||
+              (k == 2 && is_one(x->shape.c))))
+    return x;  // already summed that way
+  if (!spend(ch))
+    return op(ch, o, x, NULL, k);
+  if (flat_sum(x)) {
+    Node *a = reduce(ch, o, k, x->a);  // in this order: the budget
+    return op(ch, x->op, a, reduce(ch, o, k, x->b), 0);
+  }
+  if (x->op == OP_MUL && is_scalar(x->a) != is_scalar(x->b)) {  // a scaling
+    Node *coef = is_scalar(x->a) ? x->a : x->b, *m = is_scalar(x->a) ? x->b : x->a;
+    return op(ch, OP_MUL, coef, reduce(ch, o, k, m), 0);
+  }
+  if (x->op == OP_TRANS && !is_scalar(x)) {
+    if (sum && k)
+      return trans(ch, reduce(ch, o, 3 - k, x->a));
+    return reduce(ch, o, k, x->a);  // tr, diag and sum are the transpose's
+  }
+  if (!matrix_product(x))
+    return op(ch, o, x, NULL, k);
+  if (!sum)
+    return read_product(ch, o == OP_TR ? WANT_TRACE : WANT_DIAG, x->a, x->b);
+  Node *left = k == 2 ? x->a : reduce(ch, OP_SUM, 1, x->a);
+  Node *right = k == 1 ? x->b : reduce(ch, OP_SUM, 2, x->b);
+  Node *r = mul(ch, left, right);
+  return r && k == 0 && !is_scalar(r) ? op(ch, OP_SUM, r, NULL, 0) : r;
+}
+
+/* A sum (O, ADD or SUB) of two rewritten products that share a factor,
+   each computed for it alone: P*R + Q*R is (P + Q)*R, and R*P + R*Q is
+   R*(P + Q), one product fewer. Where R is a row (a column) the sum is an
+   outer product again, which a chain it is a factor of takes apart
+   (flatten): B*(u*1' + w*1') is (B*(u + w))*1', no n x n product. NULL if
+   the terms share no factor. */
+static Node *factor_out(Chain *ch, Op o, Node *a, Node *b) {
+  if (!matrix_product(a) || !matrix_product(b) || !once(ch, a) || !once(ch, b))
+    return NULL;
+  if (a->b == b->b && shape_eq(a->a->shape, b->a->shape))
+    return op(ch, OP_MUL, op(ch, o, a->a, b->a, 0), a->b, 0);
+  if (a->a == b->a && shape_eq(a->b->shape, b->b->shape))
+    return op(ch, OP_MUL, a->a, op(ch, o, a->b, b->b, 0), 0);
+  return NULL;
 }
 
 /* ---- one chain ------------------------------------------------------------ */
@@ -317,8 +482,12 @@ static int flatten(Chain *ch, Node *n, bool top) {
     ch->eye = f;
     return ch->nf;
   }
-  if (is_ones(f) && !is_one(f->shape.r) && !is_one(f->shape.c)) {
-    if (!push(ch, ones(ch, f->shape.r, dim_lit(1))) || !push(ch, ones(ch, dim_lit(1), f->shape.c)))
+  // A full matrix of ones is a column of ones times a row, and an outer
+  // product (a sum rewritten into one, factor_out) its two vectors.
+  bool two = outer(f);
+  if ((two || is_ones(f)) && !is_one(f->shape.r) && !is_one(f->shape.c)) {
+    if (!push(ch, two ? f->a : ones(ch, f->shape.r, dim_lit(1))) ||
+        !push(ch, two ? f->b : ones(ch, dim_lit(1), f->shape.c)))
       return -1;
     ch->written[ch->nf - 2][ch->nf - 1] = ch->nf - 2;
     return ch->nf;
@@ -483,20 +652,39 @@ static Want reads(const Chain *ch, const Node *n, bool *reduces) {
 static Node *rewrite(Chain *ch, Node *n) {
   if (op_is_leaf(n->op))
     return n;
+  ch->budget = MAX_PUSH;
   if (chainable(n))
     return group(ch, n, WANT_ALL, OP_MUL, 0);
   bool reduces;
   Want want = reads(ch, n, &reduces);
   if (n->a && ch->inner[n->a->id])  // a product that only this reads part of
     return group(ch, n->a, want, n->op, n->k);
-  return op(ch, n->op, ch->memo[n->a->id], n->b ? ch->memo[n->b->id] : NULL, n->k);
+  Node *a = ch->memo[n->a->id], *b = n->b ? ch->memo[n->b->id] : NULL;
+  if (n->op == OP_SUM || n->op == OP_TR || n->op == OP_DIAGV)
+    return reduce(ch, n->op, n->k, a);
+  if (flat_sum(n)) {
+    Node *f = factor_out(ch, n->op, a, b);
+    if (f)
+      return f;
+  }
+  return op(ch, n->op, a, b, n->k);
 }
 
 bool chain_rewrite(Ctx *c, Node **roots, int nroots) {
   return chain_rewrite_at(c, roots, nroots, NULL, NULL);
 }
 
+static bool sweep(Ctx *c, Node **roots, int nroots, const double *at, bool *vary);
+
+// Twice: the first sweep may leave a product that only chains read, where
+// a sum or a reduction read it too (taken apart since): the second groups
+// it with them. sum(A*B*x) + tr(A*B) becomes tr's sum(A.*B'), so A*B is
+// then the chain's alone, and A*(B*x).
 bool chain_rewrite_at(Ctx *c, Node **roots, int nroots, const double *at, bool *vary) {
+  return sweep(c, roots, nroots, at, vary) && sweep(c, roots, nroots, at, vary);
+}
+
+static bool sweep(Ctx *c, Node **roots, int nroots, const double *at, bool *vary) {
   Chain ch = {.c = c, .n = c->nnodes, .at = at, .vary = vary};
   Arena *A = &c->arena;
   size_t n = (size_t)ch.n;

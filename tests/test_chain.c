@@ -154,6 +154,13 @@ static const Case cases[] = {
     {"A : matrix(n, n)\nx : vector(n)\ny = x'*(A + A')*x\n", false},
     {"A : matrix(n, n)\nx : vector(n)\ny = x'*A*x\n", false},
     {"A : matrix(n, n)\nv : vector(n)\nw : vector(n)\ny = w'*diag(v)*A*diag(w)*v\n", false},
+    /* reductions taken through sums and products; a shared factor */
+    {"A : matrix(n, n)\nB : matrix(n, n)\ny = sum(A*B - 2*B'*A) + tr(A*B + B'*A')\n", false},
+    {"A : matrix(n, n)\nB : matrix(n, n)\nx : vector(n)\ny = diag(A*B + (B*A)')'*x\n", false},
+    {"A : matrix(n, n)\nB : matrix(n, n)\nC : matrix(n, n)\nx : vector(n)\n"
+     "y = sum(A*B*C*x)\n", false},
+    {"A : matrix(n, n)\nB : matrix(n, n)\nx : vector(n)\nu : vector(n)\n"
+     "y = sum(exp(A*(x*u' + B*x*u')))\n", false},
     /* chains the sizes decide, scalars among the factors */
     {"A : matrix(n, 3)\nB : matrix(3, n)\nC : matrix(n, n)\ny = ||A*B*C||_F^2\n", true},
     {"A : matrix(n, 3)\nB : matrix(3, n)\nC : matrix(n, 2)\ny = ||2*A*(B*C)/5||_F^2\n", true},
@@ -306,6 +313,58 @@ Test(chain, what_only_the_output_needs_is_guarded) {
   const char *guard = strstr(c, "if (out) {");
   cr_expect(guard && guard < gemm, "A*B computed unguarded:\n%s", c);
   md_free(f);
+}
+
+// The Hessian-vector product of a chain ending in a vector: forward mode
+// writes its tangents as sums of products, (dA*B + A*dB)*C*x + ..., and
+// what the HVP reads of them (sums, vectors) is taken through the sums, so
+// the body has no n x n x n product, as the gradients have none; and it
+// agrees with the tape.
+Test(chain, a_hessian_vector_product_takes_the_vector_first) {
+  static const char *const progs[] = {
+      "A : matrix(n, n)\nB : matrix(n, n)\nC : matrix(n, n)\nx : vector(n)\ny = sum(A*B*C*x)\n",
+      "A : matrix(n, n)\nB : matrix(n, n)\nx : vector(n)\ny = x'*A*B*x + sum(A*B)\n",
+      "A : matrix(n, n)\nB : matrix(n, n)\nx : vector(n)\ny = ||A*B*x||^2 + tr(A*B)\n",
+  };
+  for (size_t i = 0; i < sizeof progs / sizeof *progs; i++) {
+    md_error err;
+    Ctx c;  // the C that `matdiff compile` writes
+    ctx_init(&c, progs[i], (long)strlen(progs[i]), "hvp.expr", &err);
+    cr_assert(md_front(&c), "%s", err.diag);
+    Buf code = {0};
+    EmitOpts o = {.name = "hvp", .second = true};
+    cr_assert(emit_c(&c, &o, &code), "%s", err.message);
+    const char *body = strstr(code.s, "hvp_hvp_body(");
+    cr_assert(body, "%s", code.s);
+    char *text = strndup(body, (size_t)(strstr(body, "\n}\n") - body));
+    cr_expect(!strstr(text, "v_n, v_n, v_n"), "%san n^3 product in the HVP:\n%s", progs[i], text);
+    free(text);
+    buf_free(&code);
+    ctx_free(&c);
+    md_function *f = md_compile(progs[i], "hvp.expr", &err);
+    cr_assert(f, "%s", err.diag);
+    long dims[] = {N};
+    int n = md_num_inputs(f);
+    double *in[4], *dir[4], *hv[4], *tape[4];
+    Rng g = {fnv1a(progs[i])};
+    for (int k = 0; k < n; k++) {
+      long len = md_input_rows(f, k, dims) * md_input_cols(f, k, dims);
+      in[k] = malloc(sizeof(double) * (size_t)len), dir[k] = malloc(sizeof(double) * (size_t)len);
+      hv[k] = calloc((size_t)len, sizeof(double)), tape[k] = calloc((size_t)len, sizeof(double));
+      for (long e = 0; e < len; e++)
+        in[k][e] = uniform(&g, -1, 1), dir[k][e] = uniform(&g, -1, 1);
+    }
+    const double *const *x = (const double *const *)in, *const *d = (const double *const *)dir;
+    cr_assert_eq(md_hvp(f, dims, x, d, hv, &err), 0, "%s", err.message);
+    cr_assert_eq(md_tape_hvp(f, dims, x, d, NULL, NULL, NULL, tape, &err), 0, "%s", err.message);
+    for (int k = 0; k < n; k++) {
+      long len = md_input_rows(f, k, dims) * md_input_cols(f, k, dims);
+      double e = md_rel_err(hv[k], tape[k], len);
+      cr_expect(e <= 1e-12, "%sHVP for %s off the tape's by %g", progs[i], md_input_name(f, k), e);
+      free(in[k]), free(dir[k]), free(hv[k]), free(tape[k]);
+    }
+    md_free(f);
+  }
 }
 
 static int count(const char *s, const char *what) {
