@@ -266,10 +266,15 @@ static bool costly_call(const Node *n) {
 // f(S) in a buffer, f a block function and S a sum or product used only
 // there: S is written into the buffer as terms (X*W + b' as b' repeated,
 // then gemm onto it), and f maps it in place. No buffer for S.
+static Node *inverse(const Plan *p, Node *n);
+
+// (A product with an inverse keeps its buffer: plan_solves makes it a
+// solve, which writes a buffer of its own.)
 static void plan_mapped(Plan *p, Node *n) {
   Node *a = n->a;
   if (!plan_block_function(n) || p->uses[a->id] != 1 || p->form[a->id] == F_BUFFER ||
-      !shape_eq(a->shape, n->shape))
+      !shape_eq(a->shape, n->shape) ||
+      (is_product(a) && (inverse(p, a->a) || inverse(p, a->b))))
     return;
   if (flat_sum(a)) {
     p->form[a->id] = F_TERM;
@@ -303,8 +308,11 @@ static void plan_forms(Plan *p, Node **user) {
   for (int r = 0; r < p->nroots; r++) {
     Node *g = p->roots[r];
     Op op = g->op;
+    // (An added product with an inverse gets a buffer: a solve writes its
+    // own, which is then added, where the product would form the inverse.)
+    bool solve = is_product(g) && (inverse(p, g->a) || inverse(p, g->b));
     if (!scalar(g) && p->uses[g->id] == 1 && !op_is_leaf(op) && op != OP_TRANS &&
-        !(r >= p->added && (kernel(g) || op == OP_SUM))) {
+        !(r >= p->added && (kernel(g) || op == OP_SUM || solve))) {
       Node *sym = r >= p->added ? added_syrk(p, g) : NULL;
       p->form[g->id] = F_ROOT;
       if (sym)
@@ -696,7 +704,7 @@ static Node *inverse(const Plan *p, Node *n) {
 // Products with an inverse written fresh into their own buffer (or the
 // output: root 0 when the body writes it, not a Hessian's or Jacobian's,
 // which are added into their buffers) become solves: inv(A)*B is lu_solve, B*inv(A) lu_solve_right,
-// with B in memory as it is (untransposed). An inverse that nothing but
+// with B in memory as it is (untransposed, or a vector). An inverse that nothing but
 // solves reads, and no root, is then never formed: absorbed (F_GEMM).
 // SCRATCH has 2n ints.
 static bool plan_solves(Plan *p, int *scratch) {
@@ -719,6 +727,9 @@ static bool plan_solves(Plan *p, int *scratch) {
       continue;
     bool ta, tb;
     Node *a = plan_strip(p, x->a, &ta), *b = plan_strip(p, x->b, &tb);
+    // A vector's transpose is the same memory: x'*inv(A) is a solve too.
+    ta &= !shape_is_row(a->shape) && !shape_is_column(a->shape);
+    tb &= !shape_is_row(b->shape) && !shape_is_column(b->shape);
     Node *inv = inverse(p, x->a) && !inverse(p, x->b) && !tb   ? a
                 : inverse(p, x->b) && !inverse(p, x->a) && !ta ? b
                                                                : NULL;

@@ -416,6 +416,30 @@ Test(chain, an_inverse_times_a_matrix_is_a_solve) {
   md_free(f);
 }
 
+// A vector's transpose times an inverse is a solve too (its memory is the
+// vector's), and so is a gradient that is added into its buffer: solved
+// into a buffer of its own, then added. No inverse is formed, and the
+// gradients agree with the tape's.
+Test(chain, a_vector_times_an_inverse_is_a_solve) {
+  static const char src[] = "A : matrix(n, n)\nx : vector(n)\ny : vector(n)\n"
+                            "f = x'*inv(A)*y + sum(exp(x'*inv(A)/n))\n";
+  md_error err;
+  md_function *f = md_compile(src, "v.expr", &err);
+  cr_assert(f, "%s", err.diag);
+  const char *c = md_c_source(f);
+  cr_expect(!strstr(c, "mdrt_lu_inverse") && strstr(c, "mdrt_lu_solve_right("), "%s", c);
+  cr_expect_eq(count(c, "mdrt_lu("), 2, "one LU in the value, one in the gradients:\n%s", c);
+  long dims[] = {N};
+  md_check_result r;
+  cr_assert_eq(md_check(f, dims, NULL, &r, &err), 0, "%s", err.message);
+  for (int i = 0; i < md_num_inputs(f); i++)
+    cr_expect(r.tape[i] <= MD_CHECK_TOL_TAPE && r.fd[i] <= MD_CHECK_TOL_FD,
+              "d/d%s off the tape by %g, finite differences by %g", md_input_name(f, i),
+              r.tape[i], r.fd[i]);
+  md_check_result_free(&r);
+  md_free(f);
+}
+
 /* ---- chains the sizes decide at run time ----------------------------------- */
 
 // ||A*B*C||_F^2, A n x k, B k x m, C m x p: at n, m >> k, p A*(B*C) is
