@@ -301,12 +301,13 @@ static Node *mul(Chain *ch, Node *a, Node *b) {
     return op(ch, OP_EMUL, a, trans(ch, b->a), 0);
   // A column of ones on the left (a row on the right) is an outer product
   // already; anything wider, each row (column) of the product is the same.
+  // (Of a vector, a plain sum: taking it inside would turn on itself.)
   if (is_ones(a) && !is_one(a->shape.c)) {
-    Node *sums = sum_along(ch, b, 1);
+    Node *sums = is_one(b->shape.c) ? op(ch, OP_SUM, b, NULL, 0) : sum_along(ch, b, 1);
     return is_one(a->shape.r) ? sums : op(ch, OP_MUL, ones(ch, a->shape.r, dim_lit(1)), sums, 0);
   }
   if (is_ones(b) && !is_one(b->shape.r)) {
-    Node *sums = sum_along(ch, a, 2);
+    Node *sums = is_one(a->shape.r) ? op(ch, OP_SUM, a, NULL, 0) : sum_along(ch, a, 2);
     return is_one(b->shape.c) ? sums : op(ch, OP_MUL, sums, ones(ch, dim_lit(1), b->shape.c), 0);
   }
   if (a->op == OP_TRANS && b->op == OP_TRANS) {
@@ -395,6 +396,10 @@ static Node *reduce(Chain *ch, Op o, long k, Node *x) {
     if (sum && k)
       return trans(ch, reduce(ch, o, 3 - k, x->a));
     return reduce(ch, o, k, x->a);  // tr, diag and sum are the transpose's
+  }
+  if (sum && x->op == OP_INV) {  // solves with ones (plan.c), not the inverse
+    Node *r = k == 1 ? x : op(ch, OP_MUL, x, ones(ch, x->shape.c, dim_lit(1)), 0);
+    return k == 2 ? r : op(ch, OP_MUL, ones(ch, dim_lit(1), x->shape.r), r, 0);
   }
   if (!matrix_product(x))
     return op(ch, o, x, NULL, k);
@@ -667,6 +672,15 @@ static Node *rewrite(Chain *ch, Node *n) {
     if (f)
       return f;
   }
+  // ones(n, m).*v, a vector repeated, is the outer product v*ones(1, m)
+  // (or ones(n, 1)*v for a row), which a product takes apart (flatten).
+  Node *o = n->op == OP_EMUL && is_ones(a) ? b : n->op == OP_EMUL && is_ones(b) ? a : NULL;
+  if (o && shape_is_column(o->shape) && !is_scalar(o) && !shape_eq(a->shape, b->shape) &&
+      !is_one(n->shape.c))
+    return op(ch, OP_MUL, o, ones(ch, dim_lit(1), n->shape.c), 0);
+  if (o && shape_is_row(o->shape) && !is_scalar(o) && !shape_eq(a->shape, b->shape) &&
+      !is_one(n->shape.r))
+    return op(ch, OP_MUL, ones(ch, n->shape.r, dim_lit(1)), o, 0);
   return op(ch, n->op, a, b, n->k);
 }
 

@@ -161,6 +161,10 @@ static const Case cases[] = {
      "y = sum(A*B*C*x)\n", false},
     {"A : matrix(n, n)\nB : matrix(n, n)\nx : vector(n)\nu : vector(n)\n"
      "y = sum(exp(A*(x*u' + B*x*u')))\n", false},
+    /* sums of an inverse as solves with ones; a repeated vector as u*1' */
+    {"X : matrix(n, n)\nY : matrix(n, n)\ny = sum(inv(X)) + sum(exp(sum(inv(Y), 2)))\n", false},
+    {"X : matrix(n, n)\nv : vector(n)\ny = sum(exp(sum(inv(X), 1))) + sum(X*(ones(n, n).*v))\n",
+     false},
     /* chains the sizes decide, scalars among the factors */
     {"A : matrix(n, 3)\nB : matrix(3, n)\nC : matrix(n, n)\ny = ||A*B*C||_F^2\n", true},
     {"A : matrix(n, 3)\nB : matrix(3, n)\nC : matrix(n, 2)\ny = ||2*A*(B*C)/5||_F^2\n", true},
