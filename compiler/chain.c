@@ -375,6 +375,21 @@ static bool matrix_product(const Node *n) {
    product reduces them. Where X is needed whole as well, this costs a
    product of a vector more, O(n^2), against the O(n^3) it saves where
    it is not: so X is taken apart whatever else uses it. */
+// Is there a product (or an inverse, for a sum) in X, through its sums,
+// scalings and transposes, that a reduction taken inside saves work on?
+// Else a sum of buffers (softmax(Z) - Y) is read once, not term by term.
+static bool pushable(const Node *x, bool sum, int *budget) {
+  if (--*budget < 0)
+    return false;
+  if (matrix_product(x) || (sum && x->op == OP_INV))
+    return true;
+  if (flat_sum(x))
+    return pushable(x->a, sum, budget) || pushable(x->b, sum, budget);
+  if (x->op == OP_MUL && is_scalar(x->a) != is_scalar(x->b))
+    return pushable(is_scalar(x->a) ? x->b : x->a, sum, budget);
+  return x->op == OP_TRANS && !is_scalar(x) && pushable(x->a, sum, budget);
+}
+
 static Node *reduce(Chain *ch, Op o, long k, Node *x) {
   if (!x)
     return NULL;
@@ -384,7 +399,7 @@ static Node *reduce(Chain *ch, Op o, long k, Node *x) {
     return x;  // already summed that way
   if (!spend(ch))
     return op(ch, o, x, NULL, k);
-  if (flat_sum(x)) {
+  if (flat_sum(x) && pushable(x, sum, &(int){MAX_TERMS})) {
     Node *a = reduce(ch, o, k, x->a);  // in this order: the budget
     return op(ch, x->op, a, reduce(ch, o, k, x->b), 0);
   }
