@@ -142,8 +142,9 @@ static const char *compute_element(Emit *e, Node *n, const char *ri, const char 
   case OP_EDIV: return text(e, "(%s/%s)", a, b);
   case OP_POW:
   case OP_EPOW:
-    // A square of a value in memory is a product, cheaper than pow().
-    if (ast_is_num(n->b, 2) && !strpbrk(a, "(+-*/"))
+    // A square of a value in memory (a name, or one indexed: nothing in
+    // parentheses) is a product, cheaper than pow(), which libtcc calls.
+    if (ast_is_num(n->b, 2) && !strchr(a, '('))
       return text(e, "(%s*%s)", a, a);
     return text(e, "pow%s(%s, %s)", e->libm, a, b);
   default: return text(e, "%s /* unreachable */", e->zero);
@@ -357,6 +358,27 @@ static bool add_bcast_terms(Emit *e, int depth, const char *dst, Node *n, const 
   return false;
 }
 
+// DST = (or with ACCUMULATE, +=) SIGN*c*X, T (the one term of N) being
+// c*X or X: c a scalar, X in memory of N's shape as it is, not N's own. The runtime's axpby, one call, where the
+// JIT's own loop would be slower: a gradient's d_A += 2*A.
+static bool axpby(Emit *e, int depth, const char *dst, Node *n, Node *t, int sign,
+                  bool accumulate) {
+  Shape shape = n->shape;
+  Node *x = t, *c = NULL;
+  bool tr;
+  if ((t->op == OP_MUL || t->op == OP_EMUL) && scalar(t->a) != scalar(t->b))
+    c = scalar(t->a) ? t->a : t->b, x = scalar(t->a) ? t->b : t->a;
+  if (x == n || scalar(x) || !in_memory(e->p, x) || plan_strip(e->p, x, &tr) != x ||
+      !shape_eq(x->shape, shape))
+    return false;
+  const char *a = c ? element(e, c, "0", "0", true) : e->one;
+  if (sign < 0)
+    a = text(e, "-(%s)", a);
+  line(e, depth, "mdrt_axpby%s(%s, %s, %s, %s, %s);", e->kern, lenc(e, shape), a,
+       e->cname[x->id], accumulate ? e->one : e->zero, dst);
+  return true;
+}
+
 // Write (or with ACCUMULATE, add) the sum of terms N into DST: the
 // elementwise terms in one loop, then each product through gemm.
 static void write_sum(Emit *e, int depth, const char *dst, Node *n, bool accumulate) {
@@ -375,6 +397,8 @@ static void write_sum(Emit *e, int depth, const char *dst, Node *n, bool accumul
              (scale(e, depth, dst, n) || tanh_grad(e, depth, dst, n))) {
     written = true;
   } else if (new > 0 && !accumulate && one != n && add_bcast_terms(e, depth, dst, n, terms)) {
+    written = true;
+  } else if (new == 1 && axpby(e, depth, dst, n, one, terms->sign[first], accumulate)) {
     written = true;
   } else if (new > 0) {
     loop(e, depth, dst, n, terms, accumulate ? "+=" : "=");
