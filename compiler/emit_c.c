@@ -366,7 +366,9 @@ static bool axpby(Emit *e, int depth, const char *dst, Node *n, Node *t, int sig
   Shape shape = n->shape;
   Node *x = t, *c = NULL;
   bool tr;
-  if ((t->op == OP_MUL || t->op == OP_EMUL) && scalar(t->a) != scalar(t->b))
+  // A term in memory is read as it is: the plan has X's memory, which the
+  // loop would not read, reused by then.
+  if ((t->op == OP_MUL || t->op == OP_EMUL) && scalar(t->a) != scalar(t->b) && !in_memory(e->p, t))
     c = scalar(t->a) ? t->a : t->b, x = scalar(t->a) ? t->b : t->a;
   if (x == n || scalar(x) || !in_memory(e->p, x) || plan_strip(e->p, x, &tr) != x ||
       !shape_eq(x->shape, shape))

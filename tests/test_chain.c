@@ -161,6 +161,10 @@ static const Case cases[] = {
      "y = sum(A*B*C*x)\n", false},
     {"A : matrix(n, n)\nB : matrix(n, n)\nx : vector(n)\nu : vector(n)\n"
      "y = sum(exp(A*(x*u' + B*x*u')))\n", false},
+    /* a scaled buffer added into two gradients (axpby), whose operand's
+       memory a later product reuses */
+    {"A : matrix(n, n)\nB : matrix(n, n)\nD : matrix(n, n)\n"
+     "f = ||B'*A*inv(D + 3*n*eye(n))||_F^2 + ||D + eye(n) + A||_F^2\n", true},
     /* sums of an inverse as solves with ones; a repeated vector as u*1' */
     {"X : matrix(n, n)\nY : matrix(n, n)\ny = sum(inv(X)) + sum(exp(sum(inv(Y), 2)))\n", false},
     {"X : matrix(n, n)\nv : vector(n)\ny = sum(exp(sum(inv(X), 1))) + sum(X*(ones(n, n).*v))\n",
