@@ -236,6 +236,27 @@ Test(check, finds_a_disagreement) {
   md_free(f);
 }
 
+// A large f beside a small gradient: the quartic term makes f about 1e5
+// and d/dA is about 1/(3n)^2, so rounding at the step 1e-6 is 1e-5 of it.
+// The wider steps agree with the tape, as a wrong gradient would not.
+Test(check, a_small_gradient_beside_a_large_value) {
+  md_function *f = compile_ok("A : matrix(n, n)\nB : matrix(n, n)\n"
+                              "y = ||B'*B'*B*B'||_F^2 + sum(inv(A' + 3*n*eye(n)))\n");
+  long n = 5;
+  md_check_result r;
+  md_error err;
+  for (unsigned seed = 1; seed <= 4; seed++) {
+    md_rng rng;
+    md_rng_seed(&rng, seed);
+    md_check_opts o = {.rng = &rng};
+    cr_assert_eq(md_check(f, &n, &o, &r, &err), 0, "%s", err.message);
+    cr_expect(r.ok && r.fd[0] <= MD_CHECK_TOL_FD, "seed %u: tape %g, fd %g", seed, r.tape[0],
+              r.fd[0]);
+    md_check_result_free(&r);
+  }
+  md_free(f);
+}
+
 // log of a 6-vector is NaN at almost any normal draw, and at a small one:
 // the inputs must come out positive, and the same ones for the same seed.
 Test(check, falls_back_to_positive_inputs) {
