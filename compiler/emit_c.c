@@ -202,6 +202,72 @@ static void for_each(Emit *e, int depth, Shape s, bool two, const char *dst, con
   }
 }
 
+enum { MAX_ROWS = 16 };  /* row pointers one loop hoists */
+
+static bool ident_char(char c) {
+  return c == '_' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+// The matrices a loop over rows i and columns j of C columns reads as
+// X[i*C + j]: read through pointers to their rows, set once per row, since
+// libtcc computes what it is given, and the index per element cost the
+// JIT's loops a fifth of their time.
+typedef struct Rows {
+  const char *c;                /* the columns, spelled in C */
+  const char *name[MAX_ROWS];   /* each matrix's name, len[k] characters */
+  size_t len[MAX_ROWS];
+  int n;
+} Rows;
+
+// TEXT with each X[i*C + j] as rowK_[j], X recorded in R.
+static const char *through_rows(Emit *e, Rows *r, const char *text_in) {
+  const char *pat = text(e, "[i*%s + j]", r->c);
+  size_t pl = strlen(pat);
+  Buf body = {0};
+  for (const char *p = text_in; *p;) {
+    const char *hit = strstr(p, pat), *b = hit;
+    while (b && b > p && ident_char(b[-1]))
+      b--;
+    int k = 0;
+    while (hit && k < r->n && !(r->len[k] == (size_t)(hit - b) && !strncmp(r->name[k], b, r->len[k])))
+      k++;
+    if (!hit || b == hit || (k == r->n && r->n == MAX_ROWS)) {  // as it is
+      size_t take = hit ? (size_t)(hit + pl - p) : strlen(p);
+      buf_printf(&body, "%.*s", (int)take, p);
+      p += take;
+      continue;
+    }
+    if (k == r->n)
+      r->name[r->n] = b, r->len[r->n++] = (size_t)(hit - b);
+    buf_printf(&body, "%.*srow%d_[j]", (int)(b - p), p, k);
+    p = hit + pl;
+  }
+  const char *out = text(e, "%s", body.s ? body.s : "");
+  e->oom |= body.oom;
+  buf_free(&body);
+  return out;
+}
+
+// "for (long i = 0; i < ROWS; i++) {" and R's row pointers.
+static void rows_open(Emit *e, int depth, const char *rows, const Rows *r) {
+  line(e, depth, "for (long i = 0; i < %s; i++) {", rows);
+  for (int k = 0; k < r->n; k++)
+    line(e, depth + 1, "const %s *row%d_ = %.*s + i*%s;", e->real, k, (int)r->len[k], r->name[k],
+         r->c);
+}
+
+// DST[i*C + j] OP RHS over the rows and columns of S, through rows.
+static void rows_loop(Emit *e, int depth, Shape s, const char *dst, const char *op,
+                      const char *rhs) {
+  Rows r = {.c = dimc(e, s.c)};
+  const char *body = through_rows(e, &r, rhs);
+  rows_open(e, depth, dimc(e, s.r), &r);
+  line(e, depth + 1, "%s *rowd_ = %s + i*%s;", e->real, dst, r.c);
+  line(e, depth + 1, "for (long j = 0; j < %s; j++)", r.c);
+  line(e, depth + 2, "rowd_[j] %s %s;", op, body);
+  line(e, depth, "}");
+}
+
 // DST (of TOP's shape) OP the elementwise terms of TERMS, with their signs.
 static void loop(Emit *e, int depth, const char *dst, Node *top, const Terms *terms,
                  const char *op) {
@@ -209,7 +275,7 @@ static void loop(Emit *e, int depth, const char *dst, Node *top, const Terms *te
   for (int t = 0; t < terms->n; t++)
     if (!terms->gemm[t])
       two |= needs_2d(e, terms->node[t], top->shape, terms->node[t] == top);
-  for_each(e, depth, top->shape, two, dst, op);
+  Buf rhs = {0};
   bool first = true;
   for (int t = 0; t < terms->n; t++) {
     if (terms->gemm[t])
@@ -218,12 +284,19 @@ static void loop(Emit *e, int depth, const char *dst, Node *top, const Terms *te
     const char *s =
         x == top ? compute_element(e, x, "i", "j", !two) : element(e, x, "i", "j", !two);
     if (first)
-      buf_printf(e->o, "%s%s", terms->sign[t] < 0 ? "-" : "", s);
+      buf_printf(&rhs, "%s%s", terms->sign[t] < 0 ? "-" : "", s);
     else
-      buf_printf(e->o, " %s %s", terms->sign[t] < 0 ? "-" : "+", s);
+      buf_printf(&rhs, " %s %s", terms->sign[t] < 0 ? "-" : "+", s);
     first = false;
   }
-  buf_puts(e->o, ";\n");
+  if (two) {
+    rows_loop(e, depth, top->shape, dst, op, rhs.s ? rhs.s : "");
+  } else {
+    for_each(e, depth, top->shape, two, dst, op);
+    buf_printf(e->o, "%s;\n", rhs.s ? rhs.s : "");
+  }
+  e->oom |= rhs.oom;
+  buf_free(&rhs);
 }
 
 static const char *factorise(Emit *e, int depth, Node *n);
@@ -427,9 +500,12 @@ static void write_sum_axis(Emit *e, int depth, const char *dst, Node *n) {
   }
   line(e, depth, "for (long i = 0; i < %s; i++)", lenc(e, n->shape));
   line(e, depth + 1, "%s[i] = 0;", dst);
-  line(e, depth, "for (long i = 0; i < %s; i++)", dimc(e, a->shape.r));
-  line(e, depth + 1, "for (long j = 0; j < %s; j++)", dimc(e, a->shape.c));
-  line(e, depth + 2, "%s[%s] += %s;", dst, cols ? "j" : "i", element(e, a, "i", "j", false));
+  Rows r = {.c = dimc(e, a->shape.c)};
+  const char *el = through_rows(e, &r, element(e, a, "i", "j", false));
+  rows_open(e, depth, dimc(e, a->shape.r), &r);
+  line(e, depth + 1, "for (long j = 0; j < %s; j++)", r.c);
+  line(e, depth + 2, "%s[%s] += %s;", dst, cols ? "j" : "i", el);
+  line(e, depth, "}");
 }
 
 // A kernel that can fail (CALL returns nonzero for a singular matrix) makes
@@ -567,9 +643,11 @@ static void reduce(Emit *e, int depth, const char *dst, Node *n) {
   bool two = needs_2d(e, a, a->shape, false);
   const char *x = element(e, a, "i", "j", !two);
   line(e, depth, "%s = 0;", dst);
+  Rows r = {.c = dimc(e, a->shape.c)};
   if (two) {
-    line(e, depth, "for (long i = 0; i < %s; i++)", dimc(e, a->shape.r));
-    line(e, depth + 1, "for (long j = 0; j < %s; j++) {", dimc(e, a->shape.c));
+    x = through_rows(e, &r, x);
+    rows_open(e, depth, dimc(e, a->shape.r), &r);
+    line(e, depth + 1, "for (long j = 0; j < %s; j++) {", r.c);
   } else {
     line(e, depth, "for (long i = 0; i < %s; i++) {", lenc(e, a->shape));
   }
@@ -580,6 +658,8 @@ static void reduce(Emit *e, int depth, const char *dst, Node *n) {
     line(e, depth + 1 + two, "%s += v*v;", dst);
   }
   line(e, depth + two, "}");
+  if (two)
+    line(e, depth, "}");
   if (norm)
     line(e, depth, "%s = sqrt%s(%s);", dst, e->libm, dst);
 }
