@@ -318,6 +318,11 @@ static Node *mul(Chain *ch, Node *a, Node *b) {
                  made_by(ch, flip, before)))
       return trans(ch, flip);
   }
+  // x'*B, a row, is (B'*x)': one node for the vector and its transpose,
+  // which lie the same way in memory (x'*inv(A) and inv(A)'*x: one solve).
+  if (a->op == OP_TRANS && is_one(a->shape.r) && !is_one(a->shape.c) && !is_one(b->shape.c) &&
+      !is_one(b->shape.r) && spend(ch))
+    return trans(ch, mul(ch, trans(ch, b), a->a));
   // An outer product times a matrix is the vector times the product of
   // the other vector and the matrix: u*v'*B is u*(v'*B).
   if (outer(a) && !is_one(b->shape.c) && spend(ch))
@@ -687,6 +692,10 @@ static Node *rewrite(Chain *ch, Node *n) {
     if (f)
       return f;
   }
+  // f(v') of an elementwise f is f(v)': the one node f(v) for both.
+  if (op_class[n->op] == SC_MAP && !b && a->op == OP_TRANS && is_one(a->shape.r) &&
+      !is_scalar(a))
+    return trans(ch, op(ch, n->op, a->a, NULL, n->k));
   // ones(n, m).*v, a vector repeated, is the outer product v*ones(1, m)
   // (or ones(n, 1)*v for a row), which a product takes apart (flatten).
   Node *o = n->op == OP_EMUL && is_ones(a) ? b : n->op == OP_EMUL && is_ones(b) ? a : NULL;
