@@ -254,6 +254,8 @@ test: deps all $(if $(PYTHON_TESTS),shared) $(TEST_BINS) $(B)/practice
 	@echo "== examples/practice"; $(B)/practice > /dev/null
 	@echo "== matdiff check on every example"
 	@for f in examples/*.expr; do $(B)/matdiff check $$f || exit 1; done
+	@echo "== random losses over products, sums, inverses and structured matrices"
+	@$(PYTHON) tests/structure_soak.py $(B)/matdiff 400 1
 ifneq ($(SAN),1)
 	@echo "== valgrind: matdiff eval --grad on the seed"
 	@$(VALGRIND) $(B)/matdiff eval examples/seed.expr $(SEED_ARGS) --grad > /dev/null
@@ -617,9 +619,14 @@ soak: all $(B)/tests/test_random
 	@MD_RANDOM_N=$(or $(N),100000) MD_RANDOM_SEED=$(or $(SEED),$$(($$(date +%s) * 1000000))) \
 	  $(B)/tests/test_random --filter 'random/expressions'
 
+# make structure-soak [N=5000] [SEED=S]: N random losses where the rewrites
+# for cost are (tests/structure_soak.py), through matdiff check --order 2.
+structure-soak: all
+	@$(PYTHON) tests/structure_soak.py $(B)/matdiff $(or $(N),5000) $(or $(SEED),$$(date +%s))
+
 clean:
 	rm -rf $(B)
 
 .PHONY: all check test pytest demo deps clean fuzz fuzz-deps fuzz-regress shared install \
-        uninstall train newton bench bench-deps readme-bench soak
+        uninstall train newton bench bench-deps readme-bench soak structure-soak
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,144 @@
+#!/usr/bin/python3
+"""structure_soak.py - random losses built from what chain.c and plan.c
+rewrite (products of rectangular matrices and vectors, sums, transposes,
+inverses, eye, diag, ones, outer products, traces, sums along an axis,
+elementwise functions), each through `matdiff check --order 2`: the JIT's
+value, gradients, JVP, HVPs and Hessians against the tape, and finite
+differences.
+
+tests/gen.c draws from the whole language; this draws where the rewrites
+for cost are, at several sizes, so that a rewrite that takes a sum, a
+reduction or a structured matrix apart wrongly shows. A failure prints
+its program, which `matdiff check FILE --order 2 --seed S` replays.
+
+  tests/structure_soak.py MATDIFF [N] [SEED]
+
+Exits 1 if any program fails. A disagreement that only finite differences
+see, where the tape agrees with the symbolic derivatives to 1e-9, is
+counted apart and is not a failure: the tape is exact, differences are
+not (a small gradient beside a large value).
+"""
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+
+DIMS = ["n", "m", "k"]
+VEC = {"n": "x", "m": "y", "k": "z"}
+MAT = {("n", "m"): "A", ("m", "k"): "B", ("k", "n"): "C", ("n", "n"): "S", ("m", "n"): "E"}
+HEADER = ("A : matrix(n, m)\nB : matrix(m, k)\nC : matrix(k, n)\nS : matrix(n, n)\n"
+          "E : matrix(m, n)\nx : vector(n)\ny : vector(m)\nz : vector(k)\na : scalar\n")
+
+
+class Gen:
+    def __init__(self, seed):
+        self.r = random.Random(seed)
+
+    def leaf(self, r, c):
+        if (r, c) in MAT:
+            return MAT[(r, c)]
+        if (c, r) in MAT:
+            return MAT[(c, r)] + "'"
+        if r == c:
+            return self.r.choice(["eye(%s)" % r, "diag(%s)" % VEC[r]])
+        return "(%s)*(%s)'" % (VEC[r], VEC[c])
+
+    def mat(self, r, c, d):
+        if d <= 0:
+            return self.leaf(r, c)
+        t = self.r.randrange(14)
+        if t < 4:
+            mid = self.r.choice(DIMS)
+            return "(%s)*(%s)" % (self.mat(r, mid, d - 1), self.mat(mid, c, d - 1))
+        if t < 6:
+            return "(%s %s %s)" % (self.mat(r, c, d - 1), self.r.choice("+-"), self.mat(r, c, d - 1))
+        if t == 6:
+            return "(%s)'" % self.mat(c, r, d - 1)
+        if t == 7:
+            return "(%s)*(%s)'" % (self.vec(r, d - 1), self.vec(c, d - 1))
+        if t == 8 and r == c:
+            return "inv(%s + 3*%s*eye(%s))" % (self.mat(r, c, d - 1), r, r)
+        if t == 9:
+            return "%s*(%s)" % (self.r.choice(["2", "a", "-0.5"]), self.mat(r, c, d - 1))
+        if t == 10:
+            if self.r.random() < 0.3:
+                return "ones(%s, %s)" % (r, c)
+            return "(%s).*(%s)" % (self.mat(r, c, d - 1), self.mat(r, c, d - 1))
+        if t == 11:
+            f = self.r.choice(["tanh(%s)", "sigmoid(%s)", "exp(-(%s).^2)"])
+            return f % self.mat(r, c, d - 1)
+        if t == 12 and r == c:
+            return "(%s + %s)" % (self.mat(r, c, d - 1), self.r.choice(["eye(%s)" % r, "1"]))
+        if t == 13:
+            return "(%s).*(%s)" % (self.vec(r, d - 1), self.mat(r, c, d - 1))
+        return self.leaf(r, c)
+
+    def vec(self, r, d):
+        if d <= 0:
+            return VEC[r]
+        t = self.r.randrange(6)
+        c = self.r.choice(DIMS)
+        if t < 3:
+            return "(%s)*(%s)" % (self.mat(r, c, d - 1), self.vec(c, d - 1))
+        if t == 3:
+            return "(%s %s %s)" % (self.vec(r, d - 1), self.r.choice("+-"), self.vec(r, d - 1))
+        if t == 4:
+            return "sum(%s, 2)" % self.mat(r, c, d - 1)
+        return "sum(%s, 1)'" % self.mat(c, r, d - 1)
+
+    def scalar(self, d):
+        t = self.r.randrange(8)
+        r, c = self.r.choice(DIMS), self.r.choice(DIMS)
+        if t == 0:
+            return "sum(%s)" % self.mat(r, c, d)
+        if t == 1:
+            return "tr(%s)" % self.mat(r, r, d)
+        if t == 2:
+            return "(%s)'*(%s)" % (self.vec(r, d), self.vec(r, d))
+        if t == 3:
+            return "||%s||_F^2" % self.mat(r, c, d)
+        if t == 4:
+            return "(%s)'*(%s)*(%s)" % (self.vec(r, d - 1), self.mat(r, c, d - 1), self.vec(c, d - 1))
+        if t == 5:
+            return "sum(diag(%s))" % self.mat(r, r, d)
+        if t == 6:
+            return "logdet((%s)'*(%s) + eye(%s))" % (self.mat(c, r, d - 1), self.mat(c, r, d - 1), r)
+        return "sum(%s)" % self.vec(r, d)
+
+    def program(self):
+        return HEADER + "f = %s + %s\n" % (self.scalar(self.r.randrange(1, 4)),
+                                           self.scalar(self.r.randrange(1, 3)))
+
+
+def main():
+    matdiff = sys.argv[1]
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 200
+    seed = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    g = Gen(seed)
+    failed = fd_only = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "p.expr")
+        for i in range(n):
+            src = g.program()
+            with open(path, "w") as f:
+                f.write(src)
+            r = subprocess.run([matdiff, "check", path, "--order", "2", "--seed", str(i + 1)],
+                               capture_output=True, text=True, timeout=120)
+            out = r.stdout + r.stderr
+            tapes = [float(t) for t in re.findall(r"tape ([0-9.e+-]+)", out)]
+            if r.returncode == 0:
+                continue
+            if "error:" not in out and tapes and max(tapes) <= 1e-9:
+                fd_only += 1
+                continue
+            failed += 1
+            print("---- failed (matdiff check FILE --order 2 --seed %d):\n%s%s" % (i + 1, src, out))
+    print("structure_soak: %d programs from seed %d, %d failed, %d where only finite "
+          "differences disagreed" % (n, seed, failed, fd_only))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
