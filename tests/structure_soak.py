@@ -2,7 +2,8 @@
 """structure_soak.py - random losses built from what chain.c and plan.c
 rewrite (products of rectangular matrices and vectors, sums, transposes,
 inverses, eye, diag, ones, outer products, traces, sums along an axis,
-elementwise functions), each through `matdiff check --order 2`: the JIT's
+elementwise functions), every other one over four square matrices, each
+through `matdiff check --order 2`: the JIT's
 value, gradients, JVP, HVPs and Hessians against the tape, and finite
 differences.
 
@@ -30,13 +31,26 @@ VEC = {"n": "x", "m": "y", "k": "z"}
 MAT = {("n", "m"): "A", ("m", "k"): "B", ("k", "n"): "C", ("n", "n"): "S", ("m", "n"): "E"}
 HEADER = ("A : matrix(n, m)\nB : matrix(m, k)\nC : matrix(k, n)\nS : matrix(n, n)\n"
           "E : matrix(m, n)\nx : vector(n)\ny : vector(m)\nz : vector(k)\na : scalar\n")
+# Every other program is square: four n x n matrices, so that sums of
+# matrices (and of them with eye, 1 and outer products) are common.
+SQUARE = ("A : matrix(n, n)\nB : matrix(n, n)\nC : matrix(n, n)\nD : matrix(n, n)\n"
+          "x : vector(n)\ny : vector(n)\nz : vector(n)\na : scalar\n")
 
 
 class Gen:
     def __init__(self, seed):
         self.r = random.Random(seed)
+        self.square = False
+
+    def dims(self):
+        return ["n"] if self.square else DIMS
 
     def leaf(self, r, c):
+        if self.square:
+            t = self.r.randrange(10)
+            if t < 7:
+                return self.r.choice(["A", "B", "C", "D", "A'", "B'"])
+            return self.r.choice(["eye(n)", "diag(x)", "(y)*(x)'"])
         if (r, c) in MAT:
             return MAT[(r, c)]
         if (c, r) in MAT:
@@ -50,7 +64,7 @@ class Gen:
             return self.leaf(r, c)
         t = self.r.randrange(14)
         if t < 4:
-            mid = self.r.choice(DIMS)
+            mid = self.r.choice(self.dims())
             return "(%s)*(%s)" % (self.mat(r, mid, d - 1), self.mat(mid, c, d - 1))
         if t < 6:
             return "(%s %s %s)" % (self.mat(r, c, d - 1), self.r.choice("+-"), self.mat(r, c, d - 1))
@@ -77,9 +91,9 @@ class Gen:
 
     def vec(self, r, d):
         if d <= 0:
-            return VEC[r]
+            return self.r.choice("xyz") if self.square else VEC[r]
         t = self.r.randrange(6)
-        c = self.r.choice(DIMS)
+        c = self.r.choice(self.dims())
         if t < 3:
             return "(%s)*(%s)" % (self.mat(r, c, d - 1), self.vec(c, d - 1))
         if t == 3:
@@ -90,7 +104,7 @@ class Gen:
 
     def scalar(self, d):
         t = self.r.randrange(8)
-        r, c = self.r.choice(DIMS), self.r.choice(DIMS)
+        r, c = self.r.choice(self.dims()), self.r.choice(self.dims())
         if t == 0:
             return "sum(%s)" % self.mat(r, c, d)
         if t == 1:
@@ -107,9 +121,10 @@ class Gen:
             return "logdet((%s)'*(%s) + eye(%s))" % (self.mat(c, r, d - 1), self.mat(c, r, d - 1), r)
         return "sum(%s)" % self.vec(r, d)
 
-    def program(self):
-        return HEADER + "f = %s + %s\n" % (self.scalar(self.r.randrange(1, 4)),
-                                           self.scalar(self.r.randrange(1, 3)))
+    def program(self, square):
+        self.square = square
+        return (SQUARE if square else HEADER) + "f = %s + %s\n" % (
+            self.scalar(self.r.randrange(1, 4)), self.scalar(self.r.randrange(1, 3)))
 
 
 def main():
@@ -121,7 +136,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "p.expr")
         for i in range(n):
-            src = g.program()
+            src = g.program(i % 2 == 1)
             with open(path, "w") as f:
                 f.write(src)
             r = subprocess.run([matdiff, "check", path, "--order", "2", "--seed", str(i + 1)],
