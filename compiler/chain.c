@@ -177,6 +177,7 @@ static Node *mul(Chain *ch, Node *a, Node *b);
 
 // A matrix product, not a scaling by a scalar.
 static bool matrix_product(const Node *n);
+static bool pushable(const Node *x, bool sum, int *budget);
 
 static Node *reduce(Chain *ch, Op o, long k, Node *x);
 
@@ -329,23 +330,34 @@ static Node *mul(Chain *ch, Node *a, Node *b) {
     return mul(ch, a->a, mul(ch, a->b, b));
   if (outer(b) && !is_one(a->shape.r) && spend(ch))
     return mul(ch, mul(ch, a, b->a), b->b);
-  // A product of matrices, computed for this alone, times a vector: the
-  // vector first. (A row times a column stays: that is a dot product.)
+  // A product of matrices times a vector: the vector first. Where the
+  // product is needed whole as well, that costs a product with a vector
+  // more, O(n^2), against the O(n^3) it saves where it is not (the
+  // tangent dS*S + S*dS of S*S, read by vectors only). (A row times a
+  // column stays: that is a dot product.)
   if (matrix_product(a) && is_one(b->shape.c) && !is_one(a->shape.r) && !is_one(a->shape.c) &&
-      once(ch, a) && spend(ch))
+      spend(ch))
     return mul(ch, a->a, mul(ch, a->b, b));
   if (matrix_product(b) && is_one(a->shape.r) && !is_one(b->shape.r) && !is_one(b->shape.c) &&
-      once(ch, b) && spend(ch))
+      spend(ch))
     return mul(ch, mul(ch, a, b->a), b->b);
-  if (a->op == OP_TRANS && flat_sum(a->a) && is_one(b->shape.c) && once(ch, a->a) &&
-      spend(ch)) {
-    Node *l = mul(ch, trans(ch, a->a->a), b);  // (P + Q)'*x is P'*x + Q'*x
+  // (P + Q)*x is P*x + Q*x: used once, or with a product in it, for the
+  // same reason; (P + Q)'*x is P'*x + Q'*x.
+  if (a->op == OP_TRANS && flat_sum(a->a) && is_one(b->shape.c) &&
+      (once(ch, a->a) || pushable(a->a, false, &(int){MAX_TERMS})) && spend(ch)) {
+    Node *l = mul(ch, trans(ch, a->a->a), b);
     return op(ch, a->a->op, l, mul(ch, trans(ch, a->a->b), b), 0);
   }
-  if (flat_sum(a) && is_one(b->shape.c) && once(ch, a) && spend(ch))
-    return op(ch, a->op, mul(ch, a->a, b), mul(ch, a->b, b), 0);
-  if (flat_sum(b) && is_one(a->shape.r) && once(ch, b) && spend(ch))
-    return op(ch, b->op, mul(ch, a, b->a), mul(ch, a, b->b), 0);
+  if (flat_sum(a) && is_one(b->shape.c) &&
+      (once(ch, a) || pushable(a, false, &(int){MAX_TERMS})) && spend(ch)) {
+    Node *l = mul(ch, a->a, b);
+    return op(ch, a->op, l, mul(ch, a->b, b), 0);
+  }
+  if (flat_sum(b) && is_one(a->shape.r) &&
+      (once(ch, b) || pushable(b, false, &(int){MAX_TERMS})) && spend(ch)) {
+    Node *l = mul(ch, a, b->a);
+    return op(ch, b->op, l, mul(ch, a, b->b), 0);
+  }
   return op(ch, OP_MUL, a, b, 0);
 }
 

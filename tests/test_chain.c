@@ -336,6 +336,7 @@ Test(chain, a_hessian_vector_product_takes_the_vector_first) {
       "A : matrix(n, n)\nB : matrix(n, n)\nC : matrix(n, n)\nx : vector(n)\ny = sum(A*B*C*x)\n",
       "A : matrix(n, n)\nB : matrix(n, n)\nx : vector(n)\ny = x'*A*B*x + sum(A*B)\n",
       "A : matrix(n, n)\nB : matrix(n, n)\nx : vector(n)\ny = ||A*B*x||^2 + tr(A*B)\n",
+      "A : matrix(n, n)\nS : matrix(n, n)\nx : vector(n)\nu : vector(n)\nf = (A*u)'*(S*S)*(S*x)\n",
   };
   for (size_t i = 0; i < sizeof progs / sizeof *progs; i++) {
     md_error err;
