@@ -282,6 +282,17 @@ static Node *mul(Chain *ch, Node *a, Node *b) {
     Node *l = term_mul(ch, b->a, b->shape, a, false);
     return op(ch, b->op, l, term_mul(ch, b->b, b->shape, a, false), 0);
   }
+  // (S)' of a structured sum S is the sum of its terms' transposes.
+  if (a->op == OP_TRANS && structured_sum(a->a) && spend(ch)) {
+    Node *s = a->a, *l = term_mul(ch, is_scalar(s->a) ? s->a : trans(ch, s->a), a->shape, b, true);
+    return op(ch, s->op, l,
+              term_mul(ch, is_scalar(s->b) ? s->b : trans(ch, s->b), a->shape, b, true), 0);
+  }
+  if (b->op == OP_TRANS && structured_sum(b->a) && spend(ch)) {
+    Node *s = b->a, *l = term_mul(ch, is_scalar(s->a) ? s->a : trans(ch, s->a), b->shape, a, false);
+    return op(ch, s->op, l,
+              term_mul(ch, is_scalar(s->b) ? s->b : trans(ch, s->b), b->shape, a, false), 0);
+  }
   if (a->op == OP_MUL && is_scalar(a->a) != is_scalar(a->b) && !is_scalar(b)) {
     Node *m = is_scalar(a->a) ? a->b : a->a;  // (c*S)*B is c*(S*B), S structured
     if ((structured_sum(m) || is_diag(m) || is_ones(m) || outer(m)) && spend(ch))
@@ -407,6 +418,38 @@ static bool pushable(const Node *x, bool sum, int *budget) {
   return x->op == OP_TRANS && !is_scalar(x) && pushable(x->a, sum, budget);
 }
 
+// sum(X, K) of X = S.*M, M (of X's shape) with a product in it and S an
+// outer product u*w' or a vector v repeated along M's rows or columns: the
+// vectors taken into the product, which is then never formed whole:
+// sum(u*w'.*M) is u'*M*w, sum(v.*M, 1) is v'*M, and so on. NULL if X is
+// not such a product.
+static Node *sum_of_scaled(Chain *ch, long k, Node *x) {
+  for (int side = 0; side < 2; side++) {
+    Node *s = side ? x->a : x->b, *m = side ? x->b : x->a;
+    if (!shape_eq(m->shape, x->shape) || !pushable(m, true, &(int){MAX_TERMS}))
+      continue;
+    if (outer(s) && shape_eq(s->shape, x->shape)) {
+      Node *u = s->a, *w = trans(ch, s->b);  // columns: S = u*w'
+      if (k == 1)
+        return op(ch, OP_EMUL, mul(ch, trans(ch, u), m), s->b, 0);
+      if (k == 2)
+        return op(ch, OP_EMUL, mul(ch, m, w), u, 0);
+      return mul(ch, mul(ch, trans(ch, u), m), w);
+    }
+    bool col = shape_is_column(s->shape) && !is_one(x->shape.c) && dim_eq(s->shape.r, x->shape.r);
+    bool row = shape_is_row(s->shape) && !is_one(x->shape.r) && dim_eq(s->shape.c, x->shape.c);
+    if (col)  // v.*M, row i times v(i)
+      return k == 1   ? mul(ch, trans(ch, s), m)
+             : k == 2 ? op(ch, OP_EMUL, s, reduce(ch, OP_SUM, 2, m), 0)
+                      : mul(ch, trans(ch, s), reduce(ch, OP_SUM, 2, m));
+    if (row)  // M.*v', column j times v(j)
+      return k == 2   ? mul(ch, m, trans(ch, s))
+             : k == 1 ? op(ch, OP_EMUL, s, reduce(ch, OP_SUM, 1, m), 0)
+                      : mul(ch, reduce(ch, OP_SUM, 1, m), trans(ch, s));
+  }
+  return NULL;
+}
+
 static Node *reduce(Chain *ch, Op o, long k, Node *x) {
   if (!x)
     return NULL;
@@ -428,6 +471,11 @@ static Node *reduce(Chain *ch, Op o, long k, Node *x) {
     if (sum && k)
       return trans(ch, reduce(ch, o, 3 - k, x->a));
     return reduce(ch, o, k, x->a);  // tr, diag and sum are the transpose's
+  }
+  if (sum && x->op == OP_EMUL && !is_scalar(x->a) && !is_scalar(x->b)) {
+    Node *r = sum_of_scaled(ch, k, x);
+    if (r)
+      return r;
   }
   if (sum && x->op == OP_INV) {  // solves with ones (plan.c), not the inverse
     Node *r = k == 1 ? x : op(ch, OP_MUL, x, ones(ch, x->shape.c, dim_lit(1)), 0);
@@ -703,6 +751,18 @@ static Node *rewrite(Chain *ch, Node *n) {
     Node *f = factor_out(ch, n->op, a, b);
     if (f)
       return f;
+  }
+  // (u*w').*v, an outer product scaled along its rows by a column v (or
+  // along its columns by a row), is the outer product (u.*v)*w' (or
+  // u*(w'.*v)), which a product takes apart.
+  for (int side = 0; n->op == OP_EMUL && side < 2; side++) {
+    Node *o = side ? b : a, *v = side ? a : b;
+    if (!outer(o) || is_scalar(v) || !shape_eq(n->shape, o->shape))
+      continue;
+    if (shape_is_column(v->shape) && !is_one(n->shape.c))
+      return op(ch, OP_MUL, is_ones(o->a) ? v : op(ch, OP_EMUL, o->a, v, 0), o->b, 0);
+    if (shape_is_row(v->shape) && !is_one(n->shape.r))
+      return op(ch, OP_MUL, o->a, is_ones(o->b) ? v : op(ch, OP_EMUL, o->b, v, 0), 0);
   }
   // f(v') of an elementwise f is f(v)': the one node f(v) for both.
   if (op_class[n->op] == SC_MAP && !b && a->op == OP_TRANS && is_one(a->shape.r) &&

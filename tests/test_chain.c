@@ -168,6 +168,9 @@ static const Case cases[] = {
     /* a row x'*B as (B'*x)', f(v') as f(v)': one node for both */
     {"A : matrix(n, n)\nx : vector(n)\ny : vector(n)\n"
      "f = sum(exp(x'*inv(A + n*eye(n)))) + sum(tanh(y'*A)) + sum(tanh(A'*y).*x)\n", false},
+    /* what a sum reads of a product scaled by vectors: u'*M*w, v'*M */
+    {"A : matrix(n, 3)\nB : matrix(3, n)\nC : matrix(n, n)\nu : vector(n)\nv : vector(n)\n"
+     "a : scalar\nf = u'*(a*(C*C))*v + sum(v.*(C*C), 1)*u + sum((C*C).*u', 2)'*v\n", false},
     /* sums of an inverse as solves with ones; a repeated vector as u*1' */
     {"X : matrix(n, n)\nY : matrix(n, n)\ny = sum(inv(X)) + sum(exp(sum(inv(Y), 2)))\n", false},
     {"X : matrix(n, n)\nv : vector(n)\ny = sum(exp(sum(inv(X), 1))) + sum(X*(ones(n, n).*v))\n",
