@@ -352,6 +352,13 @@ static Node *mul(Chain *ch, Node *a, Node *b) {
   if (matrix_product(b) && is_one(a->shape.r) && !is_one(b->shape.r) && !is_one(b->shape.c) &&
       spend(ch))
     return mul(ch, mul(ch, a, b->a), b->b);
+  // (P*Q)'*x is Q'*(P'*x), and x'*(P*Q)' is (x'*Q')*P', alike.
+  if (a->op == OP_TRANS && matrix_product(a->a) && is_one(b->shape.c) && !is_one(a->shape.r) &&
+      !is_one(a->shape.c) && spend(ch))
+    return mul(ch, trans(ch, a->a->b), mul(ch, trans(ch, a->a->a), b));
+  if (b->op == OP_TRANS && matrix_product(b->a) && is_one(a->shape.r) && !is_one(b->shape.r) &&
+      !is_one(b->shape.c) && spend(ch))
+    return mul(ch, mul(ch, a, trans(ch, b->a->b)), trans(ch, b->a->a));
   // (P + Q)*x is P*x + Q*x: used once, or with a product in it, for the
   // same reason; (P + Q)'*x is P'*x + Q'*x.
   if (a->op == OP_TRANS && flat_sum(a->a) && is_one(b->shape.c) &&
