@@ -12,7 +12,12 @@ for cost are, at several sizes, so that a rewrite that takes a sum, a
 reduction or a structured matrix apart wrongly shows. A failure prints
 its program, which `matdiff check FILE --order 2 --seed S` replays.
 
-  tests/structure_soak.py MATDIFF [N] [SEED]
+  tests/structure_soak.py MATDIFF [N] [SEED] [--cost]
+
+With --cost it checks nothing and measures instead: `matdiff cost` of each
+loss with every size 1000, printing those whose gradients cost over 4.5
+times the value or whose Hessian-vector product over 12 times (an O(n^3)
+step where the value has none, most often), and how many.
 
 Exits 1 if any program fails. A disagreement that only finite differences
 see, where the tape agrees with the symbolic derivatives to 1e-9, is
@@ -127,10 +132,32 @@ class Gen:
             self.scalar(self.r.randrange(1, 4)), self.scalar(self.r.randrange(1, 3)))
 
 
+def cost_scan(matdiff, n, seed):
+    g = Gen(seed)
+    flagged = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "p.expr")
+        for i in range(n):
+            src = g.program(i % 2 == 1)
+            with open(path, "w") as f:
+                f.write(src)
+            r = subprocess.run([matdiff, "cost", path, "--dim", "n=1000", "--dim", "m=1000",
+                                "--dim", "k=1000"], capture_output=True, text=True, timeout=120)
+            x = [float(t) for t in re.findall(r"\(([0-9.]+) times the value\)", r.stdout)]
+            if len(x) >= 2 and (x[0] > 4.5 or x[1] > 12):
+                flagged += 1
+                print("gradients %.1fx, HVP %.1fx: %s" % (x[0], x[1], src.splitlines()[-1]))
+    print("structure_soak --cost: %d losses from seed %d, %d flagged" % (n, seed, flagged))
+    return 0
+
+
 def main():
-    matdiff = sys.argv[1]
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 200
-    seed = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    args = [a for a in sys.argv[1:] if a != "--cost"]
+    matdiff = args[0]
+    n = int(args[1]) if len(args) > 1 else 200
+    seed = int(args[2]) if len(args) > 2 else 1
+    if "--cost" in sys.argv:
+        return cost_scan(matdiff, n, seed)
     g = Gen(seed)
     failed = fd_only = 0
     with tempfile.TemporaryDirectory() as tmp:
