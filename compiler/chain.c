@@ -34,12 +34,13 @@
  *     (P + Q)*x is P*x + Q*x for a vector x, used once: no n x n sum.
  *   - Sums of products, as forward mode writes tangents (d(A*B*C*x) is
  *     (dA*B + A*dB)*C*x + ...), never make the vector wait: a reduction
- *     (sum, tr, diag) is taken through sums and into products (reduce),
- *     a product used once times a vector takes the vector first, an
- *     outer product times a matrix is u*(v'*B), P*R + Q*R is (P + Q)*R,
- *     and a product with a sum of structured terms ((eye(n) + 2*u*v')*B,
- *     as the simplifier factors) is the products with its terms. So a
- *     Hessian-vector product does no O(n^3) work its gradients do not.
+ *     (sum, tr, diag) is taken through sums with a product in them and
+ *     into products (reduce), a vector goes first into a product or such
+ *     a sum whatever else reads it, an outer product times a matrix is
+ *     u*(v'*B), P*R + Q*R is (P + Q)*R, and a product with a sum of
+ *     structured terms ((eye(n) + 2*u*v')*B, as the simplifier factors)
+ *     is the products with its terms (spread). So a Hessian-vector
+ *     product mostly does no O(n^3) work its gradients do not.
  *
  * One sweep by increasing id rewrites each node after its operands, with
  * no recursion over the DAG's depth; the rewrites through sums and
@@ -95,6 +96,15 @@ typedef struct Chain {
 static bool is_scalar(const Node *n) { return shape_is_scalar(n->shape); }
 
 static bool is_one(Dim d) { return d.sym < 0 && d.n == 1; }
+
+// The matrix that N, a scaling c*M (or M*c) by a scalar c, scales, and
+// into *COEF c; NULL if N is no such scaling.
+static Node *scaled(const Node *n, Node **coef) {
+  if (n->op != OP_MUL || is_scalar(n->a) == is_scalar(n->b))
+    return NULL;
+  *coef = is_scalar(n->a) ? n->a : n->b;
+  return is_scalar(n->a) ? n->b : n->a;
+}
 
 // A matrix product, or a scaling of a matrix by a scalar.
 // (P*Q)' is Q'*P': the transpose of a product is a chain too.
@@ -242,8 +252,9 @@ static bool structured(const Node *x, Shape s, int *budget) {
     return true;
   if (x->op == OP_TRANS)
     return structured(x->a, x->a->shape, budget);
-  if (x->op == OP_MUL && is_scalar(x->a) != is_scalar(x->b))
-    return structured(is_scalar(x->a) ? x->b : x->a, s, budget);
+  Node *c, *m = scaled(x, &c);
+  if (m)
+    return structured(m, s, budget);
   if (matrix_product(x))
     return outer(x);
   return (x->op == OP_ADD || x->op == OP_SUB) && structured(x->a, s, budget) &&
@@ -267,6 +278,19 @@ static Node *term_mul(Chain *ch, Node *t, Shape s, Node *b, bool left) {
   return op(ch, OP_MUL, t, left ? mul(ch, o, b) : mul(ch, b, o), 0);
 }
 
+// S*B (LEFT) or B*S for S a structured sum or the transpose of one: the
+// products with its terms (their transposes); NULL if S is neither.
+static Node *spread(Chain *ch, Node *s, Node *b, bool left) {
+  bool tr = s->op == OP_TRANS;
+  Node *sum = tr ? s->a : s;
+  if (!structured_sum(sum) || !spend(ch))
+    return NULL;
+  Node *t[2] = {sum->a, sum->b}, *p[2];
+  for (int k = 0; k < 2; k++)  // in order: the ids
+    p[k] = term_mul(ch, tr && !is_scalar(t[k]) ? trans(ch, t[k]) : t[k], s->shape, b, left);
+  return op(ch, sum->op, p[0], p[1], 0);
+}
+
 /* A*B with the structure of either used. */
 static Node *mul(Chain *ch, Node *a, Node *b) {
   if (!a || !b)
@@ -274,34 +298,13 @@ static Node *mul(Chain *ch, Node *a, Node *b) {
   Node *sym = symmetric(ch, a, b);
   if (sym)
     return sym;
-  if (structured_sum(a) && spend(ch)) {
-    Node *l = term_mul(ch, a->a, a->shape, b, true);  // in order: the ids
-    return op(ch, a->op, l, term_mul(ch, a->b, a->shape, b, true), 0);
-  }
-  if (structured_sum(b) && spend(ch)) {
-    Node *l = term_mul(ch, b->a, b->shape, a, false);
-    return op(ch, b->op, l, term_mul(ch, b->b, b->shape, a, false), 0);
-  }
-  // (S)' of a structured sum S is the sum of its terms' transposes.
-  if (a->op == OP_TRANS && structured_sum(a->a) && spend(ch)) {
-    Node *s = a->a, *l = term_mul(ch, is_scalar(s->a) ? s->a : trans(ch, s->a), a->shape, b, true);
-    return op(ch, s->op, l,
-              term_mul(ch, is_scalar(s->b) ? s->b : trans(ch, s->b), a->shape, b, true), 0);
-  }
-  if (b->op == OP_TRANS && structured_sum(b->a) && spend(ch)) {
-    Node *s = b->a, *l = term_mul(ch, is_scalar(s->a) ? s->a : trans(ch, s->a), b->shape, a, false);
-    return op(ch, s->op, l,
-              term_mul(ch, is_scalar(s->b) ? s->b : trans(ch, s->b), b->shape, a, false), 0);
-  }
-  if (a->op == OP_MUL && is_scalar(a->a) != is_scalar(a->b) && !is_scalar(b)) {
-    Node *m = is_scalar(a->a) ? a->b : a->a;  // (c*S)*B is c*(S*B), S structured
-    if ((structured_sum(m) || is_diag(m) || is_ones(m) || outer(m)) && spend(ch))
-      return op(ch, OP_MUL, is_scalar(a->a) ? a->a : a->b, mul(ch, m, b), 0);
-  }
-  if (b->op == OP_MUL && is_scalar(b->a) != is_scalar(b->b) && !is_scalar(a)) {
-    Node *m = is_scalar(b->a) ? b->b : b->a;
-    if ((structured_sum(m) || is_diag(m) || is_ones(m) || outer(m)) && spend(ch))
-      return op(ch, OP_MUL, is_scalar(b->a) ? b->a : b->b, mul(ch, a, m), 0);
+  Node *sp = spread(ch, a, b, true);
+  if (sp || (sp = spread(ch, b, a, false)))
+    return sp;
+  for (int side = 0; side < 2 && !is_scalar(a) && !is_scalar(b); side++) {
+    Node *c, *m = scaled(side ? b : a, &c);  // (c*S)*B is c*(S*B), S structured
+    if (m && (structured_sum(m) || is_diag(m) || is_ones(m) || outer(m)) && spend(ch))
+      return op(ch, OP_MUL, c, side ? mul(ch, a, m) : mul(ch, m, b), 0);
   }
   if (a->op == OP_EYE)
     return b;
@@ -399,17 +402,6 @@ static bool matrix_product(const Node *n) {
   return n->op == OP_MUL && !is_scalar(n->a) && !is_scalar(n->b);
 }
 
-/* The reduction O (sum along K, tr or diag) of X, a rewritten node, taken
-   inside (within the node's budget): a sum's terms are reduced each, so
-   that sum((P + Q)*C, 1) is sum(P, 1)*C + sum(Q, 1)*C, vectors all the
-   way, where the sum would first form an n x n product; a transpose is
-   read the other way; a product P*Q gives up what is summed of it first,
-   sum(P, 1)*Q or P*sum(Q, 2), and its trace or diagonal is read as
-   read_product reads it. Forward mode writes such sums of products (the
-   tangent of A*B*C*x is (dA*B + A*dB)*C*x + ...), and a Hessian-vector
-   product reduces them. Where X is needed whole as well, this costs a
-   product of a vector more, O(n^2), against the O(n^3) it saves where
-   it is not: so X is taken apart whatever else uses it. */
 // Is there a product (or an inverse, for a sum) in X, through its sums,
 // scalings and transposes, that a reduction taken inside saves work on?
 // Else a sum of buffers (softmax(Z) - Y) is read once, not term by term.
@@ -420,8 +412,9 @@ static bool pushable(const Node *x, bool sum, int *budget) {
     return true;
   if (flat_sum(x))
     return pushable(x->a, sum, budget) || pushable(x->b, sum, budget);
-  if (x->op == OP_MUL && is_scalar(x->a) != is_scalar(x->b))
-    return pushable(is_scalar(x->a) ? x->b : x->a, sum, budget);
+  Node *c, *m = scaled(x, &c);
+  if (m)
+    return pushable(m, sum, budget);
   return x->op == OP_TRANS && !is_scalar(x) && pushable(x->a, sum, budget);
 }
 
@@ -457,6 +450,17 @@ static Node *sum_of_scaled(Chain *ch, long k, Node *x) {
   return NULL;
 }
 
+/* The reduction O (sum along K, tr or diag) of X, a rewritten node, taken
+   inside (within the node's budget): a sum's terms are reduced each, so
+   that sum((P + Q)*C, 1) is sum(P, 1)*C + sum(Q, 1)*C, vectors all the
+   way, where the sum would first form an n x n product; a transpose is
+   read the other way; a product P*Q gives up what is summed of it first,
+   sum(P, 1)*Q or P*sum(Q, 2), and its trace or diagonal is read as
+   read_product reads it. Forward mode writes such sums of products (the
+   tangent of A*B*C*x is (dA*B + A*dB)*C*x + ...), and a Hessian-vector
+   product reduces them. Where X is needed whole as well, this costs a
+   product of a vector more, O(n^2), against the O(n^3) it saves where
+   it is not: so X is taken apart whatever else uses it. */
 static Node *reduce(Chain *ch, Op o, long k, Node *x) {
   if (!x)
     return NULL;
@@ -470,10 +474,9 @@ static Node *reduce(Chain *ch, Op o, long k, Node *x) {
     Node *a = reduce(ch, o, k, x->a);  // in this order: the budget
     return op(ch, x->op, a, reduce(ch, o, k, x->b), 0);
   }
-  if (x->op == OP_MUL && is_scalar(x->a) != is_scalar(x->b)) {  // a scaling
-    Node *coef = is_scalar(x->a) ? x->a : x->b, *m = is_scalar(x->a) ? x->b : x->a;
+  Node *coef, *m = scaled(x, &coef);
+  if (m)
     return op(ch, OP_MUL, coef, reduce(ch, o, k, m), 0);
-  }
   if (x->op == OP_TRANS && !is_scalar(x)) {
     if (sum && k)
       return trans(ch, reduce(ch, o, 3 - k, x->a));
