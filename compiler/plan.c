@@ -263,18 +263,22 @@ static bool costly_call(const Node *n) {
   return f != NULL;
 }
 
-// f(S) in a buffer, f a block function and S a sum or product used only
-// there: S is written into the buffer as terms (X*W + b' as b' repeated,
-// then gemm onto it), and f maps it in place. No buffer for S.
 static Node *inverse(const Plan *p, Node *n);
 
-// (A product with an inverse keeps its buffer: plan_solves makes it a
-// solve, which writes a buffer of its own.)
+// A product with an inverse among its operands: plan_solves may make it a
+// solve, which writes a buffer of its own.
+static bool solvable(const Plan *p, const Node *n) {
+  return is_product(n) && (inverse(p, n->a) || inverse(p, n->b));
+}
+
+// f(S) in a buffer, f a block function and S a sum or product used only
+// there: S is written into the buffer as terms (X*W + b' as b' repeated,
+// then gemm onto it), and f maps it in place. No buffer for S, unless S
+// is solvable: a solve writes its own.
 static void plan_mapped(Plan *p, Node *n) {
   Node *a = n->a;
   if (!plan_block_function(n) || p->uses[a->id] != 1 || p->form[a->id] == F_BUFFER ||
-      !shape_eq(a->shape, n->shape) ||
-      (is_product(a) && (inverse(p, a->a) || inverse(p, a->b))))
+      !shape_eq(a->shape, n->shape) || solvable(p, a))
     return;
   if (flat_sum(a)) {
     p->form[a->id] = F_TERM;
@@ -310,9 +314,8 @@ static void plan_forms(Plan *p, Node **user) {
     Op op = g->op;
     // (An added product with an inverse gets a buffer: a solve writes its
     // own, which is then added, where the product would form the inverse.)
-    bool solve = is_product(g) && (inverse(p, g->a) || inverse(p, g->b));
     if (!scalar(g) && p->uses[g->id] == 1 && !op_is_leaf(op) && op != OP_TRANS &&
-        !(r >= p->added && (kernel(g) || op == OP_SUM || solve))) {
+        !(r >= p->added && (kernel(g) || op == OP_SUM || solvable(p, g)))) {
       Node *sym = r >= p->added ? added_syrk(p, g) : NULL;
       p->form[g->id] = F_ROOT;
       if (sym)
