@@ -22,6 +22,7 @@
  * fused into their user, which products are absorbed into a sum; this
  * file prints from that plan.
  */
+#include <ctype.h>
 #include <float.h>
 #include <math.h>
 #include <string.h>
@@ -204,10 +205,6 @@ static void for_each(Emit *e, int depth, Shape s, bool two, const char *dst, con
 
 enum { MAX_ROWS = 16 };  /* row pointers one loop hoists */
 
-static bool ident_char(char c) {
-  return c == '_' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
 // The matrices a loop over rows i and columns j of C columns reads as
 // X[i*C + j]: read through pointers to their rows, set once per row, since
 // libtcc computes what it is given, and the index per element cost the
@@ -226,10 +223,11 @@ static const char *through_rows(Emit *e, Rows *r, const char *text_in) {
   Buf body = {0};
   for (const char *p = text_in; *p;) {
     const char *hit = strstr(p, pat), *b = hit;
-    while (b && b > p && ident_char(b[-1]))
+    while (b && b > p && (isalnum((unsigned char)b[-1]) || b[-1] == '_'))
       b--;
     int k = 0;
-    while (hit && k < r->n && !(r->len[k] == (size_t)(hit - b) && !strncmp(r->name[k], b, r->len[k])))
+    while (hit && k < r->n &&
+           !(r->len[k] == (size_t)(hit - b) && !strncmp(r->name[k], b, r->len[k])))
       k++;
     if (!hit || b == hit || (k == r->n && r->n == MAX_ROWS)) {  // as it is
       size_t take = hit ? (size_t)(hit + pl - p) : strlen(p);
@@ -432,8 +430,9 @@ static bool add_bcast_terms(Emit *e, int depth, const char *dst, Node *n, const 
 }
 
 // DST = (or with ACCUMULATE, +=) SIGN*c*X, T (the one term of N) being
-// c*X or X: c a scalar, X in memory of N's shape as it is, not N's own. The runtime's axpby, one call, where the
-// JIT's own loop would be slower: a gradient's d_A += 2*A.
+// c*X or X: c a scalar, X in memory of N's shape as it is, not N's own.
+// The runtime's axpby, one call, where the JIT's own loop would be slower:
+// a gradient's d_A += 2*A.
 static bool axpby(Emit *e, int depth, const char *dst, Node *n, Node *t, int sign,
                   bool accumulate) {
   Shape shape = n->shape;
@@ -441,7 +440,8 @@ static bool axpby(Emit *e, int depth, const char *dst, Node *n, Node *t, int sig
   bool tr;
   // A term in memory is read as it is: the plan has X's memory, which the
   // loop would not read, reused by then.
-  if ((t->op == OP_MUL || t->op == OP_EMUL) && scalar(t->a) != scalar(t->b) && !in_memory(e->p, t))
+  if ((t->op == OP_MUL || t->op == OP_EMUL) && scalar(t->a) != scalar(t->b) &&
+      !in_memory(e->p, t))
     c = scalar(t->a) ? t->a : t->b, x = scalar(t->a) ? t->b : t->a;
   if (x == n || scalar(x) || !in_memory(e->p, x) || plan_strip(e->p, x, &tr) != x ||
       !shape_eq(x->shape, shape))
