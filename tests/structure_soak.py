@@ -132,23 +132,50 @@ class Gen:
             self.scalar(self.r.randrange(1, 4)), self.scalar(self.r.randrange(1, 3)))
 
 
-def cost_scan(matdiff, n, seed):
+def run_each(matdiff, n, seed, verb):
+    """N losses from SEED, each written to a file and given to `matdiff
+    VERB(i) FILE ...`: yields (i, source, completed process)."""
     g = Gen(seed)
-    flagged = 0
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "p.expr")
         for i in range(n):
             src = g.program(i % 2 == 1)
             with open(path, "w") as f:
                 f.write(src)
-            r = subprocess.run([matdiff, "cost", path, "--dim", "n=1000", "--dim", "m=1000",
-                                "--dim", "k=1000"], capture_output=True, text=True, timeout=120)
-            x = [float(t) for t in re.findall(r"\(([0-9.]+) times the value\)", r.stdout)]
-            if len(x) >= 2 and (x[0] > 4.5 or x[1] > 12):
-                flagged += 1
-                print("gradients %.1fx, HVP %.1fx: %s" % (x[0], x[1], src.splitlines()[-1]))
+            args = verb(i)
+            r = subprocess.run([matdiff, args[0], path] + args[1:], capture_output=True,
+                               text=True, timeout=120)
+            yield i, src, r
+
+
+def cost_scan(matdiff, n, seed):
+    flagged = 0
+    sizes = ["--dim", "n=1000", "--dim", "m=1000", "--dim", "k=1000"]
+    for _, src, r in run_each(matdiff, n, seed, lambda i: ["cost"] + sizes):
+        x = [float(t) for t in re.findall(r"\(([0-9.]+) times the value\)", r.stdout)]
+        if len(x) >= 2 and (x[0] > 4.5 or x[1] > 12):
+            flagged += 1
+            print("gradients %.1fx, HVP %.1fx: %s" % (x[0], x[1], src.splitlines()[-1]))
     print("structure_soak --cost: %d losses from seed %d, %d flagged" % (n, seed, flagged))
     return 0
+
+
+def check(matdiff, n, seed):
+    failed = fd_only = 0
+    verb = lambda i: ["check", "--order", "2", "--seed", str(i + 1)]
+    for i, src, r in run_each(matdiff, n, seed, verb):
+        if r.returncode == 0:
+            continue
+        out = r.stdout + r.stderr
+        tapes = [float(t) for t in re.findall(r"tape ([0-9.e+-]+)", out)]
+        if "error:" not in out and tapes and max(tapes) <= 1e-9:
+            fd_only += 1
+            continue
+        failed += 1
+        print("---- failed (matdiff check FILE --order 2 --seed %d):\n%s%s" % (i + 1, src, out))
+    print("structure_soak: %d programs from seed %d, %d failed, %d where only finite "
+          "differences disagreed" % (n, seed, failed, fd_only))
+    return 1 if failed else 0
 
 
 def main():
@@ -156,30 +183,7 @@ def main():
     matdiff = args[0]
     n = int(args[1]) if len(args) > 1 else 200
     seed = int(args[2]) if len(args) > 2 else 1
-    if "--cost" in sys.argv:
-        return cost_scan(matdiff, n, seed)
-    g = Gen(seed)
-    failed = fd_only = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "p.expr")
-        for i in range(n):
-            src = g.program(i % 2 == 1)
-            with open(path, "w") as f:
-                f.write(src)
-            r = subprocess.run([matdiff, "check", path, "--order", "2", "--seed", str(i + 1)],
-                               capture_output=True, text=True, timeout=120)
-            out = r.stdout + r.stderr
-            tapes = [float(t) for t in re.findall(r"tape ([0-9.e+-]+)", out)]
-            if r.returncode == 0:
-                continue
-            if "error:" not in out and tapes and max(tapes) <= 1e-9:
-                fd_only += 1
-                continue
-            failed += 1
-            print("---- failed (matdiff check FILE --order 2 --seed %d):\n%s%s" % (i + 1, src, out))
-    print("structure_soak: %d programs from seed %d, %d failed, %d where only finite "
-          "differences disagreed" % (n, seed, failed, fd_only))
-    return 1 if failed else 0
+    return (cost_scan if "--cost" in sys.argv else check)(matdiff, n, seed)
 
 
 if __name__ == "__main__":
