@@ -180,6 +180,9 @@ def check(matdiff, n, seed):
 
 def main():
     args = [a for a in sys.argv[1:] if a != "--cost"]
+    if not 1 <= len(args) <= 3 or not all(a.isdigit() for a in args[1:]):
+        print("usage: tests/structure_soak.py MATDIFF [N] [SEED] [--cost]", file=sys.stderr)
+        return 2
     matdiff = args[0]
     n = int(args[1]) if len(args) > 1 else 200
     seed = int(args[2]) if len(args) > 2 else 1
